@@ -1,0 +1,315 @@
+"""The public functions ``fastact.NAME`` and ``fastact.NAME_backward``.
+
+One forward and one backward function is made for every table entry.  They
+share the checks below (NumPy's conventions: lists and scalars are accepted,
+integer arrays are computed in float64, ``out=`` must match exactly), then
+hand contiguous float32/float64 buffers to the backend chosen by
+:mod:`fastact._dispatch`.  Nothing is written when a check fails, and no
+input is modified unless it is passed as ``out``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import secrets
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _dispatch
+from .table import Activation
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_PASS = {"forward": "forward", "backward": "backward"}
+
+
+# --- argument checks -------------------------------------------------------
+
+
+def as_input(value: Any, argname: str) -> np.ndarray:
+    """``value`` as a float32/float64 array (integers become float64)."""
+    a = value if type(value) is np.ndarray else np.asarray(value)
+    dt = a.dtype
+    if dt in _FLOATS:
+        return a
+    if dt.kind in "iu":
+        return a.astype(np.float64)
+    if dt.kind == "f":
+        raise TypeError(
+            f"{argname} has dtype {dt}; fastact computes in float32 or float64: "
+            f"convert with {argname}.astype(np.float32)"
+        )
+    raise TypeError(
+        f"{argname} must be a real floating-point (or integer) array, got dtype {dt}"
+    )
+
+
+def check_out(out: Any, shape: tuple, dtype: np.dtype, argname: str = "out") -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{argname} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"{argname} has shape {out.shape}, expected {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"{argname} has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{argname} is read-only")
+    return out
+
+
+def _real(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+_CHECKS: dict[tuple[str, str], Callable] = {}
+
+
+def _compiled_check(condition: str) -> Callable:
+    code = compile(condition, f"<check {condition}>", "eval")
+    return lambda params: eval(code, {"__builtins__": {}}, params)  # noqa: S307
+
+
+def check_params(entry: Activation, values: tuple, backward: bool = False) -> tuple:
+    """The scalar parameters as floats, after the entry's conditions."""
+    names = [p.name for p in entry.scalar_params]
+    floats = tuple(_real(v, n) for v, n in zip(values, names))
+    checks = entry.checks + (entry.backward_checks if backward else ())
+    if checks:
+        env = dict(zip(names, floats))
+        for condition, message in checks:
+            fn = _CHECKS.get((entry.name, condition))
+            if fn is None:
+                fn = _CHECKS[(entry.name, condition)] = _compiled_check(condition)
+            if not fn(env):
+                got = ", ".join(f"{k}={v!r}" for k, v in env.items())
+                raise ValueError(f"{entry.name}: {message} (got {got})")
+    return floats
+
+
+def check_seed(seed: Any, training: bool, backward: bool, name: str) -> int:
+    if seed is None:
+        if not training:
+            return 0
+        if backward:
+            raise ValueError(
+                f"{name}: training-mode backward needs the seed the forward used; "
+                "pass seed= to both calls"
+            )
+        return secrets.randbits(64)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    seed = int(seed)
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return seed
+
+
+# --- layout ----------------------------------------------------------------
+
+
+def _order(arrays: list[np.ndarray], c_only: bool) -> str | None:
+    """'C' or 'F' when all arrays are contiguous in that order, else None."""
+    if all(a.flags.c_contiguous for a in arrays):
+        return "C"
+    if not c_only and all(a.flags.f_contiguous for a in arrays):
+        return "F"
+    return None
+
+
+def plan(inputs: list[np.ndarray], out: np.ndarray | None, c_only: bool):
+    """Buffers the kernel can run on flat: (inputs, target, out_or_None).
+
+    When the returned third value is not None the kernel writes ``target`` (a
+    temporary) and the caller copies it into ``out`` afterwards: ``out`` was
+    strided, laid out differently from the inputs, or partially overlapping
+    one of them.
+    """
+    shape = inputs[0].shape
+    if out is None:
+        order = _order(inputs, c_only)
+        if order is None:
+            inputs = [np.ascontiguousarray(a) for a in inputs]
+            order = "C"
+        return inputs, np.empty(shape, inputs[0].dtype, order=order), None
+    overlap = any(a is not out and np.may_share_memory(a, out) for a in inputs)
+    order = _order(inputs + [out], c_only)
+    if order is not None and not overlap:
+        return inputs, out, None
+    order = _order(inputs, c_only)
+    if order is None:
+        inputs = [np.ascontiguousarray(a) for a in inputs]
+        order = "C"
+    return inputs, np.empty(shape, inputs[0].dtype, order=order), out
+
+
+def _result(value: Any, result: np.ndarray):
+    """NumPy's convention: a Python scalar in gives a NumPy scalar out."""
+    if result.ndim == 0 and not isinstance(value, np.ndarray):
+        return result[()]
+    return result
+
+
+# --- the calls -------------------------------------------------------------
+
+
+def forward(entry: Activation, x: Any, out: Any, params: tuple, training=False, seed=None):
+    a = as_input(x, "x")
+    floats = check_params(entry, params)
+    seed = check_seed(seed, training, False, entry.name) if entry.has_training_mode else 0
+    if out is not None:
+        check_out(out, a.shape, a.dtype)
+    if a.size == 0:
+        return out if out is not None else np.empty_like(a)
+    backend, nthreads = _dispatch.choose(entry, "forward", a.dtype, a.size)
+    (src,), target, copy_to = plan([a], out, c_only=training)
+    backend.forward(entry, src, target, floats, training, seed, nthreads)
+    if copy_to is not None:
+        copy_to[...] = target
+        return copy_to
+    return _result(x, target)
+
+
+def backward(
+    entry: Activation, grad_output: Any, saved: Any, out: Any, params: tuple,
+    training=False, seed=None,
+):
+    g = as_input(grad_output, "grad_output")
+    s = as_input(saved, "saved")
+    if g.shape != s.shape:
+        raise ValueError(f"grad_output has shape {g.shape} but saved has shape {s.shape}")
+    if s.dtype != g.dtype:
+        s = s.astype(g.dtype)
+    floats = check_params(entry, params, backward=True)
+    seed = check_seed(seed, training, True, entry.name) if entry.has_training_mode else 0
+    if out is not None:
+        check_out(out, g.shape, g.dtype)
+    if g.size == 0:
+        return out if out is not None else np.empty_like(g)
+    backend, nthreads = _dispatch.choose(entry, "backward", g.dtype, g.size)
+    (gs, ss), target, copy_to = plan([g, s], out, c_only=training)
+    backend.backward(entry, gs, ss, target, floats, training, seed, nthreads)
+    if copy_to is not None:
+        copy_to[...] = target
+        return copy_to
+    return _result(grad_output, target)
+
+
+def _channel_geometry(a: np.ndarray, weight: Any, argname: str):
+    """(weight as C doubles, outer, C, inner) for a per-channel parameter."""
+    w = np.asarray(weight)
+    if w.dtype.kind not in "fiu" or w.dtype.kind == "b":
+        raise TypeError(f"{argname} must be a real array, got dtype {w.dtype}")
+    if w.ndim > 1:
+        raise ValueError(f"{argname} must be 0-d or 1-d, got shape {w.shape}")
+    channels = a.shape[1] if a.ndim >= 2 else 1
+    if w.size not in (1, channels):
+        raise ValueError(
+            f"{argname} has {w.size} elements; expected 1 or {channels} "
+            f"(the size of axis 1 of the input)"
+        )
+    w64 = np.ascontiguousarray(w.astype(a.dtype).astype(np.float64).reshape(-1))
+    if w.size == 1:
+        return w64, 1, 1, a.size
+    inner = int(np.prod(a.shape[2:], dtype=np.int64))
+    return w64, a.shape[0], channels, inner
+
+
+def channel_forward(entry: Activation, x: Any, weight: Any, out: Any):
+    a = as_input(x, "x")
+    w64, outer, channels, inner = _channel_geometry(a, weight, entry.channel_param)
+    if out is not None:
+        check_out(out, a.shape, a.dtype)
+    if a.size == 0:
+        return out if out is not None else np.empty_like(a)
+    backend, nthreads = _dispatch.choose(entry, "forward", a.dtype, a.size)
+    (src,), target, copy_to = plan([a], out, c_only=True)
+    backend.channel_forward(entry, src, target, w64, outer, channels, inner, nthreads)
+    if copy_to is not None:
+        copy_to[...] = target
+        return copy_to
+    return _result(x, target)
+
+
+def channel_backward(entry: Activation, grad_output: Any, saved: Any, weight: Any, out: Any):
+    g = as_input(grad_output, "grad_output")
+    s = as_input(saved, "saved")
+    if g.shape != s.shape:
+        raise ValueError(f"grad_output has shape {g.shape} but saved has shape {s.shape}")
+    if s.dtype != g.dtype:
+        s = s.astype(g.dtype)
+    w64, outer, channels, inner = _channel_geometry(g, weight, entry.channel_param)
+    if out is not None:
+        check_out(out, g.shape, g.dtype)
+    wshape = np.shape(weight)
+    if g.size == 0:
+        gx = out if out is not None else np.empty_like(g)
+        return gx, np.zeros(wshape, g.dtype)
+    backend, nthreads = _dispatch.choose(entry, "backward", g.dtype, g.size)
+    (gs, ss), target, copy_to = plan([g, s], out, c_only=True)
+    gw = backend.channel_backward(entry, gs, ss, target, w64, outer, channels, inner, nthreads)
+    if copy_to is not None:
+        copy_to[...] = target
+        target = copy_to
+    return _result(grad_output, target), np.asarray(gw, g.dtype).reshape(wshape)
+
+
+# --- making the public functions ------------------------------------------
+
+
+def _doc(entry: Activation, backward: bool) -> str:
+    params = "".join(f"\n    {p.name} : float, default {p.default!r}\n        {p.doc}" for p in entry.parameters)
+    if backward:
+        saved = "x, the forward input" if entry.saves == "input" else "y, the forward output"
+        head = (
+            f"Gradient of {entry.name} with respect to its input.\n\n"
+            f"    {entry.formula}\n\n"
+            f"``saved`` is {saved}. ``out=grad_output`` is the in-place form."
+        )
+        if entry.channel_param:
+            head += f" Returns ``(grad_input, grad_{entry.channel_param})``."
+    else:
+        head = f"{entry.doc}\n\n    {entry.formula}\n\n``out=x`` is the in-place form and allocates nothing."
+    extra = ""
+    if entry.has_training_mode:
+        extra = (
+            "\n    training : bool, default False\n        random slopes (training) or their mean (eval)"
+            "\n    seed : int or None\n        key of the counter-based slopes; None in training draws a"
+            "\n        fresh seed (the backward then cannot regenerate the slopes: pass a seed)"
+        )
+    return f"{head}\n\nParameters\n----------{params}{extra}\n    out : ndarray, optional\n"
+
+
+def make_functions(entry: Activation) -> tuple[Callable, Callable]:
+    """The forward and backward function of ``entry``, with real signatures."""
+    scalars = entry.scalar_params
+    sig = "".join(f", {p.name}={p.default!r}" for p in scalars)
+    names = "".join(f"{p.name}, " for p in scalars)
+    ns: dict[str, Any] = {"_entry": entry, "_api": __import__(__name__, fromlist=["_"])}
+    if entry.channel_param:
+        cp = entry.channel_param
+        src = (
+            f"def {entry.name}(x, {cp}, *, out=None):\n"
+            f"    return _api.channel_forward(_entry, x, {cp}, out)\n"
+            f"def {entry.name}_backward(grad_output, saved, {cp}, *, out=None):\n"
+            f"    return _api.channel_backward(_entry, grad_output, saved, {cp}, out)\n"
+        )
+    elif entry.has_training_mode:
+        src = (
+            f"def {entry.name}(x{sig}, *, training=False, seed=None, out=None):\n"
+            f"    return _api.forward(_entry, x, out, ({names}), training, seed)\n"
+            f"def {entry.name}_backward(grad_output, saved{sig}, *, training=False, seed=None, out=None):\n"
+            f"    return _api.backward(_entry, grad_output, saved, out, ({names}), training, seed)\n"
+        )
+    else:
+        src = (
+            f"def {entry.name}(x{sig}, *, out=None):\n"
+            f"    return _api.forward(_entry, x, out, ({names}))\n"
+            f"def {entry.name}_backward(grad_output, saved{sig}, *, out=None):\n"
+            f"    return _api.backward(_entry, grad_output, saved, out, ({names}))\n"
+        )
+    exec(compile(src, f"<fastact.{entry.name}>", "exec"), ns)  # noqa: S102
+    fwd, bwd = ns[entry.name], ns[f"{entry.name}_backward"]
+    fwd.__doc__, bwd.__doc__ = _doc(entry, False), _doc(entry, True)
+    fwd.__module__ = bwd.__module__ = "fastact"
+    return fwd, bwd

@@ -1,0 +1,83 @@
+"""Compute backends.
+
+A backend runs the kernels of table entries on arrays that the public layer
+(:mod:`fastact._api`) has already validated: float32 or float64, ``out`` of
+the same dtype, and every array contiguous in the same memory order (so the
+flat buffers line up elementwise).  Each backend module exposes a
+:class:`Backend` instance named ``BACKEND``, or raises ImportError when it
+cannot run here.  Backends are imported lazily, on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+import numpy as np
+
+from ..table import Activation
+
+NAMES = ("cython", "numba", "numpy")
+
+
+class Backend(Protocol):
+    name: str
+
+    def forward(
+        self, entry: Activation, x: np.ndarray, out: np.ndarray, params: tuple,
+        training: bool, seed: int, nthreads: int,
+    ) -> None: ...
+
+    def backward(
+        self, entry: Activation, g: np.ndarray, s: np.ndarray, out: np.ndarray, params: tuple,
+        training: bool, seed: int, nthreads: int,
+    ) -> None: ...
+
+    def channel_forward(
+        self, entry: Activation, x: np.ndarray, out: np.ndarray, weight: np.ndarray,
+        outer: int, channels: int, inner: int, nthreads: int,
+    ) -> None: ...
+
+    def channel_backward(
+        self, entry: Activation, g: np.ndarray, s: np.ndarray, out: np.ndarray,
+        weight: np.ndarray, outer: int, channels: int, inner: int, nthreads: int,
+    ) -> np.ndarray: ...
+
+
+_loaded: dict[str, object] = {}
+_errors: dict[str, str] = {}
+
+
+def get(name: str):
+    """The backend ``name``; ImportError (with the reason) when unavailable."""
+    if name in _loaded:
+        return _loaded[name]
+    if name not in NAMES:
+        raise ValueError(f"unknown backend {name!r}; choose from {', '.join(NAMES)}")
+    if name in _errors:
+        raise ImportError(_errors[name])
+    try:
+        module = importlib.import_module(f"{__name__}.{name}")
+        backend = module.BACKEND
+    except ImportError as exc:
+        _errors[name] = f"backend {name!r} is not available: {exc}"
+        raise ImportError(_errors[name]) from exc
+    _loaded[name] = backend
+    return backend
+
+
+def available() -> list[str]:
+    """Names of the backends that load on this machine."""
+    names = []
+    for name in NAMES:
+        try:
+            get(name)
+        except ImportError:
+            continue
+        names.append(name)
+    return names
+
+
+def unavailable_reasons() -> dict[str, str]:
+    available()
+    return dict(_errors)

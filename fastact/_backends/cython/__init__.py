@@ -1,0 +1,36 @@
+"""The Cython backend: generated C loops driven by OpenMP ``prange``."""
+
+from __future__ import annotations
+
+from ...table import TABLE, Activation
+from . import _kernels
+
+_KID = {entry.name: k for k, entry in enumerate(TABLE)}
+if _kernels.N_KERNELS != len(TABLE):  # pragma: no cover - stale build
+    raise ImportError(
+        "the compiled kernels do not match fastact/table.py; rebuild with `pip install -e .`"
+    )
+
+
+class CythonBackend:
+    name = "cython"
+    max_threads = staticmethod(_kernels.max_threads)
+
+    def forward(self, entry: Activation, x, out, params, training, seed, nthreads):
+        kind = _kernels.TRAIN_FORWARD if training else _kernels.FORWARD
+        _kernels.unary(kind, _KID[entry.name], x, out, params, seed, nthreads)
+
+    def backward(self, entry: Activation, g, s, out, params, training, seed, nthreads):
+        kind = _kernels.TRAIN_BACKWARD if training else _kernels.BACKWARD
+        _kernels.binary(kind, _KID[entry.name], g, s, out, params, seed, nthreads)
+
+    def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
+        _kernels.channel_forward(_KID[entry.name], x, out, weight, outer, channels, inner, nthreads)
+
+    def channel_backward(self, entry, g, s, out, weight, outer, channels, inner, nthreads):
+        return _kernels.channel_backward(
+            _KID[entry.name], g, s, out, weight, outer, channels, inner, nthreads
+        )
+
+
+BACKEND = CythonBackend()

@@ -1,0 +1,309 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Parallel drivers for the generated C kernels (fa_kernels.h).
+
+The kernels themselves are plain C loops over one contiguous chunk, generated
+from the activation table; this module splits an array into one static chunk
+per thread (``prange(..., schedule='static')``), releases the GIL, and picks
+the float or double table.  The Python layer (fastact._api) has already
+validated the arrays: same dtype, contiguous in the same order, and ``out``
+writeable; nothing here re-checks that.
+"""
+
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memset
+cimport openmp
+
+import numpy as np
+
+cnp.import_array()
+
+cdef extern from "fa_kernels.h" nogil:
+    ctypedef void (*fa_unary_f32)(const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_unary_f64)(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_binary_f32)(const float *, const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_binary_f64)(const double *, const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_pgrad_f32)(const float *, const float *, Py_ssize_t, const double *, double *) noexcept nogil
+    ctypedef void (*fa_pgrad_f64)(const double *, const double *, Py_ssize_t, const double *, double *) noexcept nogil
+    fa_unary_f32 *FA_FWD_F32
+    fa_unary_f32 *FA_TFWD_F32
+    fa_unary_f32 *FA_FWDV_F32
+    fa_unary_f64 *FA_FWD_F64
+    fa_unary_f64 *FA_TFWD_F64
+    fa_unary_f64 *FA_FWDV_F64
+    fa_binary_f32 *FA_BWD_F32
+    fa_binary_f32 *FA_TBWD_F32
+    fa_binary_f32 *FA_BWDV_F32
+    fa_binary_f64 *FA_BWD_F64
+    fa_binary_f64 *FA_TBWD_F64
+    fa_binary_f64 *FA_BWDV_F64
+    fa_pgrad_f32 *FA_PGRAD_F32
+    fa_pgrad_f32 *FA_PGRADV_F32
+    fa_pgrad_f64 *FA_PGRAD_F64
+    fa_pgrad_f64 *FA_PGRADV_F64
+    int FA_N_KERNELS
+
+# Kernel kinds, as in fastact/_codegen/c_kernels.py.
+FORWARD = 0
+BACKWARD = 1
+TRAIN_FORWARD = 2
+TRAIN_BACKWARD = 3
+
+N_KERNELS = FA_N_KERNELS
+
+# Smallest chunk handed to a thread, in elements (a multiple of 16 so that
+# chunk boundaries fall on 64-byte lines for both float types).
+DEF MIN_CHUNK = 4096
+DEF MAX_PARAMS = 8
+# Fixed number of partial sums for a parameter gradient: the reduction order
+# then depends on the shape only, so any thread count gives the same bits.
+DEF PGRAD_BLOCKS = 64
+
+
+cdef inline int _fill_params(tuple params, double *p) except -1:
+    cdef Py_ssize_t j, m = len(params)
+    if m > MAX_PARAMS:
+        raise ValueError("too many parameters")
+    for j in range(m):
+        p[j] = params[j]
+    return 0
+
+
+cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, int nthreads) noexcept nogil:
+    cdef Py_ssize_t most = (n + MIN_CHUNK - 1) // MIN_CHUNK
+    if nthreads < 1:
+        return 1
+    return nthreads if nthreads < most else most
+
+
+cdef inline Py_ssize_t _chunk_len(Py_ssize_t n, Py_ssize_t nchunks) noexcept nogil:
+    cdef Py_ssize_t c = (n + nchunks - 1) // nchunks
+    return (c + 15) & ~(<Py_ssize_t>15)
+
+
+cdef void _unary_f32(fa_unary_f32 f, const float *x, float *out, Py_ssize_t n,
+                     const double *p, uint64_t seed, int nthreads) noexcept nogil:
+    cdef Py_ssize_t nch = _n_chunks(n, nthreads), c, start, ln
+    cdef Py_ssize_t step = _chunk_len(n, nch)
+    if nch <= 1:
+        f(x, out, n, p, seed, 0)
+        return
+    for c in prange(nch, schedule="static", num_threads=nch):
+        start = c * step
+        if start < n:
+            ln = step if start + step <= n else n - start
+            f(x + start, out + start, ln, p, seed, start)
+
+
+cdef void _unary_f64(fa_unary_f64 f, const double *x, double *out, Py_ssize_t n,
+                     const double *p, uint64_t seed, int nthreads) noexcept nogil:
+    cdef Py_ssize_t nch = _n_chunks(n, nthreads), c, start, ln
+    cdef Py_ssize_t step = _chunk_len(n, nch)
+    if nch <= 1:
+        f(x, out, n, p, seed, 0)
+        return
+    for c in prange(nch, schedule="static", num_threads=nch):
+        start = c * step
+        if start < n:
+            ln = step if start + step <= n else n - start
+            f(x + start, out + start, ln, p, seed, start)
+
+
+cdef void _binary_f32(fa_binary_f32 f, const float *g, const float *s, float *out, Py_ssize_t n,
+                      const double *p, uint64_t seed, int nthreads) noexcept nogil:
+    cdef Py_ssize_t nch = _n_chunks(n, nthreads), c, start, ln
+    cdef Py_ssize_t step = _chunk_len(n, nch)
+    if nch <= 1:
+        f(g, s, out, n, p, seed, 0)
+        return
+    for c in prange(nch, schedule="static", num_threads=nch):
+        start = c * step
+        if start < n:
+            ln = step if start + step <= n else n - start
+            f(g + start, s + start, out + start, ln, p, seed, start)
+
+
+cdef void _binary_f64(fa_binary_f64 f, const double *g, const double *s, double *out, Py_ssize_t n,
+                      const double *p, uint64_t seed, int nthreads) noexcept nogil:
+    cdef Py_ssize_t nch = _n_chunks(n, nthreads), c, start, ln
+    cdef Py_ssize_t step = _chunk_len(n, nch)
+    if nch <= 1:
+        f(g, s, out, n, p, seed, 0)
+        return
+    for c in prange(nch, schedule="static", num_threads=nch):
+        start = c * step
+        if start < n:
+            ln = step if start + step <= n else n - start
+            f(g + start, s + start, out + start, ln, p, seed, start)
+
+
+cdef inline bint _is_f32(cnp.ndarray a) noexcept:
+    return cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
+
+
+def unary(int kind, int kid, cnp.ndarray x, cnp.ndarray out, tuple params,
+          uint64_t seed=0, int nthreads=1):
+    """out = f(x) elementwise over the flat buffers (kind FORWARD or TRAIN_FORWARD)."""
+    cdef double p[MAX_PARAMS]
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef fa_unary_f32 f32
+    cdef fa_unary_f64 f64
+    if kid < 0 or kid >= FA_N_KERNELS:
+        raise ValueError("kernel id out of range")
+    _fill_params(params, p)
+    if _is_f32(x):
+        f32 = FA_FWD_F32[kid] if kind == FORWARD else FA_TFWD_F32[kid]
+        if f32 == NULL:
+            raise ValueError("no such kernel")
+        with nogil:
+            _unary_f32(f32, <const float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(out),
+                       n, p, seed, nthreads)
+    else:
+        f64 = FA_FWD_F64[kid] if kind == FORWARD else FA_TFWD_F64[kid]
+        if f64 == NULL:
+            raise ValueError("no such kernel")
+        with nogil:
+            _unary_f64(f64, <const double *>cnp.PyArray_DATA(x), <double *>cnp.PyArray_DATA(out),
+                       n, p, seed, nthreads)
+    return out
+
+
+def binary(int kind, int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out, tuple params,
+           uint64_t seed=0, int nthreads=1):
+    """out = f'(g, s) elementwise over the flat buffers (kind BACKWARD or TRAIN_BACKWARD)."""
+    cdef double p[MAX_PARAMS]
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(g)
+    cdef fa_binary_f32 f32
+    cdef fa_binary_f64 f64
+    if kid < 0 or kid >= FA_N_KERNELS:
+        raise ValueError("kernel id out of range")
+    _fill_params(params, p)
+    if _is_f32(g):
+        f32 = FA_BWD_F32[kid] if kind == BACKWARD else FA_TBWD_F32[kid]
+        if f32 == NULL:
+            raise ValueError("no such kernel")
+        with nogil:
+            _binary_f32(f32, <const float *>cnp.PyArray_DATA(g), <const float *>cnp.PyArray_DATA(s),
+                        <float *>cnp.PyArray_DATA(out), n, p, seed, nthreads)
+    else:
+        f64 = FA_BWD_F64[kid] if kind == BACKWARD else FA_TBWD_F64[kid]
+        if f64 == NULL:
+            raise ValueError("no such kernel")
+        with nogil:
+            _binary_f64(f64, <const double *>cnp.PyArray_DATA(g), <const double *>cnp.PyArray_DATA(s),
+                        <double *>cnp.PyArray_DATA(out), n, p, seed, nthreads)
+    return out
+
+
+# Rows of a per-channel entry are cut into segments of at most SEGMENT
+# elements, so that one long row (a single channel) still spreads over threads
+# and the partial sums of a parameter gradient never depend on the thread count.
+DEF SEGMENT = 16384
+
+
+cdef inline void _unit(Py_ssize_t u, Py_ssize_t segs, Py_ssize_t rowlen, Py_ssize_t C,
+                       bint vector, const double *w, Py_ssize_t *off, Py_ssize_t *ln,
+                       const double **pw, Py_ssize_t *acc_off) noexcept nogil:
+    """Element offset, length, parameter pointer and accumulator slot of unit u."""
+    cdef Py_ssize_t r = u // segs, j = u % segs
+    off[0] = r * rowlen + j * SEGMENT
+    ln[0] = SEGMENT if (j + 1) * SEGMENT <= rowlen else rowlen - j * SEGMENT
+    if vector:
+        pw[0] = w + j * SEGMENT
+        acc_off[0] = j * SEGMENT
+    else:
+        pw[0] = w + (r % C)
+        acc_off[0] = r % C
+
+
+cdef inline void _channel_geometry(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                                   Py_ssize_t *rows, Py_ssize_t *rowlen,
+                                   Py_ssize_t *segs) noexcept nogil:
+    if inner == 1:
+        rows[0] = outer
+        rowlen[0] = C
+    else:
+        rows[0] = outer * C
+        rowlen[0] = inner
+    segs[0] = (rowlen[0] + SEGMENT - 1) // SEGMENT
+    if segs[0] < 1:
+        segs[0] = 1
+
+
+def channel_forward(int kid, cnp.ndarray x, cnp.ndarray out, cnp.ndarray weight,
+                    Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, int nthreads=1):
+    """Forward of an entry with a per-channel parameter (``weight``: C doubles)."""
+    cdef bint f32 = _is_f32(x), vector = inner == 1
+    cdef Py_ssize_t rows, rowlen, segs, u, off, ln, acc_off
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x)
+    cdef char *xp = <char *>cnp.PyArray_DATA(x)
+    cdef char *op = <char *>cnp.PyArray_DATA(out)
+    cdef const double *w = <const double *>cnp.PyArray_DATA(weight)
+    cdef const double *pw
+    _channel_geometry(outer, C, inner, &rows, &rowlen, &segs)
+    if nthreads < 1 or rows * rowlen < 2 * MIN_CHUNK:
+        nthreads = 1
+    with nogil:
+        for u in prange(rows * segs, schedule="static", num_threads=nthreads):
+            _unit(u, segs, rowlen, C, vector, w, &off, &ln, &pw, &acc_off)
+            if f32:
+                (FA_FWDV_F32 if vector else FA_FWD_F32)[kid](
+                    <const float *>(xp + off * isz), <float *>(op + off * isz), ln, pw, 0, 0)
+            else:
+                (FA_FWDV_F64 if vector else FA_FWD_F64)[kid](
+                    <const double *>(xp + off * isz), <double *>(op + off * isz), ln, pw, 0, 0)
+    return out
+
+
+def channel_backward(int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out,
+                     cnp.ndarray weight, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                     int nthreads=1):
+    """Grad-input and the per-channel parameter gradient, in one pass.
+
+    Returns the parameter gradient (C doubles).  The units of work are split
+    into a fixed number of blocks with their own partial sums, reduced in
+    block order: the same bits for any thread count.
+    """
+    cdef bint f32 = _is_f32(g), vector = inner == 1
+    cdef Py_ssize_t rows, rowlen, segs, units, nblocks, b, u, off, ln, acc_off
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(g)
+    cdef char *gp = <char *>cnp.PyArray_DATA(g)
+    cdef char *sp = <char *>cnp.PyArray_DATA(s)
+    cdef char *op = <char *>cnp.PyArray_DATA(out)
+    cdef const double *w = <const double *>cnp.PyArray_DATA(weight)
+    cdef const double *pw
+    cdef double *acc
+    _channel_geometry(outer, C, inner, &rows, &rowlen, &segs)
+    units = rows * segs
+    nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
+    if nblocks < 1:
+        return np.zeros(C)
+    partial = np.zeros((nblocks, C))
+    cdef double *pp = <double *>cnp.PyArray_DATA(partial)
+    if nthreads < 1 or rows * rowlen < 2 * MIN_CHUNK:
+        nthreads = 1
+    with nogil:
+        for b in prange(nblocks, schedule="static", num_threads=nthreads):
+            for u in range(b * units // nblocks, (b + 1) * units // nblocks):
+                _unit(u, segs, rowlen, C, vector, w, &off, &ln, &pw, &acc_off)
+                acc = pp + b * C + acc_off
+                # The parameter gradient first: out may be g itself.
+                if f32:
+                    (FA_PGRADV_F32 if vector else FA_PGRAD_F32)[kid](
+                        <const float *>(gp + off * isz), <const float *>(sp + off * isz), ln, pw, acc)
+                    (FA_BWDV_F32 if vector else FA_BWD_F32)[kid](
+                        <const float *>(gp + off * isz), <const float *>(sp + off * isz),
+                        <float *>(op + off * isz), ln, pw, 0, 0)
+                else:
+                    (FA_PGRADV_F64 if vector else FA_PGRAD_F64)[kid](
+                        <const double *>(gp + off * isz), <const double *>(sp + off * isz), ln, pw, acc)
+                    (FA_BWDV_F64 if vector else FA_BWD_F64)[kid](
+                        <const double *>(gp + off * isz), <const double *>(sp + off * isz),
+                        <double *>(op + off * isz), ln, pw, 0, 0)
+    return partial.sum(axis=0)
+
+
+def max_threads():
+    """omp_get_max_threads() of the calling thread (threadpoolctl lowers it)."""
+    return openmp.omp_get_max_threads()

@@ -1,0 +1,42 @@
+"""The NumPy backend: the float64 reference, rounded to the array's dtype.
+
+Slow but always available; the oracle of the tests and the fallback.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import reference
+from ...table import Activation
+
+
+class NumpyBackend:
+    name = "numpy"
+
+    def forward(self, entry: Activation, x, out, params, training, seed, nthreads):
+        kw = dict(zip((p.name for p in entry.parameters), params))
+        if entry.has_training_mode:
+            kw.update(training=training, seed=seed, dtype=x.dtype)
+        out[...] = reference.forward(entry.name, x, **kw)
+
+    def backward(self, entry: Activation, g, s, out, params, training, seed, nthreads):
+        kw = dict(zip((p.name for p in entry.parameters), params))
+        if entry.has_training_mode:
+            kw.update(training=training, seed=seed, dtype=g.dtype)
+        out[...] = reference.backward(entry.name, g, s, **kw)
+
+    def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
+        w = weight.astype(x.dtype).astype(np.float64).reshape(1, channels, 1)
+        x3 = x.reshape(outer, channels, inner)
+        out.reshape(outer, channels, inner)[...] = reference.forward(entry.name, x3, weight=w)
+
+    def channel_backward(self, entry, g, s, out, weight, outer, channels, inner, nthreads):
+        w = weight.astype(g.dtype).astype(np.float64).reshape(channels)
+        shape = (outer, channels, inner)
+        gx, gw = reference.backward(entry.name, g.reshape(shape), s.reshape(shape), weight=w)
+        out.reshape(shape)[...] = gx
+        return gw
+
+
+BACKEND = NumpyBackend()

@@ -1,0 +1,1 @@
+"""Code generation from the activation table (C for Cython, Python for Numba)."""

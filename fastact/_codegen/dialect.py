@@ -1,0 +1,234 @@
+"""Translate the formula dialect into C and into Numba-ready Python.
+
+A formula is a Python expression (see :mod:`fastact.table`); a math helper is
+a Python function whose body is a sequence of ``name = expression``
+assignments and a final ``return`` (see :mod:`fastact._math.functions`).
+Both are parsed with :mod:`ast` and re-emitted:
+
+* as C for one floating type (``float`` or ``double``): numeric literals get
+  the type's suffix, so float32 math stays float32; helpers become
+  ``static inline`` functions suffixed ``_f32``/``_f64``;
+* as Python for Numba: every numeric literal is wrapped as ``T(literal)`` with
+  ``T`` bound to ``np.float32``/``np.float64``, because a bare Python float
+  would promote float32 arithmetic to float64.
+
+Only the constructs listed here are accepted; anything else is a
+``SyntaxError`` naming the construct, raised when the code is generated.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from typing import Callable, Iterable
+
+CTYPES = {"f32": "float", "f64": "double"}
+
+# Intrinsics: name -> (C for float, C for double, Numba/Python).  The C names
+# are the C99 <math.h> functions or fastact's own from fa_intrinsics.h.
+INTRINSICS: dict[str, tuple[str, str, str]] = {
+    "exp": ("expf", "exp", "math.exp"),
+    "expm1": ("expm1f", "expm1", "math.expm1"),
+    "log": ("logf", "log", "math.log"),
+    "log1p": ("log1pf", "log1p", "math.log1p"),
+    "tanh": ("tanhf", "tanh", "math.tanh"),
+    "erf": ("erff", "erf", "math.erf"),
+    "erfc": ("erfcf", "erfc", "math.erfc"),
+    "sqrt": ("sqrtf", "sqrt", "math.sqrt"),
+    "fabs": ("fabsf", "fabs", "abs"),
+    "floor": ("floorf", "floor", "math.floor"),
+    "rint": ("rintf", "rint", "np.rint"),
+    "copysign": ("copysignf", "copysign", "math.copysign"),
+    "uniform_slope": ("fa_uniform_slope_f32", "fa_uniform_slope_f64", "uniform_slope"),
+}
+
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+_CMPOPS = {
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+}
+
+
+def _reject(node: ast.AST, where: str) -> SyntaxError:
+    return SyntaxError(f"{where}: {type(node).__name__} is not part of the formula dialect")
+
+
+class _Emitter:
+    """Shared walk over an expression tree; subclasses choose the target."""
+
+    def __init__(self, where: str, helpers: Iterable[str]):
+        self.where = where
+        self.helpers = set(helpers)
+
+    def expr(self, node: ast.AST) -> str:
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                raise _reject(node, self.where)
+            return self.literal(node.value)
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.BinOp):
+            op = _BINOPS.get(type(node.op))
+            if op is None:
+                raise _reject(node.op, self.where)
+            return f"({self.expr(node.left)} {op} {self.expr(node.right)})"
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.USub):
+                return f"(-{self.expr(node.operand)})"
+            if isinstance(node.op, ast.UAdd):
+                return self.expr(node.operand)
+            if isinstance(node.op, ast.Not):
+                return self.negate(self.expr(node.operand))
+            raise _reject(node.op, self.where)
+        if isinstance(node, ast.Compare):
+            if len(node.ops) != 1:
+                raise SyntaxError(f"{self.where}: chained comparisons are not supported")
+            op = _CMPOPS.get(type(node.ops[0]))
+            if op is None:
+                raise _reject(node.ops[0], self.where)
+            return f"({self.expr(node.left)} {op} {self.expr(node.comparators[0])})"
+        if isinstance(node, ast.BoolOp):
+            parts = [self.expr(v) for v in node.values]
+            return self.boolop(isinstance(node.op, ast.And), parts)
+        if isinstance(node, ast.IfExp):
+            return self.select(self.expr(node.test), self.expr(node.body), self.expr(node.orelse))
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.keywords:
+                raise SyntaxError(f"{self.where}: only plain calls f(a, b) are supported")
+            args = [self.expr(a) for a in node.args]
+            name = node.func.id
+            if name == "isnan":
+                (a,) = args
+                return f"({a} != {a})"
+            return self.call(name, args, node)
+        raise _reject(node, self.where)
+
+
+class _CEmitter(_Emitter):
+    def __init__(self, where: str, helpers: Iterable[str], sfx: str):
+        super().__init__(where, helpers)
+        self.sfx = sfx
+
+    def literal(self, value: float) -> str:
+        text = repr(float(value))
+        if "inf" in text or "nan" in text:
+            raise SyntaxError(f"{self.where}: infinite or NaN literals are not allowed")
+        return text + ("f" if self.sfx == "f32" else "")
+
+    def negate(self, a: str) -> str:
+        return f"(!{a})"
+
+    def boolop(self, is_and: bool, parts: list[str]) -> str:
+        return "(" + (" && " if is_and else " || ").join(parts) + ")"
+
+    def select(self, test: str, a: str, b: str) -> str:
+        return f"({test} ? {a} : {b})"
+
+    def call(self, name: str, args: list[str], node: ast.AST) -> str:
+        if name in INTRINSICS:
+            cname = INTRINSICS[name][0 if self.sfx == "f32" else 1]
+        elif name in self.helpers:
+            cname = f"fa_{name}_{self.sfx}"
+        else:
+            raise SyntaxError(f"{self.where}: unknown function {name!r}")
+        return f"{cname}({', '.join(args)})"
+
+
+class _PyEmitter(_Emitter):
+    def literal(self, value: float) -> str:
+        return f"T({float(value)!r})"
+
+    def negate(self, a: str) -> str:
+        return f"(not {a})"
+
+    def boolop(self, is_and: bool, parts: list[str]) -> str:
+        return "(" + (" and " if is_and else " or ").join(parts) + ")"
+
+    def select(self, test: str, a: str, b: str) -> str:
+        return f"({a} if {test} else {b})"
+
+    def call(self, name: str, args: list[str], node: ast.AST) -> str:
+        if name in INTRINSICS:
+            fname = INTRINSICS[name][2]
+            if name == "uniform_slope":
+                return f"T(uniform_slope({', '.join(args)}))"
+            if name in ("floor", "rint"):
+                return f"T({fname}({', '.join(args)}))"
+            return f"{fname}({', '.join(args)})"
+        if name in self.helpers:
+            return f"{name}({', '.join(args)})"
+        raise SyntaxError(f"{self.where}: unknown function {name!r}")
+
+
+def _parse_expr(src: str, where: str) -> ast.AST:
+    try:
+        return ast.parse(src, mode="eval").body
+    except SyntaxError as exc:  # pragma: no cover - message re-raised with context
+        raise SyntaxError(f"{where}: {exc.msg} in {src!r}") from None
+
+
+def expr_to_c(src: str, sfx: str, helpers: Iterable[str] = (), where: str = "formula") -> str:
+    """C text of the dialect expression ``src`` for float (f32) or double (f64)."""
+    return _CEmitter(where, helpers, sfx).expr(_parse_expr(src, where))
+
+
+def expr_to_python(src: str, helpers: Iterable[str] = (), where: str = "formula") -> str:
+    """Python text of ``src`` with literals typed as ``T(...)`` (for Numba)."""
+    return _PyEmitter(where, helpers).expr(_parse_expr(src, where))
+
+
+def free_names(src: str) -> set[str]:
+    """Variable names an expression reads (calls' function names excluded)."""
+    tree = _parse_expr(src, "formula")
+    called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - called
+
+
+def _function_parts(fn: Callable) -> tuple[str, list[str], list[tuple[str, ast.AST]], ast.AST]:
+    tree = ast.parse(inspect.getsource(fn)).body[0]
+    if not isinstance(tree, ast.FunctionDef):
+        raise SyntaxError(f"{fn.__name__}: not a function definition")
+    where = f"helper {tree.name}"
+    args = [a.arg for a in tree.args.args]
+    body = [s for s in tree.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    assigns: list[tuple[str, ast.AST]] = []
+    for stmt in body[:-1]:
+        if not (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+        ):
+            raise _reject(stmt, where)
+        assigns.append((stmt.targets[0].id, stmt.value))
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        raise SyntaxError(f"{where}: must end with a return statement")
+    return tree.name, args, assigns, body[-1].value
+
+
+def function_to_c(fn: Callable, sfx: str, helpers: Iterable[str]) -> str:
+    """A ``static inline`` C function for the dialect helper ``fn``."""
+    name, args, assigns, ret = _function_parts(fn)
+    em = _CEmitter(f"helper {name}", helpers, sfx)
+    ctype = CTYPES[sfx]
+    params = ", ".join(f"{ctype} {a}" for a in args)
+    lines = [f"static inline {ctype} fa_{name}_{sfx}({params}) {{"]
+    for target, value in assigns:
+        lines.append(f"    const {ctype} {target} = {em.expr(value)};")
+    lines.append(f"    return {em.expr(ret)};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def function_to_python(fn: Callable, helpers: Iterable[str]) -> str:
+    """Python source of the helper ``fn`` with typed literals (for Numba)."""
+    name, args, assigns, ret = _function_parts(fn)
+    em = _PyEmitter(f"helper {name}", helpers)
+    lines = [f"def {name}({', '.join(args)}):"]
+    for target, value in assigns:
+        lines.append(f"    {target} = {em.expr(value)}")
+    lines.append(f"    return {em.expr(ret)}")
+    return "\n".join(lines)

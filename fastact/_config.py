@@ -1,0 +1,159 @@
+"""Process state: the chosen backend and thread count, and fork safety.
+
+Precedence for the thread count: :func:`set_num_threads` (or ``config``),
+then ``FASTACT_NUM_THREADS``, then ``OMP_NUM_THREADS``, then the number of
+cores this process may run on.  ``FASTACT_BACKEND`` sets the initial backend.
+The library never changes the process-wide OpenMP setting: the count is
+passed to each parallel region.  :func:`config` overrides apply to the
+current thread (and asyncio task) only, through a context variable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import warnings
+from collections.abc import Iterator
+
+from . import _backends
+
+BACKEND_CHOICES = ("auto",) + _backends.NAMES
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _env_threads(var: str) -> int | None:
+    value = os.environ.get(var)
+    if value is None or value.strip() == "":
+        return None
+    try:
+        n = int(value.split(",")[0])
+    except ValueError:
+        warnings.warn(f"ignoring {var}={value!r}: not an integer", RuntimeWarning, stacklevel=3)
+        return None
+    if n < 1:
+        warnings.warn(f"ignoring {var}={value!r}: must be >= 1", RuntimeWarning, stacklevel=3)
+        return None
+    return n
+
+
+def default_num_threads() -> tuple[int, str]:
+    """The thread count from the environment, and where it came from."""
+    for var in ("FASTACT_NUM_THREADS", "OMP_NUM_THREADS"):
+        n = _env_threads(var)
+        if n is not None:
+            return n, var
+    return _cores(), "cores"
+
+
+def _env_backend() -> str:
+    value = os.environ.get("FASTACT_BACKEND", "auto").strip().lower() or "auto"
+    if value not in BACKEND_CHOICES:
+        warnings.warn(
+            f"ignoring FASTACT_BACKEND={value!r}: choose from {', '.join(BACKEND_CHOICES)}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return "auto"
+    return value
+
+
+class _State:
+    __slots__ = ("backend", "num_threads", "threads_source", "forked", "parallel_used")
+
+    def __init__(self) -> None:
+        self.backend = _env_backend()
+        self.num_threads, self.threads_source = default_num_threads()
+        self.forked = False
+        self.parallel_used = False
+
+
+STATE = _State()
+# (backend, num_threads) overrides set by ``config`` in this context, or None.
+OVERRIDE: contextvars.ContextVar[tuple[str | None, int | None] | None] = contextvars.ContextVar(
+    "fastact_config", default=None
+)
+
+
+def _check_backend(name: str) -> str:
+    if not isinstance(name, str) or name.lower() not in BACKEND_CHOICES:
+        raise ValueError(f"backend must be one of {', '.join(BACKEND_CHOICES)}, got {name!r}")
+    name = name.lower()
+    if name != "auto":
+        _backends.get(name)  # ImportError with the reason when unavailable
+    return name
+
+
+def _check_threads(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
+        raise TypeError(f"num_threads must be an integer, got {type(n).__name__}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"num_threads must be >= 1, got {n}")
+    return n
+
+
+def set_backend(name: str) -> None:
+    """Use backend ``name`` ("auto", "cython", "numba" or "numpy") from now on."""
+    STATE.backend = _check_backend(name)
+
+
+def get_backend() -> str:
+    """The backend in force in this context ("auto" lets the dispatcher choose)."""
+    o = OVERRIDE.get()
+    if o is not None and o[0] is not None:
+        return o[0]
+    return STATE.backend
+
+
+def set_num_threads(n: int) -> None:
+    """Use at most ``n`` threads per kernel call, on every backend."""
+    STATE.num_threads = _check_threads(n)
+    STATE.threads_source = "set_num_threads"
+
+
+def get_num_threads() -> int:
+    """The most threads a kernel call may use in this context."""
+    o = OVERRIDE.get()
+    if o is not None and o[1] is not None:
+        return o[1]
+    return STATE.num_threads
+
+
+@contextlib.contextmanager
+def config(*, backend: str | None = None, num_threads: int | None = None) -> Iterator[None]:
+    """Temporarily choose the backend and/or thread count, in this context only.
+
+    >>> with fastact.config(backend="numpy", num_threads=1):
+    ...     y = fastact.sigmoid(x)
+
+    The previous settings come back when the block ends, also on error.
+    """
+    b = _check_backend(backend) if backend is not None else None
+    n = _check_threads(num_threads) if num_threads is not None else None
+    prev = OVERRIDE.get()
+    if prev is not None:
+        b = b if b is not None else prev[0]
+        n = n if n is not None else prev[1]
+    token = OVERRIDE.set((b, n))
+    try:
+        yield
+    finally:
+        OVERRIDE.reset(token)
+
+
+def _after_fork_in_child() -> None:
+    # A child forked after OpenMP threads ran cannot start a parallel region
+    # (libgomp hangs, Numba's omp layer aborts): run serial kernels there.
+    if STATE.parallel_used:
+        STATE.forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

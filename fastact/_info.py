@@ -1,0 +1,99 @@
+"""``python -m fastact info``: what this installation can do."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+
+import fastact
+
+from . import _backends
+from ._config import STATE
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def _range(lo: float, hi: float) -> str:
+    def f(v: float) -> str:
+        return "inf" if v == math.inf else "-inf" if v == -math.inf else f"{v:g}"
+
+    return f"[{f(lo)}, {f(hi)}]"
+
+
+def table_rows() -> list[dict]:
+    rows = []
+    for name in fastact.activations():
+        e = fastact.activation(name)
+        p = e.properties
+        rows.append(
+            {
+                "name": name,
+                "params": ", ".join(f"{k}={v:g}" for k, v in e.params.items()) or "-",
+                "saves": e.saves,
+                "nonlinear": p.nonlinear,
+                "differentiable": p.differentiable,
+                "monotonic": p.monotonic,
+                "identity_near_0": p.identity_near_zero,
+                "range": _range(*p.output_range),
+            }
+        )
+    return rows
+
+
+def _fmt_table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    cells = [[str(r[c]).replace("True", "yes").replace("False", "no") for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(out)
+
+
+def collect() -> dict:
+    info = {
+        "fastact": fastact.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "backend": fastact.get_backend(),
+        "num_threads": fastact.get_num_threads(),
+        "threads_from": STATE.threads_source,
+        "backends": {},
+    }
+    reasons = _backends.unavailable_reasons()
+    for name in _backends.NAMES:
+        if name in reasons:
+            info["backends"][name] = {"available": False, "reason": reasons[name]}
+            continue
+        b = _backends.get(name)
+        desc = getattr(b, "describe", None)
+        info["backends"][name] = {"available": True, **(desc() if desc else {})}
+    info["activations"] = table_rows()
+    return info
+
+
+def run(args: argparse.Namespace) -> int:
+    info = collect()
+    if args.json:
+        import json
+
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"fastact {info['fastact']} on Python {info['python']} ({info['machine']})")
+    print(
+        f"backend: {info['backend']}; threads per call: {info['num_threads']} "
+        f"(from {info['threads_from']})"
+    )
+    print("\nbackends:")
+    for name, b in info["backends"].items():
+        if b["available"]:
+            extra = ", ".join(f"{k}: {v}" for k, v in b.items() if k != "available")
+            print(f"  {name:7s} available" + (f" ({extra})" if extra else ""))
+        else:
+            print(f"  {name:7s} unavailable: {b['reason']}")
+    print(f"\nactivations ({len(info['activations'])}):")
+    print(_fmt_table(info["activations"]))
+    return 0

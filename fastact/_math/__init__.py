@@ -1,0 +1,1 @@
+"""Scalar math helpers shared by every compiled backend (see functions.py)."""
