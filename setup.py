@@ -28,8 +28,11 @@ def _load(name: str, path: Path):
 def generate_kernels() -> None:
     pkg = ROOT / "fastact"
     # Minimal package skeletons so the relative imports inside resolve.
-    for name, path in (("fastact", pkg), ("fastact._codegen", pkg / "_codegen"),
-                       ("fastact._math", pkg / "_math")):
+    for name, path in (
+        ("fastact", pkg),
+        ("fastact._codegen", pkg / "_codegen"),
+        ("fastact._math", pkg / "_math"),
+    ):
         if name not in sys.modules:
             spec = importlib.util.spec_from_loader(name, loader=None, is_package=True)
             module = importlib.util.module_from_spec(spec)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numbers
 import secrets
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,9 +40,7 @@ def as_input(value: Any, argname: str) -> np.ndarray:
             f"{argname} has dtype {dt}; fastact computes in float32 or float64: "
             f"convert with {argname}.astype(np.float32)"
         )
-    raise TypeError(
-        f"{argname} must be a real floating-point (or integer) array, got dtype {dt}"
-    )
+    raise TypeError(f"{argname} must be a real floating-point (or integer) array, got dtype {dt}")
 
 
 def check_out(out: Any, shape: tuple, dtype: np.dtype, argname: str = "out") -> np.ndarray:
@@ -153,7 +152,15 @@ def _result(value: Any, result: np.ndarray):
 # --- the calls -------------------------------------------------------------
 
 
+def _is_dask(value: Any) -> bool:
+    return type(value).__module__.startswith("dask.")
+
+
 def forward(entry: Activation, x: Any, out: Any, params: tuple, training=False, seed=None):
+    if type(x) is not np.ndarray and _is_dask(x):
+        from .integrations import dask as _dask
+
+        return _dask.forward(entry, x, out, params, training, seed)
     a = as_input(x, "x")
     floats = check_params(entry, params)
     seed = check_seed(seed, training, False, entry.name) if entry.has_training_mode else 0
@@ -171,9 +178,18 @@ def forward(entry: Activation, x: Any, out: Any, params: tuple, training=False, 
 
 
 def backward(
-    entry: Activation, grad_output: Any, saved: Any, out: Any, params: tuple,
-    training=False, seed=None,
+    entry: Activation,
+    grad_output: Any,
+    saved: Any,
+    out: Any,
+    params: tuple,
+    training=False,
+    seed=None,
 ):
+    if type(grad_output) is not np.ndarray and _is_dask(grad_output):
+        from .integrations import dask as _dask
+
+        return _dask.backward(entry, grad_output, saved, out, params, training, seed)
     g = as_input(grad_output, "grad_output")
     s = as_input(saved, "saved")
     if g.shape != s.shape:
@@ -216,6 +232,10 @@ def _channel_geometry(a: np.ndarray, weight: Any, argname: str):
 
 
 def channel_forward(entry: Activation, x: Any, weight: Any, out: Any):
+    if type(x) is not np.ndarray and _is_dask(x):
+        from .integrations import dask as _dask
+
+        return _dask.channel_forward(entry, x, weight, out)
     a = as_input(x, "x")
     w64, outer, channels, inner = _channel_geometry(a, weight, entry.channel_param)
     if out is not None:
@@ -258,7 +278,9 @@ def channel_backward(entry: Activation, grad_output: Any, saved: Any, weight: An
 
 
 def _doc(entry: Activation, backward: bool) -> str:
-    params = "".join(f"\n    {p.name} : float, default {p.default!r}\n        {p.doc}" for p in entry.parameters)
+    params = "".join(
+        f"\n    {p.name} : float, default {p.default!r}\n        {p.doc}" for p in entry.parameters
+    )
     if backward:
         saved = "x, the forward input" if entry.saves == "input" else "y, the forward output"
         head = (

@@ -43,6 +43,9 @@ def _omp_default() -> int:
 
 
 def _auto_backend(entry: Activation):
+    if entry.extra.get("user"):
+        # User-registered activations exist only as Numba kernels.
+        return _backends.get("numba")
     for name in AUTO_ORDER:
         try:
             return _backends.get(name)
@@ -115,4 +118,6 @@ def explain(entry: Activation, pass_: str, dtype: np.dtype, n: int) -> Explanati
             f"{nthreads} thread(s): num_threads={get_num_threads()} "
             f"(from {STATE.threads_source}), OpenMP limit {_omp_limit() or 'none'}"
         )
-    return Explanation(entry.name, pass_, str(np.dtype(dtype)), n, backend.name, nthreads, tuple(reasons))
+    return Explanation(
+        entry.name, pass_, str(np.dtype(dtype)), n, backend.name, nthreads, tuple(reasons)
+    )

@@ -11,7 +11,7 @@ Each function takes float64-convertible arrays and returns float64 arrays;
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -156,7 +156,9 @@ def rrelu(x, lower=1.0 / 8.0, upper=1.0 / 3.0, training=False, seed=0, dtype=np.
 
 
 @_backward
-def rrelu_backward(g, y, lower=1.0 / 8.0, upper=1.0 / 3.0, training=False, seed=0, dtype=np.float64):
+def rrelu_backward(
+    g, y, lower=1.0 / 8.0, upper=1.0 / 3.0, training=False, seed=0, dtype=np.float64
+):
     y, g = np.asarray(y, np.float64), np.asarray(g, np.float64)
     if training:
         slope = rrelu_slopes(y.shape, seed, lower, upper, dtype).astype(np.float64)

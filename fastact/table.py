@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+from typing import Literal, Union
 
 Number = Union[int, float]
 
@@ -85,13 +85,13 @@ class Activation:
     properties: Properties
     parameters: tuple[Param, ...] = ()
     doc: str = ""
-    train_forward: Optional[str] = None
-    train_backward: Optional[str] = None
-    channel_param: Optional[str] = None
-    param_grad: Optional[str] = None
+    train_forward: str | None = None
+    train_backward: str | None = None
+    channel_param: str | None = None
+    param_grad: str | None = None
     checks: tuple[tuple[str, str], ...] = ()
     backward_checks: tuple[tuple[str, str], ...] = ()
-    kinks: Optional[tuple[str, ...]] = None
+    kinks: tuple[str, ...] | None = None
     # Points away from which the activation is smooth; the tests keep their
     # finite differences this far from them.
     sample_range: tuple[float, float] = (-8.0, 8.0)
@@ -210,6 +210,17 @@ TABLE: tuple[Activation, ...] = (
 )
 
 BY_NAME: dict[str, Activation] = {a.name: a for a in TABLE}
+
+
+def kink_points(entry: Activation, params: dict[str, Number] | None = None) -> tuple[float, ...]:
+    """Sorted points where a piecewise-linear ``entry`` changes slope (or jumps).
+
+    ``params`` override the defaults.  ValueError for a smooth activation.
+    """
+    if entry.kinks is None:
+        raise ValueError(f"{entry.name} is not piecewise linear")
+    env = {**entry.params, **(params or {})}
+    return tuple(sorted(float(eval(k, {"__builtins__": {}}, env)) for k in entry.kinks))
 
 
 def kernel_entries() -> tuple[Activation, ...]:

@@ -24,23 +24,51 @@ class Backend(Protocol):
     name: str
 
     def forward(
-        self, entry: Activation, x: np.ndarray, out: np.ndarray, params: tuple,
-        training: bool, seed: int, nthreads: int,
+        self,
+        entry: Activation,
+        x: np.ndarray,
+        out: np.ndarray,
+        params: tuple,
+        training: bool,
+        seed: int,
+        nthreads: int,
     ) -> None: ...
 
     def backward(
-        self, entry: Activation, g: np.ndarray, s: np.ndarray, out: np.ndarray, params: tuple,
-        training: bool, seed: int, nthreads: int,
+        self,
+        entry: Activation,
+        g: np.ndarray,
+        s: np.ndarray,
+        out: np.ndarray,
+        params: tuple,
+        training: bool,
+        seed: int,
+        nthreads: int,
     ) -> None: ...
 
     def channel_forward(
-        self, entry: Activation, x: np.ndarray, out: np.ndarray, weight: np.ndarray,
-        outer: int, channels: int, inner: int, nthreads: int,
+        self,
+        entry: Activation,
+        x: np.ndarray,
+        out: np.ndarray,
+        weight: np.ndarray,
+        outer: int,
+        channels: int,
+        inner: int,
+        nthreads: int,
     ) -> None: ...
 
     def channel_backward(
-        self, entry: Activation, g: np.ndarray, s: np.ndarray, out: np.ndarray,
-        weight: np.ndarray, outer: int, channels: int, inner: int, nthreads: int,
+        self,
+        entry: Activation,
+        g: np.ndarray,
+        s: np.ndarray,
+        out: np.ndarray,
+        weight: np.ndarray,
+        outer: int,
+        channels: int,
+        inner: int,
+        nthreads: int,
     ) -> np.ndarray: ...
 
 

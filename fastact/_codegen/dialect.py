@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ast
 import inspect
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 CTYPES = {"f32": "float", "f64": "double"}
 
@@ -194,7 +194,9 @@ def _function_parts(fn: Callable) -> tuple[str, list[str], list[tuple[str, ast.A
         raise SyntaxError(f"{fn.__name__}: not a function definition")
     where = f"helper {tree.name}"
     args = [a.arg for a in tree.args.args]
-    body = [s for s in tree.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    body = [
+        s for s in tree.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+    ]
     assigns: list[tuple[str, ast.AST]] = []
     for stmt in body[:-1]:
         if not (

@@ -43,6 +43,10 @@ cdef extern from "fa_kernels.h" nogil:
     fa_pgrad_f64 *FA_PGRAD_F64
     fa_pgrad_f64 *FA_PGRADV_F64
     int FA_N_KERNELS
+    void fa_stream_unary_f32(const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    void fa_stream_unary_f64(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    void fa_stream_binary_f32(const float *, const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    void fa_stream_binary_f64(const double *, const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
 
 # Kernel kinds, as in fastact/_codegen/c_kernels.py.
 FORWARD = 0
@@ -302,6 +306,37 @@ def channel_backward(int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out,
                         <const double *>(gp + off * isz), <const double *>(sp + off * isz),
                         <double *>(op + off * isz), ln, pw, 0, 0)
     return partial.sum(axis=0)
+
+
+def stream(cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, int nthreads=1):
+    """The streaming limit, for benchmarks: out = a * 1 (b is None) or out = a * b.
+
+    Same traffic as a forward (read one array, write one) or a backward (read
+    two, write one), with the same chunking and threads as the real kernels.
+    """
+    cdef double p[1]
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
+    p[0] = 1.0
+    if b is None:
+        if _is_f32(a):
+            with nogil:
+                _unary_f32(fa_stream_unary_f32, <const float *>cnp.PyArray_DATA(a),
+                           <float *>cnp.PyArray_DATA(out), n, p, 0, nthreads)
+        else:
+            with nogil:
+                _unary_f64(fa_stream_unary_f64, <const double *>cnp.PyArray_DATA(a),
+                           <double *>cnp.PyArray_DATA(out), n, p, 0, nthreads)
+    elif _is_f32(a):
+        with nogil:
+            _binary_f32(fa_stream_binary_f32, <const float *>cnp.PyArray_DATA(a),
+                        <const float *>cnp.PyArray_DATA(b), <float *>cnp.PyArray_DATA(out),
+                        n, p, 0, nthreads)
+    else:
+        with nogil:
+            _binary_f64(fa_stream_binary_f64, <const double *>cnp.PyArray_DATA(a),
+                        <const double *>cnp.PyArray_DATA(b), <double *>cnp.PyArray_DATA(out),
+                        n, p, 0, nthreads)
+    return out
 
 
 def max_threads():

@@ -37,4 +37,23 @@ static inline double fa_uniform_slope_f64(uint64_t seed, int64_t i, double lo, d
     return lo + (hi - lo) * fa_uniform(seed, i);
 }
 
+/* The streaming limit: the cheapest kernels that move the same bytes as an
+ * activation (read one or two arrays, write one), for benchmarks. */
+#define FA_STREAM(T, SFX)                                                              \
+    FA_CLONES static void fa_stream_unary_##SFX(const T *x, T *out, Py_ssize_t n,     \
+                                                 const double *p, uint64_t seed,      \
+                                                 int64_t off) {                       \
+        const T c = (T)p[0];                                                           \
+        (void)seed; (void)off;                                                         \
+        for (Py_ssize_t k = 0; k < n; k++) out[k] = x[k] * c;                          \
+    }                                                                                  \
+    FA_CLONES static void fa_stream_binary_##SFX(const T *a, const T *b, T *out,      \
+                                                  Py_ssize_t n, const double *p,      \
+                                                  uint64_t seed, int64_t off) {       \
+        (void)p; (void)seed; (void)off;                                                \
+        for (Py_ssize_t k = 0; k < n; k++) out[k] = a[k] * b[k];                       \
+    }
+FA_STREAM(float, f32)
+FA_STREAM(double, f64)
+
 #endif
