@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
-Number = Union[int, float]
+Number = int | float
 
 
 @dataclass(frozen=True)
