@@ -87,7 +87,7 @@ def tanh(x):
 @_backward
 def tanh_backward(g, y):
     y = np.asarray(y, np.float64)
-    return np.asarray(g, np.float64) * (1.0 - y * y)
+    return np.asarray(g, np.float64) * ((1.0 - y) * (1.0 + y))
 
 
 @_forward

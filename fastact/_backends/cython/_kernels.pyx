@@ -206,19 +206,27 @@ def binary(int kind, int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out, tup
 DEF SEGMENT = 16384
 
 
-cdef inline void _unit(Py_ssize_t u, Py_ssize_t segs, Py_ssize_t rowlen, Py_ssize_t C,
-                       bint vector, const double *w, Py_ssize_t *off, Py_ssize_t *ln,
-                       const double **pw, Py_ssize_t *acc_off) noexcept nogil:
-    """Element offset, length, parameter pointer and accumulator slot of unit u."""
+cdef struct Unit:
+    Py_ssize_t off       # first element
+    Py_ssize_t n         # length
+    const double *p      # parameter pointer handed to the kernel
+    Py_ssize_t acc       # accumulator slot (within a block's C partial sums)
+
+
+cdef inline Unit _unit(Py_ssize_t u, Py_ssize_t segs, Py_ssize_t rowlen, Py_ssize_t C,
+                       bint vector, const double *w) noexcept nogil:
+    """Where unit ``u`` (segment ``u % segs`` of row ``u // segs``) lies."""
+    cdef Unit t
     cdef Py_ssize_t r = u // segs, j = u % segs
-    off[0] = r * rowlen + j * SEGMENT
-    ln[0] = SEGMENT if (j + 1) * SEGMENT <= rowlen else rowlen - j * SEGMENT
+    t.off = r * rowlen + j * SEGMENT
+    t.n = SEGMENT if (j + 1) * SEGMENT <= rowlen else rowlen - j * SEGMENT
     if vector:
-        pw[0] = w + j * SEGMENT
-        acc_off[0] = j * SEGMENT
+        t.p = w + j * SEGMENT
+        t.acc = j * SEGMENT
     else:
-        pw[0] = w + (r % C)
-        acc_off[0] = r % C
+        t.p = w + (r % C)
+        t.acc = r % C
+    return t
 
 
 cdef inline void _channel_geometry(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
@@ -239,24 +247,24 @@ def channel_forward(int kid, cnp.ndarray x, cnp.ndarray out, cnp.ndarray weight,
                     Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, int nthreads=1):
     """Forward of an entry with a per-channel parameter (``weight``: C doubles)."""
     cdef bint f32 = _is_f32(x), vector = inner == 1
-    cdef Py_ssize_t rows, rowlen, segs, u, off, ln, acc_off
+    cdef Py_ssize_t rows, rowlen, segs, u
+    cdef Unit t
     cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x)
     cdef char *xp = <char *>cnp.PyArray_DATA(x)
     cdef char *op = <char *>cnp.PyArray_DATA(out)
     cdef const double *w = <const double *>cnp.PyArray_DATA(weight)
-    cdef const double *pw
     _channel_geometry(outer, C, inner, &rows, &rowlen, &segs)
     if nthreads < 1 or rows * rowlen < 2 * MIN_CHUNK:
         nthreads = 1
     with nogil:
         for u in prange(rows * segs, schedule="static", num_threads=nthreads):
-            _unit(u, segs, rowlen, C, vector, w, &off, &ln, &pw, &acc_off)
+            t = _unit(u, segs, rowlen, C, vector, w)
             if f32:
                 (FA_FWDV_F32 if vector else FA_FWD_F32)[kid](
-                    <const float *>(xp + off * isz), <float *>(op + off * isz), ln, pw, 0, 0)
+                    <const float *>(xp + t.off * isz), <float *>(op + t.off * isz), t.n, t.p, 0, 0)
             else:
                 (FA_FWDV_F64 if vector else FA_FWD_F64)[kid](
-                    <const double *>(xp + off * isz), <double *>(op + off * isz), ln, pw, 0, 0)
+                    <const double *>(xp + t.off * isz), <double *>(op + t.off * isz), t.n, t.p, 0, 0)
     return out
 
 
@@ -270,13 +278,13 @@ def channel_backward(int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out,
     block order: the same bits for any thread count.
     """
     cdef bint f32 = _is_f32(g), vector = inner == 1
-    cdef Py_ssize_t rows, rowlen, segs, units, nblocks, b, u, off, ln, acc_off
+    cdef Py_ssize_t rows, rowlen, segs, units, nblocks, b, u
+    cdef Unit t
     cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(g)
     cdef char *gp = <char *>cnp.PyArray_DATA(g)
     cdef char *sp = <char *>cnp.PyArray_DATA(s)
     cdef char *op = <char *>cnp.PyArray_DATA(out)
     cdef const double *w = <const double *>cnp.PyArray_DATA(weight)
-    cdef const double *pw
     cdef double *acc
     _channel_geometry(outer, C, inner, &rows, &rowlen, &segs)
     units = rows * segs
@@ -290,21 +298,23 @@ def channel_backward(int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out,
     with nogil:
         for b in prange(nblocks, schedule="static", num_threads=nthreads):
             for u in range(b * units // nblocks, (b + 1) * units // nblocks):
-                _unit(u, segs, rowlen, C, vector, w, &off, &ln, &pw, &acc_off)
-                acc = pp + b * C + acc_off
+                t = _unit(u, segs, rowlen, C, vector, w)
+                acc = pp + b * C + t.acc
                 # The parameter gradient first: out may be g itself.
                 if f32:
                     (FA_PGRADV_F32 if vector else FA_PGRAD_F32)[kid](
-                        <const float *>(gp + off * isz), <const float *>(sp + off * isz), ln, pw, acc)
+                        <const float *>(gp + t.off * isz), <const float *>(sp + t.off * isz),
+                        t.n, t.p, acc)
                     (FA_BWDV_F32 if vector else FA_BWD_F32)[kid](
-                        <const float *>(gp + off * isz), <const float *>(sp + off * isz),
-                        <float *>(op + off * isz), ln, pw, 0, 0)
+                        <const float *>(gp + t.off * isz), <const float *>(sp + t.off * isz),
+                        <float *>(op + t.off * isz), t.n, t.p, 0, 0)
                 else:
                     (FA_PGRADV_F64 if vector else FA_PGRAD_F64)[kid](
-                        <const double *>(gp + off * isz), <const double *>(sp + off * isz), ln, pw, acc)
+                        <const double *>(gp + t.off * isz), <const double *>(sp + t.off * isz),
+                        t.n, t.p, acc)
                     (FA_BWDV_F64 if vector else FA_BWD_F64)[kid](
-                        <const double *>(gp + off * isz), <const double *>(sp + off * isz),
-                        <double *>(op + off * isz), ln, pw, 0, 0)
+                        <const double *>(gp + t.off * isz), <const double *>(sp + t.off * isz),
+                        <double *>(op + t.off * isz), t.n, t.p, 0, 0)
     return partial.sum(axis=0)
 
 

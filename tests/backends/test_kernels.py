@@ -1,0 +1,167 @@
+"""Every entry of the table, on every backend, dtype and layout, against the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastact
+from tests.conftest import (
+    PARALLEL_N,
+    SPECIALS,
+    Call,
+    assert_close,
+    example_params,
+    sample,
+    special_positions,
+)
+
+LAYOUTS = {
+    "scalar-0d": lambda x: x[0].reshape(()),
+    "tiny": lambda x: x[:3],
+    "tail-67": lambda x: x[:67],
+    "c-2d": lambda x: x[: 37 * 29].reshape(37, 29),
+    "f-2d": lambda x: x[: 37 * 29].reshape(29, 37).T,
+    "strided": lambda x: x[:2000:2],
+    "c-4d": lambda x: x[: 2 * 3 * 5 * 7].reshape(2, 3, 5, 7),
+    "parallel": lambda x: x[:PARALLEL_N],
+    "parallel-2d": lambda x: x[: 1000 * 71].reshape(1000, 71),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_forward_backward_match_reference(entry, backend, dtype, layout):
+    base = sample(entry, PARALLEL_N + 1000, dtype)
+    x = LAYOUTS[layout](base)
+    g = LAYOUTS[layout](sample(entry, PARALLEL_N + 1000, dtype, seed=1))
+    x_before, g_before = x.copy(), g.copy()
+    for params in example_params(entry):
+        for training in (False, True) if entry.has_training_mode else (False,):
+            call = Call(entry, params, training=training)
+            with fastact.config(backend=backend, num_threads=2):
+                y = call.forward(x)
+                s = call.saved(x, y)
+                gx = call.backward(g, s)
+            what = f"{entry.name} {params} training={training} {backend} {layout}"
+            assert np.asarray(y).dtype == dtype and np.shape(y) == x.shape
+            assert_close(y, call.ref_forward(x), dtype, what=what + " forward")
+            assert_close(gx, call.ref_backward(g, s), dtype, what=what + " backward")
+    # inputs are never modified
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(g, g_before)
+
+
+def test_empty_arrays(entry, backend, dtype):
+    call = Call(entry)
+    x = np.empty((0, 3), dtype)
+    with fastact.config(backend=backend):
+        y = call.forward(x)
+        gx = call.backward(x, x)
+    assert y.shape == (0, 3) and y.dtype == dtype
+    assert gx.shape == (0, 3)
+
+
+@pytest.mark.parametrize("n", [67, PARALLEL_N])
+def test_special_values_in_every_position(entry, backend, dtype, n):
+    """NaN/inf/zero/tiny/huge in the vector body, the tail and at a thread-chunk edge."""
+    x = sample(entry, n, dtype)
+    g = sample(entry, n, dtype, seed=3)
+    positions = special_positions(n)
+    for k, p in enumerate(positions):
+        x[p] = SPECIALS[k % len(SPECIALS)]
+    call = Call(entry)
+    with fastact.config(backend=backend, num_threads=2):
+        y = call.forward(x)
+        s = call.saved(x, y)
+        gx = call.backward(g, s)
+    with np.errstate(all="ignore"):
+        assert_close(y[positions], call.ref_forward(x)[positions], dtype, what="forward")
+        ref_g = call.ref_backward(g, s)
+        assert_close(gx[positions], ref_g[positions], dtype, what="backward")
+    # NaN in gives NaN out, forward and backward
+    nan_at = [p for k, p in enumerate(positions) if np.isnan(SPECIALS[k % len(SPECIALS)])]
+    assert np.isnan(y[nan_at]).all()
+    assert np.isnan(gx[nan_at]).all()
+    # and the same value at every position: vector body, tail and chunk edge agree
+    for k, p in enumerate(positions):
+        same = [q for j, q in enumerate(positions) if j % len(SPECIALS) == k % len(SPECIALS)]
+        if not entry.has_training_mode and not entry.channel_param:
+            np.testing.assert_array_equal(y[same], y[same[0]])
+
+
+def test_threads_give_identical_bits(entry, backend, dtype):
+    x = sample(entry, PARALLEL_N, dtype).reshape(-1, 1)
+    g = sample(entry, PARALLEL_N, dtype, seed=5).reshape(-1, 1)
+    results = []
+    for n in (1, 2):
+        call = Call(entry, training=entry.has_training_mode)
+        with fastact.config(backend=backend, num_threads=n):
+            y = call.forward(x)
+            s = call.saved(x, y)
+            if entry.channel_param:
+                gx, gw = call.backward_full(g, s)
+                results.append((y, gx, gw))
+            else:
+                results.append((y, call.backward(g, s)))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("where", ["out", "inplace"])
+def test_out_is_written_and_returned(entry, backend, dtype, where):
+    x = sample(entry, 1000, dtype)
+    call = Call(entry)
+    with fastact.config(backend=backend):
+        want = call.forward(x)
+        buf = x.copy() if where == "inplace" else np.empty_like(x)
+        got = call.forward(buf if where == "inplace" else x, out=buf)
+        assert got is buf
+        np.testing.assert_array_equal(buf, want)
+        s = call.saved(x, want)
+        gwant = call.backward(x, s)
+        gbuf = x.copy() if where == "inplace" else np.empty_like(x)
+        gin = gbuf if where == "inplace" else x
+        call.backward(gin, s.copy(), out=gbuf)
+        np.testing.assert_array_equal(gbuf, gwant)
+
+
+def test_strided_out(entry, backend, dtype):
+    x = sample(entry, 400, dtype).reshape(20, 20)
+    call = Call(entry)
+    out = np.zeros((20, 40), dtype)[:, ::2]
+    with fastact.config(backend=backend):
+        got = call.forward(x, out=out)
+        want = call.forward(x)
+    assert got is out
+    np.testing.assert_array_equal(out, want)
+
+
+def test_partially_overlapping_out(entry, backend, dtype):
+    """out overlapping the input at an offset gives the right answer, not garbage."""
+    buf = sample(entry, 1001, dtype)
+    x = buf[:1000]
+    call = Call(entry)
+    with fastact.config(backend=backend):
+        want = call.forward(x.copy())
+        call.forward(x, out=buf[1:])
+    np.testing.assert_array_equal(buf[1:], want)
+
+
+def test_float64_from_integers(entry, backend):
+    call = Call(entry)
+    with fastact.config(backend=backend):
+        y = call.forward(np.arange(-3, 4))
+    assert y.dtype == np.float64
+    assert_close(y, call.ref_forward(np.arange(-3, 4)), np.float64)
+
+
+def test_lists_and_scalars(entry):
+    call = Call(entry)
+    if entry.channel_param:
+        y = fastact.prelu([-1.0, 2.0], 0.5)
+        np.testing.assert_array_equal(y, [-0.5, 2.0])
+        return
+    y = call.forward([-1.0, 0.5, 2.0])
+    assert isinstance(y, np.ndarray) and y.dtype == np.float64
+    s = call.forward(0.5)
+    assert np.ndim(s) == 0 and not isinstance(s, np.ndarray)

@@ -1,0 +1,161 @@
+"""Shared fixtures: the table, the backends, hostile arrays, a uniform caller.
+
+Everything here is driven by fastact's activation table: a new entry is
+tested by every test that takes the ``entry`` fixture without editing them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import reference
+from fastact.table import TABLE, Activation
+
+ENTRIES = [e for e in TABLE]
+ELEMENTWISE = [e for e in ENTRIES if not e.extra.get("rowwise")]
+BACKENDS = fastact.backends()
+COMPILED = [b for b in BACKENDS if b != "numpy"]
+DTYPES = [np.float32, np.float64]
+
+# Tolerance in units of the dtype's epsilon, relative to the float64 reference.
+RTOL_EPS = 8
+# An array size above the parallel threshold whose two thread chunks do not
+# end on a multiple of the vector width: chunk edges and tails get exercised.
+PARALLEL_N = 70_001
+
+
+def entry_id(e: Activation) -> str:
+    return e.name
+
+
+@pytest.fixture(params=ENTRIES, ids=entry_id)
+def entry(request) -> Activation:
+    return request.param
+
+
+@pytest.fixture(params=ELEMENTWISE, ids=entry_id)
+def elementwise_entry(request) -> Activation:
+    return request.param
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    return request.param
+
+
+def example_params(entry: Activation) -> list[dict]:
+    """The defaults plus the entry's extra test parameter sets."""
+    return [dict(entry.params)] + list(entry.extra.get("test_params", ()))
+
+
+def weight_for(x: np.ndarray, rng=None) -> np.ndarray:
+    """A per-channel weight (prelu) for x, with both signs."""
+    rng = rng or np.random.default_rng(7)
+    channels = x.shape[1] if x.ndim >= 2 else 1
+    return rng.uniform(-0.5, 0.9, channels)
+
+
+class Call:
+    """Calls an entry's forward/backward uniformly, whatever its parameters."""
+
+    def __init__(self, entry: Activation, params: dict | None = None, training=False, seed=1234):
+        self.entry = entry
+        self.params = dict(entry.params if params is None else params)
+        self.training = training
+        self.seed = seed
+        self.fwd = getattr(fastact, entry.name)
+        self.bwd = getattr(fastact, f"{entry.name}_backward")
+
+    def _kw(self, x):
+        kw = {k: v for k, v in self.params.items() if k != self.entry.channel_param}
+        if self.entry.has_training_mode:
+            kw.update(training=self.training, seed=self.seed)
+        return kw
+
+    def weight(self, x):
+        cp = self.entry.channel_param
+        w = self.params.get(cp)
+        if w is None or np.ndim(w) == 0:
+            w = weight_for(np.asarray(x))
+            self.params[cp] = w
+        return w
+
+    def forward(self, x, out=None):
+        if self.entry.channel_param:
+            return self.fwd(x, self.weight(x), out=out)
+        return self.fwd(x, out=out, **self._kw(x))
+
+    def backward(self, g, saved, out=None):
+        if self.entry.channel_param:
+            gx, _ = self.bwd(g, saved, self.weight(saved), out=out)
+            return gx
+        return self.bwd(g, saved, out=out, **self._kw(saved))
+
+    def backward_full(self, g, saved, out=None):
+        return self.bwd(g, saved, self.weight(saved), out=out)
+
+    def saved(self, x, y):
+        return x if self.entry.saves == "input" else y
+
+    # float64 reference
+    def _ref_kw(self, dtype):
+        kw = dict(self.params)
+        if self.entry.has_training_mode:
+            kw.update(training=self.training, seed=self.seed, dtype=np.dtype(dtype))
+        return kw
+
+    def ref_forward(self, x):
+        return reference.forward(self.entry.name, x, **self._ref_kw(np.asarray(x).dtype))
+
+    def ref_backward(self, g, saved):
+        r = reference.backward(self.entry.name, g, saved, **self._ref_kw(np.asarray(g).dtype))
+        return r[0] if self.entry.channel_param else r
+
+
+def assert_close(got, want, dtype, rtol_eps=RTOL_EPS, what=""):
+    """got (dtype) agrees with the float64 reference ``want`` to a few ulp."""
+    got = np.asarray(got, np.float64)
+    want = np.asarray(want, np.float64)
+    assert got.shape == want.shape, what
+    eps = float(np.finfo(dtype).eps)
+    tiny = float(np.finfo(dtype).tiny)
+    nan_got, nan_want = np.isnan(got), np.isnan(want)
+    bad = nan_got != nan_want
+    assert not bad.any(), f"{what}: NaN mismatch at {np.flatnonzero(bad)[:5]}"
+    fin = ~nan_want
+    with np.errstate(invalid="ignore"):
+        err = np.abs(got[fin] - want[fin])
+        inf_ok = np.where(np.isinf(want[fin]), got[fin] == want[fin], True)
+        tol = rtol_eps * eps * np.abs(want[fin]) + 4 * tiny
+        ok = np.where(np.isinf(want[fin]), inf_ok, err <= tol)
+    if not ok.all():
+        i = np.flatnonzero(~ok)[:5]
+        raise AssertionError(
+            f"{what}: got {got[fin][i]} want {want[fin][i]} (err {err[i]}, tol {tol[i]})"
+        )
+
+
+def sample(entry: Activation, n: int, dtype, seed=0) -> np.ndarray:
+    """Typical inputs: wide normal values plus small ones."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 3, n)
+    x[::7] *= 0.01
+    return x.astype(dtype)
+
+
+SPECIALS = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30]
+
+
+def special_positions(n: int) -> list[int]:
+    """Start, inside the vector body, the tail, and both sides of a 2-thread chunk edge."""
+    half = -(-n // 2)
+    edge = (half + 15) & ~15
+    pos = {0, 1, 5, 17, n // 3, edge - 1, edge, edge + 1, n - 3, n - 2, n - 1}
+    return sorted(p for p in pos if 0 <= p < n)
