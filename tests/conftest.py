@@ -51,8 +51,18 @@ def dtype(request):
 
 
 def example_params(entry: Activation) -> list[dict]:
-    """The defaults plus the entry's extra test parameter sets."""
-    return [dict(entry.params)] + list(entry.extra.get("test_params", ()))
+    """The defaults plus the entry's extra test parameter sets.
+
+    A channel parameter set to None means one random value per channel.
+    """
+    sets = [dict(entry.params)] + list(entry.extra.get("test_params", ()))
+    if entry.channel_param:
+        sets.append({entry.channel_param: None})
+    return sets
+
+
+def _channels(x: np.ndarray) -> int:
+    return x.shape[1] if x.ndim >= 2 else 1
 
 
 def weight_for(x: np.ndarray, rng=None) -> np.ndarray:
@@ -82,7 +92,7 @@ class Call:
     def weight(self, x):
         cp = self.entry.channel_param
         w = self.params.get(cp)
-        if w is None or np.ndim(w) == 0:
+        if w is None or (np.ndim(w) == 1 and np.size(w) != _channels(np.asarray(x))):
             w = weight_for(np.asarray(x))
             self.params[cp] = w
         return w

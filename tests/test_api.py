@@ -1,0 +1,180 @@
+"""The public API's contract: bad input, out=, in place, rrelu's seeds, prelu's weight."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastact
+from tests.conftest import BACKENDS, Call, sample
+
+BAD_DTYPES = {
+    "complex": np.array([1 + 2j, 3j]),
+    "object": np.array([1.0, None], dtype=object),
+    "string": np.array(["a", "b"]),
+    "bool": np.array([True, False]),
+    "float16": np.array([1.0, 2.0], dtype=np.float16),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_DTYPES))
+def test_bad_dtypes_are_refused(entry, kind):
+    call = Call(entry)
+    bad = BAD_DTYPES[kind]
+    with pytest.raises(TypeError, match="x has dtype|x must be"):
+        call.forward(bad)
+    good = np.ones(2)
+    with pytest.raises(TypeError, match="grad_output"):
+        call.backward(bad, good)
+    with pytest.raises(TypeError, match="saved"):
+        call.backward(good, bad)
+
+
+def _untouched(out):
+    before = out.copy()
+    return lambda: np.testing.assert_array_equal(out, before)
+
+
+def test_bad_out_is_refused_and_nothing_written(entry):
+    call = Call(entry)
+    x = np.linspace(-2, 2, 12).reshape(3, 4)
+    cases = [
+        (np.zeros((4, 3)), ValueError, "out has shape"),
+        (np.zeros((3, 4), np.float32), TypeError, "out has dtype"),
+        ([0.0] * 12, TypeError, "out must be a numpy.ndarray"),
+    ]
+    ro = np.zeros((3, 4))
+    ro.flags.writeable = False
+    cases.append((ro, ValueError, "out is read-only"))
+    for out, exc, msg in cases:
+        check = _untouched(out) if isinstance(out, np.ndarray) else (lambda: None)
+        with pytest.raises(exc, match=msg):
+            call.forward(x, out=out)
+        with pytest.raises(exc, match=msg):
+            call.backward(x, x, out=out)
+        check()
+
+
+def test_shape_mismatch_names_both(entry):
+    call = Call(entry)
+    with pytest.raises(ValueError, match="grad_output has shape .* saved has shape"):
+        call.backward(np.ones((2, 3)), np.ones((3, 2)))
+
+
+def test_bad_parameters():
+    x = np.ones(3)
+    with pytest.raises(TypeError, match="negative_slope must be a real number"):
+        fastact.leaky_relu(x, "0.1")
+    with pytest.raises(ValueError, match="lower must be <= upper"):
+        fastact.rrelu(x, 0.5, 0.1)
+    with pytest.raises(ValueError, match="negative_slope must be >= 0"):
+        fastact.leaky_relu_backward(x, x, -0.1)
+    with pytest.raises(ValueError, match="lower must be >= 0"):
+        fastact.rrelu_backward(x, x, -0.1, 0.2)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        fastact.rrelu(x, training=True, seed=1.5)
+    with pytest.raises(ValueError, match="seed must be in"):
+        fastact.rrelu(x, training=True, seed=-1)
+    with pytest.raises(ValueError, match="needs the seed"):
+        fastact.rrelu_backward(x, x, training=True)
+
+
+def test_prelu_weight_checks():
+    x = np.ones((2, 3, 4))
+    with pytest.raises(ValueError, match="weight has 2 elements; expected 1 or 3"):
+        fastact.prelu(x, np.ones(2))
+    with pytest.raises(ValueError, match="weight must be 0-d or 1-d"):
+        fastact.prelu(x, np.ones((3, 1)))
+    with pytest.raises(TypeError, match="weight must be a real array"):
+        fastact.prelu(x, np.array(["a"] * 3))
+    with pytest.raises(ValueError, match="expected 1 or 1"):
+        fastact.prelu(np.ones(5), np.ones(5))
+
+
+def test_prelu_grad_weight_shape_and_dtype():
+    x = np.linspace(-1, 1, 24, dtype=np.float32).reshape(2, 3, 4)
+    gx, gw = fastact.prelu_backward(np.ones_like(x), x, np.full(3, 0.25))
+    assert gx.dtype == np.float32 and gw.shape == (3,) and gw.dtype == np.float32
+    gx, gw = fastact.prelu_backward(np.ones_like(x), x, 0.25)
+    assert gw.shape == ()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rrelu_training_is_deterministic_per_seed(backend):
+    x = -np.abs(sample(None, 100_000, np.float32)) - 0.1
+    with fastact.config(backend=backend, num_threads=1):
+        a = fastact.rrelu(x, training=True, seed=42)
+    with fastact.config(backend=backend, num_threads=2):
+        b = fastact.rrelu(x, training=True, seed=42)
+        c = fastact.rrelu(x, training=True, seed=43)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    slopes = a / x
+    assert slopes.min() >= 1 / 8 - 1e-6 and slopes.max() <= 1 / 3 + 1e-6
+    # roughly uniform: mean and spread of U(1/8, 1/3)
+    assert slopes.mean() == pytest.approx((1 / 8 + 1 / 3) / 2, abs=2e-3)
+    assert slopes.std() == pytest.approx((1 / 3 - 1 / 8) / np.sqrt(12), abs=2e-3)
+    # backward regenerates the same slopes
+    g = np.ones_like(x)
+    gx = fastact.rrelu_backward(g, a, training=True, seed=42)
+    np.testing.assert_allclose(gx, slopes, rtol=1e-6)
+
+
+def test_rrelu_same_slopes_across_backends_and_layouts():
+    x = -np.ones((300, 200), np.float64)
+    results = []
+    for backend in BACKENDS:
+        with fastact.config(backend=backend):
+            results.append(fastact.rrelu(x, training=True, seed=7))
+            results.append(
+                np.asfortranarray(fastact.rrelu(np.asfortranarray(x), training=True, seed=7))
+            )
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+def test_rrelu_without_seed_draws_fresh_slopes():
+    x = -np.ones(1000)
+    assert not np.array_equal(fastact.rrelu(x, training=True), fastact.rrelu(x, training=True))
+    np.testing.assert_array_equal(fastact.rrelu(x), x * (1 / 8 + 1 / 3) / 2)
+
+
+@pytest.mark.parametrize("backend", ["cython"])
+def test_in_place_allocates_nothing(entry, backend):
+    x = sample(entry, 2_000_000, np.float32)
+    call = Call(entry)
+    y = call.forward(x)
+    s = call.saved(x, y).copy()
+    g = x.copy()
+    with fastact.config(backend=backend):
+        call.forward(x, out=x)  # warm up
+        tracemalloc.start()
+        r = call.forward(x, out=x)
+        r2 = call.backward(g, s, out=g)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert r is x
+    assert peak < 64 * 1024, f"in-place calls allocated {peak} bytes"
+    del r2
+
+
+def test_inputs_are_never_modified(entry):
+    x = np.linspace(-5, 5, 101)
+    g = np.linspace(1, 2, 101)
+    x0, g0 = x.copy(), g.copy()
+    call = Call(entry)
+    y = call.forward(x)
+    call.backward(g, call.saved(x, y))
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(g, g0)
+
+
+def test_mixed_dtypes_in_backward():
+    """sklearn's MLP passes a float32 saved output with a float64 gradient."""
+    y = fastact.sigmoid(np.linspace(-3, 3, 10, dtype=np.float32))
+    g = np.ones(10)
+    gx = fastact.sigmoid_backward(g, y, out=g)
+    assert gx is g and gx.dtype == np.float64
+    np.testing.assert_allclose(gx, y.astype(np.float64) * (1 - y.astype(np.float64)), rtol=1e-6)
