@@ -83,9 +83,9 @@ def test_special_values_in_every_position(entry, backend, dtype, n):
     assert np.isnan(y[nan_at]).all()
     assert np.isnan(gx[nan_at]).all()
     # and the same value at every position: vector body, tail and chunk edge agree
-    for k, p in enumerate(positions):
-        same = [q for j, q in enumerate(positions) if j % len(SPECIALS) == k % len(SPECIALS)]
-        if not entry.has_training_mode and not entry.channel_param:
+    if not entry.has_training_mode and not entry.channel_param:
+        for k in range(len(SPECIALS)):
+            same = [q for j, q in enumerate(positions) if j % len(SPECIALS) == k]
             np.testing.assert_array_equal(y[same], y[same[0]])
 
 
