@@ -69,19 +69,28 @@ def _compiled_check(condition: str) -> Callable:
     return lambda params: eval(code, {"__builtins__": {}}, params)  # noqa: S307
 
 
+def _scalar(value: Any, prm) -> float:
+    if prm.choices:
+        if not isinstance(value, str) or value not in prm.choices:
+            opts = " or ".join(repr(c) for c in prm.choices)
+            raise ValueError(f"{prm.name} must be {opts}, got {value!r}")
+        return float(prm.choices.index(value))
+    return _real(value, prm.name)
+
+
 def check_params(entry: Activation, values: tuple, backward: bool = False) -> tuple:
-    """The scalar parameters as floats, after the entry's conditions."""
-    names = [p.name for p in entry.scalar_params]
-    floats = tuple(_real(v, n) for v, n in zip(values, names))
+    """The scalar parameters as floats (options as their index), after the entry's checks."""
+    prms = entry.scalar_params
+    floats = tuple(_scalar(v, p) for v, p in zip(values, prms))
     checks = entry.checks + (entry.backward_checks if backward else ())
     if checks:
-        env = dict(zip(names, floats))
+        env = {p.name: f for p, f in zip(prms, floats)}
         for condition, message in checks:
             fn = _CHECKS.get((entry.name, condition))
             if fn is None:
                 fn = _CHECKS[(entry.name, condition)] = _compiled_check(condition)
             if not fn(env):
-                got = ", ".join(f"{k}={v!r}" for k, v in env.items())
+                got = ", ".join(f"{p.name}={v!r}" for p, v in zip(prms, values))
                 raise ValueError(f"{entry.name}: {message} (got {got})")
     return floats
 
@@ -305,7 +314,7 @@ def _doc(entry: Activation, backward: bool) -> str:
 def make_functions(entry: Activation) -> tuple[Callable, Callable]:
     """The forward and backward function of ``entry``, with real signatures."""
     scalars = entry.scalar_params
-    sig = "".join(f", {p.name}={p.default!r}" for p in scalars)
+    sig = "".join(f", {p.name}" if p.required else f", {p.name}={p.default!r}" for p in scalars)
     names = "".join(f"{p.name}, " for p in scalars)
     ns: dict[str, Any] = {"_entry": entry, "_api": __import__(__name__, fromlist=["_"])}
     if entry.channel_param:

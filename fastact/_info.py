@@ -23,6 +23,14 @@ def _range(lo: float, hi: float) -> str:
     return f"[{f(lo)}, {f(hi)}]"
 
 
+def _param(prm) -> str:
+    if prm.required:
+        return f"{prm.name} (required)"
+    if isinstance(prm.default, str):
+        return f"{prm.name}={prm.default!r}"
+    return f"{prm.name}={prm.default:g}"
+
+
 def table_rows() -> list[dict]:
     rows = []
     for name in fastact.activations():
@@ -31,7 +39,7 @@ def table_rows() -> list[dict]:
         rows.append(
             {
                 "name": name,
-                "params": ", ".join(f"{k}={v:g}" for k, v in e.params.items()) or "-",
+                "params": ", ".join(_param(prm) for prm in e.parameters) or "-",
                 "saves": e.saves,
                 "nonlinear": p.nonlinear,
                 "differentiable": p.differentiable,

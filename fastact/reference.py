@@ -167,6 +167,305 @@ def rrelu_backward(
     return _nan_from(y, np.where(y > 0, g, g * slope))
 
 
+# --- the torch.nn.functional family ------------------------------------------
+
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+def _limit_inf(x, value, at_pos=None, at_neg=None):
+    """value, with the given limits substituted at +inf / -inf."""
+    if at_neg is not None:
+        value = np.where(x == -np.inf, at_neg, value)
+    if at_pos is not None:
+        value = np.where(x == np.inf, at_pos, value)
+    return value
+
+
+@_forward
+def elu(x, alpha=1.0):
+    x = np.asarray(x, np.float64)
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+
+
+@_backward
+def elu_backward(g, x, alpha=1.0):
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    return _nan_from(x, np.where(x > 0, g, g * alpha * np.exp(np.minimum(x, 0.0))))
+
+
+@_forward
+def selu(x):
+    return _SELU_SCALE * elu(x, _SELU_ALPHA)
+
+
+@_backward
+def selu_backward(g, x):
+    return _SELU_SCALE * elu_backward(g, x, _SELU_ALPHA)
+
+
+@_forward
+def celu(x, alpha=1.0):
+    x = np.asarray(x, np.float64)
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0) / alpha))
+
+
+@_backward
+def celu_backward(g, x, alpha=1.0):
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    return _nan_from(x, np.where(x > 0, g, g * np.exp(np.minimum(x, 0.0) / alpha)))
+
+
+def _phi2(x):
+    """(Phi(x), phi(x)) of the standard normal, accurate in the lower tail.
+
+    Rounding -x/sqrt(2) before erfc costs about x^2 ulp, so below x = -3 the
+    tail is computed with mpmath (a test dependency) from the exact x.
+    """
+    x = np.asarray(x, np.float64)
+    try:
+        from scipy.special import erfc
+    except ImportError:  # pragma: no cover - scipy is a test dependency
+        import math
+
+        erfc = np.vectorize(math.erfc, otypes=[np.float64])
+    cdf = 0.5 * erfc(-x / np.sqrt(2.0))
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    tail = np.flatnonzero((x < -3) & np.isfinite(x))
+    if tail.size:
+        try:
+            import mpmath
+        except ImportError:  # pragma: no cover
+            return cdf, pdf
+        with mpmath.workdps(40):
+            for i in tail:
+                xm = mpmath.mpf(float(x.flat[i]))
+                cdf.flat[i] = float(mpmath.erfc(-xm / mpmath.sqrt(2)) / 2)
+                pdf.flat[i] = float(mpmath.npdf(xm))
+    return cdf, pdf
+
+
+@_forward
+def gelu(x, approximate="none"):
+    x = np.asarray(x, np.float64)
+    if approximate == "tanh":
+        u = np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)
+        # 1 + tanh(u) = 2 / (1 + exp(-2u))
+        y = x / (1.0 + np.exp(-2.0 * u))
+    else:
+        y = x * _phi2(x)[0]
+    return _limit_inf(x, y, at_pos=np.inf, at_neg=0.0)
+
+
+@_backward
+def gelu_backward(g, x, approximate="none"):
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    if approximate == "tanh":
+        k = np.sqrt(2 / np.pi)
+        u = k * (x + 0.044715 * x**3)
+        # 1 + tanh(u) = 2 sigmoid(2u) and 1 - tanh(u)^2 = 4 sigmoid(2u) sigmoid(-2u),
+        # which do not cancel for x << 0
+        sp, sm = sigmoid(2 * u), sigmoid(-2 * u)
+        d = sp + 2 * x * sp * sm * k * (1 + 3 * 0.044715 * x**2)
+    else:
+        cdf, pdf = _phi2(x)
+        d = cdf + x * pdf
+    d = _limit_inf(x, d, at_pos=1.0, at_neg=0.0)
+    return g * np.where(np.abs(x) > 1e150, np.where(x > 0, 1.0, 0.0), d)
+
+
+@_forward
+def silu(x):
+    x = np.asarray(x, np.float64)
+    return _limit_inf(x, x * sigmoid(x), at_neg=0.0)
+
+
+@_backward
+def silu_backward(g, x):
+    x = np.asarray(x, np.float64)
+    s = sigmoid(x)
+    d = _limit_inf(x, s + x * s * (1 - s), at_neg=0.0)
+    return np.asarray(g, np.float64) * d
+
+
+def _softplus1(x):
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+@_forward
+def mish(x):
+    x = np.asarray(x, np.float64)
+    return _limit_inf(x, x * np.tanh(_softplus1(x)), at_neg=0.0)
+
+
+@_backward
+def mish_backward(g, x):
+    x = np.asarray(x, np.float64)
+    t = np.tanh(_softplus1(x))
+    d = _limit_inf(x, t + x * (1 - t * t) * sigmoid(x), at_neg=0.0)
+    return np.asarray(g, np.float64) * d
+
+
+@_forward
+def softplus(x, beta=1.0, threshold=20.0):
+    x = np.asarray(x, np.float64)
+    return np.where(x * beta > threshold, x, _softplus1(x * beta) / beta)
+
+
+@_backward
+def softplus_backward(g, x, beta=1.0, threshold=20.0):
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    return np.where(x * beta > threshold, g, g * sigmoid(x * beta))
+
+
+@_forward
+def softsign(x):
+    x = np.asarray(x, np.float64)
+    return _limit_inf(x, x / (1 + np.abs(x)), at_pos=1.0, at_neg=-1.0)
+
+
+@_backward
+def softsign_backward(g, x):
+    x = np.asarray(x, np.float64)
+    return np.asarray(g, np.float64) / (1 + np.abs(x)) ** 2
+
+
+@_forward
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    x = np.asarray(x, np.float64)
+    return np.where(np.isnan(x), x, np.clip(x, min_val, max_val))
+
+
+@_backward
+def hardtanh_backward(g, y, min_val=-1.0, max_val=1.0):
+    y, g = np.asarray(y, np.float64), np.asarray(g, np.float64)
+    return _nan_from(y, np.where((y > min_val) & (y < max_val), g, 0.0))
+
+
+@_forward
+def relu6(x):
+    return hardtanh(x, 0.0, 6.0)
+
+
+@_backward
+def relu6_backward(g, y):
+    return hardtanh_backward(g, y, 0.0, 6.0)
+
+
+@_forward
+def hardsigmoid(x):
+    x = np.asarray(x, np.float64)
+    return np.where(np.isnan(x), x, np.clip((x + 3) / 6, 0.0, 1.0))
+
+
+@_backward
+def hardsigmoid_backward(g, y):
+    y, g = np.asarray(y, np.float64), np.asarray(g, np.float64)
+    return _nan_from(y, np.where((y > 0) & (y < 1), g / 6, 0.0))
+
+
+@_forward
+def hardswish(x):
+    x = np.asarray(x, np.float64)
+    return np.where(x >= 3, x, np.where(x <= -3, 0.0, x * (x + 3) / 6))
+
+
+@_backward
+def hardswish_backward(g, x):
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    d = np.where(x >= 3, 1.0, np.where(x <= -3, 0.0, x / 3 + 0.5))
+    return _nan_from(x, g * d)
+
+
+@_forward
+def logsigmoid(x):
+    x = np.asarray(x, np.float64)
+    return np.minimum(x, 0.0) - np.log1p(np.exp(-np.abs(x)))
+
+
+@_backward
+def logsigmoid_backward(g, y):
+    y = np.asarray(y, np.float64)
+    # d/dx log(sigmoid(x)) = sigmoid(-x) = 1 - exp(y)
+    return np.asarray(g, np.float64) * -np.expm1(y)
+
+
+@_forward
+def tanhshrink(x):
+    x = np.asarray(x, np.float64)
+    # Near 0, x - tanh(x) cancels: sum its series in long double there.
+    small = np.abs(x) < 0.5
+    xs = np.where(small, x, 0.0).astype(np.longdouble)
+    series = np.zeros_like(xs)
+    term = xs
+    # x - tanh x = -sum_{n>=2} 2^(2n) (2^(2n) - 1) B_2n / (2n)! x^(2n-1)
+    for c in _TANH_SERIES:
+        term = term * xs * xs
+        series = series + c * term
+    xl = x.astype(np.longdouble)
+    return np.where(small, series, xl - np.tanh(xl)).astype(np.float64)
+
+
+def _tanh_series_coefficients(n_terms: int = 30) -> list:
+    from fractions import Fraction
+    from math import comb, factorial
+
+    bern = [Fraction(1)]
+    for m in range(1, 2 * n_terms + 3):
+        bern.append(-sum(comb(m + 1, k) * bern[k] for k in range(m)) / (m + 1))
+    coeffs = []
+    for n in range(2, n_terms + 2):
+        c = -Fraction(2 ** (2 * n) * (2 ** (2 * n) - 1)) * bern[2 * n] / factorial(2 * n)
+        coeffs.append(np.longdouble(c.numerator) / np.longdouble(c.denominator))
+    return coeffs
+
+
+_TANH_SERIES = _tanh_series_coefficients()
+
+
+@_backward
+def tanhshrink_backward(g, x):
+    t = np.tanh(np.asarray(x, np.float64))
+    return np.asarray(g, np.float64) * t * t
+
+
+@_forward
+def hardshrink(x, lambd=0.5):
+    x = np.asarray(x, np.float64)
+    return np.where((x >= -lambd) & (x <= lambd), 0.0, x)
+
+
+@_backward
+def hardshrink_backward(g, y, lambd=0.5):
+    y, g = np.asarray(y, np.float64), np.asarray(g, np.float64)
+    return _nan_from(y, np.where(y == 0, 0.0, g))
+
+
+@_forward
+def softshrink(x, lambd=0.5):
+    x = np.asarray(x, np.float64)
+    return np.where(
+        x > lambd, x - lambd, np.where(x < -lambd, x + lambd, np.where(np.isnan(x), x, 0.0))
+    )
+
+
+@_backward
+def softshrink_backward(g, y, lambd=0.5):
+    return hardshrink_backward(g, y, lambd)
+
+
+@_forward
+def threshold(x, threshold, value):
+    x = np.asarray(x, np.float64)
+    return np.where(x <= threshold, value, x)
+
+
+@_backward
+def threshold_backward(g, x, threshold, value):
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    return _nan_from(x, np.where(x <= threshold, 0.0, g))
+
+
 def forward(name: str, x, **params) -> np.ndarray:
     """The float64 reference forward of activation ``name``."""
     with np.errstate(all="ignore"):

@@ -54,11 +54,22 @@ class Properties:
 
 @dataclass(frozen=True)
 class Param:
-    """A scalar parameter, named as in ``torch.nn.functional``."""
+    """A scalar parameter, named as in ``torch.nn.functional``.
+
+    ``default`` None makes the parameter required (``example`` is then the
+    value tests and benchmarks use).  ``choices`` makes it a string option,
+    passed to the kernels as its index in ``choices``.
+    """
 
     name: str
-    default: Number
+    default: Number | str | None
     doc: str = ""
+    example: Number | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,9 @@ class Activation:
     per-element contribution to that parameter's gradient, summed over all
     elements of a channel.  ``checks`` are parameter conditions (dialect
     expressions over the parameters) with the error raised when one fails.
-    ``kinks`` lists, as expressions over the parameters, the points where a
-    piecewise-linear activation changes slope (empty for smooth ones).
+    ``kinks`` lists, as expressions over the parameters, the points where the
+    derivative jumps (None for activations smooth everywhere);
+    ``piecewise_linear`` marks the activations that are linear between them.
     """
 
     name: str
@@ -92,6 +104,7 @@ class Activation:
     checks: tuple[tuple[str, str], ...] = ()
     backward_checks: tuple[tuple[str, str], ...] = ()
     kinks: tuple[str, ...] | None = None
+    piecewise_linear: bool = False
     # Points away from which the activation is smooth; the tests keep their
     # finite differences this far from them.
     sample_range: tuple[float, float] = (-8.0, 8.0)
@@ -103,16 +116,17 @@ class Activation:
         return {p.name: p.default for p in self.parameters}
 
     @property
+    def example_params(self) -> dict[str, Number | str]:
+        """The defaults, with the example value of each required parameter."""
+        return {p.name: p.example if p.default is None else p.default for p in self.parameters}
+
+    @property
     def scalar_params(self) -> tuple[Param, ...]:
         return tuple(p for p in self.parameters if p.name != self.channel_param)
 
     @property
     def has_training_mode(self) -> bool:
         return self.train_forward is not None
-
-    @property
-    def piecewise_linear(self) -> bool:
-        return self.kinks is not None
 
 
 INF = math.inf
@@ -145,6 +159,7 @@ TABLE: tuple[Activation, ...] = (
         doc="Rectified linear unit; relu'(0) = 0.",
         properties=Properties(True, "almost everywhere", True, False, (0.0, INF)),
         kinks=("0",),
+        piecewise_linear=True,
     ),
     Activation(
         name="leaky_relu",
@@ -162,6 +177,7 @@ TABLE: tuple[Activation, ...] = (
         doc="ReLU with a small fixed slope on the negative side; leaky'(0) = negative_slope.",
         properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
         kinks=("0",),
+        piecewise_linear=True,
     ),
     Activation(
         name="prelu",
@@ -179,6 +195,7 @@ TABLE: tuple[Activation, ...] = (
         ),
         properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
         kinks=("0",),
+        piecewise_linear=True,
     ),
     Activation(
         name="rrelu",
@@ -206,6 +223,240 @@ TABLE: tuple[Activation, ...] = (
         ),
         properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
         kinks=("0",),
+        piecewise_linear=True,
+    ),
+    Activation(
+        name="elu",
+        formula="elu(x) = x if x > 0 else alpha * (exp(x) - 1)",
+        parameters=(Param("alpha", 1.0, "value approached as x -> -inf is -alpha"),),
+        forward="x if x > 0 else alpha * expm1(x)",
+        backward="keepnan(x, g if x > 0 else g * (alpha * exp(x)))",
+        saves="input",
+        doc=(
+            "Exponential linear unit. Saves the input: from the output the slope "
+            "alpha * exp(x) = y + alpha cancels for x << 0."
+        ),
+        properties=Properties(True, "everywhere", True, True, (-1.0, INF)),
+        extra={"test_params": ({"alpha": 0.5},)},
+    ),
+    Activation(
+        name="selu",
+        formula="selu(x) = scale * (x if x > 0 else alpha * (exp(x) - 1))",
+        forward="1.0507009873554805 * (x if x > 0 else 1.6732632423543772 * expm1(x))",
+        backward=(
+            "keepnan(x, g * 1.0507009873554805 if x > 0 else g * (1.7580993408473766 * exp(x)))"
+        ),
+        saves="input",
+        doc=(
+            "Scaled ELU (Klambauer et al., 2017) with its fixed alpha and scale. "
+            "Saves the input, as elu."
+        ),
+        properties=Properties(True, "almost everywhere", True, False, (-1.7580993408473766, INF)),
+        kinks=("0",),
+    ),
+    Activation(
+        name="celu",
+        formula="celu(x) = x if x > 0 else alpha * (exp(x / alpha) - 1)",
+        parameters=(Param("alpha", 1.0, "scale of the negative part; not 0"),),
+        forward="x if x > 0 else alpha * expm1(x / alpha)",
+        backward="keepnan(x, g if x > 0 else g * exp(x / alpha))",
+        saves="input",
+        checks=(("alpha != 0", "alpha must not be 0"),),
+        doc="Continuously differentiable ELU. Saves the input, as elu.",
+        properties=Properties(True, "everywhere", True, True, (-1.0, INF)),
+        extra={"test_params": ({"alpha": 2.0},)},
+    ),
+    Activation(
+        name="gelu",
+        formula="gelu(x) = x * Phi(x), or x * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2",
+        parameters=(
+            Param(
+                "approximate", "none", "'none' (exact, erfc) or 'tanh'", choices=("none", "tanh")
+            ),
+        ),
+        forward="gelu_tanh(x) if approximate > 0.5 else gelu_erf(x)",
+        backward="g * (gelu_tanh_grad(x) if approximate > 0.5 else gelu_erf_grad(x))",
+        saves="input",
+        doc=(
+            "Gaussian error linear unit. Exact form via erfc, which keeps relative "
+            "accuracy for x << 0 (PyTorch's 1 + erf loses it all below x = -5.5). "
+            "The argument -x/sqrt(2) is rounded before erfc, which costs about x^2 "
+            "ulp for x << 0 (x^3/4 ulp for the tanh form). Saves the input: gelu is "
+            "not invertible."
+        ),
+        properties=Properties(True, "everywhere", False, False, (-0.16997120747990982, INF)),
+        extra={
+            "test_params": ({"approximate": "tanh"},),
+            # error bound, in ulp beyond the usual few, as a NumPy expression
+            "condition": "x * x if approximate == 'none' else 0.25 * abs(x) ** 3",
+        },
+    ),
+    Activation(
+        name="silu",
+        formula="silu(x) = x * sigmoid(x)",
+        forward="silu(x)",
+        backward="g * silu_grad(x)",
+        saves="input",
+        doc="Sigmoid-weighted linear unit (swish). Saves the input: silu is not invertible.",
+        properties=Properties(True, "everywhere", False, False, (-0.27846454276107374, INF)),
+    ),
+    Activation(
+        name="mish",
+        formula="mish(x) = x * tanh(softplus(x))",
+        forward="mish(x)",
+        backward="g * mish_grad(x)",
+        saves="input",
+        doc="Mish (Misra, 2019), with one exp. Saves the input: mish is not invertible.",
+        properties=Properties(True, "everywhere", False, False, (-0.30884303, INF)),
+    ),
+    Activation(
+        name="softplus",
+        formula="softplus(x) = log(1 + exp(beta * x)) / beta, x where beta * x > threshold",
+        parameters=(
+            Param("beta", 1.0, "sharpness"),
+            Param("threshold", 20.0, "linear above beta * x > threshold"),
+        ),
+        forward="x if x * beta > threshold else log1p(exp(x * beta)) / beta",
+        backward="keepnan(x, g if x * beta > threshold else g * sigmoid(x * beta))",
+        saves="input",
+        checks=(("beta != 0", "beta must not be 0"),),
+        doc=(
+            "Smooth ReLU. Saves the input: the switch to the linear branch is "
+            "decided on beta * x, which the output cannot reproduce exactly."
+        ),
+        properties=Properties(True, "everywhere", True, False, (0.0, INF)),
+        extra={"test_params": ({"beta": 2.0, "threshold": 5.0},)},
+    ),
+    Activation(
+        name="softsign",
+        formula="softsign(x) = x / (1 + |x|)",
+        forward="softsign(x)",
+        backward="g / ((1 + fabs(x)) * (1 + fabs(x)))",
+        saves="input",
+        doc="Softsign. Saves the input: 1 - |y| cancels as |x| grows.",
+        properties=Properties(True, "everywhere", True, True, (-1.0, 1.0)),
+        sample_range=(-30.0, 30.0),
+    ),
+    Activation(
+        name="hardtanh",
+        formula="hardtanh(x) = min(max(x, min_val), max_val)",
+        parameters=(Param("min_val", -1.0, "lower clip"), Param("max_val", 1.0, "upper clip")),
+        forward="min_val if x < min_val else (max_val if x > max_val else x)",
+        backward="keepnan(y, 0 if (y <= min_val or y >= max_val) else g)",
+        saves="output",
+        checks=(("min_val <= max_val", "min_val must be <= max_val"),),
+        doc="Clipped identity; hardtanh'(min_val) = hardtanh'(max_val) = 0.",
+        properties=Properties(True, "almost everywhere", True, True, (-1.0, 1.0)),
+        kinks=("min_val", "max_val"),
+        piecewise_linear=True,
+        extra={"test_params": ({"min_val": -2.0, "max_val": 0.5},)},
+    ),
+    Activation(
+        name="relu6",
+        formula="relu6(x) = min(max(x, 0), 6)",
+        forward="0 if x <= 0 else (6 if x > 6 else x)",
+        backward="keepnan(y, 0 if (y <= 0 or y >= 6) else g)",
+        saves="output",
+        doc="ReLU clipped at 6; relu6'(0) = relu6'(6) = 0.",
+        properties=Properties(True, "almost everywhere", True, False, (0.0, 6.0)),
+        kinks=("0", "6"),
+        piecewise_linear=True,
+        sample_range=(-10.0, 10.0),
+    ),
+    Activation(
+        name="hardsigmoid",
+        formula="hardsigmoid(x) = min(max(x / 6 + 1/2, 0), 1)",
+        forward="0 if x <= -3 else (1 if x >= 3 else (x + 3) / 6)",
+        backward="keepnan(y, 0 if (y <= 0 or y >= 1) else g / 6)",
+        saves="output",
+        doc="Piecewise-linear sigmoid; hardsigmoid'(+-3) = 0.",
+        properties=Properties(True, "almost everywhere", True, False, (0.0, 1.0)),
+        kinks=("-3", "3"),
+        piecewise_linear=True,
+    ),
+    Activation(
+        name="hardswish",
+        formula="hardswish(x) = x * min(max(x + 3, 0), 6) / 6",
+        forward="0 if x <= -3 else (x if x >= 3 else x * (x + 3) / 6)",
+        backward="keepnan(x, 0 if x <= -3 else (g if x >= 3 else g * ((2 * x + 3) / 6)))",
+        saves="input",
+        doc=(
+            "Hard swish (MobileNetV3); hardswish'(-3) = 0, hardswish'(3) = 1. "
+            "Saves the input: not invertible on [-3, -1.5]."
+        ),
+        properties=Properties(True, "almost everywhere", False, False, (-0.375, INF)),
+        kinks=("-3", "3"),
+    ),
+    Activation(
+        name="logsigmoid",
+        formula="logsigmoid(x) = log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))",
+        forward="logsigmoid(x)",
+        backward="g * -expm1(y)",
+        saves="output",
+        doc=(
+            "Log of the sigmoid. The gradient sigmoid(-x) = -expm1(y) comes from "
+            "the output with a condition number below 1."
+        ),
+        properties=Properties(True, "everywhere", True, False, (-INF, 0.0)),
+    ),
+    Activation(
+        name="tanhshrink",
+        formula="tanhshrink(x) = x - tanh(x)",
+        forward="tanhshrink(x)",
+        backward="g * (tanh(x) * tanh(x))",
+        saves="input",
+        doc=(
+            "x - tanh(x), by its Taylor series below |x| = 0.7 (no cancellation). "
+            "Saves the input: x is not recoverable from the output cheaply."
+        ),
+        properties=Properties(True, "everywhere", True, False, (-INF, INF)),
+    ),
+    Activation(
+        name="hardshrink",
+        formula="hardshrink(x) = 0 if -lambd <= x <= lambd else x",
+        parameters=(Param("lambd", 0.5, "half-width of the zeroed interval, >= 0"),),
+        forward="0 if (x >= -lambd and x <= lambd) else x",
+        backward="keepnan(y, 0 if y == 0 else g)",
+        saves="output",
+        checks=(("lambd >= 0", "lambd must be >= 0"),),
+        doc="Hard shrinkage; hardshrink'(+-lambd) = 0. The output is 0 exactly inside.",
+        properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
+        kinks=("-lambd", "lambd"),
+        piecewise_linear=True,
+        extra={"test_params": ({"lambd": 1.5},)},
+    ),
+    Activation(
+        name="softshrink",
+        formula="softshrink(x) = x - lambd if x > lambd, x + lambd if x < -lambd, else 0",
+        parameters=(Param("lambd", 0.5, "half-width of the zeroed interval, >= 0"),),
+        forward="0 if (x >= -lambd and x <= lambd) else (x - lambd if x > lambd else x + lambd)",
+        backward="keepnan(y, 0 if y == 0 else g)",
+        saves="output",
+        checks=(("lambd >= 0", "lambd must be >= 0"),),
+        doc="Soft shrinkage (soft thresholding); softshrink'(+-lambd) = 0.",
+        properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
+        kinks=("-lambd", "lambd"),
+        piecewise_linear=True,
+        extra={"test_params": ({"lambd": 1.5},)},
+    ),
+    Activation(
+        name="threshold",
+        formula="threshold(x) = x if x > threshold else value",
+        parameters=(
+            Param("threshold", None, "inputs at or below it are replaced", example=0.5),
+            Param("value", None, "the replacement", example=-1.0),
+        ),
+        forward="value if x <= threshold else x",
+        backward="keepnan(x, 0 if x <= threshold else g)",
+        saves="input",
+        doc=(
+            "Thresholding; threshold'(threshold) = 0. Saves the input: value may "
+            "exceed threshold, so the output does not tell which side x was on."
+        ),
+        properties=Properties(True, "almost everywhere", True, False, (-1.0, INF)),
+        kinks=("threshold",),
+        piecewise_linear=True,
+        extra={"test_params": ({"threshold": -1.0, "value": 2.0},)},
     ),
 )
 
@@ -217,10 +468,15 @@ def kink_points(entry: Activation, params: dict[str, Number] | None = None) -> t
 
     ``params`` override the defaults.  ValueError for a smooth activation.
     """
-    if entry.kinks is None:
+    if not entry.piecewise_linear:
         raise ValueError(f"{entry.name} is not piecewise linear")
-    env = {**entry.params, **(params or {})}
-    return tuple(sorted(float(eval(k, {"__builtins__": {}}, env)) for k in entry.kinks))
+    return jump_points(entry, params)
+
+
+def jump_points(entry: Activation, params: dict[str, Number] | None = None) -> tuple[float, ...]:
+    """Sorted points where the derivative of ``entry`` jumps (empty if none)."""
+    env = {**entry.example_params, **(params or {})}
+    return tuple(sorted(float(eval(k, {"__builtins__": {}}, env)) for k in entry.kinks or ()))
 
 
 def kernel_entries() -> tuple[Activation, ...]:

@@ -87,7 +87,7 @@ def get(name: str):
     try:
         module = importlib.import_module(f"{__name__}.{name}")
         backend = module.BACKEND
-    except ImportError as exc:
+    except (ImportError, AttributeError) as exc:
         _errors[name] = f"backend {name!r} is not available: {exc}"
         raise ImportError(_errors[name]) from exc
     _loaded[name] = backend

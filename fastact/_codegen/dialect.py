@@ -12,6 +12,7 @@ Both are parsed with :mod:`ast` and re-emitted:
   ``T`` bound to ``np.float32``/``np.float64``, because a bare Python float
   would promote float32 arithmetic to float64.
 
+``poly(t, c0, ..., cn)`` expands to Horner's scheme at translation time.
 Only the constructs listed here are accepted; anything else is a
 ``SyntaxError`` naming the construct, raised when the code is generated.
 """
@@ -104,6 +105,15 @@ class _Emitter:
             if name == "isnan":
                 (a,) = args
                 return f"({a} != {a})"
+            if name == "poly":
+                # poly(t, c0, c1, ..., cn) = c0 + t * (c1 + t * (... + t * cn)), Horner.
+                if len(args) < 2:
+                    raise SyntaxError(f"{self.where}: poly needs a variable and coefficients")
+                t, coeffs = args[0], args[1:]
+                text = coeffs[-1]
+                for c in reversed(coeffs[:-1]):
+                    text = f"({c} + {t} * {text})"
+                return text
             return self.call(name, args, node)
         raise _reject(node, self.where)
 

@@ -11,17 +11,25 @@ from ... import reference
 from ...table import Activation
 
 
+def _kwargs(entry: Activation, params: tuple) -> dict:
+    """Keyword arguments of the reference: options back to their strings."""
+    kw = {}
+    for prm, value in zip(entry.scalar_params, params):
+        kw[prm.name] = prm.choices[int(value)] if prm.choices else value
+    return kw
+
+
 class NumpyBackend:
     name = "numpy"
 
     def forward(self, entry: Activation, x, out, params, training, seed, nthreads):
-        kw = dict(zip((p.name for p in entry.parameters), params))
+        kw = _kwargs(entry, params)
         if entry.has_training_mode:
             kw.update(training=training, seed=seed, dtype=x.dtype)
         out[...] = reference.forward(entry.name, x, **kw)
 
     def backward(self, entry: Activation, g, s, out, params, training, seed, nthreads):
-        kw = dict(zip((p.name for p in entry.parameters), params))
+        kw = _kwargs(entry, params)
         if entry.has_training_mode:
             kw.update(training=training, seed=seed, dtype=g.dtype)
         out[...] = reference.backward(entry.name, g, s, **kw)
