@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastact
-from fastact.table import TABLE, kink_points
+from fastact.table import TABLE, jump_points
 from tests.conftest import ELEMENTWISE, Call, entry_id, example_params
 
 
@@ -16,7 +16,7 @@ def _away_from_kinks(entry, x, params, margin=1e-3):
     if entry.kinks is None:
         return x
     scalars = {k: v for k, v in params.items() if v is not None and np.ndim(v) == 0}
-    for k in kink_points(entry, scalars):
+    for k in jump_points(entry, scalars):
         x = x[np.abs(x - k) > margin]
     return x
 
@@ -116,6 +116,6 @@ def test_recorded_properties_hold(entry):
         assert not jumps.any()
     else:
         assert entry.kinks is not None and jumps.any()
-        kinks = np.array(kink_points(entry))
+        kinks = np.array(jump_points(entry))
         where = grid[1:][jumps]
         assert np.all(np.min(np.abs(where[:, None] - kinks[None, :]), axis=1) < 1e-2)
