@@ -2,7 +2,8 @@
 
 One layer class per activation of the table, named as in ``torch.nn``
 (``ReLU``, ``LeakyReLU``, ``GELU``, ``Softmax``...), with the activation's
-parameters as constructor arguments.  ``forward(x)`` returns the activation
+parameters as constructor arguments (``Softmax(axis=-1)``,
+``LogSoftmax(axis=-1)`` for the row-wise ones).  ``forward(x)`` returns the activation
 and keeps exactly what the gradient needs (the input or the output, as
 ``fastact.activation(name).saves`` says); ``backward(grad)`` returns dL/dx::
 
@@ -110,6 +111,10 @@ def _signature(entry: Activation, extra: list[inspect.Parameter]) -> inspect.Sig
         )
         for p in entry.scalar_params
     ]
+    if entry.rowwise:
+        params.append(
+            inspect.Parameter("axis", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=-1)
+        )
     return inspect.Signature(params + extra)
 
 
@@ -133,6 +138,11 @@ class ActivationLayer(Layer):
         names = [p.name for p in entry.scalar_params]
         self.params: dict[str, Any] = {n: values[n] for n in names}
         _api.check_params(entry, tuple(self.params.values()))
+        if entry.rowwise:
+            axis = values["axis"]
+            if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+                raise TypeError(f"axis must be an integer, got {type(axis).__name__}")
+            self.params["axis"] = int(axis)
         if self.inplace and entry.saves == "input":
             raise ValueError(
                 f"{cls.__name__}(inplace=True) is not possible: the gradient of "

@@ -165,6 +165,27 @@ def test_inplace_refused_for_read_only_input():
         nn.ReLU(inplace=True).forward(x)
 
 
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.rowwise], ids=entry_id)
+def test_rowwise_layers_take_an_axis(entry):
+    cls = nn.layer_class(entry.name)
+    assert inspect.signature(cls).parameters["axis"].default == -1
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 2, (4, 6, 3))
+    g = rng.normal(0, 1, (4, 6, 3))
+    fwd = getattr(fastact, entry.name)
+    bwd = getattr(fastact, f"{entry.name}_backward")
+    for axis in (0, 1, -1):
+        layer = cls(axis=axis)
+        assert repr(layer) == f"{cls.__name__}(axis={axis})"
+        y = layer.forward(x)
+        np.testing.assert_array_equal(y, fwd(x, axis=axis))
+        np.testing.assert_array_equal(layer.backward(g), bwd(g, y, axis=axis))
+    with pytest.raises(TypeError, match="axis"):
+        cls(axis=1.5)
+    with pytest.raises(ValueError, match="out of bounds"):
+        cls(axis=3).forward(x)
+
+
 # --- PReLU and RReLU -----------------------------------------------------
 
 

@@ -18,7 +18,7 @@ Rules:
   chunked like ``grad_output``, two dask arrays are aligned to common chunks.
 * Integer arrays are computed in float64, other dtypes refused, as for NumPy.
 * Row-wise activations (softmax, log_softmax) need the whole ``axis`` in one
-  block: that axis is rechunked to a single chunk.
+  block: that axis is rechunked to a single chunk (:func:`rowwise_forward`).
 * rrelu in training mode gives the same slopes as the unchunked NumPy call
   with the same seed: slopes are keyed by (seed, global C-order flat index).
   The kernels take a seed and count indices from 0, so each block is cut into
@@ -55,6 +55,8 @@ __all__ = [
     "forward",
     "offset_seed",
     "prelu_backward",
+    "rowwise_backward",
+    "rowwise_forward",
 ]
 
 # --- counter-based seeds for a block that starts at a global offset ---------
@@ -129,22 +131,6 @@ def _meta(ndim: int, dtype) -> np.ndarray:
     return np.empty((0,) * ndim, dtype)
 
 
-def _rowwise(entry: Activation, x, params: tuple):
-    """Rechunk the reduction axis of a row-wise entry to a single chunk."""
-    if not entry.extra.get("rowwise"):
-        return x
-    names = [p.name for p in entry.scalar_params]
-    axis = int(params[names.index("axis")]) if "axis" in names else -1
-    if x.ndim == 0:
-        return x
-    axis = axis % x.ndim if -x.ndim <= axis < x.ndim else axis
-    if not 0 <= axis < x.ndim:
-        raise ValueError(f"axis {axis} is out of bounds for an array of dimension {x.ndim}")
-    if len(x.chunks[axis]) > 1:
-        x = x.rechunk({axis: -1})
-    return x
-
-
 # --- block functions (module level: pickled to the workers) ---------------
 
 
@@ -209,6 +195,14 @@ def _backward_block(g, s, entry, params, training, seed, block_info=None):
     return _training(run, [g, s], g.dtype, seed, block_info)
 
 
+def _rowwise_forward_block(x, entry, axis):
+    return _api.rowwise_forward(entry, x, axis, None)
+
+
+def _rowwise_backward_block(g, s, entry, axis):
+    return _api.rowwise_backward(entry, g, s, axis, None)
+
+
 def _channel_slice(weight: np.ndarray, per_channel: bool, block_info) -> np.ndarray:
     if not per_channel:
         return weight
@@ -250,7 +244,6 @@ def forward(entry: Activation, x, out, params: tuple, training: bool = False, se
         training, seed = False, 0
     if training:
         _known(x, f"{entry.name} in training mode")
-    x = _rowwise(entry, x, params)
     return da.map_blocks(
         _forward_block,
         x,
@@ -303,8 +296,6 @@ def backward(
         training, seed = False, 0
     if training:
         _known(g, f"{entry.name}_backward in training mode")
-    g = _rowwise(entry, g, params)
-    s = s.rechunk(g.chunks) if s.chunks != g.chunks else s
     return da.map_blocks(
         _backward_block,
         g,
@@ -313,6 +304,53 @@ def backward(
         params,
         bool(training),
         seed,
+        dtype=g.dtype,
+        meta=_meta(g.ndim, g.dtype),
+        token=f"fastact-{entry.name}-backward",
+    )
+
+
+def _whole_axis(x, axis: int):
+    """``x`` with ``axis`` in a single chunk (each block then holds whole rows)."""
+    if x.ndim and len(x.chunks[axis]) > 1:
+        x = x.rechunk({axis: -1})
+    return x
+
+
+def rowwise_forward(entry: Activation, x, axis, out):
+    """Lazy ``fastact.softmax(x, axis)`` (any row-wise entry) for a dask array ``x``.
+
+    The ``axis`` is rechunked to a single chunk, so that each block holds whole rows.
+    """
+    _refuse_out(out)
+    x = _as_float(x, "x")
+    ax = _api._axis(axis, x.ndim)
+    x = _whole_axis(x, ax)
+    return da.map_blocks(
+        _rowwise_forward_block,
+        x,
+        entry,
+        ax,
+        dtype=x.dtype,
+        meta=_meta(x.ndim, x.dtype),
+        token=f"fastact-{entry.name}",
+    )
+
+
+def rowwise_backward(entry: Activation, grad_output, saved, axis, out):
+    """Lazy ``fastact.softmax_backward(grad_output, saved, axis)`` for dask arrays."""
+    _refuse_out(out)
+    g, s = _pair(grad_output, saved)
+    ax = _api._axis(axis, g.ndim)
+    g = _whole_axis(g, ax)
+    if s.chunks != g.chunks:
+        s = s.rechunk(g.chunks)
+    return da.map_blocks(
+        _rowwise_backward_block,
+        g,
+        s,
+        entry,
+        ax,
         dtype=g.dtype,
         meta=_meta(g.ndim, g.dtype),
         token=f"fastact-{entry.name}-backward",

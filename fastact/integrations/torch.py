@@ -25,6 +25,8 @@ input or the output).  Specials:
   draws a seed from torch's generator (so ``torch.manual_seed`` makes it
   reproducible, and ``torch.compile`` draws a fresh one per call).  The seed
   is saved for the backward, which regenerates the slopes.
+* ``softmax(x, axis=-1)``, ``log_softmax(x, axis=-1)``: along ``axis``
+  (PyTorch's ``dim``).
 * Double backward (``create_graph=True``) is not supported.
 
 Import with ``import fastact.torch`` (or ``fastact.integrations.torch``);
@@ -245,11 +247,67 @@ def _channel(entry: Activation) -> Ops:
     return Ops(entry, fwd, bwd, _wrapper(entry, fwd))
 
 
+def _rowwise(entry: Activation) -> Ops:
+    name = entry.name
+
+    def fwd_impl(x, axis):
+        out = _new(x)
+        if x.numel():
+            _api.rowwise_forward(entry, _np(x), axis, _np(out))
+        return out
+
+    def bwd_impl(grad, saved, axis):
+        out = _new(grad)
+        if grad.numel():
+            _api.rowwise_backward(entry, _np(grad), _np(saved), axis, _np(out))
+        return out
+
+    fwd = torch.library.custom_op(
+        f"fastact::{name}",
+        fwd_impl,
+        mutates_args=(),
+        device_types="cpu",
+        schema="(Tensor x, int axis) -> Tensor",
+    )
+    bwd = torch.library.custom_op(
+        f"fastact::{name}_backward",
+        bwd_impl,
+        mutates_args=(),
+        device_types="cpu",
+        schema="(Tensor grad_output, Tensor saved, int axis) -> Tensor",
+    )
+    fwd.register_fake(lambda x, axis: _new(x))
+    bwd.register_fake(lambda grad, saved, axis: _new(grad))
+
+    def setup_context(ctx, inputs, output):
+        x, axis = inputs
+        ctx.axis = axis
+        ctx.save_for_backward(x if entry.saves == "input" else output)
+
+    def backward(ctx, grad):
+        (saved,) = ctx.saved_tensors
+        return bwd(grad, saved, ctx.axis), None
+
+    fwd.register_autograd(backward, setup_context=setup_context)
+    return Ops(entry, fwd, bwd, _wrapper(entry, fwd))
+
+
 def _wrapper(entry: Activation, fwd) -> Callable:
     """The public function, with the real signature and argument checks."""
     name = entry.name
-    ns: dict[str, Any] = {"_op": fwd, "_check": _check, "_seed_tensor": _seed_tensor}
-    if entry.channel_param:
+    ns: dict[str, Any] = {
+        "_op": fwd,
+        "_check": _check,
+        "_seed_tensor": _seed_tensor,
+        "_axis": _api._axis,
+    }
+    if entry.rowwise:
+        src = (
+            f"def {name}(x, axis=-1):\n"
+            f"    _check(x, 'x', {name!r})\n"
+            f"    return _op(x, _axis(axis, x.dim()))\n"
+        )
+    elif entry.channel_param:
         cp = entry.channel_param
         src = (
             f"def {name}(x, {cp}):\n"
@@ -294,7 +352,13 @@ def ops(name: str) -> Ops:
     o = _OPS.get(name)
     if o is None:
         entry = fastact.activation(name)
-        o = _OPS[name] = _channel(entry) if entry.channel_param else _elementwise(entry)
+        if entry.rowwise:
+            o = _rowwise(entry)
+        elif entry.channel_param:
+            o = _channel(entry)
+        else:
+            o = _elementwise(entry)
+        _OPS[name] = o
     return o
 
 

@@ -47,6 +47,8 @@ def op_args(entry: Activation, x, training=False, seed=7) -> tuple:
     """Positional arguments of torch.ops.fastact.NAME."""
     if entry.channel_param:
         return (x, torch.rand(x.shape[1], dtype=x.dtype) - 0.3)
+    if entry.rowwise:
+        return (x, 1)
     args = (x, *params_of(entry).values())
     if entry.has_training_mode:
         args += (training, torch.tensor(seed))
@@ -102,8 +104,8 @@ def _torch_reference(entry: Activation, x, weight=None):
     if entry.channel_param:
         return F.prelu(x, weight)
     kw = params_of(entry)
-    if "axis" in kw:
-        kw["dim"] = kw.pop("axis")
+    if entry.rowwise:
+        kw["dim"] = -1
     if entry.name in ("sigmoid", "tanh"):
         return getattr(torch, entry.name)(x)
     if entry.name == "rrelu":
@@ -179,6 +181,23 @@ def test_opcheck(entry, dtype):
         plain = op_args(entry, x, training)
         g = torch.randn(5, 4, generator=gen, dtype=dtype)
         torch.library.opcheck(ops.backward, (g, *plain))
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.rowwise], ids=entry_id)
+def test_rowwise_axes(entry):
+    x = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)
+    fn = getattr(ft, entry.name)
+    for axis in (0, 1, 2, -1, -3):
+        y = fn(x, axis)
+        torch.testing.assert_close(y, getattr(F, entry.name)(x, dim=axis), rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(
+            y.detach().numpy(), getattr(fastact, entry.name)(x.detach().numpy(), axis=axis)
+        )
+        assert torch.autograd.gradcheck(lambda t, a=axis: fn(t, axis=a), (x,))
+    with pytest.raises(ValueError, match="out of bounds"):
+        fn(x, 3)
+    with pytest.raises(TypeError, match="axis"):
+        fn(x, 1.0)
 
 
 def test_double_backward_is_refused_clearly():
