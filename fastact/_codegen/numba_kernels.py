@@ -281,24 +281,21 @@ def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) 
     return "\n".join(lines)
 
 
-# Row reductions: initial value and update of the accumulator ``a`` with ``v``.
-# max propagates NaN (once NaN, it stays NaN); sum adds in T, in order.
-_REDUCE = {
-    "max": ("T(-np.inf)", "{a} = {v} if ({v} > {a} or {v} != {v} or {a} != {a}) else {a}"),
-    "min": ("T(np.inf)", "{a} = {v} if ({v} < {a} or {v} != {v} or {a} != {a}) else {a}"),
-    "sum": ("T(0.0)", "{a} = {a} + {v}"),
-}
-
-
 def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
-    """Source of the row kernel: reductions in order, then the elementwise formula."""
+    """Source of a row kernel: the row reductions in order, then the elementwise map.
+
+    The same arithmetic as the C generator's rows: ``max`` propagates NaN
+    (once NaN, it stays NaN), ``sum`` accumulates in float64 also for float32
+    rows and is rounded to T once, ``log`` takes the log of an earlier sum
+    in float64 before rounding.
+    """
     where = f"{entry.name}.{kind}"
     if kind == "rfwd":
         args = "_fa_x, _fa_out, _fa_p, _fa_rowlen, _fa_r0, _fa_r1"
-        loads = ["            x = _fa_x[_fa_k]"]
+        loads = ["x = _fa_x[_fa_k]"]
     else:
         args = "_fa_g, _fa_s, _fa_out, _fa_p, _fa_rowlen, _fa_r0, _fa_r1"
-        loads = ["            g = _fa_g[_fa_k]", f"            {_saved_name(entry)} = _fa_s[_fa_k]"]
+        loads = ["g = _fa_g[_fa_k]", f"{_saved_name(entry)} = _fa_s[_fa_k]"]
     lines = [f"def _fa_{kind}({args}):", "    _fa_poff = 0"]
     lines += _param_lines(entry, False, "    ")
     lines += [
@@ -306,19 +303,31 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
         "        _fa_a = _fa_r * _fa_rowlen",
         "        _fa_b = _fa_a + _fa_rowlen",
     ]
-    for name, op, expr in _reductions(entry, kind):
-        if op not in _REDUCE:
+    for var, op, expr in _reductions(entry, kind):
+        acc = f"_fa_acc_{var}"
+        if op == "log":
+            lines.append(f"        {var} = T(math.log(_fa_acc_{expr}))")
+            continue
+        value = _py(expr, helpers, f"{where}.{var}")
+        if op == "max":
+            lines.append(f"        {acc} = T(-np.inf)")
+            update = (
+                f"{acc} = {acc} if {acc} != {acc} else "
+                f"(_fa_v if (_fa_v > {acc} or _fa_v != _fa_v) else {acc})"
+            )
+        elif op == "sum":
+            lines.append(f"        {acc} = np.float64(0.0)")
+            update = f"{acc} += np.float64(_fa_v)"
+        else:
             raise NotImplementedError(f"{where}: unknown row reduction {op!r}")
-        init, update = _REDUCE[op]
-        value = _py(expr, helpers, f"{where}.{name}")
-        lines.append(f"        {name} = {init}")
         lines.append("        for _fa_k in range(_fa_a, _fa_b):")
-        lines += loads
-        lines.append("            _fa_v = T(" + value + ")")
-        lines.append("            " + update.format(a=name, v="_fa_v"))
+        lines += ["            " + ld for ld in loads]
+        lines.append(f"            _fa_v = T({value})")
+        lines.append(f"            {update}")
+        lines.append(f"        {var} = T({acc})")
     body = _py(formula(entry, kind), helpers, where)
     lines.append("        for _fa_k in range(_fa_a, _fa_b):")
-    lines += loads
+    lines += ["            " + ld for ld in loads]
     lines.append(f"            _fa_out[_fa_k] = {body}")
     return "\n".join(lines)
 
@@ -372,11 +381,39 @@ def user_module(entry: Activation, sfx: str) -> str:
 
 # --- drivers -------------------------------------------------------------------
 
-DRIVERS = """\
+# Calls a compiled kernel by address: the drivers get each kernel as a plain
+# integer (its cfunc address), so one driver serves every entry and a call
+# costs no more than a C function-pointer call (Numba's first-class function
+# objects cost tens of microseconds per call to unbox).  Arrays are passed as
+# their data pointers, other arguments as they are: the C ABI of the kernels.
+CALLER = """\
+@intrinsic
+def _fa_call{n}(typingctx, addr, {args}):
+    sig = types.void(addr, {args})
+
+    def codegen(context, builder, signature, llargs):
+        vals = []
+        for ty, v in zip(signature.args[1:], llargs[1:]):
+            if isinstance(ty, types.Array):
+                v = context.make_array(ty)(context, builder, v).data
+            vals.append(v)
+        fnty = ir.FunctionType(ir.VoidType(), [v.type for v in vals])
+        builder.call(builder.inttoptr(llargs[0], fnty.as_pointer()), vals)
+        return context.get_dummy_value()
+
+    return sig, codegen
+"""
+
+DRIVERS_HEADER = """\
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
 _FA_SEGMENT = {segment}
 _FA_SEED0 = np.uint64(0)
+"""
 
-
+DRIVERS = """\
 def _fa_{mode}_unary(_fa_f, x, out, p, seed, nch):
     n = x.size
     step = (n + nch - 1) // nch
@@ -384,7 +421,7 @@ def _fa_{mode}_unary(_fa_f, x, out, p, seed, nch):
     for c in {loop}(nch):
         start = c * step
         if start < n:
-            _fa_f(x, out, p, 0, seed, start, min(start + step, n))
+            _fa_call7(_fa_f, x, out, p, 0, seed, start, min(start + step, n))
 
 
 def _fa_{mode}_binary(_fa_f, g, s, out, p, seed, nch):
@@ -394,7 +431,7 @@ def _fa_{mode}_binary(_fa_f, g, s, out, p, seed, nch):
     for c in {loop}(nch):
         start = c * step
         if start < n:
-            _fa_f(g, s, out, p, 0, seed, start, min(start + step, n))
+            _fa_call8(_fa_f, g, s, out, p, 0, seed, start, min(start + step, n))
 
 
 def _fa_{mode}_channel_forward(_fa_f, x, out, w, rows, rowlen, segs, C, vector):
@@ -404,7 +441,7 @@ def _fa_{mode}_channel_forward(_fa_f, x, out, w, rows, rowlen, segs, C, vector):
         off = r * rowlen + j * _FA_SEGMENT
         ln = _FA_SEGMENT if (j + 1) * _FA_SEGMENT <= rowlen else rowlen - j * _FA_SEGMENT
         poff = j * _FA_SEGMENT if vector else r % C
-        _fa_f(x, out, w, poff, _FA_SEED0, off, off + ln)
+        _fa_call7(_fa_f, x, out, w, poff, _FA_SEED0, off, off + ln)
 
 
 def _fa_{mode}_channel_backward(
@@ -419,8 +456,8 @@ def _fa_{mode}_channel_backward(
             ln = _FA_SEGMENT if (j + 1) * _FA_SEGMENT <= rowlen else rowlen - j * _FA_SEGMENT
             poff = j * _FA_SEGMENT if vector else r % C
             # The parameter gradient first: out may be g itself.
-            _fa_pg(g, s, w, poff, partial, b * C + poff, off, off + ln)
-            _fa_b(g, s, out, w, poff, _FA_SEED0, off, off + ln)
+            _fa_call8(_fa_pg, g, s, w, poff, partial, b * C + poff, off, off + ln)
+            _fa_call8(_fa_b, g, s, out, w, poff, _FA_SEED0, off, off + ln)
 
 
 def _fa_{mode}_rowwise_forward(_fa_f, x, out, p, rowlen, rows, nch):
@@ -428,7 +465,7 @@ def _fa_{mode}_rowwise_forward(_fa_f, x, out, p, rowlen, rows, nch):
     for c in {loop}(nch):
         r0 = c * step
         if r0 < rows:
-            _fa_f(x, out, p, rowlen, r0, min(r0 + step, rows))
+            _fa_call6(_fa_f, x, out, p, rowlen, r0, min(r0 + step, rows))
 
 
 def _fa_{mode}_rowwise_backward(_fa_f, g, s, out, p, rowlen, rows, nch):
@@ -436,7 +473,7 @@ def _fa_{mode}_rowwise_backward(_fa_f, g, s, out, p, rowlen, rows, nch):
     for c in {loop}(nch):
         r0 = c * step
         if r0 < rows:
-            _fa_f(g, s, out, p, rowlen, r0, min(r0 + step, rows))
+            _fa_call7(_fa_f, g, s, out, p, rowlen, r0, min(r0 + step, rows))
 """
 
 DRIVER_NAMES = (
@@ -456,8 +493,12 @@ def drivers_module(sfx: str) -> str:
     apart one function compiled with and without ``parallel=True``.
     """
     parts = [HEADER.format(what=f"drivers, {DTYPES[sfx]}", dtype=DTYPES[sfx])]
+    parts.append(DRIVERS_HEADER.format(segment=SEGMENT))
+    for n in (6, 7, 8):
+        args = ", ".join(f"a{j}" for j in range(1, n + 1))
+        parts.append(CALLER.format(n=n, args=args))
     for mode, loop in (("par", "prange"), ("ser", "range")):
-        parts.append(DRIVERS.format(mode=mode, loop=loop, segment=SEGMENT))
+        parts.append(DRIVERS.format(mode=mode, loop=loop))
     return "\n\n".join(parts)
 
 

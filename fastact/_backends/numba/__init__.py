@@ -34,7 +34,9 @@ import ctypes
 import os
 import sys
 import threading
+import time
 import warnings
+from functools import partial
 
 import numba
 import numpy as np
@@ -47,38 +49,31 @@ from ._store import Store
 
 _FLOAT = {"f32": types.float32, "f64": types.float64}
 _NP = {"f32": np.float32, "f64": np.float64}
-_JIT = {"nogil": True, "error_model": "numpy"}
 _MAX_THREADS = int(numba.config.NUMBA_NUM_THREADS)
 _NOPARAMS = np.zeros(1)
 _NOPARAMS.flags.writeable = False
 
 
 def _signatures(sfx: str) -> dict[str, object]:
-    """Numba signatures of the kernels and drivers for float type ``sfx``."""
+    """Numba signatures of the kernels (C ABI, pointers) and drivers (arrays) for ``sfx``."""
     F = _FLOAT[sfx]
+    PT, PD = types.CPointer(F), types.CPointer(types.float64)
     R = types.Array(F, 1, "C", readonly=True)
     A = types.Array(F, 1, "C")
     P = types.Array(types.float64, 1, "C", readonly=True)
     A64 = types.Array(types.float64, 1, "C")
-    i8, u8, b1, void = types.int64, types.uint64, types.boolean, types.void
-    unary = void(R, A, P, i8, u8, i8, i8)
-    binary = void(R, R, A, P, i8, u8, i8, i8)
-    pgrad = void(R, R, P, i8, A64, i8, i8, i8)
-    rfwd = void(R, A, P, i8, i8, i8)
-    rbwd = void(R, R, A, P, i8, i8, i8)
-    FU, FB, FP = types.FunctionType(unary), types.FunctionType(binary), types.FunctionType(pgrad)
-    FRF, FRB = types.FunctionType(rfwd), types.FunctionType(rbwd)
-    sigs = {kind: unary for kind in gen.UNARY}
-    sigs.update({kind: binary for kind in gen.BINARY})
-    sigs.update({kind: pgrad for kind in gen.PGRAD})
-    sigs.update(rfwd=rfwd, rbwd=rbwd)
+    i8, u8, b1, void, fn = types.int64, types.uint64, types.boolean, types.void, types.intp
+    sigs = {kind: void(PT, PT, PD, i8, u8, i8, i8) for kind in gen.UNARY}
+    sigs.update({kind: void(PT, PT, PT, PD, i8, u8, i8, i8) for kind in gen.BINARY})
+    sigs.update({kind: void(PT, PT, PD, i8, PD, i8, i8, i8) for kind in gen.PGRAD})
+    sigs.update(rfwd=void(PT, PT, PD, i8, i8, i8), rbwd=void(PT, PT, PT, PD, i8, i8, i8))
     drivers = {
-        "unary": void(FU, R, A, P, u8, i8),
-        "binary": void(FB, R, R, A, P, u8, i8),
-        "channel_forward": void(FU, R, A, P, i8, i8, i8, i8, b1),
-        "channel_backward": void(FB, FP, R, R, A, P, A64, i8, i8, i8, i8, b1, i8),
-        "rowwise_forward": void(FRF, R, A, P, i8, i8, i8),
-        "rowwise_backward": void(FRB, R, R, A, P, i8, i8, i8),
+        "unary": void(fn, R, A, P, u8, i8),
+        "binary": void(fn, R, R, A, P, u8, i8),
+        "channel_forward": void(fn, R, A, P, i8, i8, i8, i8, b1),
+        "channel_backward": void(fn, fn, R, R, A, P, A64, i8, i8, i8, i8, b1, i8),
+        "rowwise_forward": void(fn, R, A, P, i8, i8, i8),
+        "rowwise_backward": void(fn, R, R, A, P, i8, i8, i8),
     }
     for name, sig in drivers.items():
         sigs[f"par_{name}"] = sig
@@ -168,6 +163,9 @@ class NumbaBackend:
         tag = f"numba-{numba.__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
         self.store = Store(tag)
         self._kernels: dict[tuple[str, str, str], object] = {}
+        self._addr: dict[tuple[str, str, str], int] = {}
+        self._ser_unary: dict[str, object] = {}  # the serial twins' drivers, by float type
+        self._ser_binary: dict[str, object] = {}
         self._drivers: dict[tuple[str, str], object] = {}
         self._sigs: dict[str, dict] = {}
         self._build_lock = threading.RLock()
@@ -182,19 +180,22 @@ class NumbaBackend:
             sigs = self._sigs[sfx] = _signatures(sfx)
         return sigs[kind]
 
-    def _jit(self, fn, sig, cacheable: bool, **options):
-        import time
-
+    def _jit(self, fn, sig, cacheable: bool, kernel: bool = False, **options):
+        """``cfunc`` (a kernel, C ABI) or ``njit`` (a driver) with the disk cache if possible."""
         t0 = time.perf_counter()
+        if kernel:
+            make = partial(numba.cfunc, sig, error_model="numpy", **options)
+        else:
+            make = partial(numba.njit, sig, nogil=True, error_model="numpy", **options)
         try:
             if cacheable:
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", numba.NumbaWarning)
-                        return numba.njit(sig, cache=True, **_JIT, **options)(fn)
+                        return make(cache=True)(fn)
                 except (RuntimeError, OSError):
                     pass  # no cache locator / unwritable after all: compile without
-            return numba.njit(sig, **_JIT, **options)(fn)
+            return make()(fn)
         finally:
             self.compile_seconds += time.perf_counter() - t0
 
@@ -210,22 +211,23 @@ class NumbaBackend:
         source = gen.entry_module(entry, sfx, HELPERS)
         return self.store.load(f"_fastact_nb_{entry.name}_{sfx}_{gen.digest(source)}", source)
 
-    def kernel(self, entry: Activation, kind: str, sfx: str):
-        """The compiled kernel ``kind`` of ``entry`` for ``sfx`` ("f32"/"f64"), compiling it."""
+    def kernel(self, entry: Activation, kind: str, sfx: str) -> int:
+        """Address of kernel ``kind`` of ``entry`` for ``sfx`` ("f32"/"f64"), compiling it."""
         key = (entry.name, kind, sfx)
-        k = self._kernels.get(key)
-        if k is not None:
-            return k
+        addr = self._addr.get(key)
+        if addr is not None:
+            return addr
         with self._build_lock:
-            k = self._kernels.get(key)
-            if k is None:
+            addr = self._addr.get(key)
+            if addr is None:
                 mod, cacheable = self._entry_module(entry, sfx)
                 fn = getattr(mod, f"_fa_{kind}", None)
                 if fn is None:
                     raise ValueError(f"{entry.name} has no {kind!r} kernel")
-                k = self._jit(fn, self._sig(sfx, kind), cacheable)
-                self._kernels[key] = k
-        return k
+                k = self._jit(fn, self._sig(sfx, kind), cacheable, kernel=True)
+                self._kernels[key] = k  # keeps the code (and so the address) alive
+                addr = self._addr[key] = k.address
+        return addr
 
     def _driver(self, name: str, sfx: str):
         key = (name, sfx)
@@ -249,12 +251,14 @@ class NumbaBackend:
         return d
 
     def compile(self, entry: Activation, dtypes=("f32", "f64"), parallel: bool = False) -> None:
-        """Compile (or load from the cache) every kernel of ``entry`` now."""
+        """Compile (or load from the cache) every kernel of ``entry`` now, and the drivers."""
+        kinds = ("fwd", "bwd") if entry.extra.get("user") else gen.kinds_of(entry)
         for sfx in dtypes:
-            for kind in gen.kinds_of(entry) if not entry.extra.get("user") else ("fwd", "bwd"):
+            for kind in kinds:
                 self.kernel(entry, kind, sfx)
-            if parallel:
-                for name in gen.DRIVER_NAMES:
+            for name in gen.DRIVER_NAMES:
+                self._driver(f"ser_{name}", sfx)
+                if parallel:
                     self._driver(f"par_{name}", sfx)
 
     # -- running ----------------------------------------------------------------
@@ -271,46 +275,64 @@ class NumbaBackend:
             self._params_cache[params] = a
         return a
 
-    def _parallel(self, name: str, sfx: str, nthreads: int, *args) -> bool:
-        """Run driver ``par_<name>`` on ``nthreads`` threads; False: run serially instead."""
-        if RUNTIME.forked:
-            return False
-        drv = self._driver(f"par_{name}", sfx)
-        workqueue = RUNTIME.layer == "workqueue"
-        if workqueue and not RUNTIME.pool_lock.acquire(blocking=False):
-            return False
-        try:
-            n = min(nthreads, _MAX_THREADS)
-            old = numba.get_num_threads()
-            if n != old:
-                numba.set_num_threads(n)
-            try:
-                drv(*args)
-            finally:
-                if n != old:
-                    numba.set_num_threads(old)
-        finally:
-            if workqueue:
-                RUNTIME.pool_lock.release()
-        return True
+    def _run(self, name: str, sfx: str, nthreads: int, *args) -> None:
+        """Driver ``name`` on ``nthreads`` threads, or its serial twin."""
+        if nthreads > 1 and not RUNTIME.forked:
+            key = ("par_" + name, sfx)
+            drv = self._drivers.get(key) or self._driver(*key)
+            workqueue = RUNTIME.layer == "workqueue"
+            # workqueue aborts the process when entered twice at once: never wait,
+            # run serially when another thread is in the pool.
+            if not workqueue or RUNTIME.pool_lock.acquire(blocking=False):
+                try:
+                    n = min(nthreads, _MAX_THREADS)
+                    old = numba.get_num_threads()
+                    if n != old:
+                        numba.set_num_threads(n)
+                    try:
+                        drv(*args)
+                    finally:
+                        if n != old:
+                            numba.set_num_threads(old)
+                finally:
+                    if workqueue:
+                        RUNTIME.pool_lock.release()
+                return
+        key = ("ser_" + name, sfx)
+        (self._drivers.get(key) or self._driver(*key))(*args)
 
     def forward(self, entry: Activation, x, out, params, training, seed, nthreads):
-        sfx = _sfx(x)
-        k = self.kernel(entry, "tfwd" if training else "fwd", sfx)
-        xf, of, p = _flat(x), _flat(out), self._params(params)
-        n = xf.size
-        nch = _n_chunks(n, nthreads)
-        if nch <= 1 or not self._parallel("unary", sfx, nch, k, xf, of, p, seed, nch):
-            k(xf, of, p, 0, seed, 0, n)
+        sfx = "f32" if x.itemsize == 4 else "f64"
+        key = (entry.name, "tfwd" if training else "fwd", sfx)
+        k = self._addr.get(key) or self.kernel(entry, key[1], sfx)
+        p = self._params(params) if params else _NOPARAMS
+        if x.ndim != 1:
+            x, out = _flat(x), _flat(out)
+        if nthreads > 1 and x.size > gen.MIN_CHUNK:
+            nch = _n_chunks(x.size, nthreads)
+            self._run("unary", sfx, nch, k, x, out, p, seed, nch)
+            return
+        drv = self._ser_unary.get(sfx) or self._serial("unary", sfx)
+        drv(k, x, out, p, seed, 1)
 
     def backward(self, entry: Activation, g, s, out, params, training, seed, nthreads):
-        sfx = _sfx(g)
-        k = self.kernel(entry, "tbwd" if training else "bwd", sfx)
-        gf, sf, of, p = _flat(g), _flat(s), _flat(out), self._params(params)
-        n = gf.size
-        nch = _n_chunks(n, nthreads)
-        if nch <= 1 or not self._parallel("binary", sfx, nch, k, gf, sf, of, p, seed, nch):
-            k(gf, sf, of, p, 0, seed, 0, n)
+        sfx = "f32" if g.itemsize == 4 else "f64"
+        key = (entry.name, "tbwd" if training else "bwd", sfx)
+        k = self._addr.get(key) or self.kernel(entry, key[1], sfx)
+        p = self._params(params) if params else _NOPARAMS
+        if g.ndim != 1:
+            g, s, out = _flat(g), _flat(s), _flat(out)
+        if nthreads > 1 and g.size > gen.MIN_CHUNK:
+            nch = _n_chunks(g.size, nthreads)
+            self._run("binary", sfx, nch, k, g, s, out, p, seed, nch)
+            return
+        drv = self._ser_binary.get(sfx) or self._serial("binary", sfx)
+        drv(k, g, s, out, p, seed, 1)
+
+    def _serial(self, name: str, sfx: str):
+        drv = self._driver("ser_" + name, sfx)
+        getattr(self, "_ser_" + name)[sfx] = drv
+        return drv
 
     @staticmethod
     def _geometry(outer: int, channels: int, inner: int) -> tuple[int, int, int, bool]:
@@ -319,17 +341,16 @@ class NumbaBackend:
         segs = max(1, -(-rowlen // gen.SEGMENT))
         return rows, rowlen, segs, vector
 
+    @staticmethod
+    def _channel_threads(rows: int, rowlen: int, nthreads: int) -> int:
+        return 1 if nthreads < 1 or rows * rowlen < 2 * gen.MIN_CHUNK else nthreads
+
     def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
         sfx = _sfx(x)
         rows, rowlen, segs, vector = self._geometry(outer, channels, inner)
         k = self.kernel(entry, "fwdv" if vector else "fwd", sfx)
         args = (k, _flat(x), _flat(out), weight, rows, rowlen, segs, channels, vector)
-        if (
-            nthreads <= 1
-            or rows * rowlen < 2 * gen.MIN_CHUNK
-            or not self._parallel("channel_forward", sfx, nthreads, *args)
-        ):
-            self._driver("ser_channel_forward", sfx)(*args)
+        self._run("channel_forward", sfx, self._channel_threads(rows, rowlen, nthreads), *args)
         return out
 
     def channel_backward(self, entry, g, s, out, weight, outer, channels, inner, nthreads):
@@ -341,44 +362,34 @@ class NumbaBackend:
             return np.zeros(channels)
         kb = self.kernel(entry, "bwdv" if vector else "bwd", sfx)
         kp = self.kernel(entry, "pgradv" if vector else "pgrad", sfx)
-        partial = np.zeros(nblocks * channels)
-        args = (kb, kp, _flat(g), _flat(s), _flat(out), weight, partial)
+        acc = np.zeros(nblocks * channels)
+        args = (kb, kp, _flat(g), _flat(s), _flat(out), weight, acc)
         args += (rows, rowlen, segs, channels, vector, nblocks)
-        if (
-            nthreads <= 1
-            or rows * rowlen < 2 * gen.MIN_CHUNK
-            or not self._parallel("channel_backward", sfx, nthreads, *args)
-        ):
-            self._driver("ser_channel_backward", sfx)(*args)
-        # Block partial sums reduced in block order, as the Cython driver does.
-        return partial.reshape(nblocks, channels).sum(axis=0)
+        self._run("channel_backward", sfx, self._channel_threads(rows, rowlen, nthreads), *args)
+        # Partial sums per block, reduced in block order as the Cython driver does:
+        # the same bits for any thread count, and on both backends.
+        return acc.reshape(nblocks, channels).sum(axis=0)
 
-    def _row_chunks(self, rows: int, rowlen: int, nthreads: int) -> int:
-        if nthreads <= 1 or rows * rowlen < 2 * gen.MIN_CHUNK:
-            return 1
-        return min(nthreads, rows)
+    @staticmethod
+    def _row_chunks(rows: int, rowlen: int, nthreads: int) -> int:
+        """Blocks of whole rows, as the Cython driver: results never depend on threads."""
+        return min(_n_chunks(rows * rowlen, nthreads), rows)
 
     def rowwise_forward(self, entry, x, out, rows, rowlen, nthreads, params=()):
         """Row by row (rows of ``rowlen`` contiguous elements): reductions, then the formula."""
         sfx = _sfx(x)
         k = self.kernel(entry, "rfwd", sfx)
-        xf, of, p = _flat(x), _flat(out), self._params(tuple(params))
         nch = self._row_chunks(rows, rowlen, nthreads)
-        if nch <= 1 or not self._parallel(
-            "rowwise_forward", sfx, nch, k, xf, of, p, rowlen, rows, nch
-        ):
-            k(xf, of, p, rowlen, 0, rows)
+        p = self._params(tuple(params))
+        self._run("rowwise_forward", sfx, nch, k, _flat(x), _flat(out), p, rowlen, rows, nch)
         return out
 
     def rowwise_backward(self, entry, g, s, out, rows, rowlen, nthreads, params=()):
         sfx = _sfx(g)
         k = self.kernel(entry, "rbwd", sfx)
-        gf, sf, of, p = _flat(g), _flat(s), _flat(out), self._params(tuple(params))
         nch = self._row_chunks(rows, rowlen, nthreads)
-        if nch <= 1 or not self._parallel(
-            "rowwise_backward", sfx, nch, k, gf, sf, of, p, rowlen, rows, nch
-        ):
-            k(gf, sf, of, p, rowlen, 0, rows)
+        args = (k, _flat(g), _flat(s), _flat(out), self._params(tuple(params)), rowlen, rows, nch)
+        self._run("rowwise_backward", sfx, nch, *args)
         return out
 
     # -- information ------------------------------------------------------------
