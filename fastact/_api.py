@@ -283,6 +283,73 @@ def channel_backward(entry: Activation, grad_output: Any, saved: Any, weight: An
     return _result(grad_output, target), np.asarray(gw, g.dtype).reshape(wshape)
 
 
+def _axis(axis: Any, ndim: int) -> int:
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"axis must be an integer, got {type(axis).__name__}")
+    n = max(ndim, 1)
+    if not -n <= axis < n:
+        raise ValueError(f"axis {axis} is out of bounds for an array of dimension {ndim}")
+    return int(axis) % n
+
+
+def _rows(arrays: list[np.ndarray], out: np.ndarray | None, axis: int):
+    """C-contiguous (rows, rowlen) buffers with ``axis`` last, and the write-back."""
+    moved = [np.moveaxis(a.reshape(a.shape or (1,)), axis, -1) for a in arrays]
+    shape = moved[0].shape
+    rowlen = shape[-1]
+    rows = moved[0].size // rowlen if rowlen else 0
+    target = None
+    if out is not None:
+        om = np.moveaxis(out.reshape(out.shape or (1,)), axis, -1)
+        overlap = any(a is not out and np.may_share_memory(a, out) for a in arrays)
+        if om.flags.c_contiguous and not overlap:
+            target = om
+    bufs = [np.ascontiguousarray(m) for m in moved]
+    direct = target is not None
+    if target is None:
+        target = np.empty(shape, bufs[0].dtype)
+    return bufs, target, rows, rowlen, direct
+
+
+def _finish_rows(value: Any, target, out, direct: bool, axis: int, shape):
+    if out is not None:
+        if not direct:
+            np.moveaxis(out.reshape(out.shape or (1,)), axis, -1)[...] = target
+        return out
+    return _result(value, np.moveaxis(target, -1, axis).reshape(shape))
+
+
+def rowwise_forward(entry: Activation, x: Any, axis: Any, out: Any):
+    a = as_input(x, "x")
+    ax = _axis(axis, a.ndim)
+    if out is not None:
+        check_out(out, a.shape, a.dtype)
+    if a.size == 0:
+        return out if out is not None else np.empty_like(a)
+    backend, nthreads = _dispatch.choose(entry, "forward", a.dtype, a.size)
+    (buf,), target, rows, rowlen, direct = _rows([a], out, ax)
+    backend.rowwise_forward(entry, buf, target, rows, rowlen, nthreads)
+    return _finish_rows(x, target, out, direct, ax, a.shape)
+
+
+def rowwise_backward(entry: Activation, grad_output: Any, saved: Any, axis: Any, out: Any):
+    g = as_input(grad_output, "grad_output")
+    s = as_input(saved, "saved")
+    if g.shape != s.shape:
+        raise ValueError(f"grad_output has shape {g.shape} but saved has shape {s.shape}")
+    if s.dtype != g.dtype:
+        s = s.astype(g.dtype)
+    ax = _axis(axis, g.ndim)
+    if out is not None:
+        check_out(out, g.shape, g.dtype)
+    if g.size == 0:
+        return out if out is not None else np.empty_like(g)
+    backend, nthreads = _dispatch.choose(entry, "backward", g.dtype, g.size)
+    (gb, sb), target, rows, rowlen, direct = _rows([g, s], out, ax)
+    backend.rowwise_backward(entry, gb, sb, target, rows, rowlen, nthreads)
+    return _finish_rows(grad_output, target, out, direct, ax, g.shape)
+
+
 # --- making the public functions ------------------------------------------
 
 
@@ -302,6 +369,8 @@ def _doc(entry: Activation, backward: bool) -> str:
     else:
         head = f"{entry.doc}\n\n    {entry.formula}\n\n``out=x`` is the in-place form and allocates nothing."
     extra = ""
+    if entry.rowwise:
+        extra = "\n    axis : int, default -1\n        the axis along which each row is normalised"
     if entry.has_training_mode:
         extra = (
             "\n    training : bool, default False\n        random slopes (training) or their mean (eval)"
@@ -317,7 +386,14 @@ def make_functions(entry: Activation) -> tuple[Callable, Callable]:
     sig = "".join(f", {p.name}" if p.required else f", {p.name}={p.default!r}" for p in scalars)
     names = "".join(f"{p.name}, " for p in scalars)
     ns: dict[str, Any] = {"_entry": entry, "_api": __import__(__name__, fromlist=["_"])}
-    if entry.channel_param:
+    if entry.rowwise:
+        src = (
+            f"def {entry.name}(x, axis=-1, *, out=None):\n"
+            f"    return _api.rowwise_forward(_entry, x, axis, out)\n"
+            f"def {entry.name}_backward(grad_output, saved, axis=-1, *, out=None):\n"
+            f"    return _api.rowwise_backward(_entry, grad_output, saved, axis, out)\n"
+        )
+    elif entry.channel_param:
         cp = entry.channel_param
         src = (
             f"def {entry.name}(x, {cp}, *, out=None):\n"

@@ -466,6 +466,32 @@ def threshold_backward(g, x, threshold, value):
     return _nan_from(x, np.where(x <= threshold, 0.0, g))
 
 
+@_forward
+def softmax(x, axis=-1):
+    x = np.asarray(x, np.float64)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@_backward
+def softmax_backward(g, y, axis=-1):
+    y, g = np.asarray(y, np.float64), np.asarray(g, np.float64)
+    return y * (g - np.sum(g * y, axis=axis, keepdims=True))
+
+
+@_forward
+def log_softmax(x, axis=-1):
+    x = np.asarray(x, np.float64)
+    z = x - np.max(x, axis=axis, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+@_backward
+def log_softmax_backward(g, y, axis=-1):
+    y, g = np.asarray(y, np.float64), np.asarray(g, np.float64)
+    return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+
+
 def forward(name: str, x, **params) -> np.ndarray:
     """The float64 reference forward of activation ``name``."""
     with np.errstate(all="ignore"):

@@ -87,6 +87,8 @@ class Activation:
     ``kinks`` lists, as expressions over the parameters, the points where the
     derivative jumps (None for activations smooth everywhere);
     ``piecewise_linear`` marks the activations that are linear between them.
+    ``row_forward``/``row_backward`` make an entry rowwise (softmax): each row
+    along ``axis`` is first reduced (max, then sum...), then mapped.
     """
 
     name: str
@@ -105,6 +107,12 @@ class Activation:
     backward_checks: tuple[tuple[str, str], ...] = ()
     kinks: tuple[str, ...] | None = None
     piecewise_linear: bool = False
+    # Rowwise entries (softmax): reductions over each row along ``axis``, in
+    # order, as (name, "max" | "sum", expression) or (name, "log", sum_name) for
+    # the log of an earlier sum taken before rounding to the array's type;
+    # forward/backward then use the reduced names elementwise.
+    row_forward: tuple[tuple[str, str, str], ...] | None = None
+    row_backward: tuple[tuple[str, str, str], ...] | None = None
     # Points away from which the activation is smooth; the tests keep their
     # finite differences this far from them.
     sample_range: tuple[float, float] = (-8.0, 8.0)
@@ -123,6 +131,10 @@ class Activation:
     @property
     def scalar_params(self) -> tuple[Param, ...]:
         return tuple(p for p in self.parameters if p.name != self.channel_param)
+
+    @property
+    def rowwise(self) -> bool:
+        return self.row_forward is not None
 
     @property
     def has_training_mode(self) -> bool:
@@ -457,6 +469,39 @@ TABLE: tuple[Activation, ...] = (
         kinks=("threshold",),
         piecewise_linear=True,
         extra={"test_params": ({"threshold": -1.0, "value": 2.0},)},
+    ),
+    Activation(
+        name="softmax",
+        formula="softmax(x)_j = exp(x_j - m) / sum_k exp(x_k - m), m = max_k x_k, along axis",
+        row_forward=(("m", "max", "x"), ("s", "sum", "exp(x - m)")),
+        forward="exp(x - m) / s",
+        row_backward=(("d", "sum", "g * y"),),
+        backward="y * (g - d)",
+        saves="output",
+        doc=(
+            "Normalised exponential along ``axis`` (default -1), max-subtracted so "
+            "that no exp overflows; rows run in parallel. A row holding NaN or "
+            "+inf, or only -inf, gives NaN."
+        ),
+        properties=Properties(True, "everywhere", False, False, (0.0, 1.0)),
+        # x - m is rounded before exp: about |x - m| ulp
+        extra={"rowwise": True, "condition": "abs(x - rowmax)"},
+    ),
+    Activation(
+        name="log_softmax",
+        formula="log_softmax(x)_j = x_j - m - log(sum_k exp(x_k - m)), m = max_k x_k, along axis",
+        row_forward=(("m", "max", "x"), ("s", "sum", "exp(x - m)"), ("ls", "log", "s")),
+        forward="(x - m) - ls",
+        row_backward=(("d", "sum", "g"),),
+        backward="g - exp(y) * d",
+        saves="output",
+        doc=(
+            "Log of softmax along ``axis``, computed without forming softmax (no log "
+            "of 0). The row sum is rounded, so the error is absolute: about the row "
+            "length in ulp of 1."
+        ),
+        properties=Properties(True, "everywhere", False, False, (-INF, 0.0)),
+        extra={"rowwise": True, "forward_scale": "rowlen"},
     ),
 )
 

@@ -129,18 +129,36 @@ class Call:
     def ref_forward(self, x):
         return reference.forward(self.entry.name, x, **self._ref_kw(np.asarray(x).dtype))
 
+    def forward_scale(self, x):
+        """Absolute error scale of a forward, where the entry documents one."""
+        expr = self.entry.extra.get("forward_scale")
+        if expr is None:
+            return None
+        x = np.asarray(x, np.float64)
+        rowlen = x.shape[-1] if x.ndim else 1
+        return eval(expr, {}, {"rowlen": rowlen})  # noqa: S307
+
     def condition(self, x):
         """Extra tolerance, in ulp, where the entry documents error growth."""
         expr = self.entry.extra.get("condition")
         if expr is None:
             return None
         x = np.asarray(x, np.float64)
+        env = {"x": x, **self.params}
+        if self.entry.rowwise:
+            env["rowmax"] = np.max(x, axis=-1, keepdims=True) if x.ndim else x
         with np.errstate(all="ignore"):
-            c = eval(expr, {"abs": np.abs}, {"x": x, **self.params})  # noqa: S307
+            c = eval(expr, {"abs": np.abs}, env)  # noqa: S307
         return np.where(np.isfinite(c), c, 0.0)
 
     def grad_scale(self, g):
-        """Scale for assert_close of a backward: g where the derivative crosses zero."""
+        """Scale for assert_close of a backward: g where the derivative crosses zero.
+
+        A rowwise gradient subtracts a row reduction of g: the row's sum of |g|.
+        """
+        if self.entry.rowwise:
+            g = np.abs(np.asarray(g, np.float64))
+            return g.sum(axis=-1, keepdims=True) if g.ndim else g
         return None if self.entry.properties.monotonic else g
 
     def ref_backward(self, g, saved):

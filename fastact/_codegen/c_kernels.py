@@ -31,6 +31,8 @@ UNARY = {"fwd", "tfwd", "fwdv"}
 
 
 def _formula(entry: Activation, kind: str) -> str | None:
+    if entry.rowwise:
+        return None
     if kind in ("fwd", "fwdv"):
         return entry.forward if (kind == "fwd" or entry.channel_param) else None
     if kind in ("bwd", "bwdv"):
@@ -80,6 +82,63 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) -> str:
+    """One kernel over ``rows`` contiguous rows of length ``n``: reductions, then the map."""
+    ctype = CTYPES[sfx]
+    stages = entry.row_backward if backward else entry.row_forward
+    final = entry.backward if backward else entry.forward
+    where = f"{entry.name}.{'backward' if backward else 'forward'}"
+    name = f"fa_{entry.name}_r{'bwd' if backward else 'fwd'}_{sfx}"
+    if backward:
+        sig = f"const {ctype} *gp, const {ctype} *sp, {ctype} *out"
+        offs = [f"const {ctype} *g_r = gp + r * n;", f"const {ctype} *s_r = sp + r * n;"]
+        load = [f"const {ctype} g = g_r[k];", f"const {ctype} y = s_r[k];"]
+    else:
+        sig = f"const {ctype} *xp, {ctype} *out"
+        offs = [f"const {ctype} *x_r = xp + r * n;"]
+        load = [f"const {ctype} x = x_r[k];"]
+    lines = [
+        f"FA_CLONES static void {name}({sig}, Py_ssize_t rows, Py_ssize_t n, const double *p) {{",
+        "    (void)p;",
+        "    for (Py_ssize_t r = 0; r < rows; r++) {",
+    ]
+    lines += ["        " + o for o in offs]
+    lines.append(f"        {ctype} *o_r = out + r * n;")
+    declared = []
+    for var, op, expr in stages:
+        if op == "log":
+            # the log of an earlier sum, taken in double before rounding
+            lines.append(f"        const {ctype} {var}_acc_t = ({ctype})log({expr}_acc);")
+            declared.append(var)
+            continue
+        body = expr_to_c(expr, sfx, helpers, f"{where}.{var}")
+        if op == "max":
+            # NaN-propagating maximum: once NaN, it stays NaN.
+            lines.append(f"        {ctype} {var}_acc = -INFINITY;")
+            update = f"{var}_acc = ({var}_acc != {var}_acc) ? {var}_acc : ((v > {var}_acc || v != v) ? v : {var}_acc);"
+        elif op == "sum":
+            # Sums accumulate in double, also for float32 rows.
+            lines.append(f"        double {var}_acc = 0.0;")
+            update = f"{var}_acc += (double)v;"
+        else:
+            raise SyntaxError(f"{where}: unknown reduction {op!r}")
+        lines.append("        for (Py_ssize_t k = 0; k < n; k++) {")
+        lines += ["            " + ld for ld in load]
+        lines += [f"            const {ctype} {d} = {d}_acc_t;" for d in declared]
+        lines.append(f"            const {ctype} v = {body};")
+        lines.append(f"            {update}")
+        lines.append("        }")
+        lines.append(f"        const {ctype} {var}_acc_t = ({ctype}){var}_acc;")
+        declared.append(var)
+    body = expr_to_c(final, sfx, helpers, where)
+    lines.append("        for (Py_ssize_t k = 0; k < n; k++) {")
+    lines += ["            " + ld for ld in load]
+    lines += [f"            const {ctype} {d} = {d}_acc_t;" for d in declared]
+    lines.append(f"            o_r[k] = {body};")
+    lines += ["        }", "    }", "}"]
+    return "\n".join(lines)
+
+
 def _pgrad(entry: Activation, sfx: str, helpers: list[str], vector: bool) -> str:
     ctype = CTYPES[sfx]
     saved = "x" if entry.saves == "input" else "y"
@@ -122,6 +181,12 @@ typedef void (*fa_binary_f64)(const double *, const double *, double *, Py_ssize
                               const double *, uint64_t, int64_t);
 typedef void (*fa_pgrad_f32)(const float *, const float *, Py_ssize_t, const double *, double *);
 typedef void (*fa_pgrad_f64)(const double *, const double *, Py_ssize_t, const double *, double *);
+typedef void (*fa_rowf_f32)(const float *, float *, Py_ssize_t, Py_ssize_t, const double *);
+typedef void (*fa_rowf_f64)(const double *, double *, Py_ssize_t, Py_ssize_t, const double *);
+typedef void (*fa_rowb_f32)(const float *, const float *, float *, Py_ssize_t, Py_ssize_t,
+                            const double *);
+typedef void (*fa_rowb_f64)(const double *, const double *, double *, Py_ssize_t, Py_ssize_t,
+                            const double *);
 """
 
 
@@ -140,6 +205,9 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             if entry.param_grad is not None:
                 out.append(_pgrad(entry, sfx, names, vector=False))
                 out.append(_pgrad(entry, sfx, names, vector=True))
+            if entry.rowwise:
+                out.append(_rowwise(entry, False, sfx, names))
+                out.append(_rowwise(entry, True, sfx, names))
     for sfx in CTYPES:
         for kind in KINDS + ("pgrad", "pgradv"):
             sig = "unary" if kind in UNARY else ("pgrad" if kind.startswith("pgrad") else "binary")
@@ -151,6 +219,14 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                     else _formula(entry, kind) is not None
                 )
                 ptrs.append(f"fa_{entry.name}_{kind}_{sfx}" if has else "NULL")
+            out.append(
+                f"static fa_{sig}_{sfx} FA_{kind.upper()}_{sfx.upper()}[{len(table)}] = {{\n    "
+                + ",\n    ".join(ptrs)
+                + "\n};"
+            )
+    for sfx in CTYPES:
+        for kind, sig in (("rfwd", "rowf"), ("rbwd", "rowb")):
+            ptrs = [f"fa_{e.name}_{kind}_{sfx}" if e.rowwise else "NULL" for e in table]
             out.append(
                 f"static fa_{sig}_{sfx} FA_{kind.upper()}_{sfx.upper()}[{len(table)}] = {{\n    "
                 + ",\n    ".join(ptrs)

@@ -45,7 +45,14 @@ def test_forward_backward_match_reference(entry, backend, dtype, layout):
             what = f"{entry.name} {params} training={training} {backend} {layout}"
             assert np.asarray(y).dtype == dtype and np.shape(y) == x.shape
             cond = call.condition(x)
-            assert_close(y, call.ref_forward(x), dtype, what=what + " forward", cond=cond)
+            assert_close(
+                y,
+                call.ref_forward(x),
+                dtype,
+                what=what + " forward",
+                cond=cond,
+                scale=call.forward_scale(x),
+            )
             assert_close(
                 gx,
                 call.ref_backward(g, s),
@@ -83,11 +90,12 @@ def test_special_values_in_every_position(entry, backend, dtype, n):
         s = call.saved(x, y)
         gx = call.backward(g, s)
     with np.errstate(all="ignore"):
-        cond = call.condition(x[positions])
+        cond = call.condition(x)
+        cond = None if cond is None else np.broadcast_to(cond, x.shape)[positions]
         assert_close(y[positions], call.ref_forward(x)[positions], dtype, what="forward", cond=cond)
         ref_g = call.ref_backward(g, s)
         scale = call.grad_scale(g)
-        scale = None if scale is None else scale[positions]
+        scale = None if scale is None else np.broadcast_to(scale, g.shape)[positions]
         assert_close(
             gx[positions], ref_g[positions], dtype, what="backward", scale=scale, cond=cond
         )

@@ -24,6 +24,12 @@ class CythonBackend:
         kind = _kernels.TRAIN_BACKWARD if training else _kernels.BACKWARD
         _kernels.binary(kind, _KID[entry.name], g, s, out, params, seed, nthreads)
 
+    def rowwise_forward(self, entry, x, out, rows, rowlen, nthreads):
+        _kernels.rowwise(_kernels.FORWARD, _KID[entry.name], x, None, out, rows, rowlen, nthreads)
+
+    def rowwise_backward(self, entry, g, s, out, rows, rowlen, nthreads):
+        _kernels.rowwise(_kernels.BACKWARD, _KID[entry.name], g, s, out, rows, rowlen, nthreads)
+
     def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
         _kernels.channel_forward(_KID[entry.name], x, out, weight, outer, channels, inner, nthreads)
 

@@ -42,6 +42,14 @@ cdef extern from "fa_kernels.h" nogil:
     fa_pgrad_f32 *FA_PGRADV_F32
     fa_pgrad_f64 *FA_PGRAD_F64
     fa_pgrad_f64 *FA_PGRADV_F64
+    ctypedef void (*fa_rowf_f32)(const float *, float *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
+    ctypedef void (*fa_rowf_f64)(const double *, double *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
+    ctypedef void (*fa_rowb_f32)(const float *, const float *, float *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
+    ctypedef void (*fa_rowb_f64)(const double *, const double *, double *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
+    fa_rowf_f32 *FA_RFWD_F32
+    fa_rowf_f64 *FA_RFWD_F64
+    fa_rowb_f32 *FA_RBWD_F32
+    fa_rowb_f64 *FA_RBWD_F64
     int FA_N_KERNELS
     void fa_stream_unary_f32(const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     void fa_stream_unary_f64(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
@@ -346,6 +354,55 @@ def stream(cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, int nthreads=1):
             _binary_f64(fa_stream_binary_f64, <const double *>cnp.PyArray_DATA(a),
                         <const double *>cnp.PyArray_DATA(b), <double *>cnp.PyArray_DATA(out),
                         n, p, 0, nthreads)
+    return out
+
+
+def rowwise(int kind, int kid, cnp.ndarray a, object b, cnp.ndarray out,
+            Py_ssize_t rows, Py_ssize_t rowlen, int nthreads=1):
+    """A rowwise entry (softmax) over C-contiguous (rows, rowlen) buffers.
+
+    kind FORWARD: out = f(a); kind BACKWARD: out = f'(g=a, y=b).  Each thread
+    takes a static block of whole rows, so results do not depend on threads.
+    """
+    cdef bint f32 = _is_f32(a)
+    cdef Py_ssize_t nblk, c, r0, r1, step
+    cdef char *ap = <char *>cnp.PyArray_DATA(a)
+    cdef char *bp = NULL
+    cdef char *op = <char *>cnp.PyArray_DATA(out)
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(a)
+    cdef fa_rowf_f32 ff32 = FA_RFWD_F32[kid]
+    cdef fa_rowf_f64 ff64 = FA_RFWD_F64[kid]
+    cdef fa_rowb_f32 fb32 = FA_RBWD_F32[kid]
+    cdef fa_rowb_f64 fb64 = FA_RBWD_F64[kid]
+    if ff32 == NULL:
+        raise ValueError("not a rowwise kernel")
+    cdef bint forward = kind == FORWARD
+    if not forward:
+        bp = <char *>cnp.PyArray_DATA(b)
+    nblk = _n_chunks(rows * rowlen, nthreads)
+    if nblk > rows:
+        nblk = rows
+    if nblk < 1:
+        return out
+    step = (rows + nblk - 1) // nblk
+    with nogil:
+        for c in prange(nblk, schedule="static", num_threads=nblk):
+            r0 = c * step
+            r1 = r0 + step if r0 + step < rows else rows
+            if r0 < r1:
+                if forward:
+                    if f32:
+                        ff32(<const float *>(ap + r0 * rowlen * isz), <float *>(op + r0 * rowlen * isz),
+                             r1 - r0, rowlen, NULL)
+                    else:
+                        ff64(<const double *>(ap + r0 * rowlen * isz), <double *>(op + r0 * rowlen * isz),
+                             r1 - r0, rowlen, NULL)
+                elif f32:
+                    fb32(<const float *>(ap + r0 * rowlen * isz), <const float *>(bp + r0 * rowlen * isz),
+                         <float *>(op + r0 * rowlen * isz), r1 - r0, rowlen, NULL)
+                else:
+                    fb64(<const double *>(ap + r0 * rowlen * isz), <const double *>(bp + r0 * rowlen * isz),
+                         <double *>(op + r0 * rowlen * isz), r1 - r0, rowlen, NULL)
     return out
 
 

@@ -34,6 +34,16 @@ class NumpyBackend:
             kw.update(training=training, seed=seed, dtype=g.dtype)
         out[...] = reference.backward(entry.name, g, s, **kw)
 
+    def rowwise_forward(self, entry, x, out, rows, rowlen, nthreads):
+        out[...] = reference.forward(entry.name, x.reshape(rows, rowlen), axis=-1).reshape(
+            out.shape
+        )
+
+    def rowwise_backward(self, entry, g, s, out, rows, rowlen, nthreads):
+        shape = (rows, rowlen)
+        gx = reference.backward(entry.name, g.reshape(shape), s.reshape(shape), axis=-1)
+        out[...] = gx.reshape(out.shape)
+
     def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
         w = weight.astype(x.dtype).astype(np.float64).reshape(1, channels, 1)
         x3 = x.reshape(outer, channels, inner)
