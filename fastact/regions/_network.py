@@ -94,6 +94,16 @@ def _caller(name: str, entry, params: dict, width: int) -> tuple[Callable, dict]
     scalars = {}
     for p in entry.scalar_params:
         v = params.get(p.name, p.default)
+        if v is None:
+            example = {q.name: q.example for q in entry.scalar_params if q.default is None}
+            raise TypeError(
+                f"{name} needs parameter {p.name} (it has no default), e.g. ({name!r}, {example})"
+            )
+        if getattr(p, "choices", ()):
+            if v not in p.choices:
+                raise ValueError(f"{name}: {p.name} must be one of {p.choices}, got {v!r}")
+            scalars[p.name] = v
+            continue
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
             raise TypeError(f"{name}: parameter {p.name} must be a real number, got {v!r}")
         if not math.isfinite(float(v)):

@@ -73,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_box,
         default=None,
         metavar="XMIN,XMAX,YMIN,YMAX",
-        help="input box (default -2,2,-2,2; -4,4,-4,4 for the sweep's random networks)",
+        help="input box, written --box=-2,2,-2,2 (the default; -4,4,-4,4 for the sweep's "
+        "random networks)",
     )
     parser.add_argument("--max-regions", type=int, default=200_000, help="fail above this count")
     parser.add_argument("--out", default=None, help="write a PNG picture here (needs matplotlib)")
