@@ -352,3 +352,51 @@ def test_2_16_16_16_is_counted_quickly():
 def test_docstring_examples():
     assert fr.count_1d(fr.tent_network(5), 0.0, 1.0) == 32
     assert fr.count_2d(fr.zaslavsky_network(6), BOX).count == 22 == 1 + 6 + math.comb(6, 2)
+
+
+# --- numerical degeneracy -------------------------------------------------------
+
+
+def test_duplicate_units_add_nothing():
+    base = fr.random_network([2, 6, 5], seed=3)
+    w0 = np.concatenate([base.weights[0], base.weights[0][:, :3]], axis=1)
+    b0 = np.concatenate([base.biases[0], base.biases[0][:3]])
+    w1 = np.concatenate([base.weights[1], np.zeros((3, 5))])
+    dup = fr.Network([w0, w1, base.weights[2]], [b0, base.biases[1], base.biases[2]])
+    box = ((-2.0, 2.0), (-2.0, 2.0))
+    a, b = fr.count_2d(base, box), fr.count_2d(dup, box)
+    assert a.count == b.count and b.dropped == 0
+    assert fr.count_1d(base, [-2, -1], [2, 1.5]) == fr.count_1d(dup, [-2, -1], [2, 1.5])
+
+
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_concurrent_lines(n):
+    """n lines through one point (zero biases): 2n regions, not 1 + n + n(n-1)/2."""
+    theta = np.linspace(0, np.pi, n, endpoint=False) + 0.1
+    w = np.stack([np.cos(theta), np.sin(theta)])
+    net = fr.Network([w, np.ones((n, 1))], [np.zeros(n), np.zeros(1)])
+    r = fr.count_2d(net, BOX)
+    assert r.count == 2 * n and r.dropped == 0
+    # the kink point on the segment's path: every line crossed once, at the same t
+    assert fr.count_1d(net, [-1, -0.5], [1, 0.5]) == 2
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_tiny_and_huge_boxes(scale):
+    """Two lines crossing at the centre: 4 regions at every scale (the tolerances are relative)."""
+    w = np.array([[1.0, 1.0], [1.0, -1.0]])
+    c = np.array([0.3, -0.2]) * scale
+    net = fr.Network([w, np.ones((2, 1))], [-(c @ w), np.zeros(1)])
+    box = ((c[0] - scale, c[0] + scale), (c[1] - scale, c[1] + scale))
+    r = fr.count_2d(net, box)
+    assert r.count == 4
+    np.testing.assert_allclose(r.areas, scale**2, rtol=1e-9)
+
+
+def test_line_along_the_box_edge_and_through_corners():
+    # z1 = x (kink on the left edge), z2 = x - y (the diagonal, through two corners)
+    w = np.array([[1.0, 1.0], [0.0, -1.0]])
+    net = fr.Network([w, np.ones((2, 1))], [np.zeros(2), np.zeros(1)])
+    r = fr.count_2d(net, ((0, 1), (0, 1)))
+    assert r.count == 2 and r.dropped == 0
+    np.testing.assert_allclose(sorted(r.areas), [0.5, 0.5])
