@@ -22,6 +22,7 @@ from ._config import (
     set_backend,
     set_num_threads,
 )
+from ._register import register
 from .table import TABLE as _TABLE
 from .table import Activation, Properties
 
@@ -85,6 +86,7 @@ __all__ = [
     "get_backend",
     "get_num_threads",
     "set_backend",
+    "register",
     "set_num_threads",
     *(e.name for e in _TABLE),
     *(f"{e.name}_backward" for e in _TABLE),

@@ -80,7 +80,7 @@ _FA_S30 = np.uint64(30)
 _FA_S27 = np.uint64(27)
 _FA_S31 = np.uint64(31)
 _FA_S11 = np.uint64(11)
-_FA_2M53 = np.float64(2.0**-53)
+_FA_2M53 = np.float64(1.1102230246251565e-16)  # 2**-53
 
 
 @njit(nogil=True, error_model="numpy")

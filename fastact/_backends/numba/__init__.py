@@ -250,6 +250,13 @@ class NumbaBackend:
                 self._drivers[key] = d
         return d
 
+    def forget(self, name: str) -> None:
+        """Drop the compiled kernels of activation ``name`` (a failed ``register``)."""
+        with self._build_lock:
+            for key in [k for k in self._addr if k[0] == name]:
+                del self._addr[key]
+                self._kernels.pop(key, None)
+
     def compile(self, entry: Activation, dtypes=("f32", "f64"), parallel: bool = False) -> None:
         """Compile (or load from the cache) every kernel of ``entry`` now, and the drivers."""
         kinds = ("fwd", "bwd") if entry.extra.get("user") else gen.kinds_of(entry)

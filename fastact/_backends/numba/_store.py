@@ -102,7 +102,7 @@ class Store:
         ``inject`` binds extra globals before the module runs (user
         functions); such modules are never written to disk.
         """
-        mod = sys.modules.get(name)
+        mod = None if inject else sys.modules.get(name)
         if mod is not None:
             return mod, getattr(mod, "__file__", None) is not None
         d = None if inject else self.resolve()

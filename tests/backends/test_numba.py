@@ -1,0 +1,400 @@
+"""The Numba backend: agreement with the Cython backend, generated code, runtime behaviour.
+
+The reference tests of every entry, dtype and layout on the Numba backend are
+in test_kernels.py (its ``backend`` fixture includes "numba").  Here: the
+Numba kernels against the Cython ones (at most 2 ulp, bitwise for the
+piecewise-linear activations and rrelu's random slopes), the float model of
+the generated source, the counter-based generator, laziness, the disk cache
+and its fallback, and OpenMP/threading-layer interplay (in subprocesses, since
+a thread pool starts once per process).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import reference
+from fastact._codegen import numba_kernels as gen
+from fastact._math.functions import HELPERS
+from fastact.table import TABLE
+from tests.conftest import SPECIALS, Call, example_params, sample
+
+pytest.importorskip("numba")
+
+from fastact._backends import get  # noqa: E402
+
+NUMBA = get("numba")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HAVE_CYTHON = "cython" in fastact.backends()
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Units in the last place between a and b (0 where both are NaN; inf=inf is 0)."""
+    a, b = np.atleast_1d(np.asarray(a)), np.atleast_1d(np.asarray(b))
+    it = np.int32 if a.dtype == np.float32 else np.int64
+    lo = float(np.iinfo(it).min)
+
+    def ordered(v):
+        i = v.view(it).astype(np.float64)
+        return np.where(i < 0, lo - i, i)
+
+    d = np.abs(ordered(a) - ordered(b))
+    d[np.isnan(a) & np.isnan(b)] = 0
+    d[np.isnan(a) != np.isnan(b)] = np.inf
+    return d
+
+
+def _inputs(entry, dtype, n=6000):
+    x = sample(entry, n, dtype)
+    x[: len(SPECIALS)] = SPECIALS
+    lo, hi = entry.sample_range
+    x[len(SPECIALS) : len(SPECIALS) + 500] = np.linspace(lo, hi, 500)
+    g = sample(entry, n, dtype, seed=2)
+    if entry.rowwise:
+        return x.reshape(60, 100), g.reshape(60, 100)
+    if entry.channel_param:
+        return x.reshape(30, 4, 50), g.reshape(30, 4, 50)
+    return x, g
+
+
+def _run(backend, entry, params, training, x, g):
+    call = Call(entry, params, training=training)
+    with fastact.config(backend=backend, num_threads=1):
+        y = call.forward(x)
+        s = call.saved(x, y)
+        if entry.channel_param:
+            gx, gw = call.backward_full(g, s)
+            return {"forward": y, "backward": gx, "grad_weight": gw}
+        return {"forward": y, "backward": call.backward(g, s)}
+
+
+@pytest.mark.skipif(not HAVE_CYTHON, reason="the Cython backend is not built")
+def test_numba_agrees_with_cython(entry, dtype):
+    """At most 2 ulp apart; bitwise for piecewise-linear entries and rrelu's slopes."""
+    x, g = _inputs(entry, dtype)
+    for params in example_params(entry):
+        for training in (False, True) if entry.has_training_mode else (False,):
+            cy = _run("cython", entry, params, training, x, g)
+            nb = _run("numba", entry, params, training, x, g)
+            exact = entry.piecewise_linear or training
+            for what in cy:
+                d = ulp_distance(np.asarray(cy[what]), np.asarray(nb[what]))
+                limit = 0 if exact else 2
+                worst = int(np.argmax(d))
+                assert d.max() <= limit, (
+                    f"{entry.name} {params} training={training} {what}: "
+                    f"{d.max()} ulp at {worst} (x={np.asarray(x).flat[worst]!r})"
+                )
+
+
+@pytest.mark.skipif(not HAVE_CYTHON, reason="the Cython backend is not built")
+@pytest.mark.parametrize("shape", [(70_001,), (3, 5, 40_000), (40_000, 3)])
+def test_prelu_weight_gradient_bits_match_cython(dtype, shape):
+    """Same blocking and reduction order as the Cython driver, at any thread count."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=shape).astype(dtype)
+    g = rng.normal(size=shape).astype(dtype)
+    w = rng.uniform(-0.5, 0.9, shape[1] if len(shape) > 1 else 1)
+    got = []
+    for backend, threads in (("cython", 1), ("cython", 2), ("numba", 1), ("numba", 2)):
+        with fastact.config(backend=backend, num_threads=threads):
+            y = fastact.prelu(x, w)
+            gx, gw = fastact.prelu_backward(g, x, w)
+        got.append((y, gx, gw))
+    for y, gx, gw in got[1:]:
+        np.testing.assert_array_equal(y, got[0][0])
+        np.testing.assert_array_equal(gx, got[0][1])
+        np.testing.assert_array_equal(gw, got[0][2])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**63 - 1, 2**63, 2**64 - 1, 0x9E3779B97F4A7C15])
+def test_counter_based_slopes_are_the_reference_bits(dtype, seed):
+    """rrelu's splitmix64 generator in Numba: the reference's bits, also for seeds >= 2**63."""
+    n = 70_001  # above the parallel threshold: chunk offsets enter the counter
+    x = -np.abs(sample(TABLE[0], n, dtype)) - 1  # all negative: y = slope * x
+    with fastact.config(backend="numba", num_threads=2):
+        y = fastact.rrelu(x, 0.1, 0.3, training=True, seed=seed)
+    want = (x * reference.rrelu_slopes(x.shape, seed, 0.1, 0.3, dtype)).astype(dtype)
+    np.testing.assert_array_equal(y, want)
+
+
+def test_rrelu_seed_keys_the_slopes():
+    x = -np.ones(1000)
+    with fastact.config(backend="numba"):
+        a = fastact.rrelu(x, training=True, seed=5)
+        b = fastact.rrelu(x, training=True, seed=6)
+        c = fastact.rrelu(x, training=True, seed=5)
+    np.testing.assert_array_equal(a, c)
+    assert np.mean(a != b) > 0.99
+
+
+# --- the generated source ------------------------------------------------------
+
+
+def _float_literals_outside_T(source: str) -> list[str]:
+    """Float constants not wrapped as T(...) or np.float64(...): they would promote float32."""
+    tree = ast.parse(source)
+    wrapped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = (
+                f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            )
+            if name in ("T", "float64", "uint64"):
+                wrapped.update(id(a) for a in node.args)
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, float):
+            if id(node) not in wrapped:
+                bad.append(ast.unparse(node))
+    return bad
+
+
+@pytest.mark.parametrize("sfx", ["f32", "f64"])
+def test_generated_source_keeps_float32_math(sfx):
+    for entry in TABLE:
+        src = gen.entry_module(entry, sfx, HELPERS)
+        assert _float_literals_outside_T(src) == [], entry.name
+        assert "fastmath" not in src
+    assert _float_literals_outside_T(gen.drivers_module(sfx)) == []
+
+
+def test_every_entry_has_its_kernels():
+    for entry in TABLE:
+        kinds = gen.kinds_of(entry)
+        if entry.rowwise:
+            assert kinds == ["rfwd", "rbwd"]
+            continue
+        assert {"fwd", "bwd"} <= set(kinds), entry.name
+        assert ("tfwd" in kinds) == entry.has_training_mode
+        assert ("pgradv" in kinds) == bool(entry.channel_param)
+
+
+def test_unknown_intrinsic_is_a_clear_error(monkeypatch):
+    from fastact._codegen import dialect
+
+    monkeypatch.setitem(dialect.INTRINSICS, "frobnicate", ("frobf", "frob", "frobnicate"))
+    entry = TABLE[0].__class__(
+        name="frob",
+        formula="",
+        forward="frobnicate(x)",
+        backward="g",
+        saves="input",
+        properties=TABLE[0].properties,
+    )
+    with pytest.raises(NotImplementedError, match="frobnicate"):
+        gen.entry_module(entry, "f32", HELPERS)
+
+
+# --- the runtime -----------------------------------------------------------------
+
+
+def test_describe_reports_layer_kernels_and_cache():
+    with fastact.config(backend="numba"):
+        fastact.relu(np.ones(10))
+    info = NUMBA.describe()
+    assert info["compiled_kernels"] >= 1
+    assert {"threading_layer", "cache_dir", "cache", "max_threads", "numba"} <= set(info)
+
+
+def test_small_arrays_take_the_serial_twin(monkeypatch):
+    """Below the threshold no parallel driver is even looked up."""
+
+    class NoParallel(dict):
+        def get(self, key, default=None):
+            assert not key[0].startswith("par_"), f"parallel driver {key} used for a small array"
+            return super().get(key, default)
+
+    driver = NUMBA._driver
+
+    def serial_only(name, sfx):
+        assert not name.startswith("par_"), f"parallel driver {name} built for a small array"
+        return driver(name, sfx)
+
+    monkeypatch.setattr(NUMBA, "_drivers", NoParallel(NUMBA._drivers))
+    monkeypatch.setattr(NUMBA, "_driver", serial_only)
+    with fastact.config(backend="numba", num_threads=2):
+        fastact.sigmoid(np.ones(16, np.float32))
+        fastact.sigmoid_backward(np.ones(16), np.ones(16))
+        fastact.prelu(np.ones((4, 4)), np.ones(4))
+        fastact.prelu_backward(np.ones((4, 4)), np.ones((4, 4)), np.ones(4))
+        fastact.softmax(np.ones((4, 4)))
+
+
+def _python(
+    code: str, env: dict | None = None, timeout: float = 240, cwd: str = ROOT
+) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": ROOT, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
+def test_import_compiles_nothing():
+    r = _python(
+        """
+        import json, fastact
+        from fastact._backends import get
+        fastact.backends()
+        nb = get("numba")
+        print(json.dumps(nb.describe()))
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["compiled_kernels"] == 0 and info["compiled_drivers"] == 0
+    assert info["threading_layer"].startswith("not started")
+
+
+def test_no_writable_cache_dir_still_works(tmp_path):
+    """Unwritable cache locations (a path under a file): kernels compile in memory."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = _python(
+        """
+        import json, numpy as np, fastact
+        from fastact._backends import get
+        with fastact.config(backend="numba", num_threads=2):
+            y = fastact.sigmoid(np.zeros(70_001))
+        assert (y == 0.5).all()
+        print(json.dumps(get("numba").describe()))
+        """,
+        env={
+            "FASTACT_CACHE_DIR": str(blocker / "cache"),
+            "NUMBA_CACHE_DIR": str(blocker / "numba"),
+            "XDG_CACHE_HOME": str(blocker / "xdg"),
+            "HOME": str(blocker / "home"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+    )
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["cache_dir"] is None and info["cache"].startswith("off")
+
+
+def test_read_only_package_dir_imports(tmp_path):
+    """A copy of the package made read-only, and no cache: import and run work."""
+    import shutil
+
+    pkg = tmp_path / "site"
+    shutil.copytree(
+        os.path.join(ROOT, "fastact"),
+        pkg / "fastact",
+        ignore=shutil.ignore_patterns("__pycache__", "*.c"),
+    )
+    for dirpath, _dirs, filenames in os.walk(pkg):
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o444)
+        os.chmod(dirpath, 0o555)
+    try:
+        r = _python(
+            f"""
+            import numpy as np, fastact
+            assert fastact.__file__.startswith({str(pkg)!r}), fastact.__file__
+            with fastact.config(backend="numba"):
+                assert fastact.relu(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
+            """,
+            env={
+                "PYTHONPATH": str(pkg),
+                "FASTACT_CACHE_DIR": "off",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            },
+            cwd=str(tmp_path),
+        )
+    finally:
+        for dirpath, _dirs, _files in os.walk(pkg):
+            os.chmod(dirpath, 0o755)
+    assert r.returncode == 0, r.stderr
+
+
+def test_disk_cache_is_used_by_a_second_process(tmp_path):
+    code = """
+        import json, numpy as np, fastact
+        from fastact._backends import get
+        with fastact.config(backend="numba"):
+            fastact.leaky_relu(np.ones(10), 0.5)
+        nb = get("numba")
+        k = nb._kernels[("leaky_relu", "fwd", "f64")]
+        print(json.dumps({"hits": k.cache_hits, **nb.describe()}))
+    """
+    env = {"FASTACT_CACHE_DIR": str(tmp_path)}
+    first = _python(code, env)
+    second = _python(code, env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    a = json.loads(first.stdout.strip().splitlines()[-1])
+    b = json.loads(second.stdout.strip().splitlines()[-1])
+    assert a["cache"] == "on" and a["cache_dir"].startswith(str(tmp_path))
+    assert a["hits"] == 0 and b["hits"] == 1
+
+
+@pytest.mark.skipif(not HAVE_CYTHON, reason="the Cython backend is not built")
+@pytest.mark.parametrize(
+    "env", [{"OMP_NUM_THREADS": "3"}, {"NUMBA_NUM_THREADS": "1"}], ids=lambda e: str(e)
+)
+def test_numba_leaves_the_openmp_thread_count_alone(env):
+    """Numba's omp layer sets the starting thread's OpenMP count; the backend restores it."""
+    r = _python(
+        """
+        import threading, numpy as np, fastact
+        from fastact._backends import get
+        cy = get("cython")
+        before = cy.max_threads()
+        with fastact.config(backend="numba", num_threads=2):
+            fastact.sigmoid(np.zeros(70_001))
+            fastact.sigmoid(np.zeros(70_001, np.float32))
+        after = cy.max_threads()
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(cy.max_threads()))
+        t.start(); t.join()
+        print(before, after, seen[0])
+        """,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    before, after, other = map(int, r.stdout.split())
+    assert before == after == other
+
+
+@pytest.mark.parametrize("layer", ["workqueue", "omp"])
+def test_concurrent_parallel_calls_under_each_layer(layer):
+    """workqueue aborts on concurrent entry: the backend must never let that happen."""
+    r = _python(
+        """
+        import threading, numpy as np, fastact, numba
+        x = np.linspace(-5, 5, 70_001)
+        want = 1 / (1 + np.exp(-x))
+        errors = []
+        def work():
+            try:
+                for _ in range(20):
+                    with fastact.config(backend="numba", num_threads=2):
+                        y = fastact.sigmoid(x)
+                    if not np.allclose(y, want, rtol=1e-12, atol=0):
+                        errors.append("wrong result")
+            except Exception as exc:
+                errors.append(repr(exc))
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        print(numba.threading_layer(), errors)
+        """,
+        env={"NUMBA_THREADING_LAYER": layer},
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[0] == layer
+    assert r.stdout.strip().endswith("[]")
