@@ -97,3 +97,11 @@ def upper_bound(net: Network) -> int:
     if _relu_like(net):
         best = min(best, serra_bound(widths))
     return best
+
+
+def upper_name(net: Network) -> str:
+    """Which bound :func:`upper_bound` uses for ``net``."""
+    if _relu_like(net):
+        return "Serra et al. 2018"
+    kinks = "/".join(map(str, sorted(set(net.kinks_per_layer))))
+    return f"product bound, {kinks} kink(s) per unit"

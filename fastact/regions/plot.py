@@ -15,7 +15,7 @@ import numpy as np
 
 from ._exact2d import Regions2D, count_2d
 from ._network import Network, montufar_network, random_network, sawtooth_network
-from .bounds import montufar_lower_bound, serra_bound
+from .bounds import montufar_lower_bound, serra_bound, upper_bound, upper_name
 
 
 def _mpl():
@@ -145,6 +145,7 @@ class SweepPoint:
     construction: int
     upper: int
     lower: int
+    upper_source: str = "Serra et al. 2018"
 
 
 def depth_sweep(
@@ -160,8 +161,9 @@ def depth_sweep(
 
     For every depth ``L`` dividing ``units`` with an even width ``units / L``:
     random networks (one per seed, counted in ``box``), the Montufar et al.
-    construction (counted in the unit square), the Serra et al. upper bound and
-    the Montufar et al. lower bound.
+    construction (counted in the unit square), the upper bound for the random
+    networks' activation (:func:`upper_bound`, which holds for the ReLU
+    construction too) and the Montufar et al. lower bound.
     """
     if depths is None:
         depths = [d for d in range(1, units + 1) if units % d == 0 and (units // d) % 2 == 0]
@@ -169,16 +171,22 @@ def depth_sweep(
     for depth in depths:
         width = units // depth
         widths = [2] + [width] * depth
-        counts = tuple(
-            count_2d(random_network(widths, activation, seed=s), box, max_regions=max_regions).count
-            for s in seeds
-        )
+        nets = [random_network(widths, activation, seed=s) for s in seeds]
+        counts = tuple(count_2d(n, box, max_regions=max_regions).count for n in nets)
+        # the random networks' bound; >= Serra's, so it bounds the ReLU construction too
+        upper = max(upper_bound(nets[0]), serra_bound(widths)) if nets else serra_bound(widths)
         cons = count_2d(
             montufar_network(depth, width), ((0.0, 1.0), (0.0, 1.0)), max_regions=max_regions
         ).count
         points.append(
             SweepPoint(
-                depth, width, counts, cons, serra_bound(widths), montufar_lower_bound(widths)
+                depth,
+                width,
+                counts,
+                cons,
+                upper,
+                montufar_lower_bound(widths),
+                upper_name(nets[0]) if nets else "Serra et al. 2018",
             )
         )
     return points
@@ -196,7 +204,7 @@ def plot_depth_sweep(points: Sequence[SweepPoint], path: str, *, units: int, lab
     rc = [np.array(p.random_counts, dtype=float) for p in points]
     med = np.array([np.median(r) for r in rc])
     ax.fill_between(d, lo, up, color="0.88", label="between the known bounds")
-    ax.plot(d, up, "k--", lw=1.2, label="upper bound (Serra et al. 2018)")
+    ax.plot(d, up, "k--", lw=1.2, label=f"upper bound ({points[0].upper_source})")
     ax.plot(
         d,
         cons,
@@ -206,9 +214,9 @@ def plot_depth_sweep(points: Sequence[SweepPoint], path: str, *, units: int, lab
         ms=9,
         mfc="white",
         mew=2,
-        label="folding construction, exact count",
+        label="folding construction (ReLU), exact count",
     )
-    ax.plot(d, lo, "k.:", lw=1.2, ms=5, label="lower bound (Montufar et al. 2014)")
+    ax.plot(d, lo, "k.:", lw=1.2, ms=5, label="ReLU lower bound (Montufar et al. 2014)")
     ax.errorbar(
         d,
         med,

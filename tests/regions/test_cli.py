@@ -120,3 +120,28 @@ def test_registered():
 
     assert COMMANDS["regions"][0] == "fastact.regions.cli"
     assert fastact.regions.cli.run  # noqa: B018 - importable
+
+
+@pytest.mark.parametrize("act", ["leaky_relu", "relu6", "hardtanh"])
+def test_depth_sweep_bounds_follow_the_activation(act, capsys):
+    if act not in fastact.activations():
+        pytest.skip(f"{act} is not in the table yet")
+    assert (
+        main(
+            [
+                "regions",
+                "--depth-sweep",
+                "--units",
+                "8",
+                "--seeds",
+                "2",
+                "--activation",
+                act,
+                "--json",
+            ]
+        )
+        == 0
+    )
+    for r in _json(capsys)["sweep"]:
+        assert max(r["random"]) <= r["upper_bound"]
+        assert r["construction"] <= r["upper_bound"]
