@@ -13,7 +13,7 @@ Every activation of :data:`fastact.table.TABLE` is available as
 
 from __future__ import annotations
 
-from . import _backends
+from . import _backends, _config, _dispatch
 from ._api import make_functions as _make_functions
 from ._config import (
     config,
@@ -23,10 +23,9 @@ from ._config import (
     set_num_threads,
 )
 from ._register import register
+from ._version import __version__
 from .table import TABLE as _TABLE
 from .table import Activation, Properties
-
-__version__ = "0.1.0"
 
 _entries: dict[str, Activation] = {}
 
@@ -55,7 +54,6 @@ def explain(name: str, x, pass_: str = "forward"):
     """Which backend and how many threads a call on ``x`` would use, and why."""
     import numpy as np
 
-    from . import _dispatch
     from ._api import as_input
 
     if pass_ not in ("forward", "backward"):
@@ -74,6 +72,9 @@ def _install(entry: Activation) -> None:
 for _entry in _TABLE:
     _install(_entry)
 del _entry
+
+_dispatch.load_profile()
+_config._refresh_fast_path()
 
 __all__ = [
     "Activation",

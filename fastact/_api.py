@@ -179,7 +179,8 @@ def forward(entry: Activation, x: Any, out: Any, params: tuple, training=False, 
         return out if out is not None else np.empty_like(a)
     backend, nthreads = _dispatch.choose(entry, "forward", a.dtype, a.size)
     (src,), target, copy_to = plan([a], out, c_only=training)
-    backend.forward(entry, src, target, floats, training, seed, nthreads)
+    with _dispatch.running(nthreads) as nthreads:
+        backend.forward(entry, src, target, floats, training, seed, nthreads)
     if copy_to is not None:
         copy_to[...] = target
         return copy_to
@@ -213,7 +214,8 @@ def backward(
         return out if out is not None else np.empty_like(g)
     backend, nthreads = _dispatch.choose(entry, "backward", g.dtype, g.size)
     (gs, ss), target, copy_to = plan([g, s], out, c_only=training)
-    backend.backward(entry, gs, ss, target, floats, training, seed, nthreads)
+    with _dispatch.running(nthreads) as nthreads:
+        backend.backward(entry, gs, ss, target, floats, training, seed, nthreads)
     if copy_to is not None:
         copy_to[...] = target
         return copy_to
@@ -253,7 +255,8 @@ def channel_forward(entry: Activation, x: Any, weight: Any, out: Any):
         return out if out is not None else np.empty_like(a)
     backend, nthreads = _dispatch.choose(entry, "forward", a.dtype, a.size)
     (src,), target, copy_to = plan([a], out, c_only=True)
-    backend.channel_forward(entry, src, target, w64, outer, channels, inner, nthreads)
+    with _dispatch.running(nthreads) as nthreads:
+        backend.channel_forward(entry, src, target, w64, outer, channels, inner, nthreads)
     if copy_to is not None:
         copy_to[...] = target
         return copy_to
@@ -276,7 +279,8 @@ def channel_backward(entry: Activation, grad_output: Any, saved: Any, weight: An
         return gx, np.zeros(wshape, g.dtype)
     backend, nthreads = _dispatch.choose(entry, "backward", g.dtype, g.size)
     (gs, ss), target, copy_to = plan([g, s], out, c_only=True)
-    gw = backend.channel_backward(entry, gs, ss, target, w64, outer, channels, inner, nthreads)
+    with _dispatch.running(nthreads) as nthreads:
+        gw = backend.channel_backward(entry, gs, ss, target, w64, outer, channels, inner, nthreads)
     if copy_to is not None:
         copy_to[...] = target
         target = copy_to
@@ -328,7 +332,8 @@ def rowwise_forward(entry: Activation, x: Any, axis: Any, out: Any):
         return out if out is not None else np.empty_like(a)
     backend, nthreads = _dispatch.choose(entry, "forward", a.dtype, a.size)
     (buf,), target, rows, rowlen, direct = _rows([a], out, ax)
-    backend.rowwise_forward(entry, buf, target, rows, rowlen, nthreads)
+    with _dispatch.running(nthreads) as nthreads:
+        backend.rowwise_forward(entry, buf, target, rows, rowlen, nthreads)
     return _finish_rows(x, target, out, direct, ax, a.shape)
 
 
@@ -346,7 +351,8 @@ def rowwise_backward(entry: Activation, grad_output: Any, saved: Any, axis: Any,
         return out if out is not None else np.empty_like(g)
     backend, nthreads = _dispatch.choose(entry, "backward", g.dtype, g.size)
     (gb, sb), target, rows, rowlen, direct = _rows([g, s], out, ax)
-    backend.rowwise_backward(entry, gb, sb, target, rows, rowlen, nthreads)
+    with _dispatch.running(nthreads) as nthreads:
+        backend.rowwise_backward(entry, gb, sb, target, rows, rowlen, nthreads)
     return _finish_rows(grad_output, target, out, direct, ax, g.shape)
 
 
@@ -380,12 +386,46 @@ def _doc(entry: Activation, backward: bool) -> str:
     return f"{head}\n\nParameters\n----------{params}{extra}\n    out : ndarray, optional\n"
 
 
+def _no_fast(*args) -> None:
+    return None
+
+
+def kernel_id(entry: Activation) -> int | None:
+    """The entry's index among the compiled kernels, or None (user entries)."""
+    from .table import TABLE
+
+    for k, e in enumerate(TABLE):
+        if e is entry:
+            return k
+    return None
+
+
+def _guard(checks: tuple) -> str:
+    """Python condition: parameters are floats that pass the entry's checks."""
+    conds = [condition for condition, _ in checks]
+    return " and ".join(f"({c})" for c in conds) if conds else "True"
+
+
 def make_functions(entry: Activation) -> tuple[Callable, Callable]:
     """The forward and backward function of ``entry``, with real signatures."""
     scalars = entry.scalar_params
     sig = "".join(f", {p.name}" if p.required else f", {p.name}={p.default!r}" for p in scalars)
     names = "".join(f"{p.name}, " for p in scalars)
-    ns: dict[str, Any] = {"_entry": entry, "_api": __import__(__name__, fromlist=["_"])}
+    ns: dict[str, Any] = {
+        "_entry": entry,
+        "_api": __import__(__name__, fromlist=["_"]),
+        "_fast_forward": _no_fast,
+        "_fast_backward": _no_fast,
+    }
+    kid = kernel_id(entry)
+    if kid is not None and not any(p.choices for p in scalars):
+        try:
+            from ._backends.cython import _kernels
+
+            ns["_fast_forward"] = _kernels.fast_forward
+            ns["_fast_backward"] = _kernels.fast_backward
+        except ImportError:
+            pass
     if entry.rowwise:
         src = (
             f"def {entry.name}(x, axis=-1, *, out=None):\n"
@@ -409,10 +449,22 @@ def make_functions(entry: Activation) -> tuple[Callable, Callable]:
             f"    return _api.backward(_entry, grad_output, saved, out, ({names}), training, seed)\n"
         )
     else:
+        # The compiled fast path first (small plain arrays, float parameters that
+        # pass the entry's checks); None sends the call down the general path.
+        fwd_ok = _guard(entry.checks)
+        bwd_ok = _guard(entry.checks + entry.backward_checks)
         src = (
             f"def {entry.name}(x{sig}, *, out=None):\n"
+            f"    if {fwd_ok}:\n"
+            f"        r = _fast_forward({kid}, x, out, ({names}))\n"
+            f"        if r is not None:\n"
+            f"            return r\n"
             f"    return _api.forward(_entry, x, out, ({names}))\n"
             f"def {entry.name}_backward(grad_output, saved{sig}, *, out=None):\n"
+            f"    if {bwd_ok}:\n"
+            f"        r = _fast_backward({kid}, grad_output, saved, out, ({names}))\n"
+            f"        if r is not None:\n"
+            f"            return r\n"
             f"    return _api.backward(_entry, grad_output, saved, out, ({names}))\n"
         )
     exec(compile(src, f"<fastact.{entry.name}>", "exec"), ns)  # noqa: S102

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -99,9 +100,23 @@ def _check_threads(n: int) -> int:
     return n
 
 
+_active_configs = 0
+_configs_lock = threading.Lock()
+
+
+def _refresh_fast_path() -> None:
+    """The compiled fast path runs only while Cython is what dispatch would pick."""
+    try:
+        from ._backends.cython import BACKEND as cy
+    except ImportError:
+        return
+    cy.set_fast_enabled(STATE.backend in ("auto", "cython") and _active_configs == 0)
+
+
 def set_backend(name: str) -> None:
     """Use backend ``name`` ("auto", "cython", "numba" or "numpy") from now on."""
     STATE.backend = _check_backend(name)
+    _refresh_fast_path()
 
 
 def get_backend() -> str:
@@ -141,11 +156,22 @@ def config(*, backend: str | None = None, num_threads: int | None = None) -> Ite
     if prev is not None:
         b = b if b is not None else prev[0]
         n = n if n is not None else prev[1]
+    global _active_configs
     token = OVERRIDE.set((b, n))
+    slow = b is not None and b not in ("auto", "cython")
+    if slow:
+        # another thread's calls take the general path meanwhile: still right
+        with _configs_lock:
+            _active_configs += 1
+            _refresh_fast_path()
     try:
         yield
     finally:
         OVERRIDE.reset(token)
+        if slow:
+            with _configs_lock:
+                _active_configs -= 1
+                _refresh_fast_path()
 
 
 def _after_fork_in_child() -> None:

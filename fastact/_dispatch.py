@@ -1,77 +1,147 @@
 """Choose the backend and thread count of one call.
 
-``auto`` takes the first available compiled backend (Cython, then Numba, then
-the NumPy fallback) and goes parallel only above a size where threads pay
-off.  The thread count is the configured one, lowered by a
-``threadpoolctl.threadpool_limits`` (seen through OpenMP's per-thread
-``omp_get_max_threads``) and forced to 1 in a child forked after OpenMP ran.
+``auto`` follows the dispatch profile (:mod:`fastact._profile`): per
+activation, pass and dtype, a backend for serial calls, a size below which
+calls stay serial, and a backend for parallel calls.  The thread count is
+the configured one, lowered by a ``threadpoolctl.threadpool_limits`` (seen
+through OpenMP's per-thread ``omp_get_max_threads``), shared between Python
+threads that run parallel kernels at the same time (so a thread pool does
+not start threads x cores OpenMP workers), and 1 in a child forked after
+OpenMP ran.  Small plain calls on the Cython backend never get here: the
+compiled fast path (``_kernels.fast_forward``) takes them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _backends
+from . import _backends, _profile
 from ._config import STATE, get_backend, get_num_threads
+from ._profile import Plan
 from .table import Activation
 
-# Below this many elements a call runs on one thread: starting a parallel
-# region costs microseconds, more than a serial pass over 32K floats.
-PARALLEL_THRESHOLD = 32768
 AUTO_ORDER = ("cython", "numba", "numpy")
+PASSES = ("forward", "backward")
+DTYPES = ("float32", "float64")
+
+_plans: dict[str, Plan] = {}
+_profile_source = ""
+
+
+def _available(name: str) -> bool:
+    try:
+        _backends.get(name)
+    except ImportError:
+        return False
+    return True
+
+
+def _fallback(name: str) -> str:
+    if _available(name):
+        return name
+    for cand in AUTO_ORDER:
+        if _available(cand):
+            return cand
+    raise ImportError("no backend available")  # pragma: no cover - numpy always loads
+
+
+def plan_for(entry: Activation, pass_: str, dtype) -> Plan:
+    if entry.extra.get("user"):
+        return Plan(small="numba", large="numba")
+    return _plans.get(_profile.key(entry.name, pass_, np.dtype(dtype).name), _DEFAULT)
+
+
+_DEFAULT = Plan()
+
+
+def load_profile(path=None) -> str:
+    """(Re)load the dispatch profile and program the fast path from it."""
+    global _plans, _profile_source
+    _plans, _profile_source = _profile.load(path)
+    _program_fast_path()
+    return _profile_source
+
+
+def profile_source() -> str:
+    return _profile_source
+
+
+def _program_fast_path() -> None:
+    """Tell the compiled fast path below which size each kernel is serial Cython."""
+    try:
+        from ._backends.cython import BACKEND as cy
+    except ImportError:
+        return
+    from .table import TABLE
+
+    for kid, entry in enumerate(TABLE):
+        for p, pass_ in enumerate(PASSES):
+            for d, dtype in enumerate(DTYPES):
+                plan = plan_for(entry, pass_, dtype)
+                limit = plan.serial_below if plan.small == "cython" else 0
+                cy.set_fast_limit(p, d, kid, limit)
+
+
+# --- threads ----------------------------------------------------------------
+
+_OMP_DEFAULT: list[int] = []
+_active_lock = threading.Lock()
+_active = 0  # parallel kernel calls running now, over all Python threads
 
 
 def _omp_limit() -> int | None:
     """Threads allowed by the OpenMP setting of the calling thread, if lowered."""
-    try:
-        cy = _backends.get("cython")
-    except ImportError:
+    if not _available("cython"):
         return None
+    cy = _backends.get("cython")
     n = cy.max_threads()
-    return n if n < _omp_default() else None
-
-
-_OMP_DEFAULT: list[int] = []
-
-
-def _omp_default() -> int:
     if not _OMP_DEFAULT:
-        _OMP_DEFAULT.append(_backends.get("cython").max_threads())
-    return _OMP_DEFAULT[0]
+        _OMP_DEFAULT.append(n)
+    return n if n < _OMP_DEFAULT[0] else None
 
 
-def _auto_backend(entry: Activation):
-    if entry.extra.get("user"):
-        # User-registered activations exist only as Numba kernels.
-        return _backends.get("numba")
-    for name in AUTO_ORDER:
-        try:
-            return _backends.get(name)
-        except ImportError:
-            continue
-    raise ImportError("no backend available")  # pragma: no cover - numpy always loads
-
-
-def threads_for(n: int) -> int:
-    """Threads a kernel over ``n`` elements gets."""
-    if n < PARALLEL_THRESHOLD or STATE.forked:
+def _threads() -> int:
+    if STATE.forked:
         return 1
     nthreads = get_num_threads()
     limit = _omp_limit()
     if limit is not None:
         nthreads = min(nthreads, limit)
-    if nthreads > 1:
-        STATE.parallel_used = True
     return nthreads
 
 
-def choose(entry: Activation, pass_: str, dtype: np.dtype, n: int):
+def choose(entry: Activation, pass_: str, dtype, n: int):
     """(backend, nthreads) for one call."""
+    plan = plan_for(entry, pass_, dtype)
     name = get_backend()
-    backend = _auto_backend(entry) if name == "auto" else _backends.get(name)
-    return backend, threads_for(n)
+    parallel = n >= plan.serial_below
+    if name == "auto":
+        name = _fallback(plan.large if parallel else plan.small)
+    backend = _backends.get(name)
+    return backend, (_threads() if parallel else 1)
+
+
+@contextlib.contextmanager
+def running(nthreads: int) -> Iterator[int]:
+    """Share the cores between Python threads running parallel kernels at once."""
+    global _active
+    if nthreads <= 1:
+        yield 1
+        return
+    with _active_lock:
+        _active += 1
+        share = max(1, nthreads // _active)
+    STATE.parallel_used = True
+    try:
+        yield share
+    finally:
+        with _active_lock:
+            _active -= 1
 
 
 @dataclass(frozen=True)
@@ -94,30 +164,34 @@ class Explanation:
         return head + "".join(f"\n  - {r}" for r in self.reasons)
 
 
-def explain(entry: Activation, pass_: str, dtype: np.dtype, n: int) -> Explanation:
-    reasons = []
-    name = get_backend()
-    if name == "auto":
-        for cand in AUTO_ORDER:
-            try:
-                _backends.get(cand)
-            except ImportError as exc:
-                reasons.append(f"auto: skipped {cand}: {exc}")
-                continue
-            reasons.append(f"auto: {cand} is the first available backend in {AUTO_ORDER}")
-            break
-    else:
-        reasons.append(f"backend {name!r} was chosen by set_backend/config/FASTACT_BACKEND")
+def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
+    dtype = np.dtype(dtype)
+    plan = plan_for(entry, pass_, dtype)
     backend, nthreads = choose(entry, pass_, dtype, n)
-    if STATE.forked:
-        reasons.append("serial: this process was forked after OpenMP threads ran")
-    elif n < PARALLEL_THRESHOLD:
-        reasons.append(f"serial: {n} < {PARALLEL_THRESHOLD} elements, where threads pay off")
+    reasons = [f"plan from {_profile_source or 'defaults'}: {plan}"]
+    name = get_backend()
+    if name != "auto":
+        reasons.append(f"backend {name!r} was chosen by set_backend/config/FASTACT_BACKEND")
+    elif entry.extra.get("user"):
+        reasons.append("user-registered activations run on numba only")
     else:
+        wanted = plan.large if n >= plan.serial_below else plan.small
+        if wanted != backend.name:
+            reasons.append(f"auto: the plan's {wanted!r} is unavailable, fell back")
+        else:
+            reasons.append(f"auto: {backend.name!r} per the plan")
+    if n < plan.serial_below:
+        reasons.append(f"serial: {n} < {plan.serial_below} elements, where threads pay off")
+        if backend.name == "cython" and dtype.name in DTYPES:
+            reasons.append("a plain C-contiguous call takes the compiled fast path")
+    elif STATE.forked:
+        reasons.append("serial: this process was forked after OpenMP threads ran")
+    else:
+        limit = _omp_limit()
         reasons.append(
             f"{nthreads} thread(s): num_threads={get_num_threads()} "
-            f"(from {STATE.threads_source}), OpenMP limit {_omp_limit() or 'none'}"
+            f"(from {STATE.threads_source})"
+            + (f", lowered to {limit} by an OpenMP limit (threadpoolctl)" if limit else "")
+            + "; shared with other Python threads running parallel kernels"
         )
-    return Explanation(
-        entry.name, pass_, str(np.dtype(dtype)), n, backend.name, nthreads, tuple(reasons)
-    )
+    return Explanation(entry.name, pass_, dtype.name, n, backend.name, nthreads, tuple(reasons))

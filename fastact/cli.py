@@ -14,6 +14,7 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("fastact._info", "backends, threads and the activation table"),
+    "tune": ("fastact._tune", "measure the dispatch profile of this machine"),
     "regions": ("fastact.regions.cli", "count and draw linear regions"),
 }
 

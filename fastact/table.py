@@ -484,8 +484,9 @@ TABLE: tuple[Activation, ...] = (
             "+inf, or only -inf, gives NaN."
         ),
         properties=Properties(True, "everywhere", False, False, (0.0, 1.0)),
-        # x - m is rounded before exp: about |x - m| ulp
-        extra={"rowwise": True, "condition": "abs(x - rowmax)"},
+        # x - m is rounded before exp (|x - m| ulp); the row sum adds about
+        # sqrt(row length) ulp
+        extra={"rowwise": True, "condition": "abs(x - rowmax) + rowlen ** 0.5"},
     ),
     Activation(
         name="log_softmax",

@@ -144,7 +144,7 @@ class Call:
         if expr is None:
             return None
         x = np.asarray(x, np.float64)
-        env = {"x": x, **self.params}
+        env = {"x": x, **self.params, "rowlen": x.shape[-1] if x.ndim else 1}
         if self.entry.rowwise:
             env["rowmax"] = np.max(x, axis=-1, keepdims=True) if x.ndim else x
         with np.errstate(all="ignore"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastact
-from fastact import _dispatch
+from fastact import _profile
 
 
 def _run(code: str, **env) -> str:
@@ -96,7 +96,7 @@ def test_threadpoolctl_limit_makes_calls_serial():
 
 def test_small_arrays_run_serial():
     assert fastact.explain("sigmoid", np.ones(16)).num_threads == 1
-    assert fastact.explain("sigmoid", np.ones(_dispatch.PARALLEL_THRESHOLD)).num_threads >= 1
+    assert fastact.explain("sigmoid", np.ones(_profile.DEFAULT_SERIAL_BELOW)).num_threads >= 1
     text = str(fastact.explain("sigmoid", np.ones(16), pass_="backward"))
     assert "sigmoid backward" in text and "serial" in text
     with pytest.raises(ValueError, match="pass_"):

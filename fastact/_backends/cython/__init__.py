@@ -15,6 +15,14 @@ if _kernels.N_KERNELS != len(TABLE):  # pragma: no cover - stale build
 class CythonBackend:
     name = "cython"
     max_threads = staticmethod(_kernels.max_threads)
+    set_fast_limit = staticmethod(_kernels.set_fast_limit)
+    set_fast_enabled = staticmethod(_kernels.set_fast_enabled)
+
+    def describe(self) -> dict:
+        return {
+            "openmp_max_threads": _kernels.max_threads(),
+            "simd": "AVX-512 / AVX2 / baseline clones, chosen at load (GNU ifunc)",
+        }
 
     def forward(self, entry: Activation, x, out, params, training, seed, nthreads):
         kind = _kernels.TRAIN_FORWARD if training else _kernels.FORWARD

@@ -406,6 +406,197 @@ def rowwise(int kind, int kid, cnp.ndarray a, object b, cnp.ndarray out,
     return out
 
 
+# --- the small-array fast path --------------------------------------------
+#
+# A call on a small C-contiguous float array must cost no more than a NumPy
+# ufunc call, so the common case is decided here in C: exact ndarrays, one
+# dtype, C order, ``out`` None / the input / a disjoint array, float
+# parameters.  Anything else returns None and the caller takes the general
+# path (which validates, dispatches and raises the right errors).
+
+DEF MAX_FAST_KERNELS = 256
+DEF GIL_RELEASE_MIN = 4096
+
+cdef bint _fast_enabled = True
+# Below these sizes a call runs the serial Cython kernel: [pass][dtype][kid].
+cdef Py_ssize_t _fast_limit[2][2][MAX_FAST_KERNELS]
+_fast_limit[:] = [[[32768] * MAX_FAST_KERNELS] * 2] * 2
+
+
+def set_fast_enabled(bint enabled):
+    """Turn the fast path on or off (off while another backend is selected)."""
+    global _fast_enabled
+    _fast_enabled = enabled
+
+
+def set_fast_limit(int pass_, int dtype_index, int kid, Py_ssize_t limit):
+    """Calls below ``limit`` elements take the serial Cython fast path."""
+    if not (0 <= pass_ < 2 and 0 <= dtype_index < 2 and 0 <= kid < MAX_FAST_KERNELS):
+        raise IndexError("fast-path slot out of range")
+    _fast_limit[pass_][dtype_index][kid] = limit
+
+
+def get_fast_limit(int pass_, int dtype_index, int kid):
+    return _fast_limit[pass_][dtype_index][kid]
+
+
+cdef inline int _fast_params(tuple params, double *p) noexcept:
+    cdef Py_ssize_t j, m = len(params)
+    cdef object v
+    if m > MAX_PARAMS:
+        return -1
+    for j in range(m):
+        v = params[j]
+        if not isinstance(v, float):
+            return -1
+        p[j] = <double>v
+    return 0
+
+
+cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
+    cdef int d, nd = cnp.PyArray_NDIM(a)
+    if cnp.PyArray_NDIM(b) != nd:
+        return False
+    for d in range(nd):
+        if cnp.PyArray_DIM(a, d) != cnp.PyArray_DIM(b, d):
+            return False
+    return True
+
+
+cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b, Py_ssize_t nbytes) noexcept:
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    return pa + nbytes <= pb or pb + nbytes <= pa
+
+
+cdef inline bint _plain(object x, int typenum) noexcept:
+    """An exact, C-contiguous, aligned ndarray of dtype ``typenum``."""
+    if type(x) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_IS_C_CONTIGUOUS(a)
+            and cnp.PyArray_ISALIGNED(a))
+
+
+cdef object _fast_out(cnp.ndarray a, object out, Py_ssize_t nbytes, object other):
+    """The output array, or None when ``out`` is not a plain match."""
+    cdef int typenum = cnp.PyArray_TYPE(a)
+    cdef cnp.ndarray o
+    if out is None:
+        return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), typenum, 0)
+    if not _plain(out, typenum):
+        return None
+    o = <cnp.ndarray>out
+    if not cnp.PyArray_ISWRITEABLE(o) or not _same_shape(a, o):
+        return None
+    if out is not a and not _disjoint(a, o, nbytes):
+        return None
+    if other is not None and out is not other and not _disjoint(<cnp.ndarray>other, o, nbytes):
+        return None
+    return o
+
+
+def fast_forward(int kid, object x, object out, tuple params):
+    """Serial forward of a small plain array; None when the general path must run."""
+    cdef cnp.ndarray a, o
+    cdef int typenum, di
+    cdef Py_ssize_t n
+    cdef double p[MAX_PARAMS]
+    cdef fa_unary_f32 f32
+    cdef fa_unary_f64 f64
+    if not _fast_enabled or type(x) is not cnp.ndarray:
+        return None
+    a = <cnp.ndarray>x
+    typenum = cnp.PyArray_TYPE(a)
+    if typenum == cnp.NPY_FLOAT32:
+        di = 0
+    elif typenum == cnp.NPY_FLOAT64:
+        di = 1
+    else:
+        return None
+    n = cnp.PyArray_SIZE(a)
+    if (n == 0 or n >= _fast_limit[0][di][kid] or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+            or not cnp.PyArray_ISALIGNED(a) or _fast_params(params, p) < 0):
+        return None
+    res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), None)
+    if res is None:
+        return None
+    o = <cnp.ndarray>res
+    if di == 0:
+        f32 = FA_FWD_F32[kid]
+        if f32 == NULL:
+            return None
+        if n < GIL_RELEASE_MIN:
+            f32(<const float *>cnp.PyArray_DATA(a), <float *>cnp.PyArray_DATA(o), n, p, 0, 0)
+        else:
+            with nogil:
+                f32(<const float *>cnp.PyArray_DATA(a), <float *>cnp.PyArray_DATA(o), n, p, 0, 0)
+    else:
+        f64 = FA_FWD_F64[kid]
+        if f64 == NULL:
+            return None
+        if n < GIL_RELEASE_MIN:
+            f64(<const double *>cnp.PyArray_DATA(a), <double *>cnp.PyArray_DATA(o), n, p, 0, 0)
+        else:
+            with nogil:
+                f64(<const double *>cnp.PyArray_DATA(a), <double *>cnp.PyArray_DATA(o), n, p, 0, 0)
+    return o
+
+
+def fast_backward(int kid, object g, object s, object out, tuple params):
+    """Serial backward of small plain arrays; None when the general path must run."""
+    cdef cnp.ndarray ga, sa, o
+    cdef int typenum, di
+    cdef Py_ssize_t n
+    cdef double p[MAX_PARAMS]
+    cdef fa_binary_f32 f32
+    cdef fa_binary_f64 f64
+    if not _fast_enabled or type(g) is not cnp.ndarray:
+        return None
+    ga = <cnp.ndarray>g
+    typenum = cnp.PyArray_TYPE(ga)
+    if typenum == cnp.NPY_FLOAT32:
+        di = 0
+    elif typenum == cnp.NPY_FLOAT64:
+        di = 1
+    else:
+        return None
+    n = cnp.PyArray_SIZE(ga)
+    if (n == 0 or n >= _fast_limit[1][di][kid] or not _plain(g, typenum)
+            or not _plain(s, typenum)):
+        return None
+    sa = <cnp.ndarray>s
+    if not _same_shape(ga, sa) or _fast_params(params, p) < 0:
+        return None
+    res = _fast_out(ga, out, n * cnp.PyArray_ITEMSIZE(ga), s)
+    if res is None:
+        return None
+    o = <cnp.ndarray>res
+    if di == 0:
+        f32 = FA_BWD_F32[kid]
+        if f32 == NULL:
+            return None
+        if n < GIL_RELEASE_MIN:
+            f32(<const float *>cnp.PyArray_DATA(ga), <const float *>cnp.PyArray_DATA(sa),
+                <float *>cnp.PyArray_DATA(o), n, p, 0, 0)
+        else:
+            with nogil:
+                f32(<const float *>cnp.PyArray_DATA(ga), <const float *>cnp.PyArray_DATA(sa),
+                    <float *>cnp.PyArray_DATA(o), n, p, 0, 0)
+    else:
+        f64 = FA_BWD_F64[kid]
+        if f64 == NULL:
+            return None
+        if n < GIL_RELEASE_MIN:
+            f64(<const double *>cnp.PyArray_DATA(ga), <const double *>cnp.PyArray_DATA(sa),
+                <double *>cnp.PyArray_DATA(o), n, p, 0, 0)
+        else:
+            with nogil:
+                f64(<const double *>cnp.PyArray_DATA(ga), <const double *>cnp.PyArray_DATA(sa),
+                    <double *>cnp.PyArray_DATA(o), n, p, 0, 0)
+    return o
+
+
 def max_threads():
     """omp_get_max_threads() of the calling thread (threadpoolctl lowers it)."""
     return openmp.omp_get_max_threads()

@@ -1,0 +1,107 @@
+"""The dispatch profile: per activation, pass and dtype, which backend and when to go parallel.
+
+``python -m fastact tune`` measures it on this machine and saves it as JSON
+in the user's cache directory (platformdirs; ``FASTACT_PROFILE`` overrides the
+path).  A profile written by another fastact version or on another CPU, or
+one that does not parse, is ignored with a warning: the shipped defaults
+apply then.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ._version import __version__ as _VERSION
+
+FORMAT = 1
+# Below this many elements the shipped defaults run one thread: starting a
+# parallel region costs microseconds, more than a serial pass over 32K floats.
+DEFAULT_SERIAL_BELOW = 32768
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How calls of one (activation, pass, dtype) run."""
+
+    serial_below: int = DEFAULT_SERIAL_BELOW
+    small: str = "cython"  # backend for serial calls
+    large: str = "cython"  # backend for parallel calls
+
+
+def cpu_signature() -> str:
+    """Identifies the CPU a profile was measured on."""
+    model = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{platform.machine()}|{model}|{os.cpu_count()}"
+
+
+def path() -> Path:
+    env = os.environ.get("FASTACT_PROFILE")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("fastact")) / "profile.json"
+
+
+def key(name: str, pass_: str, dtype: str) -> str:
+    return f"{name}/{pass_}/{dtype}"
+
+
+def load(p: Path | None = None) -> tuple[dict[str, Plan], str]:
+    """The saved plans and a description of where they came from ({} if none)."""
+    p = p or path()
+    if not p.exists():
+        return {}, "defaults (no profile saved; run `python -m fastact tune`)"
+    try:
+        data = json.loads(p.read_text())
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+        if data.get("fastact") != _VERSION:
+            raise ValueError(f"written by fastact {data.get('fastact')}, this is {_VERSION}")
+        if data.get("cpu") != cpu_signature():
+            raise ValueError("measured on another CPU")
+        plans = {k: Plan(**v) for k, v in data["plans"].items()}
+        for k, plan in plans.items():
+            if not isinstance(plan.serial_below, int) or plan.serial_below < 0:
+                raise ValueError(f"bad serial_below for {k}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        warnings.warn(
+            f"ignoring the fastact profile {p}: {exc}; using the defaults "
+            "(run `python -m fastact tune` to measure a new one)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return {}, f"defaults (profile {p} ignored: {exc})"
+    return plans, f"profile {p} (measured {data.get('created', '?')})"
+
+
+def save(plans: dict[str, Plan], p: Path | None = None, extra: dict | None = None) -> Path:
+    p = p or path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    import datetime
+
+    data = {
+        "format": FORMAT,
+        "fastact": _VERSION,
+        "cpu": cpu_signature(),
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "plans": {k: asdict(v) for k, v in sorted(plans.items())},
+        **(extra or {}),
+    }
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(p)
+    return p

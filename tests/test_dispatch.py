@@ -1,0 +1,153 @@
+"""auto dispatch: the profile, the compiled fast path, thread sharing, explain, tune."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import _api, _dispatch, _profile
+from fastact._profile import Plan
+from tests.conftest import ENTRIES, Call, assert_close, entry_id, sample
+
+
+@pytest.fixture
+def profile_path(tmp_path, monkeypatch):
+    p = tmp_path / "profile.json"
+    monkeypatch.setenv("FASTACT_PROFILE", str(p))
+    yield p
+    monkeypatch.delenv("FASTACT_PROFILE")
+    _dispatch.load_profile()
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=entry_id)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [16, 100_003])
+def test_auto_dispatches_every_entry(entry, dtype, n):
+    call = Call(entry)
+    x = sample(entry, n, dtype)
+    for pass_ in _dispatch.PASSES:
+        ex = fastact.explain(entry.name, x, pass_=pass_)
+        assert ex.backend in fastact.backends()
+    y = call.forward(x)
+    assert_close(y, call.ref_forward(x), dtype, cond=call.condition(x), scale=call.forward_scale(x))
+    gx = call.backward(x, call.saved(x, y))
+    assert gx.shape == x.shape and gx.dtype == dtype
+
+
+def test_fast_path_matches_general_path():
+    for entry in ENTRIES:
+        if entry.channel_param or entry.rowwise or entry.has_training_mode:
+            continue
+        call = Call(entry)
+        params = tuple(call.params[p.name] for p in entry.scalar_params)
+        for dtype in (np.float32, np.float64):
+            x = sample(entry, 100, dtype)
+            fast = call.forward(x)
+            general = _api.forward(entry, x, None, params)
+            np.testing.assert_array_equal(fast, general)
+            s = call.saved(x, fast)
+            np.testing.assert_array_equal(
+                call.backward(x, s), _api.backward(entry, x, s, None, params)
+            )
+
+
+def test_fast_path_leaves_errors_to_the_general_path():
+    x = np.linspace(-1, 1, 8, dtype=np.float32)
+    ro = x.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fastact.relu(ro, out=ro)
+    with pytest.raises(ValueError, match="negative_slope must be >= 0"):
+        fastact.leaky_relu_backward(x, x, -0.5)
+    with pytest.raises(TypeError, match="out has dtype"):
+        fastact.relu(x, out=np.empty(8))
+    # overlapping out through the fast path's pointer check
+    buf = np.linspace(-1, 1, 9, dtype=np.float32)
+    want = fastact.relu(buf[:8].copy())
+    fastact.relu(buf[:8], out=buf[1:])
+    np.testing.assert_array_equal(buf[1:], want)
+
+
+def test_profile_round_trip_programs_dispatch(profile_path):
+    plans = {"relu/forward/float32": Plan(serial_below=1000, small="cython", large="numpy")}
+    _profile.save(plans, profile_path)
+    source = _dispatch.load_profile()
+    assert str(profile_path) in source
+    x = np.ones(5000, np.float32)
+    ex = fastact.explain("relu", x)
+    assert ex.backend == "numpy"
+    np.testing.assert_array_equal(fastact.relu(x), x)
+    from fastact._backends.cython import _kernels
+
+    kid = fastact.activations().index("relu")
+    assert _kernels.get_fast_limit(0, 0, kid) == 1000
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("{not json", "Expecting"),
+        ('{"format": 99}', "format 99"),
+        ('{"format": 1, "fastact": "0.0.1", "cpu": "x", "plans": {}}', "written by fastact 0.0.1"),
+    ],
+)
+def test_corrupt_or_stale_profile_is_ignored_with_a_warning(profile_path, content, reason):
+    profile_path.write_text(content)
+    with pytest.warns(RuntimeWarning, match=reason):
+        source = _dispatch.load_profile()
+    assert source.startswith("defaults")
+    assert fastact.relu(np.array([-1.0, 1.0])).tolist() == [0.0, 1.0]
+
+
+def test_profile_from_another_cpu_is_ignored(profile_path):
+    _profile.save({}, profile_path)
+    data = json.loads(profile_path.read_text())
+    data["cpu"] = "some|other|cpu"
+    profile_path.write_text(json.dumps(data))
+    with pytest.warns(RuntimeWarning, match="another CPU"):
+        _dispatch.load_profile()
+
+
+def test_concurrent_parallel_calls_share_the_threads():
+    inside = threading.Event()
+    release = threading.Event()
+    shares = []
+
+    def first():
+        with _dispatch.running(2) as n:
+            shares.append(n)
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=first)
+    t.start()
+    inside.wait(10)
+    with _dispatch.running(2) as n:
+        shares.append(n)
+    release.set()
+    t.join()
+    assert shares == [2, 1]
+
+
+def test_tune_dry_run_prints_plans(capsys, profile_path):
+    from fastact.cli import main
+
+    assert main(["tune", "--quick", "--dry-run", "--activation", "relu"]) == 0
+    out = capsys.readouterr().out
+    assert "relu/forward/float32" in out and "dry run" in out
+    assert not profile_path.exists()
+
+
+def test_tune_saves_a_profile(capsys, profile_path):
+    from fastact.cli import main
+
+    assert main(["tune", "--quick", "--activation", "relu", "--output", str(profile_path)]) == 0
+    data = json.loads(profile_path.read_text())
+    assert set(data["plans"]) == {
+        f"relu/{p}/{d}" for p in ("forward", "backward") for d in ("float32", "float64")
+    }
+    assert main(["tune", "--activation", "nope"]) == 2
