@@ -23,7 +23,7 @@ from ._config import (
     set_num_threads,
 )
 from ._register import register
-from ._version import __version__
+from ._version import __version__ as __version__
 from .table import TABLE as _TABLE
 from .table import Activation, Properties
 

@@ -9,6 +9,7 @@ directory, where ``auto`` dispatch picks them up.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 
@@ -94,7 +95,8 @@ def measure(entry, pass_, dtype, sizes, backends, threads, repeats):
         for name in backends:
             b = _backends.get(name)
             for t in sorted({1, threads}):
-                times.setdefault((name, t), []).append(best_time(lambda: k(b, t), repeats))
+                fn = functools.partial(k, b, t)
+                times.setdefault((name, t), []).append(best_time(fn, repeats))
     return times
 
 
