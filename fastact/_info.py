@@ -8,8 +8,24 @@ import platform
 
 import fastact
 
-from . import _backends
+from . import _backends, _dispatch
 from ._config import STATE
+
+
+def _openmp_runtime() -> str:
+    """The OpenMP library loaded in this process, as threadpoolctl sees it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - a core dependency
+        return "unknown"
+    libs = [i for i in threadpool_info() if i.get("user_api") == "openmp"]
+    if not libs:
+        return "none loaded"
+    return "; ".join(
+        f"{i.get('internal_api')} {i.get('version') or ''} ({i.get('filepath')}, "
+        f"{i.get('num_threads')} threads)".replace("  ", " ")
+        for i in libs
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +85,8 @@ def collect() -> dict:
         "backend": fastact.get_backend(),
         "num_threads": fastact.get_num_threads(),
         "threads_from": STATE.threads_source,
+        "profile": _dispatch.profile_source(),
+        "openmp_runtime": _openmp_runtime(),
         "backends": {},
     }
     reasons = _backends.unavailable_reasons()
@@ -95,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         f"backend: {info['backend']}; threads per call: {info['num_threads']} "
         f"(from {info['threads_from']})"
     )
+    print(f"dispatch: {info['profile']}")
+    print(f"OpenMP runtime: {info['openmp_runtime']}")
     print("\nbackends:")
     for name, b in info["backends"].items():
         if b["available"]:
