@@ -12,6 +12,7 @@ elements against ``np.tanh(x, out=x)`` (target: ratio <= 1.0).
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import numpy as np
@@ -62,8 +63,8 @@ def sweep(names, max_exp: int, budget: float) -> list[float]:
             row = []
             for b, t in choices:
                 with fastact.config(backend=b, num_threads=t):
-                    row.append(best(lambda: fn(x, out=out), budget))
-            t_auto = best(lambda: fn(x, out=out), budget)
+                    row.append(best(functools.partial(fn, x, out=out), budget))
+            t_auto = best(functools.partial(fn, x, out=out), budget)
             ex = fastact.explain(name, x)
             ratio = t_auto / min(row)
             ratios.append(ratio)
