@@ -1,0 +1,71 @@
+"""Type stub of the compiled Cython/OpenMP driver (_kernels.pyx)."""
+
+import numpy as np
+
+FORWARD: int
+BACKWARD: int
+TRAIN_FORWARD: int
+TRAIN_BACKWARD: int
+N_KERNELS: int
+
+def unary(
+    kind: int,
+    kid: int,
+    x: np.ndarray,
+    out: np.ndarray,
+    params: tuple[float, ...],
+    seed: int = ...,
+    nthreads: int = ...,
+) -> np.ndarray: ...
+def binary(
+    kind: int,
+    kid: int,
+    g: np.ndarray,
+    s: np.ndarray,
+    out: np.ndarray,
+    params: tuple[float, ...],
+    seed: int = ...,
+    nthreads: int = ...,
+) -> np.ndarray: ...
+def channel_forward(
+    kid: int,
+    x: np.ndarray,
+    out: np.ndarray,
+    weight: np.ndarray,
+    outer: int,
+    C: int,
+    inner: int,
+    nthreads: int = ...,
+) -> np.ndarray: ...
+def channel_backward(
+    kid: int,
+    g: np.ndarray,
+    s: np.ndarray,
+    out: np.ndarray,
+    weight: np.ndarray,
+    outer: int,
+    C: int,
+    inner: int,
+    nthreads: int = ...,
+) -> np.ndarray: ...
+def rowwise(
+    kind: int,
+    kid: int,
+    a: np.ndarray,
+    b: np.ndarray | None,
+    out: np.ndarray,
+    rows: int,
+    rowlen: int,
+    nthreads: int = ...,
+) -> np.ndarray: ...
+def stream(
+    a: np.ndarray, b: np.ndarray | None, out: np.ndarray, nthreads: int = ...
+) -> np.ndarray: ...
+def set_fast_enabled(enabled: bool) -> None: ...
+def set_fast_limit(pass_: int, dtype_index: int, kid: int, limit: int) -> None: ...
+def get_fast_limit(pass_: int, dtype_index: int, kid: int) -> int: ...
+def fast_forward(kid: int, x: object, out: object, params: tuple) -> np.ndarray | None: ...
+def fast_backward(
+    kid: int, g: object, s: object, out: object, params: tuple
+) -> np.ndarray | None: ...
+def max_threads() -> int: ...
