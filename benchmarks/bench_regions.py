@@ -4,7 +4,9 @@
     python benchmarks/bench_regions.py --points 200000 --repeat 3 --dtype float32
 
 Prints best-of-``repeat`` wall times (the variants interleaved, so a noisy
-machine slows all of them alike) and the ratios the issue asks about:
+machine slows all of them alike), the ratios of the best times, and the
+median of the ratios measured round by round (back-to-back runs, the most
+robust figure on a shared machine).  What is compared:
 
 * ``activation_patterns`` for N points through a 2-64-64-64 ReLU network,
   against the three matrix products ``X @ W1 @ W2 @ W3`` alone, timed two
@@ -89,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     for fn in variants.values():  # warm-up
         fn()
     best = dict.fromkeys(variants, float("inf"))
+    round_ratios = []
     for _ in range(args.repeat):
-        for name, fn in variants.items():
-            best[name] = min(best[name], _best(fn, 1))
+        times = {name: _best(fn, 1) for name, fn in variants.items()}
+        for name, t in times.items():
+            best[name] = min(best[name], t)
+        round_ratios.append(times["activation_patterns"] / times["3 matmuls, chunked+threaded"])
     print(
         f"{args.points} points, 2-64-64-64 relu, {dt.name}, chunk {args.chunk}, "
         f"{workers} worker thread(s), best of {args.repeat}"
@@ -101,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     pat = best["activation_patterns"]
     print(f"  ratio to whole-array matmuls:   {pat / best['3 matmuls, whole arrays']:.2f}")
     print(f"  ratio to chunked matmuls:       {pat / best['3 matmuls, chunked+threaded']:.2f}")
+    rr = np.sort(round_ratios)
+    print(
+        f"  same, per round (back to back): median {np.median(rr):.2f}, "
+        f"range {rr[0]:.2f}-{rr[-1]:.2f}"
+    )
     if args.skip_exact:
         return 0
     print("count_2d, 2-16-16-16 relu, box [-2, 2]^2:")
