@@ -209,7 +209,8 @@ class NumbaBackend:
             }
             return self.store.load(name, source, inject)
         source = gen.entry_module(entry, sfx, HELPERS)
-        return self.store.load(f"_fastact_nb_{entry.name}_{sfx}_{gen.digest(source)}", source)
+        stem = f"_fastact_nb_{entry.name}_{sfx}"
+        return self.store.load(f"{stem}_{gen.digest(source)}", source, stem=stem)
 
     def kernel(self, entry: Activation, kind: str, sfx: str) -> int:
         """Address of kernel ``kind`` of ``entry`` for ``sfx`` ("f32"/"f64"), compiling it."""
@@ -238,9 +239,8 @@ class NumbaBackend:
             d = self._drivers.get(key)
             if d is None:
                 source = gen.drivers_module(sfx)
-                mod, cacheable = self.store.load(
-                    f"_fastact_nb_drivers_{sfx}_{gen.digest(source)}", source
-                )
+                stem = f"_fastact_nb_drivers_{sfx}"
+                mod, cacheable = self.store.load(f"{stem}_{gen.digest(source)}", source, stem=stem)
                 parallel = name.startswith("par_")
                 if parallel:
                     RUNTIME.start()  # before compiling: compiling may start the pool
@@ -267,6 +267,16 @@ class NumbaBackend:
                 self._driver(f"ser_{name}", sfx)
                 if parallel:
                     self._driver(f"par_{name}", sfx)
+
+    def warmup(self, entries=None, dtypes=("f32", "f64"), parallel: bool = True) -> float:
+        """Compile (or load from the disk cache) every kernel of ``entries`` (default: the
+        table) and the drivers, so that no later call waits; returns the seconds spent."""
+        from ...table import TABLE
+
+        t0 = time.perf_counter()
+        for entry in TABLE if entries is None else entries:
+            self.compile(entry, dtypes, parallel)
+        return time.perf_counter() - t0
 
     # -- running ----------------------------------------------------------------
 

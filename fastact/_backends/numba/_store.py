@@ -78,11 +78,19 @@ class Store:
 
     def describe(self) -> dict:
         d = self.resolve()
-        return {"cache_dir": str(d) if d else None, "cache": "on" if d else f"off ({self.reason})"}
+        info = {"cache_dir": str(d) if d else None, "cache": "on" if d else f"off ({self.reason})"}
+        if d is not None:
+            numba_dir = os.environ.get("NUMBA_CACHE_DIR")
+            where = Path(numba_dir) if numba_dir else d / "__pycache__"
+            try:
+                info["kernels_on_disk"] = sum(1 for _ in where.rglob("_fastact_nb_*.nbi"))
+            except OSError:  # pragma: no cover - unreadable cache dir
+                pass
+        return info
 
     # -- modules --------------------------------------------------------------
 
-    def _write(self, path: Path, source: str) -> bool:
+    def _write(self, path: Path, source: str, stem: str) -> bool:
         try:
             if path.exists() and path.read_text() == source:
                 return True
@@ -92,12 +100,29 @@ class Store:
             os.replace(tmp, path)
         except OSError:
             return False
+        self._prune(path, stem)
         return True
 
+    @staticmethod
+    def _prune(path: Path, stem: str) -> None:
+        """Remove the older generations of a module (same stem, other content hash)."""
+        d = path.parent
+        for old in d.glob(f"{stem}_*.py"):
+            if old == path or not old.name[len(stem) + 1 : -3].isalnum():
+                continue
+            for f in [old, *(d / "__pycache__").glob(f"{old.stem}.*")]:
+                try:
+                    f.unlink()
+                except OSError:
+                    pass
+
     def load(
-        self, name: str, source: str, inject: dict | None = None
+        self, name: str, source: str, inject: dict | None = None, stem: str | None = None
     ) -> tuple[types.ModuleType, bool]:
         """Import the generated module ``name``; True when it is file-backed (cacheable).
+
+        ``stem`` names the module's family (``name`` is ``<stem>_<hash>``): writing
+        a new generation removes the older ones from the cache directory.
 
         ``inject`` binds extra globals before the module runs (user
         functions); such modules are never written to disk.
@@ -106,7 +131,7 @@ class Store:
         if mod is not None:
             return mod, getattr(mod, "__file__", None) is not None
         d = None if inject else self.resolve()
-        if d is not None and self._write(d / f"{name}.py", source):
+        if d is not None and self._write(d / f"{name}.py", source, stem or name):
             import importlib.util
 
             spec = importlib.util.spec_from_file_location(name, d / f"{name}.py")
