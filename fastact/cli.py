@@ -14,6 +14,10 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("fastact._info", "backends, threads and the activation table"),
+    "bench": (
+        "fastact.bench",
+        "time every activation against the streaming limit, NumPy and PyTorch",
+    ),
     "tune": ("fastact._tune", "measure the dispatch profile of this machine"),
     "regions": ("fastact.regions.cli", "count and draw linear regions"),
 }

@@ -1,0 +1,235 @@
+"""python -m fastact bench: the comparators compute the same functions, the run, JSON, table, plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import bench
+from fastact.cli import main
+
+CASES = {c.label: c for c in bench.all_cases()}
+COMPARATORS = ["numpy", "torch", "numexpr"]
+
+
+def _impl(name):
+    if name != "numpy":
+        pytest.importorskip(name)
+    return {"numpy": bench.NumPy, "torch": bench.Torch, "numexpr": bench.NumExpr}[name]()
+
+
+@pytest.mark.parametrize("name", COMPARATORS)
+@pytest.mark.parametrize("label", [c for c in CASES if not CASES[c].training])
+def test_comparators_compute_the_same_function(label, name):
+    """Each side-by-side implementation agrees with fastact, forward and backward."""
+    impl = _impl(name)
+    case = CASES[label]
+    a = bench.make_arrays(case, 1000, "float64")
+    a.x *= 3  # both sides of every kink and threshold
+    fastact_impl = bench.Fastact("cython")
+    want_y = np.empty_like(a.x)
+    fastact_impl.forward(case, a.x, want_y)()
+    np.copyto(a.y, want_y)
+    fwd = impl.forward(case, a.x, a.out)
+    if fwd is not None:
+        fwd()
+        np.testing.assert_allclose(a.out, want_y, rtol=1e-6, atol=1e-9, err_msg="forward")
+        # in place: out is x
+        buf = a.x.copy()
+        impl.forward(case, buf, buf)()
+        np.testing.assert_allclose(buf, want_y, rtol=1e-6, atol=1e-9, err_msg="in place")
+    want_g = np.empty_like(a.x)
+    fastact_impl.backward(case, a.g, a.x, a.y, want_g)()
+    bwd = impl.backward(case, a.g, a.x, a.y, a.out)
+    if bwd is not None:
+        bwd()
+        np.testing.assert_allclose(a.out, want_g, rtol=1e-6, atol=1e-9, err_msg="backward")
+
+
+def test_limit_moves_the_bytes():
+    case = CASES["relu"]
+    a = bench.make_arrays(case, 5000, "float32")
+    lim = bench.Limit()
+    lim.set_threads(2)
+    lim.forward(case, a.x, a.out)()
+    np.testing.assert_array_equal(a.out, a.x)
+    lim.backward(case, a.g, a.x, a.y, a.out)()
+    np.testing.assert_array_equal(a.out, a.g * a.y)
+
+
+def test_measure_counts_per_call():
+    calls = []
+    t = bench.measure([lambda: calls.append(1)] * 2, None, 0.0)
+    assert t.best > 0 and t.best <= t.median
+    assert t.samples >= bench.ROUNDS
+    assert len(calls) == 2 * (2 + t.samples * t.number)  # two warm-up rounds
+
+
+def test_in_place_calls_see_fresh_copies():
+    case = CASES["sigmoid"]
+    a = bench.make_arrays(case, 1000, "float64")
+    seen = []
+    calls = [
+        lambda b=b: seen.append(b.copy()) or bench.Fastact("cython").forward(case, b, b)()
+        for b in a.pool
+    ]
+    bench.measure(calls, a.refresh, 0.0)
+    assert len(a.pool) > 1
+    for s in seen:
+        np.testing.assert_array_equal(s, a.x)
+
+
+def test_quick_run_json_table_and_targets(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    args = [
+        "bench",
+        "--quick",
+        "--quiet",
+        "--activation",
+        "relu,sigmoid,rrelu,prelu,leaky_relu",
+        "--size",
+        "1e3,4e4",
+        "--dtype",
+        "float32",
+        "--min-time",
+        "0",
+        "--json",
+        str(out),
+    ]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "== relu: relu(x) = max(0, x)" in text
+    assert "x lim" in text and "limit us" in text
+    assert "underflowing inputs" in text and "against leaky_relu" in text
+    assert "== targets (issue 8)" in text
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["schema"] == bench.SCHEMA
+    assert set(doc) == {"meta", "results", "denormal", "pairs", "targets"}
+    res = doc["results"]
+    keys = {
+        "case",
+        "activation",
+        "params",
+        "dtype",
+        "pass",
+        "size",
+        "threads",
+        "impl",
+        "best_s",
+        "median_s",
+        "bytes",
+        "gbps",
+        "ratio",
+        "limit_s",
+        "input",
+        "samples",
+        "number",
+    }
+    assert all(keys <= set(r) for r in res)
+    assert {r["case"] for r in res} == {
+        "relu",
+        "sigmoid",
+        "rrelu",
+        "rrelu[train]",
+        "prelu",
+        "leaky_relu",
+    }
+    assert {r["pass"] for r in res} == {"fwd", "bwd"}
+    assert {r["size"] for r in res} == {1000, 40000}
+    assert {"limit", "fastact-cython"} <= {r["impl"] for r in res}
+    for r in res:
+        assert r["best_s"] > 0 and r["best_s"] <= r["median_s"]
+        if r["impl"] == "limit":
+            assert r["ratio"] == 1.0
+        assert r["ratio"] == pytest.approx(r["best_s"] / r["limit_s"])
+        assert r["bytes"] == (3 if r["pass"] == "bwd" else 2) * r["size"] * 4
+        if r["size"] < bench.PAR_MIN:
+            assert r["threads"] == 1
+    assert any(r["threads"] > 1 for r in res) == (fastact.get_num_threads() > 1)
+    assert {d["case"] for d in doc["denormal"]} == {
+        "relu",
+        "sigmoid",
+        "rrelu",
+        "rrelu[train]",
+        "prelu",
+        "leaky_relu",
+    }
+    assert all(d["denormal_s"] > 0 and d["normal_s"] > 0 for d in doc["denormal"])
+    assert {p["pair"] for p in doc["pairs"]} >= {"prelu fwd+bwd / leaky_relu fwd+bwd"}
+    assert all(set(c) >= {"check", "case", "worst", "target", "met"} for c in doc["targets"])
+
+
+def test_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "b.png"
+    args = [
+        "bench",
+        "--quick",
+        "--quiet",
+        "--activation",
+        "relu",
+        "--size",
+        "1e3,2e3",
+        "--dtype",
+        "float64",
+        "--min-time",
+        "0",
+        "--sections",
+        "main",
+        "--compare",
+        "numpy",
+        "--plot",
+        str(png),
+    ]
+    assert main(args) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_names_the_extra(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(SystemExit, match=r"pip install fastact\[plot\]"):
+        bench.require_matplotlib()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--activation", "nope"], "--activation: unknown nope"),
+        (["--dtype", "float16"], "--dtype"),
+        (["--threads", "0"], "--threads"),
+        (["--pass", "sideways"], "--pass"),
+        (["--compare", "jax"], "--compare"),
+        (["--sections", "everything"], "--sections"),
+    ],
+)
+def test_bad_arguments(argv, message, capsys):
+    assert main(["bench", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_sizes_parse():
+    assert bench._sizes("1e3, 40000") == [1000, 40000]
+    with pytest.raises(argparse.ArgumentTypeError):
+        bench._sizes("1.5")
+
+
+def test_targets_table():
+    assert bench.target("relu", "float64", "fwd") == 1.10
+    assert bench.target("sigmoid", "float32", "bwd") == 1.25
+    assert bench.target("gelu", "float32", "fwd") == 2.5
+    assert bench.target("gelu[tanh]", "float32", "fwd") == 1.6
+    assert bench.target("softplus", "float64", "fwd") == 3.2
+    assert bench.target("softmax", "float32", "fwd") is None
