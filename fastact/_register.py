@@ -123,11 +123,11 @@ def _check_arity(fn: Callable, role: str, names: list[str]) -> None:
 
 
 def _jit(fn: Callable):
+    """``fn`` compiled with fastact's options (a Numba dispatcher is recompiled from its
+    Python function: IEEE division, ``x / 0`` is inf, never an exception in a kernel)."""
     import numba
 
-    if isinstance(fn, numba.core.registry.CPUDispatcher):
-        return fn
-    return numba.njit(nogil=True, error_model="numpy")(fn)
+    return numba.njit(nogil=True, error_model="numpy")(getattr(fn, "py_func", fn))
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -260,7 +260,9 @@ def register(
 
     ``forward(x, *params) -> y`` and ``backward(g, s, *params) -> dL/dx`` are
     scalar functions (Numba's nopython subset: ``math`` functions, arithmetic,
-    ``if``/``else``); ``s`` is ``x`` when ``saves="input"`` and ``y`` when
+    ``if``/``else``), plain or already ``numba.njit``-ed (then recompiled from
+    their Python function with ``nogil`` and IEEE division, ``error_model=
+    "numpy"``); ``s`` is ``x`` when ``saves="input"`` and ``y`` when
     ``saves="output"``.  ``params`` maps parameter names to defaults, in call
     order.  ``properties`` (a :class:`~fastact.Properties` or a dict of its
     fields) records the five properties; when omitted they are estimated from
@@ -312,8 +314,8 @@ def register(
         doc=doc or f"User-defined activation {name!r} (JIT-compiled by Numba).",
         extra={
             "user": True,
-            "numba_forward": _jit(forward),
-            "numba_backward": _jit(backward),
+            "numba_forward": _jit(fwd_py),
+            "numba_backward": _jit(bwd_py),
             "python_forward": forward,
             "python_backward": backward,
             "properties_estimated": given is None,
