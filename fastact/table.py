@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 Number = int | float
@@ -128,8 +129,9 @@ class Activation:
         """The defaults, with the example value of each required parameter."""
         return {p.name: p.example if p.default is None else p.default for p in self.parameters}
 
-    @property
+    @cached_property
     def scalar_params(self) -> tuple[Param, ...]:
+        """The parameters passed to the kernels as numbers (all but a channel one)."""
         return tuple(p for p in self.parameters if p.name != self.channel_param)
 
     @property
