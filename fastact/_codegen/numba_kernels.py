@@ -5,8 +5,8 @@ become Python source here, through :func:`.dialect.expr_to_python` and
 :func:`.dialect.function_to_python` (every literal typed as ``T(...)``, ``T``
 bound to ``np.float32`` or ``np.float64``, so float32 math stays float32).
 The backend (:mod:`fastact._backends.numba`) writes each generated module to
-its cache directory, imports it, and ``njit``-s the kernels one by one on
-first use.
+its cache directory, imports it, and compiles the kernels one by one on first
+use, as C-ABI ``cfunc`` functions.
 
 One module per (entry, float type) holds:
 
@@ -17,22 +17,19 @@ One module per (entry, float type) holds:
 * one plain Python function per kernel kind (``_fa_fwd``, ``_fa_bwd``...),
   each a serial loop over ``range(start, stop)`` of flat buffers.
 
-One module per float type holds the drivers: ``njit(parallel=True)``
-functions that split the work into one chunk per thread with ``prange`` and
-call a kernel, passed as a first-class function, per chunk, exactly as the
-OpenMP driver of the Cython backend calls the generated C loops.  Kernels are
-thus compiled once, serially (~0.1 s), and the parallel machinery once per
-float type; a call on a small array runs the kernel directly (the serial
-twin) and never touches the thread pool.
+One module per float type holds the drivers: ``_fa_par_*`` (``njit(parallel=
+True)``, one chunk per thread with ``prange``) and ``_fa_ser_*`` (serial), which
+get a kernel as its address and call it per chunk through an intrinsic
+(``_fa_callN``), exactly as the OpenMP driver of the Cython backend calls the
+generated C loops through function pointers.
 
-Kernel signatures (T: float32 or float64; R: readonly 1-d T array; A: 1-d T
-array; P: readonly 1-d float64 array of parameters; every index int64):
+Kernel signatures, C ABI (T: float or double; every index int64):
 
-* unary   ``k(x: R, out: A, p: P, poff, seed: uint64, start, stop)``
-* binary  ``k(g: R, s: R, out: A, p: P, poff, seed: uint64, start, stop)``
-* pgrad   ``k(g: R, s: R, p: P, poff, acc: float64[:], aoff, start, stop)``
-* rowwise ``k(x: R, out: A, p: P, rowlen, r0, r1)`` and
-  ``k(g: R, s: R, out: A, p: P, rowlen, r0, r1)`` (rows ``r0..r1-1``)
+* unary   ``k(T *x, T *out, double *p, poff, uint64 seed, start, stop)``
+* binary  ``k(T *g, T *s, T *out, double *p, poff, uint64 seed, start, stop)``
+* pgrad   ``k(T *g, T *s, double *p, poff, double *acc, aoff, start, stop)``
+* rowwise ``k(T *x, T *out, double *p, rowlen, r0, r1)`` and
+  ``k(T *g, T *s, T *out, double *p, rowlen, r0, r1)`` (rows ``r0..r1-1``)
 
 Parameter ``j`` (table order) is ``p[poff + j]``; in the "vector" forms of a
 per-channel entry (prelu on ``(N, C)``) the channel parameter of element

@@ -1,15 +1,24 @@
 """The Numba backend: kernels generated from the activation table, JIT-compiled lazily.
 
-Every kernel is a serial ``njit(nogil=True, error_model="numpy")`` loop over a
-range of flat buffers, generated from the table's formulas by
-:mod:`fastact._codegen.numba_kernels` (no ``fastmath``: inf/NaN behave as in
-C, and nothing is contracted, so results round as the Cython backend's).  A
-call below the parallel threshold (``nthreads == 1``) runs the kernel
-directly: the serial twin, a fraction of a microsecond, never touching the
-thread pool.  A larger call goes through an ``njit(parallel=True,
-nogil=True)`` driver that cuts the array into one chunk per thread (``prange``)
-and calls the kernel, passed as a first-class function, on each chunk: the
-same chunks as the OpenMP driver of the Cython backend.
+Every kernel is a serial loop over ``range(start, stop)`` of flat buffers,
+generated from the table's formulas by :mod:`fastact._codegen.numba_kernels`
+and compiled by Numba as a C-ABI ``cfunc`` (nopython, ``error_model="numpy"``,
+no ``fastmath``: inf/NaN behave as in C and nothing is contracted, so results
+round as the Cython backend's, bit for bit on this machine).  Kernels are
+called by address from a few drivers per float type:
+
+* ``njit(nogil=True)`` serial drivers: a call below the parallel threshold
+  (``nthreads == 1``) is one dispatcher call and one C call (the serial twin,
+  well under a microsecond), and never touches the thread pool;
+* ``njit(parallel=True, nogil=True)`` drivers that cut the array into one
+  chunk per thread with ``prange`` and call the kernel on each: the same
+  chunks, blocks and reduction order as the OpenMP driver of the Cython
+  backend.
+
+This split keeps compilation cheap (a kernel is a serial function, ~0.1-0.3 s;
+the parallel machinery is compiled once per float type, not once per entry)
+and calls cheap (Numba's first-class function objects cost tens of
+microseconds to unbox per call; an address costs nothing).
 
 Nothing compiles at import.  A kernel is compiled (or loaded from the disk
 cache, see :mod:`._store`) the first time it is needed; ``describe()`` says
@@ -48,7 +57,6 @@ from ...table import Activation
 from ._store import Store
 
 _FLOAT = {"f32": types.float32, "f64": types.float64}
-_NP = {"f32": np.float32, "f64": np.float64}
 _MAX_THREADS = int(numba.config.NUMBA_NUM_THREADS)
 _NOPARAMS = np.zeros(1)
 _NOPARAMS.flags.writeable = False
