@@ -160,8 +160,6 @@ class _Runtime:
 
 
 RUNTIME = _Runtime()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: RUNTIME.after_fork_in_child())
 
 
 class NumbaBackend:
@@ -444,3 +442,14 @@ class NumbaBackend:
 
 
 BACKEND = NumbaBackend()
+
+
+def _after_fork_in_child() -> None:
+    # Locks held by other threads at the fork stay held in the child: renew them.
+    RUNTIME.after_fork_in_child()
+    BACKEND._build_lock = threading.RLock()
+    BACKEND.store._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
