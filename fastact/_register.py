@@ -342,3 +342,19 @@ def register(
         _check_properties(given, estimated, name)
     fastact._install(entry)
     return entry
+
+
+def unregister(name: str) -> None:
+    """Remove the user-defined activation ``name`` (built-in ones cannot be removed)."""
+    import fastact
+
+    from ._backends import get as get_backend
+
+    entry = fastact.activation(name)  # ValueError when unknown
+    if not entry.extra.get("user"):
+        raise ValueError(f"{name!r} is a built-in activation; only registered ones can be removed")
+    del fastact._entries[name]
+    for attr in (name, f"{name}_backward"):
+        if getattr(fastact, attr, None) is not None:
+            delattr(fastact, attr)
+    get_backend("numba").forget(name)

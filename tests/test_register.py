@@ -13,13 +13,27 @@ pytest.importorskip("numba")
 
 import fastact  # noqa: E402
 from fastact import Properties  # noqa: E402
+from fastact._register import unregister  # noqa: E402
 
 _ids = itertools.count()
+_registered: list[str] = []
 
 
 def unique(prefix: str) -> str:
-    """Registrations are process-wide: every test uses fresh names."""
-    return f"{prefix}_{next(_ids)}"
+    """Registrations are process-wide: every test uses fresh names, removed at the end."""
+    name = f"{prefix}_{next(_ids)}"
+    _registered.append(name)
+    return name
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cleanup():
+    """Leave fastact as the other test modules expect it: the table's activations only."""
+    yield
+    for name in _registered:
+        if name in fastact.activations():
+            unregister(name)
+    assert all(not fastact.activation(n).extra.get("user") for n in fastact.activations())
 
 
 def squareplus(x, b):
@@ -250,3 +264,19 @@ def test_parameter_values_are_checked_at_call_time(sqp):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         getattr(fastact, sqp)(np.ones(3), b=np.float32(2.0))
+
+
+def test_unregister():
+    name = unique("temp")
+    fastact.register(name, forward=_ok_fwd, backward=_ok_bwd)
+    assert hasattr(fastact, name)
+    unregister(name)
+    assert name not in fastact.activations()
+    assert not hasattr(fastact, name) and not hasattr(fastact, f"{name}_backward")
+    with pytest.raises(ValueError, match="built-in"):
+        unregister("relu")
+    with pytest.raises(ValueError, match="unknown activation"):
+        unregister(name)
+    # the name is free again
+    fastact.register(name, forward=lambda x: 3.0 * x, backward=lambda g, x: 3.0 * g)
+    np.testing.assert_array_equal(getattr(fastact, name)(np.ones(2)), 3.0)
