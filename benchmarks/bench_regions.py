@@ -6,7 +6,9 @@
 Prints best-of-``repeat`` wall times (the variants interleaved, so a noisy
 machine slows all of them alike), the ratios of the best times, and the
 median of the ratios measured round by round (back-to-back runs, the most
-robust figure on a shared machine).  What is compared:
+robust wall-clock figure on a shared machine), and the ratio of CPU times
+with one worker (process_time: the work done, whatever else runs).  What is
+compared:
 
 * ``activation_patterns`` for N points through a 2-64-64-64 ReLU network,
   against the three matrix products ``X @ W1 @ W2 @ W3`` alone, timed two
@@ -111,6 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         f"  same, per round (back to back): median {np.median(rr):.2f}, "
         f"range {rr[0]:.2f}-{rr[-1]:.2f}"
     )
+    # CPU time with one worker: the work done, insensitive to other processes
+    cpu = []
+    for _ in range(args.repeat):
+        t = time.process_time()
+        fr.activation_patterns(net, x, dtype=dt, chunk=args.chunk, num_threads=1)
+        a = time.process_time() - t
+        t = time.process_time()
+        matmuls_chunked(ws, x, args.chunk, 1)
+        cpu.append(a / (time.process_time() - t))
+    print(f"  CPU-time ratio, one worker:     median {np.median(cpu):.2f} of {args.repeat}")
     if args.skip_exact:
         return 0
     print("count_2d, 2-16-16-16 relu, box [-2, 2]^2:")
