@@ -48,6 +48,18 @@ def _best(fn, number: int, repeat: int = 7) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
 
 
+def _best_interleaved(fns: list, number: int, repeat: int) -> list[float]:
+    """Best time per call of each function, timed in turns (same machine conditions)."""
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for j, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[j] = min(best[j], (time.perf_counter() - t0) / number)
+    return best
+
+
 def _compile_pass(names: list[str]) -> dict:
     """In this process: seconds per kernel and per driver (the cache as configured)."""
     nb = _backends.get("numba")
@@ -186,20 +198,23 @@ def throughput(n: int, repeat: int) -> list[dict]:
             g = rng.normal(size=n).astype(dtype)
             out = np.empty_like(x)
             for threads in (1, 2):
-                times = {}
-                for label, be in (("numba", nb), ("cython", cy)):
-                    fwd, bwd = _calls(be, entry, x, g, out, params, threads)
-                    fwd(), bwd()
-                    times[label] = (_best(fwd, 5, repeat), _best(bwd, 5, repeat))
+                nf, nbw = _calls(nb, entry, x, g, out, params, threads)
+                cf, cbw = _calls(cy, entry, x, g, out, params, threads)
+                for fn in (nf, nbw, cf, cbw):
+                    fn()
+                t_nf, t_cf = _best_interleaved([nf, cf], 3, repeat)
+                t_nb, t_cb = _best_interleaved([nbw, cbw], 3, repeat)
                 rows.append(
                     {
                         "activation": name + (" (training)" if entry.has_training_mode else ""),
                         "dtype": np.dtype(dtype).name,
                         "threads": threads,
-                        "forward_ratio": times["numba"][0] / times["cython"][0],
-                        "backward_ratio": times["numba"][1] / times["cython"][1],
-                        "numba_forward_ms": times["numba"][0] * 1e3,
-                        "cython_forward_ms": times["cython"][0] * 1e3,
+                        "forward_ratio": t_nf / t_cf,
+                        "backward_ratio": t_nb / t_cb,
+                        "numba_forward_ms": t_nf * 1e3,
+                        "cython_forward_ms": t_cf * 1e3,
+                        "numba_backward_ms": t_nb * 1e3,
+                        "cython_backward_ms": t_cb * 1e3,
                     }
                 )
     return rows
@@ -231,13 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     for what, us in report["overhead_us"].items():
         print(f"  {what:45s} {us:8.2f} us")
     if "cython" in _backends.available():
-        report["throughput"] = throughput(args.n, 3 if args.quick else 7)
+        report["throughput"] = throughput(args.n, 5 if args.quick else 15)
         print(f"time ratio numba / cython at {args.n} elements (< 1: numba faster):")
-        print(f"  {'activation':22s} {'dtype':8s} thr  forward  backward")
+        print(f"  {'activation':22s} {'dtype':8s} thr  forward  backward   (numba ms fwd/bwd)")
         for r in report["throughput"]:
             print(
                 f"  {r['activation']:22s} {r['dtype']:8s} {r['threads']:3d}  "
-                f"{r['forward_ratio']:7.2f}  {r['backward_ratio']:8.2f}"
+                f"{r['forward_ratio']:7.2f}  {r['backward_ratio']:8.2f}   "
+                f"({r['numba_forward_ms']:.3f} / {r['numba_backward_ms']:.3f})"
             )
     if args.json:
         with open(args.json, "w") as f:
