@@ -1,0 +1,50 @@
+"""Scaling with the thread count, for a few kernels and the streaming limit.
+
+Forward with ``out=`` on float32 arrays of LARGE elements (memory-sized,
+1e7; 1e5 in CI), backend ``auto``, ``fastact.set_num_threads(n)``.  Thread
+counts above this machine's cores are skipped (oversubscription measures
+the scheduler, not the kernel).
+"""
+
+from __future__ import annotations
+
+import os
+
+import fastact
+
+from .common import LARGE, TIMER, fresh_process, prepared, tune
+from .limits import stream_call
+
+# A memory-bound kernel, a cheap and an expensive transcendental one, and
+# the ones users reach for most; only those in the table are kept.
+_WANTED = ("relu", "sigmoid", "tanh", "silu", "gelu", "mish", "softplus")
+KERNELS = ("stream",) + tuple(n for n in _WANTED if n in fastact.activations())[:4]
+THREADS = (1, 2, 4, 8)
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class Threads:
+    params = (KERNELS, THREADS)
+    param_names = ("kernel", "threads")
+    timer = TIMER
+
+    def setup(self, kernel, threads):
+        if threads > cores():
+            raise NotImplementedError(f"{threads} threads on {cores()} cores")
+        fresh_process()
+        if kernel == "stream":
+            self.call = stream_call("forward", "float32", LARGE, threads)
+            self.call()  # starts the thread pool outside the timing
+        else:
+            fastact.set_num_threads(threads)
+            self.call = prepared(kernel, "forward", "float32", LARGE, "auto").call
+        tune(self, LARGE, inplace=False)
+
+    def time_forward(self, kernel, threads):
+        self.call()
