@@ -135,11 +135,11 @@ def _meta(ndim: int, dtype) -> np.ndarray:
 
 
 def _runs(shape: tuple, location: list, full: tuple):
-    """(index into the block reshaped (runs, length), global offset) of each run.
+    """(run length, global C-order offset of each run) of a block.
 
     A run is a maximal piece of the block that is contiguous in the global C
     order: the block's trailing axes that span the whole array, plus the last
-    axis that does not.
+    axis that does not; the block, C-contiguous, is then (runs, length).
     """
     ndim = len(shape)
     if ndim == 0:
