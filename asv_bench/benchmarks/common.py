@@ -197,7 +197,10 @@ def _preload_backends() -> None:
     ("forkserver"), so the children skip importing Numba and loading its
     kernels from the disk cache (about 0.5 s each).  Nothing runs: no kernel,
     no thread.  Missing pieces (an older commit) are simply not preloaded.
+    FASTACT_ASV_NO_PRELOAD=1 skips it (the unit test of the suite does).
     """
+    if os.environ.get("FASTACT_ASV_NO_PRELOAD", "").strip() not in ("", "0"):
+        return
     backends = getattr(fastact, "_backends", None)
     for name in ("cython", "numba"):
         try:
