@@ -436,3 +436,34 @@ def test_store_off_and_unwritable(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTACT_CACHE_DIR", str(blocker))
     store = Store("tag")
     assert store.resolve() is None and "not writable" in store.reason
+
+
+@pytest.mark.parametrize("sfx, ft", [("f32", np.float32), ("f64", np.float64)])
+def test_bit_intrinsics(sfx, ft):
+    """pow2i, exponent and mantissa: the bits fa_intrinsics.h computes."""
+    import numba
+
+    from fastact._backends.numba._store import Store
+
+    store = Store("unused")
+    store._resolved, store.dir = True, None
+    mod, _ = store.load(f"_fa_test_bits_{sfx}", gen.entry_module(TABLE[2], sfx, HELPERS))
+
+    @numba.njit
+    def run(a, n, o1, o2, o3):
+        for k in range(a.size):
+            o1[k] = mod.pow2i(n[k])
+            o2[k] = mod.exponent(a[k])
+            o3[k] = mod.mantissa(a[k])
+
+    rng = np.random.default_rng(0)
+    a = (rng.standard_normal(20_000) * np.exp(rng.uniform(-30, 30, 20_000))).astype(ft)
+    lim = 126 if ft is np.float32 else 1022
+    n = np.resize(np.arange(-lim, lim + 1), a.size).astype(ft)
+    o1, o2, o3 = (np.empty_like(a) for _ in range(3))
+    run(a, n, o1, o2, o3)
+    assert o1.dtype == o2.dtype == o3.dtype == ft
+    np.testing.assert_array_equal(o1, np.ldexp(np.ones_like(n), n.astype(int)))
+    m, e = np.frexp(np.abs(a))
+    np.testing.assert_array_equal(o2, (e - 1).astype(ft))
+    np.testing.assert_array_equal(o3, (2 * m).astype(ft))
