@@ -22,7 +22,7 @@ from ._config import (
     set_backend,
     set_num_threads,
 )
-from ._register import register
+from ._register import register, unregister
 from ._version import __version__ as __version__
 from .table import TABLE as _TABLE
 from .table import Activation, Properties
@@ -88,6 +88,7 @@ __all__ = [
     "get_num_threads",
     "set_backend",
     "register",
+    "unregister",
     "set_num_threads",
     *(e.name for e in _TABLE),
     *(f"{e.name}_backward" for e in _TABLE),

@@ -50,19 +50,26 @@ def _fallback(name: str) -> str:
     raise ImportError("no backend available")  # pragma: no cover - numpy always loads
 
 
+_DEFAULT = Plan()
+_USER = Plan(small="numba", large="numba")
+# (name, pass, np.dtype) -> Plan, filled from the profile's string keys
+_by_dtype: dict[tuple[str, str, np.dtype], Plan] = {}
+
+
 def plan_for(entry: Activation, pass_: str, dtype) -> Plan:
     if entry.extra.get("user"):
-        return Plan(small="numba", large="numba")
-    return _plans.get(_profile.key(entry.name, pass_, np.dtype(dtype).name), _DEFAULT)
-
-
-_DEFAULT = Plan()
+        return _USER
+    return _by_dtype.get((entry.name, pass_, dtype), _DEFAULT)
 
 
 def load_profile(path=None) -> str:
     """(Re)load the dispatch profile and program the fast path from it."""
     global _plans, _profile_source
     _plans, _profile_source = _profile.load(path)
+    _by_dtype.clear()
+    for key, plan in _plans.items():
+        name, pass_, dtype = key.split("/")
+        _by_dtype[(name, pass_, np.dtype(dtype))] = plan
     _program_fast_path()
     return _profile_source
 
@@ -82,7 +89,7 @@ def _program_fast_path() -> None:
     for kid, entry in enumerate(TABLE):
         for p, pass_ in enumerate(PASSES):
             for d, dtype in enumerate(DTYPES):
-                plan = plan_for(entry, pass_, dtype)
+                plan = plan_for(entry, pass_, np.dtype(dtype))
                 limit = plan.serial_below if plan.small == "cython" else 0
                 cy.set_fast_limit(p, d, kid, limit)
 
@@ -118,8 +125,11 @@ def _threads() -> int:
 def choose(entry: Activation, pass_: str, dtype, n: int):
     """(backend, nthreads) for one call."""
     plan = plan_for(entry, pass_, dtype)
-    name = get_backend()
     parallel = n >= plan.serial_below
+    if entry.extra.get("user"):
+        # user activations exist only as Numba kernels, whatever backend is set
+        return _backends.get("numba"), (_threads() if parallel else 1)
+    name = get_backend()
     if name == "auto":
         name = _fallback(plan.large if parallel else plan.small)
     backend = _backends.get(name)
@@ -170,10 +180,10 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
     backend, nthreads = choose(entry, pass_, dtype, n)
     reasons = [f"plan from {_profile_source or 'defaults'}: {plan}"]
     name = get_backend()
-    if name != "auto":
-        reasons.append(f"backend {name!r} was chosen by set_backend/config/FASTACT_BACKEND")
-    elif entry.extra.get("user"):
+    if entry.extra.get("user"):
         reasons.append("user-registered activations run on numba only")
+    elif name != "auto":
+        reasons.append(f"backend {name!r} was chosen by set_backend/config/FASTACT_BACKEND")
     else:
         wanted = plan.large if n >= plan.serial_below else plan.small
         if wanted != backend.name:

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "time every activation against the streaming limit, NumPy and PyTorch",
     ),
     "tune": ("fastact._tune", "measure the dispatch profile of this machine"),
+    "warmup": ("fastact._warmup", "compile every Numba kernel now (or load it from the cache)"),
     "regions": ("fastact.regions.cli", "count and draw linear regions"),
 }
 

@@ -31,3 +31,12 @@ def test_module_entry_point():
     )
     assert out.returncode == 0, out.stderr
     assert "activations" in out.stdout
+
+
+def test_warmup_compiles_the_numba_kernels(capsys):
+    import pytest
+
+    if "numba" not in fastact.backends():
+        pytest.skip("numba backend unavailable")
+    assert main(["warmup"]) == 0
+    assert "numba kernels ready" in capsys.readouterr().out

@@ -49,6 +49,7 @@ def register(
     properties: Properties | Mapping[str, Any] | None = ...,
     doc: str = ...,
 ) -> Activation: ...
+def unregister(name: str) -> None: ...
 '''
 
 
