@@ -40,6 +40,12 @@ def test_one_class_per_activation():
         assert cls.entry.name == name
         assert nn.class_name(name) in nn.__all__
     assert len({nn.class_name(n) for n in names}) == len(names)
+    assert nn.layer_class("relu") is nn.ReLU
+    assert isinstance(nn.layer("leaky_relu", 0.2), nn.LeakyReLU)
+    with pytest.raises(AttributeError):
+        nn.NotAnActivation  # noqa: B018
+    with pytest.raises(ValueError, match="unknown activation"):
+        nn.layer("nope")
 
 
 @pytest.mark.parametrize(
