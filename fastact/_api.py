@@ -264,6 +264,10 @@ def channel_forward(entry: Activation, x: Any, weight: Any, out: Any):
 
 
 def channel_backward(entry: Activation, grad_output: Any, saved: Any, weight: Any, out: Any):
+    if type(grad_output) is not np.ndarray and _is_dask(grad_output):
+        from .integrations import dask as _dask
+
+        return _dask.channel_backward(entry, grad_output, saved, weight, out)
     g = as_input(grad_output, "grad_output")
     s = as_input(saved, "saved")
     if g.shape != s.shape:
@@ -324,6 +328,10 @@ def _finish_rows(value: Any, target, out, direct: bool, axis: int, shape):
 
 
 def rowwise_forward(entry: Activation, x: Any, axis: Any, out: Any):
+    if type(x) is not np.ndarray and _is_dask(x):
+        from .integrations import dask as _dask
+
+        return _dask.rowwise_forward(entry, x, axis, out)
     a = as_input(x, "x")
     ax = _axis(axis, a.ndim)
     if out is not None:
@@ -338,6 +346,10 @@ def rowwise_forward(entry: Activation, x: Any, axis: Any, out: Any):
 
 
 def rowwise_backward(entry: Activation, grad_output: Any, saved: Any, axis: Any, out: Any):
+    if type(grad_output) is not np.ndarray and _is_dask(grad_output):
+        from .integrations import dask as _dask
+
+        return _dask.rowwise_backward(entry, grad_output, saved, axis, out)
     g = as_input(grad_output, "grad_output")
     s = as_input(saved, "saved")
     if g.shape != s.shape:
