@@ -22,7 +22,7 @@ def test_python_examples_run(code):
         pytest.importorskip(mod)
     if "LocalCluster" in code or "Client(" in code:
         pytest.skip("cluster example: covered by tests/integrations")
-    exec(compile(code, str(README), "exec"), {})
+    exec(compile(code, "<README example>", "exec"), {})
 
 
 def test_quickstart_has_two_commands():
