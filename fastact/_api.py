@@ -242,6 +242,27 @@ def _channel_geometry(a: np.ndarray, weight: Any, argname: str):
     return w64, a.shape[0], channels, inner
 
 
+# (N, C) input has one channel per element of a row: rather than one short
+# kernel call per row, runs of ROW_RUN // C rows share a tiled weight.
+ROW_RUN = 4096
+
+
+def _channel_parts(n: int, w64: np.ndarray, outer: int, channels: int, inner: int):
+    """[(lo, hi, weight, outer, C, inner, fold)]: kernel calls covering elements lo:hi.
+
+    ``fold`` copies of the weight were tiled; a part's parameter gradient is
+    summed over them.  The split depends on the shape only (deterministic).
+    """
+    if inner != 1 or outer < 2 or channels >= ROW_RUN:
+        return [(0, n, w64, outer, channels, inner, 1)]
+    run = min(outer, ROW_RUN // channels)
+    bulk = (outer // run) * run
+    parts = [(0, bulk * channels, np.tile(w64, run), bulk // run, run * channels, 1, run)]
+    if bulk < outer:
+        parts.append((bulk * channels, n, w64, outer - bulk, channels, 1, 1))
+    return parts
+
+
 def channel_forward(entry: Activation, x: Any, weight: Any, out: Any):
     if type(x) is not np.ndarray and _is_dask(x):
         from .integrations import dask as _dask
@@ -255,8 +276,10 @@ def channel_forward(entry: Activation, x: Any, weight: Any, out: Any):
         return out if out is not None else np.empty_like(a)
     backend, nthreads = _dispatch.choose(entry, "forward", a.dtype, a.size)
     (src,), target, copy_to = plan([a], out, c_only=True)
+    flat_src, flat_out = src.reshape(-1), target.reshape(-1)
     with _dispatch.running(nthreads) as nthreads:
-        backend.channel_forward(entry, src, target, w64, outer, channels, inner, nthreads)
+        for lo, hi, w, o, c, i, _ in _channel_parts(a.size, w64, outer, channels, inner):
+            backend.channel_forward(entry, flat_src[lo:hi], flat_out[lo:hi], w, o, c, i, nthreads)
     if copy_to is not None:
         copy_to[...] = target
         return copy_to
@@ -283,8 +306,14 @@ def channel_backward(entry: Activation, grad_output: Any, saved: Any, weight: An
         return gx, np.zeros(wshape, g.dtype)
     backend, nthreads = _dispatch.choose(entry, "backward", g.dtype, g.size)
     (gs, ss), target, copy_to = plan([g, s], out, c_only=True)
+    fg, fs, fo = gs.reshape(-1), ss.reshape(-1), target.reshape(-1)
+    gw = np.zeros(w64.size)
     with _dispatch.running(nthreads) as nthreads:
-        gw = backend.channel_backward(entry, gs, ss, target, w64, outer, channels, inner, nthreads)
+        for lo, hi, w, o, c, i, fold in _channel_parts(g.size, w64, outer, channels, inner):
+            part = backend.channel_backward(
+                entry, fg[lo:hi], fs[lo:hi], fo[lo:hi], w, o, c, i, nthreads
+            )
+            gw += np.asarray(part).reshape(fold, -1).sum(axis=0)
     if copy_to is not None:
         copy_to[...] = target
         target = copy_to
