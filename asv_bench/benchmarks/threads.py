@@ -12,7 +12,7 @@ import os
 
 import fastact
 
-from .common import LARGE, TIMER, fresh_process, prepared, tune
+from .common import LARGE, TIMER, prepared, tune
 from .limits import stream_call
 
 # A memory-bound kernel, a cheap and an expensive transcendental one, and
@@ -37,10 +37,8 @@ class Threads:
     def setup(self, kernel, threads):
         if threads > cores():
             raise NotImplementedError(f"{threads} threads on {cores()} cores")
-        fresh_process()
         if kernel == "stream":
             self.call = stream_call("forward", "float32", LARGE, threads)
-            self.call()  # starts the thread pool outside the timing
         else:
             fastact.set_num_threads(threads)
             self.call = prepared(kernel, "forward", "float32", LARGE, "auto").call
