@@ -237,6 +237,13 @@ def _phi2(x):
             import mpmath
         except ImportError:  # pragma: no cover
             return cdf, pdf
+        ctx = mpmath.MPContext()  # private precision: mpmath.mp is shared by threads
+        ctx.dps = 40
+        for i in tail:
+            xm = ctx.mpf(float(x.flat[i]))
+            cdf.flat[i] = float(ctx.erfc(-xm / ctx.sqrt(2)) / 2)
+            pdf.flat[i] = float(ctx.npdf(xm))
+    return cdf, pdf
         with mpmath.workdps(40):
             for i in tail:
                 xm = mpmath.mpf(float(x.flat[i]))
