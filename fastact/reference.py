@@ -244,12 +244,6 @@ def _phi2(x):
             cdf.flat[i] = float(ctx.erfc(-xm / ctx.sqrt(2)) / 2)
             pdf.flat[i] = float(ctx.npdf(xm))
     return cdf, pdf
-        with mpmath.workdps(40):
-            for i in tail:
-                xm = mpmath.mpf(float(x.flat[i]))
-                cdf.flat[i] = float(mpmath.erfc(-xm / mpmath.sqrt(2)) / 2)
-                pdf.flat[i] = float(mpmath.npdf(xm))
-    return cdf, pdf
 
 
 @_forward
