@@ -33,6 +33,8 @@ def as_input(value: Any, argname: str) -> np.ndarray:
     dt = a.dtype
     if dt in _FLOATS:
         return a
+    if dt.kind == "f" and not dt.isnative and dt.newbyteorder("=") in _FLOATS:
+        return a.astype(dt.newbyteorder("="))
     if dt.kind in "iu":
         return a.astype(np.float64)
     if dt.kind == "f":
@@ -48,7 +50,7 @@ def check_out(out: Any, shape: tuple, dtype: np.dtype, argname: str = "out") -> 
         raise TypeError(f"{argname} must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != shape:
         raise ValueError(f"{argname} has shape {out.shape}, expected {shape}")
-    if out.dtype != dtype:
+    if out.dtype != dtype and out.dtype.newbyteorder("=") != dtype:
         raise TypeError(f"{argname} has dtype {out.dtype}, expected {dtype}")
     if not out.flags.writeable:
         raise ValueError(f"{argname} is read-only")
@@ -58,7 +60,10 @@ def check_out(out: Any, shape: tuple, dtype: np.dtype, argname: str = "out") -> 
 def _real(value: Any, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is out of the float64 range") from None
 
 
 _CHECKS: dict[tuple[str, str], Callable] = {}
@@ -117,12 +122,21 @@ def check_seed(seed: Any, training: bool, backward: bool, name: str) -> int:
 
 
 def _order(arrays: list[np.ndarray], c_only: bool) -> str | None:
-    """'C' or 'F' when all arrays are contiguous in that order, else None."""
+    """'C' or 'F' when all arrays are contiguous in that order (aligned, native), else None."""
+    if not all(a.flags.aligned and a.dtype.isnative for a in arrays):
+        return None
     if all(a.flags.c_contiguous for a in arrays):
         return "C"
     if not c_only and all(a.flags.f_contiguous for a in arrays):
         return "F"
     return None
+
+
+def _c_copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous, aligned array equal to ``a`` (``a`` itself when it is one)."""
+    if a.flags.c_contiguous and a.flags.aligned:
+        return a
+    return np.array(a, order="C", copy=True)
 
 
 def plan(inputs: list[np.ndarray], out: np.ndarray | None, c_only: bool):
@@ -137,7 +151,7 @@ def plan(inputs: list[np.ndarray], out: np.ndarray | None, c_only: bool):
     if out is None:
         order = _order(inputs, c_only)
         if order is None:
-            inputs = [np.ascontiguousarray(a) for a in inputs]
+            inputs = [_c_copy(a) for a in inputs]
             order = "C"
         return inputs, np.empty(shape, inputs[0].dtype, order=order), None
     overlap = any(a is not out and np.may_share_memory(a, out) for a in inputs)
@@ -146,7 +160,7 @@ def plan(inputs: list[np.ndarray], out: np.ndarray | None, c_only: bool):
         return inputs, out, None
     order = _order(inputs, c_only)
     if order is None:
-        inputs = [np.ascontiguousarray(a) for a in inputs]
+        inputs = [_c_copy(a) for a in inputs]
         order = "C"
     return inputs, np.empty(shape, inputs[0].dtype, order=order), out
 
@@ -339,9 +353,9 @@ def _rows(arrays: list[np.ndarray], out: np.ndarray | None, axis: int):
     if out is not None:
         om = np.moveaxis(out.reshape(out.shape or (1,)), axis, -1)
         overlap = any(a is not out and np.may_share_memory(a, out) for a in arrays)
-        if om.flags.c_contiguous and not overlap:
+        if om.flags.c_contiguous and om.flags.aligned and om.dtype.isnative and not overlap:
             target = om
-    bufs = [np.ascontiguousarray(m) for m in moved]
+    bufs = [_c_copy(m) for m in moved]
     direct = target is not None
     if target is None:
         target = np.empty(shape, bufs[0].dtype)
@@ -431,6 +445,12 @@ def _no_fast(*args) -> None:
     return None
 
 
+def has_fast_path(entry: Activation) -> bool:
+    """Whether small plain calls of ``entry`` take the compiled fast path."""
+    plain = not (entry.rowwise or entry.channel_param or entry.has_training_mode)
+    return plain and kernel_id(entry) is not None and not any(p.choices for p in entry.parameters)
+
+
 def kernel_id(entry: Activation) -> int | None:
     """The entry's index among the compiled kernels, or None (user entries)."""
     from .table import TABLE
@@ -441,10 +461,16 @@ def kernel_id(entry: Activation) -> int | None:
     return None
 
 
-def _guard(checks: tuple) -> str:
-    """Python condition: parameters are floats that pass the entry's checks."""
-    conds = [condition for condition, _ in checks]
-    return " and ".join(f"({c})" for c in conds) if conds else "True"
+def _guard(entry: Activation, checks: tuple) -> str:
+    """Python condition: the parameters are floats that pass the entry's checks.
+
+    Anything else (ints, strings, arrays...) goes to the general path, which
+    converts or rejects it with an error naming the argument.
+    """
+    if not checks:
+        return "True"
+    types = [f"type({p.name}) is float" for p in entry.scalar_params]
+    return " and ".join(types + [f"({c})" for c, _ in checks])
 
 
 def make_functions(entry: Activation) -> tuple[Callable, Callable]:
@@ -492,8 +518,8 @@ def make_functions(entry: Activation) -> tuple[Callable, Callable]:
     else:
         # The compiled fast path first (small plain arrays, float parameters that
         # pass the entry's checks); None sends the call down the general path.
-        fwd_ok = _guard(entry.checks)
-        bwd_ok = _guard(entry.checks + entry.backward_checks)
+        fwd_ok = _guard(entry, entry.checks)
+        bwd_ok = _guard(entry, entry.checks + entry.backward_checks)
         src = (
             f"def {entry.name}(x{sig}, *, out=None):\n"
             f"    if {fwd_ok}:\n"

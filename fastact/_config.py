@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from . import _backends
 
 BACKEND_CHOICES = ("auto",) + _backends.NAMES
+MAX_THREADS = 1 << 16
 
 
 def _cores() -> int:
@@ -95,8 +96,8 @@ def _check_threads(n: int) -> int:
     if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
         raise TypeError(f"num_threads must be an integer, got {type(n).__name__}")
     n = int(n)
-    if n < 1:
-        raise ValueError(f"num_threads must be >= 1, got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"num_threads must be between 1 and {MAX_THREADS}, got {n}")
     return n
 
 
@@ -115,8 +116,10 @@ def _refresh_fast_path() -> None:
 
 def set_backend(name: str) -> None:
     """Use backend ``name`` ("auto", "cython", "numba" or "numpy") from now on."""
-    STATE.backend = _check_backend(name)
-    _refresh_fast_path()
+    name = _check_backend(name)
+    with _configs_lock:
+        STATE.backend = name
+        _refresh_fast_path()
 
 
 def get_backend() -> str:
@@ -131,6 +134,14 @@ def set_num_threads(n: int) -> None:
     """Use at most ``n`` threads per kernel call, on every backend."""
     STATE.num_threads = _check_threads(n)
     STATE.threads_source = "set_num_threads"
+
+
+def threads_source() -> str:
+    """Where the thread count in force comes from."""
+    o = OVERRIDE.get()
+    if o is not None and o[1] is not None:
+        return "config()"
+    return STATE.threads_source
 
 
 def get_num_threads() -> int:

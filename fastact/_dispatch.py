@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _backends, _profile
-from ._config import STATE, get_backend, get_num_threads
+from ._config import STATE, get_backend, get_num_threads, threads_source
 from ._profile import Plan
 from .table import Activation
 
@@ -63,8 +63,13 @@ def plan_for(entry: Activation, pass_: str, dtype) -> Plan:
 
 
 def load_profile(path=None) -> str:
-    """(Re)load the dispatch profile and program the fast path from it."""
+    """(Re)load the dispatch profile and program the fast path from it.
+
+    Also records the OpenMP thread count of the importing thread, against
+    which a later ``threadpoolctl`` limit is recognised.
+    """
     global _plans, _profile_source
+    _omp_limit()
     _plans, _profile_source = _profile.load(path)
     _by_dtype.clear()
     for key, plan in _plans.items():
@@ -192,7 +197,9 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
             reasons.append(f"auto: {backend.name!r} per the plan")
     if n < plan.serial_below:
         reasons.append(f"serial: {n} < {plan.serial_below} elements, where threads pay off")
-        if backend.name == "cython" and dtype.name in DTYPES:
+        from ._api import has_fast_path
+
+        if backend.name == "cython" and dtype.name in DTYPES and has_fast_path(entry):
             reasons.append("a plain C-contiguous call takes the compiled fast path")
     elif STATE.forked:
         reasons.append("serial: this process was forked after OpenMP threads ran")
@@ -200,7 +207,7 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
         limit = _omp_limit()
         reasons.append(
             f"{nthreads} thread(s): num_threads={get_num_threads()} "
-            f"(from {STATE.threads_source})"
+            f"(from {threads_source()})"
             + (f", lowered to {limit} by an OpenMP limit (threadpoolctl)" if limit else "")
             + "; shared with other Python threads running parallel kernels"
         )

@@ -73,10 +73,7 @@ def load(p: Path | None = None) -> tuple[dict[str, Plan], str]:
             raise ValueError(f"written by fastact {data.get('fastact')}, this is {_VERSION}")
         if data.get("cpu") != cpu_signature():
             raise ValueError("measured on another CPU")
-        plans = {k: Plan(**v) for k, v in data["plans"].items()}
-        for k, plan in plans.items():
-            if not isinstance(plan.serial_below, int) or plan.serial_below < 0:
-                raise ValueError(f"bad serial_below for {k}")
+        plans = {k: _checked(k, Plan(**v)) for k, v in data["plans"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         warnings.warn(
             f"ignoring the fastact profile {p}: {exc}; using the defaults "
@@ -86,6 +83,25 @@ def load(p: Path | None = None) -> tuple[dict[str, Plan], str]:
         )
         return {}, f"defaults (profile {p} ignored: {exc})"
     return plans, f"profile {p} (measured {data.get('created', '?')})"
+
+
+_BACKENDS = ("cython", "numba", "numpy")
+_PASSES = ("forward", "backward")
+_DTYPES = ("float32", "float64")
+NEVER = 2**62  # serial_below meaning "never parallel"
+
+
+def _checked(k: str, plan: Plan) -> Plan:
+    """``plan`` if its key and fields make sense, else ValueError."""
+    parts = k.split("/")
+    if len(parts) != 3 or parts[1] not in _PASSES or parts[2] not in _DTYPES:
+        raise ValueError(f"bad plan key {k!r}")
+    n = plan.serial_below
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= NEVER:
+        raise ValueError(f"bad serial_below for {k}: {n!r}")
+    if plan.small not in _BACKENDS or plan.large not in _BACKENDS:
+        raise ValueError(f"bad backend for {k}: {plan.small!r}/{plan.large!r}")
+    return plan
 
 
 def save(plans: dict[str, Plan], p: Path | None = None, extra: dict | None = None) -> Path:

@@ -118,11 +118,11 @@ def derive(times: dict, sizes) -> Plan:
     parallel = {b: ts for (b, t), ts in times.items() if t > 1}
     small = _prefer(serial, "cython")
     if not parallel:
-        return Plan(serial_below=2**62, small=small, large=small)
+        return Plan(serial_below=_profile.NEVER, small=small, large=small)
     large = _prefer(parallel, "cython")
     best_serial = [min(ts[i] for ts in serial.values()) for i in range(len(sizes))]
     best_par = parallel[large]
-    serial_below = 2**62
+    serial_below = _profile.NEVER
     # the first size from which parallel wins at every larger size
     for i in range(len(sizes)):
         if all(best_par[j] < MARGIN * best_serial[j] for j in range(i, len(sizes))):
@@ -161,7 +161,7 @@ def tune(names=None, quick=False, progress=True) -> dict[str, Plan]:
 def format_plans(plans: dict[str, Plan]) -> str:
     rows = [("activation/pass/dtype", "serial below", "serial on", "parallel on")]
     for k, p in plans.items():
-        below = "never parallel" if p.serial_below >= 2**62 else str(p.serial_below)
+        below = "never parallel" if p.serial_below >= _profile.NEVER else str(p.serial_below)
         rows.append((k, below, p.small, p.large))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
@@ -179,11 +179,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: nothing saved")
         return 0
+    target = _profile.Path(args.output) if args.output else None
     if args.activation:
         # keep the plans of the activations not measured this time
-        old, _ = _profile.load()
+        old, _ = _profile.load(target)
         plans = {**old, **plans}
-    path = _profile.save(plans, args.output and _profile.Path(args.output))
+    path = _profile.save(plans, target)
     print(f"saved {path}")
     _dispatch.load_profile(path)
     return 0

@@ -417,7 +417,7 @@ TABLE: tuple[Activation, ...] = (
         name="tanhshrink",
         formula="tanhshrink(x) = x - tanh(x)",
         forward="tanhshrink(x)",
-        backward="g * (tanh(x) * tanh(x))",
+        backward="g * tanh(x) * tanh(x)",
         saves="input",
         doc=(
             "x - tanh(x), by its Taylor series below |x| = 0.7 (no cancellation). "

@@ -178,3 +178,62 @@ def test_mixed_dtypes_in_backward():
     gx = fastact.sigmoid_backward(g, y, out=g)
     assert gx is g and gx.dtype == np.float64
     np.testing.assert_allclose(gx, y.astype(np.float64) * (1 - y.astype(np.float64)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+def test_byte_order_is_respected_on_every_path(order):
+    for n in (3, 100_000):  # the fast path and the general path
+        x = np.linspace(-2, 2, n).astype(f"{order}f4")
+        want = fastact.relu(x.astype(np.float32))
+        np.testing.assert_array_equal(fastact.relu(x), want)
+        g = np.ones(n, f"{order}f8")
+        y = np.full(n, 0.5, f"{order}f8")
+        np.testing.assert_array_equal(fastact.sigmoid_backward(g, y), np.full(n, 0.25))
+        out = np.zeros(n, f"{order}f4")
+        assert fastact.relu(x.astype(np.float32), out=out) is out
+        np.testing.assert_array_equal(out, want)
+
+
+def test_unaligned_arrays():
+    raw = np.zeros(4 * 1000 + 1, np.uint8)
+    u = raw[1:].view(np.float32)
+    u[:] = np.linspace(-1, 1, 1000, dtype=np.float32)
+    assert not u.flags.aligned
+    want = fastact.relu(np.array(u))
+    np.testing.assert_array_equal(fastact.relu(u), want)
+    fastact.relu(u, out=u)
+    np.testing.assert_array_equal(u, want)
+
+
+@pytest.mark.parametrize(
+    "call, exc, msg",
+    [
+        (lambda x: fastact.softshrink(x, lambd="1"), TypeError, "lambd must be a real number"),
+        (lambda x: fastact.hardtanh(x, min_val=None), TypeError, "min_val must be a real"),
+        (lambda x: fastact.celu(x, alpha=np.array([1.0, 2.0])), TypeError, "alpha must be"),
+        (lambda x: fastact.celu(x, alpha=10**400), ValueError, "alpha is out of the float64"),
+        (lambda x: fastact.leaky_relu_backward(x, x, "a"), TypeError, "negative_slope must be"),
+        (lambda x: fastact.gelu(x, approximate="exact"), ValueError, "approximate must be"),
+        (lambda x: fastact.celu(x, alpha=0.0), ValueError, "alpha must not be 0"),
+        (lambda x: fastact.hardtanh(x, 1.0, -1.0), ValueError, "min_val must be <= max_val"),
+        (lambda x: fastact.softshrink(x, -0.5), ValueError, "lambd must be >= 0"),
+    ],
+)
+def test_parameter_errors_name_the_parameter(call, exc, msg):
+    x = np.ones(3)
+    with pytest.raises(exc, match=msg):
+        call(x)
+
+
+def test_parameters_are_rounded_to_the_dtype_on_every_backend():
+    x = np.array([np.float32(0.1)], np.float32)
+    results = []
+    for backend in BACKENDS:
+        with fastact.config(backend=backend):
+            results.append((fastact.threshold(x, 0.1, -1.0)[0], fastact.hardshrink(x, 0.1)[0]))
+    assert len(set(results)) == 1, results
+
+
+def test_thread_count_is_bounded():
+    with pytest.raises(ValueError, match="num_threads must be between"):
+        fastact.set_num_threads(2**40)

@@ -117,3 +117,15 @@ def test_forked_child_runs_after_parallel_parent():
 
 def _child_sigmoid(x):
     return fastact.sigmoid(x)
+
+
+def test_threadpoolctl_limit_on_the_very_first_call():
+    code = (
+        "import numpy as np, fastact\n"
+        "from threadpoolctl import threadpool_limits\n"
+        "with threadpool_limits(1):\n"
+        "    print(fastact.explain('relu', np.ones(100000)).num_threads)\n"
+        "print(fastact.explain('relu', np.ones(100000)).num_threads)\n"
+    )
+    first, after = _run(code, FASTACT_NUM_THREADS="2").split()
+    assert first == "1" and after == "2"

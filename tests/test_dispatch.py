@@ -151,3 +151,30 @@ def test_tune_saves_a_profile(capsys, profile_path):
         f"relu/{p}/{d}" for p in ("forward", "backward") for d in ("float32", "float64")
     }
     assert main(["tune", "--activation", "nope"]) == 2
+
+
+@pytest.mark.parametrize(
+    "plans, reason",
+    [
+        (
+            {"relu/forward/float64": {"serial_below": 10, "small": "bogus", "large": "cython"}},
+            "bad backend",
+        ),
+        (
+            {"relu/forward": {"serial_below": 10, "small": "cython", "large": "cython"}},
+            "bad plan key",
+        ),
+        ({"relu/forward/float128": {}}, "bad plan key"),
+        ({"relu/forward/float32": {"serial_below": 2**70}}, "bad serial_below"),
+        ({"relu/forward/float32": {"serial_below": True}}, "bad serial_below"),
+        ({"relu/forward/float32": {"colour": "blue"}}, "unexpected keyword"),
+    ],
+)
+def test_profile_with_bad_plans_is_ignored(profile_path, plans, reason):
+    _profile.save({}, profile_path)
+    data = json.loads(profile_path.read_text())
+    data["plans"] = plans
+    profile_path.write_text(json.dumps(data))
+    with pytest.warns(RuntimeWarning, match=reason):
+        _dispatch.load_profile()
+    assert fastact.relu(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]

@@ -475,7 +475,7 @@ cdef inline bint _plain(object x, int typenum) noexcept:
         return False
     cdef cnp.ndarray a = <cnp.ndarray>x
     return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_IS_C_CONTIGUOUS(a)
-            and cnp.PyArray_ISALIGNED(a))
+            and cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a))
 
 
 cdef object _fast_out(cnp.ndarray a, object out, Py_ssize_t nbytes, object other):
@@ -504,7 +504,7 @@ def fast_forward(int kid, object x, object out, tuple params):
     cdef double p[MAX_PARAMS]
     cdef fa_unary_f32 f32
     cdef fa_unary_f64 f64
-    if not _fast_enabled or type(x) is not cnp.ndarray:
+    if not _fast_enabled or type(x) is not cnp.ndarray or not 0 <= kid < MAX_FAST_KERNELS:
         return None
     a = <cnp.ndarray>x
     typenum = cnp.PyArray_TYPE(a)
@@ -515,8 +515,8 @@ def fast_forward(int kid, object x, object out, tuple params):
     else:
         return None
     n = cnp.PyArray_SIZE(a)
-    if (n == 0 or n >= _fast_limit[0][di][kid] or not cnp.PyArray_IS_C_CONTIGUOUS(a)
-            or not cnp.PyArray_ISALIGNED(a) or _fast_params(params, p) < 0):
+    if (n == 0 or n >= _fast_limit[0][di][kid] or not _plain(x, typenum)
+            or _fast_params(params, p) < 0):
         return None
     res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), None)
     if res is None:
@@ -551,7 +551,7 @@ def fast_backward(int kid, object g, object s, object out, tuple params):
     cdef double p[MAX_PARAMS]
     cdef fa_binary_f32 f32
     cdef fa_binary_f64 f64
-    if not _fast_enabled or type(g) is not cnp.ndarray:
+    if not _fast_enabled or type(g) is not cnp.ndarray or not 0 <= kid < MAX_FAST_KERNELS:
         return None
     ga = <cnp.ndarray>g
     typenum = cnp.PyArray_TYPE(ga)

@@ -11,11 +11,13 @@ from ... import reference
 from ...table import Activation
 
 
-def _kwargs(entry: Activation, params: tuple) -> dict:
-    """Keyword arguments of the reference: options back to their strings."""
+def _kwargs(entry: Activation, params: tuple, dtype) -> dict:
+    """Keyword arguments of the reference: options back to their strings, and
+    numbers rounded to the array's dtype, as the compiled kernels use them."""
     kw = {}
-    for prm, value in zip(entry.scalar_params, params):
-        kw[prm.name] = prm.choices[int(value)] if prm.choices else value
+    with np.errstate(over="ignore"):
+        for prm, value in zip(entry.scalar_params, params):
+            kw[prm.name] = prm.choices[int(value)] if prm.choices else float(dtype.type(value))
     return kw
 
 
@@ -23,13 +25,13 @@ class NumpyBackend:
     name = "numpy"
 
     def forward(self, entry: Activation, x, out, params, training, seed, nthreads):
-        kw = _kwargs(entry, params)
+        kw = _kwargs(entry, params, x.dtype)
         if entry.has_training_mode:
             kw.update(training=training, seed=seed, dtype=x.dtype)
         out[...] = reference.forward(entry.name, x, **kw)
 
     def backward(self, entry: Activation, g, s, out, params, training, seed, nthreads):
-        kw = _kwargs(entry, params)
+        kw = _kwargs(entry, params, g.dtype)
         if entry.has_training_mode:
             kw.update(training=training, seed=seed, dtype=g.dtype)
         out[...] = reference.backward(entry.name, g, s, **kw)
