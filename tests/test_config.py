@@ -70,7 +70,7 @@ def test_config_nests():
 def test_set_backend_and_threads_validate():
     with pytest.raises(ValueError, match="backend must be one of"):
         fastact.set_backend("gpu")
-    with pytest.raises(ValueError, match="num_threads must be >= 1"):
+    with pytest.raises(ValueError, match="num_threads must be between 1 and"):
         fastact.set_num_threads(0)
     with pytest.raises(TypeError, match="num_threads must be an integer"):
         fastact.set_num_threads(1.5)
