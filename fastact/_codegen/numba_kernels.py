@@ -437,8 +437,11 @@ def entry_module(entry: Activation, sfx: str, helpers: tuple) -> str:
         for a, b in _ALIASES.items():
             src = src.replace(a, b)
         _check_intrinsics(src, f"helper {h.__name__}")
+        # inline="always": the math helpers (exp, tanh, erfc...) are too large for
+        # LLVM's inliner, and a loop that still calls one is not vectorized.
         parts.append(
-            f"{src}\n\n\n{h.__name__} = njit(nogil=True, error_model='numpy')({h.__name__})"
+            f"{src}\n\n\n{h.__name__} = "
+            f"njit(nogil=True, error_model='numpy', inline='always')({h.__name__})"
         )
     for kind in kinds_of(entry):
         src = kernel_source(entry, kind, names)
