@@ -13,6 +13,7 @@ compiled fast path (``_kernels.fast_forward``) takes them.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import threading
 from collections.abc import Iterator
@@ -50,16 +51,40 @@ def _fallback(name: str) -> str:
     raise ImportError("no backend available")  # pragma: no cover - numpy always loads
 
 
-_DEFAULT = Plan()
 _USER = Plan(small="numba", large="numba")
 # (name, pass, np.dtype) -> Plan, filled from the profile's string keys
 _by_dtype: dict[tuple[str, str, np.dtype], Plan] = {}
 
 
+# Calls a formula may make and still count as cheap (a few flops an element).
+_CHEAP_CALLS = frozenset({"keepnan", "isnan", "fabs", "poly"})
+_defaults: dict[tuple[str, str], Plan] = {}
+
+
+def default_plan(entry: Activation, pass_: str) -> Plan:
+    """The shipped plan: cheap (memory-bound) formulas go parallel later.
+
+    A kernel of a few flops an element moves memory at the speed of a copy on
+    one core, so threads pay off only on large arrays; a transcendental one
+    is compute-bound and gains from a second core much earlier.
+    """
+    key = (entry.name, pass_)
+    plan = _defaults.get(key)
+    if plan is None:
+        src = entry.forward if pass_ == "forward" else entry.backward
+        tree = ast.parse(src, mode="eval")
+        calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        cheap = calls <= _CHEAP_CALLS and not entry.rowwise
+        below = _profile.CHEAP_SERIAL_BELOW if cheap else _profile.DEFAULT_SERIAL_BELOW
+        plan = _defaults[key] = Plan(serial_below=below)
+    return plan
+
+
 def plan_for(entry: Activation, pass_: str, dtype) -> Plan:
     if entry.extra.get("user"):
         return _USER
-    return _by_dtype.get((entry.name, pass_, dtype), _DEFAULT)
+    plan = _by_dtype.get((entry.name, pass_, dtype))
+    return plan if plan is not None else default_plan(entry, pass_)
 
 
 def load_profile(path=None) -> str:

@@ -19,9 +19,11 @@ from pathlib import Path
 from ._version import __version__ as _VERSION
 
 FORMAT = 1
-# Below this many elements the shipped defaults run one thread: starting a
-# parallel region costs microseconds, more than a serial pass over 32K floats.
-DEFAULT_SERIAL_BELOW = 32768
+# Below these many elements the shipped defaults run one thread: starting a
+# parallel region costs a few microseconds, the time of a serial pass over
+# ~16K elements of a transcendental kernel or ~128K of a cheap one.
+DEFAULT_SERIAL_BELOW = 16384
+CHEAP_SERIAL_BELOW = 131072
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,35 @@ RTOL_EPS = 8
 PARALLEL_N = 70_001
 
 
+# Tests run with a profile that goes parallel from TEST_SERIAL_BELOW elements,
+# so that PARALLEL_N-sized arrays exercise the threaded kernels (the shipped
+# defaults keep cheap kernels serial up to 131072 elements).
+TEST_SERIAL_BELOW = 8192
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_profile(tmp_path_factory):
+    from fastact import _dispatch, _profile
+
+    path = tmp_path_factory.mktemp("profile") / "profile.json"
+    plans = {
+        _profile.key(e.name, p, d): _profile.Plan(serial_below=TEST_SERIAL_BELOW)
+        for e in ENTRIES
+        for p in _dispatch.PASSES
+        for d in _dispatch.DTYPES
+    }
+    _profile.save(plans, path)
+    old = os.environ.get("FASTACT_PROFILE")
+    os.environ["FASTACT_PROFILE"] = str(path)
+    _dispatch.load_profile()
+    yield path
+    if old is None:
+        del os.environ["FASTACT_PROFILE"]
+    else:
+        os.environ["FASTACT_PROFILE"] = old
+    _dispatch.load_profile()
+
+
 def entry_id(e: Activation) -> str:
     return e.name
 

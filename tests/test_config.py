@@ -97,6 +97,7 @@ def test_threadpoolctl_limit_makes_calls_serial():
 def test_small_arrays_run_serial():
     assert fastact.explain("sigmoid", np.ones(16)).num_threads == 1
     assert fastact.explain("sigmoid", np.ones(_profile.DEFAULT_SERIAL_BELOW)).num_threads >= 1
+    assert fastact.explain("sigmoid", np.ones(10**6)).num_threads == fastact.get_num_threads()
     text = str(fastact.explain("sigmoid", np.ones(16), pass_="backward"))
     assert "sigmoid backward" in text and "serial" in text
     with pytest.raises(ValueError, match="pass_"):

@@ -19,8 +19,15 @@ def profile_path(tmp_path, monkeypatch):
     p = tmp_path / "profile.json"
     monkeypatch.setenv("FASTACT_PROFILE", str(p))
     yield p
-    monkeypatch.delenv("FASTACT_PROFILE")
+    monkeypatch.undo()  # back to the session's test profile
     _dispatch.load_profile()
+
+
+def test_shipped_defaults_keep_cheap_kernels_serial_longer():
+    cheap = _dispatch.default_plan(fastact.activation("relu"), "forward")
+    costly = _dispatch.default_plan(fastact.activation("gelu"), "forward")
+    assert cheap.serial_below > costly.serial_below
+    assert _dispatch.default_plan(fastact.activation("sigmoid"), "backward") == cheap
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=entry_id)
