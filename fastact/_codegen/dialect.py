@@ -7,12 +7,16 @@ Both are parsed with :mod:`ast` and re-emitted:
 
 * as C for one floating type (``float`` or ``double``): numeric literals get
   the type's suffix, so float32 math stays float32; helpers become
-  ``static inline`` functions suffixed ``_f32``/``_f64``;
+  always-inlined functions suffixed ``_f32``/``_f64``; ``a if c else b``
+  becomes ``fa_sel_f32(c, a, b)`` (both values computed: no branch) and
+  ``and``/``or`` become ``&``/``|`` on comparison results;
 * as Python for Numba: every numeric literal is wrapped as ``T(literal)`` with
   ``T`` bound to ``np.float32``/``np.float64``, because a bare Python float
   would promote float32 arithmetic to float64.
 
-``poly(t, c0, ..., cn)`` expands to Horner's scheme at translation time.
+``poly(t, c0, ..., cn)`` expands to Horner's scheme at translation time;
+``by_type(a, b)`` is ``a`` in float32 code and ``b`` in float64 code (so a
+helper can use a shorter polynomial in float32).
 Only the constructs listed here are accepted; anything else is a
 ``SyntaxError`` naming the construct, raised when the code is generated.
 """
@@ -26,7 +30,17 @@ from collections.abc import Callable, Iterable
 CTYPES = {"f32": "float", "f64": "double"}
 
 # Intrinsics: name -> (C for float, C for double, Numba/Python).  The C names
-# are the C99 <math.h> functions or fastact's own from fa_intrinsics.h.
+# are the C99 <math.h> functions or fastact's own from fa_intrinsics.h.  A math
+# helper of the same name (fastact._math.functions) takes precedence in every
+# formula: ``exp``, ``expm1``, ``log1p``, ``tanh`` and ``erfc`` are fastact's
+# branch-free vectorizable versions there; the ``libm_*`` names keep the C
+# library's reachable.  ``pow2i``, ``exponent`` and ``mantissa`` work on the
+# bits (fa_intrinsics.h in C, LLVM bitcasts in the Numba backend):
+#
+# * pow2i(n): 2**n for integer-valued n in the normal exponent range
+#   ([-126, 127] for float32, [-1022, 1023] for float64), branch-free;
+# * exponent(x): floor(log2(|x|)) as a float, for normal nonzero finite x;
+# * mantissa(x): |x| / 2**exponent(x), in [1, 2), for normal nonzero finite x.
 INTRINSICS: dict[str, tuple[str, str, str]] = {
     "exp": ("expf", "exp", "math.exp"),
     "expm1": ("expm1f", "expm1", "math.expm1"),
@@ -41,6 +55,14 @@ INTRINSICS: dict[str, tuple[str, str, str]] = {
     "rint": ("rintf", "rint", "np.rint"),
     "copysign": ("copysignf", "copysign", "math.copysign"),
     "uniform_slope": ("fa_uniform_slope_f32", "fa_uniform_slope_f64", "uniform_slope"),
+    "pow2i": ("fa_pow2i_f32", "fa_pow2i_f64", "pow2i"),
+    "exponent": ("fa_exponent_f32", "fa_exponent_f64", "exponent"),
+    "mantissa": ("fa_mantissa_f32", "fa_mantissa_f64", "mantissa"),
+    "libm_exp": ("expf", "exp", "math.exp"),
+    "libm_expm1": ("expm1f", "expm1", "math.expm1"),
+    "libm_log1p": ("log1pf", "log1p", "math.log1p"),
+    "libm_tanh": ("tanhf", "tanh", "math.tanh"),
+    "libm_erfc": ("erfcf", "erfc", "math.erfc"),
 }
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
@@ -105,6 +127,11 @@ class _Emitter:
             if name == "isnan":
                 (a,) = args
                 return f"({a} != {a})"
+            if name == "by_type":
+                # by_type(a, b): a in float32 code, b in float64 code.
+                if len(args) != 2:
+                    raise SyntaxError(f"{self.where}: by_type takes a float32 and a float64 value")
+                return self.by_type(args[0], args[1])
             if name == "poly":
                 # poly(t, c0, c1, ..., cn) = c0 + t * (c1 + t * (... + t * cn)), Horner.
                 if len(args) < 2:
@@ -133,16 +160,25 @@ class _CEmitter(_Emitter):
         return f"(!{a})"
 
     def boolop(self, is_and: bool, parts: list[str]) -> str:
-        return "(" + (" && " if is_and else " || ").join(parts) + ")"
+        # Bitwise on the 0/1 results of comparisons: no short-circuit branches.
+        return "(" + (" & " if is_and else " | ").join(parts) + ")"
 
     def select(self, test: str, a: str, b: str) -> str:
-        return f"({test} ? {a} : {b})"
+        # A function call evaluates both values first, so the select is a blend of
+        # two computed values, never a branch around a computation: gcc if-converts
+        # and vectorizes a loop only when no arithmetic is conditional (with
+        # -ftrapping-math, its default, it may not speculate arithmetic itself).
+        return f"fa_sel_{self.sfx}({test}, {a}, {b})"
+
+    def by_type(self, a: str, b: str) -> str:
+        return a if self.sfx == "f32" else b
 
     def call(self, name: str, args: list[str], node: ast.AST) -> str:
-        if name in INTRINSICS:
-            cname = INTRINSICS[name][0 if self.sfx == "f32" else 1]
-        elif name in self.helpers:
+        # Helpers first: a helper named like an intrinsic replaces it.
+        if name in self.helpers:
             cname = f"fa_{name}_{self.sfx}"
+        elif name in INTRINSICS:
+            cname = INTRINSICS[name][0 if self.sfx == "f32" else 1]
         else:
             raise SyntaxError(f"{self.where}: unknown function {name!r}")
         return f"{cname}({', '.join(args)})"
@@ -161,7 +197,16 @@ class _PyEmitter(_Emitter):
     def select(self, test: str, a: str, b: str) -> str:
         return f"({a} if {test} else {b})"
 
+    def by_type(self, a: str, b: str) -> str:
+        # T is np.float32 or np.float64 in the generated module; the test is a
+        # constant (2**24 + 1 rounds to 2**24 in float32 only), which LLVM folds,
+        # so only the chosen branch is left in the compiled code.
+        return f"({a} if T(16777217.0) == T(16777216.0) else {b})"
+
     def call(self, name: str, args: list[str], node: ast.AST) -> str:
+        # Helpers first: a helper named like an intrinsic replaces it.
+        if name in self.helpers:
+            return f"{name}({', '.join(args)})"
         if name in INTRINSICS:
             fname = INTRINSICS[name][2]
             if name == "uniform_slope":
@@ -169,8 +214,6 @@ class _PyEmitter(_Emitter):
             if name in ("floor", "rint"):
                 return f"T({fname}({', '.join(args)}))"
             return f"{fname}({', '.join(args)})"
-        if name in self.helpers:
-            return f"{name}({', '.join(args)})"
         raise SyntaxError(f"{self.where}: unknown function {name!r}")
 
 
@@ -222,12 +265,14 @@ def _function_parts(fn: Callable) -> tuple[str, list[str], list[tuple[str, ast.A
 
 
 def function_to_c(fn: Callable, sfx: str, helpers: Iterable[str]) -> str:
-    """A ``static inline`` C function for the dialect helper ``fn``."""
+    """An always-inlined C function (``FA_INLINE``) for the dialect helper ``fn``."""
     name, args, assigns, ret = _function_parts(fn)
     em = _CEmitter(f"helper {name}", helpers, sfx)
     ctype = CTYPES[sfx]
     params = ", ".join(f"{ctype} {a}" for a in args)
-    lines = [f"static inline {ctype} fa_{name}_{sfx}({params}) {{"]
+    # FA_INLINE (fa_intrinsics.h): always inlined, so the loops that call a helper
+    # see straight-line code they can vectorize.
+    lines = [f"FA_INLINE {ctype} fa_{name}_{sfx}({params}) {{"]
     for target, value in assigns:
         lines.append(f"    const {ctype} {target} = {em.expr(value)};")
     lines.append(f"    return {em.expr(ret)};")

@@ -1,11 +1,42 @@
 """Scalar math helpers, written once in the formula dialect.
 
-Each function here is translated to a ``static inline`` C function (float and
+Each function here is translated to an always-inlined C function (float and
 double) for the Cython backend and to a Numba ``njit`` function for the Numba
 backend (see :mod:`fastact._codegen.dialect`).  The body may only assign
-names and return an expression; ``exp``, ``log1p``, ``fabs``, ``isnan``,
-``isfinite`` and the other intrinsics are provided natively by each backend.
-This module is never executed as ordinary Python.
+names and return an expression; ``fabs``, ``isnan``, ``copysign``, ``pow2i``,
+``exponent``, ``mantissa`` and the other intrinsics are provided natively by
+each backend.  This module is never executed as ordinary Python.
+
+Helpers take precedence over intrinsics of the same name, so ``exp``,
+``expm1``, ``log1p``, ``tanh`` and ``erfc`` below replace the C library's in
+every formula of the table (``libm_exp`` etc. keep the C library's
+reachable).  They are branch-free (every ``a if c else b`` is a select of two
+computed values), call nothing, and use only arithmetic, comparisons and bit
+operations on the floating-point encoding, so that gcc and LLVM turn the
+kernels that call them into SIMD loops; ``by_type(a, b)`` picks float32 or
+float64 coefficients.  The polynomial coefficients are minimax fits (Remez
+exchange in mpmath) made for fastact.  Accuracy, measured against float64 /
+long double / mpmath references by ``tests/math/test_accuracy.py`` (ulp of
+the result; float32, then float64):
+
+=============  ============  ============
+exp            0.74          0.81
+expm1          1.27          1.12
+log1p          1.32          1.65
+tanh           1.46          1.48
+sigmoid        1.55          1.56
+erfc           5.2           7
+gelu (exact)   4.2           5
+tanhshrink     2.5           2.5
+=============  ============  ============
+
+No subnormal numbers: ``exp`` returns +0 where e**x is below twice the
+smallest normal number (x < -86.6433 in float32, x < -707.7033 in float64)
+instead of computing a tiny or subnormal value, and every helper built on it
+inherits that (sigmoid, silu, mish, softplus, elu's gradient, gelu, softmax):
+a result that would be below 2**-125 (2**-1021) times |x| becomes 0, an
+absolute error below that bound.  So inputs whose exp underflows run at the
+same speed as any other (with the C library, they take slow paths).
 
 Limits at +-inf are written out where the plain formula would compute
 ``inf * 0`` or ``inf / inf`` (NaN); a NaN input still falls through to the
@@ -14,6 +45,259 @@ formula, so NaN propagates.
 
 # ruff: noqa: F821  (the intrinsics are bound by each backend)
 
+# --- exp and its relatives -----------------------------------------------------
+#
+# e**x = 2**n * e**r with n = rint(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]
+# (Cody and Waite: ln 2 split in two so that n * LN2_HI is exact), and
+# e**r - 1 = r + r**2 q(r) with a minimax q on [-1/2, 1/2] (degree 5 in float32,
+# 10 in float64: 0.1 and 0.35 ulp of approximation error at |r| = 1/2).  2**n
+# is built from its bits as 2 * 2**(n - 1) (pow2i), which covers n = emax + 1
+# (results just below the overflow threshold) and needs n >= emin + 1: results
+# below 2**(emin + 1) (x < -86.64 in float32, -707.70 in float64) are flushed
+# to +0, so no subnormal is ever computed.
+
+
+def exp_lo():
+    """Inputs below this have e**x < 2**(emin + 1): exp returns 0 (just above ln 2**-125, ln 2**-1021)."""
+    return by_type(-86.6433, -707.70327135)
+
+
+def exp_hi():
+    """Inputs are clamped to this (just above ln(max float)): e**x overflows to inf there."""
+    return by_type(89.0, 710.0)
+
+
+def rint_(y):
+    """y rounded to the nearest integer (ties to even), for |y| < 2**22 (2**51 in float64)."""
+    magic = by_type(12582912.0, 6755399441055744.0)
+    return (y + magic) - magic
+
+
+def expm1_w(r):
+    """e**r - 1 - r = r**2 q(r) for |r| <= 1/2 (minimax q)."""
+    q = by_type(
+        poly(
+            r,
+            0.5000000121682233,
+            0.16666667478028252,
+            0.04166579098994069,
+            0.00833312790693347,
+            0.0013982195652209057,
+            0.00019979508740811916,
+        ),
+        poly(
+            r,
+            0.5,
+            0.16666666666666835,
+            0.04166666666666734,
+            0.008333333333198106,
+            0.0013888888888616674,
+            0.00019841270144114635,
+            2.4801587714564666e-05,
+            2.7557042433300087e-06,
+            2.755703164527803e-07,
+            2.5162747269830168e-08,
+            2.0970154410925276e-09,
+        ),
+    )
+    return (r * r) * q
+
+
+def exp_p(r):
+    """e**r for |r| <= 1/2: (1 + r) + r**2 q(r) with the rounding error of 1 + r
+    added back (Fast2Sum), so that the result is rounded once."""
+    hi = 1 + r
+    return hi + (((1 - hi) + r) + expm1_w(r))
+
+
+def exp_n(xc):
+    """n = rint(xc / ln 2), the exponent of the range reduction."""
+    return rint_(xc * 1.4426950408889634)
+
+
+def ln2_hi():
+    """The leading part of ln 2: n * ln2_hi is exact for every exponent n."""
+    return by_type(0.693359375, 0.6931471803691238)
+
+
+def ln2_lo():
+    """ln 2 - ln2_hi."""
+    return by_type(-0.00021219444005469057, 1.9082149292705877e-10)
+
+
+def exp(x):
+    """e**x, branch-free; +0 below 2**(emin + 1), never a subnormal.
+
+    Within 0.74 ulp (float32) and 0.81 ulp (float64) of e**x elsewhere; inf
+    above ln(max float); exp(-inf) = 0, exp(inf) = inf, NaN for NaN.
+    """
+    lo = exp_lo()
+    xl = lo if x < lo else x
+    xc = exp_hi() if xl > exp_hi() else xl
+    n = exp_n(xc)
+    e = exp_p((xc - n * ln2_hi()) - n * ln2_lo())
+    return 0 if x < lo else (e + e) * pow2i(n - 1)
+
+
+# Products such as x sigmoid(x) (silu, gelu, mish) stay accurate where the
+# factor from exp is below the normal range but the product is not: the factor
+# is computed scaled by 2**K (K = 24 in float32, 53 in float64) and the product
+# is scaled back by unscale, which flushes to 0 what would be subnormal.
+
+
+def exp_sc(x):
+    """e**x * 2**K, branch-free; 0 below 2**-125 (2**-1021) of the scaled value, so
+    e**x is kept down to 2**-149 (2**-1074); inf above ln(max float) - K ln 2."""
+    lo = by_type(-103.2788, -744.44007192)
+    hi = by_type(72.364, 673.26)
+    xl = lo if x < lo else x
+    xc = hi if xl > hi else xl
+    n = exp_n(xc)
+    e = exp_p((xc - n * ln2_hi()) - n * ln2_lo())
+    return 0 if x < lo else (e + e) * pow2i(n + by_type(23.0, 52.0))
+
+
+def unscale(w):
+    """w * 2**-K, or 0 where that is below 2**-125 (2**-1021): never a subnormal.
+
+    NaN and inf pass through."""
+    bound = by_type(3.944304526105059e-31, 4.008336720017946e-292)  # 2**(-125 + K)
+    return (0 if fabs(w) < bound else w) * by_type(5.960464477539063e-08, 1.1102230246251565e-16)
+
+
+def exp_sum_sc(hi, lo):
+    """e**(hi + lo) * 2**K for hi <= 0 and |lo| small against |hi|: the range
+    reduction adds lo after the exact hi - n ln2_hi, so an argument carried in
+    two parts keeps its accuracy.  0 below exp_sc's bound."""
+    b = by_type(-103.2788, -744.44007192)
+    h = b if hi + lo < b else hi
+    t = 0 if hi + lo < b else lo
+    n = exp_n(h + t)
+    e = exp_p(((h - n * ln2_hi()) + t) - n * ln2_lo())
+    return 0 if hi + lo < b else (e + e) * pow2i(n + by_type(23.0, 52.0))
+
+
+def expm1(x):
+    """e**x - 1 with relative accuracy near 0, branch-free.
+
+    2**n (e**r - 1) + (2**n - 1), with n = 0 for |x| < 1/2 (no cancellation
+    at n = 1); -1 below x = -20 (-40 in float64), where e**x no longer shows in
+    the result; inf above ln(max float).
+    """
+    lo = by_type(-20.0, -40.0)
+    xl = lo if x < lo else x
+    xc = exp_hi() if xl > exp_hi() else xl
+    n = 0 if fabs(x) < 0.5 else exp_n(xc)
+    h = pow2i(n - 1)
+    em = expm1_r((xc - n * ln2_hi()) - n * ln2_lo())
+    return 2 * (h * em + (h - 0.5))
+
+
+def expm1_r(r):
+    """e**r - 1 for |r| <= 1/2, as r + r**2 q(r): relative accuracy near 0."""
+    return r + expm1_w(r)
+
+
+# --- log1p -----------------------------------------------------------------------
+#
+# 1 + x = 2**k * m with m in [sqrt(1/2), sqrt(2)), taken from the bits of the
+# rounded sum u = 1 + x; the rounding error of u is added back to f = m - 1
+# (scaled by 2**-k).  log(1 + f) = f - (f**2/2 - s (f**2/2 + s**2 v(s**2))) with
+# s = f / (2 + f) and a minimax v (degree 2 in float32, 6 in float64).
+
+
+def log1p_f(f):
+    """log(1 + f) for f in [sqrt(1/2) - 1, sqrt(2) - 1]: f - (f**2/2 - s (f**2/2 + s**2 v(s**2))),
+    s = f / (2 + f), minimax v (degree 2 in float32, 6 in float64)."""
+    s = f / (2 + f)
+    z = s * s
+    v = by_type(
+        poly(z, 0.6666668526603471, 0.3998871887265717, 0.29582046862226613),
+        poly(
+            z,
+            0.666666666666667,
+            0.39999999999898506,
+            0.28571428626371254,
+            0.22222211077399734,
+            0.18182892887123378,
+            0.15331607967937536,
+            0.1461773676993849,
+        ),
+    )
+    hf = 0.5 * (f * f)
+    return f - (hf - s * (hf + z * v))
+
+
+def log1p(x):
+    """log(1 + x) for x > -1, branch-free; -inf at -1, NaN below, inf at inf.
+
+    1 + x = 2**k m with m in [sqrt(1/2), sqrt(2)) from the bits of u = 1 + x;
+    the rounding error of u is added back to f = m - 1 (scaled by 2**-k).
+    """
+    u = 1 + x
+    m0 = mantissa(u)
+    k0 = exponent(u)
+    m = m0 * 0.5 if m0 > 1.4142135623730951 else m0
+    k = k0 + 1 if m0 > 1.4142135623730951 else k0
+    err = x - (u - 1) if u < 2 else 1 - (u - x)
+    f = (m - 1) + (err * pow2i(-k0)) * (0.5 if m0 > 1.4142135623730951 else 1)
+    core = k * ln2_hi() + (log1p_f(f) + k * ln2_lo())
+    inf = by_type(1.0e38, 1.0e308) * 10
+    fmax = by_type(3.4028234663852886e38, 1.7976931348623157e308)
+    pos = core if u <= fmax else u
+    return pos if u > 0 else (-inf if u == 0 else inf - inf)
+
+
+def log1p_01(e):
+    """log(1 + e) for 0 <= e <= 1 (softplus and logsigmoid of -|x|): log1p without
+    the exponent extraction and the special cases; NaN propagates."""
+    u = 1 + e
+    f = (u - 1 if u < 1.4142135623730951 else 0.5 * u - 1) + (e - (u - 1)) * (
+        1 if u < 1.4142135623730951 else 0.5
+    )
+    k = 0 if u < 1.4142135623730951 else 1
+    return k * ln2_hi() + (log1p_f(f) + k * ln2_lo())
+
+
+# --- tanh --------------------------------------------------------------------------
+
+
+def tanh(x):
+    """tanh(x), branch-free: x + x**3 p(x**2) below |x| = 0.55, else (1 - e) / (1 + e), e = exp(-2|x|).
+
+    p is a minimax polynomial (degree 4 in float32, 10 in float64); tanh(+-inf) = +-1.
+    """
+    z = x * x
+    p = by_type(
+        poly(
+            z,
+            -0.333333320813938,
+            0.1333312144457322,
+            -0.053910699222381106,
+            0.021316091055852318,
+            -0.00662128619543832,
+        ),
+        poly(
+            z,
+            -0.3333333333333333,
+            0.13333333333332742,
+            -0.05396825396746473,
+            0.021869488494964087,
+            -0.00886323442564193,
+            0.003592110721653817,
+            -0.0014556644037902477,
+            0.0005889480070213781,
+            -0.00023466830313646723,
+            8.516530601012772e-05,
+            -2.063723255006119e-05,
+        ),
+    )
+    e = exp(-2 * fabs(x))
+    return x + (x * z) * p if fabs(x) < 0.55 else copysign((1 - e) / (1 + e), x)
+
+
+# --- activations' helpers ------------------------------------------------------------
+
 
 def keepnan(s, v):
     """``s`` where ``s`` is NaN, else ``v``: gradients propagate NaN inputs."""
@@ -21,57 +305,230 @@ def keepnan(s, v):
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)) on -|x|, so exp never overflows: sigmoid(-x) = e / (1 + e)."""
+    """1 / (1 + exp(-x)) on -|x|, so exp never overflows: sigmoid(-|x|) = e / (1 + e).
+
+    The rounding error of d = 1 + e is added back to first order (it would
+    cost up to 0.9 ulp): within 1.6 ulp (float32).  0 below x = -86.64 (-707.7).
+    """
     e = exp(-fabs(x))
-    r = 1 / (1 + e)
-    return r if x >= 0 else e * r
+    d = 1 + e
+    q = (1 if x >= 0 else e) / d
+    return q - (q * (e - (d - 1)))
+
+
+def sig_q(x):
+    """sigmoid(x) for x >= 0, sigmoid(x) * 2**K for x < 0 (see unscale)."""
+    es = exp_sc(-fabs(x))
+    e = unscale(es)
+    d = 1 + e
+    q = (1 if x >= 0 else es) / d
+    return q - q * (e - (d - 1))
 
 
 def silu(x):
-    """x * sigmoid(x); silu(-inf) = 0."""
-    return 0 if x < -3.0e38 else x * sigmoid(x)
+    """x * sigmoid(x); silu(-inf) = 0; 0 below 2**-125 (2**-1021), else accurate."""
+    w = x * sig_q(x)
+    return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
 
 
 def silu_grad(x):
     """d/dx x sigmoid(x) = s (1 + x (1 - s)); 0 at -inf."""
-    s = sigmoid(x)
-    return 0 if x < -3.0e38 else s * (1 + x * (1 - s))
+    q = sig_q(x)
+    w = q * (1 + x * (1 - (q if x >= 0 else unscale(q))))
+    return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
 
 
-def mish_t(x):
-    """tanh(softplus(x)) with one exp: n / (n + 2), n = e (e + 2), e = exp(x)."""
-    e = exp(x)
-    n = e * (e + 2)
-    return 1 if x > 20 else n / (n + 2)
+def mish_q(x):
+    """tanh(softplus(x)) with one exp: n / (n + 2), n = e (e + 2), e = exp(x); times
+    2**K for x < 0 (see unscale); 1 above x = 20."""
+    es = exp_sc(x)
+    e = unscale(es)
+    t = (e if x >= 0 else es) * (e + 2) / (e * (e + 2) + 2)
+    return 1 if x > 20 else t
 
 
 def mish(x):
     """x * tanh(softplus(x)); mish(-inf) = 0."""
-    return 0 if x < -3.0e38 else x * mish_t(x)
+    w = x * mish_q(x)
+    return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
 
 
 def mish_grad(x):
     """t + x (1 - t^2) sigmoid(x), t = tanh(softplus(x)); 0 at -inf."""
-    t = mish_t(x)
-    return 0 if x < -3.0e38 else t + x * ((1 - t) * (1 + t)) * sigmoid(x)
+    tq = mish_q(x)
+    t = tq if x >= 0 else unscale(tq)
+    w = tq + x * ((1 - t) * (1 + t)) * sig_q(x)
+    return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
+
+
+# --- gelu: Phi(x) = erfc(-x / sqrt 2) / 2 ---------------------------------------
+#
+# For z = |x| / sqrt 2: erfc(z) = e**(-z**2) erfcx(z), where erfcx(z) = t r(t),
+# t = K / (K + z), with r a minimax polynomial on [t(amax), 1].  e**(-x**2/2)
+# is computed from x**2 split exactly (Veltkamp), so the rounding of x**2 or
+# -x / sqrt 2 costs nothing (it would cost about x**2 ulp).  |x| is clamped at
+# amax = 14 (38.5 in float64), beyond which Phi(-|x|) is below the normal range.
+
+
+def gelu_a(x):
+    """|x| clamped to amax = 14 (38.5 in float64), beyond which x Phi(-|x|) is below
+    the normal range (NaN stays NaN)."""
+    amax = by_type(14.0, 38.5)
+    return amax if fabs(x) > amax else fabs(x)
+
+
+def gauss_sc(a):
+    """e**(-a**2 / 2) * 2**K for 0 <= a <= amax, a**2 carried exactly as
+    ah**2 + (2 ah al + al**2) (Veltkamp split of a)."""
+    c = a * by_type(4097.0, 134217729.0)
+    ah = c - (c - a)
+    al = a - ah
+    return exp_sum_sc(-0.5 * (ah * ah), -0.5 * ((ah + ah) * al + al * al))
+
+
+def erfcx_g(z):
+    """e**(z**2) erfc(z) = t r(t) for 0 <= z <= amax / sqrt 2, t = K / (K + z) (a minimax
+    polynomial r: K = 3, degree 9 in float32; K = 4, degree 22 in float64).
+
+    t has a relative error of one rounding or two, which costs as much in the
+    result, also in the far tail (a variable such as (K - z) / (K + z) would
+    cost up to ten times more there)."""
+    k = by_type(3.0, 4.0)
+    t = k / (k + z)
+    return t * by_type(
+        poly(
+            t,
+            0.1880350529067782,
+            0.1886981215080764,
+            0.1713354346894521,
+            0.1925308245366261,
+            -0.002981854274757593,
+            0.4054153599466982,
+            -0.443410180624918,
+            0.5373747206744379,
+            -0.2928420905314412,
+            0.05584460951401812,
+        ),
+        poly(
+            t,
+            0.14104739587930315,
+            0.1410473963693774,
+            0.13663965062647593,
+            0.12782445807401305,
+            0.11501103964163778,
+            0.0990655543384501,
+            0.08085972736188622,
+            0.06361839978117788,
+            0.03991413591254613,
+            0.04582089968196408,
+            -0.02916802029902635,
+            0.10640420836006663,
+            -0.16357225416407445,
+            0.20012605441742468,
+            -0.14880732823906628,
+            -0.01440723285932778,
+            0.20482910570618967,
+            -0.30909134774849356,
+            0.2720607159119622,
+            -0.15404656591600518,
+            0.05525946614997799,
+            -0.011499522126702145,
+            0.001064063140242912,
+        ),
+    )
+
+
+def erfc(x):
+    """erfc(x) = 1 - erf(x), branch-free, with relative accuracy for x >> 0.
+
+    1 - x e(x**2) below |x| = 1/sqrt 2 (minimax e, degree 5 in float32, 9 in
+    float64); else erfc(|x|) = e**(-x**2) erfcx(|x|) and erfc(-|x|) = 2 - erfc(|x|).
+    0 where the result is below the normal range (x > 9.9 in float32, 27.2 in
+    float64).
+    """
+    zmax = by_type(9.899494936611665, 27.223611075682079)
+    z = zmax if fabs(x) > zmax else fabs(x)
+    c = z * by_type(4097.0, 134217729.0)
+    zh = c - (c - z)
+    zl = z - zh
+    q = unscale(exp_sum_sc(-(zh * zh), -((zh + zh) * zl + zl * zl)) * erfcx_g(z))
+    e = by_type(
+        poly(
+            x * x,
+            1.1283791662928986,
+            -0.37612627508390334,
+            0.11283527382905756,
+            -0.02684358230969373,
+            0.0051358069603922515,
+            -0.0006927798845724601,
+        ),
+        poly(
+            x * x,
+            1.1283791670955126,
+            -0.3761263890318281,
+            0.11283791670893546,
+            -0.026866170629454424,
+            0.00522397742229124,
+            -0.0008548311864248092,
+            0.00012054642136411692,
+            -1.4906071276284048e-05,
+            1.612385138824665e-06,
+            -1.3062763972523724e-07,
+        ),
+    )
+    return 1 - x * e if fabs(x) < 0.7071067811865476 else (q if x >= 0 else 2 - q)
+
+
+def phi_q(x):
+    """Phi(x), the normal distribution function; times 2**K below x = -1 (see unscale).
+
+    1/2 + x f(x**2) above x = -1 and below 1 (minimax f, degree 5 in float32, 10
+    in float64); else Phi(-|x|) = e**(-x**2/2) erfcx(|x| / sqrt 2) / 2 and
+    Phi(|x|) = 1 - Phi(-|x|).
+    """
+    a = gelu_a(x)
+    qs = 0.5 * (gauss_sc(a) * erfcx_g(a * 0.7071067811865476))
+    f = by_type(
+        poly(
+            x * x,
+            0.3989422801176658,
+            -0.06649035992356621,
+            0.009973323410195946,
+            -0.0011863299426577302,
+            0.000113486372767451,
+            -7.654208660169065e-06,
+        ),
+        poly(
+            x * x,
+            0.3989422804014327,
+            -0.06649038006690543,
+            0.00997355701003499,
+            -0.0011873282154676215,
+            0.00011543468751389329,
+            -9.44465578320717e-06,
+            6.65967965584114e-07,
+            -4.122407616826601e-08,
+            2.270387215638989e-09,
+            -1.1063083408306935e-10,
+            4.071844715301568e-12,
+        ),
+    )
+    return 0.5 + x * f if fabs(x) < 1 else (qs if x < 0 else 1 - unscale(qs))
 
 
 def gelu_erf(x):
-    """x Phi(x) = x erfc(-x / sqrt 2) / 2: erfc keeps relative accuracy for x << 0."""
-    return 0 if x <= -40 else 0.5 * x * erfc(x * -0.7071067811865476)
+    """x Phi(x), relative accuracy kept for x << 0; 0 below 2**-125 (2**-1021)."""
+    w = x * phi_q(x)
+    return 0 if x < -by_type(14.0, 38.5) else (unscale(w) if x <= -1 else w)
 
 
 def gelu_erf_grad(x):
-    """Phi(x) + x phi(x)."""
-    return (
-        0
-        if x <= -40
-        else (
-            1
-            if x >= 40
-            else 0.5 * erfc(x * -0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327
-        )
-    )
+    """Phi(x) + x phi(x), phi(x) = e**(-x**2 / 2) / sqrt(2 pi); 0 at -inf, 1 at inf."""
+    a = gelu_a(x)
+    xs = a if x >= 0 else -a
+    gs = gauss_sc(a) * 0.3989422804014327
+    w = phi_q(x) + xs * (unscale(gs) if x > -1 else gs)
+    return unscale(w) if x <= -1 else w
 
 
 def gelu_tanh_u2(x):
@@ -81,14 +538,17 @@ def gelu_tanh_u2(x):
 
 def gelu_tanh(x):
     """x (1 + tanh(u)) / 2 = x sigmoid(2 u), which has no cancellation for x << 0."""
-    return 0 if x < -3.0e38 else x * sigmoid(gelu_tanh_u2(x))
+    w = x * sig_q(gelu_tanh_u2(x))
+    return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
 
 
 def gelu_tanh_grad(x):
     """s + x s (1 - s) du2/dx, s = sigmoid(2 u)."""
-    s = sigmoid(gelu_tanh_u2(x))
+    q = sig_q(gelu_tanh_u2(x))
+    s = q if x >= 0 else unscale(q)
     d = 1.5957691216057308 * (1 + 0.134145 * x * x)
-    return 0 if x <= -30 else (1 if x >= 30 else s + x * (s * (1 - s)) * d)
+    w = q + x * (q * (1 - s)) * d
+    return 0 if x <= -30 else (1 if x >= 30 else (w if x >= 0 else unscale(w)))
 
 
 def softsign(x):
@@ -98,57 +558,83 @@ def softsign(x):
 
 def logsigmoid(x):
     """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))."""
-    return (x if x < 0 else 0) - log1p(exp(-fabs(x)))
+    return (x if x < 0 else 0) - log1p_01(exp(-fabs(x)))
 
 
 def tanhshrink(x):
-    """x - tanh(x); below |x| = 0.7 its Taylor series, which has no cancellation near 0.
-
-    Coefficients of x^3, x^5, ..., x^51 (25 terms: the truncation error at
-    |x| = 0.7 is below 1e-17 relative).
-    """
-    x2 = x * x
-    series = (
-        x
-        * x2
-        * poly(
-            x2,
+    """x - tanh(x) without cancellation: x**3 s(x**2) below |x| = 1 (minimax s,
+    degree 7 in float32, 15 in float64), else sign(x) ((|x| - 1) + 2 e / (1 + e)),
+    e = exp(-2 |x|), a sum of two terms of the same sign."""
+    z = x * x
+    s = by_type(
+        poly(
+            z,
+            0.33333333157136696,
+            -0.13333310695058853,
+            0.05396342095237387,
+            -0.02182958547431507,
+            0.008697951017116557,
+            -0.0032069536224536687,
+            0.0009236092418409453,
+            -0.00014282395129520693,
+        ),
+        poly(
+            z,
             0.3333333333333333,
-            -0.13333333333333333,
-            0.05396825396825397,
-            -0.021869488536155203,
-            0.008863235529902197,
-            -0.003592128036572481,
-            0.0014558343870513183,
-            -0.000590027440945586,
-            0.00023912911424355248,
-            -9.691537956929451e-05,
-            3.927832388331683e-05,
-            -1.5918905069328964e-05,
-            6.451689215655431e-06,
-            -2.6147711512907546e-06,
-            1.0597268320104654e-06,
-            -4.294911078273806e-07,
-            1.7406618963571648e-07,
-            -7.054636946400968e-08,
-            2.859136662305254e-08,
-            -1.1587644432798853e-08,
-            4.6962953982309016e-09,
-            -1.903336833931276e-09,
-            7.713933635359062e-10,
-            -3.126339545892087e-10,
-            1.26705769303054e-10,
-        )
+            -0.13333333333333092,
+            0.053968253968046734,
+            -0.021869488529139617,
+            0.008863235404739524,
+            -0.0035921266808545487,
+            0.0014558247010644978,
+            -0.0005899793316902718,
+            0.00023895716049117925,
+            -9.646300419031727e-05,
+            3.838995027624008e-05,
+            -1.460650090215806e-05,
+            4.988037662198644e-06,
+            -1.3793192769328703e-06,
+            2.6334844541376724e-07,
+            -2.5160439258495595e-08,
+        ),
     )
-    return series if fabs(x) < 0.7 else x - tanh(x)
+    e = exp(-2 * fabs(x))
+    big = copysign((fabs(x) - 1) + (e + e) / (1 + e), x)
+    return (x * z) * s if fabs(x) < 1 else big
 
 
 HELPERS = (
+    # math: exp and relatives, log1p, tanh, erfc (in dependency order)
+    exp_lo,
+    exp_hi,
+    rint_,
+    expm1_w,
+    exp_p,
+    exp_n,
+    ln2_hi,
+    ln2_lo,
+    exp,
+    exp_sc,
+    unscale,
+    exp_sum_sc,
+    expm1_r,
+    expm1,
+    log1p_f,
+    log1p,
+    log1p_01,
+    tanh,
+    gelu_a,
+    gauss_sc,
+    erfcx_g,
+    erfc,
+    phi_q,
+    # activations
     keepnan,
     sigmoid,
+    sig_q,
     silu,
     silu_grad,
-    mish_t,
+    mish_q,
     mish,
     mish_grad,
     gelu_erf,

@@ -7,6 +7,23 @@
 #include <math.h>
 #include <stdint.h>
 
+/* The kernels are branch-free selects of computed values (fa_sel below); gcc
+ * vectorizes such a loop only if it may evaluate floating-point operations
+ * whose result is not selected, which -ftrapping-math (its default) forbids.
+ * fastact never unmasks floating-point traps, so the rest of this translation
+ * unit is compiled without them: values, NaN and inf handling are unchanged
+ * (this is not -ffast-math). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+/* Math helpers generated from fastact/_math/functions.py: always inlined. */
+#if defined(__GNUC__)
+#define FA_INLINE static inline __attribute__((always_inline))
+#else
+#define FA_INLINE static inline
+#endif
+
 /* Each inner loop is compiled for AVX-512, AVX2 and baseline x86-64 and the
  * best one is chosen when the module loads (GNU ifunc); elsewhere, one copy. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -14,6 +31,62 @@
 #else
 #define FA_CLONES
 #endif
+
+/* ``a if c else b`` of the formula dialect: both values are computed before
+ * the call, so the loops have no conditional arithmetic to if-convert. */
+FA_INLINE float fa_sel_f32(int c, float a, float b) { return c ? a : b; }
+FA_INLINE double fa_sel_f64(int c, double a, double b) { return c ? a : b; }
+
+/* Bit-level intrinsics of the formula dialect (fastact/_codegen/dialect.py),
+ * branch-free so that the loops calling them vectorize.  The Numba backend
+ * emits the same operations as LLVM IR (fastact/_codegen/numba_kernels.py).
+ *
+ * pow2i(n): 2**n for integer-valued n in [-126, 127] (float) or [-1022, 1023]
+ * (double).  n + 1.5 * 2**23 (2**52) holds n in its low mantissa bits, which
+ * are moved into the exponent field: no float-to-int conversion (the double
+ * one has no AVX2 instruction).  Outside that range the result is garbage,
+ * never a trap. */
+FA_INLINE float fa_pow2i_f32(float n) {
+    union { float f; uint32_t u; } a, b;
+    a.f = n + 12582912.0f;
+    b.u = (a.u - 0x4B400000u + 127u) << 23;
+    return b.f;
+}
+
+FA_INLINE double fa_pow2i_f64(double n) {
+    union { double f; uint64_t u; } a, b;
+    a.f = n + 6755399441055744.0;
+    b.u = (a.u - 0x4338000000000000ull + 1023ull) << 52;
+    return b.f;
+}
+
+/* exponent(x) = floor(log2(|x|)) and mantissa(x) = |x| / 2**exponent(x) in
+ * [1, 2), for normal nonzero finite x (frexp without the branches). */
+FA_INLINE float fa_exponent_f32(float x) {
+    union { float f; uint32_t u; } a;
+    a.f = x;
+    return (float)((int32_t)((a.u >> 23) & 0xFFu) - 127);
+}
+
+FA_INLINE double fa_exponent_f64(double x) {
+    union { double f; uint64_t u; } a;
+    a.f = x;
+    return (double)((int32_t)((a.u >> 52) & 0x7FFu) - 1023);
+}
+
+FA_INLINE float fa_mantissa_f32(float x) {
+    union { float f; uint32_t u; } a;
+    a.f = x;
+    a.u = (a.u & 0x007FFFFFu) | 0x3F800000u;
+    return a.f;
+}
+
+FA_INLINE double fa_mantissa_f64(double x) {
+    union { double f; uint64_t u; } a;
+    a.f = x;
+    a.u = (a.u & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+    return a.f;
+}
 
 /* splitmix64's output function: a bijective 64-bit mixer. */
 static inline uint64_t fa_mix64(uint64_t z) {
