@@ -190,7 +190,7 @@ def expm1(x):
     n = 0 if fabs(x) < 0.5 else exp_n(xc)
     h = pow2i(n - 1)
     em = expm1_r((xc - n * ln2_hi()) - n * ln2_lo())
-    return 2 * (h * em + (h - 0.5))
+    return copysign(em if fabs(x) < 0.5 else 2 * (h * em + (h - 0.5)), x)  # keeps -0
 
 
 def expm1_r(r):
@@ -245,7 +245,7 @@ def log1p(x):
     inf = by_type(1.0e38, 1.0e308) * 10
     fmax = by_type(3.4028234663852886e38, 1.7976931348623157e308)
     pos = core if u <= fmax else u
-    return pos if u > 0 else (-inf if u == 0 else inf - inf)
+    return copysign(pos if u > 0 else (-inf if u == 0 else inf - inf), x)  # keeps -0
 
 
 def log1p_01(e):
@@ -293,7 +293,7 @@ def tanh(x):
         ),
     )
     e = exp(-2 * fabs(x))
-    return x + (x * z) * p if fabs(x) < 0.55 else copysign((1 - e) / (1 + e), x)
+    return copysign(fabs(x + (x * z) * p) if fabs(x) < 0.55 else (1 - e) / (1 + e), x)
 
 
 # --- activations' helpers ------------------------------------------------------------
@@ -599,8 +599,7 @@ def tanhshrink(x):
         ),
     )
     e = exp(-2 * fabs(x))
-    big = copysign((fabs(x) - 1) + (e + e) / (1 + e), x)
-    return (x * z) * s if fabs(x) < 1 else big
+    return copysign(fabs((x * z) * s) if fabs(x) < 1 else (fabs(x) - 1) + (e + e) / (1 + e), x)
 
 
 HELPERS = (
