@@ -40,7 +40,11 @@ CTYPES = {"f32": "float", "f64": "double"}
 # * pow2i(n): 2**n for integer-valued n in the normal exponent range
 #   ([-126, 127] for float32, [-1022, 1023] for float64), branch-free;
 # * exponent(x): floor(log2(|x|)) as a float, for normal nonzero finite x;
-# * mantissa(x): |x| / 2**exponent(x), in [1, 2), for normal nonzero finite x.
+# * mantissa(x): |x| / 2**exponent(x), in [1, 2), for normal nonzero finite x;
+# * ldexp_ftz(x, n): x * 2**rint(n) on the exponent field, +-0 where that is below
+#   the normal range (never a subnormal), +-inf above it; inf/NaN unchanged, +-0
+#   for a subnormal x.  Integer operations only: compilers may evaluate it in
+#   lanes whose value is then discarded, and those never stall on subnormals.
 INTRINSICS: dict[str, tuple[str, str, str]] = {
     "exp": ("expf", "exp", "math.exp"),
     "expm1": ("expm1f", "expm1", "math.expm1"),
@@ -58,6 +62,7 @@ INTRINSICS: dict[str, tuple[str, str, str]] = {
     "pow2i": ("fa_pow2i_f32", "fa_pow2i_f64", "pow2i"),
     "exponent": ("fa_exponent_f32", "fa_exponent_f64", "exponent"),
     "mantissa": ("fa_mantissa_f32", "fa_mantissa_f64", "mantissa"),
+    "ldexp_ftz": ("fa_ldexp_ftz_f32", "fa_ldexp_ftz_f64", "ldexp_ftz"),
     "libm_exp": ("expf", "exp", "math.exp"),
     "libm_expm1": ("expm1f", "expm1", "math.expm1"),
     "libm_log1p": ("log1pf", "log1p", "math.log1p"),

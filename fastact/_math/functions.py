@@ -58,8 +58,8 @@ formula, so NaN propagates.
 
 
 def exp_lo():
-    """Inputs below this have e**x < 2**(emin + 1): exp returns 0 (just above ln 2**-125, ln 2**-1021)."""
-    return by_type(-86.6433, -707.70327135)
+    """Inputs are clamped to this (where e**x is far below the normal range)."""
+    return by_type(-104.0, -746.0)
 
 
 def exp_hi():
@@ -126,17 +126,15 @@ def ln2_lo():
 
 
 def exp(x):
-    """e**x, branch-free; +0 below 2**(emin + 1), never a subnormal.
+    """e**x, branch-free; 0 where e**x is below the normal range, never a subnormal.
 
     Within 0.74 ulp (float32) and 0.81 ulp (float64) of e**x elsewhere; inf
-    above ln(max float); exp(-inf) = 0, exp(inf) = inf, NaN for NaN.
+    above ln(max float); exp(-inf) = 0, exp(inf) = inf, NaN for NaN.  The
+    scaling by 2**n is done on the exponent bits (ldexp_ftz), which flushes.
     """
-    lo = exp_lo()
-    xl = lo if x < lo else x
-    xc = exp_hi() if xl > exp_hi() else xl
+    xc = exp_hi() if x > exp_hi() else (exp_lo() if x < exp_lo() else x)
     n = exp_n(xc)
-    e = exp_p((xc - n * ln2_hi()) - n * ln2_lo())
-    return 0 if x < lo else (e + e) * pow2i(n - 1)
+    return ldexp_ftz(exp_p((xc - n * ln2_hi()) - n * ln2_lo()), n)
 
 
 # Products such as x sigmoid(x) (silu, gelu, mish) stay accurate where the
@@ -145,36 +143,35 @@ def exp(x):
 # is scaled back by unscale, which flushes to 0 what would be subnormal.
 
 
+def exp_sc_lo():
+    """Below this, e**x * 2**K < 2**-110 (2**-1000): exp_sc returns 0 (ln 2**-134, ln 2**-1053)."""
+    return by_type(-92.8821, -729.8953)
+
+
 def exp_sc(x):
-    """e**x * 2**K, branch-free; 0 below 2**-125 (2**-1021) of the scaled value, so
-    e**x is kept down to 2**-149 (2**-1074); inf above ln(max float) - K ln 2."""
-    lo = by_type(-103.2788, -744.44007192)
-    hi = by_type(72.364, 673.26)
-    xl = lo if x < lo else x
-    xc = hi if xl > hi else xl
+    """e**x * 2**K, branch-free; 0 where that is below 2**-110 (2**-1000), so that a
+    product with a factor above 2**-15 (2**-20) is still a normal number; inf above
+    ln(max float) - K ln 2."""
+    xc = exp_hi() if x > exp_hi() else (exp_lo() if x < exp_lo() else x)
     n = exp_n(xc)
-    e = exp_p((xc - n * ln2_hi()) - n * ln2_lo())
-    return 0 if x < lo else (e + e) * pow2i(n + by_type(23.0, 52.0))
+    v = ldexp_ftz(exp_p((xc - n * ln2_hi()) - n * ln2_lo()), n + by_type(24.0, 53.0))
+    return 0 if x < exp_sc_lo() else v
 
 
 def unscale(w):
-    """w * 2**-K, or 0 where that is below 2**-125 (2**-1021): never a subnormal.
-
-    NaN and inf pass through."""
-    bound = by_type(3.944304526105059e-31, 4.008336720017946e-292)  # 2**(-125 + K)
-    return (0 if fabs(w) < bound else w) * by_type(5.960464477539063e-08, 1.1102230246251565e-16)
+    """w * 2**-K on the exponent bits: +-0 where that is below the normal range."""
+    return ldexp_ftz(w, by_type(-24.0, -53.0))
 
 
 def exp_sum_sc(hi, lo):
     """e**(hi + lo) * 2**K for hi <= 0 and |lo| small against |hi|: the range
     reduction adds lo after the exact hi - n ln2_hi, so an argument carried in
-    two parts keeps its accuracy.  0 below exp_sc's bound."""
-    b = by_type(-103.2788, -744.44007192)
-    h = b if hi + lo < b else hi
-    t = 0 if hi + lo < b else lo
+    two parts keeps its accuracy.  0 below exp_sc_lo(), as exp_sc."""
+    h = exp_lo() if hi < exp_lo() else hi
+    t = 0 if hi < exp_lo() else lo
     n = exp_n(h + t)
     e = exp_p(((h - n * ln2_hi()) + t) - n * ln2_lo())
-    return 0 if hi + lo < b else (e + e) * pow2i(n + by_type(23.0, 52.0))
+    return 0 if hi + lo < exp_sc_lo() else ldexp_ftz(e, n + by_type(24.0, 53.0))
 
 
 def expm1(x):
@@ -184,9 +181,8 @@ def expm1(x):
     at n = 1); -1 below x = -20 (-40 in float64), where e**x no longer shows in
     the result; inf above ln(max float).
     """
-    lo = by_type(-20.0, -40.0)
-    xl = lo if x < lo else x
-    xc = exp_hi() if xl > exp_hi() else xl
+    xl = by_type(-20.0, -40.0) if x < by_type(-20.0, -40.0) else x
+    xc = exp_hi() if x > exp_hi() else xl
     n = 0 if fabs(x) < 0.5 else exp_n(xc)
     h = pow2i(n - 1)
     em = expm1_r((xc - n * ln2_hi()) - n * ln2_lo())
@@ -228,6 +224,18 @@ def log1p_f(f):
     return f - (hf - s * (hf + z * v))
 
 
+def log1p_ft(f):
+    """log1p_f, and f itself below |f| = 2**-40 (2**-300): f**2 is never subnormal.
+
+    The small values are replaced by f + 2**-40 before log1p_f, not by a constant
+    (which a compiler would fold and push past the selection), and the selection
+    tests ft != f, not the same condition again (under which a compiler could use
+    f for ft inside log1p_f)."""
+    t = by_type(9.094947017729282e-13, 4.909093465297727e-91)
+    ft = f + t if fabs(f) < t else f
+    return f if ft != f else log1p_f(ft)
+
+
 def log1p(x):
     """log(1 + x) for x > -1, branch-free; -inf at -1, NaN below, inf at inf.
 
@@ -240,11 +248,11 @@ def log1p(x):
     m = m0 * 0.5 if m0 > 1.4142135623730951 else m0
     k = k0 + 1 if m0 > 1.4142135623730951 else k0
     err = x - (u - 1) if u < 2 else 1 - (u - x)
-    f = (m - 1) + (err * pow2i(-k0)) * (0.5 if m0 > 1.4142135623730951 else 1)
-    core = k * ln2_hi() + (log1p_f(f) + k * ln2_lo())
+    f = (m - 1) + (err if k == 0 else ldexp_ftz(err, -k))
+    core = k * ln2_hi() + (log1p_ft(f) + k * ln2_lo())
     inf = by_type(1.0e38, 1.0e308) * 10
-    fmax = by_type(3.4028234663852886e38, 1.7976931348623157e308)
-    pos = core if u <= fmax else u
+    big = by_type(3.4028234663852886e38, 1.7976931348623157e308)
+    pos = core if u <= big else u
     return copysign(pos if u > 0 else (-inf if u == 0 else inf - inf), x)  # keeps -0
 
 
@@ -252,11 +260,11 @@ def log1p_01(e):
     """log(1 + e) for 0 <= e <= 1 (softplus and logsigmoid of -|x|): log1p without
     the exponent extraction and the special cases; NaN propagates."""
     u = 1 + e
-    f = (u - 1 if u < 1.4142135623730951 else 0.5 * u - 1) + (e - (u - 1)) * (
-        1 if u < 1.4142135623730951 else 0.5
+    f = (u - 1 if u < 1.4142135623730951 else 0.5 * u - 1) + ldexp_ftz(
+        e - (u - 1), 0 if u < 1.4142135623730951 else -1
     )
     k = 0 if u < 1.4142135623730951 else 1
-    return k * ln2_hi() + (log1p_f(f) + k * ln2_lo())
+    return k * ln2_hi() + (log1p_ft(f) + k * ln2_lo())
 
 
 # --- tanh --------------------------------------------------------------------------
@@ -304,6 +312,17 @@ def keepnan(s, v):
     return s if isnan(s) else v
 
 
+def sig_lo(e):
+    """The rounding error of 1 + e relative to 1 + e (to first order; Fast2Sum), 0 below
+    e = 2**-24 (2**-53), where it is negligible (and would make subnormal products).
+
+    Small e are replaced by e + t, not by a constant, which a compiler would fold
+    and push past the selection (computing on the small e after all)."""
+    t = by_type(5.960464477539063e-08, 1.1102230246251565e-16)
+    ec = e + t if e < t else e
+    return 0 if e < t else ec - ((1 + ec) - 1)
+
+
 def sigmoid(x):
     """1 / (1 + exp(-x)) on -|x|, so exp never overflows: sigmoid(-|x|) = e / (1 + e).
 
@@ -311,18 +330,16 @@ def sigmoid(x):
     cost up to 0.9 ulp): within 1.6 ulp (float32).  0 below x = -86.64 (-707.7).
     """
     e = exp(-fabs(x))
-    d = 1 + e
-    q = (1 if x >= 0 else e) / d
-    return q - (q * (e - (d - 1)))
+    q = (1 if x >= 0 else e) / (1 + e)
+    return q - q * sig_lo(e)
 
 
 def sig_q(x):
     """sigmoid(x) for x >= 0, sigmoid(x) * 2**K for x < 0 (see unscale)."""
     es = exp_sc(-fabs(x))
     e = unscale(es)
-    d = 1 + e
-    q = (1 if x >= 0 else es) / d
-    return q - q * (e - (d - 1))
+    q = (1 if x >= 0 else es) / (1 + e)
+    return q - q * sig_lo(e)
 
 
 def silu(x):
@@ -373,8 +390,7 @@ def mish_grad(x):
 def gelu_a(x):
     """|x| clamped to amax = 14 (38.5 in float64), beyond which x Phi(-|x|) is below
     the normal range (NaN stays NaN)."""
-    amax = by_type(14.0, 38.5)
-    return amax if fabs(x) > amax else fabs(x)
+    return by_type(14.0, 38.5) if fabs(x) > by_type(14.0, 38.5) else fabs(x)
 
 
 def gauss_sc(a):
@@ -476,7 +492,7 @@ def erfc(x):
             -1.3062763972523724e-07,
         ),
     )
-    return 1 - x * e if fabs(x) < 0.7071067811865476 else (q if x >= 0 else 2 - q)
+    return keepnan(x, 1 - x * e if fabs(x) < 0.7071067811865476 else (q if x >= 0 else 2 - q))
 
 
 def phi_q(x):
@@ -513,7 +529,7 @@ def phi_q(x):
             4.071844715301568e-12,
         ),
     )
-    return 0.5 + x * f if fabs(x) < 1 else (qs if x < 0 else 1 - unscale(qs))
+    return keepnan(x, 0.5 + x * f if fabs(x) < 1 else (qs if x < 0 else 1 - unscale(qs)))
 
 
 def gelu_erf(x):
@@ -528,7 +544,7 @@ def gelu_erf_grad(x):
     xs = a if x >= 0 else -a
     gs = gauss_sc(a) * 0.3989422804014327
     w = phi_q(x) + xs * (unscale(gs) if x > -1 else gs)
-    return unscale(w) if x <= -1 else w
+    return keepnan(x, unscale(w) if x <= -1 else w)
 
 
 def gelu_tanh_u2(x):
@@ -604,6 +620,7 @@ def tanhshrink(x):
 
 HELPERS = (
     # math: exp and relatives, log1p, tanh, erfc (in dependency order)
+    keepnan,
     exp_lo,
     exp_hi,
     rint_,
@@ -613,12 +630,14 @@ HELPERS = (
     ln2_hi,
     ln2_lo,
     exp,
+    exp_sc_lo,
     exp_sc,
     unscale,
     exp_sum_sc,
     expm1_r,
     expm1,
     log1p_f,
+    log1p_ft,
     log1p,
     log1p_01,
     tanh,
@@ -628,7 +647,7 @@ HELPERS = (
     erfc,
     phi_q,
     # activations
-    keepnan,
+    sig_lo,
     sigmoid,
     sig_q,
     silu,
