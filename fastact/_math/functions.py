@@ -15,28 +15,41 @@ computed values), call nothing, and use only arithmetic, comparisons and bit
 operations on the floating-point encoding, so that gcc and LLVM turn the
 kernels that call them into SIMD loops; ``by_type(a, b)`` picks float32 or
 float64 coefficients.  The polynomial coefficients are minimax fits (Remez
-exchange in mpmath) made for fastact.  Accuracy, measured against float64 /
-long double / mpmath references by ``tests/math/test_accuracy.py`` (ulp of
-the result; float32, then float64):
+exchange in mpmath) made for fastact.
 
-=============  ============  ============
-exp            0.74          0.81
-expm1          1.27          1.12
-log1p          1.32          1.65
-tanh           1.46          1.48
-sigmoid        1.55          1.56
-erfc           5.2           7
-gelu (exact)   4.2           5
-tanhshrink     2.5           2.5
-=============  ============  ============
+Accuracy, the largest error found in ulp of the result against long double
+and mpmath references over every binade (``tests/math/test_accuracy.py``,
+which checks it on both backends; the two agree bit for bit):
 
-No subnormal numbers: ``exp`` returns +0 where e**x is below twice the
-smallest normal number (x < -86.6433 in float32, x < -707.7033 in float64)
-instead of computing a tiny or subnormal value, and every helper built on it
-inherits that (sigmoid, silu, mish, softplus, elu's gradient, gelu, softmax):
-a result that would be below 2**-125 (2**-1021) times |x| becomes 0, an
-absolute error below that bound.  So inputs whose exp underflows run at the
-same speed as any other (with the C library, they take slow paths).
+=============  =======  =======
+function       float32  float64
+=============  =======  =======
+exp            0.74     0.77
+expm1          1.28     1.15
+log1p          1.25     1.64
+tanh           1.45     1.48
+sigmoid        1.52     1.55
+silu           2.85     2.82
+logsigmoid     1.57     1.85
+erfc           4.3      4.0
+gelu (exact)   4.6      4.0
+tanhshrink     2.85     2.0
+=============  =======  =======
+
+No subnormal numbers where a result underflows: the scaling by 2**n in exp is
+done on the exponent bits (``ldexp_ftz``, integer operations) and returns +0
+where e**x is below the normal range, so inputs whose exp underflows (x in
+[-100, -80] for sigmoid, silu, softplus...) run at the speed of any other
+(subnormal arithmetic costs 2-3x on the CPUs measured, and the C library's exp
+takes slow paths there).  Results that would be subnormal are 0 (an absolute
+error below the smallest normal number).  Products such as x * sigmoid(x)
+(silu, mish, gelu) take the factor scaled by 2**K (``exp_sc``, ``unscale``),
+so they are accurate wherever the product itself is a normal number.  Clamps
+select between two variable values, never a constant and a variable: a
+compiler folds the computation for a constant and keeps the other branch for
+every lane, which would compute on the unclamped (underflowing) values after
+all.  Inputs below about 1e-19 (float32) can still make subnormal squares in
+the polynomial terms; their results are exact.
 
 Limits at +-inf are written out where the plain formula would compute
 ``inf * 0`` or ``inf / inf`` (NaN); a NaN input still falls through to the
@@ -50,11 +63,10 @@ formula, so NaN propagates.
 # e**x = 2**n * e**r with n = rint(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]
 # (Cody and Waite: ln 2 split in two so that n * LN2_HI is exact), and
 # e**r - 1 = r + r**2 q(r) with a minimax q on [-1/2, 1/2] (degree 5 in float32,
-# 10 in float64: 0.1 and 0.35 ulp of approximation error at |r| = 1/2).  2**n
-# is built from its bits as 2 * 2**(n - 1) (pow2i), which covers n = emax + 1
-# (results just below the overflow threshold) and needs n >= emin + 1: results
-# below 2**(emin + 1) (x < -86.64 in float32, -707.70 in float64) are flushed
-# to +0, so no subnormal is ever computed.
+# 10 in float64: 0.1 and 0.35 ulp of approximation error at |r| = 1/2).  The
+# scaling by 2**n is done on the exponent bits (ldexp_ftz): +0 where the result
+# would be subnormal, inf where it overflows, and no floating-point operation
+# on a subnormal value in any lane.
 
 
 def exp_lo():
@@ -327,7 +339,7 @@ def sigmoid(x):
     """1 / (1 + exp(-x)) on -|x|, so exp never overflows: sigmoid(-|x|) = e / (1 + e).
 
     The rounding error of d = 1 + e is added back to first order (it would
-    cost up to 0.9 ulp): within 1.6 ulp (float32).  0 below x = -86.64 (-707.7).
+    cost up to 0.9 ulp): within 1.6 ulp.  0 where the result is subnormal.
     """
     e = exp(-fabs(x))
     q = (1 if x >= 0 else e) / (1 + e)
@@ -343,7 +355,7 @@ def sig_q(x):
 
 
 def silu(x):
-    """x * sigmoid(x); silu(-inf) = 0; 0 below 2**-125 (2**-1021), else accurate."""
+    """x * sigmoid(x); silu(-inf) = 0; 0 where the result is subnormal, else accurate."""
     w = x * sig_q(x)
     return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
 
@@ -533,7 +545,7 @@ def phi_q(x):
 
 
 def gelu_erf(x):
-    """x Phi(x), relative accuracy kept for x << 0; 0 below 2**-125 (2**-1021)."""
+    """x Phi(x), relative accuracy kept for x << 0; 0 where the result is subnormal."""
     w = x * phi_q(x)
     return 0 if x < -by_type(14.0, 38.5) else (unscale(w) if x <= -1 else w)
 
