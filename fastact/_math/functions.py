@@ -36,20 +36,21 @@ gelu (exact)   4.6      4.0
 tanhshrink     2.85     2.0
 =============  =======  =======
 
-No subnormal numbers where a result underflows: the scaling by 2**n in exp is
-done on the exponent bits (``ldexp_ftz``, integer operations) and returns +0
-where e**x is below the normal range, so inputs whose exp underflows (x in
-[-100, -80] for sigmoid, silu, softplus...) run at the speed of any other
-(subnormal arithmetic costs 2-3x on the CPUs measured, and the C library's exp
-takes slow paths there).  Results that would be subnormal are 0 (an absolute
-error below the smallest normal number).  Products such as x * sigmoid(x)
-(silu, mish, gelu) take the factor scaled by 2**K (``exp_sc``, ``unscale``),
-so they are accurate wherever the product itself is a normal number.  Clamps
-select between two variable values, never a constant and a variable: a
-compiler folds the computation for a constant and keeps the other branch for
-every lane, which would compute on the unclamped (underflowing) values after
-all.  Inputs below about 1e-19 (float32) can still make subnormal squares in
-the polynomial terms; their results are exact.
+No subnormal numbers where a result underflows: exp returns +0 below 2**-125
+(2**-1021 in float64) and builds 2**n from its bits only in the normal range,
+so inputs whose exp underflows (x in [-100, -80] for sigmoid, silu,
+softplus...) run at the speed of any other (subnormal arithmetic costs 2-3x on
+the CPU measured, and the C library's exp takes slow paths there).  Results
+below that bound are 0 (an absolute error below it).  Products such as
+x * sigmoid(x) (silu, mish, gelu) take the factor scaled by 2**K (``exp_sc``)
+and scale the product back with ``unscale``, which returns 0 exactly where the
+product is subnormal, so they are accurate wherever the product is normal.
+Clamps select between two variable values (``clamp``, ``unscale``, ``sig_lo``),
+never a constant and a variable: a compiler folds the computation that follows
+for a constant and keeps, for every vector lane, the other branch, which would
+compute on the unclamped (underflowing) values after all.  Inputs below about
+1e-19 (float32) can still make subnormal squares in the polynomial terms;
+their results are exact.
 
 Limits at +-inf are written out where the plain formula would compute
 ``inf * 0`` or ``inf / inf`` (NaN); a NaN input still falls through to the
@@ -70,13 +71,22 @@ formula, so NaN propagates.
 
 
 def exp_lo():
-    """Inputs are clamped to this (where e**x is far below the normal range)."""
-    return by_type(-104.0, -746.0)
+    """Below this, e**x < 2**-125 (2**-1021): exp returns 0 (just above ln 2**-125)."""
+    return by_type(-86.6433, -707.70327135)
 
 
 def exp_hi():
     """Inputs are clamped to this (just above ln(max float)): e**x overflows to inf there."""
     return by_type(89.0, 710.0)
+
+
+def clamp(x, lo, hi):
+    """x clamped to [lo, hi] (NaN stays NaN).
+
+    The bounds are taken as copysign(bound, x): the same value, but not a
+    constant, so that a compiler cannot fold the computation that follows for
+    the bound and keep, for every lane, the one on the unclamped value."""
+    return copysign(lo, x) if x < lo else (copysign(hi, x) if x > hi else x)
 
 
 def rint_(y):
@@ -138,15 +148,16 @@ def ln2_lo():
 
 
 def exp(x):
-    """e**x, branch-free; 0 where e**x is below the normal range, never a subnormal.
+    """e**x, branch-free; 0 below 2**-125 (2**-1021), never a subnormal.
 
     Within 0.74 ulp (float32) and 0.81 ulp (float64) of e**x elsewhere; inf
-    above ln(max float); exp(-inf) = 0, exp(inf) = inf, NaN for NaN.  The
-    scaling by 2**n is done on the exponent bits (ldexp_ftz), which flushes.
+    above ln(max float); exp(-inf) = 0, exp(inf) = inf, NaN for NaN.  2**n
+    is built from its bits as 2 * 2**(n - 1), which reaches n = emax + 1.
     """
-    xc = exp_hi() if x > exp_hi() else (exp_lo() if x < exp_lo() else x)
+    xc = clamp(x, exp_lo(), exp_hi())
     n = exp_n(xc)
-    return ldexp_ftz(exp_p((xc - n * ln2_hi()) - n * ln2_lo()), n)
+    e = exp_p((xc - n * ln2_hi()) - n * ln2_lo())
+    return 0 if x < exp_lo() else (e + e) * pow2i(n - 1)
 
 
 # Products such as x sigmoid(x) (silu, gelu, mish) stay accurate where the
@@ -164,26 +175,39 @@ def exp_sc(x):
     """e**x * 2**K, branch-free; 0 where that is below 2**-110 (2**-1000), so that a
     product with a factor above 2**-15 (2**-20) is still a normal number; inf above
     ln(max float) - K ln 2."""
-    xc = exp_hi() if x > exp_hi() else (exp_lo() if x < exp_lo() else x)
+    xc = clamp(x, exp_sc_lo(), by_type(72.364, 673.26))
     n = exp_n(xc)
-    v = ldexp_ftz(exp_p((xc - n * ln2_hi()) - n * ln2_lo()), n + by_type(24.0, 53.0))
-    return 0 if x < exp_sc_lo() else v
+    e = exp_p((xc - n * ln2_hi()) - n * ln2_lo())
+    return 0 if x < exp_sc_lo() else (e + e) * pow2i(n + by_type(23.0, 52.0))
 
 
 def unscale(w):
-    """w * 2**-K on the exponent bits: +-0 where that is below the normal range."""
-    return ldexp_ftz(w, by_type(-24.0, -53.0))
+    """w * 2**-K, or +-0 where that is below the normal range (NaN and inf pass).
+
+    The product is only taken on |w| >= 2**(-126 + K): small w are replaced by
+    |w| + 2**(-126 + K), a variable (see clamp), before it."""
+    b = by_type(1.9721522630525295e-31, 2.004168360008973e-292)  # 2**(-126 + K)
+    wc = copysign(fabs(w) + b, w) if fabs(w) < b else w
+    return 0 if fabs(wc) > fabs(w) else wc * by_type(5.960464477539063e-08, 1.1102230246251565e-16)
+
+
+def unscale_approx(w):
+    """(w + 2**-80) * 2**-K (2**-900 in float64) for w >= 0: e from exp_sc where only
+    1 + e matters, never a subnormal (the added term is far below 1 + e's ulp)."""
+    return (w + by_type(8.271806125530277e-25, 1.1812488999337788e-271)) * by_type(
+        5.960464477539063e-08, 1.1102230246251565e-16
+    )
 
 
 def exp_sum_sc(hi, lo):
     """e**(hi + lo) * 2**K for hi <= 0 and |lo| small against |hi|: the range
     reduction adds lo after the exact hi - n ln2_hi, so an argument carried in
     two parts keeps its accuracy.  0 below exp_sc_lo(), as exp_sc."""
-    h = exp_lo() if hi < exp_lo() else hi
-    t = 0 if hi < exp_lo() else lo
+    h = copysign(exp_sc_lo(), hi) if hi < exp_sc_lo() else hi
+    t = lo * 0 if hi < exp_sc_lo() else lo
     n = exp_n(h + t)
     e = exp_p(((h - n * ln2_hi()) + t) - n * ln2_lo())
-    return 0 if hi + lo < exp_sc_lo() else ldexp_ftz(e, n + by_type(24.0, 53.0))
+    return 0 if hi + lo < exp_sc_lo() else (e + e) * pow2i(n + by_type(23.0, 52.0))
 
 
 def expm1(x):
@@ -193,8 +217,7 @@ def expm1(x):
     at n = 1); -1 below x = -20 (-40 in float64), where e**x no longer shows in
     the result; inf above ln(max float).
     """
-    xl = by_type(-20.0, -40.0) if x < by_type(-20.0, -40.0) else x
-    xc = exp_hi() if x > exp_hi() else xl
+    xc = clamp(x, by_type(-20.0, -40.0), exp_hi())
     n = 0 if fabs(x) < 0.5 else exp_n(xc)
     h = pow2i(n - 1)
     em = expm1_r((xc - n * ln2_hi()) - n * ln2_lo())
@@ -260,7 +283,7 @@ def log1p(x):
     m = m0 * 0.5 if m0 > 1.4142135623730951 else m0
     k = k0 + 1 if m0 > 1.4142135623730951 else k0
     err = x - (u - 1) if u < 2 else 1 - (u - x)
-    f = (m - 1) + (err if k == 0 else ldexp_ftz(err, -k))
+    f = (m - 1) + (err if k == 0 else (err * pow2i(-k0)) * (0.5 if m0 > 1.4142135623730951 else 1))
     core = k * ln2_hi() + (log1p_ft(f) + k * ln2_lo())
     inf = by_type(1.0e38, 1.0e308) * 10
     big = by_type(3.4028234663852886e38, 1.7976931348623157e308)
@@ -272,8 +295,9 @@ def log1p_01(e):
     """log(1 + e) for 0 <= e <= 1 (softplus and logsigmoid of -|x|): log1p without
     the exponent extraction and the special cases; NaN propagates."""
     u = 1 + e
-    f = (u - 1 if u < 1.4142135623730951 else 0.5 * u - 1) + ldexp_ftz(
-        e - (u - 1), 0 if u < 1.4142135623730951 else -1
+    # e >= 2**-125 (exp's flush): e - (u - 1) and its half are normal numbers
+    f = (u - 1 if u < 1.4142135623730951 else 0.5 * u - 1) + (e - (u - 1)) * (
+        1 if u < 1.4142135623730951 else 0.5
     )
     k = 0 if u < 1.4142135623730951 else 1
     return k * ln2_hi() + (log1p_ft(f) + k * ln2_lo())
@@ -349,7 +373,7 @@ def sigmoid(x):
 def sig_q(x):
     """sigmoid(x) for x >= 0, sigmoid(x) * 2**K for x < 0 (see unscale)."""
     es = exp_sc(-fabs(x))
-    e = unscale(es)
+    e = unscale_approx(es)
     q = (1 if x >= 0 else es) / (1 + e)
     return q - q * sig_lo(e)
 
@@ -371,7 +395,7 @@ def mish_q(x):
     """tanh(softplus(x)) with one exp: n / (n + 2), n = e (e + 2), e = exp(x); times
     2**K for x < 0 (see unscale); 1 above x = 20."""
     es = exp_sc(x)
-    e = unscale(es)
+    e = unscale_approx(es)
     t = (e if x >= 0 else es) * (e + 2) / (e * (e + 2) + 2)
     return 1 if x > 20 else t
 
@@ -635,6 +659,7 @@ HELPERS = (
     keepnan,
     exp_lo,
     exp_hi,
+    clamp,
     rint_,
     expm1_w,
     exp_p,
@@ -645,6 +670,7 @@ HELPERS = (
     exp_sc_lo,
     exp_sc,
     unscale,
+    unscale_approx,
     exp_sum_sc,
     expm1_r,
     expm1,
