@@ -182,14 +182,10 @@ PRELU_WEIGHT = 0.25
 _OMP: list = []
 
 
-def _reset_openmp(n: int) -> None:
-    """Undo torch.set_num_threads on the OpenMP runtime the Cython kernels share.
-
-    torch sets the calling thread's OpenMP thread count, which fastact reads as
-    a limit (threadpoolctl's way): after a 1-thread torch measurement every
-    fastact call would run on one thread.
-    """
+def _omp_lib():
+    """ctypes handle on the OpenMP runtime of the Cython kernels (None if none)."""
     if not _OMP:
+        _OMP.append(None)
         try:
             import ctypes
 
@@ -197,11 +193,34 @@ def _reset_openmp(n: int) -> None:
 
             lib = ctypes.CDLL(_kernels.__file__)
             lib.omp_set_num_threads.argtypes = [ctypes.c_int]
-            _OMP.append(lib)
+            _OMP[0] = lib
         except (ImportError, OSError, AttributeError):
-            _OMP.append(None)
-    if _OMP[0] is not None:
-        _OMP[0].omp_set_num_threads(max(n, fastact.get_num_threads()))
+            pass
+    return _OMP[0]
+
+
+def _omp_set(n: int) -> None:
+    lib = _omp_lib()
+    if lib is not None:
+        lib.omp_set_num_threads(n)
+
+
+def _reset_openmp(n: int) -> None:
+    """Undo torch.set_num_threads on the OpenMP runtime the Cython kernels share.
+
+    torch sets the calling thread's OpenMP thread count, which fastact reads as
+    a limit (threadpoolctl's way): after a 1-thread torch measurement every
+    fastact call would run on one thread.
+    """
+    _omp_set(max(n, fastact.get_num_threads()))
+
+
+def _omp_get() -> int | None:
+    try:
+        from fastact._backends.cython import _kernels
+    except ImportError:
+        return None
+    return _kernels.max_threads()
 
 
 class Fastact(Impl):
@@ -866,6 +885,7 @@ class _Threads:
     def __enter__(self):
         self.backend = fastact.get_backend()
         self.nthreads = fastact.get_num_threads()
+        self.omp = _omp_get()
         self.torch = None
         for impl in self.impls:
             if isinstance(impl, Torch):
@@ -878,6 +898,8 @@ class _Threads:
         for impl in self.impls:
             if isinstance(impl, Torch) and self.torch is not None:
                 impl.torch.set_num_threads(self.torch)
+        if self.omp is not None:  # torch's setting is the OpenMP one of this thread
+            _omp_set(self.omp)
 
 
 def run_main(s: Settings, impls: list[Impl], progress: Progress, emit: Callable) -> list[dict]:
