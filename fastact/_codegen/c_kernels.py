@@ -140,6 +140,14 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
 
 
 def _pgrad(entry: Activation, sfx: str, helpers: list[str], vector: bool) -> str:
+    """The parameter-gradient kernel: ``pgrad`` sums the call's terms, ``pgradv`` adds each.
+
+    ``pgrad`` keeps eight double partial sums: element ``k`` of the call adds to
+    ``part[k % 8]`` in increasing ``k``, and the total is
+    ``((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))``.  The Numba backend
+    sums in the same order (the bits of both agree), and the fixed-8 inner loop
+    vectorizes without reassociating anything.
+    """
     ctype = CTYPES[sfx]
     saved = "x" if entry.saves == "input" else "y"
     body = expr_to_c(entry.param_grad, sfx, helpers, f"{entry.name}.param_grad")
@@ -149,21 +157,37 @@ def _pgrad(entry: Activation, sfx: str, helpers: list[str], vector: bool) -> str
         "Py_ssize_t n, const double *p, double *acc) {",
         *_param_lines(entry, ctype, vector),
     ]
-    if not vector:
-        lines.append("    double total = 0.0;")
-    lines += [
-        "    for (Py_ssize_t k = 0; k < n; k++) {",
-        f"        const {ctype} g = gp[k];",
-        f"        const {ctype} {saved} = sp[k];",
-    ]
     if vector:
         cp = entry.channel_param
-        lines.append(f"        const {ctype} {cp} = ({ctype})p[k];")
-        lines.append(f"        acc[k] += (double)({body});")
-        lines += ["    }", "}"]
-    else:
-        lines.append(f"        total += (double)({body});")
-        lines += ["    }", "    acc[0] += total;", "}"]
+        lines += [
+            "    for (Py_ssize_t k = 0; k < n; k++) {",
+            f"        const {ctype} g = gp[k];",
+            f"        const {ctype} {saved} = sp[k];",
+            f"        const {ctype} {cp} = ({ctype})p[k];",
+            f"        acc[k] += (double)({body});",
+            "    }",
+            "}",
+        ]
+        return "\n".join(lines)
+    lines += [
+        "    double part[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};",
+        "    Py_ssize_t k = 0;",
+        "    for (; k + 8 <= n; k += 8) {",
+        "        for (int j = 0; j < 8; j++) {",
+        f"            const {ctype} g = gp[k + j];",
+        f"            const {ctype} {saved} = sp[k + j];",
+        f"            part[j] += (double)({body});",
+        "        }",
+        "    }",
+        "    for (int j = 0; k < n; k++, j++) {",
+        f"        const {ctype} g = gp[k];",
+        f"        const {ctype} {saved} = sp[k];",
+        f"        part[j] += (double)({body});",
+        "    }",
+        "    acc[0] += ((part[0] + part[1]) + (part[2] + part[3]))"
+        " + ((part[4] + part[5]) + (part[6] + part[7]));",
+        "}",
+    ]
     return "\n".join(lines)
 
 
