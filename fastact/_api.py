@@ -10,6 +10,7 @@ input is modified unless it is passed as ``out``.
 
 from __future__ import annotations
 
+import ast
 import numbers
 import secrets
 from collections.abc import Callable
@@ -445,10 +446,30 @@ def _no_fast(*args) -> None:
     return None
 
 
+# The compiled fast paths (fastact._backends.cython._kernels.fast_*), bound in
+# the namespace of the generated functions as _fast_<kind>.
+FAST_KINDS = (
+    "forward",
+    "backward",
+    "train_forward",
+    "train_backward",
+    "rowwise_forward",
+    "rowwise_backward",
+    "channel_forward",
+    "channel_backward",
+)
+_SEED_OK = "(seed is None or type(seed) is int and 0 <= seed < 18446744073709551616)"
+
+
 def has_fast_path(entry: Activation) -> bool:
-    """Whether small plain calls of ``entry`` take the compiled fast path."""
-    plain = not (entry.rowwise or entry.channel_param or entry.has_training_mode)
-    return plain and kernel_id(entry) is not None and not any(p.choices for p in entry.parameters)
+    """Whether small plain calls of ``entry`` take the compiled fast path.
+
+    Every compiled entry has one: elementwise calls with float parameters
+    (string options by their index), rrelu in eval mode and in training mode
+    with an explicit seed, prelu with a float or a float-array weight, and
+    softmax/log_softmax along the last axis, on C-contiguous arrays.
+    """
+    return kernel_id(entry) is not None
 
 
 def kernel_id(entry: Activation) -> int | None:
@@ -461,80 +482,151 @@ def kernel_id(entry: Activation) -> int | None:
     return None
 
 
-def _guard(entry: Activation, checks: tuple) -> str:
-    """Python condition: the parameters are floats that pass the entry's checks.
+def _option_var(name: str) -> str:
+    return f"_{name}_code"
 
-    Anything else (ints, strings, arrays...) goes to the general path, which
-    converts or rejects it with an error naming the argument.
+
+def _renamed(condition: str, names: dict[str, str]) -> str:
+    tree = ast.parse(condition, mode="eval")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in names:
+            node.id = names[node.id]
+    return ast.unparse(tree)
+
+
+def _guard(entry: Activation, checks: tuple) -> tuple[str, str, str]:
+    """(lines, condition, params): the fast path's view of the scalar parameters.
+
+    ``lines`` map each string option to its index (``_<name>_code``, None when
+    it is not one of the choices), as the general path does; ``condition``
+    holds when the options are known, the other parameters are floats and all
+    pass the entry's checks; ``params`` is the tuple of floats for the kernel.
+    Anything else (ints, unknown strings, arrays...) goes to the general path,
+    which converts or rejects it with an error naming the argument.
     """
-    if not checks:
-        return "True"
-    types = [f"type({p.name}) is float" for p in entry.scalar_params]
-    return " and ".join(types + [f"({c})" for c, _ in checks])
+    scalars = entry.scalar_params
+    options = {p.name: _option_var(p.name) for p in scalars if p.choices}
+    lines = "".join(
+        f"    {var} = _OPTIONS_{name}.get({name}) if type({name}) is str else None\n"
+        for name, var in options.items()
+    )
+    conds = [f"{var} is not None" for var in options.values()]
+    if checks:
+        # floats before the checks read them (``_fast_params`` rejects the rest)
+        conds += [f"type({p.name}) is float" for p in scalars if not p.choices]
+        conds += [f"({_renamed(c, options)})" for c, _ in checks]
+    params = "(" + "".join(f"{options.get(p.name, p.name)}, " for p in scalars) + ")"
+    return lines, " and ".join(conds) or "True", params
+
+
+def _source(entry: Activation, kid: int) -> str:
+    """The generated ``NAME`` and ``NAME_backward``: the fast path, else the general one."""
+    name = entry.name
+    if entry.rowwise:
+        return (
+            f"def {name}(x, axis=-1, *, out=None):\n"
+            f"    r = _fast_rowwise_forward({kid}, x, axis, out)\n"
+            f"    if r is not None:\n"
+            f"        return r\n"
+            f"    return _api.rowwise_forward(_entry, x, axis, out)\n"
+            f"def {name}_backward(grad_output, saved, axis=-1, *, out=None):\n"
+            f"    r = _fast_rowwise_backward({kid}, grad_output, saved, axis, out)\n"
+            f"    if r is not None:\n"
+            f"        return r\n"
+            f"    return _api.rowwise_backward(_entry, grad_output, saved, axis, out)\n"
+        )
+    if entry.channel_param:
+        cp = entry.channel_param
+        return (
+            f"def {name}(x, {cp}, *, out=None):\n"
+            f"    r = _fast_channel_forward({kid}, x, {cp}, out)\n"
+            f"    if r is not None:\n"
+            f"        return r\n"
+            f"    return _api.channel_forward(_entry, x, {cp}, out)\n"
+            f"def {name}_backward(grad_output, saved, {cp}, *, out=None):\n"
+            f"    r = _fast_channel_backward({kid}, grad_output, saved, {cp}, out)\n"
+            f"    if r is not None:\n"
+            f"        return r\n"
+            f"    return _api.channel_backward(_entry, grad_output, saved, {cp}, out)\n"
+        )
+    scalars = entry.scalar_params
+    sig = "".join(f", {p.name}" if p.required else f", {p.name}={p.default!r}" for p in scalars)
+    names = "".join(f"{p.name}, " for p in scalars)
+    fwd_lines, fwd_ok, fwd_params = _guard(entry, entry.checks)
+    bwd_lines, bwd_ok, bwd_params = _guard(entry, entry.checks + entry.backward_checks)
+    if entry.has_training_mode:
+        # eval mode: the plain kernels (the seed is only validated); training
+        # mode with an explicit seed: the counter-based kernels keyed by it
+        return (
+            f"def {name}(x{sig}, *, training=False, seed=None, out=None):\n"
+            f"{fwd_lines}"
+            f"    if {fwd_ok} and {_SEED_OK}:\n"
+            f"        if training is False:\n"
+            f"            r = _fast_forward({kid}, x, out, {fwd_params})\n"
+            f"            if r is not None:\n"
+            f"                return r\n"
+            f"        elif training is True and seed is not None:\n"
+            f"            r = _fast_train_forward({kid}, x, out, {fwd_params}, seed)\n"
+            f"            if r is not None:\n"
+            f"                return r\n"
+            f"    return _api.forward(_entry, x, out, ({names}), training, seed)\n"
+            f"def {name}_backward(grad_output, saved{sig}, *, training=False, seed=None, out=None):\n"
+            f"{bwd_lines}"
+            f"    if {bwd_ok} and {_SEED_OK}:\n"
+            f"        if training is False:\n"
+            f"            r = _fast_backward({kid}, grad_output, saved, out, {bwd_params})\n"
+            f"            if r is not None:\n"
+            f"                return r\n"
+            f"        elif training is True and seed is not None:\n"
+            f"            r = _fast_train_backward({kid}, grad_output, saved, out, {bwd_params}, seed)\n"
+            f"            if r is not None:\n"
+            f"                return r\n"
+            f"    return _api.backward(_entry, grad_output, saved, out, ({names}), training, seed)\n"
+        )
+    # The compiled fast path first (small plain arrays, float parameters that
+    # pass the entry's checks); None sends the call down the general path.
+    return (
+        f"def {name}(x{sig}, *, out=None):\n"
+        f"{fwd_lines}"
+        f"    if {fwd_ok}:\n"
+        f"        r = _fast_forward({kid}, x, out, {fwd_params})\n"
+        f"        if r is not None:\n"
+        f"            return r\n"
+        f"    return _api.forward(_entry, x, out, ({names}))\n"
+        f"def {name}_backward(grad_output, saved{sig}, *, out=None):\n"
+        f"{bwd_lines}"
+        f"    if {bwd_ok}:\n"
+        f"        r = _fast_backward({kid}, grad_output, saved, out, {bwd_params})\n"
+        f"        if r is not None:\n"
+        f"            return r\n"
+        f"    return _api.backward(_entry, grad_output, saved, out, ({names}))\n"
+    )
 
 
 def make_functions(entry: Activation) -> tuple[Callable, Callable]:
     """The forward and backward function of ``entry``, with real signatures."""
-    scalars = entry.scalar_params
-    sig = "".join(f", {p.name}" if p.required else f", {p.name}={p.default!r}" for p in scalars)
-    names = "".join(f"{p.name}, " for p in scalars)
     ns: dict[str, Any] = {
         "_entry": entry,
         "_api": __import__(__name__, fromlist=["_"]),
-        "_fast_forward": _no_fast,
-        "_fast_backward": _no_fast,
     }
+    for kind in FAST_KINDS:
+        ns[f"_fast_{kind}"] = _no_fast
+    for p in entry.scalar_params:
+        if p.choices:
+            ns[f"_OPTIONS_{p.name}"] = {c: float(i) for i, c in enumerate(p.choices)}
     kid = kernel_id(entry)
-    if kid is not None and not any(p.choices for p in scalars):
+    if kid is not None:
         try:
             from ._backends.cython import _kernels
 
-            ns["_fast_forward"] = _kernels.fast_forward
-            ns["_fast_backward"] = _kernels.fast_backward
+            for kind in FAST_KINDS:
+                ns[f"_fast_{kind}"] = getattr(_kernels, f"fast_{kind}")
         except ImportError:
             pass
-    if entry.rowwise:
-        src = (
-            f"def {entry.name}(x, axis=-1, *, out=None):\n"
-            f"    return _api.rowwise_forward(_entry, x, axis, out)\n"
-            f"def {entry.name}_backward(grad_output, saved, axis=-1, *, out=None):\n"
-            f"    return _api.rowwise_backward(_entry, grad_output, saved, axis, out)\n"
-        )
-    elif entry.channel_param:
-        cp = entry.channel_param
-        src = (
-            f"def {entry.name}(x, {cp}, *, out=None):\n"
-            f"    return _api.channel_forward(_entry, x, {cp}, out)\n"
-            f"def {entry.name}_backward(grad_output, saved, {cp}, *, out=None):\n"
-            f"    return _api.channel_backward(_entry, grad_output, saved, {cp}, out)\n"
-        )
-    elif entry.has_training_mode:
-        src = (
-            f"def {entry.name}(x{sig}, *, training=False, seed=None, out=None):\n"
-            f"    return _api.forward(_entry, x, out, ({names}), training, seed)\n"
-            f"def {entry.name}_backward(grad_output, saved{sig}, *, training=False, seed=None, out=None):\n"
-            f"    return _api.backward(_entry, grad_output, saved, out, ({names}), training, seed)\n"
-        )
-    else:
-        # The compiled fast path first (small plain arrays, float parameters that
-        # pass the entry's checks); None sends the call down the general path.
-        fwd_ok = _guard(entry, entry.checks)
-        bwd_ok = _guard(entry, entry.checks + entry.backward_checks)
-        src = (
-            f"def {entry.name}(x{sig}, *, out=None):\n"
-            f"    if {fwd_ok}:\n"
-            f"        r = _fast_forward({kid}, x, out, ({names}))\n"
-            f"        if r is not None:\n"
-            f"            return r\n"
-            f"    return _api.forward(_entry, x, out, ({names}))\n"
-            f"def {entry.name}_backward(grad_output, saved{sig}, *, out=None):\n"
-            f"    if {bwd_ok}:\n"
-            f"        r = _fast_backward({kid}, grad_output, saved, out, ({names}))\n"
-            f"        if r is not None:\n"
-            f"            return r\n"
-            f"    return _api.backward(_entry, grad_output, saved, out, ({names}))\n"
-        )
-    exec(compile(src, f"<fastact.{entry.name}>", "exec"), ns)  # noqa: S102
+    exec(
+        compile(_source(entry, kid if kid is not None else -1), f"<fastact.{entry.name}>", "exec"),
+        ns,
+    )  # noqa: S102
     fwd, bwd = ns[entry.name], ns[f"{entry.name}_backward"]
     fwd.__doc__, bwd.__doc__ = _doc(entry, False), _doc(entry, True)
     fwd.__module__ = bwd.__module__ = "fastact"

@@ -13,6 +13,7 @@ cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 cimport openmp
 
 import numpy as np
@@ -411,11 +412,21 @@ def rowwise(int kind, int kid, cnp.ndarray a, object b, cnp.ndarray out,
 # A call on a small C-contiguous float array must cost no more than a NumPy
 # ufunc call, so the common case is decided here in C: exact ndarrays, one
 # dtype, C order, ``out`` None / the input / a disjoint array, float
-# parameters.  Anything else returns None and the caller takes the general
-# path (which validates, dispatches and raises the right errors).
+# parameters (string options already mapped to their index by the caller),
+# rrelu's training mode with an explicit seed, prelu with a float or a plain
+# float-array weight, softmax over the last axis.  Anything else returns None
+# and the caller takes the general path (which validates, dispatches and
+# raises the right errors): nothing here raises, and nothing is written before
+# every check has passed.  Each case computes what the general path's serial
+# Cython call computes, bit for bit (the same kernels, the same chunks, the
+# same summation order).
 
 DEF MAX_FAST_KERNELS = 256
 DEF GIL_RELEASE_MIN = 4096
+# Channel weights held on the stack; more go to PyMem_Malloc.
+DEF FAST_STACK_W = 64
+# fastact._api.ROW_RUN: (N, C) input runs ROW_RUN // C rows per kernel call.
+DEF ROW_RUN = 4096
 
 cdef bint _fast_enabled = True
 # Below these sizes a call runs the serial Cython kernel: [pass][dtype][kid].
@@ -478,6 +489,26 @@ cdef inline bint _plain(object x, int typenum) noexcept:
             and cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a))
 
 
+cdef inline int _fast_dtype(object x, int kid) noexcept:
+    """0 (float32) or 1 (float64) for an exact ndarray, a kernel id and the path on; else -1."""
+    cdef int typenum
+    if (not _fast_enabled or type(x) is not cnp.ndarray or kid < 0 or kid >= MAX_FAST_KERNELS
+            or kid >= FA_N_KERNELS):
+        return -1
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray>x)
+    if typenum == cnp.NPY_FLOAT32:
+        return 0
+    if typenum == cnp.NPY_FLOAT64:
+        return 1
+    return -1
+
+
+cdef inline bint _fast_size(cnp.ndarray a, int pass_, int di, int kid) noexcept:
+    """A plain array of 1 to (serial limit - 1) elements."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
+    return 0 < n < _fast_limit[pass_][di][kid] and _plain(a, cnp.PyArray_TYPE(a))
+
+
 cdef object _fast_out(cnp.ndarray a, object out, Py_ssize_t nbytes, object other):
     """The output array, or None when ``out`` is not a plain match."""
     cdef int typenum = cnp.PyArray_TYPE(a)
@@ -496,105 +527,441 @@ cdef object _fast_out(cnp.ndarray a, object out, Py_ssize_t nbytes, object other
     return o
 
 
-def fast_forward(int kid, object x, object out, tuple params):
-    """Serial forward of a small plain array; None when the general path must run."""
+# -- elementwise entries (also rrelu in training mode: off = 0, i = the C-order index)
+
+cdef inline void _run_unary(fa_unary_f32 f32, fa_unary_f64 f64, const void *x, void *out,
+                            Py_ssize_t n, const double *p, uint64_t seed) noexcept nogil:
+    if f32 != NULL:
+        f32(<const float *>x, <float *>out, n, p, seed, 0)
+    else:
+        f64(<const double *>x, <double *>out, n, p, seed, 0)
+
+
+cdef inline void _run_binary(fa_binary_f32 f32, fa_binary_f64 f64, const void *g, const void *s,
+                             void *out, Py_ssize_t n, const double *p,
+                             uint64_t seed) noexcept nogil:
+    if f32 != NULL:
+        f32(<const float *>g, <const float *>s, <float *>out, n, p, seed, 0)
+    else:
+        f64(<const double *>g, <const double *>s, <double *>out, n, p, seed, 0)
+
+
+cdef object _fast_unary(bint train, int kid, object x, object out, tuple params, uint64_t seed):
     cdef cnp.ndarray a, o
-    cdef int typenum, di
+    cdef int di = _fast_dtype(x, kid)
     cdef Py_ssize_t n
     cdef double p[MAX_PARAMS]
-    cdef fa_unary_f32 f32
-    cdef fa_unary_f64 f64
-    if not _fast_enabled or type(x) is not cnp.ndarray or not 0 <= kid < MAX_FAST_KERNELS:
+    cdef fa_unary_f32 f32 = NULL
+    cdef fa_unary_f64 f64 = NULL
+    if di < 0:
         return None
     a = <cnp.ndarray>x
-    typenum = cnp.PyArray_TYPE(a)
-    if typenum == cnp.NPY_FLOAT32:
-        di = 0
-    elif typenum == cnp.NPY_FLOAT64:
-        di = 1
+    if not _fast_size(a, 0, di, kid) or _fast_params(params, p) < 0:
+        return None
+    if di == 0:
+        f32 = FA_TFWD_F32[kid] if train else FA_FWD_F32[kid]
+        if f32 == NULL:
+            return None
     else:
-        return None
+        f64 = FA_TFWD_F64[kid] if train else FA_FWD_F64[kid]
+        if f64 == NULL:
+            return None
     n = cnp.PyArray_SIZE(a)
-    if (n == 0 or n >= _fast_limit[0][di][kid] or not _plain(x, typenum)
-            or _fast_params(params, p) < 0):
-        return None
     res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), None)
     if res is None:
         return None
     o = <cnp.ndarray>res
-    if di == 0:
-        f32 = FA_FWD_F32[kid]
-        if f32 == NULL:
-            return None
-        if n < GIL_RELEASE_MIN:
-            f32(<const float *>cnp.PyArray_DATA(a), <float *>cnp.PyArray_DATA(o), n, p, 0, 0)
-        else:
-            with nogil:
-                f32(<const float *>cnp.PyArray_DATA(a), <float *>cnp.PyArray_DATA(o), n, p, 0, 0)
+    cdef const void *xp = cnp.PyArray_DATA(a)
+    cdef void *op = cnp.PyArray_DATA(o)
+    if n < GIL_RELEASE_MIN:
+        _run_unary(f32, f64, xp, op, n, p, seed)
     else:
-        f64 = FA_FWD_F64[kid]
-        if f64 == NULL:
-            return None
-        if n < GIL_RELEASE_MIN:
-            f64(<const double *>cnp.PyArray_DATA(a), <double *>cnp.PyArray_DATA(o), n, p, 0, 0)
-        else:
-            with nogil:
-                f64(<const double *>cnp.PyArray_DATA(a), <double *>cnp.PyArray_DATA(o), n, p, 0, 0)
+        with nogil:
+            _run_unary(f32, f64, xp, op, n, p, seed)
     return o
 
 
-def fast_backward(int kid, object g, object s, object out, tuple params):
-    """Serial backward of small plain arrays; None when the general path must run."""
+cdef object _fast_binary(bint train, int kid, object g, object s, object out, tuple params,
+                         uint64_t seed):
     cdef cnp.ndarray ga, sa, o
-    cdef int typenum, di
+    cdef int di = _fast_dtype(g, kid)
     cdef Py_ssize_t n
     cdef double p[MAX_PARAMS]
-    cdef fa_binary_f32 f32
-    cdef fa_binary_f64 f64
-    if not _fast_enabled or type(g) is not cnp.ndarray or not 0 <= kid < MAX_FAST_KERNELS:
+    cdef fa_binary_f32 f32 = NULL
+    cdef fa_binary_f64 f64 = NULL
+    if di < 0:
         return None
     ga = <cnp.ndarray>g
-    typenum = cnp.PyArray_TYPE(ga)
-    if typenum == cnp.NPY_FLOAT32:
-        di = 0
-    elif typenum == cnp.NPY_FLOAT64:
-        di = 1
-    else:
-        return None
-    n = cnp.PyArray_SIZE(ga)
-    if (n == 0 or n >= _fast_limit[1][di][kid] or not _plain(g, typenum)
-            or not _plain(s, typenum)):
+    if not _fast_size(ga, 1, di, kid) or not _plain(s, cnp.PyArray_TYPE(ga)):
         return None
     sa = <cnp.ndarray>s
     if not _same_shape(ga, sa) or _fast_params(params, p) < 0:
         return None
+    if di == 0:
+        f32 = FA_TBWD_F32[kid] if train else FA_BWD_F32[kid]
+        if f32 == NULL:
+            return None
+    else:
+        f64 = FA_TBWD_F64[kid] if train else FA_BWD_F64[kid]
+        if f64 == NULL:
+            return None
+    n = cnp.PyArray_SIZE(ga)
     res = _fast_out(ga, out, n * cnp.PyArray_ITEMSIZE(ga), s)
     if res is None:
         return None
     o = <cnp.ndarray>res
-    if di == 0:
-        f32 = FA_BWD_F32[kid]
-        if f32 == NULL:
-            return None
-        if n < GIL_RELEASE_MIN:
-            f32(<const float *>cnp.PyArray_DATA(ga), <const float *>cnp.PyArray_DATA(sa),
-                <float *>cnp.PyArray_DATA(o), n, p, 0, 0)
-        else:
-            with nogil:
-                f32(<const float *>cnp.PyArray_DATA(ga), <const float *>cnp.PyArray_DATA(sa),
-                    <float *>cnp.PyArray_DATA(o), n, p, 0, 0)
+    cdef const void *gp = cnp.PyArray_DATA(ga)
+    cdef const void *sp = cnp.PyArray_DATA(sa)
+    cdef void *op = cnp.PyArray_DATA(o)
+    if n < GIL_RELEASE_MIN:
+        _run_binary(f32, f64, gp, sp, op, n, p, seed)
     else:
-        f64 = FA_BWD_F64[kid]
-        if f64 == NULL:
-            return None
-        if n < GIL_RELEASE_MIN:
-            f64(<const double *>cnp.PyArray_DATA(ga), <const double *>cnp.PyArray_DATA(sa),
-                <double *>cnp.PyArray_DATA(o), n, p, 0, 0)
-        else:
-            with nogil:
-                f64(<const double *>cnp.PyArray_DATA(ga), <const double *>cnp.PyArray_DATA(sa),
-                    <double *>cnp.PyArray_DATA(o), n, p, 0, 0)
+        with nogil:
+            _run_binary(f32, f64, gp, sp, op, n, p, seed)
     return o
+
+
+def fast_forward(int kid, object x, object out, tuple params):
+    """Serial forward of a small plain array; None when the general path must run."""
+    return _fast_unary(False, kid, x, out, params, 0)
+
+
+def fast_backward(int kid, object g, object s, object out, tuple params):
+    """Serial backward of small plain arrays; None when the general path must run."""
+    return _fast_binary(False, kid, g, s, out, params, 0)
+
+
+def fast_train_forward(int kid, object x, object out, tuple params, uint64_t seed):
+    """Serial training-mode forward (rrelu) keyed by ``seed``; None: the general path."""
+    return _fast_unary(True, kid, x, out, params, seed)
+
+
+def fast_train_backward(int kid, object g, object s, object out, tuple params, uint64_t seed):
+    """Serial training-mode backward (rrelu) keyed by ``seed``; None: the general path."""
+    return _fast_binary(True, kid, g, s, out, params, seed)
+
+
+# -- rowwise entries (softmax, log_softmax) over the last axis
+
+cdef inline bint _last_axis(object axis, int nd) noexcept:
+    """``axis`` is a Python int naming the last axis of an array of ``nd >= 1`` dimensions."""
+    if type(axis) is not int:
+        return False
+    return axis == -1 or axis == nd - 1
+
+
+cdef inline void _run_rows(int kid, bint f32, const void *a, const void *b, void *out,
+                           Py_ssize_t rows, Py_ssize_t rowlen) noexcept nogil:
+    if b == NULL:
+        if f32:
+            FA_RFWD_F32[kid](<const float *>a, <float *>out, rows, rowlen, NULL)
+        else:
+            FA_RFWD_F64[kid](<const double *>a, <double *>out, rows, rowlen, NULL)
+    elif f32:
+        FA_RBWD_F32[kid](<const float *>a, <const float *>b, <float *>out, rows, rowlen, NULL)
+    else:
+        FA_RBWD_F64[kid](<const double *>a, <const double *>b, <double *>out, rows, rowlen, NULL)
+
+
+cdef object _fast_rows(int kid, object a_, object b_, object axis, object out):
+    """Forward (``b_`` None) or backward of a rowwise entry: all rows in one serial call."""
+    cdef cnp.ndarray a, b, o
+    cdef int nd, pass_ = 0 if b_ is None else 1
+    cdef int di = _fast_dtype(a_, kid)
+    cdef Py_ssize_t n, rowlen
+    cdef const void *bp = NULL
+    if di < 0 or FA_RFWD_F32[kid] == NULL:
+        return None
+    a = <cnp.ndarray>a_
+    nd = cnp.PyArray_NDIM(a)
+    if nd < 1 or not _fast_size(a, pass_, di, kid) or not _last_axis(axis, nd):
+        return None
+    if b_ is not None:
+        if not _plain(b_, cnp.PyArray_TYPE(a)) or not _same_shape(a, <cnp.ndarray>b_):
+            return None
+        b = <cnp.ndarray>b_
+        bp = cnp.PyArray_DATA(b)
+    n = cnp.PyArray_SIZE(a)
+    rowlen = cnp.PyArray_DIM(a, nd - 1)
+    res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), b_)
+    if res is None:
+        return None
+    o = <cnp.ndarray>res
+    cdef const void *ap = cnp.PyArray_DATA(a)
+    cdef void *op = cnp.PyArray_DATA(o)
+    if n < GIL_RELEASE_MIN:
+        _run_rows(kid, di == 0, ap, bp, op, n // rowlen, rowlen)
+    else:
+        with nogil:
+            _run_rows(kid, di == 0, ap, bp, op, n // rowlen, rowlen)
+    return o
+
+
+def fast_rowwise_forward(int kid, object x, object axis, object out):
+    """Serial rowwise forward along the last axis; None when the general path must run."""
+    return _fast_rows(kid, x, None, axis, out)
+
+
+def fast_rowwise_backward(int kid, object g, object s, object axis, object out):
+    """Serial rowwise backward along the last axis; None when the general path must run."""
+    if s is None:
+        return None
+    return _fast_rows(kid, g, s, axis, out)
+
+
+# -- per-channel entries (prelu)
+#
+# The general path (fastact._api.channel_forward/backward) hands the kernels
+# the weight rounded to the input's type, as doubles, and cuts the array into
+# units (_unit) grouped in blocks.  The forward is elementwise, so any
+# cutting gives its bits; the weight gradient is replayed here unit by unit
+# and block by block, with NumPy's reductions of the partial sums written
+# out: ``partial.sum(axis=0)`` over blocks and the sum over the tiled copies
+# of the weight are sequential when they have two or more columns, and a
+# single column (one weight) is taken here only with at most two blocks.
+
+cdef double *_fast_weight(object weight, cnp.ndarray a, bint f32, double *stack,
+                          Py_ssize_t *C) noexcept:
+    """The weight as doubles rounded to the input's type; NULL unless plain.
+
+    Plain: a Python float, or a native, aligned, C-contiguous float32/float64
+    array of at most one dimension holding 1 element or one per channel
+    (axis 1 of ``a``).  The memory is ``stack`` or from PyMem_Malloc.
+    """
+    cdef cnp.ndarray wa
+    cdef Py_ssize_t m, c
+    cdef int wt
+    cdef double *w
+    cdef double v
+    if type(weight) is float:
+        v = <double>weight
+        stack[0] = <double>(<float>v) if f32 else v
+        C[0] = 1
+        return stack
+    if type(weight) is not cnp.ndarray:
+        return NULL
+    wa = <cnp.ndarray>weight
+    wt = cnp.PyArray_TYPE(wa)
+    if ((wt != cnp.NPY_FLOAT32 and wt != cnp.NPY_FLOAT64) or cnp.PyArray_NDIM(wa) > 1
+            or not cnp.PyArray_IS_C_CONTIGUOUS(wa) or not cnp.PyArray_ISALIGNED(wa)
+            or not cnp.PyArray_ISNOTSWAPPED(wa)):
+        return NULL
+    m = cnp.PyArray_SIZE(wa)
+    if m != 1 and (cnp.PyArray_NDIM(a) < 2 or cnp.PyArray_DIM(a, 1) != m):
+        return NULL
+    w = stack if m <= FAST_STACK_W else <double *>PyMem_Malloc(m * sizeof(double))
+    if w == NULL:
+        return NULL
+    if wt == cnp.NPY_FLOAT32:
+        for c in range(m):
+            w[c] = <double>(<const float *>cnp.PyArray_DATA(wa))[c]
+    elif f32:
+        for c in range(m):
+            w[c] = <double>(<float>(<const double *>cnp.PyArray_DATA(wa))[c])
+    else:
+        for c in range(m):
+            w[c] = (<const double *>cnp.PyArray_DATA(wa))[c]
+    C[0] = m
+    return w
+
+
+cdef void _fast_channel_fwd(int kid, bint f32, const char *xp, char *op, Py_ssize_t isz,
+                            Py_ssize_t n, Py_ssize_t outer, Py_ssize_t C,
+                            const double *w) noexcept nogil:
+    cdef Py_ssize_t inner, r, off
+    if C == 1:
+        if f32:
+            FA_FWD_F32[kid](<const float *>xp, <float *>op, n, w, 0, 0)
+        else:
+            FA_FWD_F64[kid](<const double *>xp, <double *>op, n, w, 0, 0)
+        return
+    inner = n // (outer * C)
+    if inner == 1:
+        for r in range(outer):
+            off = r * C * isz
+            if f32:
+                FA_FWDV_F32[kid](<const float *>(xp + off), <float *>(op + off), C, w, 0, 0)
+            else:
+                FA_FWDV_F64[kid](<const double *>(xp + off), <double *>(op + off), C, w, 0, 0)
+        return
+    for r in range(outer * C):
+        off = r * inner * isz
+        if f32:
+            FA_FWD_F32[kid](<const float *>(xp + off), <float *>(op + off), inner, w + r % C, 0, 0)
+        else:
+            FA_FWD_F64[kid](<const double *>(xp + off), <double *>(op + off), inner, w + r % C,
+                            0, 0)
+
+
+cdef void _fast_channel_part(int kid, bint f32, const char *gp, const char *sp, char *op,
+                             Py_ssize_t isz, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                             const double *w, double *blk, double *psum) noexcept nogil:
+    """channel_backward(..., outer, C, inner) on one thread: grad-input into ``op``
+    and ``psum`` = its partial sums reduced over the blocks, in block order."""
+    cdef bint vector = inner == 1
+    cdef Py_ssize_t rows, rowlen, segs, units, nblocks, b, u, c, off
+    cdef Unit t
+    _channel_geometry(outer, C, inner, &rows, &rowlen, &segs)
+    units = rows * segs
+    nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
+    memset(psum, 0, C * sizeof(double))
+    for b in range(nblocks):
+        memset(blk, 0, C * sizeof(double))
+        for u in range(b * units // nblocks, (b + 1) * units // nblocks):
+            t = _unit(u, segs, rowlen, C, vector, w)
+            off = t.off * isz
+            # the parameter gradient first: out may be g itself
+            if f32:
+                (FA_PGRADV_F32 if vector else FA_PGRAD_F32)[kid](
+                    <const float *>(gp + off), <const float *>(sp + off), t.n, t.p, blk + t.acc)
+                (FA_BWDV_F32 if vector else FA_BWD_F32)[kid](
+                    <const float *>(gp + off), <const float *>(sp + off), <float *>(op + off),
+                    t.n, t.p, 0, 0)
+            else:
+                (FA_PGRADV_F64 if vector else FA_PGRAD_F64)[kid](
+                    <const double *>(gp + off), <const double *>(sp + off), t.n, t.p,
+                    blk + t.acc)
+                (FA_BWDV_F64 if vector else FA_BWD_F64)[kid](
+                    <const double *>(gp + off), <const double *>(sp + off),
+                    <double *>(op + off), t.n, t.p, 0, 0)
+        for c in range(C):
+            psum[c] += blk[c]
+
+
+cdef void _fast_channel_bwd(int kid, bint f32, const char *gp, const char *sp, char *op,
+                            Py_ssize_t isz, Py_ssize_t n, Py_ssize_t outer, Py_ssize_t C,
+                            const double *w, double *buf, double *gw) noexcept nogil:
+    """fastact._api.channel_backward's parts, serial.  ``buf``: 3 * max(C, ROW_RUN) doubles."""
+    cdef Py_ssize_t inner, run, bulk, width, f, c, k
+    cdef Py_ssize_t most = C if C > ROW_RUN else ROW_RUN
+    cdef double *blk = buf
+    cdef double *psum = buf + most
+    cdef double *tiled = buf + 2 * most
+    if C == 1:
+        _fast_channel_part(kid, f32, gp, sp, op, isz, 1, 1, n, w, blk, psum)
+        gw[0] = psum[0]
+        return
+    inner = n // (outer * C)
+    if inner != 1 or outer < 2 or C >= ROW_RUN:
+        _fast_channel_part(kid, f32, gp, sp, op, isz, outer, C, inner, w, blk, psum)
+        for c in range(C):
+            gw[c] = psum[c]
+        return
+    # (N, C): runs of ``run`` rows share a tiled weight; their sums are folded
+    run = outer if outer < ROW_RUN // C else ROW_RUN // C
+    bulk = (outer // run) * run
+    width = run * C
+    for k in range(width):
+        tiled[k] = w[k % C]
+    _fast_channel_part(kid, f32, gp, sp, op, isz, bulk // run, width, 1, tiled, blk, psum)
+    for c in range(C):
+        gw[c] = 0.0
+    for f in range(run):
+        for c in range(C):
+            gw[c] += psum[f * C + c]
+    if bulk < outer:
+        k = bulk * C * isz
+        _fast_channel_part(kid, f32, gp + k, sp + k, op + k, isz, outer - bulk, C, 1, w,
+                           blk, psum)
+        for c in range(C):
+            gw[c] += psum[c]
+
+
+cdef inline bint _fast_channel_kernels(int kid, bint backward) noexcept:
+    if backward:
+        return (FA_PGRAD_F32[kid] != NULL and FA_PGRADV_F32[kid] != NULL
+                and FA_BWD_F32[kid] != NULL and FA_BWDV_F32[kid] != NULL)
+    return FA_FWD_F32[kid] != NULL and FA_FWDV_F32[kid] != NULL
+
+
+def fast_channel_forward(int kid, object x, object weight, object out):
+    """Serial forward of a per-channel entry (prelu); None when the general path must run."""
+    cdef cnp.ndarray a, o
+    cdef int di = _fast_dtype(x, kid)
+    cdef Py_ssize_t n, C = 1, outer
+    cdef double stack[FAST_STACK_W]
+    cdef double *w
+    if di < 0 or not _fast_channel_kernels(kid, False):
+        return None
+    a = <cnp.ndarray>x
+    if not _fast_size(a, 0, di, kid):
+        return None
+    w = _fast_weight(weight, a, di == 0, stack, &C)
+    if w == NULL:
+        return None
+    try:
+        n = cnp.PyArray_SIZE(a)
+        res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), None)
+        if res is None:
+            return None
+        o = <cnp.ndarray>res
+        outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
+        with nogil:
+            _fast_channel_fwd(kid, di == 0, <const char *>cnp.PyArray_DATA(a),
+                              <char *>cnp.PyArray_DATA(o), cnp.PyArray_ITEMSIZE(a), n, outer,
+                              C, w)
+        return o
+    finally:
+        if w != stack:
+            PyMem_Free(w)
+
+
+def fast_channel_backward(int kid, object g, object s, object weight, object out):
+    """Serial backward of a per-channel entry: ``(grad_input, grad_weight)``, or None."""
+    cdef cnp.ndarray ga, sa, o, gwa
+    cdef int di = _fast_dtype(g, kid)
+    cdef Py_ssize_t n, C = 1, outer, c, most
+    cdef double stack[FAST_STACK_W]
+    cdef double *w
+    cdef double *buf = NULL
+    cdef double *gw
+    cdef cnp.npy_intp wdim[1]
+    if di < 0 or not _fast_channel_kernels(kid, True):
+        return None
+    ga = <cnp.ndarray>g
+    if not _fast_size(ga, 1, di, kid) or not _plain(s, cnp.PyArray_TYPE(ga)):
+        return None
+    sa = <cnp.ndarray>s
+    if not _same_shape(ga, sa):
+        return None
+    n = cnp.PyArray_SIZE(ga)
+    w = _fast_weight(weight, ga, di == 0, stack, &C)
+    if w == NULL:
+        return None
+    try:
+        if C == 1 and n > 2 * SEGMENT:
+            return None  # three or more blocks of one column: NumPy's pairwise sum
+        res = _fast_out(ga, out, n * cnp.PyArray_ITEMSIZE(ga), s)
+        if res is None:
+            return None
+        o = <cnp.ndarray>res
+        if type(weight) is float:
+            gwa = cnp.PyArray_EMPTY(0, wdim, cnp.PyArray_TYPE(ga), 0)
+        else:
+            gwa = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>weight),
+                                    cnp.PyArray_DIMS(<cnp.ndarray>weight),
+                                    cnp.PyArray_TYPE(ga), 0)
+        most = C if C > ROW_RUN else ROW_RUN
+        buf = <double *>PyMem_Malloc((3 * most + C) * sizeof(double))
+        if buf == NULL:
+            return None
+        gw = buf + 3 * most
+        outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
+        with nogil:
+            _fast_channel_bwd(kid, di == 0, <const char *>cnp.PyArray_DATA(ga),
+                              <const char *>cnp.PyArray_DATA(sa), <char *>cnp.PyArray_DATA(o),
+                              cnp.PyArray_ITEMSIZE(ga), n, outer, C, w, buf, gw)
+        if di == 0:
+            for c in range(C):
+                (<float *>cnp.PyArray_DATA(gwa))[c] = <float>gw[c]
+        else:
+            for c in range(C):
+                (<double *>cnp.PyArray_DATA(gwa))[c] = gw[c]
+        return o, gwa
+    finally:
+        if w != stack:
+            PyMem_Free(w)
+        PyMem_Free(buf)
 
 
 def max_threads():

@@ -1,0 +1,492 @@
+"""The compiled fast path of small calls: the general path's bits, its errors, its limits.
+
+Each case is run twice, once through the fast path (the general path patched
+to fail) and once through the general path (the fast path switched off with
+``_kernels.set_fast_enabled(False)``), and the results are compared bit for
+bit: rrelu in eval and training mode, gelu's string option, prelu with every
+kind of weight and layout (the weight gradient's summation order included),
+softmax and log_softmax along the last axis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import _api, _config, _dispatch
+from tests.conftest import BACKENDS, TEST_SERIAL_BELOW
+
+pytestmark = pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+
+if "cython" in BACKENDS:
+    from fastact._backends.cython import _kernels
+
+GENERAL = (
+    "forward",
+    "backward",
+    "channel_forward",
+    "channel_backward",
+    "rowwise_forward",
+    "rowwise_backward",
+)
+DTYPES = [np.float32, np.float64]
+
+
+def kid(name: str) -> int:
+    return fastact.activations().index(name)
+
+
+@contextlib.contextmanager
+def general_only():
+    _kernels.set_fast_enabled(False)
+    try:
+        yield
+    finally:
+        _config._refresh_fast_path()
+
+
+@contextlib.contextmanager
+def fast_only():
+    def fail(*args, **kwargs):
+        raise AssertionError("the general path ran")
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in GENERAL:
+            mp.setattr(_api, name, fail)
+        yield
+
+
+@contextlib.contextmanager
+def spy():
+    """Names of the general-path functions called inside the block."""
+    calls: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        for name in GENERAL:
+            real = getattr(_api, name)
+
+            def wrapper(*args, _real=real, _name=name, **kwargs):
+                calls.append(_name)
+                return _real(*args, **kwargs)
+
+            mp.setattr(_api, name, wrapper)
+        yield calls
+
+
+@contextlib.contextmanager
+def fast_limit(name: str, limit: int):
+    """Raise the fast path's size limit of ``name`` (both passes and dtypes)."""
+    for p in range(2):
+        for d in range(2):
+            _kernels.set_fast_limit(p, d, kid(name), limit)
+    try:
+        yield
+    finally:
+        _dispatch.load_profile()
+
+
+def bits(a) -> tuple:
+    a = np.asarray(a)
+    return a.shape, a.dtype, a.tobytes()
+
+
+def same(fast, general) -> None:
+    if isinstance(general, tuple):
+        assert isinstance(fast, tuple) and len(fast) == len(general)
+        for f, g in zip(fast, general):
+            same(f, g)
+        return
+    assert type(fast) is type(general)
+    assert bits(fast) == bits(general), (fast, general)
+
+
+def both(fn, *args, **kwargs):
+    """(fast, general) results of ``fn`` on fresh copies of the array arguments."""
+    res = []
+    for ctx in (fast_only, general_only):
+        a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+        kw = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        with ctx():
+            res.append(fn(*a, **kw))
+    return res
+
+
+def data(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 3, shape).astype(dtype)
+    flat = x.reshape(-1)
+    specials = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-310]
+    flat[: min(len(specials), flat.size)] = specials[: flat.size]
+    return x
+
+
+# --- elementwise: rrelu (eval and training), gelu's option -----------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(), (1,), (1000,), (7, 13), (2, 3, 4, 5)])
+@pytest.mark.parametrize("seed", [None, 0, 12345, 2**63, 2**64 - 1])
+def test_rrelu_eval(dtype, shape, seed):
+    x = data(shape, dtype)
+    g = data(shape, dtype, seed=1)
+    same(*both(fastact.rrelu, x, training=False, seed=seed))
+    same(*both(fastact.rrelu, x, 0.1, 0.3, seed=seed))
+    y = fastact.rrelu(x)
+    same(*both(fastact.rrelu_backward, g, y, seed=seed))
+    same(*both(fastact.rrelu_backward, g, y, 0.0, 0.5, training=False, seed=seed))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(), (3,), (1000,), (7, 13), (2, 3, 4, 5)])
+@pytest.mark.parametrize("seed", [0, 1, 42, 2**63 - 1, 2**63, 2**64 - 1])
+def test_rrelu_training_with_a_seed(dtype, shape, seed):
+    x = data(shape, dtype)
+    g = data(shape, dtype, seed=1)
+    fwd = both(fastact.rrelu, x, 0.1, 0.6, training=True, seed=seed)
+    same(*fwd)
+    same(*both(fastact.rrelu_backward, g, fwd[0], 0.1, 0.6, training=True, seed=seed))
+
+
+def test_rrelu_training_slopes_follow_the_c_order_index():
+    """The fast path keys the slopes by the flat C-order index, as the general path."""
+    x = -np.abs(data((40, 50), np.float64)) - 1.0
+    with fast_only():
+        small = fastact.rrelu(x, training=True, seed=9)
+    big = np.concatenate([x.reshape(-1), -np.ones(TEST_SERIAL_BELOW)])
+    with spy() as calls:
+        ref = fastact.rrelu(big, training=True, seed=9)  # general path, parallel
+    assert calls == ["forward"]
+    np.testing.assert_array_equal(small.reshape(-1), ref[: x.size])
+
+
+def test_rrelu_training_without_a_seed_takes_the_general_path():
+    x = -np.ones(10)
+    with spy() as calls:
+        a = fastact.rrelu(x, training=True)
+    assert calls == ["forward"]
+    assert (a < 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("shape", [(), (5,), (1000,), (31, 17)])
+def test_gelu_option(dtype, approximate, shape):
+    x = data(shape, dtype)
+    g = data(shape, dtype, seed=1)
+    same(*both(fastact.gelu, x, approximate))
+    same(*both(fastact.gelu, x, approximate=approximate))
+    same(*both(fastact.gelu_backward, g, x, approximate))
+    if approximate == "none":
+        same(*both(fastact.gelu, x))
+
+
+# --- rowwise: softmax, log_softmax along the last axis ---------------------
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (1000,), (3, 1), (10, 100), (4, 5, 50), (2, 1, 7, 9)])
+def test_rowwise_last_axis(name, dtype, shape):
+    fwd, bwd = getattr(fastact, name), getattr(fastact, f"{name}_backward")
+    x = data(shape, dtype)
+    x[..., -1] = 2.0  # a row of one special value would be all NaN
+    g = data(shape, dtype, seed=1)
+    for axis in (-1, len(shape) - 1):
+        same(*both(fwd, x, axis))
+        same(*both(fwd, x, axis=axis))
+        y = fwd(x, axis)
+        same(*both(bwd, g, y, axis))
+    same(*both(fwd, x))
+    x = np.abs(x)  # no NaN rows: every element finite
+    y = fwd(x)
+    same(*both(bwd, g, y))
+
+
+def test_rowwise_other_axes_take_the_general_path():
+    x = data((6, 7), np.float32)
+    for axis in (0, -2):
+        with spy() as calls:
+            fastact.softmax(x, axis)
+        assert calls == ["rowwise_forward"]
+    with spy() as calls:
+        fastact.softmax(x, np.int64(-1))  # not a Python int
+        fastact.log_softmax(np.float32(2.0))
+    assert calls == ["rowwise_forward"] * 2
+
+
+# --- per-channel: prelu ------------------------------------------------------
+
+PRELU_CASES = [
+    # (shape, weight kind): "float" a Python float; "1" one element; "C" one per channel
+    ((), "float"),
+    ((1,), "1"),
+    ((1000,), "float"),
+    ((1000,), "1"),
+    ((9,), "0d"),
+    ((4, 1, 10), "1"),
+    ((3, 4, 37), "C"),
+    ((3, 4, 37), "1"),
+    ((2, 3, 5, 7), "C"),
+    ((50, 4), "C"),
+    ((1, 6), "C"),
+    ((7, 5, 1), "C"),
+    ((1000, 3), "C"),  # runs of 1365 rows share a tiled weight: no full run
+    ((200, 37), "C"),  # two full runs of 110 rows and a tail
+    ((66, 2, 3), "C"),  # 132 units: 64 blocks of two or three
+]
+
+
+def _weight(kind, shape, wdtype, rng):
+    if kind == "float":
+        return float(rng.uniform(-0.5, 0.9))
+    if kind == "0d":
+        return np.asarray(rng.uniform(-0.5, 0.9), wdtype)
+    c = 1 if kind == "1" else shape[1]
+    return rng.uniform(-0.5, 0.9, c).astype(wdtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("wdtype", DTYPES)
+@pytest.mark.parametrize("shape, kind", PRELU_CASES)
+def test_prelu(dtype, wdtype, shape, kind):
+    rng = np.random.default_rng(len(shape))
+    x = data(shape, dtype)
+    g = data(shape, dtype, seed=1)
+    w = _weight(kind, shape, wdtype, rng)
+    same(*both(fastact.prelu, x, w))
+    fast, general = both(fastact.prelu_backward, g, x, w)
+    same(fast, general)
+    assert fast[1].shape == np.shape(w) and fast[1].dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shape, kind",
+    [
+        ((16384,), "1"),
+        ((16385,), "float"),  # two segments, two blocks
+        ((32768,), "1"),
+        ((5000, 3), "C"),  # three full runs and a tail
+        ((2, 4100), "C"),  # C >= ROW_RUN: one row per unit
+        ((2, 17000), "C"),  # rows of two segments
+        ((3, 3, 17000), "C"),
+        ((70, 2, 200), "C"),  # 140 units
+    ],
+)
+def test_prelu_above_the_default_limit(dtype, shape, kind):
+    rng = np.random.default_rng(3)
+    x = data(shape, dtype)
+    g = data(shape, dtype, seed=1)
+    w = _weight(kind, shape, dtype, rng)
+    with fast_limit("prelu", 10**6):
+        same(*both(fastact.prelu, x, w))
+        same(*both(fastact.prelu_backward, g, x, w))
+
+
+def test_prelu_one_weight_over_two_blocks_takes_the_general_path():
+    """Three or more partial sums of one column are reduced by NumPy's pairwise sum."""
+    x = data((32769,), np.float64)
+    with fast_limit("prelu", 10**6), spy() as calls:
+        fastact.prelu_backward(x, x, 0.25)
+        fastact.prelu(x, 0.25)  # the forward has no reduction
+    assert calls == ["channel_backward"]
+
+
+@pytest.mark.parametrize(
+    "weight",
+    [
+        np.full(4, 0.25, np.float16),
+        np.full(4, 1, np.int64),
+        np.full(8, 0.25)[::2],  # strided
+        np.full(4, 0.25).astype(">f8"),  # byte-swapped
+        np.full((4, 1), 0.25),
+        [0.25] * 4,
+        np.float64(0.25),
+        1,
+    ],
+    ids=["float16", "int", "strided", "swapped", "2d", "list", "npscalar", "int-scalar"],
+)
+def test_prelu_unusual_weights_take_the_general_path(weight):
+    x = data((3, 4, 5), np.float32)
+    with spy() as calls:
+        try:
+            y = fastact.prelu(x, weight)
+            gx, gw = fastact.prelu_backward(x, x, weight)
+        except ValueError:
+            assert np.ndim(weight) == 2
+            y = None
+    assert calls[:1] == ["channel_forward"]
+    if y is not None:
+        assert calls == ["channel_forward", "channel_backward"]
+        with general_only():
+            same(y, fastact.prelu(x, weight))
+            same((gx, gw), fastact.prelu_backward(x, x, weight))
+
+
+# --- out= --------------------------------------------------------------------
+
+
+def _cases(dtype):
+    """(name, forward, backward) with arrays of one shape: (fn, args) pairs."""
+    x = data((6, 4, 5), dtype)
+    x[..., -1] = 1.0
+    g = data((6, 4, 5), dtype, seed=1)
+    w = np.linspace(-0.5, 0.5, 4).astype(dtype)
+    return x, g, [
+        ("rrelu", lambda x, out: fastact.rrelu(x, out=out),
+         lambda g, s, out: fastact.rrelu_backward(g, s, out=out)),
+        ("rrelu-train", lambda x, out: fastact.rrelu(x, training=True, seed=5, out=out),
+         lambda g, s, out: fastact.rrelu_backward(g, s, training=True, seed=5, out=out)),
+        ("gelu", lambda x, out: fastact.gelu(x, "tanh", out=out),
+         lambda g, s, out: fastact.gelu_backward(g, s, "tanh", out=out)),
+        ("softmax", lambda x, out: fastact.softmax(x, out=out),
+         lambda g, s, out: fastact.softmax_backward(g, s, out=out)),
+        ("log_softmax", lambda x, out: fastact.log_softmax(x, out=out),
+         lambda g, s, out: fastact.log_softmax_backward(g, s, out=out)),
+        ("prelu", lambda x, out: fastact.prelu(x, w, out=out),
+         lambda g, s, out: fastact.prelu_backward(g, s, w, out=out)[0]),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_in_place_disjoint_and_overlapping(dtype):
+    x, g, cases = _cases(dtype)
+    for name, fwd, bwd in cases:
+        with general_only():
+            want_y = fwd(x.copy(), None)
+            want_g = bwd(g.copy(), want_y.copy(), None)
+        # in place, into a disjoint array
+        with fast_only():
+            a = x.copy()
+            assert fwd(a, a) is a
+            same(a, want_y)
+            o = np.empty_like(x)
+            assert fwd(x.copy(), o) is o
+            same(o, want_y)
+            a, s = g.copy(), want_y.copy()
+            assert bwd(a, s, a) is a
+            same(a, want_g)
+            a, s = g.copy(), want_y.copy()
+            assert bwd(a, s, s) is s
+            same(s, want_g)
+        # partially overlapping out: the general path copies
+        buf = np.empty(x.size + 1, dtype)
+        buf[1:] = x.reshape(-1)
+        with spy() as calls:
+            r = fwd(buf[1:].reshape(x.shape), buf[:-1].reshape(x.shape))
+        assert len(calls) == 1, name
+        same(r, want_y)
+
+
+# --- validation: the general path's errors, nothing written ------------------
+
+BAD = [
+    (lambda x, o: fastact.prelu(x, np.ones(2, x.dtype), out=o), ValueError, "weight has 2"),
+    (lambda x, o: fastact.prelu(x, np.ones((3, 1), x.dtype), out=o), ValueError, "0-d or 1-d"),
+    (lambda x, o: fastact.prelu(x, np.array(["a"] * 3), out=o), TypeError, "weight must be"),
+    (lambda x, o: fastact.prelu(x.reshape(-1), np.ones(3, x.dtype), out=o.reshape(-1)),
+     ValueError, "expected 1 or 1"),
+    (lambda x, o: fastact.prelu_backward(x, x[:1], 0.25, out=o), ValueError, "saved has shape"),
+    (lambda x, o: fastact.prelu_backward(x, x, np.ones(4, x.dtype), out=o), ValueError,
+     "weight has 4"),
+    (lambda x, o: fastact.rrelu(x, training=True, seed=-1, out=o), ValueError, "seed must be in"),
+    (lambda x, o: fastact.rrelu(x, training=True, seed=2**64, out=o), ValueError, "seed must be"),
+    (lambda x, o: fastact.rrelu(x, training=True, seed=1.5, out=o), TypeError, "seed must be"),
+    (lambda x, o: fastact.rrelu(x, seed=1.5, out=o), TypeError, "seed must be an integer"),
+    (lambda x, o: fastact.rrelu(x, seed=True, out=o), TypeError, "seed must be an integer"),
+    (lambda x, o: fastact.rrelu(x, 0.5, 0.1, training=True, seed=1, out=o), ValueError,
+     "lower must be <= upper"),
+    (lambda x, o: fastact.rrelu(x, "0.1", out=o), TypeError, "lower must be a real number"),
+    (lambda x, o: fastact.rrelu_backward(x, x, training=True, out=o), ValueError, "needs the seed"),
+    (lambda x, o: fastact.rrelu_backward(x, x, -0.1, 0.2, seed=3, out=o), ValueError,
+     "lower must be >= 0"),
+    (lambda x, o: fastact.gelu(x, "exact", out=o), ValueError, "approximate must be 'none'"),
+    (lambda x, o: fastact.gelu(x, 1.0, out=o), ValueError, "approximate must be"),
+    (lambda x, o: fastact.gelu(x, ["tanh"], out=o), ValueError, "approximate must be"),
+    (lambda x, o: fastact.gelu_backward(x, x, "Tanh", out=o), ValueError, "approximate must be"),
+    (lambda x, o: fastact.softmax(x, 1.5, out=o), TypeError, "axis must be an integer"),
+    (lambda x, o: fastact.softmax(x, True, out=o), TypeError, "axis must be an integer"),
+    (lambda x, o: fastact.softmax(x, 3, out=o), ValueError, "out of bounds"),
+    (lambda x, o: fastact.log_softmax_backward(x, x[:1], out=o), ValueError, "saved has shape"),
+    (lambda x, o: fastact.softmax(x, out=o.astype(np.float16)), TypeError, "out has dtype"),
+    (lambda x, o: fastact.prelu(x, 0.25, out=o[:1]), ValueError, "out has shape"),
+    (lambda x, o: fastact.rrelu(x, out=list(o)), TypeError, "out must be a numpy.ndarray"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", range(len(BAD)))
+def test_errors_name_the_argument_and_write_nothing(dtype, case):
+    call, exc, match = BAD[case]
+    x = data((2, 3, 4), dtype)
+    out = np.full(x.shape, 7, dtype)
+    with pytest.raises(exc, match=match):
+        call(x, out)
+    assert (out == 7).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_read_only_out(dtype):
+    x = data((2, 3, 4), dtype)
+    ro = np.full(x.shape, 7, dtype)
+    ro.flags.writeable = False
+    for call in (
+        lambda: fastact.prelu(x, 0.25, out=ro),
+        lambda: fastact.prelu_backward(x, x, np.ones(3, dtype), out=ro),
+        lambda: fastact.rrelu(x, training=True, seed=1, out=ro),
+        lambda: fastact.gelu(x, "tanh", out=ro),
+        lambda: fastact.softmax_backward(x, x, out=ro),
+    ):
+        with pytest.raises(ValueError, match="read-only"):
+            call()
+    assert (ro == 7).all()
+
+
+# --- the serial size limit ---------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_not_taken_from_the_serial_limit(dtype):
+    di = DTYPES.index(dtype)
+    calls_of = {
+        "prelu": (
+            lambda x: fastact.prelu(x, 0.25),
+            lambda x: fastact.prelu_backward(x, x, 0.25),
+        ),
+        "rrelu": (
+            lambda x: fastact.rrelu(x, training=True, seed=3),
+            lambda x: fastact.rrelu_backward(x, x, training=True, seed=3),
+        ),
+        "gelu": (lambda x: fastact.gelu(x, "tanh"), lambda x: fastact.gelu_backward(x, x, "tanh")),
+        "softmax": (lambda x: fastact.softmax(x), lambda x: fastact.softmax_backward(x, x)),
+    }
+    for name, (fwd, bwd) in calls_of.items():
+        for p, fn in enumerate((fwd, bwd)):
+            limit = _kernels.get_fast_limit(p, di, kid(name))
+            assert limit == TEST_SERIAL_BELOW
+            x = np.abs(data((limit - 1,), dtype))
+            with spy() as calls:
+                fn(x)
+            assert calls == [], name
+            x = np.abs(data((limit,), dtype))
+            with spy() as calls:
+                fn(x)
+            assert len(calls) == 1, name
+
+
+def test_fast_path_off_for_another_backend():
+    x = data((10,), np.float32)
+    with fastact.config(backend="numpy"), spy() as calls:
+        fastact.prelu(x, 0.25)
+        fastact.softmax(x)
+        fastact.gelu(x, "tanh")
+        fastact.rrelu(x, training=True, seed=1)
+    assert calls == ["channel_forward", "rowwise_forward", "forward", "forward"]
+
+
+def test_explain_mentions_the_fast_path():
+    for name in ("prelu", "rrelu", "softmax", "gelu"):
+        ex = fastact.explain(name, np.ones(100, np.float32))
+        assert any("fast path" in r for r in ex.reasons), name
