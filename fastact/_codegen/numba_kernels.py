@@ -31,6 +31,11 @@ Kernel signatures, C ABI (T: float or double; every index int64):
 * rowwise ``k(T *x, T *out, double *p, rowlen, r0, r1)`` and
   ``k(T *g, T *s, T *out, double *p, rowlen, r0, r1)`` (rows ``r0..r1-1``)
 
+The in-place twins (``fwd_ip``, ``bwd_ip``... see ``INPLACE``) have the
+signature of their kind, ignore ``out`` and write ``x`` (unary) or ``g``
+(binary): the backend calls them when ``out`` is that very buffer, so that
+the loop has one pointer and vectorizes.
+
 Parameter ``j`` (table order) is ``p[poff + j]``; in the "vector" forms of a
 per-channel entry (prelu on ``(N, C)``) the channel parameter of element
 ``k`` is ``p[poff + k - start]``.  ``i`` (the flat index of rrelu's
@@ -54,7 +59,13 @@ UNARY = ("fwd", "tfwd", "fwdv")
 BINARY = ("bwd", "tbwd", "bwdv")
 PGRAD = ("pgrad", "pgradv")
 ROWWISE = ("rfwd", "rbwd")
-KINDS = UNARY + BINARY + PGRAD + ROWWISE
+# In-place twins of the elementwise kinds (``<kind>_ip``): same signature, but
+# they read and write one buffer (x for the unary kinds, g for the binary
+# ones) and never touch ``out``, which the caller passes equal to it.  With
+# two equal pointers LLVM's runtime alias check fails and the loop runs
+# scalar; with one pointer it vectorizes.
+INPLACE = {kind: f"{kind}_ip" for kind in UNARY + BINARY}
+KINDS = UNARY + BINARY + PGRAD + ROWWISE + tuple(INPLACE.values())
 
 # Same constants as the Cython driver (_kernels.pyx).
 MIN_CHUNK = 4096
@@ -290,6 +301,11 @@ def formula(entry: Activation, kind: str) -> str | None:
         return entry.forward if kind == "rfwd" else entry.backward
     if is_rowwise(entry):
         return None
+    if kind.endswith("_ip"):
+        base = kind[: -len("_ip")]
+        if INPLACE.get(base) != kind:
+            raise ValueError(f"unknown kernel kind {kind!r}")
+        return formula(entry, base)
     if kind in ("fwd", "fwdv"):
         return entry.forward if (kind == "fwd" or entry.channel_param) else None
     if kind in ("bwd", "bwdv"):
@@ -350,10 +366,14 @@ def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) 
     """Source of kernel ``_fa_<kind>`` computing the Python expression ``body``.
 
     ``uses`` are the dialect variables the body reads (``x``, ``y``, ``g``,
-    ``i``, ``seed``...), so that only those are loaded.
+    ``i``, ``seed``...), so that only those are loaded.  An in-place kind
+    (``fwd_ip``, ``bwd_ip``...) has its base kind's signature but stores into
+    the buffer it reads (``x``, or ``g`` for the binary kinds), not ``out``.
     """
-    vector = kind.endswith("v")
-    _check_vector(entry, kind)
+    inplace = kind.endswith("_ip")
+    base = kind[: -len("_ip")] if inplace else kind
+    vector = base.endswith("v")
+    _check_vector(entry, base)
     cp = entry.channel_param
     per_elem = [f"        {cp} = T(_fa_p[_fa_poff + _fa_k - _fa_start])"] if vector else []
     if "i" in uses:
@@ -361,30 +381,32 @@ def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) 
     head: list[str] = []
     if "seed" in uses:
         head.append("    seed = _fa_seed")
-    if kind in UNARY:
+    if base in UNARY:
         args = "_fa_x, _fa_out, _fa_p, _fa_poff, _fa_seed, _fa_start, _fa_stop"
         loads = ["        x = _fa_x[_fa_k]"]
-    elif kind in BINARY or kind in PGRAD:
+        target = "_fa_x" if inplace else "_fa_out"
+    elif base in BINARY or base in PGRAD:
         saved = _saved_name(entry)
         loads = ["        g = _fa_g[_fa_k]", f"        {saved} = _fa_s[_fa_k]"]
-        if kind in BINARY:
+        target = "_fa_g" if inplace else "_fa_out"
+        if base in BINARY:
             args = "_fa_g, _fa_s, _fa_out, _fa_p, _fa_poff, _fa_seed, _fa_start, _fa_stop"
         else:
             args = "_fa_g, _fa_s, _fa_p, _fa_poff, _fa_acc, _fa_aoff, _fa_start, _fa_stop"
     else:  # pragma: no cover - guarded by the callers
         raise ValueError(kind)
     lines = [f"def _fa_{kind}({args}):", *head, *_param_lines(entry, vector, "    ")]
-    if kind == "pgrad":
+    if base == "pgrad":
         lines.append("    _fa_total = np.float64(0.0)")
     lines.append("    for _fa_k in range(_fa_start, _fa_stop):")
     lines += loads + per_elem
-    if kind == "pgrad":
+    if base == "pgrad":
         lines.append(f"        _fa_total += np.float64({body})")
         lines.append("    _fa_acc[_fa_aoff] += _fa_total")
-    elif kind == "pgradv":
+    elif base == "pgradv":
         lines.append(f"        _fa_acc[_fa_aoff + _fa_k - _fa_start] += np.float64({body})")
     else:
-        lines.append(f"        _fa_out[_fa_k] = {body}")
+        lines.append(f"        {target}[_fa_k] = {body}")
     return "\n".join(lines)
 
 
@@ -474,6 +496,9 @@ def entry_module(entry: Activation, sfx: str, helpers: tuple) -> str:
     return "\n\n\n".join(parts) + "\n"
 
 
+USER_KINDS = ("fwd", "bwd", "fwd_ip", "bwd_ip")
+
+
 def user_module(entry: Activation, sfx: str) -> str:
     """Kernels of a user-registered entry: they call ``_fa_user_forward``/``_fa_user_backward``.
 
@@ -485,8 +510,10 @@ def user_module(entry: Activation, sfx: str) -> str:
     parts = [HEADER.format(what=f"user activation {entry.name}, {DTYPES[sfx]}", dtype=DTYPES[sfx])]
     fwd = f"T(_fa_user_forward(x{sep}{params}))"
     bwd = f"T(_fa_user_backward(g, {saved}{sep}{params}))"
-    parts.append(elementwise_kernel(entry, "fwd", fwd, {"x"}))
-    parts.append(elementwise_kernel(entry, "bwd", bwd, {"g", saved}))
+    for kind in USER_KINDS:
+        base = kind.removesuffix("_ip")
+        body, uses = (fwd, {"x"}) if base == "fwd" else (bwd, {"g", saved})
+        parts.append(elementwise_kernel(entry, kind, body, uses))
     return "\n\n\n".join(parts) + "\n"
 
 

@@ -467,3 +467,196 @@ def test_bit_intrinsics(sfx, ft):
     m, e = np.frexp(np.abs(a))
     np.testing.assert_array_equal(o2, (e - 1).astype(ft))
     np.testing.assert_array_equal(o3, (2 * m).astype(ft))
+
+
+# --- in place: the one-pointer twins of the kernels -------------------------------
+
+
+def _bits(a) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+class _SeenKinds(dict):
+    """NUMBA._addr that records the kernel kinds looked up (compiled ones only)."""
+
+    def __init__(self, addr: dict):
+        super().__init__(addr)
+        self.kinds: list[str] = []
+
+    def get(self, key, default=None):
+        self.kinds.append(key[1])
+        return super().get(key, default)
+
+
+def _inplace_cases(entry, dtype, n):
+    """(layout, x, g) of ``entry``: flat, Fortran order, strided and per channel."""
+    x = sample(entry, n, dtype)
+    x[: len(SPECIALS)] = SPECIALS
+    g = sample(entry, n, dtype, seed=4)
+    m = n // 100 * 100
+    cases = [
+        ("flat", x, g),
+        ("fortran", x[:m].reshape(100, -1).T, g[:m].reshape(100, -1).T),
+        ("strided", x[::2], g[::2]),
+    ]
+    if entry.channel_param:
+        cases += [
+            ("(N, C)", x[:m].reshape(-1, 10), g[:m].reshape(-1, 10)),
+            ("(N, C, L)", x[:m].reshape(-1, 5, 20), g[:m].reshape(-1, 5, 20)),
+        ]
+    return cases
+
+
+def _copy(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` laid out as ``a`` (strided if ``a`` is)."""
+    if a.flags.c_contiguous or a.flags.f_contiguous:
+        return a.copy(order="K")
+    b = np.zeros(a.size * 2, a.dtype)[::2]
+    b[...] = a
+    return b
+
+
+@pytest.mark.parametrize("n", [1000, 70_001], ids=["serial", "parallel"])
+def test_inplace_gives_the_bits_of_a_separate_out(elementwise_entry, dtype, n):
+    """f(x, out=x) and f_backward(g, s, out=g): every entry, both kernels' bits, any layout."""
+    entry = elementwise_entry
+    for params in example_params(entry):
+        for training in (False, True) if entry.has_training_mode else (False,):
+            call = Call(entry, params, training=training)
+            for layout, x, g in _inplace_cases(entry, dtype, n):
+                what = f"{entry.name} {params} training={training} {layout} n={n}"
+                with fastact.config(backend="numba", num_threads=2):
+                    y = call.forward(x, out=np.empty_like(x))
+                    buf = _copy(x)
+                    assert call.forward(buf, out=buf) is buf
+                    np.testing.assert_array_equal(_bits(buf), _bits(y), err_msg=what)
+                    s = call.saved(x, y)
+                    gbuf = _copy(g)
+                    if entry.channel_param:
+                        gx, gw = call.backward_full(g, s, out=np.empty_like(g))
+                        gx2, gw2 = call.backward_full(gbuf, s, out=gbuf)
+                        np.testing.assert_array_equal(_bits(gw2), _bits(gw), err_msg=what)
+                    else:
+                        gx = call.backward(g, s, out=np.empty_like(g))
+                        gx2 = call.backward(gbuf, s, out=gbuf)
+                    assert gx2 is gbuf
+                    np.testing.assert_array_equal(_bits(gbuf), _bits(gx), err_msg=what)
+
+
+@pytest.mark.parametrize("n", [1000, 70_001], ids=["serial", "parallel"])
+def test_inplace_calls_run_the_inplace_kernels(monkeypatch, n):
+    """out=x (and out=g in the backward) picks the *_ip kernels; anything else does not."""
+    x = np.linspace(-3, 3, n).astype(np.float32)
+    g = np.ones_like(x)
+    xc, xv = x[: n // 4 * 4].reshape(-1, 4), x[: n // 20 * 20].reshape(-1, 4, 5)
+    w4 = np.linspace(0.1, 0.4, 4)
+
+    def calls(a):
+        """Every elementwise path, with a the buffer that is also out."""
+        b = a.copy()
+        return [
+            ("fwd", lambda: fastact.relu(a, out=a)),
+            ("tfwd", lambda: fastact.rrelu(a, training=True, seed=3, out=a)),
+            ("bwd", lambda: fastact.sigmoid_backward(a, b, out=a)),
+            ("tbwd", lambda: fastact.rrelu_backward(a, b, training=True, seed=3, out=a)),
+        ]
+
+    def channel_calls():
+        c, v = xc.copy(), xv.copy()
+        cg, vg = np.ones_like(c), np.ones_like(v)
+        return [
+            ("fwdv", lambda: fastact.prelu(c, w4, out=c)),
+            ("fwd", lambda: fastact.prelu(v, w4, out=v)),
+            ("bwdv", lambda: fastact.prelu_backward(cg, xc, w4, out=cg)),
+            ("bwd", lambda: fastact.prelu_backward(vg, xv, w4, out=vg)),
+        ]
+
+    with fastact.config(backend="numba", num_threads=2):
+        for _, f in calls(x.copy()) + channel_calls():
+            f()  # compile everything first: the spy then only sees look-ups
+        for kind, f in calls(x.copy()) + channel_calls():
+            seen = _SeenKinds(NUMBA._addr)
+            monkeypatch.setattr(NUMBA, "_addr", seen)
+            f()
+            assert gen.INPLACE[kind] in seen.kinds and kind not in seen.kinds, (kind, seen.kinds)
+        # a separate out, out=saved and a partial overlap: the two-pointer kernels
+        s = x.copy()
+        others = [
+            ("fwd", lambda: fastact.relu(x, out=np.empty_like(x))),
+            ("bwd", lambda: fastact.sigmoid_backward(g, s, out=s)),
+            ("fwd", lambda: fastact.relu(s[1:], out=s[:-1])),
+        ]
+        for kind, f in others:
+            seen = _SeenKinds(NUMBA._addr)
+            monkeypatch.setattr(NUMBA, "_addr", seen)
+            f()
+            assert kind in seen.kinds and gen.INPLACE[kind] not in seen.kinds, seen.kinds
+
+
+def test_same_buffer_is_exact_sharing():
+    from fastact._backends.numba import _same_buffer
+
+    a = np.arange(24.0)
+    assert _same_buffer(a, a)
+    assert _same_buffer(a, a[:])  # another object, the same memory and layout
+    assert _same_buffer(a.reshape(4, 6), a.reshape(4, 6))
+    assert not _same_buffer(a, a.copy())
+    assert not _same_buffer(a[1:], a[:-1])  # overlapping at an offset
+    assert not _same_buffer(a.reshape(4, 6), a.reshape(6, 4).T)  # same start, other layout
+    assert not _same_buffer(np.zeros(3), np.zeros(3))
+
+
+def test_backend_takes_a_view_of_x_as_out():
+    """Called directly with out a different view of x's memory: in place, right result."""
+    entry = next(e for e in TABLE if e.name == "silu")
+    x = np.linspace(-8, 8, 5000)
+    with fastact.config(backend="numba", num_threads=1):
+        want = fastact.silu(x)
+    NUMBA.forward(entry, x, x[:], (), False, 0, 1)
+    np.testing.assert_array_equal(x, want)
+
+
+def _softish(x, a):
+    return x / (a + abs(x))
+
+
+def _softish_grad(g, x, a):
+    return g * a / ((a + abs(x)) * (a + abs(x)))
+
+
+def test_registered_activation_runs_in_place(monkeypatch):
+    """User activations get in-place twins too (compiled on their first in-place call)."""
+    from fastact._register import unregister
+
+    name = f"fa_test_softish_{os.getpid()}"
+    fastact.register(name, _softish, _softish_grad, params={"a": 2.0})
+    try:
+        f, fb = getattr(fastact, name), getattr(fastact, f"{name}_backward")
+        x = np.linspace(-6, 6, 70_001).astype(np.float32)
+        g = np.cos(x)
+        y, gx = f(x), fb(g, x)
+        seen = _SeenKinds(NUMBA._addr)
+        monkeypatch.setattr(NUMBA, "_addr", seen)
+        buf, gbuf = x.copy(), g.copy()
+        assert f(buf, out=buf) is buf and fb(gbuf, x, out=gbuf) is gbuf
+        np.testing.assert_array_equal(_bits(buf), _bits(y))
+        np.testing.assert_array_equal(_bits(gbuf), _bits(gx))
+        assert {"fwd_ip", "bwd_ip"} <= set(seen.kinds), seen.kinds
+    finally:
+        unregister(name)
+
+
+def test_inplace_kinds_are_generated_for_every_elementwise_kind():
+    for entry in TABLE:
+        kinds = gen.kinds_of(entry)
+        for kind, ip in gen.INPLACE.items():
+            assert (kind in kinds) == (ip in kinds), (entry.name, kind)
+        src = gen.entry_module(entry, "f32", HELPERS)
+        tree = ast.parse(src)
+        fns = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+        for kind in kinds:
+            if kind.endswith("_ip"):
+                # one buffer: the kernel never touches out
+                body = ast.unparse(fns[f"_fa_{kind}"])
+                assert "_fa_out[" not in body, (entry.name, kind)

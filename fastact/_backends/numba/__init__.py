@@ -20,6 +20,13 @@ the parallel machinery is compiled once per float type, not once per entry)
 and calls cheap (Numba's first-class function objects cost tens of
 microseconds to unbox per call; an address costs nothing).
 
+Each elementwise kernel has an in-place twin (``fwd_ip``, ``bwd_ip``...,
+see :data:`fastact._codegen.numba_kernels.INPLACE`) that reads and writes one
+buffer: a call whose ``out`` is exactly the input (``x``, or ``grad_output``
+in a backward) runs it, because with two equal pointers LLVM's runtime alias
+check fails and the loop runs scalar (10-300x slower).  Other overlaps never
+reach the backend: the API gives them a temporary.
+
 Nothing compiles at import.  A kernel is compiled (or loaded from the disk
 cache, see :mod:`._store`) the first time it is needed; ``describe()`` says
 how many are.
@@ -75,6 +82,7 @@ def _signatures(sfx: str) -> dict[str, object]:
     sigs.update({kind: void(PT, PT, PT, PD, i8, u8, i8, i8) for kind in gen.BINARY})
     sigs.update({kind: void(PT, PT, PD, i8, PD, i8, i8, i8) for kind in gen.PGRAD})
     sigs.update(rfwd=void(PT, PT, PD, i8, i8, i8), rbwd=void(PT, PT, PT, PD, i8, i8, i8))
+    sigs.update({ip: sigs[kind] for kind, ip in gen.INPLACE.items()})
     drivers = {
         "unary": void(fn, R, A, P, u8, i8),
         "binary": void(fn, R, R, A, P, u8, i8),
@@ -100,6 +108,22 @@ def _flat(a: np.ndarray) -> np.ndarray:
     if a.flags.c_contiguous:
         return a.reshape(-1)
     return a.T.reshape(-1)
+
+
+def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``b`` is exactly ``a``'s memory (same data pointer and strides).
+
+    The callers pass arrays of one shape and dtype.  Then an elementwise
+    kernel may run its in-place twin (one pointer, vectorized); any other
+    overlap is the caller's business (the API hands overlapping ``out=`` a
+    temporary).  Cheap when it is not: two arrays that own their memory never
+    share it.
+    """
+    if a is b:
+        return True
+    if a.base is None and b.base is None:
+        return False
+    return a.strides == b.strides and np.may_share_memory(a, b) and a.ctypes.data == b.ctypes.data
 
 
 def _n_chunks(n: int, nthreads: int) -> int:
@@ -265,7 +289,7 @@ class NumbaBackend:
 
     def compile(self, entry: Activation, dtypes=("f32", "f64"), parallel: bool = False) -> None:
         """Compile (or load from the cache) every kernel of ``entry`` now, and the drivers."""
-        kinds = ("fwd", "bwd") if entry.extra.get("user") else gen.kinds_of(entry)
+        kinds = gen.USER_KINDS if entry.extra.get("user") else gen.kinds_of(entry)
         for sfx in dtypes:
             for kind in kinds:
                 self.kernel(entry, kind, sfx)
@@ -326,7 +350,10 @@ class NumbaBackend:
 
     def forward(self, entry: Activation, x, out, params, training, seed, nthreads):
         sfx = "f32" if x.itemsize == 4 else "f64"
-        key = (entry.name, "tfwd" if training else "fwd", sfx)
+        if _same_buffer(x, out):
+            key = (entry.name, "tfwd_ip" if training else "fwd_ip", sfx)
+        else:
+            key = (entry.name, "tfwd" if training else "fwd", sfx)
         k = self._addr.get(key) or self.kernel(entry, key[1], sfx)
         p = self._params(params) if params else _NOPARAMS
         if x.ndim != 1:
@@ -340,7 +367,10 @@ class NumbaBackend:
 
     def backward(self, entry: Activation, g, s, out, params, training, seed, nthreads):
         sfx = "f32" if g.itemsize == 4 else "f64"
-        key = (entry.name, "tbwd" if training else "bwd", sfx)
+        if _same_buffer(g, out):
+            key = (entry.name, "tbwd_ip" if training else "bwd_ip", sfx)
+        else:
+            key = (entry.name, "tbwd" if training else "bwd", sfx)
         k = self._addr.get(key) or self.kernel(entry, key[1], sfx)
         p = self._params(params) if params else _NOPARAMS
         if g.ndim != 1:
@@ -371,7 +401,8 @@ class NumbaBackend:
     def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
         sfx = _sfx(x)
         rows, rowlen, segs, vector = self._geometry(outer, channels, inner)
-        k = self.kernel(entry, "fwdv" if vector else "fwd", sfx)
+        kind = "fwdv" if vector else "fwd"
+        k = self.kernel(entry, gen.INPLACE[kind] if _same_buffer(x, out) else kind, sfx)
         args = (k, _flat(x), _flat(out), weight, rows, rowlen, segs, channels, vector)
         self._run("channel_forward", sfx, self._channel_threads(rows, rowlen, nthreads), *args)
         return out
@@ -383,7 +414,8 @@ class NumbaBackend:
         nblocks = min(units, gen.PGRAD_BLOCKS)
         if nblocks < 1:
             return np.zeros(channels)
-        kb = self.kernel(entry, "bwdv" if vector else "bwd", sfx)
+        kind = "bwdv" if vector else "bwd"
+        kb = self.kernel(entry, gen.INPLACE[kind] if _same_buffer(g, out) else kind, sfx)
         kp = self.kernel(entry, "pgradv" if vector else "pgrad", sfx)
         acc = np.zeros(nblocks * channels)
         args = (kb, kp, _flat(g), _flat(s), _flat(out), weight, acc)
