@@ -15,7 +15,9 @@ One module per (entry, float type) holds:
 * the math helpers of :mod:`fastact._math.functions` the entry uses, each
   wrapped in ``njit`` (Numba compiles a helper as part of its caller);
 * one plain Python function per kernel kind (``_fa_fwd``, ``_fa_bwd``...),
-  each a serial loop over ``range(start, stop)`` of flat buffers.
+  each a serial loop over ``range(start, stop)`` of flat buffers;
+* for a per-channel entry, the ``<8 x double>`` partial sums of ``pgrad``
+  (``LANES_SOURCE``).
 
 One module per float type holds the drivers: ``_fa_par_*`` (``njit(parallel=
 True)``, one chunk per thread with ``prange``) and ``_fa_ser_*`` (serial), which
@@ -66,6 +68,8 @@ ROWWISE = ("rfwd", "rbwd")
 # scalar; with one pointer it vectorizes.
 INPLACE = {kind: f"{kind}_ip" for kind in UNARY + BINARY}
 KINDS = UNARY + BINARY + PGRAD + ROWWISE + tuple(INPLACE.values())
+PGRAD_LANES = 8  # pgrad's partial sums (the C generator's _pgrad: the same order)
+PGRAD_BLOCK = 128  # pgrad's terms per block of its stack buffer (a multiple of 8)
 
 # Same constants as the Cython driver (_kernels.pyx).
 MIN_CHUNK = 4096
@@ -218,6 +222,81 @@ _BITS = {
         "one_bits": "0x3FF0000000000000",
     },
 }
+
+# pgrad's eight partial sums as one LLVM <8 x double> value (a Numba type of
+# its own: Numba has no vector types, and it compiles without the SLP
+# vectorizer that would pack eight scalar sums).  Lane j adds the buffer's
+# element off + j; the total adds the lanes pairwise, as the C kernels do.
+# The buffer is an aligned stack array (a misaligned one costs 2x here).
+LANES_SOURCE = """\
+from llvmlite import ir as _fa_ir
+from numba import types as _fa_nbtypes
+from numba.core import cgutils as _fa_cgutils
+from numba.extending import intrinsic as _fa_lanes_intrinsic
+from numba.extending import models as _fa_models
+from numba.extending import register_model as _fa_register_model
+
+_FA_PBLOCK = {block}
+_FA_NEG0 = -np.float64(0.0)  # the identity of +: a + -0.0 is a, bit for bit
+_FA_DOUBLE = _fa_ir.DoubleType()
+_FA_LANES = _fa_ir.VectorType(_FA_DOUBLE, 8)
+
+
+class _FaLanesType(_fa_nbtypes.Type):
+    def __init__(self):
+        super().__init__(name="fastact_lanes8")
+
+
+_fa_lanes_type = _FaLanesType()
+
+
+@_fa_register_model(_FaLanesType)
+class _FaLanesModel(_fa_models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _FA_LANES)
+
+
+@_fa_lanes_intrinsic
+def _fa_lanes_zero(typingctx):
+    def codegen(context, builder, signature, args):
+        return _fa_ir.Constant(_FA_LANES, None)  # zeroinitializer: +0.0 in every lane
+
+    return _fa_lanes_type(), codegen
+
+
+@_fa_lanes_intrinsic
+def _fa_scratch(typingctx, n):
+    if not isinstance(n, _fa_nbtypes.IntegerLiteral):
+        return None
+
+    def codegen(context, builder, signature, args):
+        p = _fa_cgutils.alloca_once(builder, _FA_DOUBLE, size=n.literal_value)
+        p.align = 64
+        return p
+
+    return _fa_nbtypes.CPointer(_fa_nbtypes.float64)(n), codegen
+
+
+@_fa_lanes_intrinsic
+def _fa_lanes_add(typingctx, v, buf, off):
+    def codegen(context, builder, signature, args):
+        p = builder.gep(args[1], [args[2]])
+        p = builder.bitcast(p, _FA_LANES.as_pointer())
+        return builder.fadd(args[0], builder.load(p, align=8))
+
+    return _fa_lanes_type(v, buf, off), codegen
+
+
+@_fa_lanes_intrinsic
+def _fa_lanes_total(typingctx, v):
+    def codegen(context, builder, signature, args):
+        a = [builder.extract_element(args[0], _fa_ir.Constant(_fa_ir.IntType(32), j))
+             for j in range(8)]
+        add = builder.fadd
+        return add(add(add(a[0], a[1]), add(a[2], a[3])), add(add(a[4], a[5]), add(a[6], a[7])))
+
+    return _fa_nbtypes.float64(v), codegen
+"""
 
 _PROVIDED = {"uniform_slope", "pow2i", "exponent", "mantissa", "ldexp_ftz"}
 
@@ -397,17 +476,47 @@ def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) 
         raise ValueError(kind)
     lines = [f"def _fa_{kind}({args}):", *head, *_param_lines(entry, vector, "    ")]
     if base == "pgrad":
-        lines.append("    _fa_total = np.float64(0.0)")
+        return "\n".join(lines + _pgrad_lines(loads + per_elem, body))
     lines.append("    for _fa_k in range(_fa_start, _fa_stop):")
     lines += loads + per_elem
-    if base == "pgrad":
-        lines.append(f"        _fa_total += np.float64({body})")
-        lines.append("    _fa_acc[_fa_aoff] += _fa_total")
-    elif base == "pgradv":
+    if base == "pgradv":
         lines.append(f"        _fa_acc[_fa_aoff + _fa_k - _fa_start] += np.float64({body})")
     else:
         lines.append(f"        {target}[_fa_k] = {body}")
     return "\n".join(lines)
+
+
+def _pgrad_lines(loads: list[str], body: str) -> list[str]:
+    """The loops of ``pgrad``: eight float64 partial sums, combined pairwise at the end.
+
+    Element ``k`` adds ``float64(term)`` to partial sum ``(k - start) % 8`` in
+    increasing ``k``; the total is ``((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6
+    + a7))``: the order of the C generator's ``_pgrad``, so both backends give
+    the same bits.  Numba compiles without LLVM's SLP vectorizer, so eight
+    scalar accumulators stay scalar; instead, per block of PGRAD_BLOCK
+    elements, a plain loop (vectorized) writes the terms to a stack buffer,
+    and the eight sums are one ``<8 x double>`` register (LANES_SOURCE) that
+    adds the buffer eight terms at a time: the same IEEE additions per lane.
+    The last block is padded with -0.0 to a multiple of eight (``a + -0.0``
+    is ``a``, bit for bit).
+    """
+    lanes = PGRAD_LANES
+    inner = ["    " + ld for ld in loads]
+    return [
+        "    _fa_buf = _fa_scratch(_FA_PBLOCK)",
+        "    _fa_sums = _fa_lanes_zero()",
+        "    for _fa_b in range(_fa_start, _fa_stop, _FA_PBLOCK):",
+        "        _fa_n = min(_FA_PBLOCK, _fa_stop - _fa_b)",
+        "        for _fa_j in range(_fa_n):",
+        "            _fa_k = _fa_b + _fa_j",
+        *inner,
+        f"            _fa_buf[_fa_j] = np.float64({body})",
+        f"        for _fa_j in range(_fa_n, (_fa_n + {lanes - 1}) // {lanes} * {lanes}):",
+        "            _fa_buf[_fa_j] = _FA_NEG0",
+        f"        for _fa_j in range(0, _fa_n, {lanes}):",
+        "            _fa_sums = _fa_lanes_add(_fa_sums, _fa_buf, _fa_j)",
+        "    _fa_acc[_fa_aoff] += _fa_lanes_total(_fa_sums)",
+    ]
 
 
 def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
@@ -489,6 +598,8 @@ def entry_module(entry: Activation, sfx: str, helpers: tuple) -> str:
             f"{src}\n\n\n{h.__name__} = "
             f"njit(nogil=True, error_model='numpy', inline='always')({h.__name__})"
         )
+    if "pgrad" in kinds_of(entry):
+        parts.append(LANES_SOURCE.format(block=PGRAD_BLOCK))
     for kind in kinds_of(entry):
         src = kernel_source(entry, kind, names)
         _check_intrinsics(src, f"{entry.name}.{kind}")

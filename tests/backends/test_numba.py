@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import subprocess
 import sys
@@ -660,3 +661,85 @@ def test_inplace_kinds_are_generated_for_every_elementwise_kind():
                 # one buffer: the kernel never touches out
                 body = ast.unparse(fns[f"_fa_{kind}"])
                 assert "_fa_out[" not in body, (entry.name, kind)
+
+
+# --- prelu's weight gradient: eight partial sums ----------------------------------
+
+
+def _terms(g: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """prelu's param_grad per element, in the array's type, as doubles."""
+    return np.where(x > 0, x.dtype.type(0), x * g).astype(np.float64)
+
+
+def _eight_sums(t: np.ndarray) -> float:
+    """The order of one pgrad call: term k into partial sum k % 8, then pairwise."""
+    part = [0.0] * 8
+    for k, v in enumerate(t.tolist()):
+        part[k % 8] += v
+    p = part
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
+
+
+@pytest.mark.parametrize("n", list(range(1, 41)) + [127, 128, 129, 1000, 16384])
+def test_pgrad_sums_in_eight_partial_sums(n):
+    """One pgrad call (one weight, n <= SEGMENT): the bits of the eight-sum order."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=n) * np.exp(rng.uniform(-20, 20, n))
+    g = rng.normal(size=n)
+    with fastact.config(backend="numba", num_threads=1):
+        _, gw = fastact.prelu_backward(g, x, np.array([0.25]))
+    t = _terms(g, x)
+    assert gw[0] == _eight_sums(t), (gw[0], _eight_sums(t))
+    assert abs(gw[0] - math.fsum(t)) <= (n / 8 + 3) * 2**-53 * np.abs(t).sum()
+    if n == 1000:  # the data tells the orders apart: a sequential sum fails here
+        assert sum(t.tolist()) != _eight_sums(t)
+
+
+@pytest.mark.parametrize("n", [*range(1, 41), 16385, 70_001])
+def test_pgrad_is_close_to_the_exact_sum(dtype, n):
+    """Against math.fsum of the float64 terms, for every tail length and several calls."""
+    rng = np.random.default_rng(100 + n)
+    x = rng.normal(size=n).astype(dtype)
+    g = rng.normal(size=n).astype(dtype)
+    for threads in (1, 2):
+        with fastact.config(backend="numba", num_threads=threads):
+            _, gw = fastact.prelu_backward(g, x, np.array([0.25]))
+        t = _terms(g, x)
+        exact = math.fsum(t)
+        tol = np.finfo(dtype).eps * abs(exact) + (n / 8 + 8) * 2**-53 * np.abs(t).sum()
+        assert abs(float(gw[0]) - exact) <= tol, (n, threads, gw[0], exact)
+
+
+@pytest.mark.parametrize("rowlen", [1, 3, 7, 8, 9, 15, 16, 17, 40, 129])
+def test_pgrad_per_channel_rows(dtype, rowlen):
+    """(N, C, L) input: one pgrad call per row of L, every tail length, the eight-sum bits."""
+    rng = np.random.default_rng(rowlen)
+    shape = (6, 3, rowlen)
+    x = rng.normal(size=shape).astype(dtype)
+    g = rng.normal(size=shape).astype(dtype)
+    w = np.array([0.25, -0.1, 0.5])
+    with fastact.config(backend="numba", num_threads=1):
+        _, gw = fastact.prelu_backward(g, x, w)
+    # rows (n, c) in order, each its own call, in blocks of one row (6 * 3 < 64 units)
+    partial = np.zeros((18, 3))
+    for u in range(18):
+        n, c = divmod(u, 3)
+        partial[u, c] = _eight_sums(_terms(g[n, c], x[n, c]))
+    np.testing.assert_array_equal(gw, np.asarray(partial.sum(axis=0), dtype))
+
+
+def test_pgrad_of_special_values():
+    """inf, NaN, signed zeros and overflow: the eight-sum order's results."""
+    x = np.array([-np.inf, -1.0, -0.0, 0.0, np.nan, -2.0, 3.0, -1e308, -1e308, -1.0])
+    g = np.array([1.0, 2.0, 5.0, 1.0, 1.0, -1.0, 1.0, 1.0, 1.0, 0.5])
+    with fastact.config(backend="numba", num_threads=1):
+        _, gw = fastact.prelu_backward(g, x, np.array([0.1]))
+        assert np.isnan(gw[0])
+        x2 = x.copy()
+        x2[[0, 4]] = -1.0
+        _, gw2 = fastact.prelu_backward(g, x2, np.array([0.1]))
+        assert gw2[0] == _eight_sums(_terms(g, x2)) == -np.inf
+        for n in range(1, 10):
+            z = -np.zeros(n)
+            _, gz = fastact.prelu_backward(np.ones(n), z, np.array([0.1]))
+            assert gz[0] == 0.0 and not np.signbit(gz[0])  # the partial sums start at +0.0
