@@ -21,6 +21,7 @@ several instruction sets and chosen at load time (``FA_CLONES``).
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from ..table import Activation
@@ -82,8 +83,135 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _max_update(acc: str, v: str) -> str:
+    """NaN-propagating maximum: once NaN, it stays NaN; of equal values, the first.
+
+    One select of two comparisons (no ``||``: a branch would stop the loop
+    from vectorizing).
+    """
+    return f"{acc} = (({v} <= {acc}) | ({acc} != {acc})) ? {acc} : {v};"
+
+
+def _cached_stage(stages, final: str, loads: set[str]) -> tuple[str, str] | None:
+    """(var, final'): the last reduction's per-element values kept in ``out``.
+
+    When the map after the reductions contains the last reduction's (a sum's)
+    expression (softmax: ``exp(x - m) / s`` and the sum of ``exp(x - m)``),
+    the reduction pass stores each element's value in the output row and the
+    map reads it back as ``{var}_elem`` instead of computing it again: the same
+    bits, one transcendental less per element.  Only when the map then reads
+    no input (the output may be the input itself).
+    """
+    reductions = [(var, op, expr) for var, op, expr in stages if op in ("max", "sum")]
+    if not reductions or reductions[-1][1] != "sum":
+        return None
+    var, _, expr = reductions[-1]
+    target = ast.dump(ast.parse(expr, mode="eval").body)
+    found = False
+
+    class Replace(ast.NodeTransformer):
+        def visit(self, node):
+            nonlocal found
+            if isinstance(node, ast.expr) and ast.dump(node) == target:
+                found = True
+                return ast.Name(id=f"{var}_elem", ctx=ast.Load())
+            return super().visit(node)
+
+    tree = Replace().visit(ast.parse(final, mode="eval"))
+    if not found:
+        return None
+    new = ast.unparse(tree)
+    if free_names(new) & loads:
+        return None
+    return var, new
+
+
+def _calls(expr: str) -> bool:
+    tree = ast.parse(expr, mode="eval")
+    return any(isinstance(n, ast.Call) for n in ast.walk(tree))
+
+
+def _lane_max(var: str, ctype: str, body: str, load, consts: list[str]) -> list[str]:
+    """The row's NaN-propagating maximum, in eight lanes (element ``k`` into lane ``k % 8``).
+
+    A maximum is exact: the lanes give the sequential loop's value, but for
+    which NaN or which signed zero it returns.  The lane loop stays a loop,
+    which the vectorizer takes whole (unrolled, its selects would not
+    vectorize).
+    """
+    lane = f"{var}_lane[j]"
+    init = ", ".join(["-INFINITY"] * 8)
+    return [
+        f"        {ctype} {var}_lane[8] = {{{init}}};",
+        "        for (k = 0; k + 8 <= n; k += 8) {",
+        "            FA_NOUNROLL for (int j = 0; j < 8; j++) {",
+        *["                " + ln for ln in load("k + j") + consts],
+        f"                const {ctype} v = {body};",
+        "                " + _max_update(lane, "v"),
+        "            }",
+        "        }",
+        "        for (int j = 0; k < n; k++, j++) {",
+        *["            " + ln for ln in load("k") + consts],
+        f"            const {ctype} v = {body};",
+        "            " + _max_update(lane, "v"),
+        "        }",
+        f"        {ctype} {var}_acc = {var}_lane[0];",
+        "        for (int j = 1; j < 8; j++) {",
+        "            " + _max_update(f"{var}_acc", lane),
+        "        }",
+    ]
+
+
+def _ordered_sum(
+    var: str, ctype: str, body: str, load, consts: list[str], keep: bool, costly: bool
+) -> list[str]:
+    """The row's sum in double, element by element in order (the Numba kernels' bits).
+
+    The values are computed apart from the additions where that lets them
+    vectorize: into the output row when the map reads them back (``keep``),
+    else, for a formula with calls, block by block into a stack buffer.
+    """
+    lines = [f"        double {var}_acc = 0.0;"]
+    if keep:
+        return lines + [
+            "        for (k = 0; k < n; k++) {",
+            *["            " + ln for ln in load("k") + consts],
+            f"            o_r[k] = {body};",
+            "        }",
+            "        for (k = 0; k < n; k++) {",
+            f"            {var}_acc += (double)o_r[k];",
+            "        }",
+        ]
+    if costly:
+        return lines + [
+            f"        {ctype} {var}_blk[FA_ROW_BLOCK];",
+            "        for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_ROW_BLOCK) {",
+            "            const Py_ssize_t kn = n - k0 < FA_ROW_BLOCK ? n - k0 : FA_ROW_BLOCK;",
+            "            for (Py_ssize_t i = 0; i < kn; i++) {",
+            *["                " + ln for ln in load("k0 + i") + consts],
+            f"                {var}_blk[i] = {body};",
+            "            }",
+            "            for (Py_ssize_t i = 0; i < kn; i++) {",
+            f"                {var}_acc += (double){var}_blk[i];",
+            "            }",
+            "        }",
+        ]
+    return lines + [
+        "        for (k = 0; k < n; k++) {",
+        *["            " + ln for ln in load("k") + consts],
+        f"            const {ctype} v = {body};",
+        f"            {var}_acc += (double)v;",
+        "        }",
+    ]
+
+
 def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) -> str:
-    """One kernel over ``rows`` contiguous rows of length ``n``: reductions, then the map."""
+    """One kernel over ``rows`` contiguous rows of length ``n``: reductions, then the map.
+
+    Maxima run in vectorized lanes (exact), sums add in element order in
+    double (the Numba kernels' order) with their values computed apart where
+    that vectorizes; the result depends on the row only, not on threads.
+    """
     ctype = CTYPES[sfx]
     stages = entry.row_backward if backward else entry.row_forward
     final = entry.backward if backward else entry.forward
@@ -92,11 +220,17 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
     if backward:
         sig = f"const {ctype} *gp, const {ctype} *sp, {ctype} *out"
         offs = [f"const {ctype} *g_r = gp + r * n;", f"const {ctype} *s_r = sp + r * n;"]
-        load = [f"const {ctype} g = g_r[k];", f"const {ctype} y = s_r[k];"]
+
+        def load(i: str) -> list[str]:
+            return [f"const {ctype} g = g_r[{i}];", f"const {ctype} y = s_r[{i}];"]
+
     else:
         sig = f"const {ctype} *xp, {ctype} *out"
         offs = [f"const {ctype} *x_r = xp + r * n;"]
-        load = [f"const {ctype} x = x_r[k];"]
+
+        def load(i: str) -> list[str]:
+            return [f"const {ctype} x = x_r[{i}];"]
+
     lines = [
         f"FA_CLONES static void {name}({sig}, Py_ssize_t rows, Py_ssize_t n, const double *p) {{",
         "    (void)p;",
@@ -104,6 +238,9 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
     ]
     lines += ["        " + o for o in offs]
     lines.append(f"        {ctype} *o_r = out + r * n;")
+    lines.append("        Py_ssize_t k;")
+    loads = {"g", "y"} if backward else {"x"}
+    cached = _cached_stage(stages, final, loads)
     declared = []
     for var, op, expr in stages:
         if op == "log":
@@ -112,27 +249,24 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
             declared.append(var)
             continue
         body = expr_to_c(expr, sfx, helpers, f"{where}.{var}")
+        consts = [f"const {ctype} {d} = {d}_acc_t;" for d in declared]
         if op == "max":
-            # NaN-propagating maximum: once NaN, it stays NaN.
-            lines.append(f"        {ctype} {var}_acc = -INFINITY;")
-            update = f"{var}_acc = ({var}_acc != {var}_acc) ? {var}_acc : ((v > {var}_acc || v != v) ? v : {var}_acc);"
+            lines += _lane_max(var, ctype, body, load, consts)
         elif op == "sum":
-            # Sums accumulate in double, also for float32 rows.
-            lines.append(f"        double {var}_acc = 0.0;")
-            update = f"{var}_acc += (double)v;"
+            keep = cached is not None and cached[0] == var
+            lines += _ordered_sum(var, ctype, body, load, consts, keep, _calls(expr))
         else:
             raise SyntaxError(f"{where}: unknown reduction {op!r}")
-        lines.append("        for (Py_ssize_t k = 0; k < n; k++) {")
-        lines += ["            " + ld for ld in load]
-        lines += [f"            const {ctype} {d} = {d}_acc_t;" for d in declared]
-        lines.append(f"            const {ctype} v = {body};")
-        lines.append(f"            {update}")
-        lines.append("        }")
         lines.append(f"        const {ctype} {var}_acc_t = ({ctype}){var}_acc;")
         declared.append(var)
-    body = expr_to_c(final, sfx, helpers, where)
-    lines.append("        for (Py_ssize_t k = 0; k < n; k++) {")
-    lines += ["            " + ld for ld in load]
+    if cached is not None:
+        body = expr_to_c(cached[1], sfx, helpers, where)
+        lines.append("        for (k = 0; k < n; k++) {")
+        lines.append(f"            const {ctype} {cached[0]}_elem = o_r[k];")
+    else:
+        body = expr_to_c(final, sfx, helpers, where)
+        lines.append("        for (k = 0; k < n; k++) {")
+        lines += ["            " + ld for ld in load("k")]
     lines += [f"            const {ctype} {d} = {d}_acc_t;" for d in declared]
     lines.append(f"            o_r[k] = {body};")
     lines += ["        }", "    }", "}"]
@@ -196,6 +330,16 @@ PROLOGUE = """\
 #ifndef FA_KERNELS_H
 #define FA_KERNELS_H
 #include "fa_intrinsics.h"
+
+/* The fixed-8 lane loops of the row maxima stay loops, which gcc's
+ * vectorizer takes whole (unrolled, their selects would not vectorize). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FA_NOUNROLL _Pragma("GCC unroll 1")
+#else
+#define FA_NOUNROLL
+#endif
+/* Row sums compute their values in blocks of this many, then add them in order. */
+#define FA_ROW_BLOCK 256
 
 typedef void (*fa_unary_f32)(const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t);
 typedef void (*fa_unary_f64)(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t);
