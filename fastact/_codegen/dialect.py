@@ -14,7 +14,8 @@ Both are parsed with :mod:`ast` and re-emitted:
   ``T`` bound to ``np.float32``/``np.float64``, because a bare Python float
   would promote float32 arithmetic to float64.
 
-``poly(t, c0, ..., cn)`` expands to Horner's scheme at translation time;
+``poly(t, c0, ..., cn)`` expands to Horner's scheme with fused multiply-adds
+(``fma``) at translation time;
 ``by_type(a, b)`` is ``a`` in float32 code and ``b`` in float64 code (so a
 helper can use a shorter polynomial in float32).
 Only the constructs listed here are accepted; anything else is a
@@ -41,6 +42,8 @@ CTYPES = {"f32": "float", "f64": "double"}
 #   ([-126, 127] for float32, [-1022, 1023] for float64), branch-free;
 # * exponent(x): floor(log2(|x|)) as a float, for normal nonzero finite x;
 # * mantissa(x): |x| / 2**exponent(x), in [1, 2), for normal nonzero finite x;
+# * fma(a, b, c): a * b + c rounded once (the FMA instruction where the CPU has
+#   one, which every x86-64-v3/v4 and ARMv8 CPU does);
 # * ldexp_ftz(x, n): x * 2**rint(n) on the exponent field, +-0 where that is below
 #   the normal range (never a subnormal), +-inf above it; inf/NaN unchanged, +-0
 #   for a subnormal x.  Integer operations only: compilers may evaluate it in
@@ -63,6 +66,7 @@ INTRINSICS: dict[str, tuple[str, str, str]] = {
     "exponent": ("fa_exponent_f32", "fa_exponent_f64", "exponent"),
     "mantissa": ("fa_mantissa_f32", "fa_mantissa_f64", "mantissa"),
     "ldexp_ftz": ("fa_ldexp_ftz_f32", "fa_ldexp_ftz_f64", "ldexp_ftz"),
+    "fma": ("fa_fma_f32", "fa_fma_f64", "fma"),
     "libm_exp": ("expf", "exp", "math.exp"),
     "libm_expm1": ("expm1f", "expm1", "math.expm1"),
     "libm_log1p": ("log1pf", "log1p", "math.log1p"),
@@ -138,13 +142,14 @@ class _Emitter:
                     raise SyntaxError(f"{self.where}: by_type takes a float32 and a float64 value")
                 return self.by_type(args[0], args[1])
             if name == "poly":
-                # poly(t, c0, c1, ..., cn) = c0 + t * (c1 + t * (... + t * cn)), Horner.
+                # poly(t, c0, c1, ..., cn) = c0 + t * (c1 + t * (... + t * cn)), Horner
+                # with one fused multiply-add per coefficient.
                 if len(args) < 2:
                     raise SyntaxError(f"{self.where}: poly needs a variable and coefficients")
                 t, coeffs = args[0], args[1:]
                 text = coeffs[-1]
                 for c in reversed(coeffs[:-1]):
-                    text = f"({c} + {t} * {text})"
+                    text = self.call("fma", [t, text, c], node)
                 return text
             return self.call(name, args, node)
         raise _reject(node, self.where)

@@ -86,7 +86,7 @@ def clamp(x, lo, hi):
     The bounds are taken as copysign(bound, x): the same value, but not a
     constant, so that a compiler cannot fold the computation that follows for
     the bound and keep, for every lane, the one on the unclamped value."""
-    return copysign(lo, x) if x < lo else (copysign(hi, x) if x > hi else x)
+    return lo if x < lo else (hi if x > hi else x)
 
 
 def rint_(y):
@@ -95,9 +95,9 @@ def rint_(y):
     return (y + magic) - magic
 
 
-def expm1_w(r):
-    """e**r - 1 - r = r**2 q(r) for |r| <= 1/2 (minimax q)."""
-    q = by_type(
+def expm1_q(r):
+    """q(r) in e**r - 1 = r + r**2 q(r) for |r| <= 1/2 (minimax)."""
+    return by_type(
         poly(
             r,
             0.5000000121682233,
@@ -122,19 +122,24 @@ def expm1_w(r):
             2.0970154410925276e-09,
         ),
     )
-    return (r * r) * q
 
 
 def exp_p(r):
-    """e**r for |r| <= 1/2: (1 + r) + r**2 q(r) with the rounding error of 1 + r
-    added back (Fast2Sum), so that the result is rounded once."""
-    hi = 1 + r
-    return hi + (((1 - hi) + r) + expm1_w(r))
+    """e**r for |r| <= 1/2: 1 + (r + r**2 q(r)), the inner sum fused (one rounding
+    there, one in the final sum)."""
+    return 1 + expm1_r(r)
 
 
 def exp_n(xc):
-    """n = rint(xc / ln 2), the exponent of the range reduction."""
-    return rint_(xc * 1.4426950408889634)
+    """n = rint(xc / ln 2), the exponent of the range reduction (the product and
+    the rounding to an integer fused: one rounding, of the exact product)."""
+    magic = by_type(12582912.0, 6755399441055744.0)
+    return fma(xc, 1.4426950408889634, magic) - magic
+
+
+def exp_r(xc, n):
+    """r = xc - n ln 2 in [-ln2/2, ln2/2], ln 2 in two parts (n * ln2_hi exact)."""
+    return fma(-n, ln2_lo(), fma(-n, ln2_hi(), xc))
 
 
 def ln2_hi():
@@ -156,8 +161,15 @@ def exp(x):
     """
     xc = clamp(x, exp_lo(), exp_hi())
     n = exp_n(xc)
-    e = exp_p((xc - n * ln2_hi()) - n * ln2_lo())
+    e = exp_p(exp_r(xc, n))
     return 0 if x < exp_lo() else (e + e) * pow2i(n - 1)
+
+
+def exp_neg(x):
+    """e**x for x <= 0 (or NaN): exp without the overflow clamp, 2**n built directly."""
+    xc = exp_lo() if x < exp_lo() else x
+    n = exp_n(xc)
+    return xc - xc if x < exp_lo() else exp_p(exp_r(xc, n)) * pow2i(n)
 
 
 # Products such as x sigmoid(x) (silu, gelu, mish) stay accurate where the
@@ -177,7 +189,7 @@ def exp_sc(x):
     ln(max float) - K ln 2."""
     xc = clamp(x, exp_sc_lo(), by_type(72.364, 673.26))
     n = exp_n(xc)
-    e = exp_p((xc - n * ln2_hi()) - n * ln2_lo())
+    e = exp_p(exp_r(xc, n))
     return 0 if x < exp_sc_lo() else (e + e) * pow2i(n + by_type(23.0, 52.0))
 
 
@@ -191,14 +203,6 @@ def unscale(w):
     return 0 if fabs(wc) > fabs(w) else wc * by_type(5.960464477539063e-08, 1.1102230246251565e-16)
 
 
-def unscale_approx(w):
-    """(w + 2**-80) * 2**-K (2**-900 in float64) for w >= 0: e from exp_sc where only
-    1 + e matters, never a subnormal (the added term is far below 1 + e's ulp)."""
-    return (w + by_type(8.271806125530277e-25, 1.1812488999337788e-271)) * by_type(
-        5.960464477539063e-08, 1.1102230246251565e-16
-    )
-
-
 def exp_sum_sc(hi, lo):
     """e**(hi + lo) * 2**K for hi <= 0 and |lo| small against |hi|: the range
     reduction adds lo after the exact hi - n ln2_hi, so an argument carried in
@@ -206,7 +210,7 @@ def exp_sum_sc(hi, lo):
     h = copysign(exp_sc_lo(), hi) if hi < exp_sc_lo() else hi
     t = lo * 0 if hi < exp_sc_lo() else lo
     n = exp_n(h + t)
-    e = exp_p(((h - n * ln2_hi()) + t) - n * ln2_lo())
+    e = exp_p(fma(-n, ln2_lo(), fma(-n, ln2_hi(), h) + t))
     return 0 if hi + lo < exp_sc_lo() else (e + e) * pow2i(n + by_type(23.0, 52.0))
 
 
@@ -220,13 +224,13 @@ def expm1(x):
     xc = clamp(x, by_type(-20.0, -40.0), exp_hi())
     n = 0 if fabs(x) < 0.5 else exp_n(xc)
     h = pow2i(n - 1)
-    em = expm1_r((xc - n * ln2_hi()) - n * ln2_lo())
+    em = expm1_r(exp_r(xc, n))
     return copysign(em if fabs(x) < 0.5 else 2 * (h * em + (h - 0.5)), x)  # keeps -0
 
 
 def expm1_r(r):
-    """e**r - 1 for |r| <= 1/2, as r + r**2 q(r): relative accuracy near 0."""
-    return r + expm1_w(r)
+    """e**r - 1 for |r| <= 1/2, as r + r**2 q(r) (fused): relative accuracy near 0."""
+    return fma(r * r, expm1_q(r), r)
 
 
 # --- log1p -----------------------------------------------------------------------
@@ -336,7 +340,7 @@ def tanh(x):
             -2.063723255006119e-05,
         ),
     )
-    e = exp(-2 * fabs(x))
+    e = exp_neg(-2 * fabs(x))
     return copysign(fabs(x + (x * z) * p) if fabs(x) < 0.55 else (1 - e) / (1 + e), x)
 
 
@@ -350,10 +354,8 @@ def keepnan(s, v):
 
 def sig_lo(e):
     """The rounding error of 1 + e relative to 1 + e (to first order; Fast2Sum), 0 below
-    e = 2**-24 (2**-53), where it is negligible (and would make subnormal products).
-
-    Small e are replaced by e + t, not by a constant, which a compiler would fold
-    and push past the selection (computing on the small e after all)."""
+    e = 2**-24 (2**-53), where it is negligible (and its product with e could be
+    subnormal).  e is 0 or a normal number (exp's flush): no subnormal anywhere."""
     t = by_type(5.960464477539063e-08, 1.1102230246251565e-16)
     ec = e + t if e < t else e
     return 0 if e < t else ec - ((1 + ec) - 1)
@@ -363,55 +365,40 @@ def sigmoid(x):
     """1 / (1 + exp(-x)) on -|x|, so exp never overflows: sigmoid(-|x|) = e / (1 + e).
 
     The rounding error of d = 1 + e is added back to first order (it would
-    cost up to 0.9 ulp): within 1.6 ulp.  0 where the result is subnormal.
+    cost up to 0.9 ulp): within 1.6 ulp.  0 where e**-|x| is below 2**-125.
     """
-    e = exp(-fabs(x))
+    e = exp_neg(-fabs(x))
     q = (1 if x >= 0 else e) / (1 + e)
-    return q - q * sig_lo(e)
-
-
-def sig_q(x):
-    """sigmoid(x) for x >= 0, sigmoid(x) * 2**K for x < 0 (see unscale)."""
-    es = exp_sc(-fabs(x))
-    e = unscale_approx(es)
-    q = (1 if x >= 0 else es) / (1 + e)
-    return q - q * sig_lo(e)
+    return fma(-q, sig_lo(e), q)
 
 
 def silu(x):
-    """x * sigmoid(x); silu(-inf) = 0; 0 where the result is subnormal, else accurate."""
-    w = x * sig_q(x)
-    return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
+    """x * sigmoid(x); silu(-inf) = 0; 0 where sigmoid(x) is (below 2**-125)."""
+    return 0 if x < -3.0e38 else x * sigmoid(x)
 
 
 def silu_grad(x):
     """d/dx x sigmoid(x) = s (1 + x (1 - s)); 0 at -inf."""
-    q = sig_q(x)
-    w = q * (1 + x * (1 - (q if x >= 0 else unscale(q))))
-    return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
+    s = sigmoid(x)
+    return 0 if x < -3.0e38 else s * (1 + x * (1 - s))
 
 
-def mish_q(x):
-    """tanh(softplus(x)) with one exp: n / (n + 2), n = e (e + 2), e = exp(x); times
-    2**K for x < 0 (see unscale); 1 above x = 20."""
-    es = exp_sc(x)
-    e = unscale_approx(es)
-    t = (e if x >= 0 else es) * (e + 2) / (e * (e + 2) + 2)
-    return 1 if x > 20 else t
+def mish_t(x):
+    """tanh(softplus(x)) with one exp: n / (n + 2), n = e (e + 2), e = exp(x); 1 above x = 20."""
+    e = exp(x)
+    n = e * (e + 2)
+    return 1 if x > 20 else n / (n + 2)
 
 
 def mish(x):
     """x * tanh(softplus(x)); mish(-inf) = 0."""
-    w = x * mish_q(x)
-    return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
+    return 0 if x < -3.0e38 else x * mish_t(x)
 
 
 def mish_grad(x):
     """t + x (1 - t^2) sigmoid(x), t = tanh(softplus(x)); 0 at -inf."""
-    tq = mish_q(x)
-    t = tq if x >= 0 else unscale(tq)
-    w = tq + x * ((1 - t) * (1 + t)) * sig_q(x)
-    return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
+    t = mish_t(x)
+    return 0 if x < -3.0e38 else t + x * ((1 - t) * (1 + t)) * sigmoid(x)
 
 
 # --- gelu: Phi(x) = erfc(-x / sqrt 2) / 2 ---------------------------------------
@@ -590,17 +577,15 @@ def gelu_tanh_u2(x):
 
 def gelu_tanh(x):
     """x (1 + tanh(u)) / 2 = x sigmoid(2 u), which has no cancellation for x << 0."""
-    w = x * sig_q(gelu_tanh_u2(x))
-    return 0 if x < -3.0e38 else (w if x >= 0 else unscale(w))
+    return 0 if x < -3.0e38 else x * sigmoid(gelu_tanh_u2(x))
 
 
 def gelu_tanh_grad(x):
     """s + x s (1 - s) du2/dx, s = sigmoid(2 u)."""
-    q = sig_q(gelu_tanh_u2(x))
-    s = q if x >= 0 else unscale(q)
+    s = sigmoid(gelu_tanh_u2(x))
     d = 1.5957691216057308 * (1 + 0.134145 * x * x)
-    w = q + x * (q * (1 - s)) * d
-    return 0 if x <= -30 else (1 if x >= 30 else (w if x >= 0 else unscale(w)))
+    w = s + x * (s * (1 - s)) * d
+    return 0 if x <= -30 else (1 if x >= 30 else w)
 
 
 def softsign(x):
@@ -610,7 +595,7 @@ def softsign(x):
 
 def logsigmoid(x):
     """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))."""
-    return (x if x < 0 else 0) - log1p_01(exp(-fabs(x)))
+    return (x if x < 0 else 0) - log1p_01(exp_neg(-fabs(x)))
 
 
 def tanhshrink(x):
@@ -650,7 +635,7 @@ def tanhshrink(x):
             -2.5160439258495595e-08,
         ),
     )
-    e = exp(-2 * fabs(x))
+    e = exp_neg(-2 * fabs(x))
     return copysign(fabs((x * z) * s) if fabs(x) < 1 else (fabs(x) - 1) + (e + e) / (1 + e), x)
 
 
@@ -661,18 +646,19 @@ HELPERS = (
     exp_hi,
     clamp,
     rint_,
-    expm1_w,
-    exp_p,
-    exp_n,
+    expm1_q,
     ln2_hi,
     ln2_lo,
+    exp_n,
+    exp_r,
+    expm1_r,
+    exp_p,
     exp,
+    exp_neg,
     exp_sc_lo,
     exp_sc,
     unscale,
-    unscale_approx,
     exp_sum_sc,
-    expm1_r,
     expm1,
     log1p_f,
     log1p_ft,
@@ -687,10 +673,9 @@ HELPERS = (
     # activations
     sig_lo,
     sigmoid,
-    sig_q,
     silu,
     silu_grad,
-    mish_q,
+    mish_t,
     mish,
     mish_grad,
     gelu_erf,

@@ -37,6 +37,18 @@
 FA_INLINE float fa_sel_f32(int c, float a, float b) { return c ? a : b; }
 FA_INLINE double fa_sel_f64(int c, double a, double b) { return c ? a : b; }
 
+/* fma(a, b, c) = a * b + c rounded once.  The x86-64-v3/v4 clones (and every
+ * ARMv8 build) compile it to the FMA instruction, which vectorizes; elsewhere
+ * it is the C library's correctly rounded fma (slower, same bits).  The Numba
+ * backend emits LLVM's llvm.fma, so both backends round alike. */
+#if defined(__GNUC__)
+FA_INLINE float fa_fma_f32(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+FA_INLINE double fa_fma_f64(double a, double b, double c) { return __builtin_fma(a, b, c); }
+#else
+FA_INLINE float fa_fma_f32(float a, float b, float c) { return fmaf(a, b, c); }
+FA_INLINE double fa_fma_f64(double a, double b, double c) { return fma(a, b, c); }
+#endif
+
 /* Bit-level intrinsics of the formula dialect (fastact/_codegen/dialect.py),
  * branch-free so that the loops calling them vectorize.  The Numba backend
  * emits the same operations as LLVM IR (fastact/_codegen/numba_kernels.py).
