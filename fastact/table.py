@@ -293,16 +293,21 @@ TABLE: tuple[Activation, ...] = (
         saves="input",
         doc=(
             "Gaussian error linear unit. Exact form via erfc, which keeps relative "
-            "accuracy for x << 0 (PyTorch's 1 + erf loses it all below x = -5.5). "
-            "The argument -x/sqrt(2) is rounded before erfc, which costs about x^2 "
-            "ulp for x << 0 (x^3/4 ulp for the tanh form). Saves the input: gelu is "
-            "not invertible."
+            "accuracy for x << 0 (PyTorch's 1 + erf loses it all below x = -5.5): Phi "
+            "is computed from x itself (x**2 split exactly), within 5 ulp also for "
+            "x << 0. The tanh form is x * sigmoid(2u); rounding u costs about x^3/4 "
+            "ulp, and it is 0 where sigmoid(2u) is below 2**-125 (an absolute error "
+            "below |x|^3 2**-127). Saves the input: gelu is not invertible."
         ),
         properties=Properties(True, "everywhere", False, False, (-0.16997120747990366, INF)),
         extra={
             "test_params": ({"approximate": "tanh"},),
-            # error bound, in ulp beyond the usual few, as a NumPy expression
+            # error bound, in ulp beyond the usual few, as a NumPy expression (for
+            # 'none', that of the float64 reference, which rounds -x / sqrt(2))
             "condition": "x * x if approximate == 'none' else 0.25 * abs(x) ** 3",
+            # absolute error, in units of the smallest normal number, where a factor
+            # from exp is flushed to 0 (forward; times |g| backward)
+            "underflow": "0 if approximate == 'none' else 2 * abs(x) + 0.5 * abs(x) ** 3",
         },
     ),
     Activation(
@@ -311,8 +316,13 @@ TABLE: tuple[Activation, ...] = (
         forward="silu(x)",
         backward="g * silu_grad(x)",
         saves="input",
-        doc="Sigmoid-weighted linear unit (swish). Saves the input: silu is not invertible.",
+        doc=(
+            "Sigmoid-weighted linear unit (swish). 0 where sigmoid(x) is below 2**-125 "
+            "(x < -86.6 in float32: an absolute error below |x| 2**-125, as PyTorch "
+            "from x < -88.7). Saves the input: silu is not invertible."
+        ),
         properties=Properties(True, "everywhere", False, False, (-0.27846454276107374, INF)),
+        extra={"underflow": "2 * (1 + abs(x))"},
     ),
     Activation(
         name="mish",
@@ -320,8 +330,12 @@ TABLE: tuple[Activation, ...] = (
         forward="mish(x)",
         backward="g * mish_grad(x)",
         saves="input",
-        doc="Mish (Misra, 2019), with one exp. Saves the input: mish is not invertible.",
+        doc=(
+            "Mish (Misra, 2019), with one exp; 0 where exp(x) is below 2**-125 (an "
+            "absolute error below |x| 2**-125). Saves the input: mish is not invertible."
+        ),
         properties=Properties(True, "everywhere", False, False, (-0.30884341301725043, INF)),
+        extra={"underflow": "2 * (1 + abs(x))"},
     ),
     Activation(
         name="softplus",
@@ -330,7 +344,7 @@ TABLE: tuple[Activation, ...] = (
             Param("beta", 1.0, "sharpness"),
             Param("threshold", 20.0, "linear above beta * x > threshold"),
         ),
-        forward="x if x * beta > threshold else log1p(exp(x * beta)) / beta",
+        forward="x if x * beta > threshold else softplus(x * beta) / beta",
         backward="keepnan(x, g if x * beta > threshold else g * sigmoid(x * beta))",
         saves="input",
         checks=(("beta != 0", "beta must not be 0"),),
@@ -420,7 +434,8 @@ TABLE: tuple[Activation, ...] = (
         backward="g * tanh(x) * tanh(x)",
         saves="input",
         doc=(
-            "x - tanh(x), by its Taylor series below |x| = 0.7 (no cancellation). "
+            "x - tanh(x) without cancellation: a minimax x^3 s(x^2) below |x| = 1, "
+            "(|x| - 1) + 2e/(1 + e), e = exp(-2|x|), above. "
             "Saves the input: x is not recoverable from the output cheaply."
         ),
         properties=Properties(True, "everywhere", True, False, (-INF, INF)),

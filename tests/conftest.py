@@ -167,6 +167,18 @@ class Call:
         rowlen = x.shape[-1] if x.ndim else 1
         return eval(expr, {}, {"rowlen": rowlen})  # noqa: S307
 
+    def underflow(self, x, dtype):
+        """Absolute tolerance where the entry documents a flush to 0 (``extra["underflow"]``,
+        in units of the smallest normal number of ``dtype``), or None."""
+        expr = self.entry.extra.get("underflow")
+        if expr is None:
+            return None
+        x = np.asarray(x, np.float64)
+        with np.errstate(all="ignore"):
+            u = eval(expr, {"abs": np.abs}, {"x": x, **self.params})  # noqa: S307
+        u = np.broadcast_to(np.where(np.isfinite(u), u, 0.0), x.shape)
+        return u * float(np.finfo(dtype).tiny)
+
     def condition(self, x):
         """Extra tolerance, in ulp, where the entry documents error growth."""
         expr = self.entry.extra.get("condition")
@@ -195,13 +207,14 @@ class Call:
         return r[0] if self.entry.channel_param else r
 
 
-def assert_close(got, want, dtype, rtol_eps=RTOL_EPS, what="", scale=None, cond=None):
+def assert_close(got, want, dtype, rtol_eps=RTOL_EPS, what="", scale=None, cond=None, atol=None):
     """got (dtype) agrees with the float64 reference ``want`` to a few ulp.
 
     ``scale`` adds an absolute tolerance of a few ulp of ``|scale|``: the
     gradient of a non-monotonic activation crosses zero, where a few ulp of
     its terms are all the relative accuracy there is.  ``cond`` adds that
-    many ulp per element (documented error growth).
+    many ulp per element (documented error growth); ``atol`` an absolute
+    tolerance per element (a documented flush to 0).
     """
     got = np.asarray(got, np.float64)
     want = np.asarray(want, np.float64)
@@ -217,6 +230,8 @@ def assert_close(got, want, dtype, rtol_eps=RTOL_EPS, what="", scale=None, cond=
         inf_ok = np.where(np.isinf(want[fin]), got[fin] == want[fin], True)
         rel = rtol_eps if cond is None else rtol_eps + np.broadcast_to(cond, nan_want.shape)[fin]
         tol = rel * eps * np.abs(want[fin]) + 4 * tiny
+        if atol is not None:
+            tol = tol + np.broadcast_to(atol, nan_want.shape)[fin]
         if scale is not None:
             sc = np.broadcast_to(np.abs(np.asarray(scale, np.float64)), nan_want.shape)[fin]
             tol = tol + rtol_eps * eps * np.where(np.isfinite(sc), sc, 0)

@@ -304,7 +304,22 @@ def log1p_01(e):
         1 if u < 1.4142135623730951 else 0.5
     )
     k = 0 if u < 1.4142135623730951 else 1
-    return k * ln2_hi() + (log1p_ft(f) + k * ln2_lo())
+    # float32: e p(e), a minimax p of degree 9 for log(1 + e) / e on [0, 1]
+    # (0.08 ulp): no division, no select.
+    p32 = poly(
+        e,
+        0.9999999952868724,
+        -0.4999990241717207,
+        0.33329962267831187,
+        -0.24954132134019227,
+        0.19675931455145254,
+        -0.15305570092256252,
+        0.10603616826834436,
+        -0.056959158633026016,
+        0.019851262382928777,
+        -0.0032439808067851305,
+    )
+    return by_type(e * p32, k * ln2_hi() + (log1p_ft(f) + k * ln2_lo()))
 
 
 # --- tanh --------------------------------------------------------------------------
@@ -593,6 +608,11 @@ def softsign(x):
     return x / (1 + fabs(x)) if not (fabs(x) > 3.0e38) else (1 if x > 0 else -1)
 
 
+def softplus(z):
+    """log(1 + e**z) = max(z, 0) + log1p(e**-|z|), no overflow, relative accuracy for z << 0."""
+    return (z if z > 0 else 0) + log1p_01(exp_neg(-fabs(z)))
+
+
 def logsigmoid(x):
     """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))."""
     return (x if x < 0 else 0) - log1p_01(exp_neg(-fabs(x)))
@@ -684,6 +704,7 @@ HELPERS = (
     gelu_tanh,
     gelu_tanh_grad,
     softsign,
+    softplus,
     logsigmoid,
     tanhshrink,
 )
