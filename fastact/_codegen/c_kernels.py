@@ -52,12 +52,43 @@ def _param_lines(entry: Activation, ctype: str, vector: bool) -> list[str]:
     return lines
 
 
+class _Replace(ast.NodeTransformer):
+    """Replaces every subtree equal to ``old`` by ``new``."""
+
+    def __init__(self, old: ast.AST, new: ast.AST):
+        self.old, self.new = ast.dump(old), new
+
+    def visit(self, node: ast.AST) -> ast.AST:
+        return self.new if ast.dump(node) == self.old else self.generic_visit(node)
+
+
+def _unswitch(src: str, params: set[str]) -> list[tuple[str | None, str]]:
+    """``src`` split on its selects whose test reads parameters only.
+
+    Returns ``(test, formula)`` pairs: the formula to use where ``test`` holds
+    (a dialect expression; None for the last, remaining case).  The kernel then
+    runs one loop per case instead of computing both values of such a select
+    for every element (gelu's two forms).
+    """
+    tree = ast.parse(src, mode="eval")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.IfExp) and free_names(ast.unparse(node.test)) <= params:
+            test = ast.unparse(node.test)
+            cases: list[tuple[str | None, str]] = []
+            for branch, cond in ((node.body, test), (node.orelse, None)):
+                rest = ast.unparse(_Replace(node, branch).visit(ast.parse(src, mode="eval")))
+                for t, f in _unswitch(rest, params):
+                    both = cond if t is None else (t if cond is None else f"({cond}) and ({t})")
+                    cases.append((both, f))
+            return cases
+    return [(None, src)]
+
+
 def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
     ctype = CTYPES[sfx]
     src = _formula(entry, kind)
     vector = kind.endswith("v")
     where = f"{entry.name}.{kind}"
-    body = expr_to_c(src, sfx, helpers, where)
     saved = "x" if entry.saves == "input" else "y"
     name = f"fa_{entry.name}_{kind}_{sfx}"
     if kind in UNARY:
@@ -71,15 +102,29 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
         "uint64_t seed, int64_t off) {",
         "    (void)seed; (void)off; (void)p;",
         *_param_lines(entry, ctype, vector),
-        "    for (Py_ssize_t k = 0; k < n; k++) {",
-        load,
     ]
-    if vector:
-        cp = entry.channel_param
-        lines.append(f"        const {ctype} {cp} = ({ctype})p[k];")
-    if "i" in free_names(src):
-        lines.append("        const int64_t i = off + (int64_t)k;")
-    lines += [f"        out[k] = {body};", "    }", "}"]
+    scalar_params = {
+        p.name for p in entry.parameters if not (vector and p.name == entry.channel_param)
+    }
+    cases = _unswitch(src, scalar_params)
+    for j, (test, formula) in enumerate(cases):
+        body = expr_to_c(formula, sfx, helpers, where)
+        if len(cases) > 1:
+            cond = "" if test is None else f"if ({expr_to_c(test, sfx, helpers, where)}) "
+            lines.append(f"    {'} else ' if j else ''}{cond}{{")
+        indent = "    " * (2 if len(cases) > 1 else 1)
+        loop = ["for (Py_ssize_t k = 0; k < n; k++) {", *[ld.strip() for ld in load.split("\n")]]
+        if vector:
+            cp = entry.channel_param
+            loop.append(f"const {ctype} {cp} = ({ctype})p[k];")
+        if "i" in free_names(formula):
+            loop.append("const int64_t i = off + (int64_t)k;")
+        lines.append(indent + loop[0])
+        lines += [indent + "    " + ln for ln in loop[1:]]
+        lines += [f"{indent}    out[k] = {body};", f"{indent}}}"]
+    if len(cases) > 1:
+        lines.append("    }")
+    lines.append("}")
     return "\n".join(lines)
 
 

@@ -162,7 +162,7 @@ def exp(x):
     xc = clamp(x, exp_lo(), exp_hi())
     n = exp_n(xc)
     e = exp_p(exp_r(xc, n))
-    return 0 if x < exp_lo() else (e + e) * pow2i(n - 1)
+    return xc - xc if x < exp_lo() else (e + e) * pow2i(n - 1)
 
 
 def exp_neg(x):
