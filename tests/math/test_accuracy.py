@@ -244,7 +244,7 @@ def test_accuracy_over_every_binade(run, name, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_backends_agree_bitwise(c_run, numba_run, dtype):
-    """One definition, two compilers, no FMA contraction: the same bits."""
+    """One definition, two compilers, the same bits (explicit fma in both, no contraction)."""
     for name in CASES:
         lo, hi = CASES[name][1]
         x = binade_sweep(dtype, lo, hi, 4, seed=1)
