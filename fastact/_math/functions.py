@@ -188,28 +188,28 @@ def exp_sc(x):
     xc = clamp(x, exp_sc_lo(), by_type(72.364, 673.26))
     n = exp_n(xc)
     e = exp_p(exp_r(xc, n))
-    return 0 if x < exp_sc_lo() else (e + e) * pow2i(n + by_type(23.0, 52.0))
+    return xc - xc if x < exp_sc_lo() else (e + e) * pow2i(n + by_type(23.0, 52.0))
 
 
 def unscale(w):
-    """w * 2**-K, or +-0 where that is below the normal range (NaN and inf pass).
+    """w * 2**-K, or +0 where that is below the normal range (NaN and inf pass).
 
-    The product is only taken on |w| >= 2**(-126 + K): small w are replaced by
-    |w| + 2**(-126 + K), a variable (see clamp), before it."""
+    The product is only taken on |w| >= 2**(-126 + K): smaller w are replaced by
+    +-2**(-126 + K) before it, and the flush selects wc - wc (a variable 0)."""
     b = by_type(1.9721522630525295e-31, 2.004168360008973e-292)  # 2**(-126 + K)
-    wc = copysign(fabs(w) + b, w) if fabs(w) < b else w
-    return 0 if fabs(wc) > fabs(w) else wc * by_type(5.960464477539063e-08, 1.1102230246251565e-16)
+    wc = copysign(b, w) if fabs(w) < b else w
+    return wc - wc if fabs(w) < b else wc * by_type(5.960464477539063e-08, 1.1102230246251565e-16)
 
 
 def exp_sum_sc(hi, lo):
     """e**(hi + lo) * 2**K for hi <= 0 and |lo| small against |hi|: the range
     reduction adds lo after the exact hi - n ln2_hi, so an argument carried in
     two parts keeps its accuracy.  0 below exp_sc_lo(), as exp_sc."""
-    h = copysign(exp_sc_lo(), hi) if hi < exp_sc_lo() else hi
+    h = exp_sc_lo() if hi < exp_sc_lo() else hi
     t = lo * 0 if hi < exp_sc_lo() else lo
     n = exp_n(h + t)
     e = exp_p(fma(-n, ln2_lo(), fma(-n, ln2_hi(), h) + t))
-    return 0 if hi + lo < exp_sc_lo() else (e + e) * pow2i(n + by_type(23.0, 52.0))
+    return h - h if hi + lo < exp_sc_lo() else (e + e) * pow2i(n + by_type(23.0, 52.0))
 
 
 def expm1(x):
