@@ -285,7 +285,7 @@ def silu(x):
 def silu_backward(g, x):
     x = np.asarray(x, np.float64)
     s = sigmoid(x)
-    d = _limit_inf(x, s + x * s * (1 - s), at_neg=0.0)
+    d = _limit_inf(x, s + x * s * (1 - s), at_pos=1.0, at_neg=0.0)
     return np.asarray(g, np.float64) * d
 
 
@@ -303,7 +303,7 @@ def mish(x):
 def mish_backward(g, x):
     x = np.asarray(x, np.float64)
     t = np.tanh(_softplus1(x))
-    d = _limit_inf(x, t + x * (1 - t * t) * sigmoid(x), at_neg=0.0)
+    d = _limit_inf(x, t + x * (1 - t * t) * sigmoid(x), at_pos=1.0, at_neg=0.0)
     return np.asarray(g, np.float64) * d
 
 

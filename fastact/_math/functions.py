@@ -391,9 +391,9 @@ def silu(x):
 
 
 def silu_grad(x):
-    """d/dx x sigmoid(x) = s (1 + x (1 - s)); 0 at -inf."""
+    """d/dx x sigmoid(x) = s (1 + x (1 - s)); 0 at -inf, 1 at inf."""
     s = sigmoid(x)
-    return 0 if x < -3.0e38 else s * (1 + x * (1 - s))
+    return 0 if x < -3.0e38 else (1 if x > 3.0e38 else s * (1 + x * (1 - s)))
 
 
 def mish_t(x):
@@ -409,9 +409,13 @@ def mish(x):
 
 
 def mish_grad(x):
-    """t + x (1 - t^2) sigmoid(x), t = tanh(softplus(x)); 0 at -inf."""
-    t = mish_t(x)
-    return 0 if x < -3.0e38 else t + x * ((1 - t) * (1 + t)) * sigmoid(x)
+    """t + x (1 - t^2) sigmoid(x), t = tanh(softplus(x)), both from one e = exp(x):
+    t = n / (n + 2), n = e (e + 2), sigmoid(x) = e / (1 + e); 1 above x = 20, 0 at -inf."""
+    e = exp(x)
+    n = e * (e + 2)
+    t = n / (n + 2)
+    w = t + x * ((1 - t) * (1 + t)) * (e / (1 + e))
+    return 0 if x < -3.0e38 else (1 if x > 20 else w)
 
 
 # --- gelu: Phi(x) = erfc(-x / sqrt 2) / 2 ---------------------------------------
