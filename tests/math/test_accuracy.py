@@ -243,6 +243,20 @@ def test_accuracy_over_every_binade(run, name, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", [n for n in CASES if n not in SLOW])
+def test_accuracy_dense_where_it_matters(run, name, dtype):
+    """2**18 uniform points over [-20, 20] and [-100, 90] (within the domain): the
+    binade sweep has 64 points per binade, too few to meet the worst cases of a
+    composed function (sigmoid's largest errors are near x = -4.85)."""
+    lo, hi = CASES[name][1]
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(-20, 20, 1 << 18), rng.uniform(-100, 90, 1 << 18)])
+    x = x.astype(dtype)
+    x = x[(x >= lo) & (x <= hi)]
+    check(name, dtype, x, run(name, x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_backends_agree_bitwise(c_run, numba_run, dtype):
     """One definition, two compilers, the same bits (explicit fma in both, no contraction)."""
     for name in CASES:
