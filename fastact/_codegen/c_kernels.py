@@ -207,55 +207,89 @@ def _lane_max(var: str, ctype: str, body: str, load, consts: list[str]) -> list[
     ]
 
 
-def _ordered_sum(
+def _lane_adds(var: str, value, i: str, stop: str) -> list[str]:
+    """Add elements ``0..stop-1`` (index ``i``) to the lanes ``{var}_lane``, ``i`` to lane ``i % 8``.
+
+    ``value(idx)`` gives the statements that set ``v`` (a T) to the value of
+    element ``idx``.  Element 0 is the row's first or a multiple of 8 after
+    it, so lane ``j`` takes the row's elements ``k`` with ``k % 8 == j``, in
+    increasing ``k``.  The fixed-8 inner loop unrolls into eight additions
+    that the vectorizer packs, reassociating nothing.
+    """
+    lane = f"{var}_lane"
+    return [
+        f"for ({i} = 0; {i} + 8 <= {stop}; {i} += 8) {{",
+        "    for (int j = 0; j < 8; j++) {",
+        *["        " + ln for ln in value(f"{i} + j")],
+        f"        {lane}[j] += (double)v;",
+        "    }",
+        "}",
+        f"for (int j = 0; {i} < {stop}; {i}++, j++) {{",
+        *["    " + ln for ln in value(i)],
+        f"    {lane}[j] += (double)v;",
+        "}",
+    ]
+
+
+def _lane_sum(
     var: str, ctype: str, body: str, load, consts: list[str], keep: bool, costly: bool
 ) -> list[str]:
-    """The row's sum in double, element by element in order (the Numba kernels' bits).
+    """The row's sum in double, in eight lanes (element ``k`` into lane ``k % 8``).
 
-    The values are computed apart from the additions where that lets them
-    vectorize: into the output row when the map reads them back (``keep``),
-    else, for a formula with calls, block by block into a stack buffer.
+    The lanes start at 0.0, each adds its elements in increasing ``k``, and
+    the sum is ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``: the
+    order of ``pgrad`` and of the Numba kernels (the same bits).  The values
+    are computed apart from the additions where that lets them vectorize:
+    into the output row when the map reads them back (``keep``), else, for a
+    formula with calls, block by block into a stack buffer.
     """
-    lines = [f"        double {var}_acc = 0.0;"]
+    lines = [f"        double {var}_lane[8] = {{{', '.join(['0.0'] * 8)}}};"]
+
+    def computed(idx: str) -> list[str]:
+        return [*load(idx), *consts, f"const {ctype} v = {body};"]
+
+    def stored(buf: str):
+        return lambda idx: [f"const {ctype} v = {buf}[{idx}];"]
+
     if keep:
-        return lines + [
+        lines += [
             "        for (k = 0; k < n; k++) {",
             *["            " + ln for ln in load("k") + consts],
             f"            o_r[k] = {body};",
             "        }",
-            "        for (k = 0; k < n; k++) {",
-            f"            {var}_acc += (double)o_r[k];",
-            "        }",
+            *["        " + ln for ln in _lane_adds(var, stored("o_r"), "k", "n")],
         ]
-    if costly:
-        return lines + [
+    elif costly:
+        # FA_ROW_BLOCK is a multiple of 8: each block starts in lane 0
+        lines += [
             f"        {ctype} {var}_blk[FA_ROW_BLOCK];",
             "        for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_ROW_BLOCK) {",
             "            const Py_ssize_t kn = n - k0 < FA_ROW_BLOCK ? n - k0 : FA_ROW_BLOCK;",
-            "            for (Py_ssize_t i = 0; i < kn; i++) {",
+            "            Py_ssize_t i;",
+            "            for (i = 0; i < kn; i++) {",
             *["                " + ln for ln in load("k0 + i") + consts],
             f"                {var}_blk[i] = {body};",
             "            }",
-            "            for (Py_ssize_t i = 0; i < kn; i++) {",
-            f"                {var}_acc += (double){var}_blk[i];",
-            "            }",
+            *["            " + ln for ln in _lane_adds(var, stored(f"{var}_blk"), "i", "kn")],
             "        }",
         ]
-    return lines + [
-        "        for (k = 0; k < n; k++) {",
-        *["            " + ln for ln in load("k") + consts],
-        f"            const {ctype} v = {body};",
-        f"            {var}_acc += (double)v;",
-        "        }",
-    ]
+    else:
+        lines += ["        " + ln for ln in _lane_adds(var, computed, "k", "n")]
+    lv = [f"{var}_lane[{j}]" for j in range(8)]
+    lines.append(
+        f"        const double {var}_acc = (({lv[0]} + {lv[1]}) + ({lv[2]} + {lv[3]}))"
+        f" + (({lv[4]} + {lv[5]}) + ({lv[6]} + {lv[7]}));"
+    )
+    return lines
 
 
 def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) -> str:
     """One kernel over ``rows`` contiguous rows of length ``n``: reductions, then the map.
 
-    Maxima run in vectorized lanes (exact), sums add in element order in
-    double (the Numba kernels' order) with their values computed apart where
-    that vectorizes; the result depends on the row only, not on threads.
+    Maxima run in vectorized lanes (exact), sums in eight double lanes
+    combined in a fixed order (:func:`_lane_sum`, the Numba kernels' order),
+    with their values computed apart where that vectorizes; the result
+    depends on the row only, not on threads.
     """
     ctype = CTYPES[sfx]
     stages = entry.row_backward if backward else entry.row_forward
@@ -299,7 +333,7 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
             lines += _lane_max(var, ctype, body, load, consts)
         elif op == "sum":
             keep = cached is not None and cached[0] == var
-            lines += _ordered_sum(var, ctype, body, load, consts, keep, _calls(expr))
+            lines += _lane_sum(var, ctype, body, load, consts, keep, _calls(expr))
         else:
             raise SyntaxError(f"{where}: unknown reduction {op!r}")
         lines.append(f"        const {ctype} {var}_acc_t = ({ctype}){var}_acc;")
@@ -383,7 +417,8 @@ PROLOGUE = """\
 #else
 #define FA_NOUNROLL
 #endif
-/* Row sums compute their values in blocks of this many, then add them in order. */
+/* Row sums compute their values in blocks of this many (a multiple of 8),
+ * then add them to their eight lanes. */
 #define FA_ROW_BLOCK 256
 
 typedef void (*fa_unary_f32)(const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t);

@@ -16,8 +16,8 @@ One module per (entry, float type) holds:
   wrapped in ``njit`` (Numba compiles a helper as part of its caller);
 * one plain Python function per kernel kind (``_fa_fwd``, ``_fa_bwd``...),
   each a serial loop over ``range(start, stop)`` of flat buffers;
-* for a per-channel entry, the ``<8 x double>`` partial sums of ``pgrad``
-  (``LANES_SOURCE``).
+* for a per-channel or rowwise entry, the ``<8 x double>`` partial sums of
+  ``pgrad`` and of the row sums (``LANES_SOURCE``).
 
 One module per float type holds the drivers: ``_fa_par_*`` (``njit(parallel=
 True)``, one chunk per thread with ``prange``) and ``_fa_ser_*`` (serial), which
@@ -69,7 +69,7 @@ ROWWISE = ("rfwd", "rbwd")
 INPLACE = {kind: f"{kind}_ip" for kind in UNARY + BINARY}
 KINDS = UNARY + BINARY + PGRAD + ROWWISE + tuple(INPLACE.values())
 PGRAD_LANES = 8  # pgrad's partial sums (the C generator's _pgrad: the same order)
-PGRAD_BLOCK = 128  # pgrad's terms per block of its stack buffer (a multiple of 8)
+PGRAD_BLOCK = 128  # terms per block of pgrad's and row sums' stack buffer (a multiple of 8)
 
 # Same constants as the Cython driver (_kernels.pyx).
 MIN_CHUNK = 4096
@@ -241,10 +241,11 @@ _BITS = {
     },
 }
 
-# pgrad's eight partial sums as one LLVM <8 x double> value (a Numba type of
-# its own: Numba has no vector types, and it compiles without the SLP
-# vectorizer that would pack eight scalar sums).  Lane j adds the buffer's
-# element off + j; the total adds the lanes pairwise, as the C kernels do.
+# The eight partial sums of pgrad and of the row sums (softmax) as one LLVM
+# <8 x double> value (a Numba type of its own: Numba has no vector types, and
+# it compiles without the SLP vectorizer that would pack eight scalar sums).
+# Lane j adds the buffer's element off + j; the total adds the lanes
+# pairwise, as the C kernels do.
 # The buffer is an aligned stack array (a misaligned one costs 2x here).
 LANES_SOURCE = """\
 from llvmlite import ir as _fa_ir
@@ -537,13 +538,42 @@ def _pgrad_lines(loads: list[str], body: str) -> list[str]:
     ]
 
 
+def _row_sum_lines(acc: str, loads: list[str], value: str) -> list[str]:
+    """A row sum into float64 ``acc``: the lanes of ``pgrad`` over the row ``_fa_a.._fa_b-1``.
+
+    Element ``k`` of the row adds ``float64(value)`` to lane ``(k - _fa_a) % 8``
+    in increasing ``k``, and ``acc`` is ``((l0 + l1) + (l2 + l3)) + ((l4 + l5)
+    + (l6 + l7))``: the C generator's ``_lane_sum``, bit for bit.  As in
+    :func:`_pgrad_lines`, a plain loop (vectorized) writes each block's values
+    to the stack buffer ``_fa_buf`` (its length is a multiple of 8, so every
+    block starts in lane 0), the ``<8 x double>`` lanes add it eight at a
+    time, and the last block is padded with -0.0.
+    """
+    lanes = PGRAD_LANES
+    return [
+        "        _fa_sums = _fa_lanes_zero()",
+        "        for _fa_c in range(_fa_a, _fa_b, _FA_PBLOCK):",
+        "            _fa_n = min(_FA_PBLOCK, _fa_b - _fa_c)",
+        "            for _fa_j in range(_fa_n):",
+        "                _fa_k = _fa_c + _fa_j",
+        *["                " + ld for ld in loads],
+        f"                _fa_buf[_fa_j] = np.float64({value})",
+        f"            for _fa_j in range(_fa_n, (_fa_n + {lanes - 1}) // {lanes} * {lanes}):",
+        "                _fa_buf[_fa_j] = _FA_NEG0",
+        f"            for _fa_j in range(0, _fa_n, {lanes}):",
+        "                _fa_sums = _fa_lanes_add(_fa_sums, _fa_buf, _fa_j)",
+        f"        {acc} = _fa_lanes_total(_fa_sums)",
+    ]
+
+
 def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
     """Source of a row kernel: the row reductions in order, then the elementwise map.
 
     The same arithmetic as the C generator's rows: ``max`` propagates NaN
     (once NaN, it stays NaN), ``sum`` accumulates in float64 also for float32
-    rows and is rounded to T once, ``log`` takes the log of an earlier sum
-    in float64 before rounding.
+    rows, in eight lanes combined pairwise (:func:`_row_sum_lines`), and is
+    rounded to T once, ``log`` takes the log of an earlier sum in float64
+    before rounding.
     """
     where = f"{entry.name}.{kind}"
     if kind == "rfwd":
@@ -554,6 +584,8 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
         loads = ["g = _fa_g[_fa_k]", f"{_saved_name(entry)} = _fa_s[_fa_k]"]
     lines = [f"def _fa_{kind}({args}):", "    _fa_poff = 0"]
     lines += _param_lines(entry, False, "    ")
+    if any(op == "sum" for _, op, _ in _reductions(entry, kind)):
+        lines.append("    _fa_buf = _fa_scratch(_FA_PBLOCK)")
     lines += [
         "    for _fa_r in range(_fa_r0, _fa_r1):",
         "        _fa_a = _fa_r * _fa_rowlen",
@@ -572,8 +604,9 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
                 f"(_fa_v if (_fa_v > {acc} or _fa_v != _fa_v) else {acc})"
             )
         elif op == "sum":
-            lines.append(f"        {acc} = np.float64(0.0)")
-            update = f"{acc} += np.float64(_fa_v)"
+            lines += _row_sum_lines(acc, loads, f"T({value})")
+            lines.append(f"        {var} = T({acc})")
+            continue
         else:
             raise NotImplementedError(f"{where}: unknown row reduction {op!r}")
         lines.append("        for _fa_k in range(_fa_a, _fa_b):")
@@ -616,7 +649,7 @@ def entry_module(entry: Activation, sfx: str, helpers: tuple) -> str:
             f"{src}\n\n\n{h.__name__} = "
             f"njit(nogil=True, error_model='numpy', inline='always')({h.__name__})"
         )
-    if "pgrad" in kinds_of(entry):
+    if "pgrad" in kinds_of(entry) or is_rowwise(entry):
         parts.append(LANES_SOURCE.format(block=PGRAD_BLOCK))
     for kind in kinds_of(entry):
         src = kernel_source(entry, kind, names)
