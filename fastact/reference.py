@@ -34,11 +34,23 @@ def _nan_from(saved: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(saved), np.nan, grad)
 
 
-# --- random slopes of rrelu: splitmix64 keyed by (seed, flat index) --------
+# --- random slopes of rrelu: a counter-based generator keyed by (seed, flat index)
+#
+# Element i of seed s has the 64-bit counter c = mix64(s) + i (splitmix64's
+# output function, wrapping).  float64: w = c * WEYL64, two xorshift-multiply
+# rounds, the top 53 bits u, slope = lo + ((hi - lo) * 2**-53) * u in float64.
+# float32: w = lo32(c) * WEYL32, key kh = hi32(mix64(hi32(c))), three
+# xorshift-multiply rounds of w ^ (w >> 16) ^ kh in uint32, the top 24 bits
+# u, slope = lo + ((hi - lo) * 2**-24) * u in float32.  The kernels compute
+# the same bits (fastact/_backends/cython/fa_intrinsics.h).
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_WEYL64 = np.uint64(0x9E3779B97F4A7C15)
+_WEYL32 = np.uint32(0x9E3779B9)
+_H1 = np.uint32(0x7FEB352D)
+_H2 = np.uint32(0x846CA68B)
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
@@ -48,19 +60,47 @@ def _mix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def uniform(seed: int, n: int) -> np.ndarray:
-    """The counter-based U[0, 1) numbers of elements 0..n-1 for ``seed``."""
+def counters(seed: int, n: int) -> np.ndarray:
+    """The 64-bit counters of elements 0..n-1 for ``seed``: mix64(seed) + i."""
     with np.errstate(over="ignore"):
         key = _mix64(np.array([seed], dtype=np.uint64))
-        h = _mix64(key + np.arange(n, dtype=np.uint64))
-    return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        return key + np.arange(n, dtype=np.uint64)
+
+
+def uniform_bits(c: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """The random integers of counters ``c``: 53 bits (float64) or 24 bits (float32)."""
+    c = np.asarray(c, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        if np.dtype(dtype) == np.float32:
+            kh = (_mix64(c >> np.uint64(32)) >> np.uint64(32)).astype(np.uint32)
+            w = (c & np.uint64(0xFFFFFFFF)).astype(np.uint32) * _WEYL32
+            x = w ^ (w >> np.uint32(16)) ^ kh
+            x = x * _H1
+            x = x ^ (x >> np.uint32(15))
+            x = x * _H2
+            x = x ^ (x >> np.uint32(16))
+            x = x * _H1
+            return x >> np.uint32(8)
+        w = c * _WEYL64
+        z = (w ^ (w >> np.uint64(32))) * _M1
+        z = (z ^ (z >> np.uint64(29))) * _M2
+        return z >> np.uint64(11)
+
+
+def uniform(seed: int, n: int, dtype=np.float64) -> np.ndarray:
+    """The counter-based U[0, 1) numbers of elements 0..n-1 for ``seed`` (exact, float64)."""
+    bits = 24 if np.dtype(dtype) == np.float32 else 53
+    return uniform_bits(counters(seed, n), dtype).astype(np.float64) * 2.0**-bits
 
 
 def rrelu_slopes(shape, seed: int, lower: float, upper: float, dtype=np.float64) -> np.ndarray:
-    """The slope rrelu gives each element (C order) in training mode."""
+    """The slope rrelu gives each element (C order) in training mode, in ``dtype``."""
+    dtype = np.dtype(dtype)
     n = int(np.prod(shape, dtype=np.int64))
-    lo, hi = float(np.asarray(lower, dtype)), float(np.asarray(upper, dtype))
-    return (lo + (hi - lo) * uniform(seed, n)).astype(dtype).reshape(shape)
+    lo, hi = dtype.type(lower), dtype.type(upper)
+    scale = dtype.type(2.0**-24 if dtype == np.float32 else 2.0**-53)
+    u = uniform_bits(counters(seed, n), dtype).astype(dtype)
+    return (lo + ((hi - lo) * scale) * u).reshape(shape)
 
 
 # --- the activations ----------------------------------------------------

@@ -25,7 +25,7 @@ import ast
 from pathlib import Path
 
 from ..table import Activation
-from .dialect import CTYPES, expr_to_c, free_names, function_to_c
+from .dialect import CTYPES, expr_to_c, free_names, function_to_c, uses_uniform_slope
 
 KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv", "bwdv")
 UNARY = {"fwd", "tfwd", "fwdv"}
@@ -113,19 +113,51 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
             cond = "" if test is None else f"if ({expr_to_c(test, sfx, helpers, where)}) "
             lines.append(f"    {'} else ' if j else ''}{cond}{{")
         indent = "    " * (2 if len(cases) > 1 else 1)
-        loop = ["for (Py_ssize_t k = 0; k < n; k++) {", *[ld.strip() for ld in load.split("\n")]]
+        inner = [ld.strip() for ld in load.split("\n")]
         if vector:
             cp = entry.channel_param
-            loop.append(f"const {ctype} {cp} = ({ctype})p[k];")
+            inner.append(f"const {ctype} {cp} = ({ctype})p[k];")
         if "i" in free_names(formula):
-            loop.append("const int64_t i = off + (int64_t)k;")
-        lines.append(indent + loop[0])
-        lines += [indent + "    " + ln for ln in loop[1:]]
-        lines += [f"{indent}    out[k] = {body};", f"{indent}}}"]
+            inner.append("const int64_t i = off + (int64_t)k;")
+        inner.append(f"out[k] = {body};")
+        lines += _loop(inner, indent, sfx if uses_uniform_slope(formula) else None)
     if len(cases) > 1:
         lines.append("    }")
     lines.append("}")
     return "\n".join(lines)
+
+
+def _loop(inner: list[str], indent: str, rng: str | None) -> list[str]:
+    """The loop over the chunk's elements ``k`` running the statements ``inner``.
+
+    With ``rng`` (the float type of a formula that calls ``uniform_slope``)
+    the loop also steps rrelu's generator (fa_intrinsics.h): the Weyl state
+    ``fa_w`` of element ``k`` is an induction variable (no multiply per
+    element), and in float32 the loop is split into the runs of counters that
+    share one high half, each with its key ``fa_kh`` (one run, but for one
+    chunk in 2**32 / n).
+    """
+    body = [f"{indent}    {ln}" for ln in inner]
+    if rng is None:
+        return [f"{indent}for (Py_ssize_t k = 0; k < n; k++) {{", *body, f"{indent}}}"]
+    if rng == "f64":
+        return [
+            f"{indent}uint64_t fa_w = fa_counter(seed, off) * FA_WEYL64;",
+            f"{indent}for (Py_ssize_t k = 0; k < n; k++, fa_w += FA_WEYL64) {{",
+            *body,
+            f"{indent}}}",
+        ]
+    return [
+        f"{indent}const uint64_t fa_c0 = fa_counter(seed, off);",
+        f"{indent}for (Py_ssize_t fa_k0 = 0, fa_k1; fa_k0 < n; fa_k0 = fa_k1) {{",
+        f"{indent}    fa_k1 = fa_run_end(fa_c0, fa_k0, n);",
+        f"{indent}    const uint32_t fa_kh = fa_run_key(fa_c0 + (uint64_t)fa_k0);",
+        f"{indent}    uint32_t fa_w = fa_weyl32(fa_c0 + (uint64_t)fa_k0);",
+        f"{indent}    for (Py_ssize_t k = fa_k0; k < fa_k1; k++, fa_w += FA_WEYL32) {{",
+        *["    " + ln for ln in body],
+        f"{indent}    }}",
+        f"{indent}}}",
+    ]
 
 
 def _max_update(acc: str, v: str) -> str:

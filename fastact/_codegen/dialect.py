@@ -48,6 +48,14 @@ CTYPES = {"f32": "float", "f64": "double"}
 #   the normal range (never a subnormal), +-inf above it; inf/NaN unchanged, +-0
 #   for a subnormal x.  Integer operations only: compilers may evaluate it in
 #   lanes whose value is then discarded, and those never stall on subnormals.
+#
+# ``uniform_slope(seed, i, lo, hi)`` is rrelu's random slope of element ``i``
+# (the flat C-order index) for ``seed``, in [lo, hi]: a counter-based generator
+# (fa_intrinsics.h).  Its first two arguments must be the names ``seed`` and
+# ``i``: the kernels do not evaluate it from them but from a state they step
+# per element (``fa_w``, and ``fa_kh`` in float32; ``_fa_w``/``_fa_kh`` in
+# Python), so it reads neither name (:func:`free_names`) and a formula that
+# calls it has a loop of its own (:func:`uses_uniform_slope`).
 INTRINSICS: dict[str, tuple[str, str, str]] = {
     "exp": ("expf", "exp", "math.exp"),
     "expm1": ("expm1f", "expm1", "math.expm1"),
@@ -61,7 +69,7 @@ INTRINSICS: dict[str, tuple[str, str, str]] = {
     "floor": ("floorf", "floor", "math.floor"),
     "rint": ("rintf", "rint", "np.rint"),
     "copysign": ("copysignf", "copysign", "math.copysign"),
-    "uniform_slope": ("fa_uniform_slope_f32", "fa_uniform_slope_f64", "uniform_slope"),
+    "uniform_slope": ("fa_slope_f32", "fa_slope_f64", "uniform_slope"),
     "pow2i": ("fa_pow2i_f32", "fa_pow2i_f64", "pow2i"),
     "exponent": ("fa_exponent_f32", "fa_exponent_f64", "exponent"),
     "mantissa": ("fa_mantissa_f32", "fa_mantissa_f64", "mantissa"),
@@ -141,6 +149,10 @@ class _Emitter:
                 if len(args) != 2:
                     raise SyntaxError(f"{self.where}: by_type takes a float32 and a float64 value")
                 return self.by_type(args[0], args[1])
+            if name == "uniform_slope":
+                if len(args) != 4 or [ast.unparse(a) for a in node.args[:2]] != ["seed", "i"]:
+                    raise SyntaxError(f"{self.where}: uniform_slope takes (seed, i, lower, upper)")
+                return self.uniform_slope(args[2], args[3])
             if name == "poly":
                 # poly(t, c0, c1, ..., cn) = c0 + t * (c1 + t * (... + t * cn)), Horner
                 # with one fused multiply-add per coefficient.
@@ -183,6 +195,11 @@ class _CEmitter(_Emitter):
     def by_type(self, a: str, b: str) -> str:
         return a if self.sfx == "f32" else b
 
+    def uniform_slope(self, lo: str, hi: str) -> str:
+        if self.sfx == "f32":
+            return f"fa_slope_f32(fa_w, fa_kh, {lo}, {hi})"
+        return f"fa_slope_f64(fa_w, {lo}, {hi})"
+
     def call(self, name: str, args: list[str], node: ast.AST) -> str:
         # Helpers first: a helper named like an intrinsic replaces it.
         if name in self.helpers:
@@ -213,14 +230,15 @@ class _PyEmitter(_Emitter):
         # so only the chosen branch is left in the compiled code.
         return f"({a} if T(16777217.0) == T(16777216.0) else {b})"
 
+    def uniform_slope(self, lo: str, hi: str) -> str:
+        return f"uniform_slope(_fa_w, _fa_kh, {lo}, {hi})"
+
     def call(self, name: str, args: list[str], node: ast.AST) -> str:
         # Helpers first: a helper named like an intrinsic replaces it.
         if name in self.helpers:
             return f"{name}({', '.join(args)})"
         if name in INTRINSICS:
             fname = INTRINSICS[name][2]
-            if name == "uniform_slope":
-                return f"T(uniform_slope({', '.join(args)}))"
             if name in ("floor", "rint"):
                 return f"T({fname}({', '.join(args)}))"
             return f"{fname}({', '.join(args)})"
@@ -244,11 +262,30 @@ def expr_to_python(src: str, helpers: Iterable[str] = (), where: str = "formula"
     return _PyEmitter(where, helpers).expr(_parse_expr(src, where))
 
 
+def _rng_calls(tree: ast.AST) -> list[ast.Call]:
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "uniform_slope"
+    ]
+
+
+def uses_uniform_slope(src: str) -> bool:
+    """Whether ``src`` calls ``uniform_slope`` (its kernels then step the generator's state)."""
+    return bool(_rng_calls(_parse_expr(src, "formula")))
+
+
 def free_names(src: str) -> set[str]:
-    """Variable names an expression reads (calls' function names excluded)."""
+    """Variable names an expression reads (calls' function names excluded).
+
+    ``uniform_slope``'s ``seed`` and ``i`` are not read: the kernels step the
+    generator's state instead.
+    """
     tree = _parse_expr(src, "formula")
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - called
+    skip = {id(a) for c in _rng_calls(tree) for a in c.args[:2]}
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in skip}
+    return names - called
 
 
 def _function_parts(fn: Callable) -> tuple[str, list[str], list[tuple[str, ast.AST]], ast.AST]:

@@ -10,8 +10,8 @@ use, as C-ABI ``cfunc`` functions.
 
 One module per (entry, float type) holds:
 
-* the fastact intrinsics that are not in :mod:`math` (rrelu's splitmix64
-  counter-based generator, the same bits as ``fa_intrinsics.h``);
+* the fastact intrinsics that are not in :mod:`math` (rrelu's counter-based
+  generator, the same bits as ``fa_intrinsics.h``);
 * the math helpers of :mod:`fastact._math.functions` the entry uses, each
   wrapped in ``njit`` (Numba compiles a helper as part of its caller);
 * one plain Python function per kernel kind (``_fa_fwd``, ``_fa_bwd``...),
@@ -40,8 +40,8 @@ the loop has one pointer and vectorizes.
 
 Parameter ``j`` (table order) is ``p[poff + j]``; in the "vector" forms of a
 per-channel entry (prelu on ``(N, C)``) the channel parameter of element
-``k`` is ``p[poff + k - start]``.  ``i`` (the flat index of rrelu's
-counter-based slopes) is ``k`` itself.
+``k`` is ``p[poff + k - start]``.  ``k`` is the flat index of rrelu's
+counter-based slopes (``uniform_slope(seed, i, ...)`` with ``i = k``).
 """
 
 from __future__ import annotations
@@ -81,18 +81,33 @@ PGRAD_BLOCKS = 64
 _ALIASES = {"math.floor(": "np.floor("}
 
 # The intrinsics of the dialect that are neither math/np functions nor Python
-# builtins: their Numba source.  Bit for bit the functions of fa_intrinsics.h
-# (splitmix64 on uint64 with wrap-around, 53 random bits, the slope computed
-# in double and rounded once to T by the caller's T(...)).
+# builtins: their Numba source.  Bit for bit the functions of fa_intrinsics.h:
+# rrelu's counter-based slopes.  A kernel that calls ``uniform_slope`` steps
+# the generator's state per element (``_fa_w``; ``_fa_kh`` per run of
+# counters, see :func:`elementwise_kernel`) with the functions below, whose
+# float32 or float64 forms the module picks by ``T`` when it is imported.
+# uint64 arithmetic wraps around; the float32 hash is LLVM IR on i32 (an
+# intrinsic), so that LLVM vectorizes it in 32-bit lanes.
 INTRINSICS_SOURCE = """\
+from llvmlite import ir as _fa_rng_ir
+from numba import types as _fa_rng_types
+from numba.extending import intrinsic as _fa_rng_intrinsic
+
 _FA_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _FA_M1 = np.uint64(0xBF58476D1CE4E5B9)
 _FA_M2 = np.uint64(0x94D049BB133111EB)
-_FA_S30 = np.uint64(30)
-_FA_S27 = np.uint64(27)
-_FA_S31 = np.uint64(31)
+_FA_WEYL64 = np.uint64(0x9E3779B97F4A7C15)
+_FA_WEYL32 = np.uint32(0x9E3779B9)
 _FA_S11 = np.uint64(11)
+_FA_S27 = np.uint64(27)
+_FA_S29 = np.uint64(29)
+_FA_S30 = np.uint64(30)
+_FA_S31 = np.uint64(31)
+_FA_S32 = np.uint64(32)
+_FA_LO32 = np.uint64(0xFFFFFFFF)
 _FA_2M53 = np.float64(1.1102230246251565e-16)  # 2**-53
+_FA_2M24 = T(5.960464477539063e-08)  # 2**-24 (used in float32 modules)
+_FA_I32 = _fa_rng_ir.IntType(32)
 
 
 @njit(nogil=True, error_model="numpy")
@@ -104,14 +119,93 @@ def fa_mix64(z):
 
 
 @njit(nogil=True, error_model="numpy")
-def fa_uniform(seed, i):
-    h = fa_mix64(fa_mix64(np.uint64(seed)) + np.uint64(i))
-    return np.float64(h >> _FA_S11) * _FA_2M53
+def fa_counter(seed, off):
+    return fa_mix64(np.uint64(seed)) + np.uint64(off)
+
+
+@_fa_rng_intrinsic
+def _fa_bits24(typingctx, w, kh):
+    # the top 24 bits of fa_slope_f32's hash of (w, kh), as an int32
+    if not all(isinstance(t, _fa_rng_types.Integer) for t in (w, kh)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        def c(v):
+            return _fa_rng_ir.Constant(_FA_I32, v)
+
+        w, kh = (builder.trunc(a, _FA_I32) if a.type.width > 32 else a for a in args)
+        x = builder.xor(builder.xor(w, builder.lshr(w, c(16))), kh)
+        x = builder.mul(x, c(0x7FEB352D))
+        x = builder.xor(x, builder.lshr(x, c(15)))
+        x = builder.mul(x, c(0x846CA68B))
+        x = builder.xor(x, builder.lshr(x, c(16)))
+        x = builder.mul(x, c(0x7FEB352D))
+        return builder.lshr(x, c(8))
+
+    return _fa_rng_types.int32(w, kh), codegen
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def _fa_slope_f32(w, kh, lo, hi):
+    return lo + ((hi - lo) * _FA_2M24) * np.float32(_fa_bits24(w, kh))
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def _fa_slope_f64(w, kh, lo, hi):
+    z = w ^ (w >> _FA_S32)
+    z = z * _FA_M1
+    z = z ^ (z >> _FA_S29)
+    z = z * _FA_M2
+    return lo + ((hi - lo) * _FA_2M53) * np.float64(np.int64(z >> _FA_S11))
 
 
 @njit(nogil=True, error_model="numpy")
-def uniform_slope(seed, i, lo, hi):
-    return np.float64(lo) + (np.float64(hi) - np.float64(lo)) * fa_uniform(seed, i)
+def _fa_run_end_f32(c0, k0, n):
+    room = np.int64(1 << 32) - np.int64(np.uint64(c0 + np.uint64(k0)) & _FA_LO32)
+    return n if n - k0 <= room else k0 + room
+
+
+@njit(nogil=True, error_model="numpy")
+def _fa_run_end_f64(c0, k0, n):
+    return n
+
+
+@njit(nogil=True, error_model="numpy")
+def _fa_run_key_f32(c):
+    return np.uint32(fa_mix64(c >> _FA_S32) >> _FA_S32)
+
+
+@njit(nogil=True, error_model="numpy")
+def _fa_run_key_f64(c):
+    return np.uint32(0)
+
+
+@njit(nogil=True, error_model="numpy")
+def _fa_weyl_f32(c):
+    return np.uint32(np.uint32(c & _FA_LO32) * _FA_WEYL32)
+
+
+@njit(nogil=True, error_model="numpy")
+def _fa_weyl_f64(c):
+    return np.uint64(c) * _FA_WEYL64
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def _fa_step_f32(w):
+    return np.uint32(w + _FA_WEYL32)
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def _fa_step_f64(w):
+    return w + _FA_WEYL64
+
+
+if T(16777217.0) == T(16777216.0):  # float32
+    uniform_slope, fa_run_end, fa_run_key = _fa_slope_f32, _fa_run_end_f32, _fa_run_key_f32
+    fa_weyl, fa_step = _fa_weyl_f32, _fa_step_f32
+else:
+    uniform_slope, fa_run_end, fa_run_key = _fa_slope_f64, _fa_run_end_f64, _fa_run_key_f64
+    fa_weyl, fa_step = _fa_weyl_f64, _fa_step_f64
 """
 
 # Bit-level intrinsics (fa_intrinsics.h): pow2i(n) = 2**n by moving n's low
@@ -317,7 +411,19 @@ def _fa_lanes_total(typingctx, v):
     return _fa_nbtypes.float64(v), codegen
 """
 
-_PROVIDED = {"uniform_slope", "pow2i", "exponent", "mantissa", "ldexp_ftz", "fma"}
+_PROVIDED = {
+    "uniform_slope",
+    "fa_counter",
+    "fa_run_end",
+    "fa_run_key",
+    "fa_weyl",
+    "fa_step",
+    "pow2i",
+    "exponent",
+    "mantissa",
+    "ldexp_ftz",
+    "fma",
+}
 
 HEADER = """\
 # Generated by fastact/_codegen/numba_kernels.py from fastact/table.py. Do not edit.
@@ -496,6 +602,27 @@ def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) 
     lines = [f"def _fa_{kind}({args}):", *head, *_param_lines(entry, vector, "    ")]
     if base == "pgrad":
         return "\n".join(lines + _pgrad_lines(loads + per_elem, body))
+    if "uniform_slope(" in body:
+        if base not in UNARY + BINARY:
+            raise NotImplementedError(f"{entry.name}.{kind}: uniform_slope in a {base} kernel")
+        # rrelu's generator (INTRINSICS_SOURCE): the state _fa_w of element
+        # _fa_k is stepped per element; in float32 the chunk is split into the
+        # runs of counters that share one key _fa_kh (fa_run_end), as in C.
+        lines += [
+            "    _fa_c0 = fa_counter(_fa_seed, _fa_start)",
+            "    _fa_n = _fa_stop - _fa_start",
+            "    _fa_r0 = 0",
+            "    while _fa_r0 < _fa_n:",
+            "        _fa_r1 = fa_run_end(_fa_c0, _fa_r0, _fa_n)",
+            "        _fa_kh = fa_run_key(_fa_c0 + np.uint64(_fa_r0))",
+            "        _fa_w = fa_weyl(_fa_c0 + np.uint64(_fa_r0))",
+            "        for _fa_k in range(_fa_start + _fa_r0, _fa_start + _fa_r1):",
+            *["    " + ln for ln in loads + per_elem],
+            f"            {target}[_fa_k] = {body}",
+            "            _fa_w = fa_step(_fa_w)",
+            "        _fa_r0 = _fa_r1",
+        ]
+        return "\n".join(lines)
     lines.append("    for _fa_k in range(_fa_start, _fa_stop):")
     lines += loads + per_elem
     if base == "pgradv":

@@ -95,8 +95,9 @@ def _unmix64(h: int) -> int:
 def offset_seed(seed: int, offset: int) -> int:
     """The seed whose element ``i`` gets the random number of element ``offset + i`` of ``seed``.
 
-    The kernels draw element i's number from ``mix64(mix64(seed) + i)``; with
-    ``s = mix64^-1(mix64(seed) + offset)`` this is ``mix64(mix64(seed) + offset + i)``.
+    The kernels draw element i's number from its counter ``mix64(seed) + i``
+    alone (fa_intrinsics.h); with ``s = mix64^-1(mix64(seed) + offset)`` the
+    counter of element i of ``s`` is ``mix64(seed) + offset + i``.
     """
     if offset == 0:
         return seed

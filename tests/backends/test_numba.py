@@ -119,7 +119,7 @@ def test_prelu_weight_gradient_bits_match_cython(dtype, shape):
 
 @pytest.mark.parametrize("seed", [0, 1, 2**63 - 1, 2**63, 2**64 - 1, 0x9E3779B97F4A7C15])
 def test_counter_based_slopes_are_the_reference_bits(dtype, seed):
-    """rrelu's splitmix64 generator in Numba: the reference's bits, also for seeds >= 2**63."""
+    """rrelu's counter-based generator in Numba: the reference's bits, also for seeds >= 2**63."""
     n = 70_001  # above the parallel threshold: chunk offsets enter the counter
     x = -np.abs(sample(TABLE[0], n, dtype)) - 1  # all negative: y = slope * x
     with fastact.config(backend="numba", num_threads=2):

@@ -57,19 +57,20 @@ CHUNKS = (20, 12, 6)
 # --- offset seeds (no cluster) ---------------------------------------------
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", [0, 1, 12345, 2**63 + 7, 2**64 - 1])
-def test_offset_seed_continues_the_stream(seed):
-    u = reference.uniform(seed, 5000)
+def test_offset_seed_continues_the_stream(seed, dtype):
+    u = reference.uniform(seed, 5000, dtype)
     for offset in (0, 1, 17, 999, 4096, 4999):
-        got = reference.uniform(fdask.offset_seed(seed, offset), 5000 - offset)
+        got = reference.uniform(fdask.offset_seed(seed, offset), 5000 - offset, dtype)
         np.testing.assert_array_equal(got, u[offset:])
-    # and far away: compare one value against the direct formula
-    off = 10**15
+    # and far away (past 2**32 counters: another float32 key): the counter's value
+    off = 10**15 + 12345
     with np.errstate(over="ignore"):
-        key = reference._mix64(np.array([seed], np.uint64))
-        h = reference._mix64(key + np.uint64(off))
-    direct = float((h >> np.uint64(11)).astype(np.float64)[0] * 2.0**-53)
-    assert reference.uniform(fdask.offset_seed(seed, off), 1)[0] == direct
+        c = reference._mix64(np.array([seed], np.uint64)) + np.uint64(off)
+    direct = reference.uniform_bits(c, dtype)
+    got = reference.uniform_bits(reference.counters(fdask.offset_seed(seed, off), 1), dtype)
+    assert got[0] == direct[0]
 
 
 def test_mix64_roundtrip():

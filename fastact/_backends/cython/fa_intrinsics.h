@@ -140,7 +140,29 @@ FA_INLINE double fa_ldexp_ftz_f64(double x, double n) {
     return a.f;
 }
 
-/* splitmix64's output function: a bijective 64-bit mixer. */
+/* rrelu's random slopes: a counter-based generator keyed by (seed, flat index).
+ *
+ * Element i of seed s has the 64-bit counter c = mix64(s) + i (wrapping): a
+ * chunk is a run of consecutive counters, so the slopes do not depend on the
+ * thread count or the layout, and the run of a block that starts at a global
+ * offset is that of another seed (offset_seed in fastact/integrations/dask.py).
+ *
+ * float64 (64-bit lanes): w = c * FA_WEYL64 (a Weyl sequence: the kernels add
+ *   FA_WEYL64 per element), two xorshift-multiply rounds, the top 53 bits u;
+ *   slope = lo + ((hi - lo) * 2**-53) * u in double.
+ * float32 (32-bit lanes, twice as many per register): the low half of c gives
+ *   w = lo32(c) * FA_WEYL32 (the kernels add FA_WEYL32 per element), the high
+ *   half a key kh = the high half of mix64(hi32(c)) (one per run of 2**32
+ *   counters: the kernels compute it per run, fa_run_end); three
+ *   xorshift-multiply rounds of w ^ (w >> 16) ^ kh, the top 24 bits u;
+ *   slope = lo + ((hi - lo) * 2**-24) * u in float.
+ *
+ * Each slope is in [lo, hi].  The NumPy reference (fastact/reference.py) and
+ * the Numba kernels (fastact/_codegen/numba_kernels.py) compute the same bits. */
+#define FA_WEYL64 0x9E3779B97F4A7C15ULL
+#define FA_WEYL32 0x9E3779B9u
+
+/* splitmix64's output function: a bijective 64-bit mixer (the seed's key). */
 static inline uint64_t fa_mix64(uint64_t z) {
     z += 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -148,18 +170,38 @@ static inline uint64_t fa_mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-/* Counter-based uniform in [0, 1) with 53 random bits, keyed by (seed, i). */
-static inline double fa_uniform(uint64_t seed, int64_t i) {
-    uint64_t h = fa_mix64(fa_mix64(seed) + (uint64_t)i);
-    return (double)(h >> 11) * 0x1.0p-53;
+/* The counter of element off of seed. */
+static inline uint64_t fa_counter(uint64_t seed, int64_t off) {
+    return fa_mix64(seed) + (uint64_t)off;
 }
 
-static inline float fa_uniform_slope_f32(uint64_t seed, int64_t i, float lo, float hi) {
-    return (float)((double)lo + ((double)hi - (double)lo) * fa_uniform(seed, i));
+/* float32: the element after the last one of the chunk's elements k0..n-1
+ * (counters c0 + k) whose counter has the high half of c0 + k0. */
+static inline Py_ssize_t fa_run_end(uint64_t c0, Py_ssize_t k0, Py_ssize_t n) {
+    const uint64_t room = 0x100000000ULL - (uint32_t)(c0 + (uint64_t)k0);
+    return (uint64_t)(n - k0) <= room ? n : k0 + (Py_ssize_t)room;
 }
 
-static inline double fa_uniform_slope_f64(uint64_t seed, int64_t i, double lo, double hi) {
-    return lo + (hi - lo) * fa_uniform(seed, i);
+/* float32: the key of counter c's run, and the Weyl state of c. */
+static inline uint32_t fa_run_key(uint64_t c) { return (uint32_t)(fa_mix64(c >> 32) >> 32); }
+static inline uint32_t fa_weyl32(uint64_t c) { return (uint32_t)c * FA_WEYL32; }
+
+FA_INLINE float fa_slope_f32(uint32_t w, uint32_t kh, float lo, float hi) {
+    uint32_t x = w ^ (w >> 16) ^ kh;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    return lo + ((hi - lo) * 0x1.0p-24f) * (float)(int32_t)(x >> 8);
+}
+
+FA_INLINE double fa_slope_f64(uint64_t w, double lo, double hi) {
+    uint64_t z = w ^ (w >> 32);
+    z *= 0xBF58476D1CE4E5B9ULL;
+    z ^= z >> 29;
+    z *= 0x94D049BB133111EBULL;
+    return lo + ((hi - lo) * 0x1.0p-53) * (double)(int64_t)(z >> 11);
 }
 
 /* The streaming limit: the cheapest kernels that move the same bytes as an
