@@ -102,6 +102,7 @@ def _check_threads(n: int) -> int:
 
 
 _active_configs = 0
+_thread_configs = 0  # config() blocks that set a thread count, running now
 _configs_lock = threading.Lock()
 
 
@@ -112,6 +113,9 @@ def _refresh_fast_path() -> None:
     except ImportError:
         return
     cy.set_fast_enabled(STATE.backend in ("auto", "cython") and _active_configs == 0)
+    # One thread in force everywhere: plain calls are serial at every size, so the
+    # fast path may take them all (not while a config() sets a thread count).
+    cy.set_serial_all(STATE.num_threads == 1 and _thread_configs == 0 and not STATE.forked)
 
 
 def set_backend(name: str) -> None:
@@ -132,8 +136,11 @@ def get_backend() -> str:
 
 def set_num_threads(n: int) -> None:
     """Use at most ``n`` threads per kernel call, on every backend."""
-    STATE.num_threads = _check_threads(n)
-    STATE.threads_source = "set_num_threads"
+    n = _check_threads(n)
+    with _configs_lock:
+        STATE.num_threads = n
+        STATE.threads_source = "set_num_threads"
+        _refresh_fast_path()
 
 
 def threads_source() -> str:
@@ -167,21 +174,24 @@ def config(*, backend: str | None = None, num_threads: int | None = None) -> Ite
     if prev is not None:
         b = b if b is not None else prev[0]
         n = n if n is not None else prev[1]
-    global _active_configs
+    global _active_configs, _thread_configs
     token = OVERRIDE.set((b, n))
     slow = b is not None and b not in ("auto", "cython")
-    if slow:
+    threads = n is not None
+    if slow or threads:
         # another thread's calls take the general path meanwhile: still right
         with _configs_lock:
-            _active_configs += 1
+            _active_configs += slow
+            _thread_configs += threads
             _refresh_fast_path()
     try:
         yield
     finally:
         OVERRIDE.reset(token)
-        if slow:
+        if slow or threads:
             with _configs_lock:
-                _active_configs -= 1
+                _active_configs -= slow
+                _thread_configs -= threads
                 _refresh_fast_path()
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _backends, _profile
-from ._config import STATE, get_backend, get_num_threads, threads_source
+from ._config import STATE, _refresh_fast_path, get_backend, get_num_threads, threads_source
 from ._profile import Plan
 from .table import Activation
 
@@ -122,6 +122,7 @@ def _program_fast_path() -> None:
                 plan = plan_for(entry, pass_, np.dtype(dtype))
                 limit = plan.serial_below if plan.small == "cython" else 0
                 cy.set_fast_limit(p, d, kid, limit)
+    _refresh_fast_path()
 
 
 # --- threads ----------------------------------------------------------------
@@ -155,15 +156,17 @@ def _threads() -> int:
 def choose(entry: Activation, pass_: str, dtype, n: int):
     """(backend, nthreads) for one call."""
     plan = plan_for(entry, pass_, dtype)
-    parallel = n >= plan.serial_below
+    nthreads = _threads() if n >= plan.serial_below else 1
+    # with one thread in force, the serial plan is the one that applies
+    parallel = nthreads > 1
     if entry.extra.get("user"):
         # user activations exist only as Numba kernels, whatever backend is set
-        return _backends.get("numba"), (_threads() if parallel else 1)
+        return _backends.get("numba"), nthreads
     name = get_backend()
     if name == "auto":
         name = _fallback(plan.large if parallel else plan.small)
     backend = _backends.get(name)
-    return backend, (_threads() if parallel else 1)
+    return backend, nthreads
 
 
 @contextlib.contextmanager
@@ -215,7 +218,7 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
     elif name != "auto":
         reasons.append(f"backend {name!r} was chosen by set_backend/config/FASTACT_BACKEND")
     else:
-        wanted = plan.large if n >= plan.serial_below else plan.small
+        wanted = plan.large if nthreads > 1 else plan.small
         if wanted != backend.name:
             reasons.append(f"auto: the plan's {wanted!r} is unavailable, fell back")
         else:
@@ -228,6 +231,11 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
             reasons.append("a plain C-contiguous call takes the compiled fast path")
     elif STATE.forked:
         reasons.append("serial: this process was forked after OpenMP threads ran")
+    elif nthreads == 1:
+        reasons.append(
+            f"serial: one thread in force (num_threads={get_num_threads()}, from "
+            f"{threads_source()}, or an OpenMP limit): the plan's serial backend applies"
+        )
     else:
         limit = _omp_limit()
         reasons.append(

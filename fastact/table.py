@@ -394,10 +394,13 @@ TABLE: tuple[Activation, ...] = (
     Activation(
         name="hardsigmoid",
         formula="hardsigmoid(x) = min(max(x / 6 + 1/2, 0), 1)",
-        forward="0 if x <= -3 else (1 if x >= 3 else (x + 3) / 6)",
+        forward="0 if x <= -3 else (1 if x >= 3 else (x + 3) * 0.16666666666666666)",
         backward="keepnan(y, 0 if (y <= 0 or y >= 1) else g / 6)",
         saves="output",
-        doc="Piecewise-linear sigmoid; hardsigmoid'(+-3) = 0.",
+        doc=(
+            "Piecewise-linear sigmoid; hardsigmoid'(+-3) = 0. (x + 3) times 1/6 (no "
+            "division; x + 3 is exact near -3, so the result keeps its relative accuracy)."
+        ),
         properties=Properties(True, "almost everywhere", True, False, (0.0, 1.0)),
         kinks=("-3", "3"),
         piecewise_linear=True,
@@ -405,8 +408,8 @@ TABLE: tuple[Activation, ...] = (
     Activation(
         name="hardswish",
         formula="hardswish(x) = x * min(max(x + 3, 0), 6) / 6",
-        forward="0 if x <= -3 else (x if x >= 3 else x * (x + 3) / 6)",
-        backward="keepnan(x, 0 if x <= -3 else (g if x >= 3 else g * ((2 * x + 3) / 6)))",
+        forward="0 if x <= -3 else (x if x >= 3 else x * ((x + 3) * 0.16666666666666666))",
+        backward="keepnan(x, 0 if x <= -3 else (g if x >= 3 else g * ((2 * x + 3) * 0.16666666666666666)))",
         saves="input",
         doc=(
             "Hard swish (MobileNetV3); hardswish'(-3) = 0, hardswish'(3) = 1. "

@@ -88,7 +88,12 @@ def fast_limit(name: str, limit: int):
 
 
 def bits(a) -> tuple:
+    """Shape, dtype and bytes, every NaN as the same NaN: the kernels run the elements
+    before the first 64-byte-aligned output address apart from the rest, and x86
+    vector and scalar code may propagate a NaN with another sign or payload."""
     a = np.asarray(a)
+    if a.dtype.kind == "f":
+        a = np.where(np.isnan(a), np.array(np.nan, a.dtype), a)
     return a.shape, a.dtype, a.tobytes()
 
 

@@ -98,7 +98,7 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
         sig = f"const {ctype} *gp, const {ctype} *sp, {ctype} *out"
         load = f"        const {ctype} g = gp[k];\n        const {ctype} {saved} = sp[k];"
     lines = [
-        f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
+        f"FA_INLINE void {name}_range({sig}, Py_ssize_t k0, Py_ssize_t k1, const double *p, "
         "uint64_t seed, int64_t off) {",
         "    (void)seed; (void)off; (void)p;",
         *_param_lines(entry, ctype, vector),
@@ -124,11 +124,22 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
     if len(cases) > 1:
         lines.append("    }")
     lines.append("}")
+    # The head until out is 64-byte aligned, then the rest: every vector store of
+    # the main loop then fills one cache line (fa_head in fa_intrinsics.h).
+    args = "xp, out" if kind in UNARY else "gp, sp, out"
+    lines += [
+        f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
+        "uint64_t seed, int64_t off) {",
+        f"    const Py_ssize_t h = fa_head(out, n, sizeof({ctype}));",
+        f"    {name}_range({args}, 0, h, p, seed, off);",
+        f"    {name}_range({args}, h, n, p, seed, off);",
+        "}",
+    ]
     return "\n".join(lines)
 
 
 def _loop(inner: list[str], indent: str, rng: str | None) -> list[str]:
-    """The loop over the chunk's elements ``k`` running the statements ``inner``.
+    """The loop over the chunk's elements ``k`` in [k0, k1) running the statements ``inner``.
 
     With ``rng`` (the float type of a formula that calls ``uniform_slope``)
     the loop also steps rrelu's generator (fa_intrinsics.h): the Weyl state
@@ -139,18 +150,18 @@ def _loop(inner: list[str], indent: str, rng: str | None) -> list[str]:
     """
     body = [f"{indent}    {ln}" for ln in inner]
     if rng is None:
-        return [f"{indent}for (Py_ssize_t k = 0; k < n; k++) {{", *body, f"{indent}}}"]
+        return [f"{indent}for (Py_ssize_t k = k0; k < k1; k++) {{", *body, f"{indent}}}"]
     if rng == "f64":
         return [
-            f"{indent}uint64_t fa_w = fa_counter(seed, off) * FA_WEYL64;",
-            f"{indent}for (Py_ssize_t k = 0; k < n; k++, fa_w += FA_WEYL64) {{",
+            f"{indent}uint64_t fa_w = (fa_counter(seed, off) + (uint64_t)k0) * FA_WEYL64;",
+            f"{indent}for (Py_ssize_t k = k0; k < k1; k++, fa_w += FA_WEYL64) {{",
             *body,
             f"{indent}}}",
         ]
     return [
         f"{indent}const uint64_t fa_c0 = fa_counter(seed, off);",
-        f"{indent}for (Py_ssize_t fa_k0 = 0, fa_k1; fa_k0 < n; fa_k0 = fa_k1) {{",
-        f"{indent}    fa_k1 = fa_run_end(fa_c0, fa_k0, n);",
+        f"{indent}for (Py_ssize_t fa_k0 = k0, fa_k1; fa_k0 < k1; fa_k0 = fa_k1) {{",
+        f"{indent}    fa_k1 = fa_run_end(fa_c0, fa_k0, k1);",
         f"{indent}    const uint32_t fa_kh = fa_run_key(fa_c0 + (uint64_t)fa_k0);",
         f"{indent}    uint32_t fa_w = fa_weyl32(fa_c0 + (uint64_t)fa_k0);",
         f"{indent}    for (Py_ssize_t k = fa_k0; k < fa_k1; k++, fa_w += FA_WEYL32) {{",

@@ -17,6 +17,7 @@ class CythonBackend:
     max_threads = staticmethod(_kernels.max_threads)
     set_fast_limit = staticmethod(_kernels.set_fast_limit)
     set_fast_enabled = staticmethod(_kernels.set_fast_enabled)
+    set_serial_all = staticmethod(_kernels.set_serial_all)
 
     def describe(self) -> dict:
         return {

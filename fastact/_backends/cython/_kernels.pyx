@@ -440,6 +440,17 @@ def set_fast_enabled(bint enabled):
     _fast_enabled = enabled
 
 
+# True while every call runs on one thread (set_num_threads(1)): elementwise calls
+# whose small-size backend is Cython then take the fast path at any size.
+cdef bint _serial_all = False
+
+
+def set_serial_all(bint enabled):
+    """Let plain elementwise calls take the fast path at any size (one thread in force)."""
+    global _serial_all
+    _serial_all = enabled
+
+
 def set_fast_limit(int pass_, int dtype_index, int kid, Py_ssize_t limit):
     """Calls below ``limit`` elements take the serial Cython fast path."""
     if not (0 <= pass_ < 2 and 0 <= dtype_index < 2 and 0 <= kid < MAX_FAST_KERNELS):
@@ -509,6 +520,14 @@ cdef inline bint _fast_size(cnp.ndarray a, int pass_, int di, int kid) noexcept:
     return 0 < n < _fast_limit[pass_][di][kid] and _plain(a, cnp.PyArray_TYPE(a))
 
 
+cdef inline bint _fast_size_elementwise(cnp.ndarray a, int pass_, int di, int kid) noexcept:
+    """_fast_size, or any size while one thread is in force (see set_serial_all)."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
+    cdef Py_ssize_t limit = _fast_limit[pass_][di][kid]
+    return (0 < n and (n < limit or (_serial_all and limit > 0))
+            and _plain(a, cnp.PyArray_TYPE(a)))
+
+
 cdef object _fast_out(cnp.ndarray a, object out, Py_ssize_t nbytes, object other):
     """The output array, or None when ``out`` is not a plain match."""
     cdef int typenum = cnp.PyArray_TYPE(a)
@@ -556,7 +575,7 @@ cdef object _fast_unary(bint train, int kid, object x, object out, tuple params,
     if di < 0:
         return None
     a = <cnp.ndarray>x
-    if not _fast_size(a, 0, di, kid) or _fast_params(params, p) < 0:
+    if not _fast_size_elementwise(a, 0, di, kid) or _fast_params(params, p) < 0:
         return None
     if di == 0:
         f32 = FA_TFWD_F32[kid] if train else FA_FWD_F32[kid]
@@ -592,7 +611,7 @@ cdef object _fast_binary(bint train, int kid, object g, object s, object out, tu
     if di < 0:
         return None
     ga = <cnp.ndarray>g
-    if not _fast_size(ga, 1, di, kid) or not _plain(s, cnp.PyArray_TYPE(ga)):
+    if not _fast_size_elementwise(ga, 1, di, kid) or not _plain(s, cnp.PyArray_TYPE(ga)):
         return None
     sa = <cnp.ndarray>s
     if not _same_shape(ga, sa) or _fast_params(params, p) < 0:

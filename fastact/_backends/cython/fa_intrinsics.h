@@ -204,6 +204,17 @@ FA_INLINE double fa_slope_f64(uint64_t w, double lo, double hi) {
     return lo + ((hi - lo) * 0x1.0p-53) * (double)(int64_t)(z >> 11);
 }
 
+/* The number of elements before out + h is 64-byte aligned (0 if out is not even
+ * aligned to its element size), at most n.  The kernels run that head, then the
+ * rest, so that every vector store of the main loop fills exactly one cache line:
+ * NumPy's large arrays start 16 bytes past a line, and stores that straddle two
+ * lines cost 8-10% where the data is in cache. */
+static inline Py_ssize_t fa_head(const void *out, Py_ssize_t n, size_t size) {
+    uintptr_t a = (uintptr_t)out;
+    Py_ssize_t h = (a % size) ? 0 : (Py_ssize_t)(((64 - (a & 63)) & 63) / size);
+    return h < n ? h : n;
+}
+
 /* The streaming limit: the cheapest kernels that move the same bytes as an
  * activation (read one or two arrays, write one), for benchmarks. */
 #define FA_STREAM(T, SFX)                                                              \
@@ -211,14 +222,18 @@ FA_INLINE double fa_slope_f64(uint64_t w, double lo, double hi) {
                                                  const double *p, uint64_t seed,      \
                                                  int64_t off) {                       \
         const T c = (T)p[0];                                                           \
+        const Py_ssize_t h = fa_head(out, n, sizeof(T));                               \
         (void)seed; (void)off;                                                         \
-        for (Py_ssize_t k = 0; k < n; k++) out[k] = x[k] * c;                          \
+        for (Py_ssize_t k = 0; k < h; k++) out[k] = x[k] * c;                          \
+        for (Py_ssize_t k = h; k < n; k++) out[k] = x[k] * c;                          \
     }                                                                                  \
     FA_CLONES static void fa_stream_binary_##SFX(const T *a, const T *b, T *out,      \
                                                   Py_ssize_t n, const double *p,      \
                                                   uint64_t seed, int64_t off) {       \
+        const Py_ssize_t h = fa_head(out, n, sizeof(T));                               \
         (void)p; (void)seed; (void)off;                                                \
-        for (Py_ssize_t k = 0; k < n; k++) out[k] = a[k] * b[k];                       \
+        for (Py_ssize_t k = 0; k < h; k++) out[k] = a[k] * b[k];                       \
+        for (Py_ssize_t k = h; k < n; k++) out[k] = a[k] * b[k];                       \
     }
 FA_STREAM(float, f32)
 FA_STREAM(double, f64)
