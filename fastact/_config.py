@@ -112,10 +112,18 @@ def _refresh_fast_path() -> None:
         from ._backends.cython import BACKEND as cy
     except ImportError:
         return
-    cy.set_fast_enabled(STATE.backend in ("auto", "cython") and _active_configs == 0)
-    # One thread in force everywhere: plain calls are serial at every size, so the
-    # fast path may take them all (not while a config() sets a thread count).
-    cy.set_serial_all(STATE.num_threads == 1 and _thread_configs == 0 and not STATE.forked)
+    enabled = STATE.backend in ("auto", "cython") and _active_configs == 0
+    cy.set_fast_enabled(enabled)
+    # The thread count in force everywhere (no config() sets one): with one, plain
+    # calls are serial at every size and the fast path may take them all; with more,
+    # it runs the parallel ones too (the OpenMP limit and the sharing between Python
+    # threads applied there as in fastact._dispatch).
+    steady = enabled and _thread_configs == 0 and not STATE.forked
+    cy.set_serial_all(steady and STATE.num_threads == 1)
+    from . import _dispatch
+
+    default = _dispatch._omp_default()
+    cy.set_fast_parallel(STATE.num_threads if steady and default else 0, default or 0)
 
 
 def set_backend(name: str) -> None:
@@ -198,8 +206,16 @@ def config(*, backend: str | None = None, num_threads: int | None = None) -> Ite
 def _after_fork_in_child() -> None:
     # A child forked after OpenMP threads ran cannot start a parallel region
     # (libgomp hangs, Numba's omp layer aborts): run serial kernels there.
-    if STATE.parallel_used:
+    try:
+        from ._backends.cython import BACKEND as cy
+
+        used = cy.parallel_used()
+    except ImportError:
+        used = False
+    if STATE.parallel_used or used:
         STATE.forked = True
+        with _configs_lock:
+            _refresh_fast_path()
 
 
 if hasattr(os, "register_at_fork"):

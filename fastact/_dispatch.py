@@ -42,6 +42,16 @@ def _available(name: str) -> bool:
     return True
 
 
+_CY: list = []
+
+
+def _cython():
+    """The Cython backend, or None where it is not built (looked up once)."""
+    if not _CY:
+        _CY.append(_backends.get("cython") if _available("cython") else None)
+    return _CY[0]
+
+
 def _fallback(name: str) -> str:
     if _available(name):
         return name
@@ -122,6 +132,8 @@ def _program_fast_path() -> None:
                 plan = plan_for(entry, pass_, np.dtype(dtype))
                 limit = plan.serial_below if plan.small == "cython" else 0
                 cy.set_fast_limit(p, d, kid, limit)
+                start = plan.serial_below if plan.large == "cython" else -1
+                cy.set_fast_par_from(p, d, kid, start)
     _refresh_fast_path()
 
 
@@ -130,6 +142,12 @@ def _program_fast_path() -> None:
 _OMP_DEFAULT: list[int] = []
 _active_lock = threading.Lock()
 _active = 0  # parallel kernel calls running now, over all Python threads
+
+
+def _omp_default() -> int | None:
+    """The OpenMP thread count of the process when fastact first looked (None without Cython)."""
+    _omp_limit()
+    return _OMP_DEFAULT[0] if _OMP_DEFAULT else None
 
 
 def _omp_limit() -> int | None:
@@ -171,15 +189,25 @@ def choose(entry: Activation, pass_: str, dtype, n: int):
 
 @contextlib.contextmanager
 def running(nthreads: int) -> Iterator[int]:
-    """Share the cores between Python threads running parallel kernels at once."""
+    """Share the cores between Python threads running parallel kernels at once.
+
+    The count of parallel calls running now lives in the Cython module where it
+    is built (its fast path counts its own calls there too)."""
     global _active
     if nthreads <= 1:
         yield 1
         return
+    STATE.parallel_used = True
+    cy = _cython()
+    if cy is not None:
+        try:
+            yield cy.par_enter(nthreads)
+        finally:
+            cy.par_exit()
+        return
     with _active_lock:
         _active += 1
         share = max(1, nthreads // _active)
-    STATE.parallel_used = True
     try:
         yield share
     finally:

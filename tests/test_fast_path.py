@@ -160,7 +160,7 @@ def test_rrelu_training_slopes_follow_the_c_order_index():
     with fast_only():
         small = fastact.rrelu(x, training=True, seed=9)
     big = np.concatenate([x.reshape(-1), -np.ones(TEST_SERIAL_BELOW)])
-    with spy() as calls:
+    with general_only(), fastact.config(num_threads=2), spy() as calls:
         ref = fastact.rrelu(big, training=True, seed=9)  # general path, parallel
     assert calls == ["forward"]
     np.testing.assert_array_equal(small.reshape(-1), ref[: x.size])
@@ -476,7 +476,7 @@ def test_not_taken_from_the_serial_limit(dtype):
                 fn(x)
             assert calls == [], name
             x = np.abs(data((limit,), dtype))
-            with spy() as calls:
+            with spy() as calls, fastact.config(num_threads=2):
                 fn(x)
             assert len(calls) == 1, name
 
@@ -495,3 +495,79 @@ def test_explain_mentions_the_fast_path():
     for name in ("prelu", "rrelu", "softmax", "gelu"):
         ex = fastact.explain(name, np.ones(100, np.float32))
         assert any("fast path" in r for r in ex.reasons), name
+
+
+# --- above the serial size: the parallel calls of elementwise entries ---------------
+
+ELEMENTWISE_CALLS = {
+    "relu": (lambda x: fastact.relu(x), lambda g, x: fastact.relu_backward(g, x)),
+    "sigmoid": (lambda x: fastact.sigmoid(x), lambda g, y: fastact.sigmoid_backward(g, y)),
+    "gelu": (
+        lambda x: fastact.gelu(x, "tanh"),
+        lambda g, x: fastact.gelu_backward(g, x, "tanh"),
+    ),
+    "rrelu": (
+        lambda x: fastact.rrelu(x, training=True, seed=5),
+        lambda g, x: fastact.rrelu_backward(g, x, training=True, seed=5),
+    ),
+}
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    old = fastact.get_num_threads()
+    fastact.set_num_threads(n)
+    try:
+        yield
+    finally:
+        fastact.set_num_threads(old)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(ELEMENTWISE_CALLS))
+def test_large_elementwise_calls_take_the_fast_path(name, dtype, n_threads):
+    """With a thread count in force (set_num_threads, no config block), elementwise
+    calls of any size take the fast path: serial with one thread, the OpenMP driver
+    with more; the general path's bits either way, in place too."""
+    fwd, bwd = ELEMENTWISE_CALLS[name]
+    x = data((3 * TEST_SERIAL_BELOW + 5,), dtype)
+    g = data(x.shape, dtype, seed=1)
+    with threads(n_threads):
+        same(*both(fwd, x))
+        same(*both(bwd, g, x))
+        with fast_only():
+            inplace = x.copy()
+            fastact.relu(inplace, out=inplace)
+        np.testing.assert_array_equal(inplace, np.maximum(x, 0))
+
+
+def test_a_config_thread_count_keeps_the_general_path():
+    x = data((2 * TEST_SERIAL_BELOW,), np.float32)
+    with threads(2), fastact.config(num_threads=2), spy() as calls:
+        fastact.sigmoid(x)
+    assert calls == ["forward"]
+    with threads(2), spy() as calls:
+        fastact.sigmoid(x)
+    assert calls == []
+
+
+def test_parallel_calls_share_the_threads():
+    """The count of parallel calls running now, shared by the fast and general paths."""
+    assert _kernels.par_enter(4) == 4
+    try:
+        assert _kernels.par_enter(4) == 2
+        _kernels.par_exit()
+        with _dispatch.running(4) as share:
+            assert share == 2
+    finally:
+        _kernels.par_exit()
+    with _dispatch.running(4) as share:
+        assert share == 4
+
+
+def test_a_parallel_fast_call_counts_for_fork_safety():
+    x = data((2 * TEST_SERIAL_BELOW,), np.float32)
+    with threads(2), fast_only():
+        fastact.sigmoid(x)
+    assert _kernels.parallel_used()

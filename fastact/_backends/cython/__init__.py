@@ -18,6 +18,11 @@ class CythonBackend:
     set_fast_limit = staticmethod(_kernels.set_fast_limit)
     set_fast_enabled = staticmethod(_kernels.set_fast_enabled)
     set_serial_all = staticmethod(_kernels.set_serial_all)
+    set_fast_parallel = staticmethod(_kernels.set_fast_parallel)
+    set_fast_par_from = staticmethod(_kernels.set_fast_par_from)
+    par_enter = staticmethod(_kernels.par_enter)
+    par_exit = staticmethod(_kernels.par_exit)
+    parallel_used = staticmethod(_kernels.parallel_used)
 
     def describe(self) -> dict:
         return {

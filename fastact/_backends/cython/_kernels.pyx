@@ -451,6 +451,85 @@ def set_serial_all(bint enabled):
     _serial_all = enabled
 
 
+# Parallel calls: from _fast_par_from elements (the plan's serial_below, where its
+# parallel backend is Cython; -1 elsewhere) a plain elementwise call runs the OpenMP
+# driver from the fast path with _par_threads threads (0: never; set by fastact._config
+# when no config() block, fork or other backend is in force), lowered by an OpenMP
+# limit of the calling thread (threadpoolctl) below _omp_default, and shared with the
+# other parallel calls running now (_par_active, changed only with the GIL held, also
+# by the general path through par_enter/par_exit).
+cdef Py_ssize_t _fast_par_from[2][2][MAX_FAST_KERNELS]
+_fast_par_from[:] = [[[-1] * MAX_FAST_KERNELS] * 2] * 2
+cdef int _par_threads = 0
+cdef int _omp_default = 0
+cdef int _par_active = 0
+cdef bint _par_used = False
+
+
+def set_fast_parallel(int nthreads, int omp_default):
+    """Let plain elementwise calls above the serial size run ``nthreads`` threads from
+    the fast path (0: never)."""
+    global _par_threads, _omp_default
+    _par_threads = nthreads
+    _omp_default = omp_default
+
+
+def set_fast_par_from(int pass_, int dtype_index, int kid, Py_ssize_t start):
+    """Calls from ``start`` elements run in parallel from the fast path (-1: never)."""
+    if not (0 <= pass_ < 2 and 0 <= dtype_index < 2 and 0 <= kid < MAX_FAST_KERNELS):
+        raise IndexError("fast-path slot out of range")
+    _fast_par_from[pass_][dtype_index][kid] = start
+
+
+cdef inline int _par_begin(int nthreads) noexcept:
+    """Threads for one parallel call among those running now (GIL held)."""
+    global _par_active, _par_used
+    _par_active += 1
+    _par_used = True
+    return nthreads // _par_active if nthreads >= _par_active else 1
+
+
+cdef inline void _par_end() noexcept:
+    global _par_active
+    _par_active -= 1
+
+
+def par_enter(int nthreads):
+    """A parallel call of the general path starts: its share of ``nthreads``."""
+    return _par_begin(nthreads)
+
+
+def par_exit():
+    """A parallel call of the general path ended."""
+    _par_end()
+
+
+def parallel_used():
+    """Whether a parallel region ran in this process (fork safety)."""
+    return _par_used
+
+
+cdef inline int _fast_threads(cnp.ndarray a, int pass_, int di, int kid) noexcept:
+    """1: a serial fast call, k > 1: a parallel one, 0: the general path."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
+    cdef Py_ssize_t limit = _fast_limit[pass_][di][kid]
+    cdef Py_ssize_t start = _fast_par_from[pass_][di][kid]
+    cdef int nthreads, most
+    if n <= 0 or not _plain(a, cnp.PyArray_TYPE(a)):
+        return 0
+    if n < limit or (_serial_all and limit > 0):
+        return 1
+    if _par_threads <= 1 or start < 0 or n < start:
+        return 0
+    nthreads = _par_threads
+    most = openmp.omp_get_max_threads()
+    if most < _omp_default and most < nthreads:
+        nthreads = most
+    if nthreads <= 1:
+        return 1 if limit > 0 else 0
+    return nthreads
+
+
 def set_fast_limit(int pass_, int dtype_index, int kid, Py_ssize_t limit):
     """Calls below ``limit`` elements take the serial Cython fast path."""
     if not (0 <= pass_ < 2 and 0 <= dtype_index < 2 and 0 <= kid < MAX_FAST_KERNELS):
@@ -520,14 +599,6 @@ cdef inline bint _fast_size(cnp.ndarray a, int pass_, int di, int kid) noexcept:
     return 0 < n < _fast_limit[pass_][di][kid] and _plain(a, cnp.PyArray_TYPE(a))
 
 
-cdef inline bint _fast_size_elementwise(cnp.ndarray a, int pass_, int di, int kid) noexcept:
-    """_fast_size, or any size while one thread is in force (see set_serial_all)."""
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
-    cdef Py_ssize_t limit = _fast_limit[pass_][di][kid]
-    return (0 < n and (n < limit or (_serial_all and limit > 0))
-            and _plain(a, cnp.PyArray_TYPE(a)))
-
-
 cdef object _fast_out(cnp.ndarray a, object out, Py_ssize_t nbytes, object other):
     """The output array, or None when ``out`` is not a plain match."""
     cdef int typenum = cnp.PyArray_TYPE(a)
@@ -572,10 +643,12 @@ cdef object _fast_unary(bint train, int kid, object x, object out, tuple params,
     cdef double p[MAX_PARAMS]
     cdef fa_unary_f32 f32 = NULL
     cdef fa_unary_f64 f64 = NULL
+    cdef int nthreads
     if di < 0:
         return None
     a = <cnp.ndarray>x
-    if not _fast_size_elementwise(a, 0, di, kid) or _fast_params(params, p) < 0:
+    nthreads = _fast_threads(a, 0, di, kid)
+    if nthreads == 0 or _fast_params(params, p) < 0:
         return None
     if di == 0:
         f32 = FA_TFWD_F32[kid] if train else FA_FWD_F32[kid]
@@ -592,7 +665,15 @@ cdef object _fast_unary(bint train, int kid, object x, object out, tuple params,
     o = <cnp.ndarray>res
     cdef const void *xp = cnp.PyArray_DATA(a)
     cdef void *op = cnp.PyArray_DATA(o)
-    if n < GIL_RELEASE_MIN:
+    if nthreads > 1:
+        nthreads = _par_begin(nthreads)
+        with nogil:
+            if f32 != NULL:
+                _unary_f32(f32, <const float *>xp, <float *>op, n, p, seed, nthreads)
+            else:
+                _unary_f64(f64, <const double *>xp, <double *>op, n, p, seed, nthreads)
+        _par_end()
+    elif n < GIL_RELEASE_MIN:
         _run_unary(f32, f64, xp, op, n, p, seed)
     else:
         with nogil:
@@ -608,10 +689,12 @@ cdef object _fast_binary(bint train, int kid, object g, object s, object out, tu
     cdef double p[MAX_PARAMS]
     cdef fa_binary_f32 f32 = NULL
     cdef fa_binary_f64 f64 = NULL
+    cdef int nthreads
     if di < 0:
         return None
     ga = <cnp.ndarray>g
-    if not _fast_size_elementwise(ga, 1, di, kid) or not _plain(s, cnp.PyArray_TYPE(ga)):
+    nthreads = _fast_threads(ga, 1, di, kid)
+    if nthreads == 0 or not _plain(s, cnp.PyArray_TYPE(ga)):
         return None
     sa = <cnp.ndarray>s
     if not _same_shape(ga, sa) or _fast_params(params, p) < 0:
@@ -632,7 +715,17 @@ cdef object _fast_binary(bint train, int kid, object g, object s, object out, tu
     cdef const void *gp = cnp.PyArray_DATA(ga)
     cdef const void *sp = cnp.PyArray_DATA(sa)
     cdef void *op = cnp.PyArray_DATA(o)
-    if n < GIL_RELEASE_MIN:
+    if nthreads > 1:
+        nthreads = _par_begin(nthreads)
+        with nogil:
+            if f32 != NULL:
+                _binary_f32(f32, <const float *>gp, <const float *>sp, <float *>op, n, p, seed,
+                            nthreads)
+            else:
+                _binary_f64(f64, <const double *>gp, <const double *>sp, <double *>op, n, p,
+                            seed, nthreads)
+        _par_end()
+    elif n < GIL_RELEASE_MIN:
         _run_binary(f32, f64, gp, sp, op, n, p, seed)
     else:
         with nogil:
