@@ -32,7 +32,7 @@ expm1          1.39     1.18
 log1p          1.40     1.07
 tanh           1.50     1.50
 sigmoid        1.89     1.83
-silu           2.38     2.34
+silu           2.74     2.73
 logsigmoid     1.98     1.95
 erfc           2.96     3.0
 gelu (exact)   4.04     4.0
@@ -389,11 +389,12 @@ def sigmoid(x):
 
 
 def silu(x):
-    """x * sigmoid(x) as (x or x e) / (1 + e), e = exp(-|x|), with the rounding error of
-    1 + e added back (see sigmoid); silu(+-inf) = +inf, 0; 0 where e is below 2**-125."""
+    """x * sigmoid(x) as (x or x e) / (1 + e), e = exp(-|x|): one division, no product
+    with a rounded sigmoid (within 2.8 ulp; with sigmoid's correction 2.4, 9% slower);
+    silu(+-inf) = +inf, 0; 0 where e is below 2**-125."""
     e = exp_neg(-fabs(x))
     w = (x if x >= 0 else x * e) / (1 + e)
-    return 0 if x < -3.0e38 else (x if x > 3.0e38 else fma(-w, sig_lo(e), w))
+    return 0 if x < -3.0e38 else (x if x > 3.0e38 else w)
 
 
 def silu_grad(x):
