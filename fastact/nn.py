@@ -113,19 +113,30 @@ def _signature(entry: Activation, extra: list[inspect.Parameter]) -> inspect.Sig
     ]
     if entry.rowwise:
         params.append(
-            inspect.Parameter("axis", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=-1)
+            inspect.Parameter(
+                "axis", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=-1, annotation="int"
+            )
         )
     return inspect.Signature(params + extra)
 
 
-_INPLACE = inspect.Parameter("inplace", inspect.Parameter.KEYWORD_ONLY, default=False)
-_SEED = inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=None)
+# Annotated (as strings, like the rest of this module) for fastact/nn.pyi, which
+# fastact/_codegen/stubs.py generates from these signatures.
+_INPLACE = inspect.Parameter(
+    "inplace", inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool"
+)
+_SEED = inspect.Parameter(
+    "seed", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="int | None"
+)
 
 
 class ActivationLayer(Layer):
     """A layer applying one elementwise (or row-wise) activation of the table."""
 
     entry: Activation
+    inplace: bool
+    params: dict[str, Any]
+    last_seed: int | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
@@ -193,6 +204,7 @@ class ChannelLayer(Layer):
     """A layer with a learned per-channel parameter (PReLU's ``weight``)."""
 
     entry: Activation
+    num_parameters: int
 
     def __init__(
         self, num_parameters: int = 1, init: float | None = None, *, dtype: Any = np.float64
@@ -275,7 +287,7 @@ def _make_class(entry: Activation) -> type:
 _CLASSES: dict[str, type] = {}
 
 
-def layer_class(name: str) -> type:
+def layer_class(name: str) -> type[Layer]:
     """The layer class of activation ``name``."""
     cls = _CLASSES.get(name)
     if cls is None:
