@@ -220,34 +220,61 @@ def _calls(expr: str) -> bool:
 
 
 def _lane_max(var: str, ctype: str, body: str, load, consts: list[str]) -> list[str]:
-    """The row's NaN-propagating maximum, in eight lanes (element ``k`` into lane ``k % 8``).
+    """The row's NaN-propagating maximum, in four blocks of eight vectorized lanes.
 
-    A maximum is exact: the lanes give the sequential loop's value, but for
-    which NaN or which signed zero it returns.  The lane loop stays a loop,
-    which the vectorizer takes whole (unrolled, its selects would not
-    vectorize).
+    Element ``k`` of each whole group of 32 goes to block ``(k % 32) // 8``,
+    lane ``k % 8``; the elements after the last group to block 0.  The four
+    blocks are independent chains (one block alone is a chain of dependent
+    selects, which bounded the pass), folded lane by lane into block 0, then
+    its eight lanes in order.  A maximum is exact: the lanes give the
+    sequential loop's value (the Numba kernels' order), but for which NaN or
+    which signed zero it returns, which no output of softmax or log_softmax
+    shows.  The lane loops stay loops, which the vectorizer takes whole
+    (unrolled, their selects would not vectorize).
     """
-    lane = f"{var}_lane[j]"
     init = ", ".join(["-INFINITY"] * 8)
-    return [
-        f"        {ctype} {var}_lane[8] = {{{init}}};",
-        "        for (k = 0; k + 8 <= n; k += 8) {",
+
+    def update(idx: str, c: int, indent: str) -> list[str]:
+        return [
+            indent + "{",
+            *[indent + "    " + ln for ln in load(idx) + consts],
+            f"{indent}    const {ctype} v = {body};",
+            indent + "    " + _max_update(f"{var}_lane{c}[j]", "v"),
+            indent + "}",
+        ]
+
+    lines = [f"        {ctype} {var}_lane{c}[8] = {{{init}}};" for c in range(4)]
+    lines += [
+        "        for (k = 0; k + 32 <= n; k += 32) {",
         "            FA_NOUNROLL for (int j = 0; j < 8; j++) {",
-        *["                " + ln for ln in load("k + j") + consts],
-        f"                const {ctype} v = {body};",
-        "                " + _max_update(lane, "v"),
+    ]
+    for c in range(4):
+        lines += update(f"k + {8 * c} + j" if c else "k + j", c, "                ")
+    lines += [
+        "            }",
+        "        }",
+        "        for (; k + 8 <= n; k += 8) {",
+        "            FA_NOUNROLL for (int j = 0; j < 8; j++) {",
+        *update("k + j", 0, "                "),
         "            }",
         "        }",
         "        for (int j = 0; k < n; k++, j++) {",
-        *["            " + ln for ln in load("k") + consts],
-        f"            const {ctype} v = {body};",
-        "            " + _max_update(lane, "v"),
-        "        }",
-        f"        {ctype} {var}_acc = {var}_lane[0];",
-        "        for (int j = 1; j < 8; j++) {",
-        "            " + _max_update(f"{var}_acc", lane),
+        *update("k", 0, "            "),
         "        }",
     ]
+    for c in range(1, 4):
+        lines += [
+            "        FA_NOUNROLL for (int j = 0; j < 8; j++) {",
+            "            " + _max_update(f"{var}_lane0[j]", f"{var}_lane{c}[j]"),
+            "        }",
+        ]
+    lines += [
+        f"        {ctype} {var}_acc = {var}_lane0[0];",
+        "        for (int j = 1; j < 8; j++) {",
+        "            " + _max_update(f"{var}_acc", f"{var}_lane0[j]"),
+        "        }",
+    ]
+    return lines
 
 
 def _lane_adds(var: str, value, i: str, stop: str) -> list[str]:

@@ -693,6 +693,36 @@ def _row_sum_lines(acc: str, loads: list[str], value: str) -> list[str]:
     ]
 
 
+def _max_update(acc: str, v: str) -> str:
+    """NaN-propagating maximum without a branch: once NaN, it stays NaN."""
+    return f"{acc} = {acc} if (({v} <= {acc}) | ({acc} != {acc})) else {v}"
+
+
+def _row_max_lines(acc: str, loads: list[str], value: str) -> list[str]:
+    """A row's maximum into ``acc`` in eight independent chains, folded in order.
+
+    Element ``k`` of each whole group of eight goes to chain ``k % 8``, the
+    rest to chain 0.  The branch-free selects of independent chains overlap
+    (one chain of them, or a branchy loop, bounded the pass); the maximum is
+    exact, so the value is the sequential loop's and the C kernels' (which
+    NaN or which signed zero aside).
+    """
+    chains = [f"{acc}_{c}" for c in range(8)]
+    lines = [f"        {chains[0]} = T(-np.inf)"]
+    lines += [f"        {c} = {chains[0]}" for c in chains[1:]]
+    lines += ["        _fa_i = _fa_a", "        while _fa_i + 8 <= _fa_b:"]
+    for c, ch in enumerate(chains):
+        lines.append(f"            _fa_k = _fa_i + {c}")
+        lines += ["            " + ld for ld in loads]
+        lines += [f"            _fa_v = {value}", "            " + _max_update(ch, "_fa_v")]
+    lines += ["            _fa_i += 8", "        for _fa_k in range(_fa_i, _fa_b):"]
+    lines += ["            " + ld for ld in loads]
+    lines += [f"            _fa_v = {value}", "            " + _max_update(chains[0], "_fa_v")]
+    lines += ["        " + _max_update(chains[0], c) for c in chains[1:]]
+    lines.append(f"        {acc} = {chains[0]}")
+    return lines
+
+
 def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
     """Source of a row kernel: the row reductions in order, then the elementwise map.
 
@@ -725,21 +755,11 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
             continue
         value = _py(expr, helpers, f"{where}.{var}")
         if op == "max":
-            lines.append(f"        {acc} = T(-np.inf)")
-            update = (
-                f"{acc} = {acc} if {acc} != {acc} else "
-                f"(_fa_v if (_fa_v > {acc} or _fa_v != _fa_v) else {acc})"
-            )
+            lines += _row_max_lines(acc, loads, f"T({value})")
         elif op == "sum":
             lines += _row_sum_lines(acc, loads, f"T({value})")
-            lines.append(f"        {var} = T({acc})")
-            continue
         else:
             raise NotImplementedError(f"{where}: unknown row reduction {op!r}")
-        lines.append("        for _fa_k in range(_fa_a, _fa_b):")
-        lines += ["            " + ld for ld in loads]
-        lines.append(f"            _fa_v = T({value})")
-        lines.append(f"            {update}")
         lines.append(f"        {var} = T({acc})")
     body = _py(formula(entry, kind), helpers, where)
     lines.append("        for _fa_k in range(_fa_a, _fa_b):")

@@ -1,6 +1,7 @@
 """softmax/log_softmax kernels: the row maximum in lanes, sums in eight lanes.
 
-The C kernels find a row's maximum in eight vectorized lanes; both compiled
+The kernels find a row's maximum in independent lanes (C: four blocks of
+eight vectorized lanes; Numba: eight chains), exact in any order; both compiled
 backends add a row's sums in double in eight lanes (element ``k`` into lane
 ``k % 8``, in increasing ``k``, from 0.0), combined as ``((l0 + l1) + (l2 +
 l3)) + ((l4 + l5) + (l6 + l7))``: the order of prelu's weight gradient, the
@@ -23,7 +24,8 @@ needs_cython = pytest.mark.skipif(
 )
 COMPILED = [b for b in ("cython", "numba") if b in BACKENDS]
 
-LENGTHS = list(range(1, 27)) + [255, 256, 257, 1000]
+# 31-65: around the C maximum's blocks of 32 (and Numba's chains of 8)
+LENGTHS = list(range(1, 27)) + [31, 32, 33, 39, 40, 41, 63, 64, 65, 255, 256, 257, 1000]
 
 
 def _rows(n: int, dtype) -> np.ndarray:
@@ -33,26 +35,26 @@ def _rows(n: int, dtype) -> np.ndarray:
     return x
 
 
-@needs_cython
+@pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", LENGTHS)
-def test_max_in_every_position(dtype, n):
+def test_max_in_every_position(backend, dtype, n):
     x = _rows(n, dtype)
-    with fastact.config(backend="cython", num_threads=1):
+    with fastact.config(backend=backend, num_threads=1):
         y = fastact.softmax(x)
         ly = fastact.log_softmax(x)
     np.testing.assert_array_equal(y, np.eye(n, dtype=dtype))
     assert (ly[np.arange(n), np.arange(n)] == 0).all()
 
 
-@needs_cython
+@pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 15, 16, 17, 33])
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 63, 64, 65])
 @pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
-def test_special_values_in_every_position(dtype, n, special):
+def test_special_values_in_every_position(backend, dtype, n, special):
     x = np.tile(np.linspace(-2, 2, n, dtype=dtype), (n, 1))
     x[np.arange(n), np.arange(n)] = special
-    with fastact.config(backend="cython", num_threads=1):
+    with fastact.config(backend=backend, num_threads=1):
         y = fastact.softmax(x)
     if np.isnan(special) or special > 0 or n == 1:
         assert np.isnan(y).all()  # NaN or +inf (inf - inf), or a row of -inf only
@@ -60,7 +62,7 @@ def test_special_values_in_every_position(dtype, n, special):
         assert (y[np.arange(n), np.arange(n)] == 0).all()
         np.testing.assert_allclose(y.sum(axis=1), 1, rtol=1e-5)
     all_neg_inf = np.full((2, n), -np.inf, dtype)
-    with fastact.config(backend="cython", num_threads=1):
+    with fastact.config(backend=backend, num_threads=1):
         assert np.isnan(fastact.softmax(all_neg_inf)).all()
 
 
