@@ -264,6 +264,17 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
             f"serial: one thread in force (num_threads={get_num_threads()}, from "
             f"{threads_source()}, or an OpenMP limit): the plan's serial backend applies"
         )
+        from ._api import has_fast_path
+
+        if (
+            backend.name == "cython"
+            and plan.small == "cython"
+            and not (entry.channel_param or entry.rowwise)
+            and has_fast_path(entry)
+            and get_num_threads() == 1
+            and threads_source() != "config()"
+        ):
+            reasons.append("a plain C-contiguous elementwise call takes the compiled fast path")
     else:
         limit = _omp_limit()
         reasons.append(
@@ -272,4 +283,19 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
             + (f", lowered to {limit} by an OpenMP limit (threadpoolctl)" if limit else "")
             + "; shared with other Python threads running parallel kernels"
         )
+        from ._api import has_fast_path
+
+        elementwise = not (entry.channel_param or entry.rowwise)
+        if (
+            backend.name == "cython"
+            and plan.large == "cython"
+            and elementwise
+            and dtype.name in DTYPES
+            and has_fast_path(entry)
+            and threads_source() != "config()"
+        ):
+            reasons.append(
+                "a plain C-contiguous call takes the compiled fast path, which runs the "
+                "OpenMP driver from C"
+            )
     return Explanation(entry.name, pass_, dtype.name, n, backend.name, nthreads, tuple(reasons))

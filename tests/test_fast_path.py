@@ -571,3 +571,14 @@ def test_a_parallel_fast_call_counts_for_fork_safety():
     with threads(2), fast_only():
         fastact.sigmoid(x)
     assert _kernels.parallel_used()
+
+
+def test_explain_mentions_the_parallel_fast_path():
+    x = np.empty(3 * TEST_SERIAL_BELOW, np.float32)
+    with threads(2):
+        assert any("OpenMP driver from C" in r for r in fastact.explain("sigmoid", x).reasons)
+        with fastact.config(num_threads=2):
+            assert not any("fast path" in r for r in fastact.explain("sigmoid", x).reasons)
+        assert not any("fast path" in r for r in fastact.explain("softmax", x).reasons)
+    with threads(1):
+        assert any("fast path" in r for r in fastact.explain("sigmoid", x).reasons)
