@@ -493,8 +493,9 @@ TABLE: tuple[Activation, ...] = (
     Activation(
         name="softmax",
         formula="softmax(x)_j = exp(x_j - m) / sum_k exp(x_k - m), m = max_k x_k, along axis",
-        row_forward=(("m", "max", "x"), ("s", "sum", "exp(x - m)")),
-        forward="exp(x - m) / s",
+        # x - m <= 0 (or NaN): exp_neg, exp without the overflow clamp (same bits)
+        row_forward=(("m", "max", "x"), ("s", "sum", "exp_neg(x - m)")),
+        forward="exp_neg(x - m) / s",
         row_backward=(("d", "sum", "g * y"),),
         backward="y * (g - d)",
         saves="output",
@@ -511,10 +512,10 @@ TABLE: tuple[Activation, ...] = (
     Activation(
         name="log_softmax",
         formula="log_softmax(x)_j = x_j - m - log(sum_k exp(x_k - m)), m = max_k x_k, along axis",
-        row_forward=(("m", "max", "x"), ("s", "sum", "exp(x - m)"), ("ls", "log", "s")),
+        row_forward=(("m", "max", "x"), ("s", "sum", "exp_neg(x - m)"), ("ls", "log", "s")),
         forward="(x - m) - ls",
         row_backward=(("d", "sum", "g"),),
-        backward="g - exp(y) * d",
+        backward="g - exp_neg(y) * d",
         saves="output",
         doc=(
             "Log of softmax along ``axis``, computed without forming softmax (no log "
