@@ -566,6 +566,19 @@ def test_parallel_calls_share_the_threads():
         assert share == 4
 
 
+def test_a_parallel_fast_call_with_a_share_of_one_thread_leaves_the_count():
+    x = data((2 * TEST_SERIAL_BELOW,), np.float32)
+    _kernels.par_enter(2)  # another parallel call running: this one gets 2 // 2 = 1 thread
+    try:
+        with threads(2), fast_only():
+            fastact.sigmoid(x)
+            fastact.sigmoid_backward(x, x)
+    finally:
+        _kernels.par_exit()
+    assert _kernels.par_enter(4) == 4
+    _kernels.par_exit()
+
+
 def test_a_parallel_fast_call_counts_for_fork_safety():
     x = data((2 * TEST_SERIAL_BELOW,), np.float32)
     with threads(2), fast_only():

@@ -620,20 +620,23 @@ cdef object _fast_out(cnp.ndarray a, object out, Py_ssize_t nbytes, object other
 # -- elementwise entries (also rrelu in training mode: off = 0, i = the C-order index)
 
 cdef inline void _run_unary(fa_unary_f32 f32, fa_unary_f64 f64, const void *x, void *out,
-                            Py_ssize_t n, const double *p, uint64_t seed) noexcept nogil:
+                            Py_ssize_t n, const double *p, uint64_t seed,
+                            int nthreads) noexcept nogil:
+    """The kernel over the whole buffer: serial, or the OpenMP driver for nthreads > 1."""
     if f32 != NULL:
-        f32(<const float *>x, <float *>out, n, p, seed, 0)
+        _unary_f32(f32, <const float *>x, <float *>out, n, p, seed, nthreads)
     else:
-        f64(<const double *>x, <double *>out, n, p, seed, 0)
+        _unary_f64(f64, <const double *>x, <double *>out, n, p, seed, nthreads)
 
 
 cdef inline void _run_binary(fa_binary_f32 f32, fa_binary_f64 f64, const void *g, const void *s,
-                             void *out, Py_ssize_t n, const double *p,
-                             uint64_t seed) noexcept nogil:
+                             void *out, Py_ssize_t n, const double *p, uint64_t seed,
+                             int nthreads) noexcept nogil:
     if f32 != NULL:
-        f32(<const float *>g, <const float *>s, <float *>out, n, p, seed, 0)
+        _binary_f32(f32, <const float *>g, <const float *>s, <float *>out, n, p, seed, nthreads)
     else:
-        f64(<const double *>g, <const double *>s, <double *>out, n, p, seed, 0)
+        _binary_f64(f64, <const double *>g, <const double *>s, <double *>out, n, p, seed,
+                    nthreads)
 
 
 cdef object _fast_unary(bint train, int kid, object x, object out, tuple params, uint64_t seed):
@@ -665,19 +668,16 @@ cdef object _fast_unary(bint train, int kid, object x, object out, tuple params,
     o = <cnp.ndarray>res
     cdef const void *xp = cnp.PyArray_DATA(a)
     cdef void *op = cnp.PyArray_DATA(o)
-    if nthreads > 1:
+    cdef bint parallel = nthreads > 1
+    if parallel:
         nthreads = _par_begin(nthreads)
-        with nogil:
-            if f32 != NULL:
-                _unary_f32(f32, <const float *>xp, <float *>op, n, p, seed, nthreads)
-            else:
-                _unary_f64(f64, <const double *>xp, <double *>op, n, p, seed, nthreads)
-        _par_end()
-    elif n < GIL_RELEASE_MIN:
-        _run_unary(f32, f64, xp, op, n, p, seed)
+    if n < GIL_RELEASE_MIN:
+        _run_unary(f32, f64, xp, op, n, p, seed, nthreads)
     else:
         with nogil:
-            _run_unary(f32, f64, xp, op, n, p, seed)
+            _run_unary(f32, f64, xp, op, n, p, seed, nthreads)
+    if parallel:
+        _par_end()
     return o
 
 
@@ -715,21 +715,16 @@ cdef object _fast_binary(bint train, int kid, object g, object s, object out, tu
     cdef const void *gp = cnp.PyArray_DATA(ga)
     cdef const void *sp = cnp.PyArray_DATA(sa)
     cdef void *op = cnp.PyArray_DATA(o)
-    if nthreads > 1:
+    cdef bint parallel = nthreads > 1
+    if parallel:
         nthreads = _par_begin(nthreads)
-        with nogil:
-            if f32 != NULL:
-                _binary_f32(f32, <const float *>gp, <const float *>sp, <float *>op, n, p, seed,
-                            nthreads)
-            else:
-                _binary_f64(f64, <const double *>gp, <const double *>sp, <double *>op, n, p,
-                            seed, nthreads)
-        _par_end()
-    elif n < GIL_RELEASE_MIN:
-        _run_binary(f32, f64, gp, sp, op, n, p, seed)
+    if n < GIL_RELEASE_MIN:
+        _run_binary(f32, f64, gp, sp, op, n, p, seed, nthreads)
     else:
         with nogil:
-            _run_binary(f32, f64, gp, sp, op, n, p, seed)
+            _run_binary(f32, f64, gp, sp, op, n, p, seed, nthreads)
+    if parallel:
+        _par_end()
     return o
 
 
