@@ -493,9 +493,11 @@ TABLE: tuple[Activation, ...] = (
     Activation(
         name="softmax",
         formula="softmax(x)_j = exp(x_j - m) / sum_k exp(x_k - m), m = max_k x_k, along axis",
-        # x - m <= 0 (or NaN): exp_neg, exp without the overflow clamp (same bits)
+        # x - m <= 0 (or NaN): exp_neg, exp without the overflow clamp (same bits).
+        # float32 multiplies by 1 / s (one division a row; within 1.5 ulp instead
+        # of 1, and 10% faster), float64 divides (a reciprocal would double its error)
         row_forward=(("m", "max", "x"), ("s", "sum", "exp_neg(x - m)")),
-        forward="exp_neg(x - m) / s",
+        forward="by_type(exp_neg(x - m) * (1 / s), exp_neg(x - m) / s)",
         row_backward=(("d", "sum", "g * y"),),
         backward="y * (g - d)",
         saves="output",
