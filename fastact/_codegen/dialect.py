@@ -44,10 +44,6 @@ CTYPES = {"f32": "float", "f64": "double"}
 # * mantissa(x): |x| / 2**exponent(x), in [1, 2), for normal nonzero finite x;
 # * fma(a, b, c): a * b + c rounded once (the FMA instruction where the CPU has
 #   one, which every x86-64-v3/v4 and ARMv8 CPU does);
-# * ldexp_ftz(x, n): x * 2**rint(n) on the exponent field, +-0 where that is below
-#   the normal range (never a subnormal), +-inf above it; inf/NaN unchanged, +-0
-#   for a subnormal x.  Integer operations only: compilers may evaluate it in
-#   lanes whose value is then discarded, and those never stall on subnormals.
 #
 # ``uniform_slope(seed, i, lo, hi)`` is rrelu's random slope of element ``i``
 # (the flat C-order index) for ``seed``, in [lo, hi]: a counter-based generator
@@ -73,7 +69,6 @@ INTRINSICS: dict[str, tuple[str, str, str]] = {
     "pow2i": ("fa_pow2i_f32", "fa_pow2i_f64", "pow2i"),
     "exponent": ("fa_exponent_f32", "fa_exponent_f64", "exponent"),
     "mantissa": ("fa_mantissa_f32", "fa_mantissa_f64", "mantissa"),
-    "ldexp_ftz": ("fa_ldexp_ftz_f32", "fa_ldexp_ftz_f64", "ldexp_ftz"),
     "fma": ("fa_fma_f32", "fa_fma_f64", "fma"),
     "libm_exp": ("expf", "exp", "math.exp"),
     "libm_expm1": ("expm1f", "expm1", "math.expm1"),

@@ -286,30 +286,6 @@ def exponent(x):
 def mantissa(x):
     u = np.uint64(_fa_as_uint(T(x)))
     return _fa_as_float(_FA_UINT((u & _FA_MANT_MASK) | _FA_ONE_BITS))
-
-
-# ldexp_ftz(x, n) = x * 2**rint(n) on the exponent field (fa_intrinsics.h):
-# +-0 below the normal range, +-inf above, inf/NaN unchanged, shift clamped.
-_FA_SIGN = np.uint64(1 << (int(_FA_MANT_BITS) + int(_FA_EXP_MASK).bit_length()))
-_FA_INF_BITS = np.uint64(int(_FA_EXP_MASK) << int(_FA_MANT_BITS))
-_FA_EMAX1 = np.int64(int(_FA_EXP_MASK))
-_FA_KMAX = np.int64(2200 if int(_FA_EXP_MASK) > 255 else 300)
-
-
-@njit(nogil=True, error_model="numpy")
-def ldexp_ftz(x, n):
-    a = np.uint64(_fa_as_uint(T(x)))
-    k = np.int64(np.uint64(_fa_as_uint(T(n) + _FA_ROUNDER)) - _FA_BIAS)
-    k = max(min(k, _FA_KMAX), -_FA_KMAX)
-    e = np.int64((a >> _FA_MANT_BITS) & _FA_EXP_MASK)
-    ne = e + k
-    sign = a & _FA_SIGN
-    r = (a & (_FA_SIGN | _FA_MANT_MASK)) | (np.uint64(ne) << _FA_MANT_BITS)
-    r = sign if ne <= 0 else r
-    r = (sign | _FA_INF_BITS) if ne >= _FA_EMAX1 else r
-    r = a if e == _FA_EMAX1 else r
-    r = sign if e == 0 else r
-    return _fa_as_float(_FA_UINT(r))
 """
 
 _BITS = {
@@ -421,7 +397,6 @@ _PROVIDED = {
     "pow2i",
     "exponent",
     "mantissa",
-    "ldexp_ftz",
     "fma",
 }
 

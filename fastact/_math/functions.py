@@ -49,7 +49,7 @@ below that bound are 0 (an absolute error below it); products x * f(x) with
 such a factor (silu, mish, gelu's tanh form) are then 0 too, an absolute error
 below |x| 2**-125, where PyTorch's are 0 from x < -88.7.  The exact gelu and
 erfc keep relative accuracy down to the normal range: they take the factor
-scaled by 2**K (``exp_sc``) and scale the product back with ``unscale``.
+scaled by 2**K (``exp_sum_sc``) and scale the product back with ``unscale``.
 The selects that flush to 0 choose between two variable values (``xc - xc``,
 ``sig_lo``'s ``e + t``): with a constant, gcc's vector code measured up to
 1.6x slower.  Inputs below about 1e-19 (float32) can still make subnormal
@@ -67,10 +67,9 @@ formula, so NaN propagates.
 # e**x = 2**n * e**r with n = rint(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]
 # (Cody and Waite: ln 2 split in two so that n * LN2_HI is exact), and
 # e**r - 1 = r + r**2 q(r) with a minimax q on [-1/2, 1/2] (degree 5 in float32,
-# 10 in float64: 0.1 and 0.35 ulp of approximation error at |r| = 1/2).  The
-# scaling by 2**n is done on the exponent bits (ldexp_ftz): +0 where the result
-# would be subnormal, inf where it overflows, and no floating-point operation
-# on a subnormal value in any lane.
+# 10 in float64: 0.1 and 0.35 ulp of approximation error at |r| = 1/2).  2**n is
+# built from its bits (pow2i) in the normal range only, and the result is 0
+# below it: no floating-point operation on a subnormal value in any lane.
 
 
 def exp_lo():
@@ -86,12 +85,6 @@ def exp_hi():
 def clamp(x, lo, hi):
     """x clamped to [lo, hi] (NaN stays NaN)."""
     return lo if x < lo else (hi if x > hi else x)
-
-
-def rint_(y):
-    """y rounded to the nearest integer (ties to even), for |y| < 2**22 (2**51 in float64)."""
-    magic = by_type(12582912.0, 6755399441055744.0)
-    return (y + magic) - magic
 
 
 def expm1_q(r):
@@ -180,18 +173,8 @@ def exp_neg(x):
 
 
 def exp_sc_lo():
-    """Below this, e**x * 2**K < 2**-110 (2**-1000): exp_sc returns 0 (ln 2**-134, ln 2**-1053)."""
+    """Below this, e**x * 2**K < 2**-110 (2**-1000): exp_sum_sc returns 0 (ln 2**-134, ln 2**-1053)."""
     return by_type(-92.8821, -729.8953)
-
-
-def exp_sc(x):
-    """e**x * 2**K, branch-free; 0 where that is below 2**-110 (2**-1000), so that a
-    product with a factor above 2**-15 (2**-20) is still a normal number; inf above
-    ln(max float) - K ln 2."""
-    xc = clamp(x, exp_sc_lo(), by_type(72.364, 673.26))
-    n = exp_n(xc)
-    e = exp_p(exp_r(xc, n))
-    return xc - xc if x < exp_sc_lo() else (e + e) * pow2i(n + by_type(23.0, 52.0))
 
 
 def unscale(w):
@@ -207,7 +190,7 @@ def unscale(w):
 def exp_sum_sc(hi, lo):
     """e**(hi + lo) * 2**K for hi <= 0 and |lo| small against |hi|: the range
     reduction adds lo after the exact hi - n ln2_hi, so an argument carried in
-    two parts keeps its accuracy.  0 below exp_sc_lo(), as exp_sc."""
+    two parts keeps its accuracy.  0 below exp_sc_lo()."""
     h = exp_sc_lo() if hi < exp_sc_lo() else hi
     t = lo * 0 if hi < exp_sc_lo() else lo
     n = exp_n(h + t)
@@ -674,7 +657,6 @@ HELPERS = (
     exp_lo,
     exp_hi,
     clamp,
-    rint_,
     expm1_q,
     ln2_hi,
     ln2_lo,
@@ -685,7 +667,6 @@ HELPERS = (
     exp,
     exp_neg,
     exp_sc_lo,
-    exp_sc,
     unscale,
     exp_sum_sc,
     expm1,

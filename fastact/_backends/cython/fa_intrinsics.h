@@ -100,46 +100,6 @@ FA_INLINE double fa_mantissa_f64(double x) {
     return a.f;
 }
 
-/* ldexp_ftz(x, n) = x * 2**rint(n), computed on the exponent field with integer
- * operations only: +-0 where the result would be subnormal (or x is), +-inf
- * where it overflows, inf and NaN unchanged.  The shift is clamped to +-300
- * (+-2200) so that a huge or NaN n cannot wrap around. */
-FA_INLINE float fa_ldexp_ftz_f32(float x, float n) {
-    union { float f; uint32_t u; } a, m;
-    a.f = x;
-    m.f = n + 12582912.0f;
-    int32_t k = (int32_t)(m.u - 0x4B400000u);
-    k = k < -300 ? -300 : (k > 300 ? 300 : k);
-    const int32_t e = (int32_t)((a.u >> 23) & 0xFFu);
-    const int32_t ne = e + k;
-    const uint32_t sign = a.u & 0x80000000u;
-    uint32_t r = (a.u & 0x807FFFFFu) | ((uint32_t)ne << 23);
-    r = ne <= 0 ? sign : r;
-    r = ne >= 255 ? (sign | 0x7F800000u) : r;
-    r = e == 255 ? a.u : r;
-    r = e == 0 ? sign : r;
-    a.u = r;
-    return a.f;
-}
-
-FA_INLINE double fa_ldexp_ftz_f64(double x, double n) {
-    union { double f; uint64_t u; } a, m;
-    a.f = x;
-    m.f = n + 6755399441055744.0;
-    int64_t k = (int64_t)(m.u - 0x4338000000000000ull);
-    k = k < -2200 ? -2200 : (k > 2200 ? 2200 : k);
-    const int64_t e = (int64_t)((a.u >> 52) & 0x7FFull);
-    const int64_t ne = e + k;
-    const uint64_t sign = a.u & 0x8000000000000000ull;
-    uint64_t r = (a.u & 0x800FFFFFFFFFFFFFull) | ((uint64_t)ne << 52);
-    r = ne <= 0 ? sign : r;
-    r = ne >= 2047 ? (sign | 0x7FF0000000000000ull) : r;
-    r = e == 2047 ? a.u : r;
-    r = e == 0 ? sign : r;
-    a.u = r;
-    return a.f;
-}
-
 /* rrelu's random slopes: a counter-based generator keyed by (seed, flat index).
  *
  * Element i of seed s has the 64-bit counter c = mix64(s) + i (wrapping): a
