@@ -294,8 +294,8 @@ TABLE: tuple[Activation, ...] = (
         doc=(
             "Gaussian error linear unit. Exact form via erfc, which keeps relative "
             "accuracy for x << 0 (PyTorch's 1 + erf loses it all below x = -5.5): Phi "
-            "is computed from x itself (x**2 split exactly), within 5 ulp also for "
-            "x << 0. The tanh form is x * sigmoid(2u); rounding u costs about x^3/4 "
+            "is computed from x itself (x**2 split exactly), within 6 ulp also for "
+            "x << 0, and 0 exactly where x Phi(x) is below the normal range. The tanh form is x * sigmoid(2u); rounding u costs about x^3/4 "
             "ulp, and it is 0 where sigmoid(2u) is below 2**-125 (an absolute error "
             "below |x|^3 2**-127). Saves the input: gelu is not invertible."
         ),

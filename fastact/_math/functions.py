@@ -24,20 +24,27 @@ backends; the two agree bit for bit).  Polynomials
 and the range reduction use fused multiply-adds (``fma``: the FMA instruction
 in the x86-64-v3/v4 clones and in Numba's code for the host):
 
-=============  =======  =======
-function       float32  float64
-=============  =======  =======
-exp            0.99     0.79
-expm1          1.39     1.18
-log1p          1.40     1.07
-tanh           1.50     1.50
-sigmoid        1.89     1.83
-silu           2.74     2.73
-logsigmoid     1.98     1.95
-erfc           2.96     3.0
-gelu (exact)   4.04     4.0
-tanhshrink     1.85     2.0
-=============  =======  =======
+=============  =========  =========
+function       float32    float64
+=============  =========  =========
+exp            0.99       0.79
+expm1          1.39       1.18
+log1p          1.40       1.07
+tanh           1.50       1.50
+sigmoid        1.89       1.83
+silu           2.74       2.73
+logsigmoid     1.98       1.95
+erfc           2.96       3.0
+gelu (exact)   3.84 (*)   4.35 (*)
+gelu' (exact)  5.22 (*)   6.0 (*)
+tanhshrink     1.85       2.0
+=============  =========  =========
+
+(*) per unit of the condition number |x f'(x) / f(x)| (at least 1): the error
+that rounding x itself would make.  In plain ulp, gelu is within 5.7 (float32)
+and 6.0 (float64) ulp, the largest near x = -1.8 where the condition number is
+about 3; its derivative has a zero near x = -0.75, where only the absolute
+error is small.
 
 No subnormal numbers where a result underflows: exp returns +0 below 2**-125
 (2**-1021 in float64) and builds 2**n from its bits only in the normal range,
@@ -47,9 +54,10 @@ softplus...) run at the speed of any other (a division on a subnormal costs
 flush-to-zero, and the C library's exp takes slow paths there).  Results
 below that bound are 0 (an absolute error below it); products x * f(x) with
 such a factor (silu, mish, gelu's tanh form) are then 0 too, an absolute error
-below |x| 2**-125, where PyTorch's are 0 from x < -88.7.  The exact gelu and
-erfc keep relative accuracy down to the normal range: they take the factor
-scaled by 2**K (``exp_sum_sc``) and scale the product back with ``unscale``.
+below |x| 2**-125, where PyTorch's are 0 from x < -88.7.  The exact gelu keeps
+relative accuracy down to the normal range (its factor e**(-x**2/2) is taken
+times 2**16, see ``gauss16``), and so does erfc (scaled by 2**K with
+``exp_sum_sc``, the product scaled back by ``unscale``).
 The selects that flush to 0 choose between two variable values (``xc - xc``,
 ``sig_lo``'s ``e + t``): with a constant, gcc's vector code measured up to
 1.6x slower.  Inputs below about 1e-19 (float32) can still make subnormal
@@ -408,32 +416,40 @@ def mish_grad(x):
     return 0 if x < -3.0e38 else (1 if x > 20 else w)
 
 
-# --- gelu: Phi(x) = erfc(-x / sqrt 2) / 2 ---------------------------------------
+# --- gelu: x Phi(x), Phi(-a) = e**(-a**2/2) erfcx(a / sqrt 2) / 2 -------------
 #
-# For z = |x| / sqrt 2: erfc(z) = e**(-z**2) erfcx(z), where erfcx(z) = t r(t),
-# t = K / (K + z), with r a minimax polynomial on [t(amax), 1].  e**(-x**2/2)
-# is computed from x**2 split exactly (Veltkamp), so the rounding of x**2 or
-# -x / sqrt 2 costs nothing (it would cost about x**2 ulp).  |x| is clamped at
-# amax = 14 (38.5 in float64), beyond which Phi(-|x|) is below the normal range.
+# For a = |x|: erfcx(z) = e**(z**2) erfc(z) = t r(t), t = K / (K + z), with r a
+# minimax polynomial on [t(zmax), 1] (no cancellation anywhere, so one form
+# serves every x: Phi(x) is Phi(-a) for x < 0 and 1 - Phi(-a) for x >= 0).
+# e**(-a**2/2) is computed from a**2 carried exactly as s + fma(a, a, -s), so the
+# rounding of a**2 costs nothing (it would cost about a**2 ulp), and scaled by
+# 2**16 so that the products that reach the result stay normal down to the
+# result's own threshold: x Phi(x) and gelu'(x) are 0 exactly where they are
+# below the normal range (x < -13.15 and -13.34 in float32, -37.62 and -37.71 in
+# float64), and no operation makes a subnormal number on the way.
 
 
-def gelu_a(x):
-    """|x| clamped to amax = 14 (38.5 in float64), beyond which x Phi(-|x|) is below
-    the normal range (NaN stays NaN)."""
-    return by_type(14.0, 38.5) if fabs(x) > by_type(14.0, 38.5) else fabs(x)
+def gelu_amax():
+    """Beyond -gelu_amax(), x Phi(x) is below the normal range (float32, float64)."""
+    return by_type(13.146245956420898, 37.615868288603)
 
 
-def gauss_sc(a):
-    """e**(-a**2 / 2) * 2**K for 0 <= a <= amax, a**2 carried exactly as
-    ah**2 + (2 ah al + al**2) (Veltkamp split of a)."""
-    c = a * by_type(4097.0, 134217729.0)
-    ah = c - (c - a)
-    al = a - ah
-    return exp_sum_sc(-0.5 * (ah * ah), -0.5 * ((ah + ah) * al + al * al))
+def gelu_grad_amax():
+    """Beyond -gelu_grad_amax(), Phi(x) + x phi(x) is below the normal range."""
+    return by_type(13.34188175201416, 37.71224631442959)
+
+
+def gauss16(a):
+    """e**(-a**2 / 2) * 2**16 for 0 <= a <= gelu_grad_amax(), a**2 carried exactly."""
+    s = a * a
+    h = -0.5 * s
+    n = exp_n(h)
+    e = exp_p(fma(-n, ln2_lo(), fma(-n, ln2_hi(), h)) - 0.5 * fma(a, a, -s))
+    return e * pow2i(n + 16)
 
 
 def erfcx_g(z):
-    """e**(z**2) erfc(z) = t r(t) for 0 <= z <= amax / sqrt 2, t = K / (K + z) (a minimax
+    """e**(z**2) erfc(z) = t r(t) for 0 <= z <= 9.9 (27.2 in float64), t = K / (K + z) (a minimax
     polynomial r: K = 3, degree 9 in float32; K = 4, degree 22 in float64).
 
     t has a relative error of one rounding or two, which costs as much in the
@@ -525,16 +541,10 @@ def erfc(x):
     return keepnan(x, 1 - x * e if fabs(x) < 0.7071067811865476 else (q if x >= 0 else 2 - q))
 
 
-def phi_q(x):
-    """Phi(x), the normal distribution function; times 2**K below x = -1 (see unscale).
-
-    1/2 + x f(x**2) above x = -1 and below 1 (minimax f, degree 5 in float32, 10
-    in float64); else Phi(-|x|) = e**(-x**2/2) erfcx(|x| / sqrt 2) / 2 and
-    Phi(|x|) = 1 - Phi(-|x|).
-    """
-    a = gelu_a(x)
-    qs = 0.5 * (gauss_sc(a) * erfcx_g(a * 0.7071067811865476))
-    f = by_type(
+def phi_core(x):
+    """Phi(x) - 1/2 = x f(x**2) for |x| < 1 (minimax f, degree 5 in float32, 10 in
+    float64): near 0 the erfcx form would lose a few ulp to the rounding of t."""
+    return x * by_type(
         poly(
             x * x,
             0.3989422801176658,
@@ -559,22 +569,29 @@ def phi_q(x):
             4.071844715301568e-12,
         ),
     )
-    return keepnan(x, 0.5 + x * f if fabs(x) < 1 else (qs if x < 0 else 1 - unscale(qs)))
 
 
 def gelu_erf(x):
-    """x Phi(x), relative accuracy kept for x << 0; 0 where the result is subnormal."""
-    w = x * phi_q(x)
-    return 0 if x < -by_type(14.0, 38.5) else (unscale(w) if x <= -1 else w)
+    """x Phi(x): x (1/2 + phi_core(x)) for |x| < 1, else x q (x < 0) or x - x q
+    (x >= 0), q = Phi(-|x|); 0 where the result is below the normal range, x above."""
+    a = gelu_amax() if fabs(x) > gelu_amax() else fabs(x)
+    w = ((x * (0.5 * erfcx_g(a * 0.7071067811865476))) * gauss16(a)) * 1.52587890625e-05
+    tail = w if x < 0 else (x if x > gelu_amax() else x - w)
+    return 0 if x < -gelu_amax() else (x * (0.5 + phi_core(x)) if fabs(x) < 1 else tail)
 
 
 def gelu_erf_grad(x):
-    """Phi(x) + x phi(x), phi(x) = e**(-x**2 / 2) / sqrt(2 pi); 0 at -inf, 1 at inf."""
-    a = gelu_a(x)
-    xs = a if x >= 0 else -a
-    gs = gauss_sc(a) * 0.3989422804014327
-    w = phi_q(x) + xs * (unscale(gs) if x > -1 else gs)
-    return keepnan(x, unscale(w) if x <= -1 else w)
+    """Phi(x) + x phi(x): 1 + d (x >= 1) or -d (x <= -1), d = (|x| / sqrt(2 pi) -
+    erfcx(|x| / sqrt 2) / 2) e**(-x**2/2); 1/2 + phi_core(x) + x phi(x) for |x| < 1;
+    0 at -inf, 1 at inf."""
+    amax = gelu_grad_amax()
+    a = amax if fabs(x) > amax else fabs(x)
+    e = gauss16(a)
+    r = 0.5 * erfcx_g(a * 0.7071067811865476)
+    d = ((a * 0.3989422804014327 - r) * e) * 1.52587890625e-05
+    core = (0.5 + phi_core(x)) + x * ((0.3989422804014327 * 1.52587890625e-05) * e)
+    tail = -d if x < 0 else (1 if x > amax else 1 + d)
+    return 0 if x < -amax else (core if fabs(x) < 1 else tail)
 
 
 def gelu_tanh_u2(x):
@@ -675,11 +692,12 @@ HELPERS = (
     log1p,
     log1p_01,
     tanh,
-    gelu_a,
-    gauss_sc,
+    gelu_amax,
+    gelu_grad_amax,
+    gauss16,
     erfcx_g,
     erfc,
-    phi_q,
+    phi_core,
     # activations
     sig_lo,
     sigmoid,
