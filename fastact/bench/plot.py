@@ -68,6 +68,7 @@ def plot(results: list[dict], cases: list[Case], path: str) -> None:
         len(passes),
         figsize=(6.5 * len(passes), sum(heights) + 1.6),
         squeeze=False,
+        layout="constrained",
         gridspec_kw={"height_ratios": heights},
     )
     bar = 0.8 / len(impls)
@@ -93,14 +94,12 @@ def plot(results: list[dict], cases: list[Case], path: str) -> None:
             if i == len(classes) - 1:
                 ax.set_xlabel("ns per element (shorter is faster)", fontsize=10)
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="upper center", ncol=len(names), fontsize=10)
+    fig.legend(handles, names, loc="outside lower center", ncol=len(names), fontsize=10)
     n, thr = sizes[passes[0]]
     fig.suptitle(
         f"{dtype}, {_size(n)} elements, {thr} thread(s): fastact, the streaming limit "
         "and each peer",
         fontsize=12,
-        y=0.995,
     )
-    fig.tight_layout(rect=(0, 0, 1, 1 - 1.0 / (sum(heights) + 1.6)))
     fig.savefig(path, dpi=100)
     plt.close(fig)
