@@ -372,7 +372,7 @@ TABLE: tuple[Activation, ...] = (
         ),
         numpy=NumpyForm(
             forward="np.copyto(out, np.where(x > 0, x, x * weight))",
-            backward="(np.multiply(g, np.where(x > 0, 1, weight), out=out), np.where(x > 0, 0, x * g).sum(axis=0))",
+            backward="(np.multiply(g, np.where(x > 0, 1, weight), out=out), np.where(x > 0, 0, x * g).sum(axis=tuple(a for a in range(x.ndim) if a != 1) or None))",
             numexpr="where(x > 0, x, x * weight)",
         ),
     ),
