@@ -13,37 +13,29 @@ from __future__ import annotations
 
 import argparse
 import functools
-import time
 
 import numpy as np
 
 import fastact
-
-
-def best(fn, budget=0.2, repeats=5):
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-8)
-    number = max(1, int(budget / repeats / one))
-    out = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        out = min(out, (time.perf_counter() - t0) / number)
-    return out
+from fastact.bench.timing import best_time, measure_together
 
 
 def overhead() -> None:
     x = np.ones(16, np.float32)
-    t_np = best(lambda: np.tanh(x, out=x))
-    t_fa = best(lambda: fastact.relu(x, out=x))
-    t_sg = best(lambda: fastact.sigmoid(x, out=x))
-    print("per-call cost on 16 float32 elements (best of 5):")
+    t_np = best_time(lambda: np.tanh(x, out=x), 0.2)
+    t_fa = best_time(lambda: fastact.relu(x, out=x), 0.2)
+    t_sg = best_time(lambda: fastact.sigmoid(x, out=x), 0.2)
+    print("per-call cost on 16 float32 elements (best of several samples):")
     print(f"  np.tanh(x, out=x)          {t_np * 1e9:7.0f} ns")
     print(f"  fastact.relu(x, out=x)     {t_fa * 1e9:7.0f} ns   ratio {t_fa / t_np:.2f}")
     print(f"  fastact.sigmoid(x, out=x)  {t_sg * 1e9:7.0f} ns   ratio {t_sg / t_np:.2f}")
+
+
+def _apply(choice, threads: int) -> None:
+    """Set fastact to a fixed (backend, threads) choice, or to auto with all threads."""
+    backend, n = ("auto", threads) if choice == "auto" else choice
+    fastact.set_backend(backend)
+    fastact.set_num_threads(n)
 
 
 def sweep(names, max_exp: int, budget: float) -> list[float]:
@@ -60,11 +52,13 @@ def sweep(names, max_exp: int, budget: float) -> list[float]:
             n = 10**e
             x = np.random.default_rng(0).normal(size=n).astype(np.float32)
             out = np.empty_like(x)
-            row = []
-            for b, t in choices:
-                with fastact.config(backend=b, num_threads=t):
-                    row.append(best(functools.partial(fn, x, out=out), budget))
-            t_auto = best(functools.partial(fn, x, out=out), budget)
+            call = functools.partial(fn, x, out=out)
+            jobs = {k: ([call], None) for k in [*choices, "auto"]}
+            got = measure_together(jobs, budget, lambda k: _apply(k, threads))
+            fastact.set_backend("auto")
+            fastact.set_num_threads(threads)
+            row = [got[k].best for k in choices]
+            t_auto = got["auto"].best
             ex = fastact.explain(name, x)
             ratio = t_auto / min(row)
             ratios.append(ratio)

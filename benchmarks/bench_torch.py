@@ -14,18 +14,6 @@ torch's built-ins.
 from __future__ import annotations
 
 import argparse
-import time
-
-
-def best(fn, repeat: int, number: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t) / number)
-    return min(times)
 
 
 def main(argv=None) -> None:
@@ -34,8 +22,7 @@ def main(argv=None) -> None:
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     ap.add_argument("--names", nargs="+", default=None, help="activations (default: all)")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--budget", type=float, default=0.05, help="seconds per timing repeat")
+    ap.add_argument("--budget", type=float, default=0.05, help="seconds per measurement")
     args = ap.parse_args(argv)
 
     import torch
@@ -43,6 +30,7 @@ def main(argv=None) -> None:
 
     import fastact
     import fastact.torch as ft
+    from fastact.bench.timing import measure_together
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -52,7 +40,7 @@ def main(argv=None) -> None:
     print(
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), fastact "
         f"{fastact.__version__} ({fastact.get_backend()}, {fastact.get_num_threads()} threads), "
-        f"{args.dtype}; best of {args.repeat}; ratio = torch time / fastact time"
+        f"{args.dtype}; best of interleaved samples; ratio = torch time / fastact time"
     )
     print(
         f"{'name':>12} {'n':>9} {'torch fwd':>10} {'fa fwd':>10} {'ratio':>6}"
@@ -72,13 +60,11 @@ def main(argv=None) -> None:
             elif entry.rowwise:
                 ref = lambda t, name=name: getattr(F, name)(t, dim=-1)  # noqa: E731
                 fa = lambda t, name=name: getattr(ft, name)(t, axis=-1)  # noqa: E731
-            elif name == "rrelu":
+            elif entry.has_training_mode:
                 ref = lambda t, p=params: F.rrelu(t, **p, training=True)  # noqa: E731
                 fa = lambda t, p=params: ft.rrelu(t, **p, training=True)  # noqa: E731
             else:
-                tfn = (
-                    getattr(torch, name) if name in ("sigmoid", "tanh") else getattr(F, name, None)
-                )
+                tfn = getattr(F, name, None) or getattr(torch, name, None)
                 if tfn is None:
                     continue
                 ffn = getattr(ft, name)
@@ -91,12 +77,20 @@ def main(argv=None) -> None:
                 f(xg).backward(g)
                 xg.grad = None
 
-            number = max(1, int(args.budget / max(1e-6, n * 2e-9)))
             with torch.no_grad():
-                tf = best(lambda f=ref, x=x: f(x), args.repeat, number)
-                ff = best(lambda f=fa, x=x: f(x), args.repeat, number)
-            tb = best(lambda f=ref: fb(f), args.repeat, number)
-            fb_ = best(lambda f=fa: fb(f), args.repeat, number)
+                got = measure_together(
+                    {
+                        "torch": ([lambda f=ref, x=x: f(x)], None),
+                        "fa": ([lambda f=fa, x=x: f(x)], None),
+                    },
+                    args.budget,
+                )
+            tf, ff = got["torch"].best, got["fa"].best
+            got = measure_together(
+                {"torch": ([lambda f=ref: fb(f)], None), "fa": ([lambda f=fa: fb(f)], None)},
+                args.budget,
+            )
+            tb, fb_ = got["torch"].best, got["fa"].best
             print(
                 f"{name:>12} {x.numel():9d} {tf * 1e6:8.1f}us {ff * 1e6:8.1f}us {tf / ff:6.2f}"
                 f" {tb * 1e6:8.1f}us {fb_ * 1e6:8.1f}us {tb / fb_:6.2f}"

@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
     print(streaming_table(doc["results"]))
     print("\n## 10^3 elements, one thread\n")
     print(small_table(doc["results"]))
-    print("\n## Targets of issue 8\n")
+    print("\n## Speed targets\n")
     print(targets_summary(doc["targets"]))
     return 0
 

@@ -1,9 +1,13 @@
 """``python -m fastact tune``: measure where threads and which backend pay off, here.
 
 For every activation, pass and dtype it times each available compiled
-backend, serial and with all threads, on sizes from 2^10 to 2^22, and writes
-the resulting plans (see :mod:`fastact._profile`) to the user's cache
-directory, where ``auto`` dispatch picks them up.
+backend, serial and with all threads, on sizes from 2^10 to 2^22, and
+derives a candidate plan (see :mod:`fastact._profile`).  A candidate that
+differs from the shipped default is then timed against the default, side by
+side in interleaved rounds, at every size where the two decide differently;
+it is kept only where it is faster beyond noise at all of them.  The kept
+plans go to the user's cache directory, where ``auto`` dispatch picks them
+up; ``--show`` prints the saved profile and ``--reset`` deletes it.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-import time
 
 import numpy as np
 
 from . import _backends, _dispatch, _profile
 from ._config import get_num_threads
 from ._profile import Plan
+from .bench.timing import measure_together, noticeably_faster
 from .table import TABLE, Activation
 
 SIZES = tuple(2**k for k in range(10, 23, 2))
@@ -27,10 +31,31 @@ MARGIN = 0.9
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dry-run", action="store_true", help="print the plans, do not save")
-    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
-    parser.add_argument("--activation", action="append", help="only these (repeatable)")
-    parser.add_argument("--output", help="where to save (default: the user cache dir)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer sizes and shorter timings; saves nothing unless --save is given",
+    )
+    parser.add_argument("--save", action="store_true", help="save the profile also after --quick")
+    parser.add_argument("--dry-run", action="store_true", help="print the plans, save nothing")
+    parser.add_argument(
+        "--activation",
+        action="append",
+        metavar="NAME",
+        help="tune only this activation (repeatable; default: all); the saved plans of "
+        "the others are kept",
+    )
+    parser.add_argument(
+        "--output", metavar="FILE", help="where to save (default: the user cache directory)"
+    )
+    parser.add_argument(
+        "--show", action="store_true", help="print the saved profile and exit (measures nothing)"
+    )
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="delete the saved profile and exit: the shipped defaults apply again",
+    )
 
 
 class Kernel:
@@ -71,32 +96,19 @@ def _scalar_params(entry: Activation) -> list:
     return values
 
 
-def best_time(fn, repeats: int, budget: float = 0.05) -> float:
-    """Best wall time of fn() over repeats, each looping to ~budget/repeats seconds."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    number = max(1, int(budget / repeats / one))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / number)
-    return best
-
-
-def measure(entry, pass_, dtype, sizes, backends, threads, repeats):
-    """{(backend, nthreads): [seconds per size]}"""
+def measure(entry, pass_, dtype, sizes, backends, threads, min_time):
+    """{(backend, nthreads): [seconds per size]}: at each size every choice is timed
+    interleaved with the others (the benchmarks' timing loop)."""
     times: dict[tuple[str, int], list[float]] = {}
     for n in sizes:
         k = Kernel(entry, pass_, dtype, n)
-        for name in backends:
-            b = _backends.get(name)
-            for t in sorted({1, threads}):
-                fn = functools.partial(k, b, t)
-                times.setdefault((name, t), []).append(best_time(fn, repeats))
+        jobs = {
+            (name, t): ([functools.partial(k, _backends.get(name), t)], None)
+            for name in backends
+            for t in sorted({1, threads})
+        }
+        for key, timing in measure_together(jobs, min_time).items():
+            times.setdefault(key, []).append(timing.best)
     return times
 
 
@@ -139,9 +151,46 @@ def _progress(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
-def tune(names=None, quick=False, progress=True) -> dict[str, Plan]:
+def choice(plan: Plan, n: int, threads: int) -> tuple[str, int]:
+    """(backend, thread count) that ``plan`` runs ``n`` elements with."""
+    return (plan.small, 1) if n < plan.serial_below else (plan.large, threads)
+
+
+def verify(entry, pass_, dtype, default: Plan, candidate: Plan, sizes, threads, min_time):
+    """(keep, reason): the candidate against the default, interleaved, at each size
+    where they decide differently; kept only if faster beyond noise at all of them."""
+    wins = []
+    for n in sizes:
+        a, b = choice(default, n, threads), choice(candidate, n, threads)
+        if a == b:
+            continue
+        k = Kernel(entry, pass_, dtype, n)
+        jobs = {
+            "default": ([functools.partial(k, _backends.get(a[0]), a[1])], None),
+            "candidate": ([functools.partial(k, _backends.get(b[0]), b[1])], None),
+        }
+        got = measure_together(jobs, 3 * min_time)
+        d, c = got["default"], got["candidate"]
+        ratio = c.best / d.best
+        if not noticeably_faster(c, d):
+            return False, (
+                f"at {n}: {b[0]}/{b[1]}t {ratio:.2f}x the default's {a[0]}/{a[1]}t time, "
+                "not faster beyond noise"
+            )
+        wins.append(f"{n}: {ratio:.2f}x")
+    if not wins:
+        return False, "same choices as the default"
+    return True, "time vs default at " + ", ".join(wins)
+
+
+def tune(names=None, quick=False, progress=True, report=print) -> dict[str, Plan]:
+    """The plans that beat the shipped defaults here (keyed as in the profile).
+
+    ``report(line)`` receives one line per plan that differs from the default:
+    what changes and why it is kept or dropped.
+    """
     sizes = QUICK_SIZES if quick else SIZES
-    repeats = 3 if quick else 5
+    min_time = 0.01 if quick else 0.03
     threads = get_num_threads()
     backends = [b for b in ("cython", "numba") if b in _backends.available()]
     entries = [e for e in TABLE if names is None or e.name in names]
@@ -150,12 +199,34 @@ def tune(names=None, quick=False, progress=True) -> dict[str, Plan]:
     for i, (e, p, d) in enumerate(jobs):
         if progress:
             _progress(i, len(jobs), f"{e.name} {p} {d}")
-        times = measure(e, p, np.dtype(d), sizes, backends, threads, repeats)
-        plans[_profile.key(e.name, p, d)] = derive(times, sizes)
+        dtype = np.dtype(d)
+        times = measure(e, p, dtype, sizes, backends, threads, min_time)
+        candidate = derive(times, sizes)
+        default = _dispatch.default_plan(e, p)
+        key = _profile.key(e.name, p, d)
+        if candidate == default:
+            continue
+        keep, why = verify(e, p, dtype, default, candidate, sizes, threads, min_time)
+        if progress:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+        report(
+            f"{key}: {describe(default)} -> {describe(candidate)}: "
+            + ("kept, " if keep else "dropped, ")
+            + why
+        )
+        if keep:
+            plans[key] = candidate
     if progress:
         _progress(len(jobs), len(jobs), "done")
         sys.stderr.write("\n")
     return plans
+
+
+def describe(plan: Plan) -> str:
+    """``serial below 16384 (cython), then parallel (cython)``"""
+    if plan.serial_below >= _profile.NEVER:
+        return f"always serial ({plan.small})"
+    return f"serial below {plan.serial_below} ({plan.small}), then parallel ({plan.large})"
 
 
 def format_plans(plans: dict[str, Plan]) -> str:
@@ -167,24 +238,64 @@ def format_plans(plans: dict[str, Plan]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 
 
+def show(target=None) -> int:
+    p = target or _profile.path()
+    plans, source = _profile.load(p)
+    print(f"profile: {source}")
+    if plans:
+        print(format_plans(plans))
+    print("every other activation/pass/dtype: the shipped defaults")
+    return 0
+
+
+def reset(target=None) -> int:
+    p = target or _profile.path()
+    if p.exists():
+        p.unlink()
+        print(f"deleted {p}: the shipped defaults apply")
+    else:
+        print(f"no profile at {p}: the shipped defaults apply")
+    _dispatch.load_profile(p)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    target = _profile.Path(args.output) if args.output else None
+    if args.show:
+        return show(target)
+    if args.reset:
+        return reset(target)
     if args.activation:
         unknown = sorted(set(args.activation) - {e.name for e in TABLE})
         if unknown:
             print(f"unknown activation(s): {', '.join(unknown)}", file=sys.stderr)
             return 2
-    print(f"tuning with {get_num_threads()} thread(s), backends {_backends.available()}")
+    print(
+        f"tuning with {get_num_threads()} thread(s), backends {_backends.available()}: "
+        "a plan is kept only where it beats the shipped default beyond noise"
+    )
     plans = tune(args.activation, quick=args.quick)
-    print(format_plans(plans))
+    if plans:
+        print(format_plans(plans))
+    else:
+        print("the shipped defaults are the best found: no plan changes")
     if args.dry_run:
         print("dry run: nothing saved")
         return 0
-    target = _profile.Path(args.output) if args.output else None
-    if args.activation:
-        # keep the plans of the activations not measured this time
-        old, _ = _profile.load(target)
-        plans = {**old, **plans}
+    if args.quick and not args.save:
+        print("quick run: nothing saved (add --save to keep these plans)")
+        return 0
+    old, _ = _profile.load(target)
+    measured = {
+        _profile.key(e.name, p, d)
+        for e in TABLE
+        if not args.activation or e.name in args.activation
+        for p in _dispatch.PASSES
+        for d in _dispatch.DTYPES
+    }
+    # keep the plans of what was not measured; what was measured is replaced
+    plans = {**{k: v for k, v in old.items() if k not in measured}, **plans}
     path = _profile.save(plans, target)
-    print(f"saved {path}")
+    print(f"saved {path} ({len(plans)} plan(s) differ from the defaults)")
     _dispatch.load_profile(path)
     return 0

@@ -42,30 +42,18 @@ import numpy as np
 
 import fastact
 from fastact import _api
-from fastact.table import Activation
+from fastact.table import Activation, camel_case
 
 __all__ = ["ActivationLayer", "ChannelLayer", "Layer", "class_name", "layer"]
 
 # PyTorch's class names where they are not the CamelCase of the function name.
-_TORCH_NAMES = {
-    "relu": "ReLU",
-    "leaky_relu": "LeakyReLU",
-    "prelu": "PReLU",
-    "rrelu": "RReLU",
-    "relu6": "ReLU6",
-    "elu": "ELU",
-    "selu": "SELU",
-    "celu": "CELU",
-    "gelu": "GELU",
-    "silu": "SiLU",
-    "logsigmoid": "LogSigmoid",
-    "log_softmax": "LogSoftmax",
-}
 
 
 def class_name(name: str) -> str:
     """The layer class name of activation ``name`` (PyTorch's where it has one)."""
-    return _TORCH_NAMES.get(name) or "".join(part.capitalize() for part in name.split("_"))
+    if name in fastact.activations():
+        return fastact.activation(name).layer_name
+    return camel_case(name)
 
 
 class Layer:

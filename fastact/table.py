@@ -73,6 +73,85 @@ class Param:
         return self.default is None
 
 
+Cost = Literal["cheap", "transcendental", "compound", "special"]
+"""What one element costs: ``cheap`` (a few flops, no transcendental call: the
+kernel is memory-bound), ``transcendental`` (one exp, log or tanh, or a
+rational approximation), ``compound`` (two of them), ``special`` (a special
+function such as erfc)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Parameters under which an activation is timed as a case of its own.
+
+    The benchmark labels it ``NAME[label]`` (``gelu[tanh]``); ``cost`` is its
+    cost class when it differs from the entry's.
+    """
+
+    label: str
+    params: dict = field(default_factory=dict, compare=False, hash=False)
+    cost: Cost | None = None
+
+
+@dataclass(frozen=True)
+class TorchForm:
+    """How PyTorch computes the activation: its layer and its kernels.
+
+    ``layer`` is the ``torch.nn`` class name (also the name of fastact's layer).
+    The calls are Python expressions over ``torch``, ``F``
+    (``torch.nn.functional``), ``nn`` (``torch._C._nn``), ``aten``
+    (``torch.ops.aten``), the tensors ``x``, ``y``, ``g``, ``out`` (``from_numpy``
+    views; ``out`` may be ``x``, then ``inplace`` is True), the channel
+    parameter as a tensor and the other parameters by name.  ``forward``
+    writes f(x) into ``out``; ``backward`` writes dL/dx into ``out``; the
+    ``train_`` forms are the training mode.  ``backward_setup`` is evaluated
+    once, untimed, and bound to ``buf`` (a buffer PyTorch's backward reads).
+    """
+
+    layer: str
+    forward: str | None = None
+    backward: str | None = None
+    backward_setup: str | None = None
+    train_forward: str | None = None
+    train_backward: str | None = None
+
+
+@dataclass(frozen=True)
+class NumpyForm:
+    """The activation as a NumPy user writes it, for the benchmarks' NumPy peer.
+
+    ``forward`` is a Python expression over ``np``, ``x``, ``out`` and the
+    parameters by name (the channel parameter broadcastable against ``x``)
+    that writes f(x) into ``out``; ``out`` may be ``x``, so temporaries are
+    made before ``out`` is written.  ``backward`` writes dL/dx from ``g``, ``x``
+    and ``y`` into ``out`` (for a channel parameter: a tuple of ``out`` and the
+    parameter's gradient).  ``numexpr`` is the forward as a numexpr string.
+    ``when`` restricts the forms to these parameter values.
+    """
+
+    forward: str
+    backward: str | None = None
+    numexpr: str | None = None
+    when: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Error bounds the tests allow beyond the usual few ulp, as NumPy expressions.
+
+    Variables: ``x``, the parameters, and for rowwise entries ``rowmax`` and
+    ``rowlen``.  ``condition``: extra ulp of the result (the formula's
+    condition); ``underflow``: absolute error in units of the smallest normal
+    number where a factor from exp is flushed to 0 (forward; times ``|g|``
+    backward); ``forward_scale``: the forward error is absolute, in ulp of
+    this quantity.
+    """
+
+    condition: str | None = None
+    underflow: str | None = None
+    forward_scale: str | None = None
+
+
 @dataclass(frozen=True)
 class Activation:
     """One activation: its parameters, formulas and properties.
@@ -117,6 +196,20 @@ class Activation:
     # Points away from which the activation is smooth; the tests keep their
     # finite differences this far from them.
     sample_range: tuple[float, float] = (-8.0, 8.0)
+    # The cost class of the forward and (None: the same) of the backward.
+    cost: Cost = "transcendental"
+    backward_cost: Cost | None = None
+    # Parameter sets the tests check besides the defaults.
+    test_params: tuple[dict, ...] = field(default=(), compare=False, hash=False)
+    tolerance: Tolerance = Tolerance()
+    variants: tuple[Variant, ...] = ()
+    torch: TorchForm | None = None
+    numpy: NumpyForm | None = None
+    # (name of another entry, ratio): this entry in training mode (or forward
+    # plus backward with its channel parameter's gradient) costs at most
+    # ratio times that entry's same passes.
+    baseline: tuple[str, float] | None = None
+    # Registration data of user entries (fastact.register); empty in TABLE.
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -142,6 +235,22 @@ class Activation:
     def has_training_mode(self) -> bool:
         return self.train_forward is not None
 
+    def cost_of(self, pass_: str) -> Cost:
+        """The cost class of ``pass_`` ("forward"/"fwd" or "backward"/"bwd")."""
+        if pass_ in ("backward", "bwd") and self.backward_cost is not None:
+            return self.backward_cost
+        return self.cost
+
+    @property
+    def layer_name(self) -> str:
+        """The layer class name: PyTorch's where it has one, else CamelCase of the name."""
+        return self.torch.layer if self.torch is not None else camel_case(self.name)
+
+
+def camel_case(name: str) -> str:
+    """``log_softmax`` -> ``LogSoftmax``: the layer name of an entry PyTorch lacks."""
+    return "".join(part.capitalize() for part in name.split("_"))
+
 
 INF = math.inf
 
@@ -154,6 +263,17 @@ TABLE: tuple[Activation, ...] = (
         saves="output",
         doc="Logistic function; saturates, so its gradient vanishes for large |x|.",
         properties=Properties(True, "everywhere", True, False, (0.0, 1.0)),
+        backward_cost="cheap",
+        torch=TorchForm(
+            layer="Sigmoid",
+            forward="torch.sigmoid(x, out=out)",
+            backward="aten.sigmoid_backward.grad_input(g, y, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.reciprocal(np.exp(-x) + 1, out=out)",
+            backward="np.multiply(g * y, 1 - y, out=out)",
+            numexpr="1 / (1 + exp(-x))",
+        ),
     ),
     Activation(
         name="tanh",
@@ -163,6 +283,17 @@ TABLE: tuple[Activation, ...] = (
         saves="output",
         doc="Hyperbolic tangent; zero-centred sigmoid, 2*sigmoid(2x) - 1.",
         properties=Properties(True, "everywhere", True, True, (-1.0, 1.0)),
+        backward_cost="cheap",
+        torch=TorchForm(
+            layer="Tanh",
+            forward="torch.tanh(x, out=out)",
+            backward="aten.tanh_backward.grad_input(g, y, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.tanh(x, out=out)",
+            backward="np.multiply(g, 1 - y * y, out=out)",
+            numexpr="tanh(x)",
+        ),
     ),
     Activation(
         name="relu",
@@ -174,6 +305,17 @@ TABLE: tuple[Activation, ...] = (
         properties=Properties(True, "almost everywhere", True, False, (0.0, INF)),
         kinks=("0",),
         piecewise_linear=True,
+        cost="cheap",
+        torch=TorchForm(
+            layer="ReLU",
+            forward="torch.clamp_min(x, 0, out=out)",
+            backward="aten.threshold_backward.grad_input(g, y, 0.0, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.maximum(x, 0, out=out)",
+            backward="np.multiply(g, y > 0, out=out)",
+            numexpr="where(x > 0, x, 0)",
+        ),
     ),
     Activation(
         name="leaky_relu",
@@ -192,6 +334,17 @@ TABLE: tuple[Activation, ...] = (
         properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
         kinks=("0",),
         piecewise_linear=True,
+        cost="cheap",
+        torch=TorchForm(
+            layer="LeakyReLU",
+            forward="nn.leaky_relu(x, negative_slope, out=out)",
+            backward="aten.leaky_relu_backward.grad_input(g, y, negative_slope, True, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.copyto(out, np.where(x > 0, x, x * negative_slope))",
+            backward="np.multiply(g, np.where(y > 0, 1, negative_slope), out=out)",
+            numexpr="where(x > 0, x, x * negative_slope)",
+        ),
     ),
     Activation(
         name="prelu",
@@ -210,6 +363,18 @@ TABLE: tuple[Activation, ...] = (
         properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
         kinks=("0",),
         piecewise_linear=True,
+        cost="cheap",
+        baseline=("leaky_relu", 1.5),
+        torch=TorchForm(
+            layer="PReLU",
+            forward="out.copy_(torch._prelu_kernel(x, weight))",
+            backward="(out.copy_((r := aten._prelu_kernel_backward(g, x, weight))[0]), r[1].sum())",
+        ),
+        numpy=NumpyForm(
+            forward="np.copyto(out, np.where(x > 0, x, x * weight))",
+            backward="(np.multiply(g, np.where(x > 0, 1, weight), out=out), np.where(x > 0, 0, x * g).sum(axis=tuple(a for a in range(x.ndim) if a != 1) or None))",
+            numexpr="where(x > 0, x, x * weight)",
+        ),
     ),
     Activation(
         name="rrelu",
@@ -238,6 +403,21 @@ TABLE: tuple[Activation, ...] = (
         properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
         kinks=("0",),
         piecewise_linear=True,
+        cost="cheap",
+        baseline=("leaky_relu", 1.3),
+        torch=TorchForm(
+            layer="RReLU",
+            forward="nn.leaky_relu(x, (lower + upper) / 2, out=out)",
+            backward="aten.leaky_relu_backward.grad_input(g, y, (lower + upper) / 2, True, grad_input=out)",
+            backward_setup="torch.empty_like(x).uniform_(lower, upper)",
+            train_forward="F.rrelu(x, lower, upper, training=True, inplace=inplace)",
+            train_backward="aten.rrelu_with_noise_backward.out(g, x, buf, lower, upper, True, False, out=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.copyto(out, np.where(x > 0, x, x * ((lower + upper) / 2)))",
+            backward="np.multiply(g, np.where(y > 0, 1, (lower + upper) / 2), out=out)",
+            numexpr="where(x > 0, x, x * ((lower + upper) * 0.5))",
+        ),
     ),
     Activation(
         name="elu",
@@ -251,7 +431,17 @@ TABLE: tuple[Activation, ...] = (
             "alpha * exp(x) = y + alpha cancels for x << 0."
         ),
         properties=Properties(True, "everywhere", True, True, (-1.0, INF)),
-        extra={"test_params": ({"alpha": 0.5},)},
+        test_params=({"alpha": 0.5},),
+        torch=TorchForm(
+            layer="ELU",
+            forward="nn.elu(x, alpha, 1.0, 1.0, out=out)",
+            backward="aten.elu_backward.grad_input(g, alpha, 1.0, 1.0, False, x, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.add(np.maximum(x, 0), alpha * np.expm1(np.minimum(x, 0)), out=out)",
+            backward="np.multiply(g, np.where(x > 0, 1, alpha * np.exp(np.minimum(x, 0))), out=out)",
+            numexpr="where(x > 0, x, alpha * expm1(x))",
+        ),
     ),
     Activation(
         name="selu",
@@ -267,6 +457,15 @@ TABLE: tuple[Activation, ...] = (
         ),
         properties=Properties(True, "almost everywhere", True, False, (-1.7580993408473766, INF)),
         kinks=("0",),
+        torch=TorchForm(
+            layer="SELU",
+            forward="nn.elu(x, 1.6732632423543772, 1.0507009873554805, 1.0, out=out)",
+            backward="aten.elu_backward.grad_input(g, 1.6732632423543772, 1.0507009873554805, 1.0, False, x, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.multiply(np.maximum(x, 0) + 1.6732632423543772 * np.expm1(np.minimum(x, 0)), 1.0507009873554805, out=out)",
+            numexpr="where(x > 0, 1.0507009873554805 * x, 1.7580993408473766 * expm1(x))",
+        ),
     ),
     Activation(
         name="celu",
@@ -278,7 +477,16 @@ TABLE: tuple[Activation, ...] = (
         checks=(("alpha != 0", "alpha must not be 0"),),
         doc="Continuously differentiable ELU. Saves the input, as elu.",
         properties=Properties(True, "everywhere", True, True, (-1.0, INF)),
-        extra={"test_params": ({"alpha": 2.0},)},
+        test_params=({"alpha": 2.0},),
+        torch=TorchForm(
+            layer="CELU",
+            forward="nn.elu(x, alpha, 1.0, 1.0 / alpha, out=out)",
+            backward="aten.elu_backward.grad_input(g, alpha, 1.0, 1.0 / alpha, False, x, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.add(np.maximum(x, 0), alpha * np.expm1(np.minimum(x, 0) / alpha), out=out)",
+            numexpr="where(x > 0, x, alpha * expm1(x / alpha))",
+        ),
     ),
     Activation(
         name="gelu",
@@ -300,15 +508,24 @@ TABLE: tuple[Activation, ...] = (
             "below |x|^3 2**-127). Saves the input: gelu is not invertible."
         ),
         properties=Properties(True, "everywhere", False, False, (-0.16997120747990366, INF)),
-        extra={
-            "test_params": ({"approximate": "tanh"},),
-            # error bound, in ulp beyond the usual few, as a NumPy expression (for
-            # 'none', that of the float64 reference, which rounds -x / sqrt(2))
-            "condition": "x * x if approximate == 'none' else 0.25 * abs(x) ** 3",
-            # absolute error, in units of the smallest normal number, where a factor
-            # from exp is flushed to 0 (forward; times |g| backward)
-            "underflow": "0 if approximate == 'none' else 2 * abs(x) + 0.5 * abs(x) ** 3",
-        },
+        test_params=({"approximate": "tanh"},),
+        tolerance=Tolerance(
+            # for 'none', that of the float64 reference, which rounds -x / sqrt(2)
+            condition="x * x if approximate == 'none' else 0.25 * abs(x) ** 3",
+            underflow="0 if approximate == 'none' else 2 * abs(x) + 0.5 * abs(x) ** 3",
+        ),
+        cost="special",
+        variants=(Variant("tanh", {"approximate": "tanh"}, cost="compound"),),
+        torch=TorchForm(
+            layer="GELU",
+            forward="nn.gelu(x, approximate=approximate, out=out)",
+            backward="aten.gelu_backward.grad_input(g, x, approximate=approximate, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.multiply(x * 0.5, 1 + np.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)), out=out)",
+            numexpr="0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))",
+            when={"approximate": "tanh"},
+        ),
     ),
     Activation(
         name="silu",
@@ -322,7 +539,17 @@ TABLE: tuple[Activation, ...] = (
             "from x < -88.7). Saves the input: silu is not invertible."
         ),
         properties=Properties(True, "everywhere", False, False, (-0.27846454276107374, INF)),
-        extra={"underflow": "2 * (1 + abs(x))"},
+        tolerance=Tolerance(underflow="2 * (1 + abs(x))"),
+        torch=TorchForm(
+            layer="SiLU",
+            forward="nn.silu(x, out=out)",
+            backward="aten.silu_backward.grad_input(g, x, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.multiply(x, np.reciprocal(np.exp(-x) + 1), out=out)",
+            backward="np.multiply(g, (s := np.reciprocal(np.exp(-x) + 1)) * (1 + x * (1 - s)), out=out)",
+            numexpr="x / (1 + exp(-x))",
+        ),
     ),
     Activation(
         name="mish",
@@ -335,7 +562,17 @@ TABLE: tuple[Activation, ...] = (
             "absolute error below |x| 2**-125). Saves the input: mish is not invertible."
         ),
         properties=Properties(True, "everywhere", False, False, (-0.30884341301725043, INF)),
-        extra={"underflow": "2 * (1 + abs(x))"},
+        tolerance=Tolerance(underflow="2 * (1 + abs(x))"),
+        cost="compound",
+        torch=TorchForm(
+            layer="Mish",
+            forward="nn.mish(x, out=out)",
+            backward="out.copy_(aten.mish_backward(g, x))",
+        ),
+        numpy=NumpyForm(
+            forward="np.multiply(x, np.tanh(np.logaddexp(0, x)), out=out)",
+            numexpr="x * tanh(log1p(exp(x)))",
+        ),
     ),
     Activation(
         name="softplus",
@@ -353,7 +590,18 @@ TABLE: tuple[Activation, ...] = (
             "decided on beta * x, which the output cannot reproduce exactly."
         ),
         properties=Properties(True, "everywhere", True, False, (0.0, INF)),
-        extra={"test_params": ({"beta": 2.0, "threshold": 5.0},)},
+        test_params=({"beta": 2.0, "threshold": 5.0},),
+        cost="compound",
+        torch=TorchForm(
+            layer="Softplus",
+            forward="nn.softplus(x, beta, threshold, out=out)",
+            backward="aten.softplus_backward.grad_input(g, x, beta, threshold, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.copyto(out, np.where(x * beta > threshold, x, np.logaddexp(0, x * beta) / beta))",
+            backward="np.multiply(g, np.where(x * beta > threshold, 1, np.reciprocal(np.exp(-x * beta) + 1)), out=out)",
+            numexpr="where(x * beta > threshold, x, log1p(exp(x * beta)) / beta)",
+        ),
     ),
     Activation(
         name="softsign",
@@ -364,6 +612,13 @@ TABLE: tuple[Activation, ...] = (
         doc="Softsign. Saves the input: 1 - |y| cancels as |x| grows.",
         properties=Properties(True, "everywhere", True, True, (-1.0, 1.0)),
         sample_range=(-30.0, 30.0),
+        backward_cost="cheap",
+        torch=TorchForm(layer="Softsign", forward="out.copy_(F.softsign(x))"),
+        numpy=NumpyForm(
+            forward="np.divide(x, np.abs(x) + 1, out=out)",
+            backward="np.divide(g, np.square(np.abs(x) + 1), out=out)",
+            numexpr="x / (1 + abs(x))",
+        ),
     ),
     Activation(
         name="hardtanh",
@@ -377,7 +632,18 @@ TABLE: tuple[Activation, ...] = (
         properties=Properties(True, "almost everywhere", True, True, (-1.0, 1.0)),
         kinks=("min_val", "max_val"),
         piecewise_linear=True,
-        extra={"test_params": ({"min_val": -2.0, "max_val": 0.5},)},
+        test_params=({"min_val": -2.0, "max_val": 0.5},),
+        cost="cheap",
+        torch=TorchForm(
+            layer="Hardtanh",
+            forward="nn.hardtanh(x, min_val, max_val, out=out)",
+            backward="aten.hardtanh_backward.grad_input(g, y, min_val, max_val, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.clip(x, min_val, max_val, out=out)",
+            backward="np.multiply(g, (y > min_val) & (y < max_val), out=out)",
+            numexpr="where(x < min_val, min_val, where(x > max_val, max_val, x))",
+        ),
     ),
     Activation(
         name="relu6",
@@ -390,6 +656,17 @@ TABLE: tuple[Activation, ...] = (
         kinks=("0", "6"),
         piecewise_linear=True,
         sample_range=(-10.0, 10.0),
+        cost="cheap",
+        torch=TorchForm(
+            layer="ReLU6",
+            forward="nn.hardtanh(x, 0.0, 6.0, out=out)",
+            backward="aten.hardtanh_backward.grad_input(g, y, 0.0, 6.0, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.clip(x, 0, 6, out=out)",
+            backward="np.multiply(g, (y > 0) & (y < 6), out=out)",
+            numexpr="where(x <= 0, 0, where(x > 6, 6, x))",
+        ),
     ),
     Activation(
         name="hardsigmoid",
@@ -404,6 +681,16 @@ TABLE: tuple[Activation, ...] = (
         properties=Properties(True, "almost everywhere", True, False, (0.0, 1.0)),
         kinks=("-3", "3"),
         piecewise_linear=True,
+        cost="cheap",
+        torch=TorchForm(
+            layer="Hardsigmoid",
+            forward="nn.hardsigmoid(x, out=out)",
+            backward="aten.hardsigmoid_backward.grad_input(g, x, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.clip(x / 6 + 0.5, 0, 1, out=out)",
+            numexpr="where(x <= -3, 0, where(x >= 3, 1, (x + 3) / 6))",
+        ),
     ),
     Activation(
         name="hardswish",
@@ -417,6 +704,16 @@ TABLE: tuple[Activation, ...] = (
         ),
         properties=Properties(True, "almost everywhere", False, False, (-0.375, INF)),
         kinks=("-3", "3"),
+        cost="cheap",
+        torch=TorchForm(
+            layer="Hardswish",
+            forward="nn.hardswish(x, out=out)",
+            backward="aten.hardswish_backward.out(g, x, out=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.multiply(x, np.clip(x + 3, 0, 6) / 6, out=out)",
+            numexpr="where(x <= -3, 0, where(x >= 3, x, x * (x + 3) / 6))",
+        ),
     ),
     Activation(
         name="logsigmoid",
@@ -429,6 +726,16 @@ TABLE: tuple[Activation, ...] = (
             "the output with a condition number below 1."
         ),
         properties=Properties(True, "everywhere", True, False, (-INF, 0.0)),
+        torch=TorchForm(
+            layer="LogSigmoid",
+            forward="nn.log_sigmoid(x, out=out)",
+            backward="aten.log_sigmoid_backward.grad_input(g, x, buf, grad_input=out)",
+            backward_setup="aten.log_sigmoid_forward(x)[1]",
+        ),
+        numpy=NumpyForm(
+            forward="np.negative(np.logaddexp(0, -x), out=out)",
+            numexpr="where(x < 0, x, 0) - log1p(exp(-abs(x)))",
+        ),
     ),
     Activation(
         name="tanhshrink",
@@ -442,6 +749,8 @@ TABLE: tuple[Activation, ...] = (
             "Saves the input: x is not recoverable from the output cheaply."
         ),
         properties=Properties(True, "everywhere", True, False, (-INF, INF)),
+        torch=TorchForm(layer="Tanhshrink", forward="out.copy_(F.tanhshrink(x))"),
+        numpy=NumpyForm(forward="np.subtract(x, np.tanh(x), out=out)", numexpr="x - tanh(x)"),
     ),
     Activation(
         name="hardshrink",
@@ -455,7 +764,17 @@ TABLE: tuple[Activation, ...] = (
         properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
         kinks=("-lambd", "lambd"),
         piecewise_linear=True,
-        extra={"test_params": ({"lambd": 1.5},)},
+        test_params=({"lambd": 1.5},),
+        cost="cheap",
+        torch=TorchForm(
+            layer="Hardshrink",
+            forward="torch.hardshrink(x, lambd, out=out)",
+            backward="aten.hardshrink_backward.grad_input(g, x, lambd, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.multiply(x, np.abs(x) > lambd, out=out)",
+            numexpr="where((x >= -lambd) & (x <= lambd), 0, x)",
+        ),
     ),
     Activation(
         name="softshrink",
@@ -469,7 +788,17 @@ TABLE: tuple[Activation, ...] = (
         properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
         kinks=("-lambd", "lambd"),
         piecewise_linear=True,
-        extra={"test_params": ({"lambd": 1.5},)},
+        test_params=({"lambd": 1.5},),
+        cost="cheap",
+        torch=TorchForm(
+            layer="Softshrink",
+            forward="nn.softshrink(x, lambd, out=out)",
+            backward="aten.softshrink_backward.grad_input(g, x, lambd, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.subtract(x, np.clip(x, -lambd, lambd), out=out)",
+            numexpr="where(x > lambd, x - lambd, where(x < -lambd, x + lambd, 0))",
+        ),
     ),
     Activation(
         name="threshold",
@@ -488,7 +817,17 @@ TABLE: tuple[Activation, ...] = (
         properties=Properties(True, "almost everywhere", True, False, (-1.0, INF)),
         kinks=("threshold",),
         piecewise_linear=True,
-        extra={"test_params": ({"threshold": -1.0, "value": 2.0},)},
+        test_params=({"threshold": -1.0, "value": 2.0},),
+        cost="cheap",
+        torch=TorchForm(
+            layer="Threshold",
+            forward="torch.threshold(x, threshold, value, out=out)",
+            backward="aten.threshold_backward.grad_input(g, x, threshold, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.copyto(out, np.where(x <= threshold, value, x))",
+            numexpr="where(x <= threshold, value, x)",
+        ),
     ),
     Activation(
         name="softmax",
@@ -509,7 +848,15 @@ TABLE: tuple[Activation, ...] = (
         properties=Properties(True, "everywhere", False, False, (0.0, 1.0)),
         # x - m is rounded before exp (|x - m| ulp); the row sum adds about
         # sqrt(row length) ulp
-        extra={"rowwise": True, "condition": "abs(x - rowmax) + rowlen ** 0.5"},
+        tolerance=Tolerance(condition="abs(x - rowmax) + rowlen ** 0.5"),
+        torch=TorchForm(
+            layer="Softmax",
+            forward="torch.softmax(x, -1, out=out)",
+            backward="aten._softmax_backward_data.out(g, y, -1, y.dtype, grad_input=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.divide(e := np.exp(x - x.max(axis=-1, keepdims=True)), e.sum(axis=-1, keepdims=True), out=out)"
+        ),
     ),
     Activation(
         name="log_softmax",
@@ -525,7 +872,15 @@ TABLE: tuple[Activation, ...] = (
             "length in ulp of 1."
         ),
         properties=Properties(True, "everywhere", False, False, (-INF, 0.0)),
-        extra={"rowwise": True, "forward_scale": "rowlen"},
+        tolerance=Tolerance(forward_scale="rowlen"),
+        torch=TorchForm(
+            layer="LogSoftmax",
+            forward="torch.log_softmax(x, -1, out=out)",
+            backward="aten._log_softmax_backward_data.out(g, y, -1, y.dtype, out=out)",
+        ),
+        numpy=NumpyForm(
+            forward="np.subtract(t := x - x.max(axis=-1, keepdims=True), np.log(np.exp(t).sum(axis=-1, keepdims=True)), out=out)"
+        ),
     ),
 )
 

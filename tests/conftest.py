@@ -16,7 +16,7 @@ from fastact import reference
 from fastact.table import TABLE, Activation
 
 ENTRIES = [e for e in TABLE]
-ELEMENTWISE = [e for e in ENTRIES if not e.extra.get("rowwise")]
+ELEMENTWISE = [e for e in ENTRIES if not e.rowwise]
 # FASTACT_TEST_BACKENDS=cython,numpy restricts the backends under test.
 BACKENDS = [
     b for b in fastact.backends() if b in os.environ.get("FASTACT_TEST_BACKENDS", b).split(",")
@@ -89,7 +89,7 @@ def example_params(entry: Activation) -> list[dict]:
 
     A channel parameter set to None means one random value per channel.
     """
-    sets = [dict(entry.example_params)] + list(entry.extra.get("test_params", ()))
+    sets = [dict(entry.example_params)] + list(entry.test_params)
     if entry.channel_param:
         sets.append({entry.channel_param: None})
     return sets
@@ -160,7 +160,7 @@ class Call:
 
     def forward_scale(self, x):
         """Absolute error scale of a forward, where the entry documents one."""
-        expr = self.entry.extra.get("forward_scale")
+        expr = self.entry.tolerance.forward_scale
         if expr is None:
             return None
         x = np.asarray(x, np.float64)
@@ -168,9 +168,9 @@ class Call:
         return eval(expr, {}, {"rowlen": rowlen})  # noqa: S307
 
     def underflow(self, x, dtype):
-        """Absolute tolerance where the entry documents a flush to 0 (``extra["underflow"]``,
+        """Absolute tolerance where the entry documents a flush to 0 (``tolerance.underflow``,
         in units of the smallest normal number of ``dtype``), or None."""
-        expr = self.entry.extra.get("underflow")
+        expr = self.entry.tolerance.underflow
         if expr is None:
             return None
         x = np.asarray(x, np.float64)
@@ -181,7 +181,7 @@ class Call:
 
     def condition(self, x):
         """Extra tolerance, in ulp, where the entry documents error growth."""
-        expr = self.entry.extra.get("condition")
+        expr = self.entry.tolerance.condition
         if expr is None:
             return None
         x = np.asarray(x, np.float64)

@@ -99,13 +99,15 @@ def test_quick_run_json_table_and_targets(tmp_path, capsys):
         "0",
         "--json",
         str(out),
+        "--detail",
     ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "== relu: relu(x) = max(0, x)" in text
     assert "x lim" in text and "limit us" in text
     assert "underflowing inputs" in text and "against leaky_relu" in text
-    assert "== targets (issue 8)" in text
+    assert "== targets:" in text
+    assert "underflowing inputs within 1.2x of N(0, 1) inputs" in text
     doc = json.loads(out.read_text())
     assert doc["meta"]["schema"] == bench.SCHEMA
     assert set(doc) == {"meta", "results", "denormal", "pairs", "targets"}
@@ -226,10 +228,50 @@ def test_sizes_parse():
         bench._sizes("1.5")
 
 
-def test_targets_table():
-    assert bench.target("relu", "float64", "fwd") == 1.10
-    assert bench.target("sigmoid", "float32", "bwd") == 1.25
-    assert bench.target("gelu", "float32", "fwd") == 2.5
-    assert bench.target("gelu[tanh]", "float32", "fwd") == 1.6
-    assert bench.target("softplus", "float64", "fwd") == 3.2
-    assert bench.target("softmax", "float32", "fwd") is None
+def test_targets_follow_the_cost_class():
+    assert bench.target(CASES["relu"], "float64", "fwd") == 1.10
+    assert bench.target(CASES["prelu"], "float32", "bwd") is None  # see the pairs
+    assert bench.target(CASES["hardswish"], "float32", "fwd") == 1.25
+    assert bench.target(CASES["sigmoid"], "float32", "bwd") == 1.25
+    assert bench.target(CASES["gelu"], "float32", "fwd") == 2.5
+    assert bench.target(CASES["gelu[tanh]"], "float32", "fwd") == 1.6
+    assert bench.target(CASES["softplus"], "float64", "fwd") == 3.2
+    assert bench.target(CASES["softmax"], "float32", "fwd") is None
+
+
+def test_default_output_is_a_summary(capsys):
+    """One table (a line per case and dtype) and one line on the targets; the header
+    announces the steps the progress counts and names only installed peers."""
+    args = ["bench", "--quick", "--activation", "relu,softmax", "--size", "1e3", "--min-time", "0"]
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    text = cap.out
+    assert "== " not in text and "issue" not in text
+    lines = text.splitlines()
+    steps = int(lines[0].split(" steps")[0].rsplit(" ", 1)[1])
+    assert f"[{steps}/{steps}]" in cap.err
+    assert sum(ln.startswith(("relu ", "softmax ")) for ln in lines) == 4
+    assert any(ln.startswith("targets: ") and "--detail" in ln for ln in lines)
+    assert len(lines) < 20
+    for peer in ("torch", "numexpr"):
+        try:
+            __import__(peer)
+        except ImportError:
+            assert peer not in lines[0]
+
+
+def test_summary_flags_ratios_below_the_limit():
+    rows = [
+        {
+            "case": "relu",
+            "dtype": "float32",
+            "pass": "fwd",
+            "size": 10**6,
+            "threads": 1,
+            "impl": "fastact-cython",
+            "best_s": 1e-4,
+            "ratio": 0.8,
+        },
+    ]
+    text = bench.format_summary(rows, "cython", [])
+    assert "0.80~" in text and "timing noise" in text

@@ -40,3 +40,27 @@ def test_warmup_compiles_the_numba_kernels(capsys):
         pytest.skip("numba backend unavailable")
     assert main(["warmup"]) == 0
     assert "numba kernels ready" in capsys.readouterr().out
+
+
+def test_help_is_plain_text_and_names_both_commands(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and ":mod:" not in out
+    assert "python -m fastact COMMAND" in out and "fastact COMMAND" in out
+
+
+def test_regions_help_shows_the_defaults(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["regions", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 2,16,16,16)" in out and "[2, 16" not in out
+    assert "(default: relu)" in out and "(default: 200000)" in out
+    from fastact.cli import build_parser
+
+    args = build_parser().parse_args(["regions"])
+    assert args.widths == [2, 16, 16, 16]

@@ -147,26 +147,6 @@ def test_concurrent_parallel_calls_share_the_threads():
     assert shares == [2, 1]
 
 
-def test_tune_dry_run_prints_plans(capsys, profile_path):
-    from fastact.cli import main
-
-    assert main(["tune", "--quick", "--dry-run", "--activation", "relu"]) == 0
-    out = capsys.readouterr().out
-    assert "relu/forward/float32" in out and "dry run" in out
-    assert not profile_path.exists()
-
-
-def test_tune_saves_a_profile(capsys, profile_path):
-    from fastact.cli import main
-
-    assert main(["tune", "--quick", "--activation", "relu", "--output", str(profile_path)]) == 0
-    data = json.loads(profile_path.read_text())
-    assert set(data["plans"]) == {
-        f"relu/{p}/{d}" for p in ("forward", "backward") for d in ("float32", "float64")
-    }
-    assert main(["tune", "--activation", "nope"]) == 2
-
-
 @pytest.mark.parametrize(
     "plans, reason",
     [

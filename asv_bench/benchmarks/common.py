@@ -6,6 +6,11 @@ training mode (rrelu's random slopes).  When the suite runs against an older
 commit that lacks an activation, a backend or a kernel, ``setup`` raises
 NotImplementedError and asv records the combination as skipped (n/a).
 
+``FASTACT_ASV_ACTIVATIONS=relu,sigmoid`` keeps only these activations (and
+their ``[train]`` labels) in every grid: a quick run of a few activations
+then lists only what it ran, where a ``--bench`` regex over parameters would
+print every combination it left out as ``n/a``.
+
 ``FASTACT_ASV_CI=1`` keeps only the small size (and a cache-sized array where a
 scenario needs one above the parallel threshold), for the quick dry run in CI.
 
@@ -44,9 +49,14 @@ CHANNELS, INNER = 10, 100  # per-channel activations (prelu) see (N, 10, 100)
 ELEMENTS_PER_SAMPLE = 200_000  # calls per timing sample: about this many elements
 
 
+ONLY = [n.strip() for n in os.environ.get("FASTACT_ASV_ACTIVATIONS", "").split(",") if n.strip()]
+
+
 def _labels() -> tuple[str, ...]:
     labels = []
     for name in fastact.activations():
+        if ONLY and name not in ONLY:
+            continue
         labels.append(name)
         if getattr(fastact.activation(name), "has_training_mode", False):
             labels.append(name + TRAIN)

@@ -3,10 +3,10 @@
 Same parameters as ``kernels.Kernels`` (without the backend), so a dashboard
 graph of fastact sits beside the same cell of its peers.
 
-NumPy: the direct expression a NumPy user writes, writing ``out=`` where a
-ufunc allows it (so ``forward_inplace`` passes ``out=x``); activations with
-no plain NumPy form (gelu needs erf) or whose table parameters differ from
-the formula's are skipped.  PyTorch: ``torch.nn.functional.NAME`` on
+NumPy: the expression a NumPy user writes, from the table's ``numpy`` forms
+(those ``python -m fastact bench`` times), writing ``out=`` where a ufunc
+allows it (so ``forward_inplace`` passes ``out=x``); activations with no
+NumPy form (exact gelu needs erf) are skipped.  PyTorch: ``torch.nn.functional.NAME`` on
 ``torch.from_numpy`` of the same array (a new tensor, as PyTorch users call
 it); ``forward_inplace`` uses ``inplace=True`` or ``torch.NAME_``; backward is
 ``torch.autograd.grad`` through a retained graph (PyTorch's own backward
@@ -36,281 +36,22 @@ from .common import (
     weight,
 )
 
-# --- NumPy formulas ----------------------------------------------------------
-# forward(x, out, **params) writes out (which may be x) and returns it;
-# backward(g, x, y, out, **params) writes dL/dx into out (never g) and returns
-# it, or (grad_input, grad_param) for a per-channel parameter.
-
-NUMPY_FORWARD: dict = {}
-NUMPY_BACKWARD: dict = {}
+# --- NumPy ---------------------------------------------------------------------
+# The expressions come from the table (``Activation.numpy``, evaluated by
+# ``fastact.bench.peers.numpy_call``): the same ones ``python -m fastact bench``
+# times.  A commit whose table has no NumPy forms has no NumPy peers.
 
 
-def _fwd(fn):
-    NUMPY_FORWARD[fn.__name__] = fn
+def numpy_call(entry, params: dict, pass_: str, x, out, g=None, y=None, weight=None):
+    """The table's NumPy form as a callable, or NotImplementedError."""
+    try:
+        from fastact.bench.peers import numpy_call as call
+    except ImportError:
+        raise NotImplementedError("this commit's table has no NumPy forms") from None
+    fn = call(entry, params, pass_, x, out, g=g, y=y, weight=weight)
+    if fn is None:
+        raise NotImplementedError(f"no NumPy {pass_} form for {entry.name}")
     return fn
-
-
-def _bwd(fn):
-    NUMPY_BACKWARD[fn.__name__.removesuffix("_backward")] = fn
-    return fn
-
-
-def _scale_negative(x, out, slope):
-    """out = x where x > 0, slope * x elsewhere (slope: scalar or broadcastable)."""
-    if out is not x:
-        np.copyto(out, x)
-    return np.multiply(out, slope, out=out, where=out <= 0)
-
-
-def _grad_scale_negative(g, s, out, slope):
-    np.copyto(out, g)
-    return np.multiply(out, slope, out=out, where=s <= 0)
-
-
-@_fwd
-def sigmoid(x, out):
-    np.negative(x, out=out)
-    np.exp(out, out=out)
-    out += 1
-    return np.reciprocal(out, out=out)
-
-
-@_bwd
-def sigmoid_backward(g, x, y, out):
-    np.subtract(1, y, out=out)
-    out *= y
-    out *= g
-    return out
-
-
-@_fwd
-def tanh(x, out):
-    return np.tanh(x, out=out)
-
-
-@_bwd
-def tanh_backward(g, x, y, out):
-    np.multiply(y, y, out=out)
-    np.subtract(1, out, out=out)
-    out *= g
-    return out
-
-
-@_fwd
-def relu(x, out):
-    return np.maximum(x, 0, out=out)
-
-
-@_bwd
-def relu_backward(g, x, y, out):
-    return np.multiply(g, y > 0, out=out)
-
-
-@_fwd
-def leaky_relu(x, out, negative_slope):
-    return _scale_negative(x, out, negative_slope)
-
-
-@_bwd
-def leaky_relu_backward(g, x, y, out, negative_slope):
-    return _grad_scale_negative(g, x, out, negative_slope)
-
-
-@_fwd
-def prelu(x, out, weight):
-    return _scale_negative(x, out, weight)
-
-
-@_bwd
-def prelu_backward(g, x, y, out, weight):
-    _grad_scale_negative(g, x, out, weight)
-    contrib = np.where(x > 0, 0, x * g)
-    axes = tuple(a for a in range(x.ndim) if a != 1) if np.ndim(weight) and x.ndim > 1 else None
-    return out, contrib.sum(axis=axes)
-
-
-@_fwd
-def rrelu(x, out, lower, upper):
-    return _scale_negative(x, out, (lower + upper) / 2)
-
-
-@_bwd
-def rrelu_backward(g, x, y, out, lower, upper):
-    return _grad_scale_negative(g, x, out, (lower + upper) / 2)
-
-
-@_fwd
-def elu(x, out, alpha):
-    t = np.expm1(np.minimum(x, 0))
-    t *= alpha
-    np.maximum(x, 0, out=out)
-    out += t
-    return out
-
-
-@_bwd
-def elu_backward(g, x, y, out, alpha):
-    d = np.exp(np.minimum(x, 0))
-    d *= alpha
-    np.copyto(d, 1, where=x > 0)
-    return np.multiply(g, d, out=out)
-
-
-_SELU_SCALE = 1.0507009873554804934193349852946
-_SELU_ALPHA = 1.6732632423543772848170429916717
-
-
-@_fwd
-def selu(x, out):
-    elu(x, out, _SELU_ALPHA)
-    out *= _SELU_SCALE
-    return out
-
-
-@_fwd
-def celu(x, out, alpha):
-    t = np.expm1(np.minimum(x, 0) / alpha)
-    t *= alpha
-    np.maximum(x, 0, out=out)
-    out += t
-    return out
-
-
-@_fwd
-def silu(x, out):
-    s = sigmoid(x, np.empty_like(x))
-    return np.multiply(x, s, out=out)
-
-
-@_bwd
-def silu_backward(g, x, y, out):
-    s = sigmoid(x, np.empty_like(x))
-    np.subtract(1, s, out=out)
-    out *= x
-    out += 1
-    out *= s
-    out *= g
-    return out
-
-
-@_fwd
-def mish(x, out):
-    t = np.logaddexp(0, x)
-    np.tanh(t, out=t)
-    return np.multiply(x, t, out=out)
-
-
-@_fwd
-def softplus(x, out, beta, threshold):
-    bx = x * beta
-    t = np.logaddexp(0, bx)
-    t /= beta
-    np.copyto(t, x, where=bx > threshold)
-    np.copyto(out, t)
-    return out
-
-
-@_fwd
-def softsign(x, out):
-    d = np.abs(x)
-    d += 1
-    return np.divide(x, d, out=out)
-
-
-@_fwd
-def hardtanh(x, out, min_val, max_val):
-    return np.clip(x, min_val, max_val, out=out)
-
-
-@_bwd
-def hardtanh_backward(g, x, y, out, min_val, max_val):
-    return np.multiply(g, (x > min_val) & (x < max_val), out=out)
-
-
-@_fwd
-def relu6(x, out):
-    return np.clip(x, 0, 6, out=out)
-
-
-@_fwd
-def hardsigmoid(x, out):
-    t = x / 6
-    t += 0.5
-    return np.clip(t, 0, 1, out=out)
-
-
-@_fwd
-def hardswish(x, out):
-    t = x + 3
-    np.clip(t, 0, 6, out=t)
-    t /= 6
-    return np.multiply(x, t, out=out)
-
-
-@_fwd
-def hardshrink(x, out, lambd):
-    keep = np.abs(x) > lambd
-    if out is not x:
-        np.copyto(out, x)
-    return np.multiply(out, keep, out=out)
-
-
-@_fwd
-def softshrink(x, out, lambd):
-    t = np.clip(x, -lambd, lambd)
-    return np.subtract(x, t, out=out)
-
-
-@_fwd
-def tanhshrink(x, out):
-    t = np.tanh(x)
-    return np.subtract(x, t, out=out)
-
-
-@_fwd
-def threshold(x, out, threshold, value):
-    below = x <= threshold
-    if out is not x:
-        np.copyto(out, x)
-    np.copyto(out, value, where=below)
-    return out
-
-
-@_fwd
-def logsigmoid(x, out):
-    t = np.logaddexp(0, -x)
-    return np.negative(t, out=out)
-
-
-@_fwd
-def softmax(x, out):
-    e = x - x.max(axis=-1, keepdims=True)
-    np.exp(e, out=e)
-    return np.divide(e, e.sum(axis=-1, keepdims=True), out=out)
-
-
-@_fwd
-def log_softmax(x, out):
-    t = x - x.max(axis=-1, keepdims=True)
-    lse = np.log(np.exp(t).sum(axis=-1, keepdims=True))
-    return np.subtract(t, lse, out=out)
-
-
-def _keywords(fn, skip: int) -> tuple[str, ...]:
-    return tuple(inspect.signature(fn).parameters)[skip:]
-
-
-def numpy_params(entry, formula, skip: int) -> dict:
-    """The entry's scalar defaults, when they match the formula's keywords."""
-    scalars = example_params(entry)
-    wanted = _keywords(formula, skip)
-    cp = getattr(entry, "channel_param", None)
-    have = set(scalars) | ({cp} if cp else set())
-    if set(wanted) != have:
-        raise NotImplementedError(
-            f"NumPy {entry.name} takes {wanted}, the table has {tuple(sorted(have))}"
-        )
-    return scalars
 
 
 def _broadcast_weight(w, ndim: int):
@@ -326,27 +67,22 @@ class _NumpyCase:
         entry, training = parse(label)
         if training:
             raise NotImplementedError("no NumPy form of training-mode random slopes")
-        fwd = NUMPY_FORWARD.get(entry.name)
-        bwd = NUMPY_BACKWARD.get(entry.name)
-        if fwd is None or (pass_ == "backward" and bwd is None):
-            raise NotImplementedError(f"no NumPy {pass_} formula for {entry.name}")
         shape = shape_for(entry, size)
         x = data("x", dtype, shape)
         w = _broadcast_weight(weight(entry, shape, dtype), len(shape))
-        extra = {} if w is None else {entry.channel_param: w}
-        kw = {**numpy_params(entry, fwd, 2), **extra}
+        kw = example_params(entry)
         self.restore = None
         if pass_ == "forward":
-            self.call = functools.partial(fwd, x, np.empty_like(x), **kw)
+            self.call = numpy_call(entry, kw, "fwd", x, np.empty_like(x), weight=w)
         elif pass_ == "forward_inplace":
             work = x.copy()
-            self.call = functools.partial(fwd, work, work, **kw)
+            self.call = numpy_call(entry, kw, "fwd", work, work, weight=w)
             self.restore = functools.partial(np.copyto, work, x)
         else:
-            y = fwd(x, np.empty_like(x), **kw)
+            y = np.empty_like(x)
+            numpy_call(entry, kw, "fwd", x, y, weight=w)()
             g = data("g", dtype, shape)
-            kwb = {**numpy_params(entry, bwd, 4), **extra}
-            self.call = functools.partial(bwd, g, x, y, np.empty_like(x), **kwb)
+            self.call = numpy_call(entry, kw, "bwd", x, np.empty_like(x), g=g, y=y, weight=w)
         self.call()
         self.reset()
 

@@ -61,11 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--widths",
         type=_ints,
-        default=[2, 16, 16, 16],
+        default="2,16,16,16",
         help="input and hidden widths of a random network, e.g. 2,16,16,16 (a linear "
         "output follows); the input must be 2 (default: %(default)s)",
     )
-    parser.add_argument("--activation", default="relu", help="piecewise-linear table entry")
+    parser.add_argument(
+        "--activation",
+        default="relu",
+        help="a piecewise-linear table entry (default: %(default)s)",
+    )
     parser.add_argument(
         "--param",
         type=_param,
@@ -74,7 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="activation parameter, repeatable (e.g. --param negative_slope=0.1)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random network")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random network (default: %(default)s)"
+    )
     parser.add_argument(
         "--box",
         type=_box,
@@ -83,7 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="input box, written --box=-2,2,-2,2 (the default; -4,4,-4,4 for the sweep's "
         "random networks)",
     )
-    parser.add_argument("--max-regions", type=int, default=200_000, help="fail above this count")
+    parser.add_argument(
+        "--max-regions",
+        type=int,
+        default=200_000,
+        help="fail above this count (default: %(default)s)",
+    )
     parser.add_argument("--out", default=None, help="write a PNG picture here (needs matplotlib)")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
     mode = parser.add_mutually_exclusive_group()
@@ -99,10 +110,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the folded p mod 1 network of this depth on the unit square",
     )
-    parser.add_argument("--units", type=int, default=24, help="total hidden units (--depth-sweep)")
-    parser.add_argument("--seeds", type=int, default=3, help="random networks per depth (sweep)")
     parser.add_argument(
-        "--teeth", type=int, default=2, help="folds per layer and axis (--sawtooth)"
+        "--units",
+        type=int,
+        default=24,
+        help="total hidden units, with --depth-sweep (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="random networks per depth, with --depth-sweep (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--teeth",
+        type=int,
+        default=2,
+        help="folds per layer and axis, with --sawtooth (default: %(default)s)",
     )
 
 

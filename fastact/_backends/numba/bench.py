@@ -20,44 +20,36 @@ import json
 import statistics
 import tempfile
 import time
-import timeit
 
 import numpy as np
 
 from ... import _backends
+from ...bench.timing import measure, measure_together
 from ...table import BY_NAME, TABLE
 
-THROUGHPUT = (
-    "relu",
-    "leaky_relu",
-    "sigmoid",
-    "tanh",
-    "silu",
-    "gelu",
-    "softplus",
-    "mish",
-    "elu",
-    "hardswish",
-    "rrelu",
-    "prelu",
-    "softmax",
-)
+
+def sample_entries(quick: bool) -> list:
+    """Every table entry; ``quick``: the first of each cost class and of each kind
+    (per-channel parameter, training mode, rowwise)."""
+    if not quick:
+        return list(TABLE)
+    seen, out = set(), []
+    for e in TABLE:
+        kind = (e.cost, bool(e.channel_param), e.has_training_mode, e.rowwise)
+        if kind not in seen:
+            seen.add(kind)
+            out.append(e)
+    return out
 
 
-def _best(fn, number: int, repeat: int = 7) -> float:
-    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
+def _best(fn, min_time: float = 0.05) -> float:
+    return measure([fn], None, min_time).best
 
 
-def _best_interleaved(fns: list, number: int, repeat: int) -> list[float]:
+def _best_interleaved(fns: list, min_time: float) -> list[float]:
     """Best time per call of each function, timed in turns (same machine conditions)."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for j, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            best[j] = min(best[j], (time.perf_counter() - t0) / number)
-    return best
+    got = measure_together({j: ([fn], None) for j, fn in enumerate(fns)}, min_time)
+    return [got[j].best for j in range(len(fns))]
 
 
 def _compile_pass(names: list[str]) -> dict:
@@ -135,17 +127,15 @@ def overhead() -> dict:
     ser = nb._driver("ser_unary", "f32")
     nb._run("unary", "f32", 2, k, x, out, p, 0, 2)
     us = {
-        "numba serial twin (driver call)": _best(lambda: ser(k, x, out, p, 0, 1), 20000),
+        "numba serial twin (driver call)": _best(lambda: ser(k, x, out, p, 0, 1)),
         "numba parallel driver, 2 threads": _best(
-            lambda: nb._run("unary", "f32", 2, k, x, out, p, 0, 2), 2000
+            lambda: nb._run("unary", "f32", 2, k, x, out, p, 0, 2)
         ),
-        "numba backend.forward": _best(lambda: nb.forward(entry, x, out, (), False, 0, 1), 20000),
+        "numba backend.forward": _best(lambda: nb.forward(entry, x, out, (), False, 0, 1)),
     }
     try:
         cy = _backends.get("cython")
-        us["cython backend.forward"] = _best(
-            lambda: cy.forward(entry, x, out, (), False, 0, 1), 20000
-        )
+        us["cython backend.forward"] = _best(lambda: cy.forward(entry, x, out, (), False, 0, 1))
     except ImportError:
         pass
     for backend in fastact.backends():
@@ -153,9 +143,7 @@ def overhead() -> dict:
             continue
         with fastact.config(backend=backend):
             fastact.relu(x, out=out)
-            us[f"fastact.relu(x, out=x) on {backend}"] = _best(
-                lambda: fastact.relu(x, out=out), 20000
-            )
+            us[f"fastact.relu(x, out=x) on {backend}"] = _best(lambda: fastact.relu(x, out=out))
     return {k: v * 1e6 for k, v in us.items()}
 
 
@@ -180,17 +168,15 @@ def _calls(be, entry, x, g, out, params, threads):
     )
 
 
-def throughput(n: int, repeat: int) -> list[dict]:
+def throughput(n: int, min_time: float, quick: bool = False) -> list[dict]:
     """Time ratio numba / cython per activation, pass, dtype and thread count."""
     from ..._api import check_params
 
     nb, cy = _backends.get("numba"), _backends.get("cython")
     rows = []
     rng = np.random.default_rng(0)
-    for name in THROUGHPUT:
-        entry = BY_NAME.get(name)
-        if entry is None:
-            continue
+    for entry in sample_entries(quick):
+        name = entry.name
         ex = entry.example_params
         params = check_params(entry, tuple(ex[p.name] for p in entry.scalar_params))
         for dtype in (np.float32, np.float64):
@@ -202,8 +188,8 @@ def throughput(n: int, repeat: int) -> list[dict]:
                 cf, cbw = _calls(cy, entry, x, g, out, params, threads)
                 for fn in (nf, nbw, cf, cbw):
                     fn()
-                t_nf, t_cf = _best_interleaved([nf, cf], 3, repeat)
-                t_nb, t_cb = _best_interleaved([nbw, cbw], 3, repeat)
+                t_nf, t_cf = _best_interleaved([nf, cf], min_time)
+                t_nb, t_cb = _best_interleaved([nbw, cbw], min_time)
                 rows.append(
                     {
                         "activation": name + (" (training)" if entry.has_training_mode else ""),
@@ -226,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("-n", type=int, default=10**6, help="elements for throughput")
     args = parser.parse_args(argv)
-    names = ["relu", "sigmoid", "gelu"] if args.quick else [e.name for e in TABLE[:12]]
+    names = [e.name for e in sample_entries(True)] if args.quick else [e.name for e in TABLE]
     report = {"compile": compile_times(names), "overhead_us": overhead()}
     c = report["compile"]
     print(
@@ -242,11 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  driver {drv}: {sec:.3f} s compiled, {c['cached_drivers_s'][drv] * 1e3:.1f} ms cached"
         )
-    print("call overhead at 16 float32 elements (best of 7):")
+    print("call overhead at 16 float32 elements (best of several samples):")
     for what, us in report["overhead_us"].items():
         print(f"  {what:45s} {us:8.2f} us")
     if "cython" in _backends.available():
-        report["throughput"] = throughput(args.n, 5 if args.quick else 15)
+        report["throughput"] = throughput(args.n, 0.05 if args.quick else 0.2, args.quick)
         print(f"time ratio numba / cython at {args.n} elements (< 1: numba faster):")
         print(f"  {'activation':22s} {'dtype':8s} thr  forward  backward   (numba ms fwd/bwd)")
         for r in report["throughput"]:
