@@ -89,12 +89,13 @@ PGRAD_BLOCK = 128  # terms per block of pgrad's and row sums' stack buffer (a mu
 # Numba's math.floor returns an int64 (garbage for inf/NaN/huge values).
 _ALIASES = {"math.floor(": "np.floor("}
 
-# The real modules a generated module imports, and the functions it imports
-# from the intrinsics: the name the kernel text calls -> the function of
-# fastact/_backends/numba/intrinsics.py (``{sfx}``: the module's float type).
+# The functions a generated module imports from the intrinsics: the name the
+# kernel text calls -> the function of fastact/_backends/numba/intrinsics.py
+# (``{sfx}``: the module's float type).  The digest of that file and of the
+# drivers' is in every generated module (sources_digest).
 _BACKEND = Path(__file__).resolve().parent.parent / "_backends" / "numba"
+_SOURCES = ("intrinsics.py", "drivers.py")
 INTRINSICS_MODULE = "fastact._backends.numba.intrinsics"
-DRIVERS_MODULE = "fastact._backends.numba.drivers"
 IMPORTS = {
     "uniform_slope": "slope_{sfx}",
     "fa_counter": "counter",
@@ -129,11 +130,7 @@ T = {dtype}
 @functools.cache
 def sources_digest() -> str:
     """Digest of the real modules the generated ones import (intrinsics and drivers)."""
-    text = "".join(
-        (_BACKEND / f"{m.rsplit('.', 1)[1]}.py").read_text()
-        for m in (INTRINSICS_MODULE, DRIVERS_MODULE)
-    )
-    return digest(text)
+    return digest("".join((_BACKEND / name).read_text() for name in _SOURCES))
 
 
 def _header(what: str, sfx: str) -> str:
