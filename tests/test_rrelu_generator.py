@@ -14,7 +14,7 @@ import pytest
 import fastact
 from fastact import reference
 from fastact._codegen import dialect
-from fastact.integrations import dask as fdask
+from fastact._math import rng
 
 from .conftest import COMPILED, DTYPES, PARALLEL_N
 
@@ -23,7 +23,7 @@ N = 10**6
 
 def _seed_with_counter(c: int) -> int:
     """The seed whose element 0 has counter ``c`` (mix64 is a bijection)."""
-    return fdask._unmix64(c % 2**64)
+    return rng.unmix64(c % 2**64)
 
 
 # seeds whose counters cross a 2**32 boundary (a new float32 key) inside the

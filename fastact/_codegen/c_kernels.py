@@ -25,22 +25,20 @@ import ast
 from pathlib import Path
 
 from ..table import Activation
-from .dialect import CTYPES, expr_to_c, free_names, function_to_c, uses_uniform_slope
+from .dialect import (
+    CTYPES,
+    PGRAD,
+    UNARY,
+    called_names,
+    expr_to_c,
+    free_names,
+    function_to_c,
+    kernel_formula,
+    saved_name,
+    uses_uniform_slope,
+)
 
 KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv", "bwdv")
-UNARY = {"fwd", "tfwd", "fwdv"}
-
-
-def _formula(entry: Activation, kind: str) -> str | None:
-    if entry.rowwise:
-        return None
-    if kind in ("fwd", "fwdv"):
-        return entry.forward if (kind == "fwd" or entry.channel_param) else None
-    if kind in ("bwd", "bwdv"):
-        return entry.backward if (kind == "bwd" or entry.channel_param) else None
-    if kind == "tfwd":
-        return entry.train_forward
-    return entry.train_backward
 
 
 def _param_lines(entry: Activation, ctype: str, vector: bool) -> list[str]:
@@ -86,10 +84,10 @@ def _unswitch(src: str, params: set[str]) -> list[tuple[str | None, str]]:
 
 def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
     ctype = CTYPES[sfx]
-    src = _formula(entry, kind)
+    src = kernel_formula(entry, kind)
     vector = kind.endswith("v")
     where = f"{entry.name}.{kind}"
-    saved = "x" if entry.saves == "input" else "y"
+    saved = saved_name(entry)
     name = f"fa_{entry.name}_{kind}_{sfx}"
     if kind in UNARY:
         sig = f"const {ctype} *xp, {ctype} *out"
@@ -212,11 +210,6 @@ def _cached_stage(stages, final: str, loads: set[str]) -> tuple[str, str] | None
     if free_names(new) & loads:
         return None
     return var, new
-
-
-def _calls(expr: str) -> bool:
-    tree = ast.parse(expr, mode="eval")
-    return any(isinstance(n, ast.Call) for n in ast.walk(tree))
 
 
 def _lane_max(var: str, ctype: str, body: str, load, consts: list[str]) -> list[str]:
@@ -403,7 +396,7 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
             lines += _lane_max(var, ctype, body, load, consts)
         elif op == "sum":
             keep = cached is not None and cached[0] == var
-            lines += _lane_sum(var, ctype, body, load, consts, keep, _calls(expr))
+            lines += _lane_sum(var, ctype, body, load, consts, keep, bool(called_names(expr)))
         else:
             raise SyntaxError(f"{where}: unknown reduction {op!r}")
         lines.append(f"        const {ctype} {var}_acc_t = ({ctype}){var}_acc;")
@@ -432,7 +425,7 @@ def _pgrad(entry: Activation, sfx: str, helpers: list[str], vector: bool) -> str
     vectorizes without reassociating anything.
     """
     ctype = CTYPES[sfx]
-    saved = "x" if entry.saves == "input" else "y"
+    saved = saved_name(entry)
     body = expr_to_c(entry.param_grad, sfx, helpers, f"{entry.name}.param_grad")
     name = f"fa_{entry.name}_pgrad{'v' if vector else ''}_{sfx}"
     lines = [
@@ -518,7 +511,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
     for sfx in CTYPES:
         for entry in table:
             for kind in KINDS:
-                if _formula(entry, kind) is not None:
+                if kernel_formula(entry, kind) is not None:
                     out.append(_kernel(entry, kind, sfx, names))
             if entry.param_grad is not None:
                 out.append(_pgrad(entry, sfx, names, vector=False))
@@ -527,15 +520,11 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 out.append(_rowwise(entry, False, sfx, names))
                 out.append(_rowwise(entry, True, sfx, names))
     for sfx in CTYPES:
-        for kind in KINDS + ("pgrad", "pgradv"):
-            sig = "unary" if kind in UNARY else ("pgrad" if kind.startswith("pgrad") else "binary")
+        for kind in KINDS + PGRAD:
+            sig = "unary" if kind in UNARY else ("pgrad" if kind in PGRAD else "binary")
             ptrs = []
             for entry in table:
-                has = (
-                    entry.param_grad is not None
-                    if kind.startswith("pgrad")
-                    else _formula(entry, kind) is not None
-                )
+                has = kernel_formula(entry, kind) is not None
                 ptrs.append(f"fa_{entry.name}_{kind}_{sfx}" if has else "NULL")
             out.append(
                 f"static fa_{sig}_{sfx} FA_{kind.upper()}_{sfx.upper()}[{len(table)}] = {{\n    "

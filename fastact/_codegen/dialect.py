@@ -20,6 +20,9 @@ Both are parsed with :mod:`ast` and re-emitted:
 helper can use a shorter polynomial in float32).
 Only the constructs listed here are accepted; anything else is a
 ``SyntaxError`` naming the construct, raised when the code is generated.
+
+Both generators also read here which kernels a table entry has and the
+formula of each (:func:`kernel_formula`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from __future__ import annotations
 import ast
 import inspect
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..table import Activation
 
 CTYPES = {"f32": "float", "f64": "double"}
 
@@ -270,6 +277,16 @@ def uses_uniform_slope(src: str) -> bool:
     return bool(_rng_calls(_parse_expr(src, "formula")))
 
 
+def called_names(src: str) -> set[str]:
+    """The names of the functions an expression (or a block of Python code) calls."""
+    tree = ast.parse(src)
+    return {
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
+
+
 def free_names(src: str) -> set[str]:
     """Variable names an expression reads (calls' function names excluded).
 
@@ -277,7 +294,7 @@ def free_names(src: str) -> set[str]:
     generator's state instead.
     """
     tree = _parse_expr(src, "formula")
-    called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    called = called_names(src)
     skip = {id(a) for c in _rng_calls(tree) for a in c.args[:2]}
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in skip}
     return names - called
@@ -331,3 +348,45 @@ def function_to_python(fn: Callable, helpers: Iterable[str]) -> str:
         lines.append(f"    {target} = {em.expr(value)}")
     lines.append(f"    return {em.expr(ret)}")
     return "\n".join(lines)
+
+
+# --- kernels of a table entry ----------------------------------------------------
+#
+# The kinds of kernel a table entry may have, each computing one formula of
+# the entry: ``fwd``/``bwd`` (the forward and the backward), ``tfwd``/``tbwd``
+# (their training-mode forms), ``fwdv``/``bwdv`` (the "vector" forms of a
+# per-channel entry, which read the channel parameter per element), ``pgrad``/
+# ``pgradv`` (the gradient of the channel parameter) and ``rfwd``/``rbwd`` (a
+# rowwise entry's row kernels).  A unary kernel reads ``x``; the others read
+# ``g`` and the saved array (:func:`saved_name`).
+
+UNARY = ("fwd", "tfwd", "fwdv")
+BINARY = ("bwd", "tbwd", "bwdv")
+PGRAD = ("pgrad", "pgradv")
+ROWWISE = ("rfwd", "rbwd")
+
+
+def kernel_formula(entry: Activation, kind: str) -> str | None:
+    """The dialect formula of kernel ``kind`` of ``entry``, or None if it has none."""
+    if kind in ROWWISE:
+        if not entry.rowwise:
+            return None
+        return entry.forward if kind == "rfwd" else entry.backward
+    if entry.rowwise:
+        return None
+    if kind in ("fwd", "fwdv"):
+        return entry.forward if (kind == "fwd" or entry.channel_param) else None
+    if kind in ("bwd", "bwdv"):
+        return entry.backward if (kind == "bwd" or entry.channel_param) else None
+    if kind == "tfwd":
+        return entry.train_forward
+    if kind == "tbwd":
+        return entry.train_backward
+    if kind in PGRAD:
+        return entry.param_grad if entry.channel_param else None
+    raise ValueError(f"unknown kernel kind {kind!r}")
+
+
+def saved_name(entry: Activation) -> str:
+    """The dialect name of the array a backward kernel reads besides ``g``."""
+    return "x" if entry.saves == "input" else "y"

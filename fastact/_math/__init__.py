@@ -1,1 +1,1 @@
-"""Scalar math helpers shared by every compiled backend (see functions.py)."""
+"""Math shared by the backends: the dialect's scalar helpers (functions.py), rrelu's key mixer (rng.py)."""

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from .. import _api
+from .._math.rng import MASK, mix64, unmix64
 from ..table import Activation
 from . import require
 
@@ -61,47 +62,17 @@ __all__ = [
 
 # --- counter-based seeds for a block that starts at a global offset ---------
 
-_MASK = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
-_M1 = 0xBF58476D1CE4E5B9
-_M2 = 0x94D049BB133111EB
-_M1_INV = pow(_M1, -1, 1 << 64)
-_M2_INV = pow(_M2, -1, 1 << 64)
-
-
-def _mix64(z: int) -> int:
-    """splitmix64's output function (the kernels' ``fa_mix64``)."""
-    z = (z + _GOLDEN) & _MASK
-    z = ((z ^ (z >> 30)) * _M1) & _MASK
-    z = ((z ^ (z >> 27)) * _M2) & _MASK
-    return z ^ (z >> 31)
-
-
-def _unshift(y: int, s: int) -> int:
-    """Inverse of ``x -> x ^ (x >> s)`` on 64 bits."""
-    x = y
-    for _ in range(64 // s + 1):
-        x = y ^ (x >> s)
-    return x
-
-
-def _unmix64(h: int) -> int:
-    z = _unshift(h, 31)
-    z = _unshift((z * _M2_INV) & _MASK, 27)
-    z = _unshift((z * _M1_INV) & _MASK, 30)
-    return (z - _GOLDEN) & _MASK
-
 
 def offset_seed(seed: int, offset: int) -> int:
     """The seed whose element ``i`` gets the random number of element ``offset + i`` of ``seed``.
 
     The kernels draw element i's number from its counter ``mix64(seed) + i``
-    alone (fa_intrinsics.h); with ``s = mix64^-1(mix64(seed) + offset)`` the
+    alone (:mod:`fastact._math.rng`); with ``s = mix64^-1(mix64(seed) + offset)`` the
     counter of element i of ``s`` is ``mix64(seed) + offset + i``.
     """
     if offset == 0:
         return seed
-    return _unmix64((_mix64(seed) + offset) & _MASK)
+    return unmix64((mix64(seed) + offset) & MASK)
 
 
 # --- checks ------------------------------------------------------------------

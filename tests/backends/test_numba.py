@@ -167,7 +167,45 @@ def test_generated_source_keeps_float32_math(sfx):
         src = gen.entry_module(entry, sfx, HELPERS)
         assert _float_literals_outside_T(src) == [], entry.name
         assert "fastmath" not in src
-    assert _float_literals_outside_T(gen.drivers_module(sfx)) == []
+    for mode in ("par", "ser"):
+        assert _float_literals_outside_T(gen.drivers_module(mode)) == []
+
+
+def test_generated_modules_name_the_sources_they_import(tmp_path, monkeypatch):
+    """Numba's cache does not see a kernel's callees in other files: their digest is in the
+    generated text (so in its file name), and a change to them makes a new module."""
+    from fastact._backends.numba import drivers
+
+    entry = next(e for e in TABLE if e.name == "rrelu")
+    before = gen.entry_module(entry, "f32", HELPERS)
+    drv = gen.drivers_module("par")
+    assert drv.endswith(open(drivers.__file__).read())
+    assert gen.sources_digest() in before and gen.sources_digest() in drv
+    for name in ("intrinsics.py", "drivers.py"):
+        for f in ("intrinsics.py", "drivers.py"):
+            (tmp_path / f).write_text((gen._BACKEND / f).read_text())
+        (tmp_path / name).write_text((gen._BACKEND / name).read_text() + "# changed\n")
+        monkeypatch.setattr(gen, "_BACKEND", tmp_path)
+        gen.sources_digest.cache_clear()
+        try:
+            assert gen.digest(gen.entry_module(entry, "f32", HELPERS)) != gen.digest(before)
+            assert gen.digest(gen.drivers_module("par")) != gen.digest(drv)
+        finally:
+            monkeypatch.undo()
+            gen.sources_digest.cache_clear()
+    assert gen.entry_module(entry, "f32", HELPERS) == before
+
+
+def test_mix64_is_the_python_one():
+    """The Numba kernels' key mixer and the exact-integer one of fastact._math.rng."""
+    import numba
+
+    from fastact._backends.numba import intrinsics
+    from fastact._math import rng
+
+    mix = numba.njit(lambda z: intrinsics.mix64(z))
+    for z in [0, 1, 2**32 - 1, 2**63, 2**64 - 1, 0x0123456789ABCDEF]:
+        assert int(mix(np.uint64(z))) == rng.mix64(z)
 
 
 def test_every_entry_has_its_kernels():

@@ -4,8 +4,10 @@ Every kernel is a serial loop over ``range(start, stop)`` of flat buffers,
 generated from the table's formulas by :mod:`fastact._codegen.numba_kernels`
 and compiled by Numba as a C-ABI ``cfunc`` (nopython, ``error_model="numpy"``,
 no ``fastmath``: inf/NaN behave as in C and nothing is contracted, so results
-round as the Cython backend's, bit for bit on this machine).  Kernels are
-called by address from a few drivers per float type:
+round as the Cython backend's, bit for bit on this machine).  What the
+kernels call besides math and NumPy is real Python in :mod:`.intrinsics`.
+Kernels are called by address from a few drivers (:mod:`.drivers`), compiled
+per float type:
 
 * ``njit(nogil=True)`` serial drivers: a call below the parallel threshold
   (``nthreads == 1``) is one dispatcher call and one C call (the serial twin,
@@ -61,6 +63,7 @@ from numba import types
 from ..._codegen import numba_kernels as gen
 from ..._math.functions import HELPERS
 from ...table import Activation
+from . import drivers
 from ._store import Store
 
 _FLOAT = {"f32": types.float32, "f64": types.float64}
@@ -83,7 +86,7 @@ def _signatures(sfx: str) -> dict[str, object]:
     sigs.update({kind: void(PT, PT, PD, i8, PD, i8, i8, i8) for kind in gen.PGRAD})
     sigs.update(rfwd=void(PT, PT, PD, i8, i8, i8), rbwd=void(PT, PT, PT, PD, i8, i8, i8))
     sigs.update({ip: sigs[kind] for kind, ip in gen.INPLACE.items()})
-    drivers = {
+    driver_sigs = {
         "unary": void(fn, R, A, P, u8, i8),
         "binary": void(fn, R, R, A, P, u8, i8),
         "channel_forward": void(fn, R, A, P, i8, i8, i8, i8, b1),
@@ -91,7 +94,7 @@ def _signatures(sfx: str) -> dict[str, object]:
         "rowwise_forward": void(fn, R, A, P, i8, i8, i8),
         "rowwise_backward": void(fn, R, R, A, P, i8, i8, i8),
     }
-    for name, sig in drivers.items():
+    for name, sig in driver_sigs.items():
         sigs[f"par_{name}"] = sig
         sigs[f"ser_{name}"] = sig
     return sigs
@@ -130,7 +133,7 @@ def _n_chunks(n: int, nthreads: int) -> int:
     """As the Cython driver: one chunk per thread, none under MIN_CHUNK elements."""
     if nthreads <= 1:
         return 1
-    return min(nthreads, (n + gen.MIN_CHUNK - 1) // gen.MIN_CHUNK)
+    return min(nthreads, (n + drivers.MIN_CHUNK - 1) // drivers.MIN_CHUNK)
 
 
 def _omp_library():
@@ -268,14 +271,15 @@ class NumbaBackend:
         with self._build_lock:
             d = self._drivers.get(key)
             if d is None:
-                source = gen.drivers_module(sfx)
-                stem = f"_fastact_nb_drivers_{sfx}"
+                mode, _, fname = name.partition("_")
+                source = gen.drivers_module(mode)
+                stem = f"_fastact_nb_drivers_{mode}"
                 mod, cacheable = self.store.load(f"{stem}_{gen.digest(source)}", source, stem=stem)
-                parallel = name.startswith("par_")
+                parallel = mode == "par"
                 if parallel:
                     RUNTIME.start()  # before compiling: compiling may start the pool
                 d = self._jit(
-                    getattr(mod, f"_fa_{name}"), self._sig(sfx, name), cacheable, parallel=parallel
+                    getattr(mod, fname), self._sig(sfx, name), cacheable, parallel=parallel
                 )
                 self._drivers[key] = d
         return d
@@ -293,7 +297,7 @@ class NumbaBackend:
         for sfx in dtypes:
             for kind in kinds:
                 self.kernel(entry, kind, sfx)
-            for name in gen.DRIVER_NAMES:
+            for name in drivers.NAMES:
                 self._driver(f"ser_{name}", sfx)
                 if parallel:
                     self._driver(f"par_{name}", sfx)
@@ -358,7 +362,7 @@ class NumbaBackend:
         p = self._params(params) if params else _NOPARAMS
         if x.ndim != 1:
             x, out = _flat(x), _flat(out)
-        if nthreads > 1 and x.size > gen.MIN_CHUNK:
+        if nthreads > 1 and x.size > drivers.MIN_CHUNK:
             nch = _n_chunks(x.size, nthreads)
             self._run("unary", sfx, nch, k, x, out, p, seed, nch)
             return
@@ -375,7 +379,7 @@ class NumbaBackend:
         p = self._params(params) if params else _NOPARAMS
         if g.ndim != 1:
             g, s, out = _flat(g), _flat(s), _flat(out)
-        if nthreads > 1 and g.size > gen.MIN_CHUNK:
+        if nthreads > 1 and g.size > drivers.MIN_CHUNK:
             nch = _n_chunks(g.size, nthreads)
             self._run("binary", sfx, nch, k, g, s, out, p, seed, nch)
             return
@@ -391,12 +395,12 @@ class NumbaBackend:
     def _geometry(outer: int, channels: int, inner: int) -> tuple[int, int, int, bool]:
         vector = inner == 1
         rows, rowlen = (outer, channels) if vector else (outer * channels, inner)
-        segs = max(1, -(-rowlen // gen.SEGMENT))
+        segs = max(1, -(-rowlen // drivers.SEGMENT))
         return rows, rowlen, segs, vector
 
     @staticmethod
     def _channel_threads(rows: int, rowlen: int, nthreads: int) -> int:
-        return 1 if nthreads < 1 or rows * rowlen < 2 * gen.MIN_CHUNK else nthreads
+        return 1 if nthreads < 1 or rows * rowlen < 2 * drivers.MIN_CHUNK else nthreads
 
     def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
         sfx = _sfx(x)
@@ -411,7 +415,7 @@ class NumbaBackend:
         sfx = _sfx(g)
         rows, rowlen, segs, vector = self._geometry(outer, channels, inner)
         units = rows * segs
-        nblocks = min(units, gen.PGRAD_BLOCKS)
+        nblocks = min(units, drivers.PGRAD_BLOCKS)
         if nblocks < 1:
             return np.zeros(channels)
         kind = "bwdv" if vector else "bwd"
