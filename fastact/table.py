@@ -526,7 +526,9 @@ TABLE: tuple[Activation, ...] = (
         doc=(
             "Log of softmax along ``axis``, computed without forming softmax (no log "
             "of 0). The row sum is rounded, so the error is absolute: about the row "
-            "length in ulp of 1."
+            "length in ulp of 1. The backward's error is absolute too, a few ulp of the "
+            "row's sum of |grad_output|; it counts exp(y) below the smallest normal "
+            "number as 0, an error below that number times |sum of grad_output|."
         ),
         properties=Properties(True, "everywhere", False, False, (-INF, 0.0)),
         extra={"rowwise": True, "forward_scale": "rowlen"},
