@@ -372,8 +372,10 @@ def mish(x):
 @_backward
 def mish_backward(g, x):
     x = np.asarray(x, np.float64)
-    t = np.tanh(_softplus1(x))
-    d = _limit_inf(x, t + x * (1 - t * t) * sigmoid(x), at_pos=1.0, at_neg=0.0)
+    sp = _softplus1(x)
+    # 1 - tanh(sp)^2 as sech(sp)^2: no cancellation as tanh(sp) -> 1
+    d = np.tanh(sp) + x * (1 / np.cosh(sp)) ** 2 * sigmoid(x)
+    d = _limit_inf(x, d, at_pos=1.0, at_neg=0.0)
     return np.asarray(g, np.float64) * d
 
 
