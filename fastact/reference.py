@@ -5,6 +5,10 @@ fallback when no compiled backend can take a call).  It is written
 independently of the formula dialect of :mod:`fastact.table`, so that a
 mistake in a table formula shows up as a disagreement with this module.
 
+Gradients are grad_output times the derivative, except on a flat piece of a
+piecewise activation (relu below 0, hardswish below -3, ...), where they are
+selected as exactly 0 whatever grad_output is, NaN and inf included.
+
 Each function takes float64-convertible arrays and returns float64 arrays;
 ``forward(name, ...)`` and ``backward(name, ...)`` look them up by name.
 """
@@ -231,7 +235,7 @@ def elu(x, alpha=1.0):
 @_backward
 def elu_backward(g, x, alpha=1.0):
     x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
-    return _nan_from(x, np.where(x > 0, g, g * alpha * np.exp(np.minimum(x, 0.0))))
+    return _nan_from(x, np.where(x > 0, g, g * (alpha * np.exp(np.minimum(x, 0.0)))))
 
 
 @_forward
@@ -241,7 +245,9 @@ def selu(x):
 
 @_backward
 def selu_backward(g, x):
-    return _SELU_SCALE * elu_backward(g, x, _SELU_ALPHA)
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    d = np.where(x > 0, _SELU_SCALE, (_SELU_SCALE * _SELU_ALPHA) * np.exp(np.minimum(x, 0.0)))
+    return _nan_from(x, g * d)
 
 
 @_forward
@@ -256,33 +262,57 @@ def celu_backward(g, x, alpha=1.0):
     return _nan_from(x, np.where(x > 0, g, g * np.exp(np.minimum(x, 0.0) / alpha)))
 
 
+_SPLIT = 134217729.0  # 2**27 + 1: Veltkamp's split of a float64 into two 26-bit halves
+# Depth of the continued fraction from each t on: below 1 ulp (checked with mpmath)
+_MILLS_DEPTH = ((10.0, 16), (6.0, 24), (4.0, 40), (3.0, 64))
+
+
+def _mills(t):
+    """Mills' ratio (1 - Phi(t)) / phi(t) for t >= 3, by Laplace's continued fraction."""
+    r = np.empty_like(t)
+    upper = np.inf
+    for lower, depth in _MILLS_DEPTH:
+        band = (t >= lower) & (t < upper)
+        tb = t[band]
+        f = tb
+        for k in range(depth, 0, -1):
+            f = tb + k / f
+        r[band] = 1.0 / f
+        upper = lower
+    return r
+
+
 def _phi2(x):
     """(Phi(x), phi(x)) of the standard normal, accurate in the lower tail.
 
     Rounding -x/sqrt(2) before erfc costs about x^2 ulp, so below x = -3 the
-    tail is computed with mpmath (a test dependency) from the exact x.
+    tail is phi(x) times Mills' ratio, with x^2 split exactly (a few ulp, and
+    0 below x = -40, where both underflow).
     """
     x = np.asarray(x, np.float64)
     try:
         from scipy.special import erfc
-    except ImportError:  # pragma: no cover - scipy is a test dependency
+    except ImportError:  # scipy is a test dependency; math.erfc is the same function
         import math
 
         erfc = np.vectorize(math.erfc, otypes=[np.float64])
-    cdf = 0.5 * erfc(-x / np.sqrt(2.0))
-    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
-    tail = np.flatnonzero((x < -3) & np.isfinite(x))
-    if tail.size:
-        try:
-            import mpmath
-        except ImportError:  # pragma: no cover
-            return cdf, pdf
-        ctx = mpmath.MPContext()  # private precision: mpmath.mp is shared by threads
-        ctx.dps = 40
-        for i in tail:
-            xm = ctx.mpf(float(x.flat[i]))
-            cdf.flat[i] = float(ctx.erfc(-xm / ctx.sqrt(2)) / 2)
-            pdf.flat[i] = float(ctx.npdf(xm))
+    tail = (x < -3) & np.isfinite(x)
+    cdf = np.empty_like(x)
+    pdf = np.empty_like(x)
+    body = ~tail
+    cdf[body] = 0.5 * erfc(-x[body] / np.sqrt(2.0))
+    pdf[body] = np.exp(-0.5 * x[body] * x[body]) / np.sqrt(2 * np.pi)
+    if tail.any():
+        t = np.minimum(-x[tail], 40.0)
+        c = _SPLIT * t
+        th = c - (c - t)
+        tl = t - th
+        hi = t * t
+        lo = ((th * th - hi) + 2.0 * th * tl) + tl * tl  # t*t = hi + lo exactly
+        p = np.exp(-0.5 * hi) * (1.0 - 0.5 * lo) / np.sqrt(2 * np.pi)
+        p = np.where(-x[tail] > 40.0, 0.0, p)
+        cdf[tail] = p * _mills(t)
+        pdf[tail] = p
     return cdf, pdf
 
 
@@ -342,8 +372,10 @@ def mish(x):
 @_backward
 def mish_backward(g, x):
     x = np.asarray(x, np.float64)
-    t = np.tanh(_softplus1(x))
-    d = _limit_inf(x, t + x * (1 - t * t) * sigmoid(x), at_pos=1.0, at_neg=0.0)
+    sp = _softplus1(x)
+    # 1 - tanh(sp)^2 as sech(sp)^2: no cancellation as tanh(sp) -> 1
+    d = np.tanh(sp) + x * (1 / np.cosh(sp)) ** 2 * sigmoid(x)
+    d = _limit_inf(x, d, at_pos=1.0, at_neg=0.0)
     return np.asarray(g, np.float64) * d
 
 
@@ -368,7 +400,7 @@ def softsign(x):
 @_backward
 def softsign_backward(g, x):
     x = np.asarray(x, np.float64)
-    return np.asarray(g, np.float64) / (1 + np.abs(x)) ** 2
+    return np.asarray(g, np.float64) / (1 + np.abs(x)) / (1 + np.abs(x))
 
 
 @_forward
@@ -400,9 +432,9 @@ def hardsigmoid(x):
 
 
 @_backward
-def hardsigmoid_backward(g, y):
-    y, g = np.asarray(y, np.float64), np.asarray(g, np.float64)
-    return _nan_from(y, np.where((y > 0) & (y < 1), g / 6, 0.0))
+def hardsigmoid_backward(g, x):
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    return _nan_from(x, np.where((x > -3) & (x < 3), g / 6, 0.0))
 
 
 @_forward
@@ -414,8 +446,8 @@ def hardswish(x):
 @_backward
 def hardswish_backward(g, x):
     x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
-    d = np.where(x >= 3, 1.0, np.where(x <= -3, 0.0, x / 3 + 0.5))
-    return _nan_from(x, g * d)
+    d = np.where(x >= 3, 1.0, x / 3 + 0.5)
+    return _nan_from(x, np.where(x <= -3, 0.0, g * d))
 
 
 @_forward

@@ -81,3 +81,27 @@ def test_in_place_and_axis_errors():
         fastact.softmax(x, axis=2)
     with pytest.raises(TypeError, match="axis must be an integer"):
         fastact.softmax(x, axis=1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_softmax_backward_flush_is_below_the_documented_bound(backend, dtype):
+    """exp(y) below the smallest normal number counts as 0 in the compiled backward: an
+    absolute error of at most tiny * |sum(grad_output)| per element, far below an ulp of the
+    row's scale sum(|grad_output|)."""
+    from fastact import reference
+
+    tiny = float(np.finfo(dtype).tiny)
+    big = float(np.finfo(dtype).max) / 8
+    lo = np.log(tiny)
+    y = np.array([[0.0, lo - 1, lo - 12, lo + 1], [-1e-3, lo - 3, lo - 30, lo + 0.5]], dtype)
+    g = np.array([[big, 0.0, 0.0, 0.0], [big, big, 0.0, -big]], dtype)
+    gx = fastact.log_softmax_backward(g, y).astype(np.float64)
+    want = reference.backward("log_softmax", g, y)
+    d = np.abs(g.astype(np.float64).sum(axis=1, keepdims=True))
+    scale = np.abs(g.astype(np.float64)).sum(axis=1, keepdims=True)
+    err = np.abs(gx - want)
+    eps = float(np.finfo(dtype).eps)
+    flushed = y < lo
+    bound = tiny * d + 4 * eps * np.abs(want) + tiny
+    assert (err[flushed] <= np.broadcast_to(bound, y.shape)[flushed]).all(), err
+    assert (err <= 4 * eps * scale).all(), err

@@ -28,13 +28,17 @@ class NumpyBackend:
         kw = _kwargs(entry, params, x.dtype)
         if entry.has_training_mode:
             kw.update(training=training, seed=seed, dtype=x.dtype)
-        out[...] = reference.forward(entry.name, x, **kw)
+        y = reference.forward(entry.name, x, **kw)
+        with np.errstate(over="ignore"):  # what float32 cannot hold rounds to inf
+            out[...] = y
 
     def backward(self, entry: Activation, g, s, out, params, training, seed, nthreads):
         kw = _kwargs(entry, params, g.dtype)
         if entry.has_training_mode:
             kw.update(training=training, seed=seed, dtype=g.dtype)
-        out[...] = reference.backward(entry.name, g, s, **kw)
+        gx = reference.backward(entry.name, g, s, **kw)
+        with np.errstate(over="ignore"):
+            out[...] = gx
 
     def rowwise_forward(self, entry, x, out, rows, rowlen, nthreads):
         out[...] = reference.forward(entry.name, x.reshape(rows, rowlen), axis=-1).reshape(
@@ -49,13 +53,16 @@ class NumpyBackend:
     def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
         w = weight.astype(x.dtype).astype(np.float64).reshape(1, channels, 1)
         x3 = x.reshape(outer, channels, inner)
-        out.reshape(outer, channels, inner)[...] = reference.forward(entry.name, x3, weight=w)
+        y = reference.forward(entry.name, x3, weight=w)
+        with np.errstate(over="ignore"):
+            out.reshape(outer, channels, inner)[...] = y
 
     def channel_backward(self, entry, g, s, out, weight, outer, channels, inner, nthreads):
         w = weight.astype(g.dtype).astype(np.float64).reshape(channels)
         shape = (outer, channels, inner)
         gx, gw = reference.backward(entry.name, g.reshape(shape), s.reshape(shape), weight=w)
-        out.reshape(shape)[...] = gx
+        with np.errstate(over="ignore"):
+            out.reshape(shape)[...] = gx
         return gw
 
 

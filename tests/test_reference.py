@@ -1,0 +1,52 @@
+"""The float64 reference itself: the oracle of the tests and the numpy backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import reference
+
+HUGE = np.array([-np.finfo(np.float64).max, -1e300, -1.4e154, -1e20, -41.0, -38.5, -37.0])
+
+
+def test_exact_gelu_tail_never_raises():
+    """Far below 0 the exact gelu is -0 and its gradient 0, on the numpy backend too."""
+    with fastact.config(backend="numpy"):
+        y = fastact.gelu(HUGE)
+        g = fastact.gelu_backward(np.ones_like(HUGE), HUGE)
+        with np.errstate(over="ignore"):
+            x32 = HUGE.astype(np.float32)  # -inf where float32 cannot hold them
+        y32 = fastact.gelu(x32)
+    assert (y <= 0).all() and (y[:4] == 0).all()
+    assert (g <= 0).all() and (g[:4] == 0).all()
+    assert (y32 == 0).all()
+
+
+def test_exact_gelu_tail_matches_mpmath():
+    """Phi and phi below x = -3: within 3 ulp of mpmath while they are normal numbers."""
+    mpmath = pytest.importorskip("mpmath")
+    ctx = mpmath.MPContext()
+    ctx.dps = 40
+    rng = np.random.default_rng(0)
+    x = np.concatenate(
+        [[-3.0000000000000004], -np.geomspace(3.01, 37.5, 400), rng.uniform(-37.5, -3, 400)]
+    )
+    cdf, pdf = reference._phi2(x)
+    for xi, c, p in zip(x, cdf, pdf):
+        xm = ctx.mpf(float(xi))
+        want_c = ctx.erfc(-xm / ctx.sqrt(2)) / 2
+        want_p = ctx.npdf(xm)
+        ulp_c = float(abs(c - want_c) / want_c) / np.finfo(np.float64).eps
+        ulp_p = float(abs(p - want_p) / want_p) / np.finfo(np.float64).eps
+        assert ulp_c < 3 and ulp_p < 3, (xi, ulp_c, ulp_p)
+
+
+def test_exact_gelu_gradient_in_the_tail():
+    """gelu'(x) = Phi(x) + x phi(x) below -3 (no cancellation: both terms keep their sign)."""
+    x = -np.geomspace(3.5, 30, 50)
+    cdf, pdf = reference._phi2(x)
+    d = reference.backward("gelu", np.ones_like(x), x)
+    np.testing.assert_allclose(d, cdf + x * pdf, rtol=1e-15)
+    assert (d < 0).all()

@@ -1,0 +1,239 @@
+"""Special values through every entry, forward and backward, on every backend.
+
+Inputs and gradients come from {+-0, +-subnormal, +-tiny, +-1, the kinks and
+their float neighbours, +-large, +-inf, NaN}; the compiled backends agree bit
+for bit (any NaN equals any NaN), every backend agrees with the float64
+reference within the documented tolerance, and a value gives the same bits at
+every position: in the vector body, the tail and at a thread-chunk edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import reference
+from fastact.table import Activation, jump_points
+from tests.conftest import (
+    BACKENDS,
+    COMPILED,
+    PARALLEL_N,
+    Call,
+    assert_close,
+    example_params,
+    special_positions,
+)
+
+ROTATIONS = 4  # placements of the window of special values per array
+
+
+def special_values(entry: Activation, params: dict, dtype) -> np.ndarray:
+    """The special values of ``dtype``, with the kinks at ``params`` and their neighbours."""
+    f = np.finfo(dtype)
+    large = 1e30 if dtype == np.float32 else 1e300
+    mags = [0.0, f.smallest_subnormal, 3 * f.smallest_subnormal, f.tiny, 1.0, large, f.max, np.inf]
+    vals = [dtype(m) for m in mags] + [-dtype(m) for m in mags] + [dtype(np.nan)]
+    for k in jump_points(entry, {k: v for k, v in params.items() if np.ndim(v) == 0}):
+        k = dtype(k)
+        vals += [k, np.nextafter(k, dtype(np.inf)), np.nextafter(k, dtype(-np.inf))]
+    return np.array(vals, dtype)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """The bits of ``a``, with every NaN the same."""
+    a = np.where(np.isnan(a), np.nan, a).astype(a.dtype)
+    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+def assert_same_bits(a, b, what: str) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    bad = _bits(a) != _bits(b)
+    if bad.any():
+        i = np.flatnonzero(bad.reshape(-1))[:5]
+        raise AssertionError(f"{what}: {a.reshape(-1)[i]} != {b.reshape(-1)[i]} at {i}")
+
+
+def _rounded(want: np.ndarray, dtype) -> np.ndarray:
+    """The reference rounded to ``dtype`` (where float64 holds what overflows ``dtype``)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(want, np.float64).astype(dtype).astype(np.float64)
+
+
+def _param_sets(entry: Activation) -> list[tuple[dict, bool]]:
+    sets = []
+    for params in example_params(entry):
+        if entry.channel_param and params.get(entry.channel_param) is None:
+            params = {**params, entry.channel_param: np.array([0.25, -0.5, 1.5])}
+        for training in (False, True) if entry.has_training_mode else (False,):
+            sets.append((params, training))
+    return sets
+
+
+def _run(call: Call, backend: str, x: np.ndarray, g: np.ndarray, nthreads: int = 1):
+    with fastact.config(backend=backend, num_threads=nthreads):
+        y = call.forward(x)
+        gx = call.backward(g, call.saved(x, y))
+    return y, gx
+
+
+def _check_reference(call: Call, x, g, y, gx, dtype, what: str) -> None:
+    with np.errstate(all="ignore"):
+        cond = call.condition(x)
+        atol = call.underflow(x, dtype)
+        assert_close(
+            y,
+            _rounded(call.ref_forward(x), dtype),
+            dtype,
+            what=what + " forward",
+            cond=cond,
+            scale=call.forward_scale(x),
+            atol=atol,
+        )
+        s = call.saved(x, y)
+        gatol = None if atol is None else atol * np.abs(np.asarray(g, np.float64))
+        assert_close(
+            gx,
+            _rounded(call.ref_backward(g, s), dtype),
+            dtype,
+            what=what + " backward",
+            scale=call.grad_scale(g),
+            cond=cond,
+            atol=gatol,
+        )
+
+
+def _cross(values: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (input, gradient) pair of ``values``, after ``shift`` ordinary elements."""
+    n = len(values)
+    pad = np.linspace(-2, 2, shift).astype(values.dtype)
+    x = np.concatenate([pad, np.tile(values, n)])
+    g = np.concatenate([pad, np.repeat(values, n)])
+    return x, g
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_every_pair_of_special_values(elementwise_entry, dtype):
+    """All pairs (x, grad_output) of special values: the compiled backends agree bit for bit,
+    every backend agrees with the reference, and a pair gives the same bits in other lanes."""
+    entry = elementwise_entry
+    for params, training in _param_sets(entry):
+        values = special_values(entry, params, dtype)
+        m = len(values) ** 2
+        first = {}
+        for shift in (0, 5):  # the pairs land in other SIMD lanes, and in the tail
+            x, g = _cross(values, shift)
+            for backend in BACKENDS:
+                call = Call(entry, params, training=training)
+                if entry.has_training_mode and training:
+                    # the random slopes follow the flat index: compare the pairs at shift 0 only
+                    x, g = _cross(values, 0)
+                y, gx = _run(call, backend, x, g)
+                what = f"{entry.name} {params} training={training} {backend} shift={shift}"
+                _check_reference(call, x, g, y, gx, dtype, what)
+                got = (y[-m:], gx[-m:])
+                if backend in COMPILED:
+                    ref = first.setdefault("compiled", got)
+                    assert_same_bits(got[0], ref[0], what + " forward")
+                    assert_same_bits(got[1], ref[1], what + " backward")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_special_values_at_body_tail_and_chunk_edges(entry, dtype):
+    """Windows of special values at the start, around the two-thread chunk edge and at the
+    end of a parallel-sized array (rows of it for rowwise entries), on two threads."""
+    rng = np.random.default_rng(11)
+    for params, training in _param_sets(entry):
+        values = special_values(entry, params, dtype)
+        m = len(values)
+        if entry.rowwise:
+            rows, rowlen = -(-PARALLEL_N // 67), 67
+            n = rows * rowlen
+        else:
+            n = PARALLEL_N
+        edge = special_positions(n)[len(special_positions(n)) // 2]
+        starts = (0, edge - m // 2, n - m)
+        for r in range(ROTATIONS):
+            x = rng.normal(0, 3, n).astype(dtype)
+            g = rng.normal(0, 3, n).astype(dtype)
+            for k, a in enumerate(starts):
+                x[a : a + m] = np.roll(values, r * 5 + k)
+                g[a : a + m] = np.roll(values, r * 3 + 2 * k + 1)
+            if entry.rowwise:
+                x, g = x.reshape(rows, rowlen), g.reshape(rows, rowlen)
+            results = {}
+            for backend in BACKENDS:
+                call = Call(entry, params, training=training)
+                y, gx = _run(call, backend, x, g, nthreads=2)
+                what = f"{entry.name} {params} training={training} {backend} rotation {r}"
+                _check_reference(call, x, g, y, gx, dtype, what)
+                results[backend] = (y, gx)
+            compiled = [results[b] for b in COMPILED]
+            for other, b in zip(compiled[1:], COMPILED[1:]):
+                assert_same_bits(other[0], compiled[0][0], f"{entry.name} {b} forward")
+                assert_same_bits(other[1], compiled[0][1], f"{entry.name} {b} backward")
+
+
+# --- the gradient at NaN and infinite grad_output ------------------------------
+
+
+def _pieces(entry: Activation, params: dict) -> list[tuple[float, float]]:
+    """The intervals between an entry's kinks (the whole line for a smooth one)."""
+    edges = [-np.inf, *jump_points(entry, params), np.inf]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _inside(lo: float, hi: float) -> list[float]:
+    if np.isinf(lo) and np.isinf(hi):
+        return [-2.5, -0.5, 0.75, 2.0]
+    if np.isinf(lo):
+        return [hi - 3.0, hi - 1.0, hi - 0.25]
+    if np.isinf(hi):
+        return [lo + 0.25, lo + 1.0, lo + 3.0]
+    return list(np.linspace(lo, hi, 5)[1:-1])
+
+
+def _flat(entry: Activation, params: dict, points: list[float]) -> bool:
+    y = reference.forward(entry.name, np.array(points), **params)
+    return bool(np.all(y == y[0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_nan_and_inf_grad_output_on_every_piece(elementwise_entry, backend, dtype):
+    """Where the activation is constant (a flat piece, and a kink whose gradient is that
+    piece's 0) the gradient is exactly 0 whatever grad_output is; elsewhere it is
+    grad_output times the derivative: NaN stays NaN, +-inf gives +-inf."""
+    entry = elementwise_entry
+    params = dict(entry.example_params)
+    call = Call(entry, params)
+    points, flat = [], []
+    pieces = _pieces(entry, params)
+    for lo, hi in pieces:
+        inside = _inside(lo, hi)
+        is_flat = _flat(entry, params, inside)
+        points += inside
+        flat += [is_flat] * len(inside)
+    for k in jump_points(entry, params):
+        d = reference.backward(entry.name, np.ones(1), np.array([k]), **params)
+        if entry.saves == "output":
+            d = call.ref_backward(np.ones(1), call.ref_forward(np.array([k])))
+        borders_flat = any(
+            _flat(entry, params, _inside(lo, hi)) for lo, hi in pieces if k in (lo, hi)
+        )
+        points.append(k)
+        flat.append(bool(d[0] == 0) and borders_flat)
+    x = np.array(points, dtype)
+    flat = np.array(flat)
+    with fastact.config(backend=backend):
+        saved = call.saved(x, call.forward(x))
+        ones = call.backward(np.ones_like(x), saved).astype(np.float64)
+        for gv in (np.nan, np.inf, -np.inf):
+            gx = call.backward(np.full_like(x, gv), saved)
+            what = f"{entry.name} {backend} grad_output={gv} at x={x}"
+            np.testing.assert_array_equal(gx[flat], 0.0, err_msg=what)
+            if np.isnan(gv):
+                assert np.isnan(gx[~flat]).all(), what
+            else:
+                live = ~flat & (ones != 0)
+                np.testing.assert_array_equal(gx[live], gv * np.sign(ones[live]), err_msg=what)
+                assert np.isnan(gx[~flat & (ones == 0)]).all(), what
