@@ -142,6 +142,14 @@ class Activation:
     def has_training_mode(self) -> bool:
         return self.train_forward is not None
 
+    @cached_property
+    def kernel_id(self) -> int | None:
+        """The entry's index in TABLE, the id of its compiled kernels (None: not in TABLE)."""
+        for k, e in enumerate(TABLE):
+            if e is self:
+                return k
+        return None
+
 
 INF = math.inf
 

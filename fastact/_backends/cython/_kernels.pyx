@@ -428,57 +428,50 @@ DEF FAST_STACK_W = 64
 # fastact._api.ROW_RUN: (N, C) input runs ROW_RUN // C rows per kernel call.
 DEF ROW_RUN = 4096
 
-cdef bint _fast_enabled = True
-# Below these sizes a call runs the serial Cython kernel: [pass][dtype][kid].
-cdef Py_ssize_t _fast_limit[2][2][MAX_FAST_KERNELS]
-_fast_limit[:] = [[[32768] * MAX_FAST_KERNELS] * 2] * 2
+# The fast path's decision, pushed as one table by fastact._dispatch.push (see
+# FastPolicy there): below serial_below[pass][dtype][kid] elements a plain call
+# runs the serial kernel (0: never); from par_from[...] (-1: never) a plain
+# elementwise call runs the OpenMP driver with par_threads threads (0: never),
+# lowered by an OpenMP limit of the calling thread (threadpoolctl) below
+# omp_default, and shared with the other parallel calls running now
+# (_par_active, changed only with the GIL held, also by the general path through
+# par_enter/par_exit).  serial_all: one thread in force, elementwise calls whose
+# serial backend is Cython are serial at every size.
+cdef struct Policy:
+    bint enabled
+    bint serial_all
+    int par_threads
+    int omp_default
+    Py_ssize_t serial_below[2][2][MAX_FAST_KERNELS]
+    Py_ssize_t par_from[2][2][MAX_FAST_KERNELS]
 
-
-def set_fast_enabled(bint enabled):
-    """Turn the fast path on or off (off while another backend is selected)."""
-    global _fast_enabled
-    _fast_enabled = enabled
-
-
-# True while every call runs on one thread (set_num_threads(1)): elementwise calls
-# whose small-size backend is Cython then take the fast path at any size.
-cdef bint _serial_all = False
-
-
-def set_serial_all(bint enabled):
-    """Let plain elementwise calls take the fast path at any size (one thread in force)."""
-    global _serial_all
-    _serial_all = enabled
-
-
-# Parallel calls: from _fast_par_from elements (the plan's serial_below, where its
-# parallel backend is Cython; -1 elsewhere) a plain elementwise call runs the OpenMP
-# driver from the fast path with _par_threads threads (0: never; set by fastact._config
-# when no config() block, fork or other backend is in force), lowered by an OpenMP
-# limit of the calling thread (threadpoolctl) below _omp_default, and shared with the
-# other parallel calls running now (_par_active, changed only with the GIL held, also
-# by the general path through par_enter/par_exit).
-cdef Py_ssize_t _fast_par_from[2][2][MAX_FAST_KERNELS]
-_fast_par_from[:] = [[[-1] * MAX_FAST_KERNELS] * 2] * 2
-cdef int _par_threads = 0
-cdef int _omp_default = 0
+cdef Policy _policy
+_policy.enabled = False
 cdef int _par_active = 0
 cdef bint _par_used = False
 
 
-def set_fast_parallel(int nthreads, int omp_default):
-    """Let plain elementwise calls above the serial size run ``nthreads`` threads from
-    the fast path (0: never)."""
-    global _par_threads, _omp_default
-    _par_threads = nthreads
-    _omp_default = omp_default
-
-
-def set_fast_par_from(int pass_, int dtype_index, int kid, Py_ssize_t start):
-    """Calls from ``start`` elements run in parallel from the fast path (-1: never)."""
-    if not (0 <= pass_ < 2 and 0 <= dtype_index < 2 and 0 <= kid < MAX_FAST_KERNELS):
-        raise IndexError("fast-path slot out of range")
-    _fast_par_from[pass_][dtype_index][kid] = start
+def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
+               cnp.ndarray limits):
+    """Install the fast path's decision: the flags, and ``limits``, an int64 array
+    (2, 2, 2, N_KERNELS) of [serial_below, par_from][pass][dtype][kernel id]."""
+    cdef Py_ssize_t p, d, k
+    cdef const cnp.int64_t *lim
+    if (cnp.PyArray_TYPE(limits) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(limits)
+            or cnp.PyArray_NDIM(limits) != 4 or cnp.PyArray_DIM(limits, 0) != 2
+            or cnp.PyArray_DIM(limits, 1) != 2 or cnp.PyArray_DIM(limits, 2) != 2
+            or cnp.PyArray_DIM(limits, 3) != FA_N_KERNELS or FA_N_KERNELS > MAX_FAST_KERNELS):
+        raise ValueError("limits must be a C-contiguous int64 array of shape (2, 2, 2, N_KERNELS)")
+    lim = <const cnp.int64_t *>cnp.PyArray_DATA(limits)
+    for p in range(2):
+        for d in range(2):
+            for k in range(FA_N_KERNELS):
+                _policy.serial_below[p][d][k] = lim[((0 * 2 + p) * 2 + d) * FA_N_KERNELS + k]
+                _policy.par_from[p][d][k] = lim[((1 * 2 + p) * 2 + d) * FA_N_KERNELS + k]
+    _policy.serial_all = serial_all
+    _policy.par_threads = par_threads
+    _policy.omp_default = omp_default
+    _policy.enabled = enabled
 
 
 cdef inline int _par_begin(int nthreads) noexcept:
@@ -509,36 +502,47 @@ def parallel_used():
     return _par_used
 
 
-cdef inline int _fast_threads(cnp.ndarray a, int pass_, int di, int kid) noexcept:
-    """1: a serial fast call, k > 1: a parallel one, 0: the general path."""
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
-    cdef Py_ssize_t limit = _fast_limit[pass_][di][kid]
-    cdef Py_ssize_t start = _fast_par_from[pass_][di][kid]
+cdef inline int _decide(Py_ssize_t n, int pass_, int di, int kid, bint elementwise) noexcept:
+    """Threads of a plain call of ``n`` elements: 1 serial, k > 1 the OpenMP driver,
+    0 the general path (the path on, ``kid`` and ``di`` in range)."""
+    cdef Py_ssize_t limit = _policy.serial_below[pass_][di][kid]
+    cdef Py_ssize_t start
     cdef int nthreads, most
-    if n <= 0 or not _plain(a, cnp.PyArray_TYPE(a)):
+    if n <= 0:
         return 0
-    if n < limit or (_serial_all and limit > 0):
+    if n < limit:
         return 1
-    if _par_threads <= 1 or start < 0 or n < start:
+    if not elementwise:
         return 0
-    nthreads = _par_threads
+    if _policy.serial_all and limit > 0:
+        return 1
+    start = _policy.par_from[pass_][di][kid]
+    if _policy.par_threads <= 1 or start < 0 or n < start:
+        return 0
+    nthreads = _policy.par_threads
     most = openmp.omp_get_max_threads()
-    if most < _omp_default and most < nthreads:
+    if most < _policy.omp_default and most < nthreads:
         nthreads = most
     if nthreads <= 1:
         return 1 if limit > 0 else 0
     return nthreads
 
 
-def set_fast_limit(int pass_, int dtype_index, int kid, Py_ssize_t limit):
-    """Calls below ``limit`` elements take the serial Cython fast path."""
-    if not (0 <= pass_ < 2 and 0 <= dtype_index < 2 and 0 <= kid < MAX_FAST_KERNELS):
-        raise IndexError("fast-path slot out of range")
-    _fast_limit[pass_][dtype_index][kid] = limit
+def fast_threads(int kind, int pass_, int dtype_index, int kid, Py_ssize_t n):
+    """What the fast path decides for a plain call of ``n`` elements of kernel ``kid``
+    (``kind`` 0: elementwise, else rowwise or per-channel): 0 the general path,
+    1 serial, k > 1 the OpenMP driver with k threads before sharing."""
+    if (not _policy.enabled or not 0 <= pass_ < 2 or not 0 <= dtype_index < 2
+            or not 0 <= kid < FA_N_KERNELS):
+        return 0
+    return _decide(n, pass_, dtype_index, kid, kind == 0)
 
 
-def get_fast_limit(int pass_, int dtype_index, int kid):
-    return _fast_limit[pass_][dtype_index][kid]
+cdef inline int _fast_threads(cnp.ndarray a, int pass_, int di, int kid) noexcept:
+    """1: a serial fast call, k > 1: a parallel one, 0: the general path."""
+    if not _plain(a, cnp.PyArray_TYPE(a)):
+        return 0
+    return _decide(cnp.PyArray_SIZE(a), pass_, di, kid, True)
 
 
 cdef inline int _fast_params(tuple params, double *p) noexcept:
@@ -582,8 +586,8 @@ cdef inline bint _plain(object x, int typenum) noexcept:
 cdef inline int _fast_dtype(object x, int kid) noexcept:
     """0 (float32) or 1 (float64) for an exact ndarray, a kernel id and the path on; else -1."""
     cdef int typenum
-    if (not _fast_enabled or type(x) is not cnp.ndarray or kid < 0 or kid >= MAX_FAST_KERNELS
-            or kid >= FA_N_KERNELS):
+    if (not _policy.enabled or type(x) is not cnp.ndarray or kid < 0
+            or kid >= MAX_FAST_KERNELS or kid >= FA_N_KERNELS):
         return -1
     typenum = cnp.PyArray_TYPE(<cnp.ndarray>x)
     if typenum == cnp.NPY_FLOAT32:
@@ -595,8 +599,7 @@ cdef inline int _fast_dtype(object x, int kid) noexcept:
 
 cdef inline bint _fast_size(cnp.ndarray a, int pass_, int di, int kid) noexcept:
     """A plain array of 1 to (serial limit - 1) elements."""
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
-    return 0 < n < _fast_limit[pass_][di][kid] and _plain(a, cnp.PyArray_TYPE(a))
+    return _plain(a, cnp.PyArray_TYPE(a)) and _decide(cnp.PyArray_SIZE(a), pass_, di, kid, False) == 1
 
 
 cdef object _fast_out(cnp.ndarray a, object out, Py_ssize_t nbytes, object other):
