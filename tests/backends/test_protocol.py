@@ -41,3 +41,28 @@ def test_backend_implements_the_protocol(name):
         required = [p for p, v in got.items() if v.default is inspect.Parameter.empty]
         assert list(got)[: len(want)] == want, (name, method)
         assert required == want, (name, method)
+
+
+def test_the_compiled_module_matches_its_stub():
+    """_kernels.pyi names exactly the public functions and constants of _kernels."""
+    import ast
+    from pathlib import Path
+
+    try:
+        from fastact._backends.cython import _kernels
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    stub = ast.parse(Path(_kernels.__file__).with_name("_kernels.pyi").read_text())
+    declared = {n.name for n in stub.body if isinstance(n, ast.FunctionDef)}
+    declared |= {n.target.id for n in stub.body if isinstance(n, ast.AnnAssign)}
+    public = {
+        name
+        for name, value in vars(_kernels).items()
+        if not name.startswith("_") and (callable(value) or isinstance(value, int))
+    } - {"np"}
+    assert declared == public
+    for node in stub.body:
+        if isinstance(node, ast.FunctionDef):
+            fn = getattr(_kernels, node.name)
+            assert [a.arg for a in node.args.args] == list(inspect.signature(fn).parameters)
+            assert fn.__doc__, node.name
