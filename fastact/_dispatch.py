@@ -130,6 +130,7 @@ def load_profile(path=None) -> str:
     for key, plan in _plans.items():
         name, pass_, dtype = key.split("/")
         _by_dtype[(name, pass_, np.dtype(dtype))] = plan
+    _LIMITS[:] = [_fast_limits()]
     push()
     return _profile_source
 
@@ -296,8 +297,11 @@ class FastPolicy:
     limits: np.ndarray = field(repr=False)
 
 
-def fast_policy() -> FastPolicy:
-    """The fast path's table for the plans and settings in force now."""
+_LIMITS: list[np.ndarray] = []
+
+
+def _fast_limits() -> np.ndarray:
+    """limits of FastPolicy from the plans (computed again when a profile loads)."""
     limits = np.empty((2, len(PASSES), len(DTYPES), len(TABLE)), np.int64)
     for kid, entry in enumerate(TABLE):
         for p, pass_ in enumerate(PASSES):
@@ -305,6 +309,13 @@ def fast_policy() -> FastPolicy:
                 plan = plan_for(entry, pass_, np.dtype(dtype))
                 limits[0, p, d, kid] = plan.serial_below if plan.small == "cython" else 0
                 limits[1, p, d, kid] = plan.serial_below if plan.large == "cython" else -1
+    return limits
+
+
+def fast_policy() -> FastPolicy:
+    """The fast path's table for the plans and settings in force now."""
+    if not _LIMITS:
+        _LIMITS.append(_fast_limits())
     enabled = STATE.backend in ("auto", "cython") and STATE.backend_blocks == 0
     steady = enabled and STATE.thread_blocks == 0 and not STATE.forked
     default = _omp_default() or 0
@@ -313,7 +324,7 @@ def fast_policy() -> FastPolicy:
         serial_all=steady and STATE.num_threads == 1,
         par_threads=STATE.num_threads if steady and default else 0,
         omp_default=default,
-        limits=limits,
+        limits=_LIMITS[0].copy(),
     )
 
 
