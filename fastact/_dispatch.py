@@ -212,52 +212,48 @@ def decide(entry: Activation, pass_: str, dtype, n: int, reasons: list[str] | No
     plan = plan_for(entry, pass_, dtype)
     parallel = n >= plan.serial_below
     nthreads = _threads() if parallel else 1
+    if reasons is not None:
+        reasons.append(f"plan from {_profile_source or 'defaults'}: {plan}")
+        reasons.append(_threads_reason(plan, n, parallel, nthreads))
     name = get_backend()
     if entry.extra.get("user"):
-        # user activations exist only as Numba kernels, whatever backend is set
         chosen = "numba"
-    elif name == "auto":
-        # with one thread in force, the plan's serial backend is the one that applies
-        chosen = _fallback(plan.large if nthreads > 1 else plan.small)
-    else:
+        if reasons is not None:
+            reasons.append("user-registered activations run on numba only")
+    elif name != "auto":
         chosen = name
-    if reasons is not None:
-        _why(reasons, entry, plan, n, parallel, nthreads, name, chosen)
+        if reasons is not None:
+            reasons.append(f"backend {name!r} was chosen by set_backend/config/FASTACT_BACKEND")
+    else:
+        # with one thread in force, the plan's serial backend is the one that applies
+        side = "parallel" if nthreads > 1 else "serial"
+        wanted = plan.large if nthreads > 1 else plan.small
+        chosen = _fallback(wanted)
+        if reasons is not None:
+            reasons.append(
+                f"auto: {chosen!r}, the plan's backend for {side} calls"
+                if chosen == wanted
+                else f"auto: the plan's {side} backend {wanted!r} is unavailable, fell back"
+            )
     return _backends.get(chosen), nthreads
 
 
+# The general path's name for decide.
 choose = decide
 
 
-def _why(reasons, entry, plan, n, parallel, nthreads, name, chosen) -> None:
-    reasons.append(f"plan from {_profile_source or 'defaults'}: {plan}")
+def _threads_reason(plan: Plan, n: int, parallel: bool, nthreads: int) -> str:
     if not parallel:
-        reasons.append(f"serial: {n} < {plan.serial_below} elements, where threads pay off")
-    elif STATE.forked:
-        reasons.append("serial: this process was forked after OpenMP threads ran")
-    else:
-        limit = _omp_limit()
-        source = f"num_threads={get_num_threads()} (from {threads_source()})" + (
-            f", lowered to {limit} by an OpenMP limit (threadpoolctl)" if limit else ""
-        )
-        if nthreads > 1:
-            reasons.append(
-                f"{nthreads} threads: {source}; shared with other Python threads "
-                "running parallel kernels"
-            )
-        else:
-            reasons.append(f"serial: one thread in force, {source}")
-    if entry.extra.get("user"):
-        reasons.append("user-registered activations run on numba only")
-    elif name != "auto":
-        reasons.append(f"backend {name!r} was chosen by set_backend/config/FASTACT_BACKEND")
-    else:
-        side = "parallel" if nthreads > 1 else "serial"
-        wanted = plan.large if nthreads > 1 else plan.small
-        if wanted != chosen:
-            reasons.append(f"auto: the plan's {side} backend {wanted!r} is unavailable, fell back")
-        else:
-            reasons.append(f"auto: {chosen!r}, the plan's backend for {side} calls")
+        return f"serial: {n} < {plan.serial_below} elements, where threads pay off"
+    if STATE.forked:
+        return "serial: this process was forked after OpenMP threads ran"
+    limit = _omp_limit()
+    source = f"num_threads={get_num_threads()} (from {threads_source()})" + (
+        f", lowered to {limit} by an OpenMP limit (threadpoolctl)" if limit else ""
+    )
+    if nthreads > 1:
+        return f"{nthreads} threads: {source}; shared with other Python threads running parallel kernels"
+    return f"serial: one thread in force, {source}"
 
 
 # --- the compiled fast path's table ------------------------------------------
