@@ -144,9 +144,13 @@ class Activation:
 
     @cached_property
     def kernel_id(self) -> int | None:
-        """The entry's index in TABLE, the id of its compiled kernels (None: not in TABLE)."""
+        """The entry's index in TABLE, the id of its compiled kernels (None: not in TABLE).
+
+        Equal entries share the id: a copy (pickled to a worker process) runs the
+        same kernels.
+        """
         for k, e in enumerate(TABLE):
-            if e is self:
+            if e.name == self.name and e == self:
                 return k
         return None
 

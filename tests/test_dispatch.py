@@ -272,3 +272,15 @@ def test_the_policy_layers_import_one_way():
     assert "fastact._api" not in _imports("fastact._dispatch")
     for backend in ("fastact._backends", "fastact._backends.cython", "fastact._backends.numpy"):
         assert not _imports(backend) & {"fastact._dispatch", "fastact._api", "fastact._config"}
+
+
+def test_kernel_id_is_the_table_index_also_for_a_copy():
+    import dataclasses
+    import pickle
+
+    from fastact.table import TABLE
+
+    for k, entry in enumerate(TABLE):
+        assert entry.kernel_id == k
+        assert pickle.loads(pickle.dumps(entry)).kernel_id == k  # a worker process's copy
+    assert dataclasses.replace(TABLE[0], name="not_in_the_table").kernel_id is None
