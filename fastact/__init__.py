@@ -13,7 +13,7 @@ Every activation of :data:`fastact.table.TABLE` is available as
 
 from __future__ import annotations
 
-from . import _backends, _config, _dispatch
+from . import _backends, _dispatch
 from ._api import make_functions as _make_functions
 from ._config import (
     config,
@@ -56,8 +56,6 @@ def explain(name: str, x, pass_: str = "forward"):
 
     from ._api import as_input
 
-    if pass_ not in ("forward", "backward"):
-        raise ValueError(f"pass_ must be 'forward' or 'backward', got {pass_!r}")
     a = as_input(x, "x")
     return _dispatch.explain(activation(name), pass_, np.dtype(a.dtype), a.size)
 
@@ -74,7 +72,6 @@ for _entry in _TABLE:
 del _entry
 
 _dispatch.load_profile()
-_config._refresh_fast_path()
 
 __all__ = [
     "Activation",

@@ -15,7 +15,7 @@ import contextvars
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from . import _backends
 
@@ -67,13 +67,31 @@ def _env_backend() -> str:
 
 
 class _State:
-    __slots__ = ("backend", "num_threads", "threads_source", "forked", "parallel_used")
+    """The settings in force outside ``config`` blocks, and what runs now.
+
+    ``backend_blocks`` and ``thread_blocks`` count the ``config`` blocks now
+    open (in any thread) that choose a backend other than auto/cython, or a
+    thread count: while one is open, the compiled fast path leaves the calls
+    it would otherwise decide alone to the general path.
+    """
+
+    __slots__ = (
+        "backend",
+        "num_threads",
+        "threads_source",
+        "forked",
+        "parallel_used",
+        "backend_blocks",
+        "thread_blocks",
+    )
 
     def __init__(self) -> None:
         self.backend = _env_backend()
         self.num_threads, self.threads_source = default_num_threads()
         self.forked = False
         self.parallel_used = False
+        self.backend_blocks = 0
+        self.thread_blocks = 0
 
 
 STATE = _State()
@@ -101,29 +119,18 @@ def _check_threads(n: int) -> int:
     return n
 
 
-_active_configs = 0
-_thread_configs = 0  # config() blocks that set a thread count, running now
 _configs_lock = threading.Lock()
+_listeners: list[Callable[[], None]] = []
 
 
-def _refresh_fast_path() -> None:
-    """The compiled fast path runs only while Cython is what dispatch would pick."""
-    try:
-        from ._backends.cython import BACKEND as cy
-    except ImportError:
-        return
-    enabled = STATE.backend in ("auto", "cython") and _active_configs == 0
-    cy.set_fast_enabled(enabled)
-    # The thread count in force everywhere (no config() sets one): with one, plain
-    # calls are serial at every size and the fast path may take them all; with more,
-    # it runs the parallel ones too (the OpenMP limit and the sharing between Python
-    # threads applied there as in fastact._dispatch).
-    steady = enabled and _thread_configs == 0 and not STATE.forked
-    cy.set_serial_all(steady and STATE.num_threads == 1)
-    from . import _dispatch
+def on_change(listener: Callable[[], None]) -> None:
+    """Call ``listener`` (with no arguments) after every change of the settings."""
+    _listeners.append(listener)
 
-    default = _dispatch._omp_default()
-    cy.set_fast_parallel(STATE.num_threads if steady and default else 0, default or 0)
+
+def _changed() -> None:
+    for listener in _listeners:
+        listener()
 
 
 def set_backend(name: str) -> None:
@@ -131,7 +138,7 @@ def set_backend(name: str) -> None:
     name = _check_backend(name)
     with _configs_lock:
         STATE.backend = name
-        _refresh_fast_path()
+        _changed()
 
 
 def get_backend() -> str:
@@ -148,7 +155,7 @@ def set_num_threads(n: int) -> None:
     with _configs_lock:
         STATE.num_threads = n
         STATE.threads_source = "set_num_threads"
-        _refresh_fast_path()
+        _changed()
 
 
 def threads_source() -> str:
@@ -182,41 +189,28 @@ def config(*, backend: str | None = None, num_threads: int | None = None) -> Ite
     if prev is not None:
         b = b if b is not None else prev[0]
         n = n if n is not None else prev[1]
-    global _active_configs, _thread_configs
     token = OVERRIDE.set((b, n))
     slow = b is not None and b not in ("auto", "cython")
     threads = n is not None
     if slow or threads:
         # another thread's calls take the general path meanwhile: still right
         with _configs_lock:
-            _active_configs += slow
-            _thread_configs += threads
-            _refresh_fast_path()
+            STATE.backend_blocks += slow
+            STATE.thread_blocks += threads
+            _changed()
     try:
         yield
     finally:
         OVERRIDE.reset(token)
         if slow or threads:
             with _configs_lock:
-                _active_configs -= slow
-                _thread_configs -= threads
-                _refresh_fast_path()
+                STATE.backend_blocks -= slow
+                STATE.thread_blocks -= threads
+                _changed()
 
 
-def _after_fork_in_child() -> None:
-    # A child forked after OpenMP threads ran cannot start a parallel region
-    # (libgomp hangs, Numba's omp layer aborts): run serial kernels there.
-    try:
-        from ._backends.cython import BACKEND as cy
-
-        used = cy.parallel_used()
-    except ImportError:
-        used = False
-    if STATE.parallel_used or used:
+def mark_forked() -> None:
+    """This process is a child forked after OpenMP threads ran: serial from now on."""
+    with _configs_lock:
         STATE.forked = True
-        with _configs_lock:
-            _refresh_fast_path()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+        _changed()

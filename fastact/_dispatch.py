@@ -1,34 +1,46 @@
-"""Choose the backend and thread count of one call.
+"""The call policy: which backend and how many threads run one call, and why.
 
-``auto`` follows the dispatch profile (:mod:`fastact._profile`): per
-activation, pass and dtype, a backend for serial calls, a size below which
-calls stay serial, and a backend for parallel calls.  The thread count is
-the configured one, lowered by a ``threadpoolctl.threadpool_limits`` (seen
+One function, :func:`decide`, makes the decision for a call of the general
+path (``fastact._api``), and :func:`explain` prints that same decision with
+its reasons.  ``auto`` follows the dispatch profile (:mod:`fastact._profile`):
+per activation, pass and dtype, a backend for serial calls, a size below
+which calls stay serial, and a backend for parallel calls.  The thread count
+is the configured one, lowered by a ``threadpoolctl.threadpool_limits`` (seen
 through OpenMP's per-thread ``omp_get_max_threads``), shared between Python
-threads that run parallel kernels at the same time (so a thread pool does
-not start threads x cores OpenMP workers), and 1 in a child forked after
-OpenMP ran.  Small plain calls on the Cython backend never get here: the
-compiled fast path (``_kernels.fast_forward``) takes them.
+threads that run parallel kernels at the same time (so a thread pool does not
+start threads x cores OpenMP workers), and 1 in a child forked after OpenMP
+ran.
+
+Plain calls on the Cython backend are decided in C, before any Python runs,
+by the compiled fast path (``fastact._backends.cython._kernels.fast_*``):
+serial below the plan's size, and for elementwise entries the OpenMP driver
+above it.  It reads the decision from one table, :class:`FastPolicy`, built
+here from the same plans and settings and pushed whenever they change; the
+compiled ``fast_threads`` answers what it decides for a size, and explain
+reports that answer.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
-from . import _backends, _profile
-from ._config import STATE, _refresh_fast_path, get_backend, get_num_threads, threads_source
+from . import _backends, _config, _profile
+from ._config import STATE, get_backend, get_num_threads, threads_source
 from ._profile import Plan
-from .table import Activation
+from .table import TABLE, Activation
 
 AUTO_ORDER = ("cython", "numba", "numpy")
 PASSES = ("forward", "backward")
 DTYPES = ("float32", "float64")
+# Pass names accepted by explain: the bench prints fwd/bwd.
+PASS_NAMES = {"forward": "forward", "fwd": "forward", "backward": "backward", "bwd": "backward"}
 
 _plans: dict[str, Plan] = {}
 _profile_source = ""
@@ -61,18 +73,24 @@ def _fallback(name: str) -> str:
     raise ImportError("no backend available")  # pragma: no cover - numpy always loads
 
 
+# --- plans -------------------------------------------------------------------
+
 _USER = Plan(small="numba", large="numba")
 # (name, pass, np.dtype) -> Plan, filled from the profile's string keys
 _by_dtype: dict[tuple[str, str, np.dtype], Plan] = {}
 
 
-# Calls a formula may make and still count as cheap (a few flops an element).
-_CHEAP_CALLS = frozenset({"keepnan", "isnan", "fabs", "poly"})
+def cost_class(entry: Activation, pass_: str) -> Literal["cheap", "transcendental"]:
+    """Whether a pass costs a few flops an element (memory-bound) or more: the
+    table's cost class of the pass (``Activation.cost_of``)."""
+    return "cheap" if entry.cost_of(pass_) == "cheap" else "transcendental"
+
+
 _defaults: dict[tuple[str, str], Plan] = {}
 
 
 def default_plan(entry: Activation, pass_: str) -> Plan:
-    """The shipped plan: cheap (memory-bound) formulas go parallel later.
+    """The shipped plan: cheap (memory-bound) passes go parallel later.
 
     A kernel of a few flops an element moves memory at the speed of a copy on
     one core, so threads pay off only on large arrays; a transcendental one
@@ -81,10 +99,7 @@ def default_plan(entry: Activation, pass_: str) -> Plan:
     key = (entry.name, pass_)
     plan = _defaults.get(key)
     if plan is None:
-        src = entry.forward if pass_ == "forward" else entry.backward
-        tree = ast.parse(src, mode="eval")
-        calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)}
-        cheap = calls <= _CHEAP_CALLS and not entry.rowwise
+        cheap = cost_class(entry, pass_) == "cheap"
         below = _profile.CHEAP_SERIAL_BELOW if cheap else _profile.DEFAULT_SERIAL_BELOW
         plan = _defaults[key] = Plan(serial_below=below)
     return plan
@@ -98,7 +113,7 @@ def plan_for(entry: Activation, pass_: str, dtype) -> Plan:
 
 
 def load_profile(path=None) -> str:
-    """(Re)load the dispatch profile and program the fast path from it.
+    """(Re)load the dispatch profile and push the fast path's table from it.
 
     Also records the OpenMP thread count of the importing thread, against
     which a later ``threadpoolctl`` limit is recognised.
@@ -110,7 +125,8 @@ def load_profile(path=None) -> str:
     for key, plan in _plans.items():
         name, pass_, dtype = key.split("/")
         _by_dtype[(name, pass_, np.dtype(dtype))] = plan
-    _program_fast_path()
+    _LIMITS[:] = [_fast_limits()]
+    push()
     return _profile_source
 
 
@@ -118,30 +134,11 @@ def profile_source() -> str:
     return _profile_source
 
 
-def _program_fast_path() -> None:
-    """Tell the compiled fast path below which size each kernel is serial Cython."""
-    try:
-        from ._backends.cython import BACKEND as cy
-    except ImportError:
-        return
-    from .table import TABLE
-
-    for kid, entry in enumerate(TABLE):
-        for p, pass_ in enumerate(PASSES):
-            for d, dtype in enumerate(DTYPES):
-                plan = plan_for(entry, pass_, np.dtype(dtype))
-                limit = plan.serial_below if plan.small == "cython" else 0
-                cy.set_fast_limit(p, d, kid, limit)
-                start = plan.serial_below if plan.large == "cython" else -1
-                cy.set_fast_par_from(p, d, kid, start)
-    _refresh_fast_path()
-
-
-# --- threads ----------------------------------------------------------------
+# --- threads -------------------------------------------------------------------
 
 _OMP_DEFAULT: list[int] = []
 _active_lock = threading.Lock()
-_active = 0  # parallel kernel calls running now, over all Python threads
+_active = 0  # parallel kernel calls running now, over all Python threads (no Cython)
 
 
 def _omp_default() -> int | None:
@@ -152,9 +149,9 @@ def _omp_default() -> int | None:
 
 def _omp_limit() -> int | None:
     """Threads allowed by the OpenMP setting of the calling thread, if lowered."""
-    if not _available("cython"):
+    cy = _cython()
+    if cy is None:
         return None
-    cy = _backends.get("cython")
     n = cy.max_threads()
     if not _OMP_DEFAULT:
         _OMP_DEFAULT.append(n)
@@ -169,22 +166,6 @@ def _threads() -> int:
     if limit is not None:
         nthreads = min(nthreads, limit)
     return nthreads
-
-
-def choose(entry: Activation, pass_: str, dtype, n: int):
-    """(backend, nthreads) for one call."""
-    plan = plan_for(entry, pass_, dtype)
-    nthreads = _threads() if n >= plan.serial_below else 1
-    # with one thread in force, the serial plan is the one that applies
-    parallel = nthreads > 1
-    if entry.extra.get("user"):
-        # user activations exist only as Numba kernels, whatever backend is set
-        return _backends.get("numba"), nthreads
-    name = get_backend()
-    if name == "auto":
-        name = _fallback(plan.large if parallel else plan.small)
-    backend = _backends.get(name)
-    return backend, nthreads
 
 
 @contextlib.contextmanager
@@ -215,6 +196,162 @@ def running(nthreads: int) -> Iterator[int]:
             _active -= 1
 
 
+# --- the decision ------------------------------------------------------------
+
+
+def decide(entry: Activation, pass_: str, dtype, n: int, reasons: list[str] | None = None):
+    """(backend, nthreads) for one call of ``n`` elements on the general path.
+
+    With a ``reasons`` list, the reason of each choice is appended to it.
+    """
+    plan = plan_for(entry, pass_, dtype)
+    parallel = n >= plan.serial_below
+    nthreads = _threads() if parallel else 1
+    if reasons is not None:
+        reasons.append(f"plan from {_profile_source or 'defaults'}: {plan}")
+        reasons.append(_threads_reason(plan, n, parallel, nthreads))
+    name = get_backend()
+    if entry.extra.get("user"):
+        chosen = "numba"
+        if reasons is not None:
+            reasons.append("user-registered activations run on numba only")
+    elif name != "auto":
+        chosen = name
+        if reasons is not None:
+            reasons.append(f"backend {name!r} was chosen by set_backend/config/FASTACT_BACKEND")
+    else:
+        # with one thread in force, the plan's serial backend is the one that applies
+        side = "parallel" if nthreads > 1 else "serial"
+        wanted = plan.large if nthreads > 1 else plan.small
+        chosen = _fallback(wanted)
+        if reasons is not None:
+            reasons.append(
+                f"auto: {chosen!r}, the plan's backend for {side} calls"
+                if chosen == wanted
+                else f"auto: the plan's {side} backend {wanted!r} is unavailable, fell back"
+            )
+    return _backends.get(chosen), nthreads
+
+
+# The general path's name for decide.
+choose = decide
+
+
+def _threads_reason(plan: Plan, n: int, parallel: bool, nthreads: int) -> str:
+    if not parallel:
+        return f"serial: {n} < {plan.serial_below} elements, where threads pay off"
+    if STATE.forked:
+        return "serial: this process was forked after OpenMP threads ran"
+    limit = _omp_limit()
+    source = f"num_threads={get_num_threads()} (from {threads_source()})" + (
+        f", lowered to {limit} by an OpenMP limit (threadpoolctl)" if limit else ""
+    )
+    if nthreads > 1:
+        return f"{nthreads} threads: {source}; shared with other Python threads running parallel kernels"
+    return f"serial: one thread in force, {source}"
+
+
+# --- the compiled fast path's table ------------------------------------------
+
+KINDS = ("elementwise", "rowwise", "channel")
+
+
+def kind_of(entry: Activation) -> str:
+    """The kernel kind of an entry: elementwise, rowwise (softmax) or channel (prelu)."""
+    if entry.rowwise:
+        return "rowwise"
+    if entry.channel_param:
+        return "channel"
+    return "elementwise"
+
+
+@dataclass(frozen=True)
+class FastPolicy:
+    """What the compiled fast path decides alone, as one plain table.
+
+    ``limits[0, pass, dtype, kid]``: below this size a plain call runs the
+    serial Cython kernel (0: never, the plan's serial backend is another);
+    ``limits[1, pass, dtype, kid]``: from this size a plain elementwise call
+    runs the OpenMP driver (-1: never).  ``enabled``: Cython is what the
+    general path would pick (backend auto or cython, no config block choosing
+    another); ``serial_all``: one thread in force everywhere, so elementwise
+    calls are serial at every size; ``par_threads``: the thread count in force
+    everywhere (0 while a config block sets one, or in a forked child);
+    ``omp_default``: the OpenMP thread count against which a lower
+    ``threadpoolctl`` limit of the calling thread is recognised.
+    """
+
+    enabled: bool
+    serial_all: bool
+    par_threads: int
+    omp_default: int
+    limits: np.ndarray = field(repr=False)
+
+
+_LIMITS: list[np.ndarray] = []
+
+
+def _fast_limits() -> np.ndarray:
+    """limits of FastPolicy from the plans (computed again when a profile loads)."""
+    limits = np.empty((2, len(PASSES), len(DTYPES), len(TABLE)), np.int64)
+    for kid, entry in enumerate(TABLE):
+        for p, pass_ in enumerate(PASSES):
+            for d, dtype in enumerate(DTYPES):
+                plan = plan_for(entry, pass_, np.dtype(dtype))
+                limits[0, p, d, kid] = plan.serial_below if plan.small == "cython" else 0
+                limits[1, p, d, kid] = plan.serial_below if plan.large == "cython" else -1
+    return limits
+
+
+def fast_policy() -> FastPolicy:
+    """The fast path's table for the plans and settings in force now."""
+    if not _LIMITS:
+        _LIMITS.append(_fast_limits())
+    enabled = STATE.backend in ("auto", "cython") and STATE.backend_blocks == 0
+    steady = enabled and STATE.thread_blocks == 0 and not STATE.forked
+    default = _omp_default() or 0
+    return FastPolicy(
+        enabled=enabled,
+        serial_all=steady and STATE.num_threads == 1,
+        par_threads=STATE.num_threads if steady and default else 0,
+        omp_default=default,
+        limits=_LIMITS[0].copy(),
+    )
+
+
+_pushed: list[FastPolicy] = []
+
+
+def push(policy: FastPolicy | None = None) -> None:
+    """Hand the compiled fast path its table (the one for now by default)."""
+    cy = _cython()
+    if cy is None:
+        return
+    p = policy if policy is not None else fast_policy()
+    cy.set_policy(p.enabled, p.serial_all, p.par_threads, p.omp_default, p.limits)
+    _pushed[:] = [p]
+
+
+def pushed() -> FastPolicy | None:
+    """The table the compiled fast path reads now (None without it)."""
+    return _pushed[0] if _pushed else None
+
+
+def fast_threads(entry: Activation, pass_: str, dtype, n: int) -> int:
+    """What the compiled fast path does with a plain call: 0 (the general path), 1
+    (serial) or its thread count (the OpenMP driver from C)."""
+    cy = _cython()
+    dtype = np.dtype(dtype)
+    kid = entry.kernel_id
+    if cy is None or kid is None or dtype.name not in DTYPES:
+        return 0
+    kind = KINDS.index(kind_of(entry))
+    return cy.fast_threads(kind, PASSES.index(pass_), DTYPES.index(dtype.name), kid, n)
+
+
+# --- explain -------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Explanation:
     """What a call would run on, and why."""
@@ -236,66 +373,29 @@ class Explanation:
 
 
 def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
+    """The decision for a call, with its reasons: the general path's, and the fast
+    path's for a plain C-contiguous call where it takes the call."""
+    if pass_ not in PASS_NAMES:
+        raise ValueError(f"pass_ must be 'forward'/'fwd' or 'backward'/'bwd', got {pass_!r}")
+    pass_ = PASS_NAMES[pass_]
     dtype = np.dtype(dtype)
-    plan = plan_for(entry, pass_, dtype)
-    backend, nthreads = choose(entry, pass_, dtype, n)
-    reasons = [f"plan from {_profile_source or 'defaults'}: {plan}"]
-    name = get_backend()
-    if entry.extra.get("user"):
-        reasons.append("user-registered activations run on numba only")
-    elif name != "auto":
-        reasons.append(f"backend {name!r} was chosen by set_backend/config/FASTACT_BACKEND")
-    else:
-        wanted = plan.large if nthreads > 1 else plan.small
-        if wanted != backend.name:
-            reasons.append(f"auto: the plan's {wanted!r} is unavailable, fell back")
-        else:
-            reasons.append(f"auto: {backend.name!r} per the plan")
-    if n < plan.serial_below:
-        reasons.append(f"serial: {n} < {plan.serial_below} elements, where threads pay off")
-        from ._api import has_fast_path
-
-        if backend.name == "cython" and dtype.name in DTYPES and has_fast_path(entry):
-            reasons.append("a plain C-contiguous call takes the compiled fast path")
-    elif STATE.forked:
-        reasons.append("serial: this process was forked after OpenMP threads ran")
-    elif nthreads == 1:
-        reasons.append(
-            f"serial: one thread in force (num_threads={get_num_threads()}, from "
-            f"{threads_source()}, or an OpenMP limit): the plan's serial backend applies"
-        )
-        from ._api import has_fast_path
-
-        if (
-            backend.name == "cython"
-            and plan.small == "cython"
-            and not (entry.channel_param or entry.rowwise)
-            and has_fast_path(entry)
-            and get_num_threads() == 1
-            and threads_source() != "config()"
-        ):
-            reasons.append("a plain C-contiguous elementwise call takes the compiled fast path")
-    else:
-        limit = _omp_limit()
-        reasons.append(
-            f"{nthreads} thread(s): num_threads={get_num_threads()} "
-            f"(from {threads_source()})"
-            + (f", lowered to {limit} by an OpenMP limit (threadpoolctl)" if limit else "")
-            + "; shared with other Python threads running parallel kernels"
-        )
-        from ._api import has_fast_path
-
-        elementwise = not (entry.channel_param or entry.rowwise)
-        if (
-            backend.name == "cython"
-            and plan.large == "cython"
-            and elementwise
-            and dtype.name in DTYPES
-            and has_fast_path(entry)
-            and threads_source() != "config()"
-        ):
-            reasons.append(
-                "a plain C-contiguous call takes the compiled fast path, which runs the "
-                "OpenMP driver from C"
-            )
+    reasons: list[str] = []
+    backend, nthreads = decide(entry, pass_, dtype, n, reasons)
+    fast = fast_threads(entry, pass_, dtype, n)
+    if fast:
+        what = "serial" if fast == 1 else "which runs the OpenMP driver from C"
+        reasons.append(f"a plain C-contiguous call takes the compiled fast path, {what}")
     return Explanation(entry.name, pass_, dtype.name, n, backend.name, nthreads, tuple(reasons))
+
+
+def _after_fork_in_child() -> None:
+    # A child forked after OpenMP threads ran cannot start a parallel region
+    # (libgomp hangs, Numba's omp layer aborts): run serial kernels there.
+    cy = _cython()
+    if STATE.parallel_used or (cy is not None and cy.parallel_used()):
+        _config.mark_forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+_config.on_change(push)

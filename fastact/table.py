@@ -246,6 +246,18 @@ class Activation:
         """The layer class name: PyTorch's where it has one, else CamelCase of the name."""
         return self.torch.layer if self.torch is not None else camel_case(self.name)
 
+    @cached_property
+    def kernel_id(self) -> int | None:
+        """The entry's index in TABLE, the id of its compiled kernels (None: not in TABLE).
+
+        Equal entries share the id: a copy (pickled to a worker process) runs the
+        same kernels.
+        """
+        for k, e in enumerate(TABLE):
+            if e.name == self.name and e == self:
+                return k
+        return None
+
 
 def camel_case(name: str) -> str:
     """``log_softmax`` -> ``LogSoftmax``: the layer name of an entry PyTorch lacks."""

@@ -95,10 +95,11 @@ def test_profile_round_trip_programs_dispatch(profile_path):
     ex = fastact.explain("relu", x)
     assert ex.backend == "numpy"
     np.testing.assert_array_equal(fastact.relu(x), x)
-    from fastact._backends.cython import _kernels
-
-    kid = fastact.activations().index("relu")
-    assert _kernels.get_fast_limit(0, 0, kid) == 1000
+    relu = fastact.activation("relu")
+    assert _dispatch.fast_policy().limits[0, 0, 0, relu.kernel_id] == 1000
+    if "cython" in fastact.backends():
+        assert _dispatch.fast_threads(relu, "forward", np.float32, 999) == 1
+        assert _dispatch.fast_threads(relu, "forward", np.float32, 1000) == 0
 
 
 @pytest.mark.parametrize(
@@ -172,3 +173,94 @@ def test_profile_with_bad_plans_is_ignored(profile_path, plans, reason):
     with pytest.warns(RuntimeWarning, match=reason):
         _dispatch.load_profile()
     assert fastact.relu(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("short, long", [("fwd", "forward"), ("bwd", "backward")])
+def test_explain_takes_the_pass_names_the_bench_prints(short, long):
+    x = np.ones(100, np.float32)
+    assert fastact.explain("sigmoid", x, pass_=short) == fastact.explain("sigmoid", x, pass_=long)
+    with pytest.raises(ValueError, match="pass_ must be 'forward'/'fwd'"):
+        fastact.explain("sigmoid", x, pass_="sideways")
+
+
+def test_explain_names_the_backend_it_reports():
+    x = np.ones(10**6)
+    with fastact.config(backend="numpy", num_threads=1):
+        ex = fastact.explain("sigmoid", x)
+    assert (ex.backend, ex.num_threads) == ("numpy", 1)
+    text = str(ex)
+    assert "'numpy' was chosen by set_backend/config" in text
+    assert "plan's" not in text.split("\n", 2)[2] and "fast path" not in text
+    ex = fastact.explain("sigmoid", x)
+    if ex.backend == "cython":
+        assert any("'cython', the plan's backend for" in r for r in ex.reasons)
+
+
+@pytest.mark.skipif("cython" not in fastact.backends(), reason="the Cython backend is not built")
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_fast_path_decides_as_the_general_path(threads):
+    """Where the compiled fast path takes a plain call, it runs what decide picks:
+    the Cython backend with the same thread count."""
+    old = fastact.get_num_threads()
+    fastact.set_num_threads(threads)
+    try:
+        for entry in ENTRIES:
+            for pass_ in _dispatch.PASSES:
+                for dtype in _dispatch.DTYPES:
+                    for n in (1, 100, 8191, 8192, 70_001, 10**6):
+                        fast = _dispatch.fast_threads(entry, pass_, dtype, n)
+                        backend, nthreads = _dispatch.decide(entry, pass_, np.dtype(dtype), n)
+                        if fast:
+                            assert (backend.name, nthreads) == ("cython", fast), (entry, n)
+                        elif not (entry.rowwise or entry.channel_param):
+                            # elementwise calls leave only non-Cython plans to the general path
+                            assert backend.name != "cython" or n < 1, (entry, pass_, n)
+    finally:
+        fastact.set_num_threads(old)
+    with fastact.config(num_threads=threads):
+        relu = fastact.activation("relu")
+        assert _dispatch.fast_threads(relu, "forward", "float32", 10**6) == 0
+
+
+def test_cost_is_judged_in_one_place():
+    assert _dispatch.cost_class(fastact.activation("relu"), "forward") == "cheap"
+    assert _dispatch.cost_class(fastact.activation("gelu"), "forward") == "transcendental"
+    assert _dispatch.cost_class(fastact.activation("softmax"), "forward") == "transcendental"
+
+
+def _imports(module: str) -> set[str]:
+    """fastact modules that ``module`` imports, at any level of its code."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(open(spec.origin).read())
+    package = module if spec.origin.endswith("__init__.py") else module.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            found |= {base} | {f"{base}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return {m for m in found if m.startswith("fastact.")}
+
+
+def test_the_policy_layers_import_one_way():
+    """_api -> _dispatch -> _config: no layer imports one above it, not even inside a function."""
+    assert not _imports("fastact._config") & {"fastact._dispatch", "fastact._api"}
+    assert "fastact._api" not in _imports("fastact._dispatch")
+    for backend in ("fastact._backends", "fastact._backends.cython", "fastact._backends.numpy"):
+        assert not _imports(backend) & {"fastact._dispatch", "fastact._api", "fastact._config"}
+
+
+def test_kernel_id_is_the_table_index_also_for_a_copy():
+    import dataclasses
+    import pickle
+
+    from fastact.table import TABLE
+
+    for k, entry in enumerate(TABLE):
+        assert entry.kernel_id == k
+        assert pickle.loads(pickle.dumps(entry)).kernel_id == k  # a worker process's copy
+    assert dataclasses.replace(TABLE[0], name="not_in_the_table").kernel_id is None

@@ -1,8 +1,8 @@
 """The compiled fast path of small calls: the general path's bits, its errors, its limits.
 
 Each case is run twice, once through the fast path (the general path patched
-to fail) and once through the general path (the fast path switched off with
-``_kernels.set_fast_enabled(False)``), and the results are compared bit for
+to fail) and once through the general path (the fast path switched off in its
+table, ``fastact._dispatch.FastPolicy``), and the results are compared bit for
 bit: rrelu in eval and training mode, gelu's string option, prelu with every
 kind of weight and layout (the weight gradient's summation order included),
 softmax and log_softmax along the last axis.
@@ -11,12 +11,13 @@ softmax and log_softmax along the last axis.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import numpy as np
 import pytest
 
 import fastact
-from fastact import _api, _config, _dispatch
+from fastact import _api, _dispatch
 from tests.conftest import BACKENDS, TEST_SERIAL_BELOW
 
 pytestmark = pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
@@ -41,11 +42,12 @@ def kid(name: str) -> int:
 
 @contextlib.contextmanager
 def general_only():
-    _kernels.set_fast_enabled(False)
+    policy = _dispatch.pushed()
+    _dispatch.push(dataclasses.replace(policy, enabled=False))
     try:
         yield
     finally:
-        _config._refresh_fast_path()
+        _dispatch.push(policy)
 
 
 @contextlib.contextmanager
@@ -78,9 +80,9 @@ def spy():
 @contextlib.contextmanager
 def fast_limit(name: str, limit: int):
     """Raise the fast path's size limit of ``name`` (both passes and dtypes)."""
-    for p in range(2):
-        for d in range(2):
-            _kernels.set_fast_limit(p, d, kid(name), limit)
+    policy = _dispatch.fast_policy()
+    policy.limits[0, :, :, kid(name)] = limit
+    _dispatch.push(policy)
     try:
         yield
     finally:
@@ -469,7 +471,7 @@ def test_not_taken_from_the_serial_limit(dtype):
     }
     for name, (fwd, bwd) in calls_of.items():
         for p, fn in enumerate((fwd, bwd)):
-            limit = _kernels.get_fast_limit(p, di, kid(name))
+            limit = _dispatch.pushed().limits[0, p, di, kid(name)]
             assert limit == TEST_SERIAL_BELOW
             x = np.abs(data((limit - 1,), dtype))
             with spy() as calls:

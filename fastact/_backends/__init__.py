@@ -4,14 +4,14 @@ A backend runs the kernels of table entries on arrays that the public layer
 (:mod:`fastact._api`) has already validated: float32 or float64, ``out`` of
 the same dtype, and every array contiguous in the same memory order (so the
 flat buffers line up elementwise).  Each backend module exposes a
-:class:`Backend` instance named ``BACKEND``, or raises ImportError when it
+:class:`Backend` named ``BACKEND``, or raises ImportError when it
 cannot run here.  Backends are imported lazily, on first use.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,7 +20,20 @@ from ..table import Activation
 NAMES = ("cython", "numba", "numpy")
 
 
+@runtime_checkable
 class Backend(Protocol):
+    """What every backend implements: the kernels of the three kinds of entry.
+
+    Elementwise entries (``forward``/``backward``; ``training`` and ``seed``
+    select rrelu's counter-based slopes), rowwise entries over C-contiguous
+    ``(rows, rowlen)`` buffers (softmax), and per-channel entries over
+    ``(outer, channels, inner)`` views with the weight as ``channels`` doubles
+    (prelu; ``channel_backward`` returns the weight's gradient as doubles).
+    ``params`` are the scalar parameters as floats, string options by their
+    index; ``nthreads`` is the share of threads this call may use.  Results
+    are written into ``out``, which may be one of the inputs.
+    """
+
     name: str
 
     def forward(
@@ -28,7 +41,7 @@ class Backend(Protocol):
         entry: Activation,
         x: np.ndarray,
         out: np.ndarray,
-        params: tuple,
+        params: tuple[float, ...],
         training: bool,
         seed: int,
         nthreads: int,
@@ -40,9 +53,30 @@ class Backend(Protocol):
         g: np.ndarray,
         s: np.ndarray,
         out: np.ndarray,
-        params: tuple,
+        params: tuple[float, ...],
         training: bool,
         seed: int,
+        nthreads: int,
+    ) -> None: ...
+
+    def rowwise_forward(
+        self,
+        entry: Activation,
+        x: np.ndarray,
+        out: np.ndarray,
+        rows: int,
+        rowlen: int,
+        nthreads: int,
+    ) -> None: ...
+
+    def rowwise_backward(
+        self,
+        entry: Activation,
+        g: np.ndarray,
+        s: np.ndarray,
+        out: np.ndarray,
+        rows: int,
+        rowlen: int,
         nthreads: int,
     ) -> None: ...
 
@@ -72,11 +106,11 @@ class Backend(Protocol):
     ) -> np.ndarray: ...
 
 
-_loaded: dict[str, object] = {}
+_loaded: dict[str, Backend] = {}
 _errors: dict[str, str] = {}
 
 
-def get(name: str):
+def get(name: str) -> Backend:
     """The backend ``name``; ImportError (with the reason) when unavailable."""
     if name in _loaded:
         return _loaded[name]

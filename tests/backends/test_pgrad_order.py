@@ -18,7 +18,7 @@ from tests.conftest import BACKENDS
 
 pytestmark = pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
 
-SEGMENT = 16384  # _kernels.pyx
+SEGMENT = 16384  # _channel.pxi
 PGRAD_BLOCKS = 64
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...table import TABLE, Activation
 from . import _kernels
 
-_KID = {entry.name: k for k, entry in enumerate(TABLE)}
 if _kernels.N_KERNELS != len(TABLE):  # pragma: no cover - stale build
     raise ImportError(
         "the compiled kernels do not match fastact/table.py; rebuild with `pip install -e .`"
@@ -15,11 +16,8 @@ if _kernels.N_KERNELS != len(TABLE):  # pragma: no cover - stale build
 class CythonBackend:
     name = "cython"
     max_threads = staticmethod(_kernels.max_threads)
-    set_fast_limit = staticmethod(_kernels.set_fast_limit)
-    set_fast_enabled = staticmethod(_kernels.set_fast_enabled)
-    set_serial_all = staticmethod(_kernels.set_serial_all)
-    set_fast_parallel = staticmethod(_kernels.set_fast_parallel)
-    set_fast_par_from = staticmethod(_kernels.set_fast_par_from)
+    set_policy = staticmethod(_kernels.set_policy)
+    fast_threads = staticmethod(_kernels.fast_threads)
     par_enter = staticmethod(_kernels.par_enter)
     par_exit = staticmethod(_kernels.par_exit)
     parallel_used = staticmethod(_kernels.parallel_used)
@@ -30,26 +28,83 @@ class CythonBackend:
             "simd": "AVX-512 / AVX2 / baseline clones, chosen at load (GNU ifunc)",
         }
 
-    def forward(self, entry: Activation, x, out, params, training, seed, nthreads):
+    def forward(
+        self,
+        entry: Activation,
+        x: np.ndarray,
+        out: np.ndarray,
+        params: tuple[float, ...],
+        training: bool,
+        seed: int,
+        nthreads: int,
+    ) -> None:
         kind = _kernels.TRAIN_FORWARD if training else _kernels.FORWARD
-        _kernels.unary(kind, _KID[entry.name], x, out, params, seed, nthreads)
+        _kernels.unary(kind, entry.kernel_id, x, out, params, seed, nthreads)
 
-    def backward(self, entry: Activation, g, s, out, params, training, seed, nthreads):
+    def backward(
+        self,
+        entry: Activation,
+        g: np.ndarray,
+        s: np.ndarray,
+        out: np.ndarray,
+        params: tuple[float, ...],
+        training: bool,
+        seed: int,
+        nthreads: int,
+    ) -> None:
         kind = _kernels.TRAIN_BACKWARD if training else _kernels.BACKWARD
-        _kernels.binary(kind, _KID[entry.name], g, s, out, params, seed, nthreads)
+        _kernels.binary(kind, entry.kernel_id, g, s, out, params, seed, nthreads)
 
-    def rowwise_forward(self, entry, x, out, rows, rowlen, nthreads):
-        _kernels.rowwise(_kernels.FORWARD, _KID[entry.name], x, None, out, rows, rowlen, nthreads)
+    def rowwise_forward(
+        self,
+        entry: Activation,
+        x: np.ndarray,
+        out: np.ndarray,
+        rows: int,
+        rowlen: int,
+        nthreads: int,
+    ) -> None:
+        _kernels.rowwise(_kernels.FORWARD, entry.kernel_id, x, None, out, rows, rowlen, nthreads)
 
-    def rowwise_backward(self, entry, g, s, out, rows, rowlen, nthreads):
-        _kernels.rowwise(_kernels.BACKWARD, _KID[entry.name], g, s, out, rows, rowlen, nthreads)
+    def rowwise_backward(
+        self,
+        entry: Activation,
+        g: np.ndarray,
+        s: np.ndarray,
+        out: np.ndarray,
+        rows: int,
+        rowlen: int,
+        nthreads: int,
+    ) -> None:
+        _kernels.rowwise(_kernels.BACKWARD, entry.kernel_id, g, s, out, rows, rowlen, nthreads)
 
-    def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
-        _kernels.channel_forward(_KID[entry.name], x, out, weight, outer, channels, inner, nthreads)
+    def channel_forward(
+        self,
+        entry: Activation,
+        x: np.ndarray,
+        out: np.ndarray,
+        weight: np.ndarray,
+        outer: int,
+        channels: int,
+        inner: int,
+        nthreads: int,
+    ) -> None:
+        _kernels.channel_forward(entry.kernel_id, x, out, weight, outer, channels, inner, nthreads)
 
-    def channel_backward(self, entry, g, s, out, weight, outer, channels, inner, nthreads):
+    def channel_backward(
+        self,
+        entry: Activation,
+        g: np.ndarray,
+        s: np.ndarray,
+        out: np.ndarray,
+        weight: np.ndarray,
+        outer: int,
+        channels: int,
+        inner: int,
+        nthreads: int,
+    ) -> np.ndarray:
         return _kernels.channel_backward(
-            _KID[entry.name], g, s, out, weight, outer, channels, inner, nthreads
+            entry.kernel_id, g, s, out, weight, outer, channels, inner, nthreads
         )
 
 

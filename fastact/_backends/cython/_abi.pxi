@@ -1,0 +1,154 @@
+# The generated C kernels (fa_kernels.h, written by fastact/_codegen/c_kernels.py
+# from the table): per dtype, tables of function pointers indexed by kernel id.
+# The drivers are written once over the fused type ``real``; the calls below are
+# the only place where a dtype meets its tables.  A new dtype adds a type to
+# ``real``, its tables to the lists below, and one branch to each _run_* driver.
+
+cdef extern from "fa_kernels.h" nogil:
+    ctypedef void (*fa_unary_f32)(const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_unary_f64)(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_binary_f32)(const float *, const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_binary_f64)(const double *, const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_pgrad_f32)(const float *, const float *, Py_ssize_t, const double *, double *) noexcept nogil
+    ctypedef void (*fa_pgrad_f64)(const double *, const double *, Py_ssize_t, const double *, double *) noexcept nogil
+    ctypedef void (*fa_rowf_f32)(const float *, float *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
+    ctypedef void (*fa_rowf_f64)(const double *, double *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
+    ctypedef void (*fa_rowb_f32)(const float *, const float *, float *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
+    ctypedef void (*fa_rowb_f64)(const double *, const double *, double *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
+    fa_unary_f32 *FA_FWD_F32
+    fa_unary_f32 *FA_TFWD_F32
+    fa_unary_f32 *FA_FWDV_F32
+    fa_unary_f64 *FA_FWD_F64
+    fa_unary_f64 *FA_TFWD_F64
+    fa_unary_f64 *FA_FWDV_F64
+    fa_binary_f32 *FA_BWD_F32
+    fa_binary_f32 *FA_TBWD_F32
+    fa_binary_f32 *FA_BWDV_F32
+    fa_binary_f64 *FA_BWD_F64
+    fa_binary_f64 *FA_TBWD_F64
+    fa_binary_f64 *FA_BWDV_F64
+    fa_pgrad_f32 *FA_PGRAD_F32
+    fa_pgrad_f32 *FA_PGRADV_F32
+    fa_pgrad_f64 *FA_PGRAD_F64
+    fa_pgrad_f64 *FA_PGRADV_F64
+    fa_rowf_f32 *FA_RFWD_F32
+    fa_rowf_f64 *FA_RFWD_F64
+    fa_rowb_f32 *FA_RBWD_F32
+    fa_rowb_f64 *FA_RBWD_F64
+    int FA_N_KERNELS
+    void fa_stream_unary_f32(const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    void fa_stream_unary_f64(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    void fa_stream_binary_f32(const float *, const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    void fa_stream_binary_f64(const double *, const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+
+ctypedef fused real:
+    float
+    double
+
+# Dtype indices, in the order of fastact._dispatch.DTYPES.
+DEF N_DTYPES = 2
+
+
+cdef inline int _dtype_index(cnp.ndarray a) noexcept:
+    """0 (float32) or 1 (float64); -1 for any other dtype."""
+    cdef int typenum = cnp.PyArray_TYPE(a)
+    if typenum == cnp.NPY_FLOAT32:
+        return 0
+    if typenum == cnp.NPY_FLOAT64:
+        return 1
+    return -1
+
+
+# Elementwise tables, by what they compute: the plain kernels (FA_FWD/FA_BWD),
+# training mode (rrelu: FA_TFWD/FA_TBWD), one parameter per element (per-channel
+# rows: FA_FWDV/FA_BWDV), and the streaming copy of the benchmarks (kernel 0).
+cdef enum:
+    PLAIN = 0
+    TRAIN = 1
+    VECTOR = 2
+    STREAM = 3
+
+cdef fa_unary_f32 _STREAM_U32[1]
+cdef fa_unary_f64 _STREAM_U64[1]
+cdef fa_binary_f32 _STREAM_B32[1]
+cdef fa_binary_f64 _STREAM_B64[1]
+_STREAM_U32[0] = fa_stream_unary_f32
+_STREAM_U64[0] = fa_stream_unary_f64
+_STREAM_B32[0] = fa_stream_binary_f32
+_STREAM_B64[0] = fa_stream_binary_f64
+
+cdef fa_unary_f32 *_U32[4]
+cdef fa_unary_f64 *_U64[4]
+cdef fa_binary_f32 *_B32[4]
+cdef fa_binary_f64 *_B64[4]
+_U32[PLAIN] = FA_FWD_F32
+_U32[TRAIN] = FA_TFWD_F32
+_U32[VECTOR] = FA_FWDV_F32
+_U32[STREAM] = _STREAM_U32
+_U64[PLAIN] = FA_FWD_F64
+_U64[TRAIN] = FA_TFWD_F64
+_U64[VECTOR] = FA_FWDV_F64
+_U64[STREAM] = _STREAM_U64
+_B32[PLAIN] = FA_BWD_F32
+_B32[TRAIN] = FA_TBWD_F32
+_B32[VECTOR] = FA_BWDV_F32
+_B32[STREAM] = _STREAM_B32
+_B64[PLAIN] = FA_BWD_F64
+_B64[TRAIN] = FA_TBWD_F64
+_B64[VECTOR] = FA_BWDV_F64
+_B64[STREAM] = _STREAM_B64
+
+
+cdef inline bint _has_unary(int di, int table, int kid) noexcept nogil:
+    if di == 0:
+        return _U32[table][kid] != NULL
+    return _U64[table][kid] != NULL
+
+
+cdef inline bint _has_binary(int di, int table, int kid) noexcept nogil:
+    if di == 0:
+        return _B32[table][kid] != NULL
+    return _B64[table][kid] != NULL
+
+
+cdef inline bint _has_rowwise(int kid) noexcept nogil:
+    return FA_RFWD_F32[kid] != NULL
+
+
+cdef inline void _unary(int table, int kid, const real *x, real *out, Py_ssize_t n,
+                        const double *p, uint64_t seed, int64_t off) noexcept nogil:
+    if real is float:
+        _U32[table][kid](x, out, n, p, seed, off)
+    else:
+        _U64[table][kid](x, out, n, p, seed, off)
+
+
+cdef inline void _binary(int table, int kid, const real *g, const real *s, real *out,
+                         Py_ssize_t n, const double *p, uint64_t seed, int64_t off) noexcept nogil:
+    if real is float:
+        _B32[table][kid](g, s, out, n, p, seed, off)
+    else:
+        _B64[table][kid](g, s, out, n, p, seed, off)
+
+
+cdef inline void _pgrad(bint vector, int kid, const real *g, const real *s, Py_ssize_t n,
+                        const double *p, double *acc) noexcept nogil:
+    if real is float:
+        (FA_PGRADV_F32 if vector else FA_PGRAD_F32)[kid](g, s, n, p, acc)
+    else:
+        (FA_PGRADV_F64 if vector else FA_PGRAD_F64)[kid](g, s, n, p, acc)
+
+
+cdef inline void _rows(int kid, const real *a, const real *b, real *out, Py_ssize_t rows,
+                       Py_ssize_t rowlen) noexcept nogil:
+    """A rowwise kernel over ``rows`` whole rows: the forward when ``b`` is NULL."""
+    if real is float:
+        if b == NULL:
+            FA_RFWD_F32[kid](a, out, rows, rowlen, NULL)
+        else:
+            FA_RBWD_F32[kid](a, b, out, rows, rowlen, NULL)
+    else:
+        if b == NULL:
+            FA_RFWD_F64[kid](a, out, rows, rowlen, NULL)
+        else:
+            FA_RBWD_F64[kid](a, b, out, rows, rowlen, NULL)

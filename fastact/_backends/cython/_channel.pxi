@@ -1,0 +1,383 @@
+# Per-channel entries (prelu) over (outer, C, inner) views, the weight as C doubles.
+#
+# Rows of a per-channel entry are cut into segments of at most SEGMENT elements,
+# so that one long row (a single channel) still spreads over threads and the
+# partial sums of a parameter gradient never depend on the thread count.
+
+DEF SEGMENT = 16384
+# Channel weights held on the stack by the fast path; more go to PyMem_Malloc.
+DEF FAST_STACK_W = 64
+# fastact._api.ROW_RUN: (N, C) input runs ROW_RUN // C rows per kernel call.
+DEF ROW_RUN = 4096
+
+
+cdef struct Unit:
+    Py_ssize_t off       # first element
+    Py_ssize_t n         # length
+    const double *p      # parameter pointer handed to the kernel
+    Py_ssize_t acc       # accumulator slot (within a block's C partial sums)
+
+
+cdef struct Geometry:
+    Py_ssize_t rows, rowlen, segs, C
+    bint vector          # inner == 1: one weight per element of a row (FWDV, BWDV, PGRADV)
+    const double *w
+
+
+cdef inline Geometry _geometry(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                               const double *w) noexcept nogil:
+    cdef Geometry geo
+    geo.vector = inner == 1
+    if inner == 1:
+        geo.rows = outer
+        geo.rowlen = C
+    else:
+        geo.rows = outer * C
+        geo.rowlen = inner
+    geo.segs = (geo.rowlen + SEGMENT - 1) // SEGMENT
+    if geo.segs < 1:
+        geo.segs = 1
+    geo.C = C
+    geo.w = w
+    return geo
+
+
+cdef inline Unit _unit(Py_ssize_t u, const Geometry *geo) noexcept nogil:
+    """Where unit ``u`` (segment ``u % segs`` of row ``u // segs``) lies."""
+    cdef Unit t
+    cdef Py_ssize_t r = u // geo.segs, j = u % geo.segs
+    t.off = r * geo.rowlen + j * SEGMENT
+    t.n = SEGMENT if (j + 1) * SEGMENT <= geo.rowlen else geo.rowlen - j * SEGMENT
+    if geo.vector:
+        t.p = geo.w + j * SEGMENT
+        t.acc = j * SEGMENT
+    else:
+        t.p = geo.w + (r % geo.C)
+        t.acc = r % geo.C
+    return t
+
+
+cdef inline void _units_forward(int kid, const real *x, real *out, Py_ssize_t u0, Py_ssize_t u1,
+                                const Geometry *geo) noexcept nogil:
+    cdef Py_ssize_t u
+    cdef Unit t
+    cdef int table = VECTOR if geo.vector else PLAIN
+    for u in range(u0, u1):
+        t = _unit(u, geo)
+        _unary(table, kid, x + t.off, out + t.off, t.n, t.p, 0, 0)
+
+
+cdef inline void _units_backward(int kid, const real *g, const real *s, real *out,
+                                 Py_ssize_t u0, Py_ssize_t u1, const Geometry *geo,
+                                 double *acc) noexcept nogil:
+    """Grad-input of units u0:u1, their parameter gradient summed into ``acc``."""
+    cdef Py_ssize_t u
+    cdef Unit t
+    cdef int table = VECTOR if geo.vector else PLAIN
+    for u in range(u0, u1):
+        t = _unit(u, geo)
+        # the parameter gradient first: out may be g itself
+        _pgrad(geo.vector, kid, g + t.off, s + t.off, t.n, t.p, acc + t.acc)
+        _binary(table, kid, g + t.off, s + t.off, out + t.off, t.n, t.p, 0, 0)
+
+
+cdef void _channel_fwd(int kid, const real *x, real *out, Geometry geo,
+                       int nthreads) noexcept nogil:
+    cdef Py_ssize_t u
+    for u in prange(geo.rows * geo.segs, schedule="static", num_threads=nthreads):
+        _units_forward(kid, x, out, u, u + 1, &geo)
+
+
+cdef void _channel_bwd(int kid, const real *g, const real *s, real *out, Geometry geo,
+                       Py_ssize_t nblocks, double *partial, int nthreads) noexcept nogil:
+    cdef Py_ssize_t units = geo.rows * geo.segs, b
+    for b in prange(nblocks, schedule="static", num_threads=nthreads):
+        _units_backward(kid, g, s, out, b * units // nblocks, (b + 1) * units // nblocks, &geo,
+                        partial + b * geo.C)
+
+
+def channel_forward(int kid, cnp.ndarray x, cnp.ndarray out, cnp.ndarray weight,
+                    Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, int nthreads=1):
+    """Forward of an entry with a per-channel parameter (``weight``: C doubles)."""
+    cdef int di = _dtype_index(x)
+    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef void *op = cnp.PyArray_DATA(out)
+    if di < 0:
+        raise ValueError("no kernel for this dtype")
+    if nthreads < 1 or geo.rows * geo.rowlen < 2 * MIN_CHUNK:
+        nthreads = 1
+    with nogil:
+        if di == 0:
+            _channel_fwd(kid, <const float *>xp, <float *>op, geo, nthreads)
+        else:
+            _channel_fwd(kid, <const double *>xp, <double *>op, geo, nthreads)
+    return out
+
+
+def channel_backward(int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out,
+                     cnp.ndarray weight, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                     int nthreads=1):
+    """Grad-input and the per-channel parameter gradient, in one pass.
+
+    Returns the parameter gradient (C doubles).  The units of work are split
+    into a fixed number of blocks with their own partial sums, reduced in
+    block order: the same bits for any thread count.
+    """
+    cdef int di = _dtype_index(g)
+    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
+    cdef Py_ssize_t units = geo.rows * geo.segs
+    cdef Py_ssize_t nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
+    cdef const void *gp = cnp.PyArray_DATA(g)
+    cdef const void *sp = cnp.PyArray_DATA(s)
+    cdef void *op = cnp.PyArray_DATA(out)
+    if di < 0:
+        raise ValueError("no kernel for this dtype")
+    if nblocks < 1:
+        return np.zeros(C)
+    partial = np.zeros((nblocks, C))
+    cdef double *pp = <double *>cnp.PyArray_DATA(partial)
+    if nthreads < 1 or geo.rows * geo.rowlen < 2 * MIN_CHUNK:
+        nthreads = 1
+    with nogil:
+        if di == 0:
+            _channel_bwd(kid, <const float *>gp, <const float *>sp, <float *>op, geo, nblocks,
+                         pp, nthreads)
+        else:
+            _channel_bwd(kid, <const double *>gp, <const double *>sp, <double *>op, geo,
+                         nblocks, pp, nthreads)
+    return partial.sum(axis=0)
+
+
+# The fast path, serial.
+#
+# The general path (fastact._api.channel_forward/backward) hands the kernels
+# the weight rounded to the input's type, as doubles, and cuts the array into
+# units (_unit) grouped in blocks.  The forward is elementwise, so any
+# cutting gives its bits; the weight gradient is replayed here unit by unit
+# and block by block, with NumPy's reductions of the partial sums written
+# out: ``partial.sum(axis=0)`` over blocks and the sum over the tiled copies
+# of the weight are sequential when they have two or more columns, and a
+# single column (one weight) is taken here only with at most two blocks.
+
+cdef inline double _rounded(int di, double v) noexcept nogil:
+    """``v`` rounded to the dtype of index ``di``."""
+    return <double>(<float>v) if di == 0 else v
+
+
+cdef double *_fast_weight(object weight, cnp.ndarray a, int di, double *stack,
+                          Py_ssize_t *C) noexcept:
+    """The weight as doubles rounded to the input's type; NULL unless plain.
+
+    Plain: a Python float, or a native, aligned, C-contiguous float32/float64
+    array of at most one dimension holding 1 element or one per channel
+    (axis 1 of ``a``).  The memory is ``stack`` or from PyMem_Malloc.
+    """
+    cdef cnp.ndarray wa
+    cdef Py_ssize_t m, c
+    cdef int wt
+    cdef double *w
+    if type(weight) is float:
+        stack[0] = _rounded(di, <double>weight)
+        C[0] = 1
+        return stack
+    if type(weight) is not cnp.ndarray:
+        return NULL
+    wa = <cnp.ndarray>weight
+    wt = cnp.PyArray_TYPE(wa)
+    if ((wt != cnp.NPY_FLOAT32 and wt != cnp.NPY_FLOAT64) or cnp.PyArray_NDIM(wa) > 1
+            or not cnp.PyArray_IS_C_CONTIGUOUS(wa) or not cnp.PyArray_ISALIGNED(wa)
+            or not cnp.PyArray_ISNOTSWAPPED(wa)):
+        return NULL
+    m = cnp.PyArray_SIZE(wa)
+    if m != 1 and (cnp.PyArray_NDIM(a) < 2 or cnp.PyArray_DIM(a, 1) != m):
+        return NULL
+    w = stack if m <= FAST_STACK_W else <double *>PyMem_Malloc(m * sizeof(double))
+    if w == NULL:
+        return NULL
+    if wt == cnp.NPY_FLOAT32:
+        for c in range(m):
+            w[c] = <double>(<const float *>cnp.PyArray_DATA(wa))[c]
+    else:
+        for c in range(m):
+            w[c] = _rounded(di, (<const double *>cnp.PyArray_DATA(wa))[c])
+    C[0] = m
+    return w
+
+
+cdef void _fast_channel_fwd(int kid, const real *x, real *out, Py_ssize_t n, Py_ssize_t outer,
+                            Py_ssize_t C, const double *w) noexcept nogil:
+    cdef Py_ssize_t inner, r
+    if C == 1:
+        _unary(PLAIN, kid, x, out, n, w, 0, 0)
+        return
+    inner = n // (outer * C)
+    if inner == 1:
+        for r in range(outer):
+            _unary(VECTOR, kid, x + r * C, out + r * C, C, w, 0, 0)
+        return
+    for r in range(outer * C):
+        _unary(PLAIN, kid, x + r * inner, out + r * inner, inner, w + r % C, 0, 0)
+
+
+cdef void _fast_channel_part(int kid, const real *g, const real *s, real *out,
+                             Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                             const double *w, double *blk, double *psum) noexcept nogil:
+    """channel_backward(..., outer, C, inner) on one thread: grad-input into ``out``
+    and ``psum`` = its partial sums reduced over the blocks, in block order."""
+    cdef Geometry geo = _geometry(outer, C, inner, w)
+    cdef Py_ssize_t units = geo.rows * geo.segs, nblocks, b, c
+    nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
+    memset(psum, 0, C * sizeof(double))
+    for b in range(nblocks):
+        memset(blk, 0, C * sizeof(double))
+        _units_backward(kid, g, s, out, b * units // nblocks, (b + 1) * units // nblocks, &geo,
+                        blk)
+        for c in range(C):
+            psum[c] += blk[c]
+
+
+cdef void _fast_channel_bwd(int kid, const real *g, const real *s, real *out, Py_ssize_t n,
+                            Py_ssize_t outer, Py_ssize_t C, const double *w, double *buf,
+                            double *gw, real *gw_out) noexcept nogil:
+    """fastact._api.channel_backward's parts, serial; the weight gradient in ``gw`` and,
+    rounded, in ``gw_out``.  ``buf``: 3 * max(C, ROW_RUN) doubles."""
+    cdef Py_ssize_t inner, run, bulk, width, f, c, k
+    cdef Py_ssize_t most = C if C > ROW_RUN else ROW_RUN
+    cdef double *blk = buf
+    cdef double *psum = buf + most
+    cdef double *tiled = buf + 2 * most
+    if C == 1:
+        _fast_channel_part(kid, g, s, out, 1, 1, n, w, blk, psum)
+        gw[0] = psum[0]
+    else:
+        inner = n // (outer * C)
+        if inner != 1 or outer < 2 or C >= ROW_RUN:
+            _fast_channel_part(kid, g, s, out, outer, C, inner, w, blk, psum)
+            for c in range(C):
+                gw[c] = psum[c]
+        else:
+            # (N, C): runs of ``run`` rows share a tiled weight; their sums are folded
+            run = outer if outer < ROW_RUN // C else ROW_RUN // C
+            bulk = (outer // run) * run
+            width = run * C
+            for k in range(width):
+                tiled[k] = w[k % C]
+            _fast_channel_part(kid, g, s, out, bulk // run, width, 1, tiled, blk, psum)
+            for c in range(C):
+                gw[c] = 0.0
+            for f in range(run):
+                for c in range(C):
+                    gw[c] += psum[f * C + c]
+            if bulk < outer:
+                k = bulk * C
+                _fast_channel_part(kid, g + k, s + k, out + k, outer - bulk, C, 1, w, blk, psum)
+                for c in range(C):
+                    gw[c] += psum[c]
+    for c in range(C):
+        gw_out[c] = <real>gw[c]
+
+
+cdef inline bint _fast_channel_kernels(int di, int kid, bint backward) noexcept:
+    if backward:
+        return (FA_PGRAD_F32[kid] != NULL and FA_PGRADV_F32[kid] != NULL
+                and _has_binary(di, PLAIN, kid) and _has_binary(di, VECTOR, kid))
+    return _has_unary(di, PLAIN, kid) and _has_unary(di, VECTOR, kid)
+
+
+def fast_channel_forward(int kid, object x, object weight, object out):
+    """Serial forward of a per-channel entry (prelu); None when the general path must run."""
+    cdef cnp.ndarray a, o
+    cdef int di = _fast_dtype(x, kid)
+    cdef Py_ssize_t n, C = 1, outer
+    cdef double stack[FAST_STACK_W]
+    cdef double *w
+    cdef const void *xp
+    cdef void *op
+    if di < 0 or not _fast_channel_kernels(di, kid, False):
+        return None
+    a = <cnp.ndarray>x
+    if not _fast_size(a, 0, di, kid):
+        return None
+    w = _fast_weight(weight, a, di, stack, &C)
+    if w == NULL:
+        return None
+    try:
+        n = cnp.PyArray_SIZE(a)
+        res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), None)
+        if res is None:
+            return None
+        o = <cnp.ndarray>res
+        outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
+        xp = cnp.PyArray_DATA(a)
+        op = cnp.PyArray_DATA(o)
+        with nogil:
+            if di == 0:
+                _fast_channel_fwd(kid, <const float *>xp, <float *>op, n, outer, C, w)
+            else:
+                _fast_channel_fwd(kid, <const double *>xp, <double *>op, n, outer, C, w)
+        return o
+    finally:
+        if w != stack:
+            PyMem_Free(w)
+
+
+def fast_channel_backward(int kid, object g, object s, object weight, object out):
+    """Serial backward of a per-channel entry: ``(grad_input, grad_weight)``, or None."""
+    cdef cnp.ndarray ga, sa, o, gwa
+    cdef int di = _fast_dtype(g, kid)
+    cdef Py_ssize_t n, C = 1, outer, most
+    cdef double stack[FAST_STACK_W]
+    cdef double *w
+    cdef double *buf = NULL
+    cdef cnp.npy_intp wdim[1]
+    cdef const void *gp
+    cdef const void *sp
+    cdef void *op
+    cdef void *gwp
+    if di < 0 or not _fast_channel_kernels(di, kid, True):
+        return None
+    ga = <cnp.ndarray>g
+    if not _fast_size(ga, 1, di, kid) or not _plain(s, cnp.PyArray_TYPE(ga)):
+        return None
+    sa = <cnp.ndarray>s
+    if not _same_shape(ga, sa):
+        return None
+    n = cnp.PyArray_SIZE(ga)
+    w = _fast_weight(weight, ga, di, stack, &C)
+    if w == NULL:
+        return None
+    try:
+        if C == 1 and n > 2 * SEGMENT:
+            return None  # three or more blocks of one column: NumPy's pairwise sum
+        res = _fast_out(ga, out, n * cnp.PyArray_ITEMSIZE(ga), s)
+        if res is None:
+            return None
+        o = <cnp.ndarray>res
+        if type(weight) is float:
+            gwa = cnp.PyArray_EMPTY(0, wdim, cnp.PyArray_TYPE(ga), 0)
+        else:
+            gwa = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>weight),
+                                    cnp.PyArray_DIMS(<cnp.ndarray>weight),
+                                    cnp.PyArray_TYPE(ga), 0)
+        most = C if C > ROW_RUN else ROW_RUN
+        buf = <double *>PyMem_Malloc((3 * most + C) * sizeof(double))
+        if buf == NULL:
+            return None
+        outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
+        gp = cnp.PyArray_DATA(ga)
+        sp = cnp.PyArray_DATA(sa)
+        op = cnp.PyArray_DATA(o)
+        gwp = cnp.PyArray_DATA(gwa)
+        with nogil:
+            if di == 0:
+                _fast_channel_bwd(kid, <const float *>gp, <const float *>sp, <float *>op, n,
+                                  outer, C, w, buf, buf + 3 * most, <float *>gwp)
+            else:
+                _fast_channel_bwd(kid, <const double *>gp, <const double *>sp, <double *>op, n,
+                                  outer, C, w, buf, buf + 3 * most, <double *>gwp)
+        return o, gwa
+    finally:
+        if w != stack:
+            PyMem_Free(w)
+        PyMem_Free(buf)

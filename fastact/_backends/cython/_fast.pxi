@@ -1,0 +1,201 @@
+# The fast path's state and checks, shared by its calls of every kind.
+#
+# A call on a small C-contiguous float array must cost no more than a NumPy
+# ufunc call, so the common case is decided here in C: exact ndarrays, one
+# dtype, C order, ``out`` None / the input / a disjoint array, float
+# parameters (string options already mapped to their index by the caller),
+# rrelu's training mode with an explicit seed, prelu with a float or a plain
+# float-array weight, softmax over the last axis.  Anything else returns None
+# and the caller takes the general path (which validates, dispatches and
+# raises the right errors): nothing here raises, and nothing is written before
+# every check has passed.  Each case computes what the general path's serial
+# Cython call computes, bit for bit (the same kernels, the same chunks, the
+# same summation order).
+
+DEF MAX_FAST_KERNELS = 256
+DEF GIL_RELEASE_MIN = 4096
+
+# The fast path's decision, pushed as one table by fastact._dispatch.push (see
+# FastPolicy there): below serial_below[pass][dtype][kid] elements a plain call
+# runs the serial kernel (0: never); from par_from[...] (-1: never) a plain
+# elementwise call runs the OpenMP driver with par_threads threads (0: never),
+# lowered by an OpenMP limit of the calling thread (threadpoolctl) below
+# omp_default, and shared with the other parallel calls running now
+# (_par_active, changed only with the GIL held, also by the general path through
+# par_enter/par_exit).  serial_all: one thread in force, elementwise calls whose
+# serial backend is Cython are serial at every size.
+cdef struct Policy:
+    bint enabled
+    bint serial_all
+    int par_threads
+    int omp_default
+    Py_ssize_t serial_below[2][N_DTYPES][MAX_FAST_KERNELS]
+    Py_ssize_t par_from[2][N_DTYPES][MAX_FAST_KERNELS]
+
+cdef Policy _policy
+_policy.enabled = False
+cdef int _par_active = 0
+cdef bint _par_used = False
+
+
+def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
+               cnp.ndarray limits):
+    """Install the fast path's decision: the flags, and ``limits``, an int64 array
+    (2, 2, N_DTYPES, N_KERNELS) of [serial_below, par_from][pass][dtype][kernel id]."""
+    cdef Py_ssize_t p, d, k
+    cdef const cnp.int64_t *lim
+    if (cnp.PyArray_TYPE(limits) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(limits)
+            or cnp.PyArray_NDIM(limits) != 4 or cnp.PyArray_DIM(limits, 0) != 2
+            or cnp.PyArray_DIM(limits, 1) != 2 or cnp.PyArray_DIM(limits, 2) != N_DTYPES
+            or cnp.PyArray_DIM(limits, 3) != FA_N_KERNELS or FA_N_KERNELS > MAX_FAST_KERNELS):
+        raise ValueError("limits must be a C-contiguous int64 array (2, 2, N_DTYPES, N_KERNELS)")
+    lim = <const cnp.int64_t *>cnp.PyArray_DATA(limits)
+    for p in range(2):
+        for d in range(N_DTYPES):
+            for k in range(FA_N_KERNELS):
+                _policy.serial_below[p][d][k] = lim[((0 * 2 + p) * N_DTYPES + d) * FA_N_KERNELS + k]
+                _policy.par_from[p][d][k] = lim[((1 * 2 + p) * N_DTYPES + d) * FA_N_KERNELS + k]
+    _policy.serial_all = serial_all
+    _policy.par_threads = par_threads
+    _policy.omp_default = omp_default
+    _policy.enabled = enabled
+
+
+cdef inline int _par_begin(int nthreads) noexcept:
+    """Threads for one parallel call among those running now (GIL held)."""
+    global _par_active, _par_used
+    _par_active += 1
+    _par_used = True
+    return nthreads // _par_active if nthreads >= _par_active else 1
+
+
+cdef inline void _par_end() noexcept:
+    global _par_active
+    _par_active -= 1
+
+
+def par_enter(int nthreads):
+    """A parallel call of the general path starts: its share of ``nthreads``."""
+    return _par_begin(nthreads)
+
+
+def par_exit():
+    """A parallel call of the general path ended."""
+    _par_end()
+
+
+def parallel_used():
+    """Whether a parallel region ran in this process (fork safety)."""
+    return _par_used
+
+
+cdef inline int _decide(Py_ssize_t n, int pass_, int di, int kid, bint elementwise) noexcept:
+    """Threads of a plain call of ``n`` elements: 1 serial, k > 1 the OpenMP driver,
+    0 the general path (the path on, ``kid`` and ``di`` in range)."""
+    cdef Py_ssize_t limit = _policy.serial_below[pass_][di][kid]
+    cdef Py_ssize_t start
+    cdef int nthreads, most
+    if n <= 0:
+        return 0
+    if n < limit:
+        return 1
+    if not elementwise:
+        return 0
+    if _policy.serial_all and limit > 0:
+        return 1
+    start = _policy.par_from[pass_][di][kid]
+    if _policy.par_threads <= 1 or start < 0 or n < start:
+        return 0
+    nthreads = _policy.par_threads
+    most = openmp.omp_get_max_threads()
+    if most < _policy.omp_default and most < nthreads:
+        nthreads = most
+    if nthreads <= 1:
+        return 1 if limit > 0 else 0
+    return nthreads
+
+
+def fast_threads(int kind, int pass_, int dtype_index, int kid, Py_ssize_t n):
+    """What the fast path decides for a plain call of ``n`` elements of kernel ``kid``
+    (``kind`` 0: elementwise, else rowwise or per-channel): 0 the general path,
+    1 serial, k > 1 the OpenMP driver with k threads before sharing."""
+    if (not _policy.enabled or not 0 <= pass_ < 2 or not 0 <= dtype_index < N_DTYPES
+            or not 0 <= kid < FA_N_KERNELS):
+        return 0
+    return _decide(n, pass_, dtype_index, kid, kind == 0)
+
+
+cdef inline int _fast_threads(cnp.ndarray a, int pass_, int di, int kid) noexcept:
+    """1: a serial fast call, k > 1: a parallel one, 0: the general path."""
+    if not _plain(a, cnp.PyArray_TYPE(a)):
+        return 0
+    return _decide(cnp.PyArray_SIZE(a), pass_, di, kid, True)
+
+
+cdef inline int _fast_params(tuple params, double *p) noexcept:
+    cdef Py_ssize_t j, m = len(params)
+    cdef object v
+    if m > MAX_PARAMS:
+        return -1
+    for j in range(m):
+        v = params[j]
+        if not isinstance(v, float):
+            return -1
+        p[j] = <double>v
+    return 0
+
+
+cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
+    cdef int d, nd = cnp.PyArray_NDIM(a)
+    if cnp.PyArray_NDIM(b) != nd:
+        return False
+    for d in range(nd):
+        if cnp.PyArray_DIM(a, d) != cnp.PyArray_DIM(b, d):
+            return False
+    return True
+
+
+cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b, Py_ssize_t nbytes) noexcept:
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    return pa + nbytes <= pb or pb + nbytes <= pa
+
+
+cdef inline bint _plain(object x, int typenum) noexcept:
+    """An exact, C-contiguous, aligned ndarray of dtype ``typenum``."""
+    if type(x) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_IS_C_CONTIGUOUS(a)
+            and cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a))
+
+
+cdef inline int _fast_dtype(object x, int kid) noexcept:
+    """The dtype index of an exact ndarray, for a kernel id and the path on; else -1."""
+    if (not _policy.enabled or type(x) is not cnp.ndarray or kid < 0
+            or kid >= MAX_FAST_KERNELS or kid >= FA_N_KERNELS):
+        return -1
+    return _dtype_index(<cnp.ndarray>x)
+
+
+cdef inline bint _fast_size(cnp.ndarray a, int pass_, int di, int kid) noexcept:
+    """A plain array of 1 to (serial limit - 1) elements."""
+    return _plain(a, cnp.PyArray_TYPE(a)) and _decide(cnp.PyArray_SIZE(a), pass_, di, kid, False) == 1
+
+
+cdef object _fast_out(cnp.ndarray a, object out, Py_ssize_t nbytes, object other):
+    """The output array, or None when ``out`` is not a plain match."""
+    cdef int typenum = cnp.PyArray_TYPE(a)
+    cdef cnp.ndarray o
+    if out is None:
+        return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), typenum, 0)
+    if not _plain(out, typenum):
+        return None
+    o = <cnp.ndarray>out
+    if not cnp.PyArray_ISWRITEABLE(o) or not _same_shape(a, o):
+        return None
+    if out is not a and not _disjoint(a, o, nbytes):
+        return None
+    if other is not None and out is not other and not _disjoint(<cnp.ndarray>other, o, nbytes):
+        return None
+    return o

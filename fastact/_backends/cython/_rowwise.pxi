@@ -1,0 +1,114 @@
+# Rowwise entries (softmax, log_softmax) over C-contiguous (rows, rowlen) buffers:
+# each thread takes a static block of whole rows, so results do not depend on
+# the thread count.
+
+cdef void _row_blocks(int kid, const real *a, const real *b, real *out, Py_ssize_t rows,
+                      Py_ssize_t rowlen, int nthreads) noexcept nogil:
+    cdef Py_ssize_t nblk, c, r0, r1, step
+    nblk = _n_chunks(rows * rowlen, nthreads)
+    if nblk > rows:
+        nblk = rows
+    if nblk < 1:
+        return
+    step = (rows + nblk - 1) // nblk
+    for c in prange(nblk, schedule="static", num_threads=nblk):
+        r0 = c * step
+        r1 = r0 + step if r0 + step < rows else rows
+        if r0 < r1:
+            _rows(kid, a + r0 * rowlen, b + r0 * rowlen if b != NULL else NULL,
+                  out + r0 * rowlen, r1 - r0, rowlen)
+
+
+cdef inline void _run_rows(int di, int kid, const void *a, const void *b, void *out,
+                           Py_ssize_t rows, Py_ssize_t rowlen, int nthreads) noexcept nogil:
+    """Forward (``b`` NULL) or backward over the rows: in blocks of rows on up to
+    ``nthreads`` threads, or with ``nthreads`` 0 in one call, outside any parallel region."""
+    if di == 0:
+        if nthreads == 0:
+            _rows(kid, <const float *>a, <const float *>b, <float *>out, rows, rowlen)
+        else:
+            _row_blocks(kid, <const float *>a, <const float *>b, <float *>out, rows, rowlen,
+                        nthreads)
+    else:
+        if nthreads == 0:
+            _rows(kid, <const double *>a, <const double *>b, <double *>out, rows, rowlen)
+        else:
+            _row_blocks(kid, <const double *>a, <const double *>b, <double *>out, rows, rowlen,
+                        nthreads)
+
+
+def rowwise(int kind, int kid, cnp.ndarray a, object b, cnp.ndarray out,
+            Py_ssize_t rows, Py_ssize_t rowlen, int nthreads=1):
+    """A rowwise entry (softmax) over C-contiguous (rows, rowlen) buffers.
+
+    kind FORWARD: out = f(a); kind BACKWARD: out = f'(g=a, y=b).  Each thread
+    takes a static block of whole rows, so results do not depend on threads.
+    """
+    cdef int di = _dtype_index(a)
+    cdef const void *bp = NULL
+    if kid < 0 or kid >= FA_N_KERNELS or not _has_rowwise(kid):
+        raise ValueError("not a rowwise kernel")
+    if di < 0:
+        raise ValueError("no kernel for this dtype")
+    if kind != FORWARD:
+        bp = cnp.PyArray_DATA(<cnp.ndarray>b)
+    cdef const void *ap = cnp.PyArray_DATA(a)
+    cdef void *op = cnp.PyArray_DATA(out)
+    with nogil:
+        _run_rows(di, kid, ap, bp, op, rows, rowlen, nthreads if nthreads > 0 else 1)
+    return out
+
+
+# The fast path: all rows in one serial call, along the last axis.
+
+cdef inline bint _last_axis(object axis, int nd) noexcept:
+    """``axis`` is a Python int naming the last axis of an array of ``nd >= 1`` dimensions."""
+    if type(axis) is not int:
+        return False
+    return axis == -1 or axis == nd - 1
+
+
+cdef object _fast_rows(int kid, object a_, object b_, object axis, object out):
+    """Forward (``b_`` None) or backward of a rowwise entry: all rows in one serial call."""
+    cdef cnp.ndarray a, b, o
+    cdef int nd, pass_ = 0 if b_ is None else 1
+    cdef int di = _fast_dtype(a_, kid)
+    cdef Py_ssize_t n, rowlen
+    cdef const void *bp = NULL
+    if di < 0 or not _has_rowwise(kid):
+        return None
+    a = <cnp.ndarray>a_
+    nd = cnp.PyArray_NDIM(a)
+    if nd < 1 or not _fast_size(a, pass_, di, kid) or not _last_axis(axis, nd):
+        return None
+    if b_ is not None:
+        if not _plain(b_, cnp.PyArray_TYPE(a)) or not _same_shape(a, <cnp.ndarray>b_):
+            return None
+        b = <cnp.ndarray>b_
+        bp = cnp.PyArray_DATA(b)
+    n = cnp.PyArray_SIZE(a)
+    rowlen = cnp.PyArray_DIM(a, nd - 1)
+    res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), b_)
+    if res is None:
+        return None
+    o = <cnp.ndarray>res
+    cdef const void *ap = cnp.PyArray_DATA(a)
+    cdef void *op = cnp.PyArray_DATA(o)
+    if n < GIL_RELEASE_MIN:
+        _run_rows(di, kid, ap, bp, op, n // rowlen, rowlen, 0)
+    else:
+        with nogil:
+            _run_rows(di, kid, ap, bp, op, n // rowlen, rowlen, 0)
+    return o
+
+
+def fast_rowwise_forward(int kid, object x, object axis, object out):
+    """Serial rowwise forward along the last axis; None when the general path must run."""
+    return _fast_rows(kid, x, None, axis, out)
+
+
+def fast_rowwise_backward(int kid, object g, object s, object axis, object out):
+    """Serial rowwise backward along the last axis; None when the general path must run."""
+    if s is None:
+        return None
+    return _fast_rows(kid, g, s, axis, out)
