@@ -126,7 +126,8 @@ def _program_fast_path() -> None:
         return
     from .table import TABLE
 
-    for kid, entry in enumerate(TABLE):
+    for entry in TABLE:
+        kid = entry.kernel_id
         for p, pass_ in enumerate(PASSES):
             for d, dtype in enumerate(DTYPES):
                 plan = plan_for(entry, pass_, np.dtype(dtype))
@@ -253,9 +254,7 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
             reasons.append(f"auto: {backend.name!r} per the plan")
     if n < plan.serial_below:
         reasons.append(f"serial: {n} < {plan.serial_below} elements, where threads pay off")
-        from ._api import has_fast_path
-
-        if backend.name == "cython" and dtype.name in DTYPES and has_fast_path(entry):
+        if backend.name == "cython" and dtype.name in DTYPES and entry.kernel_id is not None:
             reasons.append("a plain C-contiguous call takes the compiled fast path")
     elif STATE.forked:
         reasons.append("serial: this process was forked after OpenMP threads ran")
@@ -264,13 +263,11 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
             f"serial: one thread in force (num_threads={get_num_threads()}, from "
             f"{threads_source()}, or an OpenMP limit): the plan's serial backend applies"
         )
-        from ._api import has_fast_path
-
         if (
             backend.name == "cython"
             and plan.small == "cython"
             and not (entry.channel_param or entry.rowwise)
-            and has_fast_path(entry)
+            and entry.kernel_id is not None
             and get_num_threads() == 1
             and threads_source() != "config()"
         ):
@@ -283,15 +280,13 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
             + (f", lowered to {limit} by an OpenMP limit (threadpoolctl)" if limit else "")
             + "; shared with other Python threads running parallel kernels"
         )
-        from ._api import has_fast_path
-
         elementwise = not (entry.channel_param or entry.rowwise)
         if (
             backend.name == "cython"
             and plan.large == "cython"
             and elementwise
             and dtype.name in DTYPES
-            and has_fast_path(entry)
+            and entry.kernel_id is not None
             and threads_source() != "config()"
         ):
             reasons.append(

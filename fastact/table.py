@@ -134,6 +134,18 @@ class Activation:
         """The parameters passed to the kernels as numbers (all but a channel one)."""
         return tuple(p for p in self.parameters if p.name != self.channel_param)
 
+    @cached_property
+    def kernel_id(self) -> int | None:
+        """The index of the entry's compiled kernels: its position in :data:`TABLE`.
+
+        None for an entry that is not in the table (one added by
+        ``fastact.register``, or a modified copy): it has no compiled kernels.
+        """
+        for k, entry in enumerate(TABLE):
+            if entry is self:
+                return k
+        return None
+
     @property
     def rowwise(self) -> bool:
         return self.row_forward is not None

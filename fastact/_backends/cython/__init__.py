@@ -5,7 +5,6 @@ from __future__ import annotations
 from ...table import TABLE, Activation
 from . import _kernels
 
-_KID = {entry.name: k for k, entry in enumerate(TABLE)}
 if _kernels.N_KERNELS != len(TABLE):  # pragma: no cover - stale build
     raise ImportError(
         "the compiled kernels do not match fastact/table.py; rebuild with `pip install -e .`"
@@ -32,24 +31,24 @@ class CythonBackend:
 
     def forward(self, entry: Activation, x, out, params, training, seed, nthreads):
         kind = _kernels.TRAIN_FORWARD if training else _kernels.FORWARD
-        _kernels.unary(kind, _KID[entry.name], x, out, params, seed, nthreads)
+        _kernels.unary(kind, entry.kernel_id, x, out, params, seed, nthreads)
 
     def backward(self, entry: Activation, g, s, out, params, training, seed, nthreads):
         kind = _kernels.TRAIN_BACKWARD if training else _kernels.BACKWARD
-        _kernels.binary(kind, _KID[entry.name], g, s, out, params, seed, nthreads)
+        _kernels.binary(kind, entry.kernel_id, g, s, out, params, seed, nthreads)
 
     def rowwise_forward(self, entry, x, out, rows, rowlen, nthreads):
-        _kernels.rowwise(_kernels.FORWARD, _KID[entry.name], x, None, out, rows, rowlen, nthreads)
+        _kernels.rowwise(_kernels.FORWARD, entry.kernel_id, x, None, out, rows, rowlen, nthreads)
 
     def rowwise_backward(self, entry, g, s, out, rows, rowlen, nthreads):
-        _kernels.rowwise(_kernels.BACKWARD, _KID[entry.name], g, s, out, rows, rowlen, nthreads)
+        _kernels.rowwise(_kernels.BACKWARD, entry.kernel_id, g, s, out, rows, rowlen, nthreads)
 
     def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
-        _kernels.channel_forward(_KID[entry.name], x, out, weight, outer, channels, inner, nthreads)
+        _kernels.channel_forward(entry.kernel_id, x, out, weight, outer, channels, inner, nthreads)
 
     def channel_backward(self, entry, g, s, out, weight, outer, channels, inner, nthreads):
         return _kernels.channel_backward(
-            _KID[entry.name], g, s, out, weight, outer, channels, inner, nthreads
+            entry.kernel_id, g, s, out, weight, outer, channels, inner, nthreads
         )
 
 
