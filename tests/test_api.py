@@ -436,3 +436,24 @@ def test_the_fast_path_is_optional():
     x = np.linspace(-2, 2, 16, dtype=np.float32)
     want = str([fastact.leaky_relu(x, 0.1).tolist(), fastact.softmax(x).tolist()])
     assert run.stdout.strip() == want[1:-1].replace("], [", "] [")
+
+
+def test_the_api_layer_imports_in_one_direction():
+    """fastact._api reaches down (dispatch, backends, table), never up (the package, the
+    generated functions, registration) nor into an integration (they register as handlers)."""
+    import ast
+    from pathlib import Path
+
+    api = Path(fastact.__file__).parent / "_api"
+    allowed = {"..", "..table", ".._dispatch", ".._backends.cython"}
+    for path in api.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                where = "." * node.level + (node.module or "")
+                if node.level == 1:
+                    continue  # a sibling in fastact._api
+                names = {a.name for a in node.names}
+                assert where in allowed, (path.name, where)
+                assert where != ".." or names <= {"_dispatch"}, (path.name, names)
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("fastact") for a in node.names), path.name
