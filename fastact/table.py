@@ -138,11 +138,12 @@ class Activation:
     def kernel_id(self) -> int | None:
         """The index of the entry's compiled kernels: its position in :data:`TABLE`.
 
-        None for an entry that is not in the table (one added by
-        ``fastact.register``, or a modified copy): it has no compiled kernels.
+        An equal copy (an entry unpickled in a worker process) has the same;
+        an entry that is not in the table (one added by ``fastact.register``,
+        or a modified copy) has None: it has no compiled kernels.
         """
         for k, entry in enumerate(TABLE):
-            if entry is self:
+            if entry is self or entry == self:
                 return k
         return None
 

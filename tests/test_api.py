@@ -378,12 +378,17 @@ def test_public_functions_have_source_and_signature():
 
 
 def test_kernel_id_is_the_position_in_the_table():
+    import pickle
     from dataclasses import replace
 
     from fastact.table import TABLE
 
     assert [e.kernel_id for e in TABLE] == list(range(len(TABLE)))
     assert replace(TABLE[0], name="copy").kernel_id is None
+    assert replace(TABLE[0], formula="changed").kernel_id is None
+    # an equal copy (as a dask worker unpickles it) keeps its kernels
+    assert replace(TABLE[3]).kernel_id == 3
+    assert pickle.loads(pickle.dumps(replace(TABLE[4]))).kernel_id == 4
 
 
 def test_import_fastact_imports_no_integration():
