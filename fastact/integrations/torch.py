@@ -48,7 +48,11 @@ from fastact.integrations import require
 from fastact.table import Activation
 
 torch = require(
-    "torch", "fastact.torch", "PyTorch", "install its CPU build as pytorch.org describes"
+    "torch",
+    "fastact.torch",
+    "PyTorch",
+    "install its CPU build as pytorch.org describes (on Linux a plain pip install torch "
+    "fetches a multi-GB CUDA build)",
 )
 
 __all__ = ["op", "ops"]
