@@ -14,7 +14,7 @@ Every activation of :data:`fastact.table.TABLE` is available as
 from __future__ import annotations
 
 from . import _backends, _dispatch
-from ._api import make_functions as _make_functions
+from ._api import entries as _entries
 from ._config import (
     config,
     get_backend,
@@ -22,27 +22,21 @@ from ._config import (
     set_backend,
     set_num_threads,
 )
+from ._functions import *  # noqa: F403  (fastact.NAME and NAME_backward of every entry)
+from ._functions import __all__ as _functions
 from ._register import register, unregister
 from ._version import __version__ as __version__
-from .table import TABLE as _TABLE
 from .table import Activation, Properties
-
-_entries: dict[str, Activation] = {}
 
 
 def activations() -> list[str]:
-    """Names of every activation, in table order."""
-    return list(_entries)
+    """Names of every activation, in table order (then the registered ones)."""
+    return _entries.names()
 
 
 def activation(name: str) -> Activation:
     """The table entry of activation ``name`` (``.params``, ``.saves``, ``.properties``...)."""
-    try:
-        return _entries[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown activation {name!r}; choose from {', '.join(_entries)}"
-        ) from None
+    return _entries.get(name)
 
 
 def backends() -> list[str]:
@@ -60,16 +54,17 @@ def explain(name: str, x, pass_: str = "forward"):
     return _dispatch.explain(activation(name), pass_, np.dtype(a.dtype), a.size)
 
 
-def _install(entry: Activation) -> None:
-    fwd, bwd = _make_functions(entry)
-    _entries[entry.name] = entry
-    globals()[entry.name] = fwd
-    globals()[f"{entry.name}_backward"] = bwd
+def __getattr__(name: str):
+    # NAME and NAME_backward of activations added by fastact.register
+    fn = _entries.added_function(name)
+    if fn is None:
+        raise AttributeError(f"module 'fastact' has no attribute {name!r}")
+    return fn
 
 
-for _entry in _TABLE:
-    _install(_entry)
-del _entry
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_entries.added_names()})
+
 
 _dispatch.load_profile()
 
@@ -87,6 +82,5 @@ __all__ = [
     "register",
     "unregister",
     "set_num_threads",
-    *(e.name for e in _TABLE),
-    *(f"{e.name}_backward" for e in _TABLE),
+    *_functions,
 ]

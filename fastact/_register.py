@@ -5,7 +5,8 @@ A user activation is two scalar Python functions, ``forward(x, *params)`` and
 says), JIT-compiled by Numba into the same serial and parallel kernels as the
 table's entries.  The new activation is an :class:`~fastact.table.Activation`
 entry with ``extra["user"] = True`` (the dispatcher sends it to the Numba
-backend) and gets ``fastact.NAME`` / ``fastact.NAME_backward`` like any other.
+backend), added by :func:`fastact._api.entries.add`, which makes its
+``fastact.NAME`` / ``fastact.NAME_backward``.
 
 >>> import math, fastact
 >>> fastact.register(
@@ -35,6 +36,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ._api import entries
 from .table import Activation, Param, Properties
 
 # Names the generated kernels and the public functions use for themselves.
@@ -277,8 +279,6 @@ def register(
     ``fastact.activation(NAME)`` work as for the built-in activations; the
     calls always run on the Numba backend.  Returns the new entry.
     """
-    import fastact
-
     from ._backends import get as get_backend
 
     name = _check_name(name)
@@ -340,21 +340,13 @@ def register(
         entry = replace(entry, properties=estimated)
     else:
         _check_properties(given, estimated, name)
-    fastact._install(entry)
+    entries.add(entry)
     return entry
 
 
 def unregister(name: str) -> None:
     """Remove the user-defined activation ``name`` (built-in ones cannot be removed)."""
-    import fastact
-
     from ._backends import get as get_backend
 
-    entry = fastact.activation(name)  # ValueError when unknown
-    if not entry.extra.get("user"):
-        raise ValueError(f"{name!r} is a built-in activation; only registered ones can be removed")
-    del fastact._entries[name]
-    for attr in (name, f"{name}_backward"):
-        if getattr(fastact, attr, None) is not None:
-            delattr(fastact, attr)
+    entries.remove(name)  # ValueError when unknown or built in
     get_backend("numba").forget(name)

@@ -206,7 +206,7 @@ class ChannelLayer(Layer):
         cp = self.entry.channel_param
         default = self.entry.params[cp]
         init = default if init is None else init
-        init = _api._real(init, "init")
+        init = _api.real(init, "init")
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")

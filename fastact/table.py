@@ -227,6 +227,19 @@ class Activation:
         """The parameters passed to the kernels as numbers (all but a channel one)."""
         return tuple(p for p in self.parameters if p.name != self.channel_param)
 
+    @cached_property
+    def kernel_id(self) -> int | None:
+        """The index of the entry's compiled kernels: its position in :data:`TABLE`.
+
+        An equal copy (an entry unpickled in a worker process) has the same;
+        an entry that is not in the table (one added by ``fastact.register``,
+        or a modified copy) has None: it has no compiled kernels.
+        """
+        for k, entry in enumerate(TABLE):
+            if entry is self or entry == self:
+                return k
+        return None
+
     @property
     def rowwise(self) -> bool:
         return self.row_forward is not None
@@ -245,18 +258,6 @@ class Activation:
     def layer_name(self) -> str:
         """The layer class name: PyTorch's where it has one, else CamelCase of the name."""
         return self.torch.layer if self.torch is not None else camel_case(self.name)
-
-    @cached_property
-    def kernel_id(self) -> int | None:
-        """The entry's index in TABLE, the id of its compiled kernels (None: not in TABLE).
-
-        Equal entries share the id: a copy (pickled to a worker process) runs the
-        same kernels.
-        """
-        for k, e in enumerate(TABLE):
-            if e.name == self.name and e == self:
-                return k
-        return None
 
 
 def camel_case(name: str) -> str:

@@ -237,3 +237,228 @@ def test_parameters_are_rounded_to_the_dtype_on_every_backend():
 def test_thread_count_is_bounded():
     with pytest.raises(ValueError, match="num_threads must be between"):
         fastact.set_num_threads(2**40)
+
+
+# --- returns, errors that suggest the fix, axis or dim ----------------------
+
+
+@pytest.mark.parametrize("value", [0.5, np.float64(0.5), np.array(0.5)], ids=type)
+def test_out_is_returned_for_a_scalar_input(value):
+    """NumPy's ufunc convention: with out= the result is out, also 0-d."""
+    o = np.empty(())
+    r = fastact.tanh(value, out=o)
+    assert r is o and o[()] == np.tanh(0.5)
+    g = np.empty(())
+    assert fastact.tanh_backward(value, value, out=g) is g
+    assert fastact.leaky_relu(value, 0.1, out=o) is o
+    assert fastact.prelu(value, 0.25, out=o) is o
+    assert fastact.prelu_backward(value, value, 0.25, out=g)[0] is g
+    assert fastact.softmax(value, out=o) is o
+    assert fastact.softmax_backward(value, value, out=g) is g
+
+
+def test_out_is_returned_on_the_fast_and_the_general_path():
+    for n in (16, 300_000):  # the compiled fast path, then the general path
+        x = np.linspace(-1, 1, n, dtype=np.float32)
+        out = np.empty_like(x)
+        assert fastact.sigmoid(x, out=out) is out
+        assert fastact.sigmoid(x[::2], out=out[::2]) is not None
+        strided = np.empty((n, 2), np.float32)[:, 0]
+        assert fastact.sigmoid(x, out=strided) is strided
+        np.testing.assert_array_equal(strided, out)
+    # a Python scalar without out= still gives a NumPy scalar
+    assert isinstance(fastact.tanh(0.5), np.float64)
+
+
+@pytest.mark.parametrize(
+    "call, suggestion",
+    [
+        (lambda x: fastact.leaky_relu(x, slope=0.1), "negative_slope"),
+        (lambda x: fastact.leaky_relu_backward(x, x, negative_slop=0.1), "negative_slope"),
+        (lambda x: fastact.elu(x, alpa=1.0), "alpha"),
+        (lambda x: fastact.gelu(x, approximation="tanh"), "approximate"),
+        (lambda x: fastact.softmax(x, axes=0), "axis"),
+        (lambda x: fastact.rrelu(x, train=True), "training"),
+        (lambda x: fastact.prelu(x, 0.25, weights=1), "weight"),
+        (lambda x: fastact.hardtanh(x, min_value=-2.0), "min_val"),
+    ],
+)
+def test_an_unknown_keyword_names_the_closest_parameter(call, suggestion):
+    with pytest.raises(
+        TypeError, match=f"unexpected keyword argument .*did you mean '{suggestion}'"
+    ):
+        call(np.ones(3))
+
+
+def test_the_unknown_keyword_message_reads_like_pythons():
+    with pytest.raises(TypeError) as info:
+        fastact.leaky_relu(np.ones(3), slope=0.1)
+    assert str(info.value) == (
+        "leaky_relu() got an unexpected keyword argument 'slope'; did you mean 'negative_slope'?"
+    )
+    with pytest.raises(TypeError, match="unexpected keyword argument 'zzz'; it takes"):
+        fastact.leaky_relu(np.ones(3), zzz=1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'inplace'"):
+        fastact.relu(np.ones(3), inplace=True)  # Python's own message: relu takes no parameters
+
+
+@pytest.mark.parametrize(
+    "x, out, why",
+    [
+        (
+            [1, 2, 3],
+            np.zeros(3, np.float32),
+            r"expected float64 \(integer inputs compute in float64\)",
+        ),
+        (
+            np.arange(3),
+            np.zeros(3, np.float32),
+            r"expected float64 \(integer inputs compute in float64\)",
+        ),
+        (np.ones(3, np.float32), np.zeros(3), r"expected float32 \(the dtype of x\)"),
+    ],
+)
+def test_the_dtype_message_says_why(x, out, why):
+    with pytest.raises(TypeError, match=f"out has dtype {out.dtype}, {why}"):
+        fastact.relu(x, out=out)
+    np.testing.assert_array_equal(out, 0)
+
+
+def test_backward_dtype_message_names_grad_output():
+    with pytest.raises(TypeError, match=r"expected float32 \(the dtype of grad_output\)"):
+        fastact.relu_backward(np.ones(3, np.float32), np.ones(3), out=np.zeros(3))
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_axis_or_dim(name):
+    fwd, bwd = getattr(fastact, name), getattr(fastact, f"{name}_backward")
+    x = np.linspace(-2, 2, 12).reshape(3, 4)
+    for ax in (0, 1, -1):
+        want = fwd(x, ax)
+        np.testing.assert_array_equal(fwd(x, axis=ax), want)
+        np.testing.assert_array_equal(fwd(x, dim=ax), want)
+        np.testing.assert_array_equal(bwd(x, want, dim=ax), bwd(x, want, ax))
+    np.testing.assert_array_equal(fwd(x), fwd(x, axis=-1))
+    with pytest.raises(TypeError, match="got both axis=0 and dim=1; pass one of the two"):
+        fwd(x, 0, dim=1)
+    with pytest.raises(TypeError, match="got both axis"):
+        bwd(x, x, axis=0, dim=0)
+    with pytest.raises(ValueError, match="axis 2 is out of bounds"):
+        fwd(x, dim=2)
+
+
+def test_torch_ops_take_dim_or_axis():
+    torch = pytest.importorskip("torch")
+    import fastact.torch as ft
+
+    x = torch.linspace(-2, 2, 12, dtype=torch.float64).reshape(3, 4)
+    for name in ("softmax", "log_softmax"):
+        want = getattr(torch.nn.functional, name)(x, dim=0)
+        torch.testing.assert_close(getattr(ft, name)(x, dim=0), want)
+        torch.testing.assert_close(getattr(ft, name)(x, axis=0), want)
+        torch.testing.assert_close(getattr(ft, name)(x, 0), want)
+        with pytest.raises(TypeError, match="pass one of the two"):
+            getattr(ft, name)(x, axis=0, dim=0)
+
+
+# --- the public functions as a module -----------------------------------------
+
+
+def test_public_functions_have_source_and_signature():
+    import inspect
+
+    for name in fastact.activations():
+        for fn in (getattr(fastact, name), getattr(fastact, f"{name}_backward")):
+            if fastact.activation(name).kernel_id is None:
+                continue  # registered by another test
+            assert fn.__module__ == "fastact._functions"
+            assert inspect.getsourcefile(fn).endswith("_functions.py")
+            assert "unknown" not in inspect.signature(fn).parameters
+            assert fn.__doc__ and "Parameters" in fn.__doc__
+
+
+def test_kernel_id_is_the_position_in_the_table():
+    import pickle
+    from dataclasses import replace
+
+    from fastact.table import TABLE
+
+    assert [e.kernel_id for e in TABLE] == list(range(len(TABLE)))
+    assert replace(TABLE[0], name="copy").kernel_id is None
+    assert replace(TABLE[0], formula="changed").kernel_id is None
+    # an equal copy (as a dask worker unpickles it) keeps its kernels
+    assert replace(TABLE[3]).kernel_id == 3
+    assert pickle.loads(pickle.dumps(replace(TABLE[4]))).kernel_id == 4
+
+
+def test_import_fastact_imports_no_integration():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fastact, numpy as np; fastact.relu(np.ones(3)); "
+        "bad = [m for m in sys.modules if m.startswith('fastact.integrations') "
+        "or m.split('.')[0] in ('dask', 'torch', 'sklearn', 'numba')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_other_array_types_go_to_their_registered_handler(monkeypatch):
+    from fastact._api import handlers
+
+    class Handler:
+        def forward(self, entry, x, out, params, training=False, seed=None):
+            return ("forward", entry.name, params)
+
+        def rowwise_forward(self, entry, x, axis, out):
+            return ("rowwise", entry.name, axis)
+
+    class Array:
+        __module__ = "fakearrays.core"
+
+    monkeypatch.setitem(handlers._HANDLERS, "fakearrays", Handler())
+    assert fastact.leaky_relu(Array(), 0.5) == ("forward", "leaky_relu", (0.5,))
+    assert fastact.softmax(Array(), dim=0) == ("rowwise", "softmax", 0)
+
+
+def test_the_fast_path_is_optional():
+    """Without the compiled extension every call takes the general path, with the same results."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['fastact._backends.cython._kernels'] = None\n"
+        "import numpy as np, fastact\n"
+        "from fastact._api import fast\n"
+        "assert fast.forward is fast.decline\n"
+        "x = np.linspace(-2, 2, 16, dtype=np.float32)\n"
+        "print(fastact.leaky_relu(x, 0.1).tolist(), fastact.softmax(x).tolist())\n"
+        "o = np.empty(()); assert fastact.tanh(0.5, out=o) is o\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    x = np.linspace(-2, 2, 16, dtype=np.float32)
+    want = str([fastact.leaky_relu(x, 0.1).tolist(), fastact.softmax(x).tolist()])
+    assert run.stdout.strip() == want[1:-1].replace("], [", "] [")
+
+
+def test_the_api_layer_imports_in_one_direction():
+    """fastact._api reaches down (dispatch, backends, table), never up (the package, the
+    generated functions, registration) nor into an integration (they register as handlers)."""
+    import ast
+    from pathlib import Path
+
+    api = Path(fastact.__file__).parent / "_api"
+    allowed = {"..", "..table", ".._dispatch", ".._backends.cython"}
+    for path in api.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                where = "." * node.level + (node.module or "")
+                if node.level == 1:
+                    continue  # a sibling in fastact._api
+                names = {a.name for a in node.names}
+                assert where in allowed, (path.name, where)
+                assert where != ".." or names <= {"_dispatch"}, (path.name, names)
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("fastact") for a in node.names), path.name

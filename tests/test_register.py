@@ -280,3 +280,35 @@ def test_unregister():
     # the name is free again
     fastact.register(name, forward=lambda x: 3.0 * x, backward=lambda g, x: 3.0 * g)
     np.testing.assert_array_equal(getattr(fastact, name)(np.ones(2)), 3.0)
+
+
+def test_registered_functions_bind_like_the_generated_ones(sqp):
+    f, fb = getattr(fastact, sqp), getattr(fastact, f"{sqp}_backward")
+    x = np.linspace(-1, 1, 5)
+    np.testing.assert_array_equal(f(x, 1.0), f(x, b=1.0))
+    np.testing.assert_array_equal(
+        fb(np.ones(5), x, 1.0), fb(grad_output=np.ones(5), saved=x, b=1.0)
+    )
+    out = np.empty(5)
+    assert f(x, out=out) is out
+    with pytest.raises(
+        TypeError, match=rf"{sqp}\(\) got an unexpected keyword argument 'bb'; did you mean 'b'\?"
+    ):
+        f(x, bb=1.0)
+    with pytest.raises(TypeError, match=f"{sqp}"):
+        f(x, 1.0, 2.0)
+    assert f.__name__ == sqp and fb.__name__ == f"{sqp}_backward"
+    assert sqp in dir(fastact)
+
+
+def test_registration_goes_through_the_entry_registry():
+    import inspect
+
+    from fastact import _register
+
+    source = inspect.getsource(_register)
+    assert "_install" not in source and "fastact._entries" not in source
+    name = unique("reg")
+    e = fastact.register(name, forward=_ok_fwd, backward=_ok_bwd)
+    assert e.kernel_id is None and fastact.activation(name) is e
+    unregister(name)

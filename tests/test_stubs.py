@@ -1,16 +1,46 @@
-"""The type stubs match what is built at run time."""
+"""The generated files (public functions, type stubs) match the table and the code."""
 
 from __future__ import annotations
 
 import ast
 import inspect
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
 import fastact
 from fastact import nn
-from fastact._codegen import stubs
+from fastact._codegen import functions, stubs
 from fastact.table import TABLE
+
+
+def test_public_functions_module_is_up_to_date():
+    assert functions.TARGET.read_text() == functions.generate(), (
+        "fastact/_functions.py is stale: run python -m fastact._codegen.stubs"
+    )
+
+
+def test_public_functions_module_is_ruff_clean():
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    path = str(functions.TARGET)
+    assert subprocess.run([ruff, "check", "-q", path]).returncode == 0
+    assert subprocess.run([ruff, "format", "--check", "-q", path]).returncode == 0
+
+
+def test_the_api_runs_no_generated_source():
+    """The public functions are source files: nothing is compiled from strings at import."""
+    api = Path(fastact.__file__).parent / "_api"
+    for path in [functions.TARGET, Path(fastact.__file__), *api.glob("*.py")]:
+        text = path.read_text()
+        assert "exec(" not in text, path
+    for name in ("relu", "leaky_relu_backward", "prelu_backward", "softmax"):
+        fn = getattr(fastact, name)
+        assert fn.__code__.co_filename == str(functions.TARGET)
+        assert f"def {name}(" in inspect.getsource(fn)
 
 
 def test_package_stub_is_up_to_date():

@@ -1,9 +1,10 @@
-"""Generate ``fastact/__init__.pyi`` and ``fastact/nn.pyi``: typed signatures.
+"""Generate the committed files made from the table: typed stubs and the public functions.
 
-The public functions and the layer classes of :mod:`fastact.nn` are made at
-import time from the table, so type checkers see them through these stubs.
-``tests/test_stubs.py`` fails when a committed stub is out of date; regenerate
-both with ``python -m fastact._codegen.stubs``.
+``python -m fastact._codegen.stubs`` writes ``fastact/_functions.py`` (the
+public functions, :mod:`fastact._codegen.functions`), ``fastact/__init__.pyi``
+and ``fastact/nn.pyi`` (the layer classes of :mod:`fastact.nn` are made at
+import time from the table, so type checkers see them through the stub).
+``tests/test_stubs.py`` fails when a committed file is out of date.
 
 The package stub is written from the table alone; the ``nn`` stub from the
 table and the real signatures of the layer classes (``inspect``), whose
@@ -76,9 +77,10 @@ def signatures(entry: Activation) -> list[str]:
     n = entry.name
     if entry.rowwise:
         return [
-            f"def {n}(x: ArrayLike, axis: int = ..., *, out: _Float | None = ...) -> Any: ...",
-            f"def {n}_backward(grad_output: ArrayLike, saved: ArrayLike, axis: int = ..., "
-            "*, out: _Float | None = ...) -> Any: ...",
+            f"def {n}(x: ArrayLike, axis: int | None = ..., *, dim: int | None = ..., "
+            "out: _Float | None = ...) -> Any: ...",
+            f"def {n}_backward(grad_output: ArrayLike, saved: ArrayLike, axis: int | None = ..., "
+            "*, dim: int | None = ..., out: _Float | None = ...) -> Any: ...",
         ]
     if entry.channel_param:
         cp = entry.channel_param
@@ -233,6 +235,9 @@ def generate_nn() -> str:
 
 
 if __name__ == "__main__":
+    from . import functions
+
+    print(f"wrote {functions.write()}")
     STUB.write_text(generate())
     print(f"wrote {STUB}")
     NN_STUB.write_text(generate_nn())

@@ -1,7 +1,9 @@
 """fastact on dask arrays: lazy, blockwise kernels for arrays beyond one machine.
 
 You rarely import this module: every ``fastact.NAME`` and
-``fastact.NAME_backward`` given a :class:`dask.array.Array` comes here and
+``fastact.NAME_backward`` given a :class:`dask.array.Array` comes here (the
+module registers itself as the handler of dask arrays, imported on the first
+such call) and
 returns a lazy dask array whose blocks are computed by the fastact kernels
 (on the workers of a ``distributed`` cluster when one is active)::
 
@@ -38,11 +40,13 @@ Block functions are module-level so that worker processes can unpickle them.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
 from .. import _api
+from .._api.channel import geometry as channel_geometry
 from .._math.rng import MASK, mix64, unmix64
 from ..table import Activation
 from . import require
@@ -201,7 +205,7 @@ def _channel_grad_weight_block(g, s, entry, weight, per_channel, block_info=None
     return np.asarray(gw).reshape(shape)
 
 
-# --- the hooks of fastact._api ---------------------------------------------
+# --- the array handler of fastact._api (registered at the end) -------------
 
 
 def forward(entry: Activation, x, out, params: tuple, training: bool = False, seed=None):
@@ -296,7 +300,7 @@ def rowwise_forward(entry: Activation, x, axis, out):
     """
     _refuse_out(out)
     x = _as_float(x, "x")
-    ax = _api._axis(axis, x.ndim)
+    ax = _api.check_axis(axis, x.ndim)
     x = _whole_axis(x, ax)
     return da.map_blocks(
         _rowwise_forward_block,
@@ -313,7 +317,7 @@ def rowwise_backward(entry: Activation, grad_output, saved, axis, out):
     """Lazy ``fastact.softmax_backward(grad_output, saved, axis)`` for dask arrays."""
     _refuse_out(out)
     g, s = _pair(grad_output, saved)
-    ax = _api._axis(axis, g.ndim)
+    ax = _api.check_axis(axis, g.ndim)
     g = _whole_axis(g, ax)
     if s.chunks != g.chunks:
         s = s.rechunk(g.chunks)
@@ -335,7 +339,7 @@ def _channel_weight(entry: Activation, x, weight) -> tuple[np.ndarray, bool]:
         weight = weight.compute()
     _known(x, f"{entry.name} on a dask array")
     stand_in = np.broadcast_to(np.zeros((), x.dtype), x.shape)
-    _api._channel_geometry(stand_in, weight, entry.channel_param)
+    channel_geometry(stand_in, weight, entry.channel_param)
     w = np.asarray(weight)
     return w, w.size != 1
 
@@ -400,3 +404,7 @@ def prelu_backward(grad_output, saved, weight):
     import fastact
 
     return channel_backward(fastact.activation("prelu"), grad_output, saved, weight, None)
+
+
+# fastact.NAME given a dask array comes here (fastact._api.handlers).
+_api.register_handler("dask", sys.modules[__name__])

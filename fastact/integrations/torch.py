@@ -25,12 +25,12 @@ input or the output).  Specials:
   draws a seed from torch's generator (so ``torch.manual_seed`` makes it
   reproducible, and ``torch.compile`` draws a fresh one per call).  The seed
   is saved for the backward, which regenerates the slopes.
-* ``softmax(x, axis=-1)``, ``log_softmax(x, axis=-1)``: along ``axis``
-  (PyTorch's ``dim``).
+* ``softmax(x, dim=-1)``, ``log_softmax(x, dim=-1)``: along ``dim``, which
+  may also be given as NumPy's ``axis`` (one of the two).
 * Double backward (``create_graph=True``) is not supported.
 
 Import with ``import fastact.torch`` (or ``fastact.integrations.torch``);
-it needs PyTorch: ``pip install torch``.
+it needs PyTorch (its CPU build is enough: see pytorch.org for the command).
 """
 
 from __future__ import annotations
@@ -43,10 +43,17 @@ import numpy as np
 
 import fastact
 from fastact import _api
+from fastact._api.checks import axis_or_dim
 from fastact.integrations import require
 from fastact.table import Activation
 
-torch = require("torch", "fastact.torch", "PyTorch", "pip install torch")
+torch = require(
+    "torch",
+    "fastact.torch",
+    "PyTorch",
+    "install its CPU build as pytorch.org describes (on Linux a plain pip install torch "
+    "fetches a multi-GB CUDA build)",
+)
 
 __all__ = ["op", "ops"]
 
@@ -299,13 +306,14 @@ def _wrapper(entry: Activation, fwd) -> Callable:
         "_op": fwd,
         "_check": _check,
         "_seed_tensor": _seed_tensor,
-        "_axis": _api._axis,
+        "_axis": _api.check_axis,
+        "_axis_or_dim": axis_or_dim,
     }
     if entry.rowwise:
         src = (
-            f"def {name}(x, axis=-1):\n"
+            f"def {name}(x, axis=None, *, dim=None):\n"
             f"    _check(x, 'x', {name!r})\n"
-            f"    return _op(x, _axis(axis, x.dim()))\n"
+            f"    return _op(x, _axis(_axis_or_dim({name!r}, axis, dim), x.dim()))\n"
         )
     elif entry.channel_param:
         cp = entry.channel_param
