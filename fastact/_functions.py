@@ -733,7 +733,7 @@ def gelu(
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Gaussian error linear unit. Exact form via erfc, which keeps relative accuracy for x << 0 (PyTorch's 1 + erf loses it all below x = -5.5): Phi is computed from x itself (x**2 split exactly), within 5 ulp also for x << 0. The tanh form is x * sigmoid(2u); rounding u costs about x^3/4 ulp, and it is 0 where sigmoid(2u) is below 2**-125 (an absolute error below |x|^3 2**-127). Saves the input: gelu is not invertible.
+    """Gaussian error linear unit. Exact form via erfc, which keeps relative accuracy for x << 0 (PyTorch's 1 + erf loses it all below x = -5.5): Phi is computed from x itself (x**2 split exactly), within 6 ulp also for x << 0, and 0 exactly where x Phi(x) is below the normal range. The tanh form is x * sigmoid(2u); rounding u costs about x^3/4 ulp, and it is 0 where sigmoid(2u) is below 2**-125 (an absolute error below |x|^3 2**-127). Saves the input: gelu is not invertible.
 
         gelu(x) = x * Phi(x), or x * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2
 
@@ -995,7 +995,7 @@ def softsign(
     *,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """Softsign. Saves the input: 1 - |y| cancels as |x| grows.
+    """Softsign. Saves the input: 1 - |y| cancels as |x| grows. The backward divides twice: (1 + |x|)^2 would overflow for |x| > 1.8e19 in float32.
 
         softsign(x) = x / (1 + |x|)
 
@@ -1186,7 +1186,7 @@ def hardsigmoid(
     *,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """Piecewise-linear sigmoid; hardsigmoid'(+-3) = 0. (x + 3) times 1/6 (no division; x + 3 is exact near -3, so the result keeps its relative accuracy).
+    """Piecewise-linear sigmoid; hardsigmoid'(+-3) = 0. (x + 3) times 1/6 (no division; x + 3 is exact near -3, so the result keeps its relative accuracy). Saves the input: just below x = 3 the output rounds to 1, where the slope is 0.
 
         hardsigmoid(x) = min(max(x / 6 + 1/2, 0), 1)
 
@@ -1219,7 +1219,7 @@ def hardsigmoid_backward(
 
         hardsigmoid(x) = min(max(x / 6 + 1/2, 0), 1)
 
-    ``saved`` is y, the forward output. ``out=grad_output`` is the in-place form.
+    ``saved`` is x, the forward input. ``out=grad_output`` is the in-place form.
 
     Parameters
     ----------
@@ -1713,7 +1713,7 @@ def log_softmax(
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Log of softmax along ``axis``, computed without forming softmax (no log of 0). The row sum is rounded, so the error is absolute: about the row length in ulp of 1.
+    """Log of softmax along ``axis``, computed without forming softmax (no log of 0). The row sum is rounded, so the error is absolute: about the row length in ulp of 1. The backward's error is absolute too, a few ulp of the row's sum of |grad_output|; it counts exp(y) below the smallest normal number as 0, an error below that number times |sum of grad_output|.
 
         log_softmax(x)_j = x_j - m - log(sum_k exp(x_k - m)), m = max_k x_k, along axis
 
