@@ -14,16 +14,33 @@ import pytest
 import fastact
 from fastact import reference
 from fastact._codegen import dialect
-from fastact.integrations import dask as fdask
 
 from .conftest import COMPILED, DTYPES, PARALLEL_N
 
 N = 10**6
 
+# The seed whose element 0 has counter c (mix64 is a bijection; its inverse is
+# fastact.integrations.dask._unmix64, checked against this table below).
+SEED_AT = {
+    (3 << 32) - 500: 10979458294900376104,
+    (5 << 32) - 1000: 15035885509868535487,
+    (7 << 32) - 1000: 3352541824387959137,
+    (9 << 32) - PARALLEL_N // 3 * 2: 538038482439200487,
+    (-PARALLEL_N // 2) % 2**64: 10567479399939315469,
+}
+
 
 def _seed_with_counter(c: int) -> int:
-    """The seed whose element 0 has counter ``c`` (mix64 is a bijection)."""
-    return fdask._unmix64(c % 2**64)
+    """The seed whose element 0 has counter ``c``."""
+    return SEED_AT[c % 2**64]
+
+
+@pytest.mark.parametrize("c", list(SEED_AT))
+def test_seeds_have_their_counters(c):
+    seed = SEED_AT[c]
+    assert int(reference.counters(seed, 1)[0]) == c
+    fdask = pytest.importorskip("fastact.integrations.dask", exc_type=ImportError)
+    assert fdask._unmix64(c) == seed
 
 
 # seeds whose counters cross a 2**32 boundary (a new float32 key) inside the
