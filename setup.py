@@ -96,9 +96,15 @@ int main(void) {
     return (n > 0 && omp_get_max_threads() > 0) ? 0 : 1;
 }
 """
+# The kernels' own test of where the clones apply (fa_intrinsics.h), and whether
+# they then build (GNU ifunc needs glibc).
 CLONES_PROBE = """
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-static double twice(double x) { return 2.0 * x; }
+#define FA_STANDALONE
+#include "fa_intrinsics.h"
+#if !FA_HAVE_CLONES
+#error "no SIMD clones for this compiler and target"
+#endif
+FA_CLONES static double twice(double x) { return 2.0 * x; }
 int main(void) { return twice(1.0) == 2.0 ? 0 : 1; }
 """
 PLAIN_PROBE = "int main(void) { return 0; }\n"
@@ -116,7 +122,10 @@ class BuildExt(build_ext):
                 f.write(source)
             try:
                 objs = self.compiler.compile(
-                    [src], output_dir=tmp, extra_postargs=list(compile_args)
+                    [src],
+                    output_dir=tmp,
+                    include_dirs=[str(CYDIR)],
+                    extra_postargs=list(compile_args),
                 )
                 self.compiler.link_executable(
                     objs, "probe", output_dir=tmp, extra_postargs=list(link_args)

@@ -48,7 +48,9 @@ def _stale() -> str | None:
 _why = _stale()
 if _why is not None:
     _msg = f"fastact's compiled C extension is stale: {_why}; {REBUILD}"
-    warnings.warn(_msg + ". Falling back to the Numba and NumPy backends.", stacklevel=2)
+    if not getattr(_kernels, "stale_warned", False):  # once: each import tries again
+        _kernels.stale_warned = True
+        warnings.warn(_msg + ". Falling back to the Numba and NumPy backends.", stacklevel=2)
     raise ImportError(_msg)
 
 _KID = {entry.name: k for k, entry in enumerate(TABLE)}

@@ -68,7 +68,7 @@ N_KERNELS = FA_N_KERNELS
 
 # What this build is (fastact._backends.cython.build_info).
 HAS_OPENMP = bool(openmp.FA_HAS_OPENMP)
-COMPILER = FA_COMPILER.decode()
+COMPILER = FA_COMPILER.decode().strip()
 SIMD_CLONES = FA_SIMD_CLONES.decode()
 SOURCE_KEY = FA_SOURCE_KEY.decode()
 

@@ -38,9 +38,11 @@ typedef ptrdiff_t Py_ssize_t;
  * vectorize to as well; the results are the same bits either way. */
 #if !defined(FA_NO_CLONES) && defined(__GNUC__) && !defined(__clang__) && \
     defined(__x86_64__) && defined(__linux__)
+#define FA_HAVE_CLONES 1
 #define FA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define FA_SIMD_CLONES "x86-64-v4 (AVX-512), x86-64-v3 (AVX2), x86-64, chosen at load (GNU ifunc)"
 #else
+#define FA_HAVE_CLONES 0
 #define FA_CLONES
 #define FA_SIMD_CLONES "none: one copy for the compiler's baseline"
 #endif
