@@ -17,6 +17,7 @@ without the clones, ``FASTACT_REQUIRE_EXTENSION=1`` makes a failed extension
 build an error instead of a warning.
 """
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -87,6 +88,24 @@ def _warn(text: str) -> None:
     print(f"\n{bar}\nfastact: {textwrap.fill(text, 78)}\n{bar}\n", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _silenced():
+    """Standard output and error of this process and its children go to /dev/null."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 OPENMP_PROBE = """
 #include <omp.h>
 int main(void) {
@@ -115,8 +134,9 @@ class BuildExt(build_ext):
     an in-place extension built from the same C sources and flags."""
 
     def _probe(self, source: str, compile_args=(), link_args=()) -> bool:
-        """Whether ``source`` compiles and links into a program with these flags."""
-        with tempfile.TemporaryDirectory() as tmp:
+        """Whether ``source`` compiles and links into a program with these flags
+        (the compiler's messages about it are not shown)."""
+        with tempfile.TemporaryDirectory() as tmp, _silenced():
             src = os.path.join(tmp, "probe.c")
             with open(src, "w") as f:
                 f.write(source)
