@@ -8,6 +8,7 @@ module raises ImportError and the Numba and NumPy backends run everything.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import sys
 import warnings
 
@@ -22,10 +23,14 @@ REBUILD = (
 try:
     from . import _kernels
 except ImportError as exc:
-    raise ImportError(
-        "the C extension is not compiled in this installation (it needs a C compiler at "
-        f"install time: {exc}); the Numba and NumPy backends run every activation"
-    ) from exc
+    if importlib.util.find_spec(f"{__name__}._kernels") is None:
+        why = (
+            "the C extension is not compiled in this installation (it needs a C compiler "
+            "when fastact is installed)"
+        )
+    else:
+        why = f"the C extension does not load ({exc}); {REBUILD}"
+    raise ImportError(f"{why}; the Numba and NumPy backends run every activation") from exc
 
 
 def _stale() -> str | None:
