@@ -29,6 +29,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import Cython
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -219,8 +220,12 @@ class BuildExt(build_ext):
     def _key(self, ext) -> str:
         """What the compiled extension depends on: C sources, headers, flags, tools."""
         h = hashlib.sha256()
-        for path in sorted(set(ext.sources) | set(ext.depends)):
-            h.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+        for name in sorted(set(ext.sources) | set(ext.depends)):
+            path = Path(name)
+            # Cython's C file records the build environment's paths: key its .pyx instead
+            if path.suffix == ".c" and path.with_suffix(".pyx").exists():
+                path = path.with_suffix(".pyx")
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         state = {
             "compiler": list(getattr(self.compiler, "compiler_so", None) or []),
             "linker": list(getattr(self.compiler, "linker_so", None) or []),
@@ -229,6 +234,7 @@ class BuildExt(build_ext):
             "macros": ext.define_macros,
             "libraries": ext.libraries,
             "numpy": np.__version__,
+            "cython": Cython.__version__,
             "suffix": sysconfig.get_config_var("EXT_SUFFIX"),
             "python": sys.version,
         }
