@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import sys
 import warnings
 
 from ..._codegen.source_key import source_key
@@ -69,20 +68,39 @@ _runtime: list = []
 def _process_openmp_max_threads() -> int:
     """omp_get_max_threads() of the OpenMP runtime Numba runs on (0: none)."""
     if not _runtime:
-        lib = None
-        try:
-            import numba
-
-            numba.get_num_threads()  # starts the threading layer
-            pool = sys.modules.get("numba.np.ufunc.omppool")
-            if numba.threading_layer() == "omp" and pool is not None:
-                lib = ctypes.CDLL(pool.__file__)
-                lib.omp_get_max_threads.restype = ctypes.c_int
-        except (ImportError, OSError, AttributeError, ValueError):
-            lib = None
-        _runtime.append(lib)
+        _runtime.append(_numba_openmp())
     lib = _runtime[0]
     return lib.omp_get_max_threads() if lib is not None else 0
+
+
+def _numba_openmp():
+    """Start Numba's threading layer; ctypes handle on its OpenMP runtime (None if not omp).
+
+    Starting the omp layer sets the calling thread's OpenMP thread count, as in
+    fastact._backends.numba: the count is put back.
+    """
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - a core dependency
+        return None
+    lib = before = None
+    try:
+        from numba.np.ufunc import omppool  # loads the runtime, starts nothing
+
+        lib = ctypes.CDLL(omppool.__file__)
+        lib.omp_get_max_threads.restype = ctypes.c_int
+        lib.omp_set_num_threads.argtypes = [ctypes.c_int]
+        before = lib.omp_get_max_threads()
+    except (ImportError, OSError, AttributeError):
+        lib = None
+    try:
+        numba.get_num_threads()  # starts the threading layer
+        layer = numba.threading_layer()
+    except (ImportError, ValueError, RuntimeError):
+        layer = None
+    if lib is not None and lib.omp_get_max_threads() != before:
+        lib.omp_set_num_threads(before)
+    return lib if layer == "omp" else None
 
 
 def build_info() -> dict:
