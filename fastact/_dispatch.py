@@ -23,6 +23,7 @@ reports that answer.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 from collections.abc import Iterator
@@ -105,11 +106,24 @@ def default_plan(entry: Activation, pass_: str) -> Plan:
     return plan
 
 
+def c_parallel() -> bool:
+    """Whether the C kernels run in parallel (False in a build without OpenMP)."""
+    cy = _cython()
+    return cy is None or cy.parallel
+
+
+_numba_large: dict[Plan, Plan] = {}
+
+
 def plan_for(entry: Activation, pass_: str, dtype) -> Plan:
     if entry.extra.get("user"):
         return _USER
     plan = _by_dtype.get((entry.name, pass_, dtype))
-    return plan if plan is not None else default_plan(entry, pass_)
+    plan = plan if plan is not None else default_plan(entry, pass_)
+    if plan.large == "cython" and not c_parallel():
+        # C kernels built without OpenMP run on one thread: Numba's run in parallel
+        plan = _numba_large.setdefault(plan, dataclasses.replace(plan, large="numba"))
+    return plan
 
 
 def load_profile(path=None) -> str:
@@ -153,6 +167,8 @@ def _omp_limit() -> int | None:
     if cy is None:
         return None
     n = cy.max_threads()
+    if n <= 0:  # no OpenMP runtime to ask (a build without OpenMP, Numba not on OpenMP)
+        return None
     if not _OMP_DEFAULT:
         _OMP_DEFAULT.append(n)
     return n if n < _OMP_DEFAULT[0] else None
@@ -230,6 +246,11 @@ def decide(entry: Activation, pass_: str, dtype, n: int, reasons: list[str] | No
                 if chosen == wanted
                 else f"auto: the plan's {side} backend {wanted!r} is unavailable, fell back"
             )
+            if nthreads > 1 and not c_parallel():
+                reasons.append(
+                    "the C extension is built without OpenMP (its kernels run on one thread): "
+                    "parallel calls run on 'numba'"
+                )
     return _backends.get(chosen), nthreads
 
 
@@ -385,6 +406,9 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
     if fast:
         what = "serial" if fast == 1 else "which runs the OpenMP driver from C"
         reasons.append(f"a plain C-contiguous call takes the compiled fast path, {what}")
+    if backend.name == "cython":
+        b = backend.describe()
+        reasons.append(f"C extension: {b['compiler']}; OpenMP: {b['openmp']}; SIMD: {b['simd']}")
     return Explanation(entry.name, pass_, dtype.name, n, backend.name, nthreads, tuple(reasons))
 
 

@@ -28,6 +28,22 @@ def _openmp_runtime() -> str:
     )
 
 
+def _c_extension() -> dict:
+    """Which build of the C extension this is, or why there is none."""
+    try:
+        from ._backends.cython import build_info
+    except ImportError as exc:
+        return {"available": False, "reason": str(exc)}
+    return {"available": True, **build_info()}
+
+
+def _c_extension_line(c: dict) -> str:
+    if not c["available"]:
+        return f"C extension: none: {c['reason']}"
+    omp = "OpenMP" if c["openmp"] else "no OpenMP (its kernels run on one thread)"
+    return f"C extension: {omp}; SIMD clones: {c['simd_clones']}; built with {c['compiler']}"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
@@ -87,6 +103,7 @@ def collect() -> dict:
         "threads_from": STATE.threads_source,
         "profile": _dispatch.profile_source(),
         "openmp_runtime": _openmp_runtime(),
+        "c_extension": _c_extension(),
         "backends": {},
     }
     reasons = _backends.unavailable_reasons()
@@ -115,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"dispatch: {info['profile']}")
     print(f"OpenMP runtime: {info['openmp_runtime']}")
+    print(_c_extension_line(info["c_extension"]))
     print("\nbackends:")
     for name, b in info["backends"].items():
         if b["available"]:

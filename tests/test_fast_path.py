@@ -21,6 +21,11 @@ from fastact import _api, _dispatch
 from tests.conftest import BACKENDS, TEST_SERIAL_BELOW
 
 pytestmark = pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+# The parallel fast path runs the OpenMP driver: a build without OpenMP sends
+# parallel calls to Numba instead (fastact._dispatch.c_parallel).
+needs_openmp = pytest.mark.skipif(
+    not _dispatch.c_parallel(), reason="the C extension is built without OpenMP"
+)
 
 if "cython" in BACKENDS:
     from fastact._backends.cython import _kernels
@@ -532,6 +537,8 @@ def test_large_elementwise_calls_take_the_fast_path(name, dtype, n_threads):
     """With a thread count in force (set_num_threads, no config block), elementwise
     calls of any size take the fast path: serial with one thread, the OpenMP driver
     with more; the general path's bits either way, in place too."""
+    if n_threads > 1 and not _dispatch.c_parallel():
+        pytest.skip("the C extension is built without OpenMP")
     fwd, bwd = ELEMENTWISE_CALLS[name]
     x = data((3 * TEST_SERIAL_BELOW + 5,), dtype)
     g = data(x.shape, dtype, seed=1)
@@ -544,6 +551,7 @@ def test_large_elementwise_calls_take_the_fast_path(name, dtype, n_threads):
         np.testing.assert_array_equal(inplace, np.maximum(x, 0))
 
 
+@needs_openmp
 def test_a_config_thread_count_keeps_the_general_path():
     x = data((2 * TEST_SERIAL_BELOW,), np.float32)
     with threads(2), fastact.config(num_threads=2), spy() as calls:
@@ -568,6 +576,7 @@ def test_parallel_calls_share_the_threads():
         assert share == 4
 
 
+@needs_openmp
 def test_a_parallel_fast_call_with_a_share_of_one_thread_leaves_the_count():
     x = data((2 * TEST_SERIAL_BELOW,), np.float32)
     _kernels.par_enter(2)  # another parallel call running: this one gets 2 // 2 = 1 thread
@@ -581,6 +590,7 @@ def test_a_parallel_fast_call_with_a_share_of_one_thread_leaves_the_count():
     _kernels.par_exit()
 
 
+@needs_openmp
 def test_a_parallel_fast_call_counts_for_fork_safety():
     x = data((2 * TEST_SERIAL_BELOW,), np.float32)
     with threads(2), fast_only():
@@ -588,6 +598,7 @@ def test_a_parallel_fast_call_counts_for_fork_safety():
     assert _kernels.parallel_used()
 
 
+@needs_openmp
 def test_explain_mentions_the_parallel_fast_path():
     x = np.empty(3 * TEST_SERIAL_BELOW, np.float32)
     with threads(2):

@@ -1,21 +1,123 @@
-"""The Cython backend: generated C loops driven by OpenMP ``prange``."""
+"""The Cython backend: generated C loops driven by OpenMP ``prange``.
+
+The extension is optional: without it (no C compiler at install time) or when
+it was built from other sources than the installed ones (a stale build), this
+module raises ImportError and the Numba and NumPy backends run everything.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
+import warnings
+
 import numpy as np
 
+from ..._codegen.source_key import source_key
 from ...table import TABLE, Activation
-from . import _kernels
 
-if _kernels.N_KERNELS != len(TABLE):  # pragma: no cover - stale build
-    raise ImportError(
-        "the compiled kernels do not match fastact/table.py; rebuild with `pip install -e .`"
-    )
+REBUILD = (
+    "rebuild it with `pip install -e .` (or `python setup.py build_ext --inplace` "
+    "in a source checkout)"
+)
+
+try:
+    from . import _kernels
+except ImportError as exc:
+    if importlib.util.find_spec(f"{__name__}._kernels") is None:
+        why = (
+            "the C extension is not compiled in this installation (it needs a C compiler "
+            "when fastact is installed)"
+        )
+    else:
+        why = f"the C extension does not load ({exc}); {REBUILD}"
+    raise ImportError(f"{why}; the Numba and NumPy backends run every activation") from exc
+
+
+def _stale() -> str | None:
+    """Why the compiled extension does not match the installed sources, or None."""
+    built = getattr(_kernels, "SOURCE_KEY", None)
+    if built is None or _kernels.N_KERNELS != len(TABLE):
+        return "it predates this version of fastact"
+    try:
+        current = source_key()
+    except OSError:  # sources not installed: nothing to compare with
+        return None
+    if built != current:
+        return (
+            f"it was built from other sources (key {built}) than the installed table, "
+            f"math and kernel generator (key {current})"
+        )
+    return None
+
+
+_why = _stale()
+if _why is not None:
+    _msg = f"fastact's compiled C extension is stale: {_why}; {REBUILD}"
+    if not getattr(_kernels, "stale_warned", False):  # once: each import tries again
+        _kernels.stale_warned = True
+        warnings.warn(_msg + ". Falling back to the Numba and NumPy backends.", stacklevel=2)
+    raise ImportError(_msg)
+
+# A build without OpenMP: its C kernels run on one thread, and the OpenMP limit
+# (threadpoolctl) is read from the runtime of Numba's OpenMP threading layer.
+HAS_OPENMP: bool = _kernels.HAS_OPENMP
+_runtime: list = []
+
+
+def _process_openmp_max_threads() -> int:
+    """omp_get_max_threads() of the OpenMP runtime Numba runs on (0: none)."""
+    if not _runtime:
+        _runtime.append(_numba_openmp())
+    lib = _runtime[0]
+    return lib.omp_get_max_threads() if lib is not None else 0
+
+
+def _numba_openmp():
+    """Start Numba's threading layer; ctypes handle on its OpenMP runtime (None if not omp).
+
+    Starting the omp layer sets the calling thread's OpenMP thread count, as in
+    fastact._backends.numba: the count is put back.
+    """
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - a core dependency
+        return None
+    lib = before = None
+    try:
+        from numba.np.ufunc import omppool  # loads the runtime, starts nothing
+
+        lib = ctypes.CDLL(omppool.__file__)
+        lib.omp_get_max_threads.restype = ctypes.c_int
+        lib.omp_set_num_threads.argtypes = [ctypes.c_int]
+        before = lib.omp_get_max_threads()
+    except (ImportError, OSError, AttributeError):
+        lib = None
+    try:
+        numba.get_num_threads()  # starts the threading layer
+        layer = numba.threading_layer()
+    except (ImportError, ValueError, RuntimeError):
+        layer = None
+    if lib is not None and lib.omp_get_max_threads() != before:
+        lib.omp_set_num_threads(before)
+    return lib if layer == "omp" else None
+
+
+def build_info() -> dict:
+    """Which build of the C extension this is."""
+    return {
+        "openmp": HAS_OPENMP,
+        "simd_clones": _kernels.SIMD_CLONES,
+        "compiler": _kernels.COMPILER,
+        "source_key": _kernels.SOURCE_KEY,
+    }
 
 
 class CythonBackend:
     name = "cython"
-    max_threads = staticmethod(_kernels.max_threads)
+    # threads of a parallel call: OpenMP's in an OpenMP build, else one
+    parallel = HAS_OPENMP
+    max_threads = staticmethod(_kernels.max_threads if HAS_OPENMP else _process_openmp_max_threads)
     set_policy = staticmethod(_kernels.set_policy)
     fast_threads = staticmethod(_kernels.fast_threads)
     par_enter = staticmethod(_kernels.par_enter)
@@ -23,9 +125,15 @@ class CythonBackend:
     parallel_used = staticmethod(_kernels.parallel_used)
 
     def describe(self) -> dict:
+        info = build_info()
         return {
-            "openmp_max_threads": _kernels.max_threads(),
-            "simd": "AVX-512 / AVX2 / baseline clones, chosen at load (GNU ifunc)",
+            "openmp": (
+                f"yes, {_kernels.max_threads()} threads"
+                if HAS_OPENMP
+                else "no: the C kernels run on one thread (Numba runs the parallel calls)"
+            ),
+            "simd": info["simd_clones"],
+            "compiler": info["compiler"],
         }
 
     def forward(

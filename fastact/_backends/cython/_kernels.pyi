@@ -7,6 +7,10 @@ BACKWARD: int
 TRAIN_FORWARD: int
 TRAIN_BACKWARD: int
 N_KERNELS: int
+HAS_OPENMP: bool
+COMPILER: str
+SIMD_CLONES: str
+SOURCE_KEY: str
 
 def unary(
     kind: int,

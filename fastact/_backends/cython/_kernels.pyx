@@ -24,7 +24,8 @@ from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-cimport openmp
+from . cimport fa_openmp as openmp
+from .fa_build cimport FA_COMPILER, FA_SIMD_CLONES, FA_SOURCE_KEY
 
 import numpy as np
 
@@ -39,6 +40,12 @@ TRAIN_FORWARD = 2
 TRAIN_BACKWARD = 3
 
 N_KERNELS = FA_N_KERNELS
+
+# What this build is (fastact._backends.cython.build_info).
+HAS_OPENMP = bool(openmp.FA_HAS_OPENMP)
+COMPILER = FA_COMPILER.decode().strip()
+SIMD_CLONES = FA_SIMD_CLONES.decode()
+SOURCE_KEY = FA_SOURCE_KEY.decode()
 
 # Smallest chunk handed to a thread, in elements (a multiple of 16 so that
 # chunk boundaries fall on 64-byte lines for both float types).

@@ -3,7 +3,13 @@
  * implements the same functions bit for bit (fastact/_backends/numba). */
 #ifndef FA_INTRINSICS_H
 #define FA_INTRINSICS_H
+#ifdef FA_STANDALONE
+/* Outside CPython (the cross-compiled kernel check, scripts/check_aarch64.py). */
+#include <stddef.h>
+typedef ptrdiff_t Py_ssize_t;
+#else
 #include <Python.h>
+#endif
 #include <math.h>
 #include <stdint.h>
 
@@ -25,11 +31,20 @@
 #endif
 
 /* Each inner loop is compiled for AVX-512, AVX2 and baseline x86-64 and the
- * best one is chosen when the module loads (GNU ifunc); elsewhere, one copy. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+ * best one is chosen when the module loads (GNU ifunc: gcc on x86-64 glibc
+ * Linux; setup.py defines FA_NO_CLONES where a test program with clones does
+ * not build, or when FASTACT_SIMD_CLONES=0).  Elsewhere, one copy for the
+ * compiler's baseline: SSE2 on x86-64, NEON on aarch64, which the loops
+ * vectorize to as well; the results are the same bits either way. */
+#if !defined(FA_NO_CLONES) && defined(__GNUC__) && !defined(__clang__) && \
+    defined(__x86_64__) && defined(__linux__)
+#define FA_HAVE_CLONES 1
 #define FA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FA_SIMD_CLONES "x86-64-v4 (AVX-512), x86-64-v3 (AVX2), x86-64, chosen at load (GNU ifunc)"
 #else
+#define FA_HAVE_CLONES 0
 #define FA_CLONES
+#define FA_SIMD_CLONES "none: one copy for the compiler's baseline"
 #endif
 
 /* ``a if c else b`` of the formula dialect: both values are computed before
@@ -41,7 +56,7 @@ FA_INLINE double fa_sel_f64(int c, double a, double b) { return c ? a : b; }
  * ARMv8 build) compile it to the FMA instruction, which vectorizes; elsewhere
  * it is the C library's correctly rounded fma (slower, same bits).  The Numba
  * backend emits LLVM's llvm.fma, so both backends round alike. */
-#if defined(__GNUC__)
+#if defined(__GNUC__) || defined(__clang__)
 FA_INLINE float fa_fma_f32(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 FA_INLINE double fa_fma_f64(double a, double b, double c) { return __builtin_fma(a, b, c); }
 #else
