@@ -1,4 +1,4 @@
-"""Exact counts (count_1d, count_2d) against the oracles of issue 9."""
+"""Exact counts (count_1d, count_2d) against independent oracles."""
 
 from __future__ import annotations
 
