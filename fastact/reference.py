@@ -575,7 +575,3 @@ def backward(name: str, grad_output, saved, **params):
     """The float64 reference gradient of activation ``name``."""
     with np.errstate(all="ignore"):
         return _BACKWARD[name](grad_output, saved, **params)
-
-
-def names() -> list[str]:
-    return sorted(_FORWARD)

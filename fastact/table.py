@@ -920,8 +920,3 @@ def jump_points(entry: Activation, params: dict[str, Number] | None = None) -> t
     """Sorted points where the derivative of ``entry`` jumps (empty if none)."""
     env = {**entry.example_params, **(params or {})}
     return tuple(sorted(float(eval(k, {"__builtins__": {}}, env)) for k in entry.kinks or ()))
-
-
-def kernel_entries() -> tuple[Activation, ...]:
-    """The entries that get compiled kernels, in kernel-id order."""
-    return TABLE

@@ -219,8 +219,7 @@ def test_public_api_fuzz(data):
         return
     if out is not None:
         np.testing.assert_array_equal(out, y)
-        if np.ndim(x):
-            assert y is out
+        assert y is out
     y = np.array(y, copy=True)
     dtype = np.dtype(np.float64) if x.dtype.kind in "iu" else x.dtype.newbyteorder("=")
     assert y.dtype.newbyteorder("=") == dtype and y.shape == x.shape
