@@ -26,6 +26,7 @@ from ._functions import *  # noqa: F403  (fastact.NAME and NAME_backward of ever
 from ._functions import __all__ as _functions
 from ._register import register, unregister
 from ._version import __version__ as __version__
+from .table import TABLE as _TABLE
 from .table import Activation, Properties
 
 
@@ -54,8 +55,15 @@ def explain(name: str, x, pass_: str = "forward"):
     return _dispatch.explain(activation(name), pass_, np.dtype(a.dtype), a.size)
 
 
+for _entry in _TABLE:
+    if _entry.name not in _functions:  # newer than the generated module
+        _entries.provide(_entry)
+del _entry
+
+
 def __getattr__(name: str):
-    # NAME and NAME_backward of activations added by fastact.register
+    # NAME and NAME_backward of activations added by fastact.register (or newer
+    # than the generated module)
     fn = _entries.added_function(name)
     if fn is None:
         raise AttributeError(f"module 'fastact' has no attribute {name!r}")

@@ -50,6 +50,15 @@ def remove(name: str) -> Activation:
     return entry
 
 
+def provide(entry: Activation) -> None:
+    """Functions made at run time for a table entry that fastact/_functions.py lacks
+    (added to the table since the module was generated: ``python -m
+    fastact._codegen.stubs`` writes it anew)."""
+    fwd, bwd = make_functions(entry)
+    _ADDED[fwd.__name__] = fwd
+    _ADDED[bwd.__name__] = bwd
+
+
 def added_function(attr: str) -> Callable | None:
     """``fastact.<attr>`` of an added entry, or None."""
     return _ADDED.get(attr)
