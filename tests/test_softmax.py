@@ -105,3 +105,119 @@ def test_log_softmax_backward_flush_is_below_the_documented_bound(backend, dtype
     bound = tiny * d + 4 * eps * np.abs(want) + tiny
     assert (err[flushed] <= np.broadcast_to(bound, y.shape)[flushed]).all(), err
     assert (err <= 4 * eps * scale).all(), err
+
+
+# --- long rows: segments of ROW_SPLIT elements, shared among threads ----------------
+
+ROW_SPLIT = 65536  # fastact/_codegen/dialect.py
+
+
+def _segment_sum(t: np.ndarray) -> float:
+    """A row sum as the kernels take it: per segment of ROW_SPLIT, eight lanes
+    (element k into lane k % 8) combined pairwise, then the segments in order."""
+    total = None
+    for s0 in range(0, len(t), ROW_SPLIT):
+        seg = t[s0 : s0 + ROW_SPLIT]
+        m = len(seg) // 8 * 8
+        lanes = seg[:m].reshape(-1, 8).copy()
+        part = np.zeros(8)
+        for row in lanes:  # sequential per lane, as the kernels add
+            part = part + row
+        part[: len(seg) - m] += seg[m:]
+        p = [float(v) for v in part]
+        sub = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
+        total = sub if total is None else total + sub
+    return total
+
+
+LONG_SHAPES = [(1, 3 * ROW_SPLIT + 5), (3, 2 * ROW_SPLIT + 17)]
+
+
+def _long_case(shape, dtype, special=None, at=0):
+    rng = np.random.default_rng(11)
+    x = rng.normal(0, 3, shape).astype(dtype)
+    g = rng.normal(size=shape).astype(dtype)
+    if special is not None:
+        x.reshape(-1)[at] = special
+    return x, g
+
+
+@pytest.mark.parametrize("name", ROWWISE)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("shape", LONG_SHAPES, ids=str)
+def test_long_rows_same_bits_for_any_thread_count_and_backend(name, dtype, shape):
+    """A row longer than a segment: forward and backward give the same bits on 1, 2 and 3
+    threads and on every compiled backend, and agree with the reference."""
+    from fastact import reference
+
+    fn = getattr(fastact, name)
+    bwd = getattr(fastact, f"{name}_backward")
+    x, g = _long_case(shape, dtype)
+    got = []
+    for backend in [b for b in BACKENDS if b != "numpy"]:
+        for threads in (1, 2, 3):
+            with fastact.config(backend=backend, num_threads=threads):
+                y = fn(x)
+                got.append((backend, threads, y, bwd(g, y)))
+    if not got:
+        pytest.skip("no compiled backend")
+    _, _, y0, gx0 = got[0]
+    for backend, threads, y, gx in got[1:]:
+        np.testing.assert_array_equal(y, y0, err_msg=f"{backend}, {threads} threads")
+        np.testing.assert_array_equal(gx, gx0, err_msg=f"{backend}, {threads} threads")
+    tol = 16 + shape[-1] ** 0.5 if name == "softmax" else 16
+    scale = np.abs(g.astype(np.float64)).sum(axis=-1, keepdims=True)
+    assert_close(
+        y0,
+        reference.forward(name, x),
+        dtype,
+        rtol_eps=tol,
+        atol=None,
+        scale=None if name == "softmax" else shape[-1],
+    )
+    assert_close(gx0, reference.backward(name, g, y0), dtype, rtol_eps=tol, scale=scale)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+@pytest.mark.parametrize("name", ROWWISE)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf, 0.0, 1e30, -1e30])
+@pytest.mark.parametrize("at", [0, ROW_SPLIT - 1, ROW_SPLIT, 2 * ROW_SPLIT + 3, 3 * ROW_SPLIT + 4])
+def test_long_row_driver_threads_with_special_values(name, dtype, special, at):
+    """The Cython driver shares one long row among 1, 2 and 3 threads (segment by segment)
+    with the same bits as the serial row kernel, a special value in any segment included."""
+    from fastact._backends.cython import _kernels
+
+    kid = fastact.activation(name).kernel_id
+    x, g = _long_case((1, 3 * ROW_SPLIT + 5), dtype, special, at)
+    n = x.size
+    outs = []
+    for threads in (1, 2, 3):
+        y = np.empty_like(x)
+        _kernels.rowwise(_kernels.FORWARD, kid, x, None, y, 1, n, threads)
+        gx = np.empty_like(x)
+        _kernels.rowwise(_kernels.BACKWARD, kid, g, y, gx, 1, n, threads)
+        outs.append((y, gx))
+    for y, gx in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0][0])
+        np.testing.assert_array_equal(gx, outs[0][1])
+    y = outs[0][0]
+    if special != special or special == np.inf:
+        assert np.isnan(y).all()
+    else:
+        assert not np.isnan(y).any()
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_long_row_sums_add_segments_in_order(backend, threads):
+    """float64 softmax backward of one long row: y * (g - d), d summed per segment in eight
+    lanes and then segment by segment (emulated here, bit for bit)."""
+    n = 3 * ROW_SPLIT + 13
+    rng = np.random.default_rng(5)
+    y = rng.uniform(0, 1, (1, n))
+    g = rng.normal(size=(1, n))
+    d = _segment_sum((g * y)[0])
+    with fastact.config(backend=backend, num_threads=threads):
+        got = fastact.softmax_backward(g, y)
+    np.testing.assert_array_equal(got, y * (g - d))

@@ -28,6 +28,7 @@ from ..table import Activation
 from .dialect import (
     CTYPES,
     PGRAD,
+    ROW_SPLIT,
     UNARY,
     called_names,
     expr_to_c,
@@ -346,13 +347,40 @@ def _lane_sum(
     return lines
 
 
-def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) -> str:
-    """One kernel over ``rows`` contiguous rows of length ``n``: reductions, then the map.
+# Row stages (row_forward/row_backward) as the driver of long rows sees them:
+# ROP_MAX/ROP_SUM reduce over the row, ROP_LOG + j takes the log of stage j.
+ROP_MAX, ROP_SUM, ROP_LOG = 1, 2, 16
+RSTAGES = 4  # the most stages of a row kernel
 
-    Maxima run in vectorized lanes (exact), sums in eight double lanes
-    combined in a fixed order (:func:`_lane_sum`, the Numba kernels' order),
-    with their values computed apart where that vectorizes; the result
-    depends on the row only, not on threads.
+
+def _row_ops(entry: Activation, backward: bool) -> list[int]:
+    """The op code of each of the entry's row stages (ROP_*)."""
+    stages = entry.row_backward if backward else entry.row_forward
+    names = [var for var, _, _ in stages]
+    ops = []
+    for var, op, expr in stages:
+        if op == "log":
+            ops.append(ROP_LOG + names.index(expr))
+        elif op in ("max", "sum"):
+            ops.append(ROP_MAX if op == "max" else ROP_SUM)
+        else:
+            raise SyntaxError(f"{entry.name}: unknown reduction {op!r} of {var}")
+    if len(ops) > RSTAGES:
+        raise SyntaxError(f"{entry.name}: more than {RSTAGES} row stages")
+    return ops
+
+
+def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) -> str:
+    """The row kernels of one pass: a function per reduction stage and one for the map
+    (each over one run of a row, for the driver of long rows), and the kernel over
+    ``rows`` contiguous rows of length ``n`` that runs them in order.
+
+    A stage reads the earlier stages' values from ``acc`` (doubles: a max, a sum,
+    the log of a sum).  Maxima run in vectorized lanes (exact); sums in eight
+    double lanes combined in a fixed order (:func:`_lane_sum`, the Numba kernels'
+    order) per segment of ``ROW_SPLIT`` elements, the segments' totals added in
+    order.  The result depends on the row only, not on threads nor on how the
+    row's segments are shared among them.
     """
     ctype = CTYPES[sfx]
     stages = entry.row_backward if backward else entry.row_forward
@@ -360,59 +388,103 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
     where = f"{entry.name}.{'backward' if backward else 'forward'}"
     name = f"fa_{entry.name}_r{'bwd' if backward else 'fwd'}_{sfx}"
     if backward:
-        sig = f"const {ctype} *gp, const {ctype} *sp, {ctype} *out"
-        offs = [f"const {ctype} *g_r = gp + r * n;", f"const {ctype} *s_r = sp + r * n;"]
+        a, b = "g_r", "s_r"
 
         def load(i: str) -> list[str]:
             return [f"const {ctype} g = g_r[{i}];", f"const {ctype} y = s_r[{i}];"]
 
     else:
-        sig = f"const {ctype} *xp, {ctype} *out"
-        offs = [f"const {ctype} *x_r = xp + r * n;"]
+        a, b = "x_r", "b_r"
 
         def load(i: str) -> list[str]:
             return [f"const {ctype} x = x_r[{i}];"]
 
-    lines = [
-        f"FA_CLONES static void {name}({sig}, Py_ssize_t rows, Py_ssize_t n, const double *p) {{",
-        "    (void)p;",
-        "    for (Py_ssize_t r = 0; r < rows; r++) {",
-    ]
-    lines += ["        " + o for o in offs]
-    lines.append(f"        {ctype} *o_r = out + r * n;")
-    lines.append("        Py_ssize_t k;")
+    sig = f"const {ctype} *{a}, const {ctype} *{b}, {ctype} *o_r, Py_ssize_t n, const double *acc"
     loads = {"g", "y"} if backward else {"x"}
     cached = _cached_stage(stages, final, loads)
-    declared = []
-    for var, op, expr in stages:
+    out: list[str] = []
+
+    def declare(upto: int) -> list[str]:
+        return [
+            f"    const {ctype} {stages[j][0]}_acc_t = ({ctype})acc[{j}];"
+            for j in range(upto)
+            if stages[j][1] in ("max", "sum", "log")
+        ]
+
+    void = f"    (void){a}; (void){b}; (void)o_r; (void)acc;"
+    for i, (var, op, expr) in enumerate(stages):
         if op == "log":
-            # the log of an earlier sum, taken in double before rounding
-            lines.append(f"        const {ctype} {var}_acc_t = ({ctype})log({expr}_acc);")
-            declared.append(var)
             continue
         body = expr_to_c(expr, sfx, helpers, f"{where}.{var}")
-        consts = [f"const {ctype} {d} = {d}_acc_t;" for d in declared]
+        consts = [f"const {ctype} {d} = {d}_acc_t;" for d, _, _ in stages[:i]]
+        lines = [
+            f"FA_INLINE double {name}_s{i}_body({sig}) {{",
+            void,
+            "    Py_ssize_t k;",
+            *declare(i),
+        ]
         if op == "max":
-            lines += _lane_max(var, ctype, body, load, consts)
-        elif op == "sum":
-            keep = cached is not None and cached[0] == var
-            lines += _lane_sum(var, ctype, body, load, consts, keep, bool(called_names(expr)))
+            red = _lane_max(var, ctype, body, load, consts)
         else:
-            raise SyntaxError(f"{where}: unknown reduction {op!r}")
-        lines.append(f"        const {ctype} {var}_acc_t = ({ctype}){var}_acc;")
-        declared.append(var)
+            keep = cached is not None and cached[0] == var
+            red = _lane_sum(var, ctype, body, load, consts, keep, bool(called_names(expr)))
+        lines += [ln[4:] for ln in red]
+        lines += [f"    return (double){var}_acc;", "}"]
+        lines += [
+            f"FA_CLONES static double {name}_s{i}({sig}) {{",
+            f"    return {name}_s{i}_body({a}, {b}, o_r, n, acc);",
+            "}",
+        ]
+        out.append("\n".join(lines))
+    lines = [f"FA_INLINE void {name}_map_body({sig}) {{", void, *declare(len(stages))]
+    declared = [var for var, _, _ in stages]
     if cached is not None:
         body = expr_to_c(cached[1], sfx, helpers, where)
-        lines.append("        for (k = 0; k < n; k++) {")
-        lines.append(f"            const {ctype} {cached[0]}_elem = o_r[k];")
+        lines.append("    for (Py_ssize_t k = 0; k < n; k++) {")
+        lines.append(f"        const {ctype} {cached[0]}_elem = o_r[k];")
     else:
         body = expr_to_c(final, sfx, helpers, where)
-        lines.append("        for (k = 0; k < n; k++) {")
-        lines += ["            " + ld for ld in load("k")]
-    lines += [f"            const {ctype} {d} = {d}_acc_t;" for d in declared]
-    lines.append(f"            o_r[k] = {body};")
-    lines += ["        }", "    }", "}"]
-    return "\n".join(lines)
+        lines.append("    for (Py_ssize_t k = 0; k < n; k++) {")
+        lines += ["        " + ld for ld in load("k")]
+    lines += [f"        const {ctype} {d} = {d}_acc_t;" for d in declared]
+    lines += [f"        o_r[k] = {body};", "    }", "}"]
+    lines += [
+        f"FA_CLONES static void {name}_map({sig}) {{",
+        f"    {name}_map_body({a}, {b}, o_r, n, acc);",
+        "}",
+    ]
+    out.append("\n".join(lines))
+    if backward:
+        rsig = f"const {ctype} *gp, const {ctype} *sp, {ctype} *out"
+        offs = [f"const {ctype} *g_r = gp + r * n;", f"const {ctype} *s_r = sp + r * n;"]
+    else:
+        rsig = f"const {ctype} *xp, {ctype} *out"
+        offs = [f"const {ctype} *x_r = xp + r * n;", f"const {ctype} *b_r = x_r;"]
+    lines = [
+        f"FA_CLONES static void {name}({rsig}, Py_ssize_t rows, Py_ssize_t n, const double *p) {{",
+        "    (void)p;",
+        "    for (Py_ssize_t r = 0; r < rows; r++) {",
+        *["        " + o for o in offs],
+        f"        {ctype} *o_r = out + r * n;",
+        f"        double acc[{max(len(stages), 1)}];",
+    ]
+    for i, (_var, op, expr) in enumerate(stages):
+        if op == "log":
+            j = [v for v, _, _ in stages].index(expr)
+            lines.append(f"        acc[{i}] = log(acc[{j}]);")
+        elif op == "max":
+            lines.append(f"        acc[{i}] = {name}_s{i}_body({a}, {b}, o_r, n, acc);")
+        else:
+            lines += [
+                "        for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_ROW_SPLIT) {",
+                "            const Py_ssize_t kn = n - k0 < FA_ROW_SPLIT ? n - k0 : FA_ROW_SPLIT;",
+                f"            const double t = {name}_s{i}_body({a} + k0, {b} + k0, o_r + k0, kn, acc);",
+                f"            acc[{i}] = k0 ? acc[{i}] + t : t;",
+                "        }",
+            ]
+    lines += [f"        {name}_map_body({a}, {b}, o_r, n, acc);", "    }", "}"]
+    out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 def _pgrad(entry: Activation, sfx: str, helpers: list[str], vector: bool) -> str:
@@ -467,6 +539,73 @@ def _pgrad(entry: Activation, sfx: str, helpers: list[str], vector: bool) -> str
     return "\n".join(lines)
 
 
+def _pgrad_bwd(entry: Activation, sfx: str, helpers: list[str], vector: bool) -> str:
+    """The backward with the parameter gradient, in one pass over ``g`` and ``s``.
+
+    Block by block (``FA_ROW_BLOCK`` elements, a multiple of 8): the block's
+    parameter-gradient terms (``pgrad``'s lanes, carried from block to block,
+    or ``pgradv``'s per-element sums), then its gradient (the ``bwd``/``bwdv``
+    loop), so the block is read from memory once.  The same bits as ``pgrad``
+    then ``bwd`` over the whole call; ``out`` may be ``g`` (each block's terms
+    are taken before it is written).
+    """
+    ctype = CTYPES[sfx]
+    saved = saved_name(entry)
+    v = "v" if vector else ""
+    name = f"fa_{entry.name}_bwdpg{v}_{sfx}"
+    body = expr_to_c(entry.param_grad, sfx, helpers, f"{entry.name}.param_grad")
+    lines = [
+        f"FA_CLONES static void {name}(const {ctype} *gp, const {ctype} *sp, {ctype} *out, "
+        "Py_ssize_t n, const double *p, double *acc) {",
+        *_param_lines(entry, ctype, vector),
+    ]
+    if not vector:
+        lines.append("    double part[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};")
+    lines += [
+        "    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_ROW_BLOCK) {",
+        "        const Py_ssize_t k1 = n - k0 < FA_ROW_BLOCK ? n - k0 : FA_ROW_BLOCK;",
+        "        Py_ssize_t k = 0;",
+    ]
+    if vector:
+        cp = entry.channel_param
+        lines += [
+            "        for (; k < k1; k++) {",
+            f"            const {ctype} g = gp[k0 + k];",
+            f"            const {ctype} {saved} = sp[k0 + k];",
+            f"            const {ctype} {cp} = ({ctype})p[k0 + k];",
+            f"            acc[k0 + k] += (double)({body});",
+            "        }",
+        ]
+    else:
+        lines += [
+            "        for (; k + 8 <= k1; k += 8) {",
+            "            for (int j = 0; j < 8; j++) {",
+            f"                const {ctype} g = gp[k0 + k + j];",
+            f"                const {ctype} {saved} = sp[k0 + k + j];",
+            f"                part[j] += (double)({body});",
+            "            }",
+            "        }",
+            "        for (int j = 0; k < k1; k++, j++) {",
+            f"            const {ctype} g = gp[k0 + k];",
+            f"            const {ctype} {saved} = sp[k0 + k];",
+            f"            part[j] += (double)({body});",
+            "        }",
+        ]
+    lines += [
+        f"        fa_{entry.name}_bwd{v}_{sfx}_range(gp + k0, sp + k0, out + k0, 0, k1, "
+        + ("p + k0" if vector else "p")
+        + ", 0, 0);",
+        "    }",
+    ]
+    if not vector:
+        lines.append(
+            "    acc[0] += ((part[0] + part[1]) + (part[2] + part[3]))"
+            " + ((part[4] + part[5]) + (part[6] + part[7]));"
+        )
+    lines.append("}")
+    return "\n".join(lines)
+
+
 PROLOGUE = """\
 /* Generated by fastact/_codegen/c_kernels.py from fastact/table.py. Do not edit. */
 #ifndef FA_KERNELS_H
@@ -483,6 +622,12 @@ PROLOGUE = """\
 /* Row sums compute their values in blocks of this many (a multiple of 8),
  * then add them to their eight lanes. */
 #define FA_ROW_BLOCK 256
+/* Row sums add their segments of this many elements in order (ROW_SPLIT). */
+#define FA_ROW_SPLIT {row_split}
+#define FA_RSTAGES {rstages}
+#define FA_ROP_MAX {rop_max}
+#define FA_ROP_SUM {rop_sum}
+#define FA_ROP_LOG {rop_log}
 
 typedef void (*fa_unary_f32)(const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t);
 typedef void (*fa_unary_f64)(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t);
@@ -498,13 +643,29 @@ typedef void (*fa_rowb_f32)(const float *, const float *, float *, Py_ssize_t, P
                             const double *);
 typedef void (*fa_rowb_f64)(const double *, const double *, double *, Py_ssize_t, Py_ssize_t,
                             const double *);
+typedef void (*fa_bwdpg_f32)(const float *, const float *, float *, Py_ssize_t, const double *,
+                             double *);
+typedef void (*fa_bwdpg_f64)(const double *, const double *, double *, Py_ssize_t,
+                             const double *, double *);
+typedef double (*fa_rseg_f32)(const float *, const float *, float *, Py_ssize_t, const double *);
+typedef double (*fa_rseg_f64)(const double *, const double *, double *, Py_ssize_t,
+                              const double *);
+typedef void (*fa_rmap_f32)(const float *, const float *, float *, Py_ssize_t, const double *);
+typedef void (*fa_rmap_f64)(const double *, const double *, double *, Py_ssize_t,
+                            const double *);
 """
 
 
 def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
     """The whole header: helpers, kernels, and pointer tables."""
     names = [h.__name__ for h in helpers]
-    out = [PROLOGUE]
+    out = [
+        PROLOGUE.replace("{row_split}", str(ROW_SPLIT))
+        .replace("{rstages}", str(RSTAGES))
+        .replace("{rop_max}", str(ROP_MAX))
+        .replace("{rop_sum}", str(ROP_SUM))
+        .replace("{rop_log}", str(ROP_LOG))
+    ]
     for sfx in CTYPES:
         for h in helpers:
             out.append(function_to_c(h, sfx, names))
@@ -516,6 +677,8 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             if entry.param_grad is not None:
                 out.append(_pgrad(entry, sfx, names, vector=False))
                 out.append(_pgrad(entry, sfx, names, vector=True))
+                out.append(_pgrad_bwd(entry, sfx, names, vector=False))
+                out.append(_pgrad_bwd(entry, sfx, names, vector=True))
             if entry.rowwise:
                 out.append(_rowwise(entry, False, sfx, names))
                 out.append(_rowwise(entry, True, sfx, names))
@@ -539,8 +702,50 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 + ",\n    ".join(ptrs)
                 + "\n};"
             )
+    out += _row_stage_tables(table)
+    for sfx in CTYPES:
+        for v in ("", "v"):
+            ptrs = [
+                f"fa_{e.name}_bwdpg{v}_{sfx}" if e.param_grad is not None else "NULL" for e in table
+            ]
+            out.append(
+                f"static fa_bwdpg_{sfx} FA_BWDPG{v.upper()}_{sfx.upper()}[{len(table)}] = {{\n    "
+                + ",\n    ".join(ptrs)
+                + "\n};"
+            )
     out.append(f"#define FA_N_KERNELS {len(table)}\n#endif")
     return "\n\n".join(out) + "\n"
+
+
+def _row_stage_tables(table: tuple[Activation, ...]) -> list[str]:
+    """The long-row driver's tables, flat, indexed ``(kid * 2 + backward) * FA_RSTAGES + stage``
+    (FA_ROP: the op codes, 0 past the last stage; FA_RSEG: the stages' functions) and
+    ``kid * 2 + backward`` (FA_RMAP: the maps)."""
+    ops, segs, maps = [], {s: [] for s in CTYPES}, {s: [] for s in CTYPES}
+    for entry in table:
+        for backward in (False, True):
+            codes = _row_ops(entry, backward) if entry.rowwise else []
+            ops += codes + [0] * (RSTAGES - len(codes))
+            for sfx in CTYPES:
+                name = f"fa_{entry.name}_r{'bwd' if backward else 'fwd'}_{sfx}"
+                for i in range(RSTAGES):
+                    has = i < len(codes) and codes[i] < ROP_LOG
+                    segs[sfx].append(f"{name}_s{i}" if has else "NULL")
+                maps[sfx].append(f"{name}_map" if entry.rowwise else "NULL")
+    n = len(table) * 2
+    out = [f"static const int FA_ROP[{n * RSTAGES}] = {{{', '.join(map(str, ops))}}};"]
+    for sfx in CTYPES:
+        out.append(
+            f"static fa_rseg_{sfx} FA_RSEG_{sfx.upper()}[{n * RSTAGES}] = {{\n    "
+            + ",\n    ".join(segs[sfx])
+            + "\n};"
+        )
+        out.append(
+            f"static fa_rmap_{sfx} FA_RMAP_{sfx.upper()}[{n}] = {{\n    "
+            + ",\n    ".join(maps[sfx])
+            + "\n};"
+        )
+    return out
 
 
 def write(path: Path, table: tuple[Activation, ...], helpers: tuple) -> bool:

@@ -360,6 +360,12 @@ def function_to_python(fn: Callable, helpers: Iterable[str]) -> str:
 # rowwise entry's row kernels).  A unary kernel reads ``x``; the others read
 # ``g`` and the saved array (:func:`saved_name`).
 
+# A row sum is taken in segments of this many elements (a multiple of 8 and of
+# the C kernels' block): each segment's lanes, then the segments' totals in
+# order.  The order depends on the row only, so a long row may spread over
+# threads segment by segment; a row of at most this length sums as one segment.
+ROW_SPLIT = 65536
+
 UNARY = ("fwd", "tfwd", "fwdv")
 BINARY = ("bwd", "tbwd", "bwdv")
 PGRAD = ("pgrad", "pgradv")

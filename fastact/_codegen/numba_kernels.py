@@ -63,6 +63,7 @@ from .dialect import (
     BINARY,
     INTRINSICS,
     PGRAD,
+    ROW_SPLIT,
     ROWWISE,
     UNARY,
     called_names,
@@ -340,11 +341,13 @@ def _pgrad_lines(loads: list[str], body: str) -> list[str]:
 
 
 def _row_sum_lines(acc: str, loads: list[str], value: str) -> list[str]:
-    """A row sum into float64 ``acc``: the lanes of ``pgrad`` over the row ``_fa_a.._fa_b-1``.
+    """A row sum into float64 ``acc``: the lanes of ``pgrad`` per segment of the row.
 
-    Element ``k`` of the row adds ``float64(value)`` to lane ``(k - _fa_a) % 8``
-    in increasing ``k``, and ``acc`` is ``((l0 + l1) + (l2 + l3)) + ((l4 + l5)
-    + (l6 + l7))``: the C generator's ``_lane_sum``, bit for bit.  As in
+    The row ``_fa_a.._fa_b-1`` is cut into segments of ``ROW_SPLIT`` elements;
+    element ``k`` of a segment adds ``float64(value)`` to lane ``k % 8`` (from
+    the segment's start) in increasing ``k``, the segment's total is ``((l0 +
+    l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``, and ``acc`` adds the totals
+    in order: the C generator's row sums, bit for bit.  As in
     :func:`_pgrad_lines`, a plain loop (vectorized) writes each block's values
     to the stack buffer ``_fa_buf`` (its length is a multiple of 8, so every
     block starts in lane 0), the ``<8 x double>`` lanes add it eight at a
@@ -352,18 +355,22 @@ def _row_sum_lines(acc: str, loads: list[str], value: str) -> list[str]:
     """
     lanes = PGRAD_LANES
     return [
-        "        _fa_sums = _fa_lanes_zero()",
-        "        for _fa_c in range(_fa_a, _fa_b, _FA_PBLOCK):",
-        "            _fa_n = min(_FA_PBLOCK, _fa_b - _fa_c)",
-        "            for _fa_j in range(_fa_n):",
-        "                _fa_k = _fa_c + _fa_j",
-        *["                " + ld for ld in loads],
-        f"                _fa_buf[_fa_j] = np.float64({value})",
-        f"            for _fa_j in range(_fa_n, (_fa_n + {lanes - 1}) // {lanes} * {lanes}):",
-        "                _fa_buf[_fa_j] = _FA_NEG0",
-        f"            for _fa_j in range(0, _fa_n, {lanes}):",
-        "                _fa_sums = _fa_lanes_add(_fa_sums, _fa_buf, _fa_j)",
-        f"        {acc} = _fa_lanes_total(_fa_sums)",
+        f"        {acc} = 0.0",
+        f"        for _fa_sa in range(_fa_a, _fa_b, {ROW_SPLIT}):",
+        f"            _fa_sb = min(_fa_sa + {ROW_SPLIT}, _fa_b)",
+        "            _fa_sums = _fa_lanes_zero()",
+        "            for _fa_c in range(_fa_sa, _fa_sb, _FA_PBLOCK):",
+        "                _fa_n = min(_FA_PBLOCK, _fa_sb - _fa_c)",
+        "                for _fa_j in range(_fa_n):",
+        "                    _fa_k = _fa_c + _fa_j",
+        *["                    " + ld for ld in loads],
+        f"                    _fa_buf[_fa_j] = np.float64({value})",
+        f"                for _fa_j in range(_fa_n, (_fa_n + {lanes - 1}) // {lanes} * {lanes}):",
+        "                    _fa_buf[_fa_j] = _FA_NEG0",
+        f"                for _fa_j in range(0, _fa_n, {lanes}):",
+        "                    _fa_sums = _fa_lanes_add(_fa_sums, _fa_buf, _fa_j)",
+        "            _fa_t = _fa_lanes_total(_fa_sums)",
+        f"            {acc} = _fa_t if _fa_sa == _fa_a else {acc} + _fa_t",
     ]
 
 

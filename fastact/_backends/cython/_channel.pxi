@@ -11,6 +11,25 @@ DEF FAST_STACK_W = 64
 DEF ROW_RUN = 4096
 
 
+cdef extern from "fa_kernels.h" nogil:
+    ctypedef void (*fa_bwdpg_f32)(const float *, const float *, float *, Py_ssize_t, const double *, double *) noexcept nogil
+    ctypedef void (*fa_bwdpg_f64)(const double *, const double *, double *, Py_ssize_t, const double *, double *) noexcept nogil
+    fa_bwdpg_f32 *FA_BWDPG_F32
+    fa_bwdpg_f32 *FA_BWDPGV_F32
+    fa_bwdpg_f64 *FA_BWDPG_F64
+    fa_bwdpg_f64 *FA_BWDPGV_F64
+
+
+cdef inline void _pgrad_bwd(bint vector, int kid, const real *g, const real *s, real *out,
+                            Py_ssize_t n, const double *p, double *acc) noexcept nogil:
+    """The parameter gradient (summed into ``acc``) and grad-input of ``n`` elements, in one
+    pass: the bits of ``_pgrad`` then ``_binary``."""
+    if real is float:
+        (FA_BWDPGV_F32 if vector else FA_BWDPG_F32)[kid](g, s, out, n, p, acc)
+    else:
+        (FA_BWDPGV_F64 if vector else FA_BWDPG_F64)[kid](g, s, out, n, p, acc)
+
+
 cdef struct Unit:
     Py_ssize_t off       # first element
     Py_ssize_t n         # length
@@ -73,12 +92,9 @@ cdef inline void _units_backward(int kid, const real *g, const real *s, real *ou
     """Grad-input of units u0:u1, their parameter gradient summed into ``acc``."""
     cdef Py_ssize_t u
     cdef Unit t
-    cdef int table = VECTOR if geo.vector else PLAIN
     for u in range(u0, u1):
         t = _unit(u, geo)
-        # the parameter gradient first: out may be g itself
-        _pgrad(geo.vector, kid, g + t.off, s + t.off, t.n, t.p, acc + t.acc)
-        _binary(table, kid, g + t.off, s + t.off, out + t.off, t.n, t.p, 0, 0)
+        _pgrad_bwd(geo.vector, kid, g + t.off, s + t.off, out + t.off, t.n, t.p, acc + t.acc)
 
 
 cdef void _channel_fwd(int kid, const real *x, real *out, Geometry geo,
@@ -280,8 +296,7 @@ cdef void _fast_channel_bwd(int kid, const real *g, const real *s, real *out, Py
 
 cdef inline bint _fast_channel_kernels(int di, int kid, bint backward) noexcept:
     if backward:
-        return (FA_PGRAD_F32[kid] != NULL and FA_PGRADV_F32[kid] != NULL
-                and _has_binary(di, PLAIN, kid) and _has_binary(di, VECTOR, kid))
+        return FA_BWDPG_F32[kid] != NULL and FA_BWDPGV_F32[kid] != NULL
     return _has_unary(di, PLAIN, kid) and _has_unary(di, VECTOR, kid)
 
 

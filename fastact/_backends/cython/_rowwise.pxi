@@ -1,10 +1,97 @@
 # Rowwise entries (softmax, log_softmax) over C-contiguous (rows, rowlen) buffers:
-# each thread takes a static block of whole rows, so results do not depend on
-# the thread count.
+# each thread takes a static block of whole rows, or, when there are fewer long
+# rows than threads, the segments of one row at a time.  A row's sums add their
+# segments in order either way, so results do not depend on the thread count.
+
+from libc.math cimport log as c_log
+from libc.stdlib cimport free, malloc
+
+cdef extern from "fa_kernels.h" nogil:
+    ctypedef double (*fa_rseg_f32)(const float *, const float *, float *, Py_ssize_t, const double *) noexcept nogil
+    ctypedef double (*fa_rseg_f64)(const double *, const double *, double *, Py_ssize_t, const double *) noexcept nogil
+    ctypedef void (*fa_rmap_f32)(const float *, const float *, float *, Py_ssize_t, const double *) noexcept nogil
+    ctypedef void (*fa_rmap_f64)(const double *, const double *, double *, Py_ssize_t, const double *) noexcept nogil
+    const int *FA_ROP
+    fa_rseg_f32 *FA_RSEG_F32
+    fa_rseg_f64 *FA_RSEG_F64
+    fa_rmap_f32 *FA_RMAP_F32
+    fa_rmap_f64 *FA_RMAP_F64
+    int FA_ROW_SPLIT
+    int FA_RSTAGES
+    int FA_ROP_MAX
+    int FA_ROP_LOG
+
+
+cdef inline double _row_stage(int idx, const real *a, const real *b, real *out, Py_ssize_t n,
+                              const double *acc) noexcept nogil:
+    if real is float:
+        return FA_RSEG_F32[idx](a, b, out, n, acc)
+    else:
+        return FA_RSEG_F64[idx](a, b, out, n, acc)
+
+
+cdef inline void _row_map(int idx, const real *a, const real *b, real *out, Py_ssize_t n,
+                          const double *acc) noexcept nogil:
+    if real is float:
+        FA_RMAP_F32[idx](a, b, out, n, acc)
+    else:
+        FA_RMAP_F64[idx](a, b, out, n, acc)
+
+
+cdef bint _long_row(int kid, const real *a, const real *b, real *out, Py_ssize_t n,
+                    int nthreads) noexcept nogil:
+    """One row, each stage's segments of FA_ROW_SPLIT elements on up to ``nthreads``
+    threads: the row kernel's bits (maxima are exact; a sum adds its segments'
+    totals in order).  False, with nothing written, when out of memory."""
+    cdef int pass_ = 0 if b == NULL else 1
+    cdef int base = (kid * 2 + pass_) * FA_RSTAGES, st, op
+    cdef Py_ssize_t nseg = (n + FA_ROW_SPLIT - 1) // FA_ROW_SPLIT, j, k0
+    cdef double v
+    cdef double *acc = <double *>malloc((FA_RSTAGES + nseg) * sizeof(double))
+    cdef double *part
+    if acc == NULL:
+        return False
+    part = acc + FA_RSTAGES
+    if b == NULL:
+        b = a  # the forward's stages ignore it
+    for st in range(FA_RSTAGES):
+        op = FA_ROP[base + st]
+        if op == 0:
+            break
+        if op >= FA_ROP_LOG:
+            acc[st] = c_log(acc[op - FA_ROP_LOG])
+            continue
+        for j in prange(nseg, schedule="static", num_threads=nthreads):
+            k0 = j * FA_ROW_SPLIT
+            part[j] = _row_stage(base + st, a + k0, b + k0, out + k0,
+                                 FA_ROW_SPLIT if k0 + FA_ROW_SPLIT <= n else n - k0, acc)
+        v = part[0]
+        for j in range(1, nseg):
+            if op == FA_ROP_MAX:
+                if not ((part[j] <= v) | (v != v)):
+                    v = part[j]
+            else:
+                v = v + part[j]
+        acc[st] = v
+    for j in prange(nseg, schedule="static", num_threads=nthreads):
+        k0 = j * FA_ROW_SPLIT
+        _row_map(kid * 2 + pass_, a + k0, b + k0, out + k0,
+                 FA_ROW_SPLIT if k0 + FA_ROW_SPLIT <= n else n - k0, acc)
+    free(acc)
+    return True
+
 
 cdef void _row_blocks(int kid, const real *a, const real *b, real *out, Py_ssize_t rows,
                       Py_ssize_t rowlen, int nthreads) noexcept nogil:
-    cdef Py_ssize_t nblk, c, r0, r1, step
+    cdef Py_ssize_t nblk, c, r0, r1, step, r
+    if nthreads > 1 and rows < 2 * nthreads and rowlen >= 2 * FA_ROW_SPLIT:
+        # fewer long rows than two per thread: the threads share each row
+        for r in range(rows):
+            if not _long_row(kid, a + r * rowlen, b + r * rowlen if b != NULL else NULL,
+                             out + r * rowlen, rowlen, nthreads):
+                _rows(kid, a + r * rowlen, b + r * rowlen if b != NULL else NULL,
+                      out + r * rowlen, 1, rowlen)
+        return
     nblk = _n_chunks(rows * rowlen, nthreads)
     if nblk > rows:
         nblk = rows
@@ -42,7 +129,8 @@ def rowwise(int kind, int kid, cnp.ndarray a, object b, cnp.ndarray out,
     """A rowwise entry (softmax) over C-contiguous (rows, rowlen) buffers.
 
     kind FORWARD: out = f(a); kind BACKWARD: out = f'(g=a, y=b).  Each thread
-    takes a static block of whole rows, so results do not depend on threads.
+    takes a static block of whole rows, or segments of long rows: results do
+    not depend on threads.
     """
     cdef int di = _dtype_index(a)
     cdef const void *bp = NULL
