@@ -536,7 +536,7 @@ def elu(
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Exponential linear unit. Saves the input: from the output the slope alpha * exp(x) = y + alpha cancels for x << 0.
+    """Exponential linear unit. Saves the output: the slope alpha * exp(x) is y + alpha for x <= 0 (within a few ulp of alpha, absolutely), so the backward reads no exp and the forward may run in place. The gradient needs alpha >= 0 (y > 0 then tells the two pieces apart).
 
         elu(x) = x if x > 0 else alpha * (exp(x) - 1)
 
@@ -575,7 +575,7 @@ def elu_backward(
 
         elu(x) = x if x > 0 else alpha * (exp(x) - 1)
 
-    ``saved`` is x, the forward input. ``out=grad_output`` is the in-place form.
+    ``saved`` is y, the forward output. ``out=grad_output`` is the in-place form.
 
     Parameters
     ----------
@@ -592,9 +592,10 @@ def elu_backward(
     """
     if unknown:
         raise _unexpected(elu_backward, unknown)
-    r = _fast_backward(6, grad_output, saved, out, (alpha,))
-    if r is not None:
-        return r
+    if type(alpha) is float and (alpha >= 0):
+        r = _fast_backward(6, grad_output, saved, out, (alpha,))
+        if r is not None:
+            return r
     return _api.backward(_ELU, grad_output, saved, out, (alpha,))
 
 
@@ -603,7 +604,7 @@ def selu(
     *,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """Scaled ELU (Klambauer et al., 2017) with its fixed alpha and scale. Saves the input, as elu.
+    """Scaled ELU (Klambauer et al., 2017) with its fixed alpha and scale. Saves the output, as elu: the slope for x <= 0 is y + alpha * scale.
 
         selu(x) = scale * (x if x > 0 else alpha * (exp(x) - 1))
 
@@ -636,7 +637,7 @@ def selu_backward(
 
         selu(x) = scale * (x if x > 0 else alpha * (exp(x) - 1))
 
-    ``saved`` is x, the forward input. ``out=grad_output`` is the in-place form.
+    ``saved`` is y, the forward output. ``out=grad_output`` is the in-place form.
 
     Parameters
     ----------
@@ -662,7 +663,7 @@ def celu(
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Continuously differentiable ELU. Saves the input, as elu.
+    """Continuously differentiable ELU. Saves the output, as elu: the slope exp(x / alpha) is (y + alpha) / alpha for x <= 0, for either sign of alpha (y <= 0 there).
 
         celu(x) = x if x > 0 else alpha * (exp(x / alpha) - 1)
 
@@ -702,7 +703,7 @@ def celu_backward(
 
         celu(x) = x if x > 0 else alpha * (exp(x / alpha) - 1)
 
-    ``saved`` is x, the forward input. ``out=grad_output`` is the in-place form.
+    ``saved`` is y, the forward output. ``out=grad_output`` is the in-place form.
 
     Parameters
     ----------

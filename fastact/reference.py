@@ -234,9 +234,10 @@ def elu(x, alpha=1.0):
 
 
 @_backward
-def elu_backward(g, x, alpha=1.0):
-    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
-    return _nan_from(x, np.where(x > 0, g, g * (alpha * np.exp(np.minimum(x, 0.0)))))
+def elu_backward(g, y, alpha=1.0):
+    # from the output: for x <= 0, alpha * exp(x) = y + alpha (alpha >= 0: y > 0 iff x > 0)
+    y, g = np.asarray(y, np.float64), np.asarray(g, np.float64)
+    return _nan_from(y, np.where(y > 0, g, g * (y + alpha)))
 
 
 @_forward
@@ -245,10 +246,10 @@ def selu(x):
 
 
 @_backward
-def selu_backward(g, x):
-    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
-    d = np.where(x > 0, _SELU_SCALE, (_SELU_SCALE * _SELU_ALPHA) * np.exp(np.minimum(x, 0.0)))
-    return _nan_from(x, g * d)
+def selu_backward(g, y):
+    y, g = np.asarray(y, np.float64), np.asarray(g, np.float64)
+    d = np.where(y > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA)
+    return _nan_from(y, g * d)
 
 
 @_forward
@@ -258,9 +259,10 @@ def celu(x, alpha=1.0):
 
 
 @_backward
-def celu_backward(g, x, alpha=1.0):
-    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
-    return _nan_from(x, np.where(x > 0, g, g * np.exp(np.minimum(x, 0.0) / alpha)))
+def celu_backward(g, y, alpha=1.0):
+    # exp(x / alpha) = 1 + y / alpha for x <= 0, where y <= 0 for either sign of alpha
+    y, g = np.asarray(y, np.float64), np.asarray(g, np.float64)
+    return _nan_from(y, np.where(y > 0, g, g * ((y + alpha) / alpha)))
 
 
 _SPLIT = 134217729.0  # 2**27 + 1: Veltkamp's split of a float64 into two 26-bit halves

@@ -437,22 +437,27 @@ TABLE: tuple[Activation, ...] = (
         formula="elu(x) = x if x > 0 else alpha * (exp(x) - 1)",
         parameters=(Param("alpha", 1.0, "value approached as x -> -inf is -alpha"),),
         forward="x if x > 0 else alpha * expm1(x)",
-        backward="keepnan(x, g if x > 0 else g * (alpha * exp(x)))",
-        saves="input",
+        backward="keepnan(y, g if y > 0 else g * (y + alpha))",
+        saves="output",
+        backward_checks=(
+            ("alpha >= 0", "alpha must be >= 0 to compute the gradient from the output"),
+        ),
         doc=(
-            "Exponential linear unit. Saves the input: from the output the slope "
-            "alpha * exp(x) = y + alpha cancels for x << 0."
+            "Exponential linear unit. Saves the output: the slope alpha * exp(x) is "
+            "y + alpha for x <= 0 (within a few ulp of alpha, absolutely), so the "
+            "backward reads no exp and the forward may run in place. The gradient "
+            "needs alpha >= 0 (y > 0 then tells the two pieces apart)."
         ),
         properties=Properties(True, "everywhere", True, True, (-1.0, INF)),
         test_params=({"alpha": 0.5},),
         torch=TorchForm(
             layer="ELU",
             forward="nn.elu(x, alpha, 1.0, 1.0, out=out)",
-            backward="aten.elu_backward.grad_input(g, alpha, 1.0, 1.0, False, x, grad_input=out)",
+            backward="aten.elu_backward.grad_input(g, alpha, 1.0, 1.0, True, y, grad_input=out)",
         ),
         numpy=NumpyForm(
             forward="np.add(np.maximum(x, 0), alpha * np.expm1(np.minimum(x, 0)), out=out)",
-            backward="np.multiply(g, np.where(x > 0, 1, alpha * np.exp(np.minimum(x, 0))), out=out)",
+            backward="np.multiply(g, np.where(y > 0, 1, y + alpha), out=out)",
             numexpr="where(x > 0, x, alpha * expm1(x))",
         ),
     ),
@@ -460,20 +465,23 @@ TABLE: tuple[Activation, ...] = (
         name="selu",
         formula="selu(x) = scale * (x if x > 0 else alpha * (exp(x) - 1))",
         forward="1.0507009873554805 * (x if x > 0 else 1.6732632423543772 * expm1(x))",
+        # alpha * scale in two parts in float32 (1.7580993f + 2.33e-8): the slope
+        # at y = -1.7580993f, where x << 0 rounds to, is 2.33e-8, not 0
         backward=(
-            "keepnan(x, g * 1.0507009873554805 if x > 0 else g * (1.7580993408473766 * exp(x)))"
+            "keepnan(y, g * 1.0507009873554805 if y > 0 else "
+            "g * ((y + 1.7580993408473766) + by_type(2.3296717444054593e-08, 0.0)))"
         ),
-        saves="input",
+        saves="output",
         doc=(
             "Scaled ELU (Klambauer et al., 2017) with its fixed alpha and scale. "
-            "Saves the input, as elu."
+            "Saves the output, as elu: the slope for x <= 0 is y + alpha * scale."
         ),
         properties=Properties(True, "almost everywhere", True, False, (-1.7580993408473766, INF)),
         kinks=("0",),
         torch=TorchForm(
             layer="SELU",
             forward="nn.elu(x, 1.6732632423543772, 1.0507009873554805, 1.0, out=out)",
-            backward="aten.elu_backward.grad_input(g, 1.6732632423543772, 1.0507009873554805, 1.0, False, x, grad_input=out)",
+            backward="aten.elu_backward.grad_input(g, 1.6732632423543772, 1.0507009873554805, 1.0, True, y, grad_input=out)",
         ),
         numpy=NumpyForm(
             forward="np.multiply(np.maximum(x, 0) + 1.6732632423543772 * np.expm1(np.minimum(x, 0)), 1.0507009873554805, out=out)",
@@ -485,16 +493,20 @@ TABLE: tuple[Activation, ...] = (
         formula="celu(x) = x if x > 0 else alpha * (exp(x / alpha) - 1)",
         parameters=(Param("alpha", 1.0, "scale of the negative part; not 0"),),
         forward="x if x > 0 else alpha * expm1(x / alpha)",
-        backward="keepnan(x, g if x > 0 else g * exp(x / alpha))",
-        saves="input",
+        backward="keepnan(y, g if y > 0 else g * ((y + alpha) / alpha))",
+        saves="output",
         checks=(("alpha != 0", "alpha must not be 0"),),
-        doc="Continuously differentiable ELU. Saves the input, as elu.",
+        doc=(
+            "Continuously differentiable ELU. Saves the output, as elu: the slope "
+            "exp(x / alpha) is (y + alpha) / alpha for x <= 0, for either sign of alpha "
+            "(y <= 0 there)."
+        ),
         properties=Properties(True, "everywhere", True, True, (-1.0, INF)),
         test_params=({"alpha": 2.0},),
         torch=TorchForm(
             layer="CELU",
             forward="nn.elu(x, alpha, 1.0, 1.0 / alpha, out=out)",
-            backward="aten.elu_backward.grad_input(g, alpha, 1.0, 1.0 / alpha, False, x, grad_input=out)",
+            backward="aten.elu_backward.grad_input(g, alpha, 1.0, 1.0 / alpha, True, y, grad_input=out)",
         ),
         numpy=NumpyForm(
             forward="np.add(np.maximum(x, 0), alpha * np.expm1(np.minimum(x, 0) / alpha), out=out)",
