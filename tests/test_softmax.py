@@ -112,20 +112,26 @@ def test_log_softmax_backward_flush_is_below_the_documented_bound(backend, dtype
 ROW_SPLIT = 65536  # fastact/_codegen/dialect.py
 
 
-def _segment_sum(t: np.ndarray) -> float:
-    """A row sum as the kernels take it: per segment of ROW_SPLIT, eight lanes
-    (element k into lane k % 8) combined pairwise, then the segments in order."""
+def _pairwise8(p) -> float:
+    p = [float(v) for v in p]
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
+
+
+def _segment_sum(t: np.ndarray, width: int) -> float:
+    """A row sum as the kernels take it: per segment of ROW_SPLIT, ``width`` lanes (element
+    k into lane k % width), each eight combined pairwise and those totals added, then the
+    segments in order."""
     total = None
     for s0 in range(0, len(t), ROW_SPLIT):
         seg = t[s0 : s0 + ROW_SPLIT]
-        m = len(seg) // 8 * 8
-        lanes = seg[:m].reshape(-1, 8).copy()
-        part = np.zeros(8)
-        for row in lanes:  # sequential per lane, as the kernels add
+        m = len(seg) // width * width
+        part = np.zeros(width)
+        for row in seg[:m].reshape(-1, width):  # sequential per lane, as the kernels add
             part = part + row
         part[: len(seg) - m] += seg[m:]
-        p = [float(v) for v in part]
-        sub = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
+        sub = _pairwise8(part[:8])
+        for b in range(8, width, 8):
+            sub = sub + _pairwise8(part[b : b + 8])
         total = sub if total is None else total + sub
     return total
 
@@ -210,14 +216,14 @@ def test_long_row_driver_threads_with_special_values(name, dtype, special, at):
 
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_long_row_sums_add_segments_in_order(backend, threads):
-    """float64 softmax backward of one long row: y * (g - d), d summed per segment in eight
-    lanes and then segment by segment (emulated here, bit for bit)."""
-    n = 3 * ROW_SPLIT + 13
+@pytest.mark.parametrize("n", [1000, 3 * ROW_SPLIT + 13])
+def test_backward_row_sums_in_sixteen_lanes_and_segments_in_order(backend, threads, n):
+    """float64 softmax backward: y * (g - d), d summed per segment in 16 lanes (two sets of
+    eight, each pairwise) and then segment by segment (emulated here, bit for bit)."""
     rng = np.random.default_rng(5)
     y = rng.uniform(0, 1, (1, n))
     g = rng.normal(size=(1, n))
-    d = _segment_sum((g * y)[0])
+    d = _segment_sum((g * y)[0], 16)
     with fastact.config(backend=backend, num_threads=threads):
         got = fastact.softmax_backward(g, y)
     np.testing.assert_array_equal(got, y * (g - d))

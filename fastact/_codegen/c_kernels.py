@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..table import Activation
 from .dialect import (
+    BACKWARD_LANES,
     CTYPES,
     PGRAD,
     ROW_SPLIT,
@@ -271,7 +272,7 @@ def _lane_max(var: str, ctype: str, body: str, load, consts: list[str]) -> list[
     return lines
 
 
-def _lane_adds(var: str, value, i: str, stop: str) -> list[str]:
+def _lane_adds(var: str, value, i: str, stop: str, width: int = 8) -> list[str]:
     """Add elements ``0..stop-1`` (index ``i``) to the lanes ``{var}_lane``, ``i`` to lane ``i % 8``.
 
     ``value(idx)`` gives the statements that set ``v`` (a T) to the value of
@@ -282,8 +283,8 @@ def _lane_adds(var: str, value, i: str, stop: str) -> list[str]:
     """
     lane = f"{var}_lane"
     return [
-        f"for ({i} = 0; {i} + 8 <= {stop}; {i} += 8) {{",
-        "    for (int j = 0; j < 8; j++) {",
+        f"for ({i} = 0; {i} + {width} <= {stop}; {i} += {width}) {{",
+        f"    for (int j = 0; j < {width}; j++) {{",
         *["        " + ln for ln in value(f"{i} + j")],
         f"        {lane}[j] += (double)v;",
         "    }",
@@ -296,18 +297,27 @@ def _lane_adds(var: str, value, i: str, stop: str) -> list[str]:
 
 
 def _lane_sum(
-    var: str, ctype: str, body: str, load, consts: list[str], keep: bool, costly: bool
+    var: str,
+    ctype: str,
+    body: str,
+    load,
+    consts: list[str],
+    keep: bool,
+    costly: bool,
+    width: int = 8,
 ) -> list[str]:
-    """The row's sum in double, in eight lanes (element ``k`` into lane ``k % 8``).
+    """The sum of a run of a row in double, in ``width`` lanes (element ``k`` into
+    lane ``k % width``; 8, or BACKWARD_LANES).
 
     The lanes start at 0.0, each adds its elements in increasing ``k``, and
-    the sum is ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``: the
-    order of ``pgrad`` and of the Numba kernels (the same bits).  The values
+    each set of eight gives ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 +
+    l7))``, the sets' totals added in order: the order of ``pgrad`` (eight
+    lanes) and of the Numba kernels (the same bits).  The values
     are computed apart from the additions where that lets them vectorize:
     into the output row when the map reads them back (``keep``), else, for a
     formula with calls, block by block into a stack buffer.
     """
-    lines = [f"        double {var}_lane[8] = {{{', '.join(['0.0'] * 8)}}};"]
+    lines = [f"        double {var}_lane[{width}] = {{{', '.join(['0.0'] * width)}}};"]
 
     def computed(idx: str) -> list[str]:
         return [*load(idx), *consts, f"const {ctype} v = {body};"]
@@ -321,7 +331,7 @@ def _lane_sum(
             *["            " + ln for ln in load("k") + consts],
             f"            o_r[k] = {body};",
             "        }",
-            *["        " + ln for ln in _lane_adds(var, stored("o_r"), "k", "n")],
+            *["        " + ln for ln in _lane_adds(var, stored("o_r"), "k", "n", width)],
         ]
     elif costly:
         # FA_ROW_BLOCK is a multiple of 8: each block starts in lane 0
@@ -334,16 +344,21 @@ def _lane_sum(
             *["                " + ln for ln in load("k0 + i") + consts],
             f"                {var}_blk[i] = {body};",
             "            }",
-            *["            " + ln for ln in _lane_adds(var, stored(f"{var}_blk"), "i", "kn")],
+            *[
+                "            " + ln
+                for ln in _lane_adds(var, stored(f"{var}_blk"), "i", "kn", width)
+            ],
             "        }",
         ]
     else:
-        lines += ["        " + ln for ln in _lane_adds(var, computed, "k", "n")]
-    lv = [f"{var}_lane[{j}]" for j in range(8)]
-    lines.append(
-        f"        const double {var}_acc = (({lv[0]} + {lv[1]}) + ({lv[2]} + {lv[3]}))"
-        f" + (({lv[4]} + {lv[5]}) + ({lv[6]} + {lv[7]}));"
-    )
+        lines += ["        " + ln for ln in _lane_adds(var, computed, "k", "n", width)]
+    totals = []
+    for b in range(0, width, 8):
+        lv = [f"{var}_lane[{b + j}]" for j in range(8)]
+        totals.append(
+            f"(({lv[0]} + {lv[1]}) + ({lv[2]} + {lv[3]})) + (({lv[4]} + {lv[5]}) + ({lv[6]} + {lv[7]}))"
+        )
+    lines.append(f"        const double {var}_acc = {' + '.join(f'({t})' for t in totals)};")
     return lines
 
 
@@ -427,7 +442,8 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
             red = _lane_max(var, ctype, body, load, consts)
         else:
             keep = cached is not None and cached[0] == var
-            red = _lane_sum(var, ctype, body, load, consts, keep, bool(called_names(expr)))
+            width = BACKWARD_LANES if backward else 8
+            red = _lane_sum(var, ctype, body, load, consts, keep, bool(called_names(expr)), width)
         lines += [ln[4:] for ln in red]
         lines += [f"    return (double){var}_acc;", "}"]
         lines += [

@@ -60,6 +60,7 @@ from pathlib import Path
 
 from ..table import Activation
 from .dialect import (
+    BACKWARD_LANES,
     BINARY,
     INTRINSICS,
     PGRAD,
@@ -340,7 +341,7 @@ def _pgrad_lines(loads: list[str], body: str) -> list[str]:
     ]
 
 
-def _row_sum_lines(acc: str, loads: list[str], value: str) -> list[str]:
+def _row_sum_lines(acc: str, loads: list[str], value: str, width: int = 8) -> list[str]:
     """A row sum into float64 ``acc``: the lanes of ``pgrad`` per segment of the row.
 
     The row ``_fa_a.._fa_b-1`` is cut into segments of ``ROW_SPLIT`` elements;
@@ -351,25 +352,35 @@ def _row_sum_lines(acc: str, loads: list[str], value: str) -> list[str]:
     :func:`_pgrad_lines`, a plain loop (vectorized) writes each block's values
     to the stack buffer ``_fa_buf`` (its length is a multiple of 8, so every
     block starts in lane 0), the ``<8 x double>`` lanes add it eight at a
-    time, and the last block is padded with -0.0.
+    time, and the last block is padded with -0.0.  With ``width`` 16 (a
+    backward's sums, ``BACKWARD_LANES``) two such sets of eight lanes take
+    alternate groups of eight, and a segment's total is the first set's plus
+    the second's.
     """
     lanes = PGRAD_LANES
+    sets = width // lanes
+    zero = [f"            _fa_sums{c} = _fa_lanes_zero()" for c in range(sets)]
+    adds = [
+        f"                    _fa_sums{c} = _fa_lanes_add(_fa_sums{c}, _fa_buf, _fa_j + {c * lanes})"
+        for c in range(sets)
+    ]
+    total = " + ".join(f"_fa_lanes_total(_fa_sums{c})" for c in range(sets))
     return [
         f"        {acc} = 0.0",
         f"        for _fa_sa in range(_fa_a, _fa_b, {ROW_SPLIT}):",
         f"            _fa_sb = min(_fa_sa + {ROW_SPLIT}, _fa_b)",
-        "            _fa_sums = _fa_lanes_zero()",
+        *zero,
         "            for _fa_c in range(_fa_sa, _fa_sb, _FA_PBLOCK):",
         "                _fa_n = min(_FA_PBLOCK, _fa_sb - _fa_c)",
         "                for _fa_j in range(_fa_n):",
         "                    _fa_k = _fa_c + _fa_j",
         *["                    " + ld for ld in loads],
         f"                    _fa_buf[_fa_j] = np.float64({value})",
-        f"                for _fa_j in range(_fa_n, (_fa_n + {lanes - 1}) // {lanes} * {lanes}):",
+        f"                for _fa_j in range(_fa_n, (_fa_n + {width - 1}) // {width} * {width}):",
         "                    _fa_buf[_fa_j] = _FA_NEG0",
-        f"                for _fa_j in range(0, _fa_n, {lanes}):",
-        "                    _fa_sums = _fa_lanes_add(_fa_sums, _fa_buf, _fa_j)",
-        "            _fa_t = _fa_lanes_total(_fa_sums)",
+        f"                for _fa_j in range(0, _fa_n, {width}):",
+        *adds,
+        f"            _fa_t = {total}",
         f"            {acc} = _fa_t if _fa_sa == _fa_a else {acc} + _fa_t",
     ]
 
@@ -438,7 +449,8 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
         if op == "max":
             lines += _row_max_lines(acc, loads, f"T({value})")
         elif op == "sum":
-            lines += _row_sum_lines(acc, loads, f"T({value})")
+            width = BACKWARD_LANES if kind == "rbwd" else PGRAD_LANES
+            lines += _row_sum_lines(acc, loads, f"T({value})", width)
         else:
             raise NotImplementedError(f"{where}: unknown row reduction {op!r}")
         lines.append(f"        {var} = T({acc})")
