@@ -214,3 +214,39 @@ def mark_forked() -> None:
     with _configs_lock:
         STATE.forked = True
         _changed()
+
+
+# --- the OpenMP runtime's wait policy ----------------------------------------------
+#
+# After a parallel region libgomp's workers spin for GOMP_SPINCOUNT iterations
+# (300,000 when OMP_WAIT_POLICY is unset: milliseconds) before they sleep.  On a
+# machine with few cores, or shared with other work, the spinning workers take
+# cores from the serial calls that follow; a short spin keeps back-to-back
+# parallel calls from paying a wake-up each.  The runtime reads the setting once,
+# when it loads (with the compiled backend or Numba's omp layer): fastact sets it
+# at import, only where the user set neither variable (FASTACT_OMP_WAIT=runtime
+# leaves the runtime's own default).
+WAIT_SPINCOUNT = "10000"
+_WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+_wait_state = "not applied"
+
+
+def apply_wait_policy() -> None:
+    """Set GOMP_SPINCOUNT for the OpenMP runtime, unless the user chose a wait policy."""
+    global _wait_state
+    chosen = [v for v in _WAIT_VARS if os.environ.get(v, "").strip()]
+    if chosen:
+        _wait_state = ", ".join(f"{v}={os.environ[v]}" for v in chosen) + " (the user's)"
+    elif os.environ.get("FASTACT_OMP_WAIT", "").strip().lower() == "runtime":
+        _wait_state = "the runtime's default (FASTACT_OMP_WAIT=runtime)"
+    else:
+        os.environ["GOMP_SPINCOUNT"] = WAIT_SPINCOUNT
+        _wait_state = f"GOMP_SPINCOUNT={WAIT_SPINCOUNT} (fastact's)"
+
+
+def wait_policy() -> str:
+    """The OpenMP wait policy in force, and whose it is."""
+    return _wait_state
+
+
+apply_wait_policy()  # at import: before the compiled backend or Numba loads a runtime
