@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._backends.numba._store import _OFF as CACHE_OFF
 from .cases import SEED, Case, cases_of
 from .peers import Fastact
 from .timing import measure_together
@@ -61,11 +62,13 @@ def _compiler() -> list[str]:
 
 
 def _cache_dir() -> Path:
-    """FASTACT_CACHE_DIR, else the user cache directory; a temporary one if neither is
-    writable."""
-    base = os.environ.get("FASTACT_CACHE_DIR", "").strip()
+    """FASTACT_CACHE_DIR, else the user cache directory; a temporary one where that is
+    not writable or FASTACT_CACHE_DIR turns the disk cache off."""
+    base = os.environ.get("FASTACT_CACHE_DIR")
+    if base is not None and base.strip().lower() in CACHE_OFF:
+        return Path(tempfile.mkdtemp(prefix="fastact-floor-"))
     if base:
-        d = Path(base)
+        d = Path(base).expanduser()
     else:
         try:
             import platformdirs
