@@ -26,8 +26,9 @@ keeps all.
 
 Modules: :mod:`.cases` (what is timed, the targets), :mod:`.peers` (the
 implementations), :mod:`.timing` (the one timing loop, shared with ``tune``
-and ``benchmarks/``), :mod:`.sections` (the main, denormal and pairs sections), :mod:`.floor`, :mod:`.report`
-(the tables), :mod:`.plot` and :mod:`.cli`.
+and ``benchmarks/``), :mod:`.sections` (the main, denormal and pairs
+sections), :mod:`.floor` (the floor section), :mod:`.report` (the tables),
+:mod:`.plot` and :mod:`.cli`.
 """
 
 from __future__ import annotations
