@@ -214,3 +214,41 @@ def mark_forked() -> None:
     with _configs_lock:
         STATE.forked = True
         _changed()
+
+
+# --- the OpenMP runtime's wait policy ----------------------------------------------
+#
+# After a parallel region libgomp's workers spin for GOMP_SPINCOUNT iterations
+# (300,000 when OMP_WAIT_POLICY is unset: milliseconds) before they sleep.  On a
+# machine whose cores are shared with other work, a spinning worker holds a core
+# that the thread it waits for (or the caller's next, serial, calls) needs: there
+# the median 2-thread call was 5-50x slower than with passive waiting, which
+# costs a wake-up per parallel region (about 15 us) instead (docs/performance.md).
+# The runtime reads the setting once, when it loads (with the compiled backend
+# or Numba's omp layer; other OpenMP runtimes loaded later in the process and
+# child processes see it too): fastact sets it at import, only where the user
+# set neither variable (FASTACT_OMP_WAIT=runtime keeps the runtime's default).
+WAIT_POLICY = "passive"
+_WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+_wait_state = "not applied"
+
+
+def apply_wait_policy() -> None:
+    """Set OMP_WAIT_POLICY for the OpenMP runtime, unless the user chose a wait policy."""
+    global _wait_state
+    chosen = [v for v in _WAIT_VARS if os.environ.get(v, "").strip()]
+    if chosen:
+        _wait_state = ", ".join(f"{v}={os.environ[v]}" for v in chosen) + " (the user's)"
+    elif os.environ.get("FASTACT_OMP_WAIT", "").strip().lower() == "runtime":
+        _wait_state = "the runtime's default (FASTACT_OMP_WAIT=runtime)"
+    else:
+        os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+        _wait_state = f"OMP_WAIT_POLICY={WAIT_POLICY} (fastact's)"
+
+
+def wait_policy() -> str:
+    """The OpenMP wait policy in force, and whose it is."""
+    return _wait_state
+
+
+apply_wait_policy()  # at import: before the compiled backend or Numba loads a runtime

@@ -9,7 +9,7 @@ import platform
 import fastact
 
 from . import _backends, _dispatch
-from ._config import STATE
+from ._config import STATE, wait_policy
 
 
 def _openmp_runtime() -> str:
@@ -103,6 +103,7 @@ def collect() -> dict:
         "threads_from": STATE.threads_source,
         "profile": _dispatch.profile_source(),
         "openmp_runtime": _openmp_runtime(),
+        "openmp_wait": wait_policy(),
         "c_extension": _c_extension(),
         "backends": {},
     }
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         f"(from {info['threads_from']})"
     )
     print(f"dispatch: {info['profile']}")
-    print(f"OpenMP runtime: {info['openmp_runtime']}")
+    print(f"OpenMP runtime: {info['openmp_runtime']}; waiting workers: {info['openmp_wait']}")
     print(_c_extension_line(info["c_extension"]))
     print("\nbackends:")
     for name, b in info["backends"].items():

@@ -110,7 +110,7 @@ def test_quick_run_json_table_and_targets(tmp_path, capsys):
     assert "underflowing inputs within 1.2x of N(0, 1) inputs" in text
     doc = json.loads(out.read_text())
     assert doc["meta"]["schema"] == bench.SCHEMA
-    assert set(doc) == {"meta", "results", "denormal", "pairs", "targets"}
+    assert set(doc) == {"meta", "results", "denormal", "pairs", "floor", "targets"}
     res = doc["results"]
     keys = {
         "case",

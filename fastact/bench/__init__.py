@@ -17,13 +17,18 @@ the JSON).  In-place calls run on fresh copies of the input every time
 Also measured: inputs whose results underflow (x uniform in [-100, -80]) next
 to N(0, 1) inputs, and each entry against the baseline the table names for
 it (rrelu in training mode and prelu with its weight gradient, against
-leaky_relu).  The output is one summary table and a line on the speed
-targets; ``--detail`` prints every table and target, ``--json`` keeps all.
+leaky_relu), and the compute floor: exp, sigmoid, tanh, silu and exact gelu
+against hand-written AVX-512/AVX2 loops of the same accuracy, compiled at
+benchmark time (:mod:`.floor`; skipped, with the reason, where that cannot
+be done).  The output is one summary table, the floor table and a line on
+the speed targets; ``--detail`` prints every table and target, ``--json``
+keeps all.
 
 Modules: :mod:`.cases` (what is timed, the targets), :mod:`.peers` (the
 implementations), :mod:`.timing` (the one timing loop, shared with ``tune``
-and ``benchmarks/``), :mod:`.sections` (the three sections), :mod:`.report`
-(the tables), :mod:`.plot` and :mod:`.cli`.
+and ``benchmarks/``), :mod:`.sections` (the main, denormal and pairs
+sections), :mod:`.floor` (the floor section), :mod:`.report` (the tables),
+:mod:`.plot` and :mod:`.cli`.
 """
 
 from __future__ import annotations

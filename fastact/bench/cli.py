@@ -13,6 +13,7 @@ import numpy as np
 
 import fastact
 
+from . import floor
 from .cases import DEFAULT_SIZES, PASSES, QUICK_SIZES, all_cases
 from .peers import implementations
 from .plot import plot, require_matplotlib
@@ -37,6 +38,7 @@ from .sections import (
 )
 
 SCHEMA = "fastact-bench/1"
+SECTIONS = ("main", "denormal", "pairs", "floor")
 
 
 def metadata(argv: list[str] | None, s: Settings) -> dict:
@@ -127,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sections",
         metavar="NAMES",
-        help="main,denormal,pairs (default: all three)",
+        help=f"{','.join(SECTIONS)} (default: all four)",
     )
     parser.add_argument(
         "--min-time",
@@ -196,10 +198,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
             if c not in ("numpy", "torch", "numexpr"):
                 raise ValueError(f"--compare: {c!r} is not numpy, torch, numexpr or none")
     sizes = args.size or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
-    sections = _csv(args.sections) if args.sections else ["main", "denormal", "pairs"]
+    sections = _csv(args.sections) if args.sections else list(SECTIONS)
     for sec in sections:
-        if sec not in ("main", "denormal", "pairs"):
-            raise ValueError(f"--sections: {sec!r} is not main, denormal or pairs")
+        if sec not in SECTIONS:
+            raise ValueError(f"--sections: {sec!r} is not one of {', '.join(SECTIONS)}")
     min_time = args.min_time if args.min_time is not None else (0.01 if args.quick else 0.03)
     if min_time < 0:
         raise ValueError("--min-time must be >= 0")
@@ -228,7 +230,22 @@ def count_steps(s: Settings) -> int:
         steps += sum(not c.rowwise for c in s.cases) * len(s.dtypes)
     if "pairs" in s.sections and pair_specs(s.cases):
         steps += len(s.dtypes) * len(s.pair_sizes)
+    if "floor" in s.sections:
+        steps += len(floor.floor_cases(s.cases)) * len(s.dtypes)
     return steps
+
+
+def run_floor_section(s: Settings, progress: Progress) -> tuple[list[dict], str]:
+    """The floor section's rows and table, or no rows and the reason it is skipped."""
+    try:
+        fl = floor.load()
+    except floor.FloorUnavailable as exc:
+        for _ in floor.floor_cases(s.cases):
+            for _ in s.dtypes:
+                progress.step("floor (skipped)")
+        return [], f"\n== compute floor: skipped: {exc}"
+    rows = floor.run_floor(fl, s.cases, s.dtypes, s.min_time, progress.step)
+    return rows, floor.format_floor(rows, fl.isas)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -263,6 +280,8 @@ def run(args: argparse.Namespace) -> int:
     results: list[dict] = []
     denormal: list[dict] = []
     pairs: list[dict] = []
+    floor_rows: list[dict] = []
+    floor_text = ""
     t0 = time.perf_counter()
     on_case = (lambda case, rows: emit(format_case(case, rows, impls))) if detail else None
     with _Threads(impls):
@@ -276,12 +295,16 @@ def run(args: argparse.Namespace) -> int:
             pairs = run_pairs(s, impls, progress)
             if detail and pairs:
                 emit(format_pairs(pairs))
-    checks = check_targets(results, denormal, pairs, s.cases)
+        if "floor" in s.sections and floor.floor_cases(s.cases):
+            floor_rows, floor_text = run_floor_section(s, progress)
+    checks = check_targets(results, denormal, pairs, s.cases) + floor.floor_checks(floor_rows)
     emit("")
     if detail:
         emit(format_targets(checks))
         print()
     emit(format_summary(results, s.backends[0], peers))
+    if floor_text:
+        print(floor_text)
     if checks:
         print(targets_line(checks))
     print(f"{time.perf_counter() - t0:.0f} s")
@@ -291,6 +314,7 @@ def run(args: argparse.Namespace) -> int:
             "results": results,
             "denormal": denormal,
             "pairs": pairs,
+            "floor": floor_rows,
             "targets": checks,
         }
         with open(args.json, "w") as f:

@@ -209,7 +209,7 @@ def targets_line(checks: list[dict]) -> str:
     met = sum(c["met"] for c in checks)
     return (
         f"targets: {met} of {len(checks)} hold (ratios to the streaming limit "
-        "by cost class, to the peers, underflowing inputs, baselines); "
+        "by cost class, to the peers, underflowing inputs, baselines, the compute floor); "
         "--detail lists each, --json FILE keeps every number"
     )
 

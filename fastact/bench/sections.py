@@ -1,10 +1,10 @@
-"""The three sections of a run: the main table, underflowing inputs, and pairs.
+"""Three sections of a run: the main table, underflowing inputs, and pairs.
 
 ``main`` times every case, dtype, pass, size and thread count against the
 streaming limit and the peers; ``denormal`` times inputs whose exp
 underflows against N(0, 1) inputs; ``pairs`` times an entry against the
 baseline the table names for it (rrelu in training mode and prelu with its
-weight gradient against leaky_relu).
+weight gradient against leaky_relu).  The fourth, ``floor``, is in :mod:`.floor`.
 """
 
 from __future__ import annotations
