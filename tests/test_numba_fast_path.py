@@ -264,3 +264,29 @@ def test_without_the_compiled_extension(tmp_path):
             fastact.sigmoid(x.astype(np.float64)),
         ]
     assert run.stdout.split() == [r.tobytes().hex() for r in rs] + ["False"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
+    """Where the fast path takes a plain call on the Numba backend, decide picks Numba
+    on one thread; it leaves the general path only the elementwise calls decide runs in
+    parallel and, as on Cython, rowwise calls from the plan's size."""
+    old = fastact.get_num_threads()
+    fastact.set_num_threads(threads)
+    try:
+        for entry in ENTRIES:
+            for pass_ in _dispatch.PASSES:
+                for dtype in _dispatch.DTYPES:
+                    for n in (1, 100, TEST_SERIAL_BELOW - 1, TEST_SERIAL_BELOW, 70_001):
+                        fast = _dispatch.fast_threads(entry, pass_, dtype, n)
+                        backend, nthreads = _dispatch.decide(entry, pass_, np.dtype(dtype), n)
+                        assert backend.name == "numba"
+                        if fast:
+                            assert (fast, nthreads) == (1, 1), (entry, pass_, n)
+                            assert _dispatch.fast_numba(entry, pass_, dtype) is not None
+                        elif entry.rowwise:
+                            assert n >= TEST_SERIAL_BELOW, (entry, pass_, n)
+                        elif entry in NUMBA_FAST:
+                            assert nthreads > 1, (entry, pass_, n)
+    finally:
+        fastact.set_num_threads(old)
