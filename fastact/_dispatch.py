@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import threading
 from collections.abc import Iterator
@@ -346,7 +347,9 @@ def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
                 elif backend == "cython":
                     small, large = plan.small, plan.large
                 else:
-                    small, large = _fallback(plan.small), plan.large
+                    small, large = plan.small, plan.large
+                    if small != "numba" or importlib.util.find_spec("numba") is None:
+                        small = _fallback(small)  # without importing Numba here
                 serial = small == "cython" or (small == "numba" and nb_kind and backend != "cython")
                 limits[0, p, d, kid] = plan.serial_below if serial else 0
                 limits[1, p, d, kid] = plan.serial_below if large == "cython" else -1

@@ -290,3 +290,19 @@ def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
                             assert nthreads > 1, (entry, pass_, n)
     finally:
         fastact.set_num_threads(old)
+
+
+def test_a_profile_choosing_numba_does_not_import_it_at_import(profile_path):
+    plans = {"relu/forward/float32": Plan(serial_below=1000, small="numba", large="cython")}
+    _profile.save(plans, profile_path)
+    code = (
+        "import sys, numpy as np, fastact\n"
+        "from fastact import _dispatch\n"
+        "assert 'numba' not in sys.modules\n"
+        "x = np.ones(16, np.float32)\n"
+        "fastact.relu(x)\n"
+        "print(_dispatch.fast_numba(fastact.activation('relu'), 'forward', x.dtype))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["compiled"]
