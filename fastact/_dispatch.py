@@ -342,15 +342,14 @@ def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
         for p, pass_ in enumerate(PASSES):
             for d, dtype in enumerate(DTYPES):
                 plan = plan_for(entry, pass_, np.dtype(dtype))
+                small, large = plan.small, plan.large
                 if backend == "numba":
-                    small, large = "numba", "numba"
+                    small = large = "numba"
                 elif backend == "cython":
-                    small, large = plan.small, plan.large
-                else:
-                    small, large = plan.small, plan.large
-                    if small != "numba" or importlib.util.find_spec("numba") is None:
-                        small = _fallback(small)  # without importing Numba here
-                serial = small == "cython" or (small == "numba" and nb_kind and backend != "cython")
+                    small = "cython" if small == "cython" else ""  # others: the general path
+                elif small != "numba" or importlib.util.find_spec("numba") is None:
+                    small = _fallback(small)  # (without importing Numba here)
+                serial = small == "cython" or (small == "numba" and nb_kind)
                 limits[0, p, d, kid] = plan.serial_below if serial else 0
                 limits[1, p, d, kid] = plan.serial_below if large == "cython" else -1
                 numba[p, d, kid] = serial and small == "numba"
