@@ -69,10 +69,11 @@ def _env_backend() -> str:
 class _State:
     """The settings in force outside ``config`` blocks, and what runs now.
 
-    ``backend_blocks`` and ``thread_blocks`` count the ``config`` blocks now
-    open (in any thread) that choose a backend other than auto/cython, or a
-    thread count: while one is open, the compiled fast path leaves the calls
-    it would otherwise decide alone to the general path.
+    ``backend_blocks`` counts the ``config`` blocks now open (in any thread)
+    by the backend they choose, ``thread_blocks`` those that choose a thread
+    count: the compiled fast path cannot tell which thread runs in which
+    block, so it decides alone only the calls that every open block would
+    run the same way, and leaves the others to the general path.
     """
 
     __slots__ = (
@@ -90,7 +91,7 @@ class _State:
         self.num_threads, self.threads_source = default_num_threads()
         self.forked = False
         self.parallel_used = False
-        self.backend_blocks = 0
+        self.backend_blocks: dict[str, int] = {}
         self.thread_blocks = 0
 
 
@@ -190,21 +191,24 @@ def config(*, backend: str | None = None, num_threads: int | None = None) -> Ite
         b = b if b is not None else prev[0]
         n = n if n is not None else prev[1]
     token = OVERRIDE.set((b, n))
-    slow = b is not None and b not in ("auto", "cython")
     threads = n is not None
-    if slow or threads:
+    if b is not None or threads:
         # another thread's calls take the general path meanwhile: still right
         with _configs_lock:
-            STATE.backend_blocks += slow
+            if b is not None:
+                STATE.backend_blocks[b] = STATE.backend_blocks.get(b, 0) + 1
             STATE.thread_blocks += threads
             _changed()
     try:
         yield
     finally:
         OVERRIDE.reset(token)
-        if slow or threads:
+        if b is not None or threads:
             with _configs_lock:
-                STATE.backend_blocks -= slow
+                if b is not None:
+                    STATE.backend_blocks[b] -= 1
+                    if not STATE.backend_blocks[b]:
+                        del STATE.backend_blocks[b]
                 STATE.thread_blocks -= threads
                 _changed()
 

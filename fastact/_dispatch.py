@@ -14,16 +14,19 @@ ran.
 Plain calls on the Cython backend are decided in C, before any Python runs,
 by the compiled fast path (``fastact._backends.cython._kernels.fast_*``):
 serial below the plan's size, and for elementwise entries the OpenMP driver
-above it.  It reads the decision from one table, :class:`FastPolicy`, built
-here from the same plans and settings and pushed whenever they change; the
-compiled ``fast_threads`` answers what it decides for a size, and explain
-reports that answer.
+above it.  Serial calls on the Numba backend (chosen, or the plan's serial
+backend) take the same path: it calls Numba's compiled kernel by its
+address, once the Numba backend has compiled it.  The fast path reads the
+decision from one table, :class:`FastPolicy`, built here from the same plans
+and settings and pushed whenever they change; the compiled ``fast_threads``
+answers what it decides for a size, and explain reports that answer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import threading
 from collections.abc import Iterator
@@ -139,7 +142,7 @@ def load_profile(path=None) -> str:
     for key, plan in _plans.items():
         name, pass_, dtype = key.split("/")
         _by_dtype[(name, pass_, np.dtype(dtype))] = plan
-    _LIMITS[:] = [_fast_limits()]
+    _ROUTES.clear()
     push()
     return _profile_source
 
@@ -290,15 +293,16 @@ def kind_of(entry: Activation) -> str:
 class FastPolicy:
     """What the compiled fast path decides alone, as one plain table.
 
-    ``limits[0, pass, dtype, kid]``: below this size a plain call runs the
-    serial Cython kernel (0: never, the plan's serial backend is another);
+    ``limits[0, pass, dtype, kid]``: below this size a plain call runs a
+    serial kernel (0: never, the general path decides): Cython's, or Numba's
+    where ``serial_numba[pass, dtype, kid]`` is 1;
     ``limits[1, pass, dtype, kid]``: from this size a plain elementwise call
-    runs the OpenMP driver (-1: never).  ``enabled``: Cython is what the
-    general path would pick (backend auto or cython, no config block choosing
-    another); ``serial_all``: one thread in force everywhere, so elementwise
-    calls are serial at every size; ``par_threads``: the thread count in force
-    everywhere (0 while a config block sets one, or in a forked child);
-    ``omp_default``: the OpenMP thread count against which a lower
+    runs the OpenMP driver (-1: never).  ``enabled``: the backend in force is
+    one the fast path runs (auto, cython or numba; see :func:`fast_policy` for
+    ``config`` blocks); ``serial_all``: one thread in force everywhere, so
+    elementwise calls are serial at every size; ``par_threads``: the thread
+    count in force everywhere (0 while a config block sets one, or in a forked
+    child); ``omp_default``: the OpenMP thread count against which a lower
     ``threadpoolctl`` limit of the calling thread is recognised.
     """
 
@@ -307,28 +311,73 @@ class FastPolicy:
     par_threads: int
     omp_default: int
     limits: np.ndarray = field(repr=False)
+    serial_numba: np.ndarray = field(repr=False)
 
 
-_LIMITS: list[np.ndarray] = []
+# The backends whose choice the fast path can follow, and the kinds of entry
+# whose serial calls it runs on Numba's kernels.
+FAST_BACKENDS = ("auto", "cython", "numba")
+NUMBA_FAST_KINDS = ("elementwise", "rowwise")
+_ROUTES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _fast_limits() -> np.ndarray:
-    """limits of FastPolicy from the plans (computed again when a profile loads)."""
+def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
+    """(limits, serial_numba) of FastPolicy when ``backend`` is in force, from the
+    plans (computed again when a profile loads).
+
+    auto: below the plan's size, the plan's serial backend (Cython, or Numba for
+    elementwise and rowwise entries); cython: Cython's serial kernel where it
+    is the plan's serial backend; both: the OpenMP driver above the plan's size
+    where Cython is the plan's parallel backend.  numba: Numba's serial kernel
+    below the plan's size (elementwise and rowwise entries), the general path
+    (Numba's threads) above it.
+    """
+    routes = _ROUTES.get(backend)
+    if routes is not None:
+        return routes
     limits = np.empty((2, len(PASSES), len(DTYPES), len(TABLE)), np.int64)
+    numba = np.zeros((len(PASSES), len(DTYPES), len(TABLE)), np.uint8)
     for kid, entry in enumerate(TABLE):
+        nb_kind = kind_of(entry) in NUMBA_FAST_KINDS
         for p, pass_ in enumerate(PASSES):
             for d, dtype in enumerate(DTYPES):
                 plan = plan_for(entry, pass_, np.dtype(dtype))
-                limits[0, p, d, kid] = plan.serial_below if plan.small == "cython" else 0
-                limits[1, p, d, kid] = plan.serial_below if plan.large == "cython" else -1
-    return limits
+                small, large = plan.small, plan.large
+                if backend == "numba":
+                    small = large = "numba"
+                elif backend == "cython":
+                    small = "cython" if small == "cython" else ""  # others: the general path
+                elif small != "numba" or importlib.util.find_spec("numba") is None:
+                    small = _fallback(small)  # (without importing Numba here)
+                serial = small == "cython" or (small == "numba" and nb_kind)
+                limits[0, p, d, kid] = plan.serial_below if serial else 0
+                limits[1, p, d, kid] = plan.serial_below if large == "cython" else -1
+                numba[p, d, kid] = serial and small == "numba"
+    limits.flags.writeable = numba.flags.writeable = False
+    _ROUTES[backend] = (limits, numba)
+    return limits, numba
 
 
 def fast_policy() -> FastPolicy:
-    """The fast path's table for the plans and settings in force now."""
-    if not _LIMITS:
-        _LIMITS.append(_fast_limits())
-    enabled = STATE.backend in ("auto", "cython") and STATE.backend_blocks == 0
+    """The fast path's table for the plans and settings in force now.
+
+    With ``config`` blocks open (in any thread) that choose another backend
+    than the one in force, the fast path keeps only the decisions on which
+    all of them agree: a serial call of a size and kernel that every one of
+    those backends runs on the same kernel, a parallel call that every one
+    runs on the OpenMP driver.  The other calls take the general path, which
+    sees the block of the calling thread.
+    """
+    backends = {STATE.backend, *STATE.backend_blocks}
+    enabled = backends <= set(FAST_BACKENDS)
+    limits, numba = _fast_routes(STATE.backend)
+    limits, numba = limits.copy(), numba.copy()
+    for other in backends - {STATE.backend} if enabled else ():
+        lim, nb = _fast_routes(other)
+        differ = (limits[0] != lim[0]) | (numba != nb)
+        limits[0][differ] = 0
+        numba[differ] = 0
+        limits[1][limits[1] != lim[1]] = -1
     steady = enabled and STATE.thread_blocks == 0 and not STATE.forked
     default = _omp_default() or 0
     return FastPolicy(
@@ -336,7 +385,8 @@ def fast_policy() -> FastPolicy:
         serial_all=steady and STATE.num_threads == 1,
         par_threads=STATE.num_threads if steady and default else 0,
         omp_default=default,
-        limits=_LIMITS[0].copy(),
+        limits=limits,
+        serial_numba=numba,
     )
 
 
@@ -349,7 +399,7 @@ def push(policy: FastPolicy | None = None) -> None:
     if cy is None:
         return
     p = policy if policy is not None else fast_policy()
-    cy.set_policy(p.enabled, p.serial_all, p.par_threads, p.omp_default, p.limits)
+    cy.set_policy(p.enabled, p.serial_all, p.par_threads, p.omp_default, p.limits, p.serial_numba)
     _pushed[:] = [p]
 
 
@@ -368,6 +418,23 @@ def fast_threads(entry: Activation, pass_: str, dtype, n: int) -> int:
         return 0
     kind = KINDS.index(kind_of(entry))
     return cy.fast_threads(kind, PASSES.index(pass_), DTYPES.index(dtype.name), kid, n)
+
+
+def fast_numba(entry: Activation, pass_: str, dtype) -> str | None:
+    """Whether the compiled fast path runs the serial calls of this cell on Numba's
+    kernel: None (Cython's, or the general path), "compiled" (its address is
+    known), or "not compiled" (a call takes the general path, which compiles it)."""
+    cy, policy = _cython(), pushed()
+    dtype = np.dtype(dtype)
+    kid = entry.kernel_id
+    if cy is None or policy is None or kid is None or dtype.name not in DTYPES:
+        return None
+    p, d = PASSES.index(pass_), DTYPES.index(dtype.name)
+    if not policy.enabled or not policy.serial_numba[p, d, kid]:
+        return None
+    kind = ("rfwd", "rbwd")[p] if entry.rowwise else ("fwd", "bwd")[p]
+    ready = cy.numba_kernel(cy.NUMBA_KINDS.index(kind), d, kid)
+    return "compiled" if ready else "not compiled"
 
 
 # --- explain -------------------------------------------------------------------
@@ -405,6 +472,14 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
     fast = fast_threads(entry, pass_, dtype, n)
     if fast:
         what = "serial" if fast == 1 else "which runs the OpenMP driver from C"
+        numba = fast_numba(entry, pass_, dtype) if fast == 1 else None
+        if numba == "compiled":
+            what += ", calling Numba's compiled kernel from C"
+        elif numba is not None:
+            what += (
+                ", calling Numba's compiled kernel from C once a first call on the "
+                "general path has compiled it"
+            )
         reasons.append(f"a plain C-contiguous call takes the compiled fast path, {what}")
     if backend.name == "cython":
         b = backend.describe()

@@ -123,6 +123,8 @@ class CythonBackend:
     par_enter = staticmethod(_kernels.par_enter)
     par_exit = staticmethod(_kernels.par_exit)
     parallel_used = staticmethod(_kernels.parallel_used)
+    numba_kernel = staticmethod(_kernels.numba_kernel)
+    NUMBA_KINDS = _kernels.NUMBA_KINDS
 
     def describe(self) -> dict:
         info = build_info()

@@ -134,6 +134,8 @@ cdef object _fast_elementwise(int pass_, int table, int kid, object a_, object b
     if res is None:
         return None
     o = <cnp.ndarray>res
+    if nthreads == 1 and _numba_serial(pass_, di, kid):
+        return _numba_elementwise(table, pass_, di, kid, a, bp, o, p, seed)
     cdef const void *ap = cnp.PyArray_DATA(a)
     cdef void *op = cnp.PyArray_DATA(o)
     cdef bint parallel = nthreads > 1

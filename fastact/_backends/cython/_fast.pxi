@@ -23,7 +23,8 @@ DEF GIL_RELEASE_MIN = 4096
 # omp_default, and shared with the other parallel calls running now
 # (_par_active, changed only with the GIL held, also by the general path through
 # par_enter/par_exit).  serial_all: one thread in force, elementwise calls whose
-# serial backend is Cython are serial at every size.
+# serial backend is compiled are serial at every size.  serial_numba[pass][dtype]
+# [kid]: the serial calls run Numba's compiled kernel (_numba.pxi), not Cython's.
 cdef struct Policy:
     bint enabled
     bint serial_all
@@ -31,6 +32,7 @@ cdef struct Policy:
     int omp_default
     Py_ssize_t serial_below[2][N_DTYPES][MAX_FAST_KERNELS]
     Py_ssize_t par_from[2][N_DTYPES][MAX_FAST_KERNELS]
+    unsigned char serial_numba[2][N_DTYPES][MAX_FAST_KERNELS]
 
 cdef Policy _policy
 _policy.enabled = False
@@ -39,11 +41,22 @@ cdef bint _par_used = False
 
 
 def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
-               cnp.ndarray limits):
+               cnp.ndarray limits, cnp.ndarray serial_numba=None):
     """Install the fast path's decision: the flags, and ``limits``, an int64 array
-    (2, 2, N_DTYPES, N_KERNELS) of [serial_below, par_from][pass][dtype][kernel id]."""
+    (2, 2, N_DTYPES, N_KERNELS) of [serial_below, par_from][pass][dtype][kernel id];
+    ``serial_numba``, a uint8 array (2, N_DTYPES, N_KERNELS): 1 where the serial
+    calls run Numba's kernel (None: nowhere)."""
     cdef Py_ssize_t p, d, k
     cdef const cnp.int64_t *lim
+    cdef const cnp.uint8_t *nb = NULL
+    if serial_numba is not None:
+        if (cnp.PyArray_TYPE(serial_numba) != cnp.NPY_UINT8
+                or not cnp.PyArray_IS_C_CONTIGUOUS(serial_numba)
+                or cnp.PyArray_NDIM(serial_numba) != 3 or cnp.PyArray_DIM(serial_numba, 0) != 2
+                or cnp.PyArray_DIM(serial_numba, 1) != N_DTYPES
+                or cnp.PyArray_DIM(serial_numba, 2) != FA_N_KERNELS):
+            raise ValueError("serial_numba must be a C-contiguous uint8 array (2, N_DTYPES, N_KERNELS)")
+        nb = <const cnp.uint8_t *>cnp.PyArray_DATA(serial_numba)
     if (cnp.PyArray_TYPE(limits) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(limits)
             or cnp.PyArray_NDIM(limits) != 4 or cnp.PyArray_DIM(limits, 0) != 2
             or cnp.PyArray_DIM(limits, 1) != 2 or cnp.PyArray_DIM(limits, 2) != N_DTYPES
@@ -55,6 +68,7 @@ def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
             for k in range(FA_N_KERNELS):
                 _policy.serial_below[p][d][k] = lim[((0 * 2 + p) * N_DTYPES + d) * FA_N_KERNELS + k]
                 _policy.par_from[p][d][k] = lim[((1 * 2 + p) * N_DTYPES + d) * FA_N_KERNELS + k]
+                _policy.serial_numba[p][d][k] = nb[(p * N_DTYPES + d) * FA_N_KERNELS + k] if nb else 0
     _policy.serial_all = serial_all
     _policy.par_threads = par_threads
     _policy.omp_default = omp_default

@@ -10,6 +10,8 @@ fused type ``real``:
 * ``_abi.pxi``: the kernel tables of fa_kernels.h and the calls into them;
 * ``_fast.pxi``: the fast path's decision (pushed by fastact._dispatch) and
   the checks that send a call down the general path instead;
+* ``_numba.pxi``: the addresses of Numba's compiled kernels, which the fast
+  path calls for the serial calls the policy gives to the Numba backend;
 * ``_elementwise.pxi``, ``_rowwise.pxi`` (softmax), ``_channel.pxi`` (prelu):
   the general path's drivers and the fast path's calls of each kind.
 
@@ -56,6 +58,7 @@ DEF MAX_PARAMS = 8
 DEF PGRAD_BLOCKS = 64
 
 include "_fast.pxi"
+include "_numba.pxi"
 include "_elementwise.pxi"
 include "_rowwise.pxi"
 include "_channel.pxi"

@@ -181,6 +181,8 @@ cdef object _fast_rows(int kid, object a_, object b_, object axis, object out):
         return None
     o = <cnp.ndarray>res
     cdef const void *ap = cnp.PyArray_DATA(a)
+    if _numba_serial(pass_, di, kid):
+        return _numba_rows(pass_, di, kid, ap, bp, o, n // rowlen, rowlen)
     cdef void *op = cnp.PyArray_DATA(o)
     if n < GIL_RELEASE_MIN:
         _run_rows(di, kid, ap, bp, op, n // rowlen, rowlen, 0)

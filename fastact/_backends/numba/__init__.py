@@ -31,7 +31,11 @@ reach the backend: the API gives them a temporary.
 
 Nothing compiles at import.  A kernel is compiled (or loaded from the disk
 cache, see :mod:`._store`) the first time it is needed; ``describe()`` says
-how many are.
+how many are.  Where the Cython extension is built, the address of each
+elementwise and rowwise kernel of a table entry is also handed to its
+compiled fast path, which then runs small serial calls on this backend
+without a Python frame (:func:`_publish`); without the extension every call
+comes through :class:`NumbaBackend`.
 
 Threads and processes:
 
@@ -189,6 +193,30 @@ class _Runtime:
 RUNTIME = _Runtime()
 
 
+_FAST: list = []
+_FAST_DTYPES = {"f32": 0, "f64": 1}  # fastact._dispatch.DTYPES
+
+
+def _fast_table():
+    """The Cython extension's table of Numba kernels (None without a usable extension)."""
+    if not _FAST:
+        try:
+            from ..cython import _kernels
+        except ImportError:
+            _kernels = None
+        _FAST.append(_kernels if hasattr(_kernels, "set_numba_kernel") else None)
+    return _FAST[0]
+
+
+def _publish(entry: Activation, kind: str, sfx: str, addr: int) -> None:
+    """Hand the compiled fast path the address of a table entry's kernel (0: forget it)."""
+    table = _fast_table()
+    di = _FAST_DTYPES.get(sfx)
+    if table is None or di is None or entry.kernel_id is None or kind not in table.NUMBA_KINDS:
+        return
+    table.set_numba_kernel(table.NUMBA_KINDS.index(kind), di, entry.kernel_id, addr)
+
+
 class NumbaBackend:
     name = "numba"
 
@@ -261,6 +289,7 @@ class NumbaBackend:
                 k = self._jit(fn, self._sig(sfx, kind), cacheable, kernel=True)
                 self._kernels[key] = k  # keeps the code (and so the address) alive
                 addr = self._addr[key] = k.address
+                _publish(entry, kind, sfx, addr)
         return addr
 
     def _driver(self, name: str, sfx: str):

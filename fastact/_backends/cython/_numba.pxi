@@ -1,0 +1,104 @@
+# Numba's compiled kernels, called by the fast path through their addresses.
+#
+# The Numba backend compiles each kernel as a C-ABI function (a ``cfunc``) and
+# hands its address here (set_numba_kernel) the first time it compiles or
+# loads it, for the table's entries.  A plain serial call that the policy
+# gives to Numba (Policy.serial_numba) then runs that machine code from C,
+# with the arguments the Numba backend's serial driver passes (the whole
+# buffer as one chunk, parameter offset 0): Numba's bits, without a Python
+# frame.  A kernel not compiled yet sends the call down the general path,
+# which compiles it.  The signatures (fastact/_codegen/numba_kernels.py) take
+# T* as the float type's pointer: void* here, one table for every dtype.
+
+ctypedef void (*nb_unary)(const void *, void *, const double *, int64_t, uint64_t, int64_t,
+                          int64_t) noexcept nogil
+ctypedef void (*nb_binary)(const void *, const void *, void *, const double *, int64_t,
+                           uint64_t, int64_t, int64_t) noexcept nogil
+ctypedef void (*nb_rowf)(const void *, void *, const double *, int64_t, int64_t,
+                         int64_t) noexcept nogil
+ctypedef void (*nb_rowb)(const void *, const void *, void *, const double *, int64_t, int64_t,
+                         int64_t) noexcept nogil
+
+# The kernel kinds with a slot, by the Numba backend's names: an elementwise
+# slot is (TRAIN table) * 2 + pass + 4 * (in place), then the rowwise ones.
+NUMBA_KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwd_ip", "bwd_ip", "tfwd_ip", "tbwd_ip",
+               "rfwd", "rbwd")
+DEF NB_SLOTS = 10
+DEF NB_ROWS = 8
+
+cdef void *_NB[NB_SLOTS][N_DTYPES][MAX_FAST_KERNELS]
+cdef double _NB_NOPARAMS[MAX_PARAMS]
+memset(_NB, 0, sizeof(_NB))
+memset(_NB_NOPARAMS, 0, sizeof(_NB_NOPARAMS))
+
+
+def set_numba_kernel(int slot, int dtype_index, int kid, size_t address):
+    """Record the address of Numba's kernel ``NUMBA_KINDS[slot]`` of kernel ``kid``
+    for dtype ``dtype_index`` (0: forget it)."""
+    if (not 0 <= slot < NB_SLOTS or not 0 <= dtype_index < N_DTYPES
+            or not 0 <= kid < FA_N_KERNELS or kid >= MAX_FAST_KERNELS):
+        raise ValueError("numba kernel slot out of range")
+    _NB[slot][dtype_index][kid] = <void *>address
+
+
+def numba_kernel(int slot, int dtype_index, int kid):
+    """The address recorded by set_numba_kernel (0: none)."""
+    if (not 0 <= slot < NB_SLOTS or not 0 <= dtype_index < N_DTYPES
+            or not 0 <= kid < FA_N_KERNELS or kid >= MAX_FAST_KERNELS):
+        raise ValueError("numba kernel slot out of range")
+    return <size_t>_NB[slot][dtype_index][kid]
+
+
+cdef inline bint _numba_serial(int pass_, int di, int kid) noexcept:
+    """The policy gives this serial call to Numba's kernel (``di``, ``kid`` in range)."""
+    return _policy.serial_numba[pass_][di][kid] != 0
+
+
+cdef inline void _nb_run(void *k, const void *a, const void *b, void *out, Py_ssize_t n,
+                         const double *p, uint64_t seed) noexcept nogil:
+    if b == NULL:
+        (<nb_unary>k)(a, out, p, 0, seed, 0, n)
+    else:
+        (<nb_binary>k)(a, b, out, p, 0, seed, 0, n)
+
+
+cdef object _numba_elementwise(int table, int pass_, int di, int kid, cnp.ndarray a,
+                               const void *bp, cnp.ndarray o, const double *p, uint64_t seed):
+    """Numba's kernel over the whole buffer (its in-place twin when ``o`` is ``a``);
+    None when it is not compiled yet."""
+    cdef int slot = (2 if table == TRAIN else 0) + pass_ + (4 if o is a else 0)
+    cdef void *k = _NB[slot][di][kid]
+    cdef const void *ap = cnp.PyArray_DATA(a)
+    cdef void *op = cnp.PyArray_DATA(o)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
+    if k == NULL:
+        return None
+    if n < GIL_RELEASE_MIN:
+        _nb_run(k, ap, bp, op, n, p, seed)
+    else:
+        with nogil:
+            _nb_run(k, ap, bp, op, n, p, seed)
+    return o
+
+
+cdef inline void _nb_rows(void *k, const void *a, const void *b, void *out, Py_ssize_t rows,
+                          Py_ssize_t rowlen) noexcept nogil:
+    if b == NULL:
+        (<nb_rowf>k)(a, out, _NB_NOPARAMS, rowlen, 0, rows)
+    else:
+        (<nb_rowb>k)(a, b, out, _NB_NOPARAMS, rowlen, 0, rows)
+
+
+cdef object _numba_rows(int pass_, int di, int kid, const void *ap, const void *bp,
+                        cnp.ndarray o, Py_ssize_t rows, Py_ssize_t rowlen):
+    """Numba's rowwise kernel over all rows; None when it is not compiled yet."""
+    cdef void *k = _NB[NB_ROWS + pass_][di][kid]
+    cdef void *op = cnp.PyArray_DATA(o)
+    if k == NULL:
+        return None
+    if rows * rowlen < GIL_RELEASE_MIN:
+        _nb_rows(k, ap, bp, op, rows, rowlen)
+    else:
+        with nogil:
+            _nb_rows(k, ap, bp, op, rows, rowlen)
+    return o

@@ -1,0 +1,308 @@
+"""Serial calls on the Numba backend through the compiled fast path.
+
+With ``backend="numba"`` (or Numba as the plan's serial backend) a plain
+serial call of an elementwise or rowwise entry runs Numba's compiled kernel
+from C, by the address the Numba backend handed over when it compiled it.
+Each case runs through the fast path (the general path patched to fail) and
+through the general path (the fast path off), bit for bit: every entry,
+both dtypes, both passes, rrelu's training mode, ``out=``, in place; and the
+general path's errors, the routes while ``config`` blocks choose another
+backend, explain, and a process without the compiled extension.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import _dispatch, _profile
+from fastact._profile import Plan
+from tests.conftest import BACKENDS, ENTRIES, TEST_SERIAL_BELOW, Call, example_params
+from tests.test_fast_path import BAD, both, data, fast_only, same, spy
+
+pytestmark = pytest.mark.skipif(
+    not {"cython", "numba"} <= set(BACKENDS), reason="needs the Cython and Numba backends"
+)
+
+NUMBA_FAST = [e for e in ENTRIES if _dispatch.kind_of(e) in _dispatch.NUMBA_FAST_KINDS]
+DTYPES = [np.float32, np.float64]
+SFX = {np.float32: "f32", np.float64: "f64"}
+
+if {"cython", "numba"} <= set(BACKENDS):
+    from fastact._backends.cython import _kernels
+    from fastact._backends.numba import BACKEND as NUMBA
+
+
+@contextlib.contextmanager
+def backend(name: str):
+    old = fastact.get_backend()
+    fastact.set_backend(name)
+    try:
+        yield
+    finally:
+        fastact.set_backend(old)
+
+
+@pytest.fixture
+def on_numba():
+    with backend("numba"):
+        yield
+
+
+def shape_of(entry) -> tuple:
+    return (5, 7) if entry.rowwise else (37,)
+
+
+def calls_of(entry):
+    """Call objects over the entry's parameter sets (and rrelu's training mode)."""
+    for params in example_params(entry):
+        yield Call(entry, params)
+        if entry.has_training_mode:
+            yield Call(entry, params, training=True, seed=99)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("entry", NUMBA_FAST, ids=lambda e: e.name)
+def test_the_general_paths_bits(entry, dtype, on_numba):
+    NUMBA.compile(entry, dtypes=(SFX[dtype],))
+    x = data(shape_of(entry), dtype)
+    g = data(x.shape, dtype, seed=1)
+    for call in calls_of(entry):
+        y, want = both(call.forward, x)
+        same(y, want)
+        s = call.saved(x, want)
+        fast_g, want_g = both(call.backward, g, s)
+        same(fast_g, want_g)
+        with fast_only():
+            a = x.copy()
+            assert call.forward(a, out=a) is a
+            same(a, want)
+            o = np.empty_like(x)
+            assert call.forward(x, out=o) is o
+            same(o, want)
+            a = g.copy()
+            assert call.backward(a, s.copy(), out=a) is a
+            same(a, want_g)
+            b = s.copy()
+            assert call.backward(g, b, out=b) is b
+            same(b, want_g)
+
+
+def test_numbas_kernel_runs_and_a_missing_one_takes_the_general_path(on_numba):
+    """The fast path calls the address in its table: without one, the general path runs,
+    and compiling the kernel hands its address over."""
+    relu = fastact.activation("relu")
+    x = data((16,), np.float32)
+    want = fastact.relu(x)
+    slot = _kernels.NUMBA_KINDS.index("fwd")
+    addr = _kernels.numba_kernel(slot, 0, relu.kernel_id)
+    assert addr == NUMBA.kernel(relu, "fwd", "f32") != 0
+    key = ("relu", "fwd", "f32")
+    kept = NUMBA._addr.pop(key), NUMBA._kernels.pop(key)
+    _kernels.set_numba_kernel(slot, 0, relu.kernel_id, 0)
+    try:
+        assert "once a first call" in str(fastact.explain("relu", x))
+        with spy() as calls:
+            same(fastact.relu(x), want)  # the general path compiles it again
+        assert calls == ["forward"]
+        assert _kernels.numba_kernel(slot, 0, relu.kernel_id) == NUMBA._addr[key] != 0
+        with spy() as calls:
+            same(fastact.relu(x), want)
+        assert calls == []
+    finally:
+        NUMBA._addr[key], NUMBA._kernels[key] = kept
+        _kernels.set_numba_kernel(slot, 0, relu.kernel_id, addr)
+
+
+def test_the_table_refuses_slots_out_of_range():
+    for args in [(-1, 0, 0), (len(_kernels.NUMBA_KINDS), 0, 0), (0, 2, 0), (0, 0, len(ENTRIES))]:
+        with pytest.raises(ValueError, match="out of range"):
+            _kernels.set_numba_kernel(*args, 0)
+        with pytest.raises(ValueError, match="out of range"):
+            _kernels.numba_kernel(*args)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("case", range(len(BAD)))
+def test_errors_name_the_argument_and_write_nothing(dtype, case, on_numba):
+    call, exc, match = BAD[case]
+    x = data((2, 3, 4), dtype)
+    out = np.full(x.shape, 7, dtype)
+    with pytest.raises(exc, match=match):
+        call(x, out)
+    assert (out == 7).all()
+
+
+def test_serial_below_the_plans_size_parallel_above(on_numba):
+    """Serial calls run from C; above the plan's size Numba's threads keep the general path,
+    and with one thread in force every size is serial (the general path's decision)."""
+    x = data((TEST_SERIAL_BELOW - 1,), np.float32)
+    fastact.sigmoid(x)
+    with spy() as calls:
+        fastact.sigmoid(x)
+    assert calls == []
+    big = data((TEST_SERIAL_BELOW + 5,), np.float32)
+    old = fastact.get_num_threads()
+    try:
+        fastact.set_num_threads(2)
+        with spy() as calls:
+            fastact.sigmoid(big)
+        assert calls == ["forward"]
+        assert (
+            _dispatch.fast_threads(fastact.activation("sigmoid"), "forward", np.float32, big.size)
+            == 0
+        )
+        fastact.set_num_threads(1)
+        with spy() as calls:
+            fastact.sigmoid(big)
+        assert calls == []
+    finally:
+        fastact.set_num_threads(old)
+
+
+def test_prelu_keeps_the_general_path(on_numba):
+    x = data((4, 3), np.float32)
+    with spy() as calls:
+        fastact.prelu(x, 0.25)
+    assert calls == ["channel_forward"]
+    assert not any("fast path" in r for r in fastact.explain("prelu", x).reasons)
+
+
+def test_explain_names_numbas_kernel(on_numba):
+    for name in ("relu", "softmax"):
+        x = np.ones((2, 8), np.float32)
+        getattr(fastact, name)(x)
+        ex = fastact.explain(name, x)
+        assert ex.backend == "numba"
+        assert any(
+            "fast path, serial, calling Numba's compiled kernel from C" in r for r in ex.reasons
+        )
+    with backend("cython"):
+        assert not any("Numba" in r for r in fastact.explain("relu", x).reasons)
+
+
+def test_config_blocks_keep_only_what_every_backend_agrees_on(on_numba):
+    """A config block is seen by its own thread only: while one chooses another backend
+    than the one set, the fast path leaves the calls they would run differently."""
+    x = data((16,), np.float32)
+    fastact.relu(x)
+    with spy() as calls, fastact.config(backend="cython"):
+        fastact.relu(x)
+        assert not _dispatch.pushed().serial_numba.any()
+        assert "Numba" not in str(fastact.explain("relu", x))
+    assert calls == ["forward"]
+    with spy() as calls, fastact.config(backend="numba"):
+        fastact.relu(x)
+    assert calls == []
+    assert _dispatch.pushed().serial_numba.any()
+    with backend("auto"), spy() as calls, fastact.config(backend="numba"):
+        fastact.relu(x)
+        assert fastact.explain("relu", x).backend == "numba"
+    assert calls == ["forward"]
+    with spy() as calls, fastact.config(backend="numpy"):
+        fastact.relu(x)
+        assert not _dispatch.pushed().enabled
+    assert calls == ["forward"]
+    assert _dispatch.pushed().enabled
+
+
+@pytest.fixture
+def profile_path(tmp_path, monkeypatch):
+    p = tmp_path / "profile.json"
+    monkeypatch.setenv("FASTACT_PROFILE", str(p))
+    yield p
+    monkeypatch.undo()  # back to the session's test profile
+    _dispatch.load_profile()
+
+
+def test_auto_runs_numba_where_it_is_the_plans_serial_backend(profile_path):
+    plans = {"relu/forward/float32": Plan(serial_below=1000, small="numba", large="cython")}
+    _profile.save(plans, profile_path)
+    _dispatch.load_profile()
+    relu = fastact.activation("relu")
+    x = data((100,), np.float32)
+    with backend("auto"):
+        fastact.relu(x)
+        assert _dispatch.pushed().serial_numba[0, 0, relu.kernel_id]
+        assert _dispatch.pushed().serial_numba.sum() == 1
+        with fast_only():
+            same(fastact.relu(x), np.maximum(x, 0))
+        ex = fastact.explain("relu", x)
+        assert ex.backend == "numba" and "Numba's compiled kernel" in str(ex)
+        with backend("cython"):
+            assert not _dispatch.pushed().serial_numba.any()
+            assert _dispatch.fast_threads(relu, "forward", np.float32, 100) == 0
+
+
+def test_without_the_compiled_extension(tmp_path):
+    """backend="numba" runs every call on the general path, with the same bits."""
+    code = (
+        "import sys; sys.modules['fastact._backends.cython._kernels'] = None\n"
+        "import numpy as np, fastact\n"
+        "from fastact._api import fast\n"
+        "assert fast.forward is fast.decline and 'cython' not in fastact.backends()\n"
+        "fastact.set_backend('numba')\n"
+        "x = np.linspace(-4, 4, 16, dtype=np.float32)\n"
+        "rs = [fastact.relu(x), fastact.gelu_backward(x, x), fastact.softmax(x.reshape(2, 8)),\n"
+        "      fastact.sigmoid(x.astype(np.float64))]\n"
+        "print(' '.join(r.tobytes().hex() for r in rs))\n"
+        "print('fast path' in str(fastact.explain('relu', x)))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    x = np.linspace(-4, 4, 16, dtype=np.float32)
+    with backend("numba"):
+        rs = [
+            fastact.relu(x),
+            fastact.gelu_backward(x, x),
+            fastact.softmax(x.reshape(2, 8)),
+            fastact.sigmoid(x.astype(np.float64)),
+        ]
+    assert run.stdout.split() == [r.tobytes().hex() for r in rs] + ["False"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
+    """Where the fast path takes a plain call on the Numba backend, decide picks Numba
+    on one thread; it leaves the general path only the elementwise calls decide runs in
+    parallel and, as on Cython, rowwise calls from the plan's size."""
+    old = fastact.get_num_threads()
+    fastact.set_num_threads(threads)
+    try:
+        for entry in ENTRIES:
+            for pass_ in _dispatch.PASSES:
+                for dtype in _dispatch.DTYPES:
+                    for n in (1, 100, TEST_SERIAL_BELOW - 1, TEST_SERIAL_BELOW, 70_001):
+                        fast = _dispatch.fast_threads(entry, pass_, dtype, n)
+                        backend, nthreads = _dispatch.decide(entry, pass_, np.dtype(dtype), n)
+                        assert backend.name == "numba"
+                        if fast:
+                            assert (fast, nthreads) == (1, 1), (entry, pass_, n)
+                            assert _dispatch.fast_numba(entry, pass_, dtype) is not None
+                        elif entry.rowwise:
+                            assert n >= TEST_SERIAL_BELOW, (entry, pass_, n)
+                        elif entry in NUMBA_FAST:
+                            assert nthreads > 1, (entry, pass_, n)
+    finally:
+        fastact.set_num_threads(old)
+
+
+def test_a_profile_choosing_numba_does_not_import_it_at_import(profile_path):
+    plans = {"relu/forward/float32": Plan(serial_below=1000, small="numba", large="cython")}
+    _profile.save(plans, profile_path)
+    code = (
+        "import sys, numpy as np, fastact\n"
+        "from fastact import _dispatch\n"
+        "assert 'numba' not in sys.modules\n"
+        "x = np.ones(16, np.float32)\n"
+        "fastact.relu(x)\n"
+        "print(_dispatch.fast_numba(fastact.activation('relu'), 'forward', x.dtype))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["compiled"]
