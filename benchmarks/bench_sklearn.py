@@ -58,7 +58,9 @@ def main(argv=None) -> None:
     ap.add_argument("--activations", nargs="+", default=["relu", "tanh", "logistic"])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--regressor", action="store_true", help="MLPRegressor instead")
-    ap.add_argument("--threads", type=int, default=None, help="fastact threads (default: all)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="fastact and BLAS threads (default: all)"
+    )
     args = ap.parse_args(argv)
 
     import sklearn
@@ -72,6 +74,12 @@ def main(argv=None) -> None:
     warnings.simplefilter("ignore", ConvergenceWarning)
     if args.threads:
         fastact.set_num_threads(args.threads)
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(args.threads, user_api="blas")
+        except ImportError:
+            print("threadpoolctl is not installed: BLAS keeps its own thread count")
     if args.regressor:
         X, y = make_regression(args.samples, args.features, noise=0.1, random_state=0)
         y = (y / np.std(y)).astype(args.dtype)

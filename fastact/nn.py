@@ -509,6 +509,8 @@ class Linear(Layer):
                 raise TypeError(f"out must be a {self.weight.dtype.name} NumPy array")
             if out.size != dz.shape[0] * self.in_features or out.shape[-1] != self.in_features:
                 raise ValueError(f"out must have the shape of x, got {out.shape}")
+            if not (out.flags.c_contiguous and out.flags.writeable):
+                raise ValueError("out must be a writeable C-contiguous array")
             dx = np.matmul(dz, self.weight.T, out=out.reshape(xshape))
             return out
         return dx.reshape(*grad.shape[:-1], self.in_features)

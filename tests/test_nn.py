@@ -570,6 +570,8 @@ def test_linear_bad_input_names_the_argument():
         lin.backward(np.ones((4, 2), np.float32), out=np.empty((4, 3)))
     with pytest.raises(ValueError, match="out must have"):
         lin.backward(np.ones((4, 2), np.float32), out=np.empty((4, 2), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        lin.backward(np.ones((4, 2), np.float32), out=np.empty((3, 4), np.float32).T)
     np.testing.assert_array_equal(lin.weight, w)
 
 
