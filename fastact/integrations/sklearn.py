@@ -25,7 +25,8 @@ parameter (``"gelu"``, ``"silu"``, ``"leaky_relu"``, ``"mish"``, ``"elu"``,
 ``"softplus"``...: :data:`ADDED`) becomes a valid ``activation=`` of
 ``MLPClassifier``/``MLPRegressor``, with its default parameters; their
 parameter validation accepts the names while patched and is restored by
-:func:`unpatch`.
+:func:`unpatch`.  A model fitted with one of them predicts only while
+patched (scikit-learn looks the name up at every call).
 
 While patched, the fit's forward and backward passes (``_forward_pass``,
 ``_backprop``, ``_compute_loss_grad`` of scikit-learn's MLP) apply the
