@@ -35,7 +35,16 @@ def _load_suite():
         spec.loader.exec_module(module)
     return {
         name: importlib.import_module(f"{PKG}.{name}")
-        for name in ("common", "kernels", "limits", "memory", "peers", "startup", "threads")
+        for name in (
+            "common",
+            "kernels",
+            "limits",
+            "memory",
+            "mlp",
+            "peers",
+            "startup",
+            "threads",
+        )
     }
 
 
@@ -200,3 +209,22 @@ def test_startup_code_is_valid_python(suite):
     # The statement, in this process (its setup would redirect Numba's cache).
     stmt, _ = bench.timeraw_first_call_all("auto")
     exec(stmt, {"np": np, "fastact": fastact})  # noqa: S102 - our own generated code
+
+
+def test_mlp_scenario_runs_and_its_ways_agree(suite, monkeypatch):
+    mlp = suite["mlp"]
+    monkeypatch.setattr(mlp, "CI", True)
+    losses = {}
+    for way in mlp.WAYS:
+        bench = mlp.MLPStep()
+        try:
+            bench.setup(way, "gelu")
+        except NotImplementedError:
+            assert way == "torch"
+            continue
+        for _ in range(3):
+            bench.time_step(way, "gelu")
+        losses[way] = bench.step()
+    assert {"unfused", "linear"} <= set(losses)
+    np.testing.assert_allclose(list(losses.values()), losses["linear"], rtol=1e-5)
+    assert mlp.problem("gelu")[1].batch <= 64

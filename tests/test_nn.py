@@ -379,3 +379,214 @@ def test_training_reduces_the_loss(factory, dtype):
     last = net.loss(X, T)
     assert np.isfinite(last)
     assert last < 0.3 * first, (first, last)
+
+
+# --- Linear and Sequential ----------------------------------------------
+
+DENSE = [e for e in ENTRIES if not (e.rowwise or e.channel_param or e.has_training_mode)]
+
+
+def dense_net(entry: Activation | None, dtype=np.float64, seed: int = 0) -> nn.Sequential:
+    name = None if entry is None else entry.name
+    kw = {} if entry is None else layer_args(entry)
+    return nn.Sequential(
+        nn.Linear(3, 6, name, dtype=dtype, rng=seed, **kw),
+        nn.Linear(6, 5, name, dtype=dtype, rng=seed + 1, **kw),
+        nn.Linear(5, 2, dtype=dtype, rng=seed + 2),
+    )
+
+
+def dense_loss(net: nn.Sequential, X, T) -> float:
+    return 0.5 * float(np.sum((net.forward(X).astype(np.float64) - T) ** 2))
+
+
+def test_dense_entries_come_from_the_table():
+    names = {e.name for e in DENSE}
+    assert {"relu", "gelu", "silu", "sigmoid", "threshold"} <= names
+    assert not names & {"softmax", "prelu", "rrelu"}
+
+
+@pytest.mark.parametrize("entry", DENSE, ids=entry_id)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_linear_forward_matches_the_reference(entry, dtype):
+    kw = layer_args(entry)
+    lin = nn.Linear(7, 9, entry.name, dtype=dtype, rng=3, **kw)
+    x = np.random.default_rng(1).uniform(-3, 3, (11, 7)).astype(dtype)
+    x0 = x.copy()
+    y = lin.forward(x)
+    assert y.shape == (11, 9) and y.dtype == dtype
+    z = x.astype(np.float64) @ lin.weight.astype(np.float64) + lin.bias
+    params = dict(lin.params)
+    want = getattr(reference, entry.name)(z, **params)
+    tol = 1e-5 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(x, x0)  # the input is never written
+
+
+@pytest.mark.parametrize("entry", [None, *DENSE], ids=lambda e: "identity" if e is None else e.name)
+def test_mlp_gradients_match_finite_differences(entry):
+    rng = np.random.default_rng(0)
+    X, T = rng.uniform(-2, 2, (8, 3)), rng.uniform(-1, 1, (8, 2))
+    for seed in range(20):
+        net = dense_net(entry, seed=seed)
+        net.forward(X)
+        env = {} if entry is None else net[0].params
+        pre = [lay._x @ lay.weight + lay.bias for lay in net.layers[1:]]
+        pre.insert(0, X @ net[0].weight + net[0].bias)
+        points = [] if entry is None else jump_points(entry, env or None)
+        if all(np.min(np.abs(h - p)) > 1e-3 for h in pre[:2] for p in points):
+            break
+    else:  # pragma: no cover - the data is fixed
+        pytest.fail("no initialisation away from the jumps")
+    y = net.forward(X)
+    X0 = X.copy()
+    gx = net.backward(y - T).copy()
+    np.testing.assert_array_equal(X, X0)
+    grads = {k: v.copy() for k, v in net.gradients().items()}
+    params = net.parameters()
+    assert set(grads) == set(params) == {f"{i}.{n}" for i in range(3) for n in ("weight", "bias")}
+    h = 1e-6
+
+    def numeric(p):
+        num = np.zeros_like(p)
+        for k in np.ndindex(p.shape):
+            old = p[k]
+            p[k] = old + h
+            lp = dense_loss(net, X, T)
+            p[k] = old - h
+            lm = dense_loss(net, X, T)
+            p[k] = old
+            num[k] = (lp - lm) / (2 * h)
+        return num
+
+    name = "identity" if entry is None else entry.name
+    for k, p in params.items():
+        np.testing.assert_allclose(
+            grads[k], numeric(p), rtol=1e-5, atol=1e-8, err_msg=f"{name}: d loss / d {k}"
+        )
+    np.testing.assert_allclose(gx, numeric(X), rtol=1e-5, atol=1e-8, err_msg=f"{name}: d/dx")
+
+
+@pytest.mark.parametrize("name", ["relu", "gelu", "silu", "tanh"])
+def test_float32_gradients_agree_with_float64(name):
+    rng = np.random.default_rng(0)
+    X, T = rng.uniform(-2, 2, (16, 3)), rng.uniform(-1, 1, (16, 2))
+    grads = {}
+    for dtype in DTYPES:
+        net = dense_net(fastact.activation(name), dtype, seed=4)
+        y = net.forward(X.astype(dtype))
+        gx = net.backward((y - T).astype(dtype))
+        assert gx.dtype == dtype
+        assert all(g.dtype == dtype for g in net.gradients().values())
+        grads[dtype] = {"x": gx.copy(), **{k: v.copy() for k, v in net.gradients().items()}}
+    for k, g64 in grads[np.float64].items():
+        np.testing.assert_allclose(grads[np.float32][k], g64, rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_linear_init_is_seeded_and_dtype_independent():
+    a = nn.Linear(10, 4, "relu", dtype=np.float32, rng=5)
+    b = nn.Linear(10, 4, "relu", dtype=np.float64, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(a.weight, b.weight.astype(np.float32))
+    np.testing.assert_array_equal(a.bias, b.bias.astype(np.float32))
+    assert np.abs(b.weight).max() <= 1 / np.sqrt(10)
+    assert not np.array_equal(a.weight, nn.Linear(10, 4, rng=6).weight)
+    assert nn.Linear(10, 4, bias=False).bias is None
+
+
+def test_linear_keeps_the_leading_axes_and_skips_the_input_gradient():
+    lin = nn.Linear(4, 3, "silu", dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).normal(size=(2, 5, 4))
+    y = lin.forward(x).copy()
+    assert y.shape == (2, 5, 3)
+    g = np.ones_like(y)
+    gx = lin.backward(g)
+    assert gx.shape == x.shape
+    gw, gb = lin.grad_weight.copy(), lin.grad_bias.copy()
+    np.testing.assert_allclose(gb, fastact.silu_backward(g, x @ lin.weight + lin.bias).sum((0, 1)))
+    assert lin.backward(g, input_grad=False) is None
+    np.testing.assert_array_equal(lin.grad_weight, gw)
+    np.testing.assert_array_equal(lin.grad_bias, gb)
+    out = np.empty_like(x)
+    assert lin.backward(g, out=out) is out
+    np.testing.assert_array_equal(out, gx)
+
+
+def test_sequential_composes_layers():
+    net = nn.Sequential(nn.Linear(3, 8, "leaky_relu", negative_slope=0.2, rng=0), nn.Tanh())
+    assert len(net) == 2 and isinstance(net[0], nn.Linear)
+    assert "Linear(3, 8, 'leaky_relu', dtype=float32, negative_slope=0.2)" in repr(net)
+    x = np.ones((4, 3), np.float32)
+    y = net.forward(x)
+    np.testing.assert_allclose(
+        y, np.tanh(fastact.leaky_relu(x @ net[0].weight + net[0].bias, 0.2)), rtol=1e-6
+    )
+    assert net.backward(np.ones_like(y), input_grad=False) is None
+    assert set(net.gradients()) == {"0.weight", "0.bias"}
+    net.eval()
+    assert not net.training and not net[0].training and not net[1].training
+
+
+@pytest.mark.parametrize(
+    "make, exc, match",
+    [
+        (lambda: nn.Linear(0, 3), ValueError, "in_features"),
+        (lambda: nn.Linear(3, 2.0), TypeError, "out_features"),
+        (lambda: nn.Linear(3, 2, dtype=np.int32), TypeError, "dtype"),
+        (lambda: nn.Linear(3, 2, bias=None), TypeError, "bias"),
+        (lambda: nn.Linear(3, 2, "softmax"), ValueError, "row-wise"),
+        (lambda: nn.Linear(3, 2, "prelu"), ValueError, "learned weight"),
+        (lambda: nn.Linear(3, 2, "rrelu"), ValueError, "random"),
+        (lambda: nn.Linear(3, 2, "nope"), ValueError, "nope"),
+        (lambda: nn.Linear(3, 2, nn.ReLU()), TypeError, "activation"),
+        (lambda: nn.Linear(3, 2, "relu", alpha=1.0), TypeError, "alpha"),
+        (lambda: nn.Linear(3, 2, negative_slope=0.1), TypeError, "without an activation"),
+        (lambda: nn.Linear(3, 2, "threshold"), TypeError, "threshold"),
+        (lambda: nn.Linear(3, 2, "softplus", beta=0.0), ValueError, "beta"),
+        (lambda: nn.Sequential(nn.ReLU(), np.zeros(3)), TypeError, r"layers\[1\]"),
+    ],
+)
+def test_dense_bad_arguments(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_linear_bad_input_names_the_argument():
+    lin = nn.Linear(3, 2, "gelu", rng=0)
+    with pytest.raises(RuntimeError, match="before forward"):
+        lin.backward(np.ones((4, 2), np.float32))
+    with pytest.raises(TypeError, match=r"x must be float32.*astype"):
+        lin.forward(np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 3\)"):
+        lin.forward(np.ones((4, 4), np.float32))
+    with pytest.raises(ValueError, match="x must have shape"):
+        lin.forward(np.float32(1.0))
+    lin.forward(np.ones((4, 3), np.float32))
+    with pytest.raises(TypeError, match="grad must be float32"):
+        lin.backward(np.ones((4, 2)))
+    with pytest.raises(ValueError, match="grad must have"):
+        lin.backward(np.ones((5, 2), np.float32))
+    w = lin.weight.copy()
+    with pytest.raises(TypeError, match="out must be"):
+        lin.backward(np.ones((4, 2), np.float32), out=np.empty((4, 3)))
+    with pytest.raises(ValueError, match="out must have"):
+        lin.backward(np.ones((4, 2), np.float32), out=np.empty((4, 2), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        lin.backward(np.ones((4, 2), np.float32), out=np.empty((3, 4), np.float32).T)
+    np.testing.assert_array_equal(lin.weight, w)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_mlp_training_reduces_the_loss(dtype):
+    X, T = toy(256, dtype)
+    net = nn.Sequential(
+        nn.Linear(X.shape[1], 32, "gelu", dtype=dtype, rng=0),
+        nn.Linear(32, T.shape[1], dtype=dtype, rng=1),
+    )
+    losses = []
+    for _ in range(300):
+        y = net.forward(X)
+        losses.append(0.5 * float(np.mean((y - T) ** 2)))
+        net.backward((y - T) / len(X), input_grad=False)
+        for k, p in net.parameters().items():
+            p -= 0.2 * net.gradients()[k]
+    assert losses[-1] < 0.3 * losses[0], (losses[0], losses[-1])

@@ -122,10 +122,10 @@ from .table import Activation
 '''
 
 # The base classes and the module functions, in this order.
-NN_BASES = ("Layer", "ActivationLayer", "ChannelLayer")
+NN_BASES = ("Layer", "ActivationLayer", "ChannelLayer", "Linear", "Sequential")
 NN_FUNCTIONS = ("class_name", "layer_class", "layer")
 # Methods of the base classes written into the stub besides the public ones.
-_DUNDERS = ("__init__", "__call__")
+_DUNDERS = ("__init__", "__call__", "__len__", "__getitem__")
 _LINE = 100
 
 

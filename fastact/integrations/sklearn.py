@@ -20,6 +20,23 @@ do; ``Z`` may be float32 while ``delta`` is float64 (it is then cast).
 Arrays that are not dense float32/float64 NumPy arrays go to scikit-learn's
 own functions.  ``exp`` (the Poisson loss's output) is left alone.
 
+Beyond those, every elementwise activation of the table without a required
+parameter (``"gelu"``, ``"silu"``, ``"leaky_relu"``, ``"mish"``, ``"elu"``,
+``"softplus"``...: :data:`ADDED`) becomes a valid ``activation=`` of
+``MLPClassifier``/``MLPRegressor``, with its default parameters; their
+parameter validation accepts the names while patched and is restored by
+:func:`unpatch`.  A model fitted with one of them predicts only while
+patched (scikit-learn looks the name up at every call).
+
+While patched, the fit's forward and backward passes (``_forward_pass``,
+``_backprop``, ``_compute_loss_grad`` of scikit-learn's MLP) apply the
+intercept and the hidden activation to the matrix product in one step, and
+the activation's derivative and the intercept gradient in another.  Where
+the activation's gradient needs its input (``fastact.activation(name).saves
+== "input"``), the pre-activation of each hidden layer is kept during that
+gradient evaluation only; scikit-learn's ``activations`` list holds the
+outputs as before, so its own activations give the same results.
+
 Import with ``import fastact.sklearn``; it needs scikit-learn:
 ``pip install "fastact[sklearn]"``.
 """
@@ -27,12 +44,16 @@ Import with ``import fastact.sklearn``; it needs scikit-learn:
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 import fastact
 from fastact.integrations import require
+from fastact.nn import _bias_backward, _bias_forward
+from fastact.table import Activation
 
 _base = require(
     "sklearn.neural_network._base",
@@ -40,8 +61,11 @@ _base = require(
     "scikit-learn",
     'pip install "fastact[sklearn]"',
 )
+from sklearn.neural_network import _multilayer_perceptron as _mlp  # noqa: E402
+from sklearn.utils._param_validation import StrOptions  # noqa: E402
+from sklearn.utils.extmath import safe_sparse_dot  # noqa: E402
 
-__all__ = ["ROUTED", "is_patched", "patch", "patched", "unpatch"]
+__all__ = ["ADDED", "ROUTED", "is_patched", "patch", "patched", "unpatch"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -50,12 +74,17 @@ def _dense(*arrays) -> bool:
     return all(type(a) is np.ndarray and a.dtype in _FLOATS for a in arrays)
 
 
-def _activation(name: str, original: Callable) -> Callable:
+def _activation(name: str, original: Callable | None) -> Callable:
     fn = getattr(fastact, name)
-    kw = {"axis": 1} if name in ("softmax", "log_softmax") else {}
+    kw = {"axis": 1} if fastact.activation(name).rowwise else {}
 
     def inplace(X):
         if not _dense(X) or not X.flags.writeable:
+            if original is None:
+                raise TypeError(
+                    f"activation {name!r} needs a writeable float32/float64 NumPy array, "
+                    f"got {type(X).__name__}"
+                )
             return original(X)
         fn(X, out=X, **kw)
 
@@ -64,12 +93,24 @@ def _activation(name: str, original: Callable) -> Callable:
     return inplace
 
 
-def _derivative(name: str, original: Callable) -> Callable:
+def _derivative(name: str, original: Callable | None) -> Callable:
+    entry = fastact.activation(name)
     fn = getattr(fastact, f"{name}_backward")
 
     def inplace_derivative(Z, delta):
+        if _fused_derivative(Z, delta):
+            return
         if not _dense(Z, delta) or not delta.flags.writeable:
+            if original is None:
+                raise TypeError(
+                    f"the {name} derivative needs writeable float32/float64 NumPy arrays"
+                )
             return original(Z, delta)
+        if entry.saves == "input":
+            raise RuntimeError(
+                f"the {name} derivative needs the activation's input, which scikit-learn "
+                f"does not keep: it is available inside a patched MLP's _backprop only"
+            )
         fn(delta, Z, out=delta)
 
     inplace_derivative.__name__ = f"fastact_inplace_{name}_derivative"
@@ -102,10 +143,178 @@ def _routed() -> tuple[str, ...]:
     return tuple(k for k, v in _NAMES.items() if v is None or v in have)
 
 
-ROUTED: tuple[str, ...] = _routed()
-"""The scikit-learn activations that :func:`patch` routes by default."""
+def _added() -> tuple[str, ...]:
+    """The table's elementwise activations scikit-learn does not have, usable by name alone."""
+    return tuple(
+        e.name
+        for e in map(fastact.activation, fastact.activations())
+        if not (e.rowwise or e.channel_param or e.has_training_mode)
+        and not any(p.required for p in e.scalar_params)
+        and e.name not in _base.ACTIVATIONS
+    )
+
+
+ADDED: tuple[str, ...] = _added()
+"""The activation names :func:`patch` adds to scikit-learn's MLP."""
+
+ROUTED: tuple[str, ...] = _routed() + ADDED
+"""The scikit-learn activations that :func:`patch` routes (or adds) by default."""
 
 _originals: dict[str, tuple[Callable | None, Callable | None]] = {}
+# (class, its "activation" constraint) as they were before patch
+_constraints: list[tuple[type, Any]] = []
+# method name -> scikit-learn's own
+_methods: dict[str, Callable] = {}
+
+
+def _entry(name: str) -> Activation | None:
+    """The fastact entry computing the hidden activation ``name``, when patched."""
+    if name not in _originals:
+        return None
+    target = _NAMES.get(name, name)
+    return None if target is None or target == "softmax" else fastact.activation(target)
+
+
+# --- the fused passes ---------------------------------------------------
+
+
+class _Frame:
+    """What one patched ``_backprop`` keeps between its forward and backward passes."""
+
+    def __init__(self, estimator: Any, entry: Activation) -> None:
+        self.estimator = estimator
+        self.entry = entry
+        self.layers: dict[int, tuple[np.ndarray, int, np.ndarray, np.ndarray]] = {}
+        self.bias_grads: dict[int, np.ndarray] = {}
+
+
+_local = threading.local()
+
+
+def _frames() -> list[_Frame]:
+    frames = getattr(_local, "frames", None)
+    if frames is None:
+        frames = _local.frames = []
+    return frames
+
+
+def _frame_of(estimator: Any) -> _Frame | None:
+    frames = _frames()
+    return frames[-1] if frames and frames[-1].estimator is estimator else None
+
+
+def _fused_derivative(Z, delta) -> bool:
+    """delta = act'(x) * delta and the intercept gradient, for an output of the current pass."""
+    frames = _frames()
+    rec = frames[-1].layers.get(id(Z)) if frames else None
+    if rec is None or rec[0] is not Z or not _dense(delta) or not delta.flags.writeable:
+        return False
+    frame = frames[-1]
+    _, layer, saved, b = rec
+    if saved.dtype != delta.dtype:
+        saved, b = saved.astype(delta.dtype), b.astype(delta.dtype)
+    _, gb = _bias_backward(frame.entry, delta, saved, b, {}, delta)
+    frame.bias_grads[layer] = gb
+    return True
+
+
+def _forward_pass(self, activations):
+    frame = _frame_of(self)
+    if frame is None:
+        return _methods["_forward_pass"](self, activations)
+    entry = frame.entry
+    last = self.n_layers_ - 2
+    for i in range(self.n_layers_ - 1):
+        z = safe_sparse_dot(activations[i], self.coefs_[i])
+        b = self.intercepts_[i]
+        if i == last or not _dense(z) or z.dtype != b.dtype:
+            z += b
+            name = self.out_activation_ if i == last else self.activation
+            _base.ACTIVATIONS[name](z)
+            activations[i + 1] = z
+            continue
+        if entry.saves == "input":
+            y = _bias_forward(entry, z, b, {}, np.empty_like(z))
+            frame.layers[id(y)] = (y, i, z, b)
+        else:
+            y = _bias_forward(entry, z, b, {}, z)
+            frame.layers[id(y)] = (y, i, y, b)
+        activations[i + 1] = y
+    return activations
+
+
+def _backprop(self, *args, **kwargs):
+    entry = _entry(self.activation)
+    if entry is None:
+        return _methods["_backprop"](self, *args, **kwargs)
+    frames = _frames()
+    frames.append(_Frame(self, entry))
+    try:
+        return _methods["_backprop"](self, *args, **kwargs)
+    finally:
+        frames.pop()
+
+
+def _compute_loss_grad(self, layer, sw_sum, activations, deltas, coef_grads, intercept_grads):
+    frame = _frame_of(self)
+    gb = None if frame is None else frame.bias_grads.pop(layer, None)
+    if gb is None:
+        return _methods["_compute_loss_grad"](
+            self, layer, sw_sum, activations, deltas, coef_grads, intercept_grads
+        )
+    # scikit-learn's, with the intercept gradient the derivative has summed
+    coef_grads[layer] = safe_sparse_dot(activations[layer].T, deltas[layer])
+    coef_grads[layer] += self.alpha * self.coefs_[layer]
+    coef_grads[layer] /= sw_sum
+    intercept_grads[layer] = gb / sw_sum
+
+
+_PASSES = {
+    "_forward_pass": _forward_pass,
+    "_backprop": _backprop,
+    "_compute_loss_grad": _compute_loss_grad,
+}
+
+
+def _mlp_classes() -> list[type]:
+    todo, seen = [_mlp.BaseMultilayerPerceptron], []
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo += cls.__subclasses__()
+    return seen
+
+
+def _install() -> None:
+    """The fused passes and the extended validation, once."""
+    if _methods:
+        return
+    base = _mlp.BaseMultilayerPerceptron
+    for name, fn in _PASSES.items():
+        _methods[name] = base.__dict__[name]
+        setattr(base, name, fn)
+    for cls in _mlp_classes():
+        rules = cls.__dict__.get("_parameter_constraints")
+        if rules is None or "activation" not in rules:
+            continue
+        old = rules["activation"]
+        new = []
+        for rule in old:
+            if isinstance(rule, StrOptions):
+                rule = StrOptions(rule.options | set(ADDED), deprecated=rule.deprecated)
+            new.append(rule)
+        _constraints.append((cls, old))
+        rules["activation"] = new
+
+
+def _uninstall() -> None:
+    base = _mlp.BaseMultilayerPerceptron
+    for name, fn in _methods.items():
+        setattr(base, name, fn)
+    _methods.clear()
+    for cls, old in _constraints:
+        cls.__dict__["_parameter_constraints"]["activation"] = old
+    _constraints.clear()
 
 
 def is_patched() -> bool:
@@ -128,30 +337,42 @@ def patch(names: Iterable[str] | None = None) -> None:
             continue
         orig_act, orig_der = acts.get(name), ders.get(name)
         _originals[name] = (orig_act, orig_der)
-        target = _NAMES[name]
+        target = _NAMES.get(name, name)
         if target is None:
             acts[name] = _identity
             if orig_der is not None:
                 ders[name] = _identity_derivative
             continue
+        if name in ADDED:
+            acts[name] = _activation(target, None)
+            ders[name] = _derivative(target, None)
+            continue
         if orig_act is not None:
             acts[name] = _activation(target, orig_act)
         if orig_der is not None:
             ders[name] = _derivative(target, orig_der)
+    if _originals:
+        _install()
 
 
 def _restore(names: Iterable[str]) -> None:
     acts, ders = _base.ACTIVATIONS, _base.DERIVATIVES
     for name in list(names):
         orig_act, orig_der = _originals.pop(name)
+        if name in ADDED:
+            acts.pop(name, None)
+            ders.pop(name, None)
+            continue
         if orig_act is not None:
             acts[name] = orig_act
         if orig_der is not None:
             ders[name] = orig_der
+    if not _originals:
+        _uninstall()
 
 
 def unpatch() -> None:
-    """Put scikit-learn's own functions back."""
+    """Put scikit-learn's own functions (and its parameter validation) back."""
     _restore(_originals)
 
 

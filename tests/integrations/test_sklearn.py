@@ -45,7 +45,8 @@ def test_patch_mutates_the_dicts_and_unpatch_restores():
         assert acts[name] is not ORIGINAL_ACTS[name]
         assert ders[name] is not ORIGINAL_DERS[name]
     assert acts["exp"] is ORIGINAL_ACTS["exp"]
-    assert set(acts) == set(ORIGINAL_ACTS) and set(ders) == set(ORIGINAL_DERS)
+    added = set(fsk.ADDED)
+    assert set(acts) == set(ORIGINAL_ACTS) | added and set(ders) == set(ORIGINAL_DERS) | added
     if "softmax" in fastact.activations():
         assert "softmax" in fsk.ROUTED
         assert acts["softmax"] is not ORIGINAL_ACTS["softmax"]
@@ -233,3 +234,194 @@ def test_import_error_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "fastact.sklearn")
     with pytest.raises(ImportError, match=r"fastact\[sklearn\]"):
         import fastact.sklearn  # noqa: F401
+
+
+# --- the table's activations in scikit-learn's MLP, fused passes ----------
+
+from sklearn.neural_network import _multilayer_perceptron as _mlp  # noqa: E402
+from sklearn.preprocessing import LabelBinarizer  # noqa: E402
+from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
+
+from fastact.table import TABLE  # noqa: E402
+
+BASE = _mlp.BaseMultilayerPerceptron
+PASSES = ("_forward_pass", "_backprop", "_compute_loss_grad")
+ORIGINAL_PASSES = {name: BASE.__dict__[name] for name in PASSES}
+ORIGINAL_RULES = {
+    cls: cls.__dict__["_parameter_constraints"]["activation"]
+    for cls in (BASE, MLPRegressor)
+    if "_parameter_constraints" in cls.__dict__
+}
+
+
+@pytest.fixture(autouse=True)
+def _restore_passes():
+    yield
+    fsk.unpatch()
+    for name, fn in ORIGINAL_PASSES.items():
+        assert BASE.__dict__[name] is fn
+    for cls, rule in ORIGINAL_RULES.items():
+        assert cls.__dict__["_parameter_constraints"]["activation"] is rule
+
+
+def test_added_names_come_from_the_table():
+    want = [
+        e.name
+        for e in TABLE
+        if not (e.rowwise or e.channel_param or e.has_training_mode)
+        and not any(p.required for p in e.scalar_params)
+        and e.name not in ORIGINAL_ACTS
+    ]
+    assert list(fsk.ADDED) == want
+    assert {"gelu", "silu", "leaky_relu", "mish", "elu", "softplus"} <= set(fsk.ADDED)
+    assert not {"softmax", "prelu", "rrelu", "threshold", "relu", "tanh"} & set(fsk.ADDED)
+    assert set(fsk.ADDED) <= set(fsk.ROUTED)
+
+
+@pytest.mark.parametrize("Model", [MLPClassifier, MLPRegressor])
+def test_validation_is_extended_and_restored(Model):
+    X, y = make_classification(40, 4, random_state=0)
+    with pytest.raises(InvalidParameterError, match="gelu"):
+        Model(activation="gelu", max_iter=1).fit(X, y)
+    with fsk.patched(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for name in ("gelu", "silu", "relu"):
+            Model(activation=name, max_iter=2).fit(X, y)
+        with pytest.raises(InvalidParameterError, match="nope"):
+            Model(activation="nope").fit(X, y)
+        assert BASE.__dict__["_backprop"] is not ORIGINAL_PASSES["_backprop"]
+    with pytest.raises(InvalidParameterError, match="silu"):
+        Model(activation="silu", max_iter=1).fit(X, y)
+
+
+def test_partial_patch_adds_only_what_it_names():
+    fsk.patch(["gelu"])
+    assert "gelu" in _base.ACTIVATIONS and "silu" not in _base.ACTIVATIONS
+    assert _base.ACTIVATIONS["relu"] is ORIGINAL_ACTS["relu"]
+    fsk.unpatch()
+    assert "gelu" not in _base.ACTIVATIONS
+
+
+def _numeric_check(mlp, X, Y, sample_weight=None):
+    """scikit-learn's analytic gradient (_loss_grad_lbfgs) against central differences."""
+    theta = np.hstack([p.ravel() for p in mlp.coefs_ + mlp.intercepts_])
+    units = [X.shape[1], *mlp.hidden_layer_sizes, mlp.n_outputs_]
+    activations = [X] + [np.empty((len(X), u)) for u in units[1:]]
+    deltas = [np.empty((len(X), u)) for u in units[1:]]
+    coef_grads = [np.empty((a, b)) for a, b in zip(units[:-1], units[1:])]
+    intercept_grads = [np.empty(u) for u in units[1:]]
+
+    def loss_grad(t):
+        return mlp._loss_grad_lbfgs(
+            t, X, Y, sample_weight, activations, deltas, coef_grads, intercept_grads
+        )
+
+    _, grad = loss_grad(theta)
+    grad = grad.copy()
+    num = np.empty_like(theta)
+    h = 1e-6
+    for k in range(theta.size):
+        d = np.zeros_like(theta)
+        d[k] = h
+        num[k] = (loss_grad(theta + d)[0] - loss_grad(theta - d)[0]) / (2 * h)
+    np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", *fsk.ADDED])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_gradient_through_sklearn_matches_finite_differences(activation, weighted):
+    rng = np.random.RandomState(42)
+    X = rng.rand(6, 5)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    Y = LabelBinarizer().fit_transform(y).astype(np.float64)
+    sw = rng.uniform(0.5, 2.0, len(X)) if weighted else None
+    with fsk.patched(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier(
+            activation=activation,
+            hidden_layer_sizes=(7, 4),
+            solver="lbfgs",
+            alpha=1e-5,
+            max_iter=1,
+            random_state=1,
+        ).fit(X, y)
+        _numeric_check(mlp, X, Y, sw)
+        reg = MLPRegressor(
+            activation=activation,
+            hidden_layer_sizes=(5,),
+            solver="lbfgs",
+            max_iter=1,
+            random_state=0,
+        )
+        reg.fit(X, Y[:, 0])
+        _numeric_check(reg, X, Y[:, :1], sw)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu", "leaky_relu", "mish", "elu", "softplus"])
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_fits_converge(activation, solver):
+    X, y = make_classification(400, 10, n_classes=3, n_informative=6, random_state=0)
+    with fsk.patched(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(
+            hidden_layer_sizes=(32, 16),
+            activation=activation,
+            solver=solver,
+            max_iter=300 if solver == "adam" else 200,
+            learning_rate_init=0.01,
+            random_state=0,
+        ).fit(X, y)
+        assert clf.score(X, y) > 0.95
+    curve = clf.loss_curve_ if solver == "adam" else None
+    if curve is not None:
+        assert curve[-1] < 0.2 * curve[0]
+
+
+def test_fused_passes_are_used(monkeypatch):
+    calls = {"forward": [], "backward": []}
+    real_f, real_b = impl._bias_forward, impl._bias_backward
+
+    def spy_f(entry, *args):
+        calls["forward"].append(entry.name)
+        return real_f(entry, *args)
+
+    def spy_b(entry, *args):
+        calls["backward"].append(entry.name)
+        return real_b(entry, *args)
+
+    monkeypatch.setattr(impl, "_bias_forward", spy_f)
+    monkeypatch.setattr(impl, "_bias_backward", spy_b)
+    X, y = make_classification(60, 4, random_state=0)
+    with fsk.patched(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for act, name in (("relu", "relu"), ("logistic", "sigmoid"), ("gelu", "gelu")):
+            MLPClassifier(hidden_layer_sizes=(4, 3), activation=act, max_iter=1).fit(X, y)
+            assert calls["forward"].count(name) >= 2 and calls["backward"].count(name) >= 1
+        calls["forward"].clear()
+        MLPClassifier(hidden_layer_sizes=(4,), activation="identity", max_iter=1).fit(X, y)
+        assert not calls["forward"]
+
+
+def test_input_saving_derivative_outside_a_pass_says_why():
+    Z, delta = np.ones((3, 2)), np.ones((3, 2))
+    with fsk.patched():
+        with pytest.raises(RuntimeError, match="input"):
+            _base.DERIVATIVES["gelu"](Z, delta)
+        np.testing.assert_array_equal(delta, 1.0)  # nothing written
+        _base.DERIVATIVES["leaky_relu"](Z, delta)  # from the output: fine anywhere
+        np.testing.assert_array_equal(delta, 1.0)
+        X = np.array([[-1.0, 2.0]])
+        _base.ACTIVATIONS["leaky_relu"](X)
+        np.testing.assert_allclose(X, [[-0.01, 2.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_added_activation_float32_matches_float64(dtype):
+    X, y = make_classification(200, 8, n_classes=2, random_state=3)
+    with fsk.patched(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = MLPClassifier((16,), activation="silu", max_iter=20, random_state=0).fit(X, y)
+        b = MLPClassifier((16,), activation="silu", max_iter=20, random_state=0)
+        b.fit(X.astype(dtype), y)
+        assert b.coefs_[0].dtype == dtype
+        np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-3)
