@@ -11,7 +11,8 @@ fused type ``real``:
 * ``_fast.pxi``: the fast path's decision (pushed by fastact._dispatch) and
   the checks that send a call down the general path instead;
 * ``_elementwise.pxi``, ``_rowwise.pxi`` (softmax), ``_channel.pxi`` (prelu):
-  the general path's drivers and the fast path's calls of each kind.
+  the general path's drivers and the fast path's calls of each kind;
+* ``_epilogue.pxi``: the bias epilogues of elementwise entries.
 
 The general path (fastact._api) has already validated the arrays: same
 dtype, contiguous in the same order, and ``out`` writeable; its drivers do
@@ -59,6 +60,7 @@ include "_fast.pxi"
 include "_elementwise.pxi"
 include "_rowwise.pxi"
 include "_channel.pxi"
+include "_epilogue.pxi"
 
 
 def max_threads():
