@@ -4,7 +4,7 @@
 # The flat C-order buffer is an (outer, C, inner) array and element k has the
 # bias b[(k // inner) % C].  Each thread runs its range in tiles of TILE
 # elements: z = x + b into a tile on its stack, then the entry's kernel from the
-# tile (the tile stays in L1, so memory sees one read and one write per
+# tile (the loops of fa_epilogue.h; the tile stays in L1, so memory sees one read and one write per
 # element).  The backward sums each tile's gradient into the partial sums of
 # its block: a fixed number of element blocks (chosen by fastact._api.epilogue
 # from the shape), C sums of `lanes` doubles each (element k into lane k % 8
@@ -15,63 +15,33 @@
 DEF TILE = 1024
 
 
+cdef extern from "fa_epilogue.h" nogil:
+    void fa_add_bias_f32(const float *, const float *, float *, Py_ssize_t, Py_ssize_t,
+                         Py_ssize_t, Py_ssize_t) noexcept nogil
+    void fa_add_bias_f64(const double *, const double *, double *, Py_ssize_t, Py_ssize_t,
+                         Py_ssize_t, Py_ssize_t) noexcept nogil
+    void fa_sum_bias_f32(const float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                         double *) noexcept nogil
+    void fa_sum_bias_f64(const double *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                         double *) noexcept nogil
+
+
 cdef inline void _add_bias(const real *x, const real *b, real *z, Py_ssize_t k0, Py_ssize_t n,
                            Py_ssize_t C, Py_ssize_t inner) noexcept nogil:
     """z[j] = x[j] + b[((k0 + j) // inner) % C] for j < n (x points at element k0)."""
-    cdef Py_ssize_t j = 0, i, run, c, r
-    cdef real bv
-    if inner == 1:
-        c = k0 % C
-        while j < n:
-            run = C - c if C - c < n - j else n - j
-            for i in range(run):
-                z[j + i] = x[j + i] + b[c + i]
-            j += run
-            c = 0
-        return
-    c = (k0 // inner) % C
-    r = k0 % inner
-    while j < n:
-        run = inner - r if inner - r < n - j else n - j
-        bv = b[c]
-        for i in range(run):
-            z[j + i] = x[j + i] + bv
-        j += run
-        r = 0
-        c += 1
-        if c == C:
-            c = 0
+    if real is float:
+        fa_add_bias_f32(x, b, z, k0, n, C, inner)
+    else:
+        fa_add_bias_f64(x, b, z, k0, n, C, inner)
 
 
 cdef inline void _sum_bias(const real *gi, Py_ssize_t k0, Py_ssize_t n, Py_ssize_t C,
                            Py_ssize_t inner, double *acc) noexcept nogil:
     """acc[c] += gi (inner == 1), or acc[8 * c + k % 8] += gi (inner > 1), in increasing k."""
-    cdef Py_ssize_t j = 0, i, run, c, r, lane
-    cdef double *a
-    if inner == 1:
-        c = k0 % C
-        while j < n:
-            run = C - c if C - c < n - j else n - j
-            a = acc + c
-            for i in range(run):
-                a[i] += <double>gi[j + i]
-            j += run
-            c = 0
-        return
-    c = (k0 // inner) % C
-    r = k0 % inner
-    while j < n:
-        run = inner - r if inner - r < n - j else n - j
-        a = acc + 8 * c
-        lane = (k0 + j) & 7
-        for i in range(run):
-            a[lane] += <double>gi[j + i]
-            lane = (lane + 1) & 7
-        j += run
-        r = 0
-        c += 1
-        if c == C:
-            c = 0
+    if real is float:
+        fa_sum_bias_f32(gi, k0, n, C, inner, acc)
+    else:
+        fa_sum_bias_f64(gi, k0, n, C, inner, acc)
 
 
 cdef void _bias_fwd_range(int table, int kid, const real *x, const real *b, real *out,
