@@ -47,7 +47,8 @@ def combine(partial: np.ndarray) -> np.ndarray:
     """The bias gradient (float64) from the backends' (blocks, C, lanes) partial sums.
 
     The lanes pairwise, ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``,
-    then the blocks in order (``cumsum`` adds sequentially).
+    then the blocks in order: NumPy reduces the outer axis of a C-contiguous
+    array of two or more columns row by row, and ``cumsum`` adds sequentially.
     """
     p = partial
     if p.shape[2] == LANES:
@@ -56,7 +57,10 @@ def combine(partial: np.ndarray) -> np.ndarray:
         )
     else:
         t = p[..., 0]
-    return np.cumsum(t, axis=0)[-1]
+    t = np.ascontiguousarray(t)
+    if t.shape[1] == 1:
+        return np.cumsum(t[:, 0])[-1:]
+    return t.sum(axis=0)
 
 
 def _refuse_handler(fname: str) -> TypeError:
