@@ -287,3 +287,22 @@ def test_bad_backward_pairs():
     with pytest.raises(ValueError, match="0-d"):
         fastact.relu(np.float32(1), bias=B)
     np.testing.assert_array_equal(g, X)
+
+
+def test_partial_sums_combine_in_a_fixed_order():
+    """Lanes pairwise, then the blocks one after another from the first."""
+    from fastact._api.epilogue import combine
+
+    rng = np.random.default_rng(5)
+    for shape in [(64, 1024, 1), (64, 37, 8), (17, 1, 8), (9, 1, 1), (1, 3, 1)]:
+        p = rng.normal(0, 1, shape) * 10.0 ** rng.integers(-8, 8, shape)
+        if shape[2] == 8:
+            t = ((p[..., 0] + p[..., 1]) + (p[..., 2] + p[..., 3])) + (
+                (p[..., 4] + p[..., 5]) + (p[..., 6] + p[..., 7])
+            )
+        else:
+            t = p[..., 0]
+        want = t[0].copy()
+        for row in t[1:]:
+            want = want + row
+        assert combine(p).tobytes() == want.tobytes(), shape

@@ -17,6 +17,7 @@ backward forms ``saved + bias`` in a temporary); the rowwise entries
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -107,7 +108,7 @@ def check_bias(
             f"bias has {b.size} elements, expected {channels} ({argname}.shape[{bias_axis}])"
         )
     b = np.ascontiguousarray(b, dtype=a.dtype)
-    inner = int(np.prod(a.shape[axis + 1 :], dtype=np.int64))
+    inner = math.prod(a.shape[axis + 1 :])
     return b, axis, max(channels, 1), max(inner, 1)
 
 
