@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _backends, _dispatch
+from .. import _dispatch
 from ..table import Activation
 from . import channel
 from .buffers import empty_result, plan, result
@@ -112,11 +112,6 @@ def check_bias(
     return b, axis, max(channels, 1), max(inner, 1)
 
 
-def _backend_for(backend):
-    """``backend`` when it runs bias epilogues, else the NumPy backend."""
-    return backend if hasattr(backend, "bias_forward") else _backends.get("numpy")
-
-
 def _private(b: np.ndarray, buffers: list[np.ndarray]) -> np.ndarray:
     """``b``, or a copy when it shares memory with a buffer the kernel writes."""
     return b.copy() if any(np.may_share_memory(b, o) for o in buffers) else b
@@ -144,7 +139,6 @@ def forward(
     if a.size == 0:
         return empty_result(a, out)
     backend, nthreads = _dispatch.choose(entry, "forward", a.dtype, a.size)
-    backend = _backend_for(backend)
     (src,), target, copy_to = plan([a], out, c_only=True)
     b = _private(b, [target])
     with _dispatch.running(nthreads) as nthreads:
@@ -182,7 +176,6 @@ def backward(
     if g.size == 0:
         return empty_result(g, out), np.zeros(channels if g.ndim else 0, g.dtype)
     backend, nthreads = _dispatch.choose(entry, "backward", g.dtype, g.size)
-    backend = _backend_for(backend)
     (gs, ss), target, copy_to = plan([g, s], out, c_only=True)
     b = _private(b, [target])
     partial = np.zeros((blocks(g.size), channels, LANES if inner > 1 else 1))
