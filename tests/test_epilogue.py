@@ -306,3 +306,19 @@ def test_partial_sums_combine_in_a_fixed_order():
         for row in t[1:]:
             want = want + row
         assert combine(p).tobytes() == want.tobytes(), shape
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bias_sharing_memory_with_out_is_read_before_any_write(backend):
+    x = np.linspace(-3, 3, 64 * 48).reshape(64, 48)
+    with fastact.config(backend=backend):
+        want = fastact.silu(x + x[5])
+        want_gi = fastact.silu_backward(np.ones_like(x), x + x[5])
+        xc = x.copy()
+        got = fastact.silu(xc, bias=xc[5], out=xc)  # the bias is a row of out
+        np.testing.assert_array_equal(got, want)
+        g = np.ones_like(x)
+        xc = x.copy()
+        gi, gb = fastact.silu_backward(g, xc, bias=g[5] * xc[5], out=g)
+    np.testing.assert_allclose(gi, want_gi, rtol=1e-12)
+    np.testing.assert_allclose(gb, want_gi.sum(axis=0), rtol=1e-12)
