@@ -236,6 +236,8 @@ def test_empty_and_scalar_shapes():
     assert fastact.relu(x, bias=b).shape == (0, 4)
     gi, gb = fastact.silu_backward(x, x, bias=b)
     assert gi.shape == (0, 4) and gb.shape == (4,) and not gb.any()
+    gi, gb = fastact.relu_backward(x.T, x.T, bias=np.ones(0, np.float32))
+    assert gi.shape == (4, 0) and gb.shape == (0,)
 
 
 # --- bad input: a clear error naming the argument, nothing written ------------

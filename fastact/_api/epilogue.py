@@ -174,7 +174,7 @@ def backward(
     if out is not None:
         check_out(out, g.shape, g.dtype, grad_output, "grad_output")
     if g.size == 0:
-        return empty_result(g, out), np.zeros(channels if g.ndim else 0, g.dtype)
+        return empty_result(g, out), np.zeros(b.size, g.dtype)
     backend, nthreads = _dispatch.choose(entry, "backward", g.dtype, g.size)
     (gs, ss), target, copy_to = plan([g, s], out, c_only=True)
     b = _private(b, [target])
