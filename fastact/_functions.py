@@ -111,6 +111,8 @@ __all__ = [
 def sigmoid(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Logistic function; saturates, so its gradient vanishes for large |x|.
@@ -121,6 +123,10 @@ def sigmoid(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes sigmoid(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -130,6 +136,8 @@ def sigmoid(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_SIGMOID, x, bias, bias_axis, out, ())
     r = _fast_forward(0, x, out, ())
     if r is not None:
         return r
@@ -140,6 +148,8 @@ def sigmoid_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of sigmoid with respect to its input.
@@ -150,6 +160,10 @@ def sigmoid_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes sigmoid(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -158,7 +172,11 @@ def sigmoid_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then y.
     """
+    if bias is not None:
+        return _api.bias_backward(_SIGMOID, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(0, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -168,6 +186,8 @@ def sigmoid_backward(
 def tanh(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Hyperbolic tangent; zero-centred sigmoid, 2*sigmoid(2x) - 1.
@@ -178,6 +198,10 @@ def tanh(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes tanh(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -187,6 +211,8 @@ def tanh(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_TANH, x, bias, bias_axis, out, ())
     r = _fast_forward(1, x, out, ())
     if r is not None:
         return r
@@ -197,6 +223,8 @@ def tanh_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of tanh with respect to its input.
@@ -207,6 +235,10 @@ def tanh_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes tanh(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -215,7 +247,11 @@ def tanh_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then y.
     """
+    if bias is not None:
+        return _api.bias_backward(_TANH, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(1, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -225,6 +261,8 @@ def tanh_backward(
 def relu(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Rectified linear unit; relu'(0) = 0.
@@ -235,6 +273,10 @@ def relu(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes relu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -244,6 +286,8 @@ def relu(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_RELU, x, bias, bias_axis, out, ())
     r = _fast_forward(2, x, out, ())
     if r is not None:
         return r
@@ -254,6 +298,8 @@ def relu_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of relu with respect to its input.
@@ -264,6 +310,10 @@ def relu_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes relu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -272,7 +322,11 @@ def relu_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then y.
     """
+    if bias is not None:
+        return _api.bias_backward(_RELU, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(2, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -283,6 +337,8 @@ def leaky_relu(
     x: ArrayLike,
     negative_slope: float = 0.01,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -296,6 +352,10 @@ def leaky_relu(
     ----------
     negative_slope : float, default 0.01
         slope for x < 0
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes leaky_relu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -307,6 +367,8 @@ def leaky_relu(
     """
     if unknown:
         raise _unexpected(leaky_relu, unknown)
+    if bias is not None:
+        return _api.bias_forward(_LEAKY_RELU, x, bias, bias_axis, out, (negative_slope,))
     r = _fast_forward(3, x, out, (negative_slope,))
     if r is not None:
         return r
@@ -318,6 +380,8 @@ def leaky_relu_backward(
     saved: ArrayLike,
     negative_slope: float = 0.01,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -331,6 +395,10 @@ def leaky_relu_backward(
     ----------
     negative_slope : float, default 0.01
         slope for x < 0
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes leaky_relu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -339,9 +407,15 @@ def leaky_relu_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then y.
     """
     if unknown:
         raise _unexpected(leaky_relu_backward, unknown)
+    if bias is not None:
+        return _api.bias_backward(
+            _LEAKY_RELU, grad_output, saved, bias, bias_axis, out, (negative_slope,)
+        )
     if type(negative_slope) is float and (negative_slope >= 0):
         r = _fast_backward(3, grad_output, saved, out, (negative_slope,))
         if r is not None:
@@ -353,6 +427,8 @@ def prelu(
     x: ArrayLike,
     weight: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -366,6 +442,10 @@ def prelu(
     ----------
     weight : array_like
         one value, or one per channel (axis 1 of the input)
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes prelu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -377,6 +457,8 @@ def prelu(
     """
     if unknown:
         raise _unexpected(prelu, unknown)
+    if bias is not None:
+        return _api.bias_channel_forward(_PRELU, x, weight, bias, bias_axis, out)
     r = _fast_channel_forward(4, x, weight, out)
     if r is not None:
         return r
@@ -388,6 +470,8 @@ def prelu_backward(
     saved: ArrayLike,
     weight: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -401,6 +485,10 @@ def prelu_backward(
     ----------
     weight : array_like
         one value, or one per channel (axis 1 of the input)
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes prelu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -408,9 +496,13 @@ def prelu_backward(
     -------
     (ndarray, ndarray)
         the gradient of the input (``out`` when given) and of ``weight``.
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if unknown:
         raise _unexpected(prelu_backward, unknown)
+    if bias is not None:
+        return _api.bias_channel_backward(_PRELU, grad_output, saved, weight, bias, bias_axis, out)
     r = _fast_channel_backward(4, grad_output, saved, weight, out)
     if r is not None:
         return r
@@ -424,6 +516,8 @@ def rrelu(
     *,
     training: bool = False,
     seed: int | None = None,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -444,6 +538,10 @@ def rrelu(
     seed : int or None
         key of the counter-based slopes; None in training draws a
         fresh seed (the backward then cannot regenerate the slopes: pass a seed)
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes rrelu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -455,6 +553,8 @@ def rrelu(
     """
     if unknown:
         raise _unexpected(rrelu, unknown)
+    if bias is not None:
+        return _api.bias_forward(_RRELU, x, bias, bias_axis, out, (lower, upper), training, seed)
     if (
         type(lower) is float
         and type(upper) is float
@@ -480,6 +580,8 @@ def rrelu_backward(
     *,
     training: bool = False,
     seed: int | None = None,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -500,6 +602,10 @@ def rrelu_backward(
     seed : int or None
         key of the counter-based slopes; None in training draws a
         fresh seed (the backward then cannot regenerate the slopes: pass a seed)
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes rrelu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -508,9 +614,15 @@ def rrelu_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then y.
     """
     if unknown:
         raise _unexpected(rrelu_backward, unknown)
+    if bias is not None:
+        return _api.bias_backward(
+            _RRELU, grad_output, saved, bias, bias_axis, out, (lower, upper), training, seed
+        )
     if (
         type(lower) is float
         and type(upper) is float
@@ -533,10 +645,12 @@ def elu(
     x: ArrayLike,
     alpha: float = 1.0,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Exponential linear unit. Saves the output: the slope alpha * exp(x) is y + alpha for x <= 0 (within a few ulp of alpha, absolutely), so the backward reads no exp and the forward may run in place. The gradient needs alpha >= 0 (y > 0 then tells the two pieces apart).
+    """Exponential linear unit. Saves the input: from the output the slope alpha * exp(x) = y + alpha cancels for x << 0.
 
         elu(x) = x if x > 0 else alpha * (exp(x) - 1)
 
@@ -546,6 +660,10 @@ def elu(
     ----------
     alpha : float, default 1.0
         value approached as x -> -inf is -alpha
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes elu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -557,6 +675,8 @@ def elu(
     """
     if unknown:
         raise _unexpected(elu, unknown)
+    if bias is not None:
+        return _api.bias_forward(_ELU, x, bias, bias_axis, out, (alpha,))
     r = _fast_forward(6, x, out, (alpha,))
     if r is not None:
         return r
@@ -568,6 +688,8 @@ def elu_backward(
     saved: ArrayLike,
     alpha: float = 1.0,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -575,12 +697,16 @@ def elu_backward(
 
         elu(x) = x if x > 0 else alpha * (exp(x) - 1)
 
-    ``saved`` is y, the forward output. ``out=grad_output`` is the in-place form.
+    ``saved`` is x, the forward input. ``out=grad_output`` is the in-place form.
 
     Parameters
     ----------
     alpha : float, default 1.0
         value approached as x -> -inf is -alpha
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes elu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -589,22 +715,27 @@ def elu_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if unknown:
         raise _unexpected(elu_backward, unknown)
-    if type(alpha) is float and (alpha >= 0):
-        r = _fast_backward(6, grad_output, saved, out, (alpha,))
-        if r is not None:
-            return r
+    if bias is not None:
+        return _api.bias_backward(_ELU, grad_output, saved, bias, bias_axis, out, (alpha,))
+    r = _fast_backward(6, grad_output, saved, out, (alpha,))
+    if r is not None:
+        return r
     return _api.backward(_ELU, grad_output, saved, out, (alpha,))
 
 
 def selu(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """Scaled ELU (Klambauer et al., 2017) with its fixed alpha and scale. Saves the output, as elu: the slope for x <= 0 is y + alpha * scale.
+    """Scaled ELU (Klambauer et al., 2017) with its fixed alpha and scale. Saves the input, as elu.
 
         selu(x) = scale * (x if x > 0 else alpha * (exp(x) - 1))
 
@@ -612,6 +743,10 @@ def selu(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes selu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -621,6 +756,8 @@ def selu(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_SELU, x, bias, bias_axis, out, ())
     r = _fast_forward(7, x, out, ())
     if r is not None:
         return r
@@ -631,16 +768,22 @@ def selu_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of selu with respect to its input.
 
         selu(x) = scale * (x if x > 0 else alpha * (exp(x) - 1))
 
-    ``saved`` is y, the forward output. ``out=grad_output`` is the in-place form.
+    ``saved`` is x, the forward input. ``out=grad_output`` is the in-place form.
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes selu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -649,7 +792,11 @@ def selu_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
+    if bias is not None:
+        return _api.bias_backward(_SELU, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(7, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -660,10 +807,12 @@ def celu(
     x: ArrayLike,
     alpha: float = 1.0,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Continuously differentiable ELU. Saves the output, as elu: the slope exp(x / alpha) is (y + alpha) / alpha for x <= 0, for either sign of alpha (y <= 0 there).
+    """Continuously differentiable ELU. Saves the input, as elu.
 
         celu(x) = x if x > 0 else alpha * (exp(x / alpha) - 1)
 
@@ -673,6 +822,10 @@ def celu(
     ----------
     alpha : float, default 1.0
         scale of the negative part; not 0
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes celu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -684,6 +837,8 @@ def celu(
     """
     if unknown:
         raise _unexpected(celu, unknown)
+    if bias is not None:
+        return _api.bias_forward(_CELU, x, bias, bias_axis, out, (alpha,))
     if type(alpha) is float and (alpha != 0):
         r = _fast_forward(8, x, out, (alpha,))
         if r is not None:
@@ -696,6 +851,8 @@ def celu_backward(
     saved: ArrayLike,
     alpha: float = 1.0,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -703,12 +860,16 @@ def celu_backward(
 
         celu(x) = x if x > 0 else alpha * (exp(x / alpha) - 1)
 
-    ``saved`` is y, the forward output. ``out=grad_output`` is the in-place form.
+    ``saved`` is x, the forward input. ``out=grad_output`` is the in-place form.
 
     Parameters
     ----------
     alpha : float, default 1.0
         scale of the negative part; not 0
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes celu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -717,9 +878,13 @@ def celu_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if unknown:
         raise _unexpected(celu_backward, unknown)
+    if bias is not None:
+        return _api.bias_backward(_CELU, grad_output, saved, bias, bias_axis, out, (alpha,))
     if type(alpha) is float and (alpha != 0):
         r = _fast_backward(8, grad_output, saved, out, (alpha,))
         if r is not None:
@@ -731,6 +896,8 @@ def gelu(
     x: ArrayLike,
     approximate: Literal["none", "tanh"] = "none",
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -744,6 +911,10 @@ def gelu(
     ----------
     approximate : str, default 'none'
         'none' (exact, erfc) or 'tanh'
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes gelu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -755,6 +926,8 @@ def gelu(
     """
     if unknown:
         raise _unexpected(gelu, unknown)
+    if bias is not None:
+        return _api.bias_forward(_GELU, x, bias, bias_axis, out, (approximate,))
     _approximate_code = _GELU_APPROXIMATE.get(approximate) if type(approximate) is str else None
     if _approximate_code is not None:
         r = _fast_forward(9, x, out, (_approximate_code,))
@@ -768,6 +941,8 @@ def gelu_backward(
     saved: ArrayLike,
     approximate: Literal["none", "tanh"] = "none",
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -781,6 +956,10 @@ def gelu_backward(
     ----------
     approximate : str, default 'none'
         'none' (exact, erfc) or 'tanh'
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes gelu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -789,9 +968,13 @@ def gelu_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if unknown:
         raise _unexpected(gelu_backward, unknown)
+    if bias is not None:
+        return _api.bias_backward(_GELU, grad_output, saved, bias, bias_axis, out, (approximate,))
     _approximate_code = _GELU_APPROXIMATE.get(approximate) if type(approximate) is str else None
     if _approximate_code is not None:
         r = _fast_backward(9, grad_output, saved, out, (_approximate_code,))
@@ -803,6 +986,8 @@ def gelu_backward(
 def silu(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Sigmoid-weighted linear unit (swish). 0 where sigmoid(x) is below 2**-125 (x < -86.6 in float32: an absolute error below |x| 2**-125, as PyTorch from x < -88.7). Saves the input: silu is not invertible.
@@ -813,6 +998,10 @@ def silu(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes silu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -822,6 +1011,8 @@ def silu(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_SILU, x, bias, bias_axis, out, ())
     r = _fast_forward(10, x, out, ())
     if r is not None:
         return r
@@ -832,6 +1023,8 @@ def silu_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of silu with respect to its input.
@@ -842,6 +1035,10 @@ def silu_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes silu(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -850,7 +1047,11 @@ def silu_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
+    if bias is not None:
+        return _api.bias_backward(_SILU, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(10, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -860,6 +1061,8 @@ def silu_backward(
 def mish(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Mish (Misra, 2019), with one exp; 0 where exp(x) is below 2**-125 (an absolute error below |x| 2**-125). Saves the input: mish is not invertible.
@@ -870,6 +1073,10 @@ def mish(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes mish(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -879,6 +1086,8 @@ def mish(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_MISH, x, bias, bias_axis, out, ())
     r = _fast_forward(11, x, out, ())
     if r is not None:
         return r
@@ -889,6 +1098,8 @@ def mish_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of mish with respect to its input.
@@ -899,6 +1110,10 @@ def mish_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes mish(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -907,7 +1122,11 @@ def mish_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
+    if bias is not None:
+        return _api.bias_backward(_MISH, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(11, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -919,6 +1138,8 @@ def softplus(
     beta: float = 1.0,
     threshold: float = 20.0,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -934,6 +1155,10 @@ def softplus(
         sharpness
     threshold : float, default 20.0
         linear above beta * x > threshold
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes softplus(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -945,6 +1170,8 @@ def softplus(
     """
     if unknown:
         raise _unexpected(softplus, unknown)
+    if bias is not None:
+        return _api.bias_forward(_SOFTPLUS, x, bias, bias_axis, out, (beta, threshold))
     if type(beta) is float and type(threshold) is float and (beta != 0):
         r = _fast_forward(12, x, out, (beta, threshold))
         if r is not None:
@@ -958,6 +1185,8 @@ def softplus_backward(
     beta: float = 1.0,
     threshold: float = 20.0,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -973,6 +1202,10 @@ def softplus_backward(
         sharpness
     threshold : float, default 20.0
         linear above beta * x > threshold
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes softplus(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -981,9 +1214,15 @@ def softplus_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if unknown:
         raise _unexpected(softplus_backward, unknown)
+    if bias is not None:
+        return _api.bias_backward(
+            _SOFTPLUS, grad_output, saved, bias, bias_axis, out, (beta, threshold)
+        )
     if type(beta) is float and type(threshold) is float and (beta != 0):
         r = _fast_backward(12, grad_output, saved, out, (beta, threshold))
         if r is not None:
@@ -994,6 +1233,8 @@ def softplus_backward(
 def softsign(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Softsign. Saves the input: 1 - |y| cancels as |x| grows. The backward divides twice: (1 + |x|)^2 would overflow for |x| > 1.8e19 in float32.
@@ -1004,6 +1245,10 @@ def softsign(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes softsign(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1013,6 +1258,8 @@ def softsign(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_SOFTSIGN, x, bias, bias_axis, out, ())
     r = _fast_forward(13, x, out, ())
     if r is not None:
         return r
@@ -1023,6 +1270,8 @@ def softsign_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of softsign with respect to its input.
@@ -1033,6 +1282,10 @@ def softsign_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes softsign(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1041,7 +1294,11 @@ def softsign_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
+    if bias is not None:
+        return _api.bias_backward(_SOFTSIGN, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(13, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -1053,6 +1310,8 @@ def hardtanh(
     min_val: float = -1.0,
     max_val: float = 1.0,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -1068,6 +1327,10 @@ def hardtanh(
         lower clip
     max_val : float, default 1.0
         upper clip
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes hardtanh(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1079,6 +1342,8 @@ def hardtanh(
     """
     if unknown:
         raise _unexpected(hardtanh, unknown)
+    if bias is not None:
+        return _api.bias_forward(_HARDTANH, x, bias, bias_axis, out, (min_val, max_val))
     if type(min_val) is float and type(max_val) is float and (min_val <= max_val):
         r = _fast_forward(14, x, out, (min_val, max_val))
         if r is not None:
@@ -1092,6 +1357,8 @@ def hardtanh_backward(
     min_val: float = -1.0,
     max_val: float = 1.0,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -1107,6 +1374,10 @@ def hardtanh_backward(
         lower clip
     max_val : float, default 1.0
         upper clip
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes hardtanh(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1115,9 +1386,15 @@ def hardtanh_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then y.
     """
     if unknown:
         raise _unexpected(hardtanh_backward, unknown)
+    if bias is not None:
+        return _api.bias_backward(
+            _HARDTANH, grad_output, saved, bias, bias_axis, out, (min_val, max_val)
+        )
     if type(min_val) is float and type(max_val) is float and (min_val <= max_val):
         r = _fast_backward(14, grad_output, saved, out, (min_val, max_val))
         if r is not None:
@@ -1128,6 +1405,8 @@ def hardtanh_backward(
 def relu6(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """ReLU clipped at 6; relu6'(0) = relu6'(6) = 0.
@@ -1138,6 +1417,10 @@ def relu6(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes relu6(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1147,6 +1430,8 @@ def relu6(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_RELU6, x, bias, bias_axis, out, ())
     r = _fast_forward(15, x, out, ())
     if r is not None:
         return r
@@ -1157,6 +1442,8 @@ def relu6_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of relu6 with respect to its input.
@@ -1167,6 +1454,10 @@ def relu6_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes relu6(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1175,7 +1466,11 @@ def relu6_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then y.
     """
+    if bias is not None:
+        return _api.bias_backward(_RELU6, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(15, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -1185,6 +1480,8 @@ def relu6_backward(
 def hardsigmoid(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Piecewise-linear sigmoid; hardsigmoid'(+-3) = 0. (x + 3) times 1/6 (no division; x + 3 is exact near -3, so the result keeps its relative accuracy). Saves the input: just below x = 3 the output rounds to 1, where the slope is 0.
@@ -1195,6 +1492,10 @@ def hardsigmoid(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes hardsigmoid(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1204,6 +1505,8 @@ def hardsigmoid(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_HARDSIGMOID, x, bias, bias_axis, out, ())
     r = _fast_forward(16, x, out, ())
     if r is not None:
         return r
@@ -1214,6 +1517,8 @@ def hardsigmoid_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of hardsigmoid with respect to its input.
@@ -1224,6 +1529,10 @@ def hardsigmoid_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes hardsigmoid(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1232,7 +1541,11 @@ def hardsigmoid_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
+    if bias is not None:
+        return _api.bias_backward(_HARDSIGMOID, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(16, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -1242,6 +1555,8 @@ def hardsigmoid_backward(
 def hardswish(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Hard swish (MobileNetV3); hardswish'(-3) = 0, hardswish'(3) = 1. Saves the input: not invertible on [-3, -1.5].
@@ -1252,6 +1567,10 @@ def hardswish(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes hardswish(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1261,6 +1580,8 @@ def hardswish(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_HARDSWISH, x, bias, bias_axis, out, ())
     r = _fast_forward(17, x, out, ())
     if r is not None:
         return r
@@ -1271,6 +1592,8 @@ def hardswish_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of hardswish with respect to its input.
@@ -1281,6 +1604,10 @@ def hardswish_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes hardswish(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1289,7 +1616,11 @@ def hardswish_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
+    if bias is not None:
+        return _api.bias_backward(_HARDSWISH, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(17, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -1299,6 +1630,8 @@ def hardswish_backward(
 def logsigmoid(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Log of the sigmoid. The gradient sigmoid(-x) = -expm1(y) comes from the output with a condition number below 1.
@@ -1309,6 +1642,10 @@ def logsigmoid(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes logsigmoid(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1318,6 +1655,8 @@ def logsigmoid(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_LOGSIGMOID, x, bias, bias_axis, out, ())
     r = _fast_forward(18, x, out, ())
     if r is not None:
         return r
@@ -1328,6 +1667,8 @@ def logsigmoid_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of logsigmoid with respect to its input.
@@ -1338,6 +1679,10 @@ def logsigmoid_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes logsigmoid(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1346,7 +1691,11 @@ def logsigmoid_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then y.
     """
+    if bias is not None:
+        return _api.bias_backward(_LOGSIGMOID, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(18, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -1356,6 +1705,8 @@ def logsigmoid_backward(
 def tanhshrink(
     x: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """x - tanh(x) without cancellation: a minimax x^3 s(x^2) below |x| = 1, (|x| - 1) + 2e/(1 + e), e = exp(-2|x|), above. Saves the input: x is not recoverable from the output cheaply.
@@ -1366,6 +1717,10 @@ def tanhshrink(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes tanhshrink(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1375,6 +1730,8 @@ def tanhshrink(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
     """
+    if bias is not None:
+        return _api.bias_forward(_TANHSHRINK, x, bias, bias_axis, out, ())
     r = _fast_forward(19, x, out, ())
     if r is not None:
         return r
@@ -1385,6 +1742,8 @@ def tanhshrink_backward(
     grad_output: ArrayLike,
     saved: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
     """Gradient of tanhshrink with respect to its input.
@@ -1395,6 +1754,10 @@ def tanhshrink_backward(
 
     Parameters
     ----------
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes tanhshrink(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1403,7 +1766,11 @@ def tanhshrink_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
+    if bias is not None:
+        return _api.bias_backward(_TANHSHRINK, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(19, grad_output, saved, out, ())
     if r is not None:
         return r
@@ -1414,6 +1781,8 @@ def hardshrink(
     x: ArrayLike,
     lambd: float = 0.5,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -1427,6 +1796,10 @@ def hardshrink(
     ----------
     lambd : float, default 0.5
         half-width of the zeroed interval, >= 0
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes hardshrink(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1438,6 +1811,8 @@ def hardshrink(
     """
     if unknown:
         raise _unexpected(hardshrink, unknown)
+    if bias is not None:
+        return _api.bias_forward(_HARDSHRINK, x, bias, bias_axis, out, (lambd,))
     if type(lambd) is float and (lambd >= 0):
         r = _fast_forward(20, x, out, (lambd,))
         if r is not None:
@@ -1450,6 +1825,8 @@ def hardshrink_backward(
     saved: ArrayLike,
     lambd: float = 0.5,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -1463,6 +1840,10 @@ def hardshrink_backward(
     ----------
     lambd : float, default 0.5
         half-width of the zeroed interval, >= 0
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes hardshrink(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1471,9 +1852,13 @@ def hardshrink_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then y.
     """
     if unknown:
         raise _unexpected(hardshrink_backward, unknown)
+    if bias is not None:
+        return _api.bias_backward(_HARDSHRINK, grad_output, saved, bias, bias_axis, out, (lambd,))
     if type(lambd) is float and (lambd >= 0):
         r = _fast_backward(20, grad_output, saved, out, (lambd,))
         if r is not None:
@@ -1485,6 +1870,8 @@ def softshrink(
     x: ArrayLike,
     lambd: float = 0.5,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -1498,6 +1885,10 @@ def softshrink(
     ----------
     lambd : float, default 0.5
         half-width of the zeroed interval, >= 0
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes softshrink(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1509,6 +1900,8 @@ def softshrink(
     """
     if unknown:
         raise _unexpected(softshrink, unknown)
+    if bias is not None:
+        return _api.bias_forward(_SOFTSHRINK, x, bias, bias_axis, out, (lambd,))
     if type(lambd) is float and (lambd >= 0):
         r = _fast_forward(21, x, out, (lambd,))
         if r is not None:
@@ -1521,6 +1914,8 @@ def softshrink_backward(
     saved: ArrayLike,
     lambd: float = 0.5,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -1534,6 +1929,10 @@ def softshrink_backward(
     ----------
     lambd : float, default 0.5
         half-width of the zeroed interval, >= 0
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes softshrink(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1542,9 +1941,13 @@ def softshrink_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then y.
     """
     if unknown:
         raise _unexpected(softshrink_backward, unknown)
+    if bias is not None:
+        return _api.bias_backward(_SOFTSHRINK, grad_output, saved, bias, bias_axis, out, (lambd,))
     if type(lambd) is float and (lambd >= 0):
         r = _fast_backward(21, grad_output, saved, out, (lambd,))
         if r is not None:
@@ -1557,6 +1960,8 @@ def threshold(
     threshold: float,
     value: float,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -1572,6 +1977,10 @@ def threshold(
         inputs at or below it are replaced
     value : float, default None
         the replacement
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes threshold(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1583,6 +1992,8 @@ def threshold(
     """
     if unknown:
         raise _unexpected(threshold, unknown)
+    if bias is not None:
+        return _api.bias_forward(_THRESHOLD, x, bias, bias_axis, out, (threshold, value))
     r = _fast_forward(22, x, out, (threshold, value))
     if r is not None:
         return r
@@ -1595,6 +2006,8 @@ def threshold_backward(
     threshold: float,
     value: float,
     *,
+    bias: ArrayLike | None = None,
+    bias_axis: int = -1,
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
@@ -1610,6 +2023,10 @@ def threshold_backward(
         inputs at or below it are replaced
     value : float, default None
         the replacement
+    bias : array_like, optional
+        1-d, ``shape[bias_axis]`` elements: computes threshold(x + bias) in one pass
+    bias_axis : int, default -1
+        the axis the bias runs along (1: channels)
     out : ndarray, optional
         where to write the result (same shape and dtype)
 
@@ -1618,9 +2035,15 @@ def threshold_backward(
     ndarray
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
+        With ``bias``: the same and the gradient of ``bias`` last, summed over
+        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if unknown:
         raise _unexpected(threshold_backward, unknown)
+    if bias is not None:
+        return _api.bias_backward(
+            _THRESHOLD, grad_output, saved, bias, bias_axis, out, (threshold, value)
+        )
     r = _fast_backward(22, grad_output, saved, out, (threshold, value))
     if r is not None:
         return r

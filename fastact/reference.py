@@ -605,3 +605,33 @@ def backward(name: str, grad_output, saved, **params):
     """The float64 reference gradient of activation ``name``."""
     with np.errstate(all="ignore"):
         return _BACKWARD[name](grad_output, saved, **params)
+
+
+def _biased(x, bias, bias_axis: int) -> np.ndarray:
+    """``x + bias`` in ``x``'s dtype, the 1-d ``bias`` along axis ``bias_axis``."""
+    x = np.asarray(x)
+    shape = [1] * x.ndim
+    shape[bias_axis] = -1
+    return np.asarray(x + np.asarray(bias, x.dtype).reshape(shape), x.dtype)
+
+
+def bias_forward(name: str, x, bias, bias_axis: int = -1, **params) -> np.ndarray:
+    """``name``'s forward of ``x + bias`` (the sum in ``x``'s dtype), in float64."""
+    return forward(name, _biased(x, bias, bias_axis), **params)
+
+
+def bias_backward(
+    name: str, grad_output, saved, bias, bias_axis: int = -1, saves: str = "input", **params
+):
+    """(gradient of the pre-bias input, of the bias), in float64.
+
+    ``saved`` is the pre-bias input where the activation ``saves`` the input
+    (the sum is formed again, in its dtype), else the forward's output.
+    """
+    s = _biased(saved, bias, bias_axis) if saves == "input" else saved
+    gi = backward(name, grad_output, s, **params)
+    if isinstance(gi, tuple):  # prelu: (input, weight)
+        gi = gi[0]
+    gi = np.asarray(gi, np.float64)
+    axes = tuple(a for a in range(gi.ndim) if a != bias_axis % gi.ndim)
+    return gi, np.sum(gi, axis=axes)

@@ -123,7 +123,10 @@ def test_the_entry_and_the_api(sqp):
     assert e.extra["properties_estimated"] is True
     import inspect
 
-    assert str(inspect.signature(getattr(fastact, sqp))) == "(x, b=4.0, *, out=None)"
+    assert (
+        str(inspect.signature(getattr(fastact, sqp)))
+        == "(x, b=4.0, *, bias=None, bias_axis=-1, out=None)"
+    )
     # it runs on Numba whatever backend is configured
     assert fastact.explain(sqp, np.ones(10)).backend == "numba"
 

@@ -12,6 +12,10 @@ A call ``fastact.NAME(...)`` (:mod:`fastact._functions`, generated) runs:
    :func:`fastact._dispatch.choose` for a backend and thread count, and runs
    the backend on buffers from :mod:`~fastact._api.buffers`.
 
+A call with ``bias=`` runs the bias epilogue of :mod:`~fastact._api.epilogue`
+instead (``bias_forward``/``bias_backward``, ``bias_channel_forward``/
+``bias_channel_backward`` for prelu).
+
 Entries added at run time (``fastact.register``) are kept by
 :mod:`~fastact._api.entries`, with functions made by :mod:`~fastact._api.runtime`.
 """
@@ -31,6 +35,10 @@ from .checks import (
     unexpected,
 )
 from .elementwise import backward, forward
+from .epilogue import backward as bias_backward
+from .epilogue import channel_backward as bias_channel_backward
+from .epilogue import channel_forward as bias_channel_forward
+from .epilogue import forward as bias_forward
 from .handlers import register_handler
 from .rowwise import backward as rowwise_backward
 from .rowwise import forward as rowwise_forward
@@ -38,6 +46,10 @@ from .rowwise import forward as rowwise_forward
 __all__ = [
     "as_input",
     "backward",
+    "bias_backward",
+    "bias_channel_backward",
+    "bias_channel_forward",
+    "bias_forward",
     "channel_backward",
     "channel_forward",
     "check_axis",

@@ -162,6 +162,11 @@ def unexpected(fn: Callable, unknown: Iterable[str]) -> TypeError:
     """The error for keywords ``fn`` does not take, naming the closest valid one."""
     valid = list(public_signature(fn).parameters)
     name = next(iter(unknown))
+    if name in ("bias", "bias_axis"):  # the rowwise entries: a bias does not commute with them
+        return TypeError(
+            f"{fn.__name__}() takes no bias: it normalises along an axis; "
+            "add the bias before the call (x + bias)"
+        )
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
     if not close:  # a shortened name ("slope" for "negative_slope")
         close = [v for v in valid if len(name) > 2 and (name in v or v in name)][:1]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..table import Activation
-from . import elementwise
+from . import elementwise, epilogue
 from .checks import unexpected
 
 _P = inspect.Parameter
@@ -22,6 +22,8 @@ _P = inspect.Parameter
 def _signature(entry: Activation, arrays: list[str]) -> inspect.Signature:
     params = [_P(a, _P.POSITIONAL_OR_KEYWORD) for a in arrays]
     params += [_P(p.name, _P.POSITIONAL_OR_KEYWORD, default=p.default) for p in entry.scalar_params]
+    params.append(_P("bias", _P.KEYWORD_ONLY, default=None))
+    params.append(_P("bias_axis", _P.KEYWORD_ONLY, default=-1))
     params.append(_P("out", _P.KEYWORD_ONLY, default=None))
     return inspect.Signature(params)
 
@@ -49,12 +51,18 @@ def make_functions(entry: Activation) -> tuple[Callable, Callable]:
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         a = bind_forward(args, kwargs).arguments
-        return elementwise.forward(entry, a["x"], a["out"], tuple(a[n] for n in names))
+        params = tuple(a[n] for n in names)
+        if a["bias"] is not None:
+            return epilogue.forward(entry, a["x"], a["bias"], a["bias_axis"], a["out"], params)
+        return elementwise.forward(entry, a["x"], a["out"], params)
 
     def backward(*args: Any, **kwargs: Any) -> Any:
         a = bind_backward(args, kwargs).arguments
         params = tuple(a[n] for n in names)
-        return elementwise.backward(entry, a["grad_output"], a["saved"], a["out"], params)
+        g, s = a["grad_output"], a["saved"]
+        if a["bias"] is not None:
+            return epilogue.backward(entry, g, s, a["bias"], a["bias_axis"], a["out"], params)
+        return elementwise.backward(entry, g, s, a["out"], params)
 
     made = []
     for fn, suffix, arrays in (

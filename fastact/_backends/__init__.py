@@ -105,6 +105,40 @@ class Backend(Protocol):
         nthreads: int,
     ) -> np.ndarray: ...
 
+    # The bias epilogue (fastact._api.epilogue) of elementwise entries, on
+    # C-contiguous buffers seen as (outer, channels, inner) with ``bias`` (channels
+    # elements, the array's dtype) along axis 1.
+    def bias_forward(
+        self,
+        entry: Activation,
+        x: np.ndarray,
+        bias: np.ndarray,
+        out: np.ndarray,
+        channels: int,
+        inner: int,
+        params: tuple[float, ...],
+        training: bool,
+        seed: int,
+        nthreads: int,
+    ) -> None: ...
+
+    def bias_backward(
+        self,
+        entry: Activation,
+        g: np.ndarray,
+        s: np.ndarray,
+        bias: np.ndarray,
+        out: np.ndarray,
+        channels: int,
+        inner: int,
+        recompute: bool,
+        params: tuple[float, ...],
+        training: bool,
+        seed: int,
+        partial: np.ndarray,
+        nthreads: int,
+    ) -> None: ...
+
 
 _loaded: dict[str, Backend] = {}
 _errors: dict[str, str] = {}

@@ -54,6 +54,9 @@ from ._api.fast import train_forward as _fast_train_forward
 from .table import TABLE
 '''
 
+# The keywords of the bias epilogue (fastact._api.epilogue), on every entry but the rowwise.
+BIAS_KEYWORDS = ["bias: ArrayLike | None = None", "bias_axis: int = -1"]
+
 _SEED_OK = "(seed is None or type(seed) is int and 0 <= seed < 18446744073709551616)"
 
 
@@ -84,9 +87,14 @@ def _hints(entry: Activation) -> bool:
     return KEYWORD_HINTS and bool(entry.parameters or entry.rowwise)
 
 
-def _signature(name: str, positional: list[str], keywords: list[str], hints: bool) -> list[str]:
-    """A ``def`` wrapped one parameter a line (the trailing comma keeps ruff's layout)."""
-    keywords = keywords + ["out: NDArray[Any] | None = None"]
+def _signature(
+    name: str, positional: list[str], keywords: list[str], hints: bool, bias: bool = False
+) -> list[str]:
+    """A ``def`` wrapped one parameter a line (the trailing comma keeps ruff's layout).
+
+    ``bias``: the keywords of the bias epilogue come before ``out``.
+    """
+    keywords = keywords + (BIAS_KEYWORDS if bias else []) + ["out: NDArray[Any] | None = None"]
     params = positional + ["*"] + keywords
     if hints:
         params.append("**unknown: Any")
@@ -128,6 +136,12 @@ def _doc(entry: Activation, backward: bool) -> str:
             "\nseed : int or None\n    key of the counter-based slopes; None in training draws a"
             "\n    fresh seed (the backward then cannot regenerate the slopes: pass a seed)"
         )
+    if not entry.rowwise:
+        params += (
+            "\nbias : array_like, optional\n    1-d, ``shape[bias_axis]`` elements: computes"
+            f" {entry.name}(x + bias) in one pass"
+            "\nbias_axis : int, default -1\n    the axis the bias runs along (1: channels)"
+        )
     params += "\nout : ndarray, optional\n    where to write the result (same shape and dtype)"
     returns = (
         "ndarray\n    ``out`` when it is given (also a 0-d one), else a new array (a NumPy"
@@ -137,6 +151,12 @@ def _doc(entry: Activation, backward: bool) -> str:
         returns = (
             f"(ndarray, ndarray)\n    the gradient of the input (``out`` when given) and of"
             f" ``{entry.channel_param}``."
+        )
+    if backward and not entry.rowwise:
+        saved_with = "x, the input before the bias" if entry.saves == "input" else "y"
+        returns += (
+            "\n    With ``bias``: the same and the gradient of ``bias`` last, summed over"
+            f"\n    every other axis in a fixed order; ``saved`` is then {saved_with}."
         )
     text = f"{head}\n\nParameters\n----------{params}\n\nReturns\n-------\n{returns}"
     body = "\n".join(("    " + ln) if ln else "" for ln in text.splitlines())
@@ -240,8 +260,9 @@ def _rowwise(entry: Activation) -> list[list[str]]:
 
 def _channel(entry: Activation) -> list[list[str]]:
     n, k, e, cp = entry.name, entry.kernel_id, _const(entry), entry.channel_param
-    fwd = _signature(n, ["x: ArrayLike", f"{cp}: ArrayLike"], [], _hints(entry))
+    fwd = _signature(n, ["x: ArrayLike", f"{cp}: ArrayLike"], [], _hints(entry), bias=True)
     fwd += [_doc(entry, False), *_reject_unknown(_hints(entry))]
+    fwd += _bias_call(e, "bias_channel_forward", f"x, {cp}, out", "")
     fwd += _fast_try("    ", f"_fast_channel_forward({k}, x, {cp}, out)")
     fwd += [f"    return _api.channel_forward({e}, x, {cp}, out)"]
     bwd = _signature(
@@ -249,8 +270,10 @@ def _channel(entry: Activation) -> list[list[str]]:
         ["grad_output: ArrayLike", "saved: ArrayLike", f"{cp}: ArrayLike"],
         [],
         _hints(entry),
+        bias=True,
     )
     bwd += [_doc(entry, True), *_reject_unknown(_hints(entry))]
+    bwd += _bias_call(e, "bias_channel_backward", f"grad_output, saved, {cp}, out", "")
     bwd += _fast_try("    ", f"_fast_channel_backward({k}, grad_output, saved, {cp}, out)")
     bwd += [f"    return _api.channel_backward({e}, grad_output, saved, {cp}, out)"]
     return [fwd, bwd]
@@ -279,8 +302,10 @@ def _elementwise(entry: Activation) -> list[list[str]]:
         else:
             args, call = ["x: ArrayLike"], "x, out"
             fname, fast, tfast, general = n, "_fast_forward", "_fast_train_forward", "forward"
-        fn = _signature(fname, args + params, keywords, _hints(entry))
-        fn += [_doc(entry, backward), *_reject_unknown(_hints(entry)), *lines]
+        fn = _signature(fname, args + params, keywords, _hints(entry), bias=True)
+        fn += [_doc(entry, backward), *_reject_unknown(_hints(entry))]
+        fn += _bias_call(e, f"bias_{general}", call, names + tail)
+        fn += lines
         if train:
             # eval mode: the plain kernels (the seed is only validated); training
             # mode with an explicit seed: the counter-based kernels keyed by it
@@ -297,6 +322,21 @@ def _elementwise(entry: Activation) -> list[list[str]]:
         fn += [f"    return _api.{general}({e}, {call}, {names}{tail})"]
         out.append(fn)
     return out
+
+
+def _bias_call(e: str, general: str, call: str, rest: str) -> list[str]:
+    """The call with a bias: the epilogue of :mod:`fastact._api.epilogue`, never the fast path."""
+    arrays = call.removesuffix(", out")
+    args = f"{e}, {arrays}, bias, bias_axis, out" + (f", {rest}" if rest else "")
+    line = f"        return _api.{general}({args})"
+    if len(line) <= 100:
+        return ["    if bias is not None:", line]
+    return [
+        "    if bias is not None:",
+        f"        return _api.{general}(",
+        f"            {args}",
+        "        )",
+    ]
 
 
 def functions(entry: Activation) -> list[list[str]]:

@@ -73,6 +73,10 @@ def _param(p) -> str:
     return f"{p.name}: {_kind(p)}" + ("" if p.required else " = ...")
 
 
+# The bias epilogue's keywords (fastact._api.epilogue), on every entry but the rowwise.
+_BIAS = ", bias: ArrayLike | None = ..., bias_axis: int = ..."
+
+
 def signatures(entry: Activation) -> list[str]:
     n = entry.name
     if entry.rowwise:
@@ -85,15 +89,15 @@ def signatures(entry: Activation) -> list[str]:
     if entry.channel_param:
         cp = entry.channel_param
         return [
-            f"def {n}(x: ArrayLike, {cp}: ArrayLike, *, out: _Float | None = ...) -> Any: ...",
+            f"def {n}(x: ArrayLike, {cp}: ArrayLike, *{_BIAS}, out: _Float | None = ...) -> Any: ...",
             f"def {n}_backward(grad_output: ArrayLike, saved: ArrayLike, {cp}: ArrayLike, "
-            "*, out: _Float | None = ...) -> tuple[Any, Any]: ...",
+            f"*{_BIAS}, out: _Float | None = ...) -> tuple[Any, ...]: ...",
         ]
     params = "".join(", " + _param(p) for p in entry.scalar_params)
     kw = ", training: bool = ..., seed: int | None = ..." if entry.has_training_mode else ""
     return [
-        f"def {n}(x: ArrayLike{params}, *{kw}, out: _Float | None = ...) -> Any: ...",
-        f"def {n}_backward(grad_output: ArrayLike, saved: ArrayLike{params}, *{kw}, "
+        f"def {n}(x: ArrayLike{params}, *{kw}{_BIAS}, out: _Float | None = ...) -> Any: ...",
+        f"def {n}_backward(grad_output: ArrayLike, saved: ArrayLike{params}, *{kw}{_BIAS}, "
         "out: _Float | None = ...) -> Any: ...",
     ]
 

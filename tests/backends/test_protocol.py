@@ -16,7 +16,7 @@ METHODS = [
 ]
 
 
-def test_the_protocol_covers_the_three_kinds():
+def test_the_protocol_covers_the_three_kinds_and_the_bias_epilogue():
     assert set(METHODS) == {
         "forward",
         "backward",
@@ -24,6 +24,8 @@ def test_the_protocol_covers_the_three_kinds():
         "rowwise_backward",
         "channel_forward",
         "channel_backward",
+        "bias_forward",
+        "bias_backward",
     }
 
 

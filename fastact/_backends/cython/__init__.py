@@ -217,5 +217,46 @@ class CythonBackend:
             entry.kernel_id, g, s, out, weight, outer, channels, inner, nthreads
         )
 
+    # -- bias epilogues (fastact._api.epilogue) ---------------------------------
+
+    def bias_forward(self, entry, x, bias, out, channels, inner, params, training, seed, nthreads):
+        kind = _kernels.TRAIN_FORWARD if training else _kernels.FORWARD
+        _kernels.bias_forward(
+            kind, entry.kernel_id, x, bias, out, channels, inner, params, seed, nthreads
+        )
+
+    def bias_backward(
+        self,
+        entry,
+        g,
+        s,
+        bias,
+        out,
+        channels,
+        inner,
+        recompute,
+        params,
+        training,
+        seed,
+        partial,
+        nthreads,
+    ):
+        kind = _kernels.TRAIN_BACKWARD if training else _kernels.BACKWARD
+        _kernels.bias_backward(
+            kind,
+            entry.kernel_id,
+            g,
+            s,
+            bias,
+            out,
+            channels,
+            inner,
+            recompute,
+            params,
+            partial,
+            seed,
+            nthreads,
+        )
+
 
 BACKEND = CythonBackend()

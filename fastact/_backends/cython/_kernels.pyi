@@ -98,4 +98,31 @@ def fast_channel_forward(kid: int, x: object, weight: object, out: object) -> np
 def fast_channel_backward(
     kid: int, g: object, s: object, weight: object, out: object
 ) -> tuple[np.ndarray, np.ndarray] | None: ...
+def bias_forward(
+    kind: int,
+    kid: int,
+    x: np.ndarray,
+    bias: np.ndarray,
+    out: np.ndarray,
+    C: int,
+    inner: int,
+    params: tuple[float, ...],
+    seed: int = ...,
+    nthreads: int = ...,
+) -> np.ndarray: ...
+def bias_backward(
+    kind: int,
+    kid: int,
+    g: np.ndarray,
+    s: np.ndarray,
+    bias: np.ndarray,
+    out: np.ndarray,
+    C: int,
+    inner: int,
+    recompute: bool,
+    params: tuple[float, ...],
+    partial: np.ndarray,
+    seed: int = ...,
+    nthreads: int = ...,
+) -> np.ndarray: ...
 def max_threads() -> int: ...

@@ -13,7 +13,8 @@ fused type ``real``:
 * ``_numba.pxi``: the addresses of Numba's compiled kernels, which the fast
   path calls for the serial calls the policy gives to the Numba backend;
 * ``_elementwise.pxi``, ``_rowwise.pxi`` (softmax), ``_channel.pxi`` (prelu):
-  the general path's drivers and the fast path's calls of each kind.
+  the general path's drivers and the fast path's calls of each kind;
+* ``_epilogue.pxi``: the bias epilogues of elementwise entries.
 
 The general path (fastact._api) has already validated the arrays: same
 dtype, contiguous in the same order, and ``out`` writeable; its drivers do
@@ -62,6 +63,7 @@ include "_numba.pxi"
 include "_elementwise.pxi"
 include "_rowwise.pxi"
 include "_channel.pxi"
+include "_epilogue.pxi"
 
 
 def max_threads():

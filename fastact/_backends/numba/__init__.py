@@ -97,6 +97,8 @@ def _signatures(sfx: str) -> dict[str, object]:
         "channel_backward": void(fn, fn, R, R, A, P, A64, i8, i8, i8, i8, b1, i8),
         "rowwise_forward": void(fn, R, A, P, i8, i8, i8),
         "rowwise_backward": void(fn, R, R, A, P, i8, i8, i8),
+        "bias_unary": void(fn, R, R, A, P, u8, i8, i8, i8),
+        "bias_binary": void(fn, R, R, R, A, P, u8, i8, i8, b1, A64, i8, i8),
     }
     for name, sig in driver_sigs.items():
         sigs[f"par_{name}"] = sig
@@ -479,6 +481,43 @@ class NumbaBackend:
         args = (k, _flat(g), _flat(s), _flat(out), self._params(tuple(params)), rowlen, rows, nch)
         self._run("rowwise_backward", sfx, nch, *args)
         return out
+
+    # -- bias epilogues (fastact._api.epilogue) ---------------------------------
+
+    def bias_forward(self, entry, x, bias, out, channels, inner, params, training, seed, nthreads):
+        sfx = _sfx(x)
+        k = self.kernel(entry, "tfwd" if training else "fwd", sfx)
+        p = self._params(params) if params else _NOPARAMS
+        x, out = _flat(x), _flat(out)
+        nch = _n_chunks(x.size, nthreads)
+        self._run("bias_unary", sfx, nch, k, x, bias, out, p, seed, channels, inner, nch)
+
+    def bias_backward(
+        self,
+        entry,
+        g,
+        s,
+        bias,
+        out,
+        channels,
+        inner,
+        recompute,
+        params,
+        training,
+        seed,
+        partial,
+        nthreads,
+    ):
+        sfx = _sfx(g)
+        kind = "tbwd" if training else "bwd"
+        # the in-place twin when out is grad_output (one pointer: it vectorizes)
+        k = self.kernel(entry, gen.INPLACE[kind] if _same_buffer(g, out) else kind, sfx)
+        p = self._params(params) if params else _NOPARAMS
+        g, s, out = _flat(g), _flat(s), _flat(out)
+        nblocks, width = partial.shape[0], partial.shape[1] * partial.shape[2]
+        nth = 1 if nthreads <= 1 else min(nthreads, nblocks)
+        args = (k, g, s, bias, out, p, seed, channels, inner, recompute, partial.reshape(-1))
+        self._run("bias_binary", sfx, nth, *args, width, nblocks)
 
     # -- information ------------------------------------------------------------
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import prange
+from numba.extending import register_jitable
 
-from fastact._backends.numba.intrinsics import call_kernel
+from fastact._backends.numba.intrinsics import call_kernel, shifted
 
 MIN_CHUNK = 4096  # no chunk of fewer elements (but a call's only one)
 SEGMENT = 16384  # the longest run of a per-channel row one kernel call takes
@@ -34,6 +35,8 @@ NAMES = (
     "channel_backward",
     "rowwise_forward",
     "rowwise_backward",
+    "bias_unary",
+    "bias_binary",
 )
 
 
@@ -95,3 +98,99 @@ def rowwise_backward(kernel, g, s, out, p, rowlen, rows, nch):
         r0 = c * step
         if r0 < rows:
             call_kernel(kernel, g, s, out, p, rowlen, r0, min(r0 + step, rows))
+
+
+# --- bias epilogues (the Cython driver's _epilogue.pxi: same tiles, blocks and order) ---
+
+TILE = 1024  # elements of x + bias a tile holds before the kernel reads them
+
+
+@register_jitable
+def add_bias(x, b, z, k0, n, C, inner):
+    """z[j] = x[k0 + j] + b[((k0 + j) // inner) % C] for j < n."""
+    j = 0
+    if inner == 1:
+        c = k0 % C
+        while j < n:
+            run = min(C - c, n - j)
+            for i in range(run):
+                z[j + i] = x[k0 + j + i] + b[c + i]
+            j += run
+            c = 0
+        return
+    c = (k0 // inner) % C
+    r = k0 % inner
+    while j < n:
+        run = min(inner - r, n - j)
+        bv = b[c]
+        for i in range(run):
+            z[j + i] = x[k0 + j + i] + bv
+        j += run
+        r = 0
+        c += 1
+        if c == C:
+            c = 0
+
+
+@register_jitable
+def sum_bias(gi, k0, n, C, inner, acc, aoff):
+    """acc[aoff + c] += gi (inner == 1), or acc[aoff + 8 * c + k % 8] += gi, in increasing k."""
+    j = 0
+    if inner == 1:
+        c = k0 % C
+        while j < n:
+            run = min(C - c, n - j)
+            for i in range(run):
+                acc[aoff + c + i] += np.float64(gi[k0 + j + i])
+            j += run
+            c = 0
+        return
+    c = (k0 // inner) % C
+    r = k0 % inner
+    while j < n:
+        run = min(inner - r, n - j)
+        a = aoff + 8 * c
+        lane = (k0 + j) & 7
+        for i in range(run):
+            acc[a + lane] += np.float64(gi[k0 + j + i])
+            lane = (lane + 1) & 7
+        j += run
+        r = 0
+        c += 1
+        if c == C:
+            c = 0
+
+
+def bias_unary(kernel, x, b, out, p, seed, C, inner, nch):
+    n = x.size
+    step = (n + nch - 1) // nch
+    step = (step + 15) // 16 * 16
+    for c in prange(nch):
+        start = c * step
+        if start < n:
+            stop = min(start + step, n)
+            z = np.empty(TILE, x.dtype)
+            t = start
+            while t < stop:
+                ln = min(TILE, stop - t)
+                add_bias(x, b, z, t, ln, C, inner)
+                call_kernel(kernel, shifted(z, -t), out, p, 0, seed, t, t + ln)
+                t += ln
+
+
+def bias_binary(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, width, nblocks):
+    n = g.size
+    for blk in prange(nblocks):
+        k0 = blk * n // nblocks
+        k1 = (blk + 1) * n // nblocks
+        z = np.empty(TILE, g.dtype)
+        t = k0
+        while t < k1:
+            ln = min(TILE, k1 - t)
+            if recompute:
+                add_bias(s, b, z, t, ln, C, inner)
+                call_kernel(kernel, g, shifted(z, -t), out, p, 0, seed, t, t + ln)
+            else:
+                call_kernel(kernel, g, s, out, p, 0, seed, t, t + ln)
+            sum_bias(out, t, ln, C, inner, partial, blk * width)
+            t += ln

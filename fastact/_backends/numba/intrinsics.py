@@ -336,3 +336,17 @@ def call_kernel(typingctx, addr, *args):
         return context.get_dummy_value()
 
     return types.void(addr, star), codegen
+
+
+@intrinsic
+def shifted(typingctx, arr, k):
+    """Pointer to element ``k`` of ``arr`` (``k`` may lie outside it: a kernel
+    indexing from ``start`` then reads a buffer that holds elements start..stop)."""
+    if not isinstance(arr, types.Array) or not isinstance(k, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.gep(data, [args[1]])
+
+    return types.CPointer(arr.dtype)(arr, k), codegen

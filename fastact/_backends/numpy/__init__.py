@@ -65,5 +65,42 @@ class NumpyBackend:
             out.reshape(shape)[...] = gx
         return gw
 
+    # -- bias epilogues (fastact._api.epilogue) ---------------------------------
+
+    def bias_forward(self, entry, x, bias, out, channels, inner, params, training, seed, nthreads):
+        z = add_bias(x, bias, channels, inner)
+        self.forward(entry, z, out, params, training, seed, nthreads)
+
+    def bias_backward(
+        self,
+        entry,
+        g,
+        s,
+        bias,
+        out,
+        channels,
+        inner,
+        recompute,
+        params,
+        training,
+        seed,
+        partial,
+        nthreads,
+    ):
+        z = add_bias(s, bias, channels, inner) if recompute else s
+        self.backward(entry, g, z, out, params, training, seed, nthreads)
+        partial[0, :, 0] = bias_sum(out, channels, inner)
+
+
+def add_bias(x: np.ndarray, bias: np.ndarray, channels: int, inner: int) -> np.ndarray:
+    """``x + bias`` in ``x``'s dtype, ``bias`` along axis 1 of an (outer, C, inner) view."""
+    x3 = x.reshape(-1, channels, inner)
+    return (x3 + bias.reshape(1, channels, 1)).reshape(x.shape)
+
+
+def bias_sum(gi: np.ndarray, channels: int, inner: int) -> np.ndarray:
+    """The bias gradient: ``gi`` summed in float64 over all but axis 1 of (outer, C, inner)."""
+    return np.sum(gi.reshape(-1, channels, inner), axis=(0, 2), dtype=np.float64)
+
 
 BACKEND = NumpyBackend()

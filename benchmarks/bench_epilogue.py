@@ -1,0 +1,100 @@
+"""The bias epilogue against the unfused calls it replaces (a dense layer's (N, 1024) output).
+
+    python benchmarks/bench_epilogue.py
+    python benchmarks/bench_epilogue.py --sizes 1e6 --threads 1 --names relu --dtype float64
+
+Forward: ``act(x, bias=b, out=z)`` against ``np.add(x, b, out=z); act(z, out=z)``.
+Backward: ``act_backward(g, saved, bias=b, out=gi)`` (which also returns the
+bias gradient) against ``act_backward(g, saved, out=gi); gi.sum(axis=0)``.
+The output buffers are separate from the inputs so that repeats see the same
+values; the memory traffic is that of the in-place forms (``x += b; act(x,
+out=x)``).  Best times of interleaved samples (``fastact.bench.timing``);
+ratios below 1 favour the fused call.  Targets: relu forward at most 0.6x,
+relu backward at most 0.8x, the others not slower (1.0x).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import fastact
+from fastact.bench.timing import measure_together
+
+FEATURES = 1024
+TARGETS = {("relu", "forward"): 0.6, ("relu", "backward"): 0.8}
+
+
+def jobs(name: str, n: int, dtype) -> dict:
+    """(pass, fused or unfused) -> (calls, setup) for ``measure_together``."""
+    rng = np.random.default_rng(0)
+    shape = (max(1, n // FEATURES), FEATURES)
+    x = rng.standard_normal(shape).astype(dtype)
+    b = rng.standard_normal(FEATURES).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    z, gi = np.empty_like(x), np.empty_like(x)
+    f, fb = getattr(fastact, name), getattr(fastact, f"{name}_backward")
+    entry = fastact.activation(name)
+    pre = x + b
+    y = f(pre)
+    saved_fused = x if entry.saves == "input" else y
+    saved_plain = pre if entry.saves == "input" else y
+
+    def fwd_fused():
+        f(x, bias=b, out=z)
+
+    def fwd_plain():
+        np.add(x, b, out=z)
+        f(z, out=z)
+
+    def bwd_fused():
+        fb(g, saved_fused, bias=b, out=gi)
+
+    def bwd_plain():
+        fb(g, saved_plain, out=gi)
+        gi.sum(axis=0)
+
+    return {
+        ("forward", "fused"): ([fwd_fused], None),
+        ("forward", "unfused"): ([fwd_plain], None),
+        ("backward", "fused"): ([bwd_fused], None),
+        ("backward", "unfused"): ([bwd_plain], None),
+    }
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1e6,1e7", help="elements, comma-separated")
+    ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
+    ap.add_argument("--names", default="relu,gelu,silu,tanh,sigmoid")
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--budget", type=float, default=0.3, help="seconds per measurement")
+    args = ap.parse_args(argv)
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    threads = [int(t) for t in args.threads.split(",")]
+    dtype = np.dtype(args.dtype)
+    print(f"bias epilogue, (N, {FEATURES}) {dtype}, backend {fastact.get_backend()}")
+    print(
+        f"{'activation':<10} {'n':>9} {'thr':>3} {'pass':<8} {'fused ms':>9} "
+        f"{'unfused ms':>10} {'ratio':>6} target"
+    )
+    for name in args.names.split(","):
+        for n in sizes:
+            for t in threads:
+                fastact.set_num_threads(t)
+                res = measure_together(jobs(name, n, dtype), args.budget)
+                for pass_ in ("forward", "backward"):
+                    fused = res[pass_, "fused"].best
+                    plain = res[pass_, "unfused"].best
+                    ratio = fused / plain
+                    target = TARGETS.get((name, pass_), 1.0)
+                    mark = "ok" if ratio <= target else "MISSED"
+                    print(
+                        f"{name:<10} {n:>9.0e} {t:>3} {pass_:<8} {fused * 1e3:>9.3f} "
+                        f"{plain * 1e3:>10.3f} {ratio:>6.2f} <= {target} {mark}"
+                    )
+
+
+if __name__ == "__main__":
+    main()
