@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _dispatch
+from .. import _dispatch, _half
 from ..table import Activation
 from .buffers import empty_result, plan, result
 from .checks import as_input, check_out, check_shapes
@@ -99,4 +99,4 @@ def backward(entry: Activation, grad_output: Any, saved: Any, weight: Any, out: 
             )
             gw += np.asarray(part).reshape(fold, -1).sum(axis=0)
     gx = result(grad_output, target, out, copy_to)
-    return gx, np.asarray(gw, g.dtype).reshape(wshape)
+    return gx, _half.round_to(gw, g.dtype).reshape(wshape)
