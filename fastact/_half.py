@@ -113,7 +113,7 @@ def _narrow_bits(code: int, f: np.ndarray, out: np.ndarray, nthreads: int) -> np
         return out
     sign = (u >> 16) & 0x8000
     big = np.where(nan, 0x7E00 | ((a >> 13) & 0x3FF), 0x7C00)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         small = (a.view(np.float32) + np.float32(0.5)).view(np.uint32) - np.uint32(0x3F000000)
     normal = ((a + np.uint32(0xC8000FFF) + ((a >> 13) & 1)) & 0xFFFFFFFF) >> 13
     m = np.where(a >= 0x47800000, big, np.where(a < 0x38800000, small, normal))

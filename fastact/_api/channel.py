@@ -34,7 +34,10 @@ def geometry(a: np.ndarray, weight: Any, argname: str):
             f"{argname} has {w.size} elements; expected 1 or {channels} "
             f"(the size of axis 1 of the input)"
         )
-    w64 = np.ascontiguousarray(w.astype(a.dtype).astype(np.float64).reshape(-1))
+    # rounded to the type the kernels compute in (float32 for 16-bit arrays)
+    w64 = np.ascontiguousarray(
+        w.astype(_half.compute_dtype(a.dtype)).astype(np.float64).reshape(-1)
+    )
     if w.size == 1:
         return w64, 1, 1, a.size
     inner = int(np.prod(a.shape[2:], dtype=np.int64))
