@@ -24,7 +24,7 @@ ROW_RUN = 4096
 def geometry(a: np.ndarray, weight: Any, argname: str):
     """(weight as C doubles, outer, C, inner) for a per-channel parameter."""
     w = np.asarray(weight)
-    if w.dtype.kind not in "fiu" or w.dtype.kind == "b":
+    if (w.dtype.kind not in "fiu" or w.dtype.kind == "b") and not _half.is_half(w.dtype):
         raise TypeError(f"{argname} must be a real array, got dtype {w.dtype}")
     if w.ndim > 1:
         raise ValueError(f"{argname} must be 0-d or 1-d, got shape {w.shape}")

@@ -12,8 +12,9 @@ import time
 import numpy as np
 
 import fastact
+from fastact import _half
 
-from .cases import DEFAULT_SIZES, PASSES, QUICK_SIZES, all_cases
+from .cases import DEFAULT_SIZES, DTYPE_CHOICES, PASSES, QUICK_SIZES, all_cases
 from .peers import implementations
 from .plot import plot, require_matplotlib
 from .report import (
@@ -100,7 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated activations (a name selects its variants: gelu -> gelu, "
         "gelu[tanh]); default: all",
     )
-    parser.add_argument("--dtype", metavar="DTYPES", help="float32,float64 (default: both)")
+    parser.add_argument(
+        "--dtype",
+        metavar="DTYPES",
+        help="float32,float64,float16,bfloat16 (default: float32,float64; bfloat16 needs "
+        "ml_dtypes)",
+    )
     parser.add_argument(
         "--size",
         metavar="SIZES",
@@ -160,8 +166,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cases = [c for c in cases if c.label in wanted or c.name in wanted]
     dtypes = _csv(args.dtype) if args.dtype else ["float32", "float64"]
     for d in dtypes:
-        if d not in ("float32", "float64"):
-            raise ValueError(f"--dtype: {d!r} is not float32 or float64")
+        if d not in DTYPE_CHOICES:
+            raise ValueError(f"--dtype: {d!r} is not one of {', '.join(DTYPE_CHOICES)}")
+        try:
+            _half.dtype_named(d)
+        except ImportError as exc:
+            raise ValueError(f"--dtype: {exc}") from None
     allt = fastact.get_num_threads()
     threads = []
     for t in _csv(args.threads) if args.threads else ["1", "all"]:
