@@ -210,7 +210,7 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch):
     "argv, message",
     [
         (["--activation", "nope"], "--activation: unknown nope"),
-        (["--dtype", "float16"], "--dtype"),
+        (["--dtype", "float8"], "--dtype"),
         (["--threads", "0"], "--threads"),
         (["--pass", "sideways"], "--pass"),
         (["--compare", "jax"], "--compare"),
