@@ -233,3 +233,15 @@ def test_import_error_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "fastact.sklearn")
     with pytest.raises(ImportError, match=r"fastact\[sklearn\]"):
         import fastact.sklearn  # noqa: F401
+
+
+def test_16_bit_arrays_go_to_scikit_learn():
+    """scikit-learn's MLP computes in float32/float64; a float16 array handed to a patched
+    function directly runs scikit-learn's own code, unchanged."""
+    x = np.linspace(-3, 3, 50).astype(np.float16)
+    want, got = x.copy(), x.copy()
+    _base.ACTIVATIONS["tanh"](want)  # in place, as scikit-learn calls them
+    with fsk.patched():
+        _base.ACTIVATIONS["tanh"](got)
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, want)
