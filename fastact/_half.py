@@ -135,6 +135,27 @@ def round_to(value: Any, dtype: np.dtype) -> np.ndarray:
         return np.asarray(value, np.float64).astype(dtype)
 
 
+# significand bits and smallest normal exponent of each format
+_PRECISION = {"float16": (11, -14), "bfloat16": (8, -126)}
+
+
+def ulp_error(got: np.ndarray, want: np.ndarray, dtype: np.dtype) -> float:
+    """The largest ``|got - want|`` in units of the last place of the 16-bit ``dtype`` at
+    ``want`` (float64), over the elements where ``want`` is finite and within the type's
+    range (NaN where the two disagree about NaN)."""
+    got = np.asarray(got).astype(np.float64).reshape(-1)
+    want = np.asarray(want, np.float64).reshape(-1)
+    if (np.isnan(got) != np.isnan(want)).any():
+        return float("nan")
+    p, emin = _PRECISION[np.dtype(dtype).name]
+    fin = np.isfinite(want) & np.isfinite(round_to(want, dtype).astype(np.float64))
+    w, g = want[fin], got[fin]
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(np.abs(w)))
+    e = np.maximum(np.where(np.isfinite(e), e, emin), emin)
+    return float((np.abs(g - w) / np.exp2(e - p + 1)).max(initial=0.0))
+
+
 class HalfBackend:
     """A backend's float32 kernels on 16-bit arrays, as the Backend protocol.
 

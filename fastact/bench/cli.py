@@ -14,6 +14,8 @@ import numpy as np
 import fastact
 from fastact import _half
 
+from .accuracy import format_accuracy
+from .accuracy import measure as measure_accuracy
 from .cases import DEFAULT_SIZES, DTYPE_CHOICES, PASSES, QUICK_SIZES, all_cases
 from .peers import implementations
 from .plot import plot, require_matplotlib
@@ -292,6 +294,9 @@ def run(args: argparse.Namespace) -> int:
         emit(format_targets(checks))
         print()
     emit(format_summary(results, s.backends[0], peers))
+    accuracy = measure_accuracy(s.cases, s.dtypes, s.backends[0])
+    if accuracy:
+        print(format_accuracy(accuracy))
     if checks:
         print(targets_line(checks))
     print(f"{time.perf_counter() - t0:.0f} s")
@@ -302,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
             "denormal": denormal,
             "pairs": pairs,
             "targets": checks,
+            "accuracy": accuracy,
         }
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
