@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from . import _backends, _config, _profile
+from . import _backends, _config, _half, _profile
 from ._config import STATE, get_backend, get_num_threads, threads_source
 from ._profile import Plan
 from .table import TABLE, Activation
@@ -122,6 +122,8 @@ def plan_for(entry: Activation, pass_: str, dtype) -> Plan:
     if entry.extra.get("user"):
         return _USER
     plan = _by_dtype.get((entry.name, pass_, dtype))
+    if plan is None and _half.is_half(dtype):  # 16-bit runs float32's kernels: its plan
+        plan = _by_dtype.get((entry.name, pass_, _half.FLOAT32))
     plan = plan if plan is not None else default_plan(entry, pass_)
     if plan.large == "cython" and not c_parallel():
         # C kernels built without OpenMP run on one thread: Numba's run in parallel
@@ -141,7 +143,10 @@ def load_profile(path=None) -> str:
     _by_dtype.clear()
     for key, plan in _plans.items():
         name, pass_, dtype = key.split("/")
-        _by_dtype[(name, pass_, np.dtype(dtype))] = plan
+        try:
+            _by_dtype[(name, pass_, _half.dtype_named(dtype))] = plan
+        except ImportError:  # a bfloat16 plan without ml_dtypes: never used
+            continue
     _ROUTES.clear()
     push()
     return _profile_source
@@ -257,8 +262,19 @@ def decide(entry: Activation, pass_: str, dtype, n: int, reasons: list[str] | No
     return _backends.get(chosen), nthreads
 
 
-# The general path's name for decide.
-choose = decide
+_half_backends: dict[str, _half.HalfBackend] = {}
+
+
+def choose(entry: Activation, pass_: str, dtype, n: int):
+    """:func:`decide` for the general path: a 16-bit array's backend runs its float32
+    kernels on it (:class:`fastact._half.HalfBackend`)."""
+    backend, nthreads = decide(entry, pass_, dtype, n)
+    if _half.is_half(dtype):
+        wrapped = _half_backends.get(backend.name)
+        if wrapped is None or wrapped.inner is not backend:
+            wrapped = _half_backends[backend.name] = _half.HalfBackend(backend)
+        backend = wrapped
+    return backend, nthreads
 
 
 def _threads_reason(plan: Plan, n: int, parallel: bool, nthreads: int) -> str:

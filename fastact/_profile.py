@@ -89,7 +89,7 @@ def load(p: Path | None = None) -> tuple[dict[str, Plan], str]:
 
 _BACKENDS = ("cython", "numba", "numpy")
 _PASSES = ("forward", "backward")
-_DTYPES = ("float32", "float64")
+_DTYPES = ("float32", "float64", "float16", "bfloat16")
 NEVER = 2**62  # serial_below meaning "never parallel"
 
 

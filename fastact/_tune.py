@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from . import _backends, _dispatch, _profile
+from . import _backends, _dispatch, _half, _profile
 from ._config import get_num_threads
 from ._profile import Plan
 from .bench.timing import measure_together, noticeably_faster
@@ -68,8 +68,12 @@ class Kernel:
         self.x, self.g, self.out = x, rng.normal(size=n).astype(dtype), np.empty_like(x)
         self.params = tuple(float(v) for v in _scalar_params(entry))
         self.w = np.array([0.25])
+        # a 16-bit array runs its backend's float32 kernels, as the general path does
+        self._half: dict | None = {} if _half.is_half(x.dtype) else None
 
     def __call__(self, backend, nthreads: int) -> None:
+        if self._half is not None:
+            backend = self._half.setdefault(backend.name, _half.HalfBackend(backend))
         e, x, g, out = self.entry, self.x, self.g, self.out
         if e.rowwise:
             rows, rowlen = x.size // 64, 64
@@ -183,6 +187,11 @@ def verify(entry, pass_, dtype, default: Plan, candidate: Plan, sizes, threads, 
     return True, "time vs default at " + ", ".join(wins)
 
 
+def tuned_dtypes() -> tuple[str, ...]:
+    """The dtypes measured: float32, float64 and the 16-bit ones available here."""
+    return _dispatch.DTYPES + tuple(d.name for d in _half.dtypes())
+
+
 def tune(names=None, quick=False, progress=True, report=print) -> dict[str, Plan]:
     """The plans that beat the shipped defaults here (keyed as in the profile).
 
@@ -194,12 +203,12 @@ def tune(names=None, quick=False, progress=True, report=print) -> dict[str, Plan
     threads = get_num_threads()
     backends = [b for b in ("cython", "numba") if b in _backends.available()]
     entries = [e for e in TABLE if names is None or e.name in names]
-    jobs = [(e, p, d) for e in entries for p in _dispatch.PASSES for d in _dispatch.DTYPES]
+    jobs = [(e, p, d) for e in entries for p in _dispatch.PASSES for d in tuned_dtypes()]
     plans = {}
     for i, (e, p, d) in enumerate(jobs):
         if progress:
             _progress(i, len(jobs), f"{e.name} {p} {d}")
-        dtype = np.dtype(d)
+        dtype = _half.dtype_named(d)
         times = measure(e, p, dtype, sizes, backends, threads, min_time)
         candidate = derive(times, sizes)
         default = _dispatch.default_plan(e, p)
@@ -291,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
         for e in TABLE
         if not args.activation or e.name in args.activation
         for p in _dispatch.PASSES
-        for d in _dispatch.DTYPES
+        for d in tuned_dtypes()
     }
     # keep the plans of what was not measured; what was measured is replaced
     plans = {**{k: v for k, v in old.items() if k not in measured}, **plans}

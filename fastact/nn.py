@@ -16,8 +16,9 @@ and keeps exactly what the gradient needs (the input or the output, as
     ...
     dh = act.backward(da)                    # gradient with respect to h
 
-* ``inplace=True`` writes the output into ``x`` (a writeable float32/float64
-  array); it is refused for activations whose gradient needs the input.
+* ``inplace=True`` writes the output into ``x`` (a writeable float32/float64,
+  float16 or bfloat16 array); it is refused for activations whose gradient
+  needs the input.  16-bit arrays stay 16-bit (computed in float32).
 * ``PReLU(num_parameters=1, init=0.25)`` has a learned ``weight`` (one slope,
   or one per channel along axis 1); each ``backward`` sets ``grad_weight``
   (it is not accumulated).
@@ -52,7 +53,7 @@ from typing import Any
 import numpy as np
 
 import fastact
-from fastact import _api
+from fastact import _api, _half
 from fastact.table import Activation, camel_case
 
 __all__ = [
@@ -227,8 +228,8 @@ class ChannelLayer(Layer):
         init = default if init is None else init
         init = _api.real(init, "init")
         dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        if dtype not in (np.float32, np.float64) and not _half.is_half(dtype):
+            raise TypeError(f"dtype must be float32, float64, float16 or bfloat16, got {dtype}")
         setattr(self, cp, np.full(int(num_parameters), init, dtype))
         setattr(self, f"grad_{cp}", None)
         self.num_parameters = int(num_parameters)
@@ -261,7 +262,7 @@ class ChannelLayer(Layer):
         fn = getattr(fastact, f"{self.entry.name}_backward")
         gx, gw = fn(grad, self._saved, self._saved_weight, out=out)
         cp = self.entry.channel_param
-        setattr(self, f"grad_{cp}", np.asarray(gw, getattr(self, cp).dtype))
+        setattr(self, f"grad_{cp}", _half.round_to(gw, getattr(self, cp).dtype))
         return gx
 
 

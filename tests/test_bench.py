@@ -110,7 +110,8 @@ def test_quick_run_json_table_and_targets(tmp_path, capsys):
     assert "underflowing inputs within 1.2x of N(0, 1) inputs" in text
     doc = json.loads(out.read_text())
     assert doc["meta"]["schema"] == bench.SCHEMA
-    assert set(doc) == {"meta", "results", "denormal", "pairs", "floor", "targets"}
+    assert set(doc) == {"meta", "results", "denormal", "pairs", "floor", "targets", "accuracy"}
+    assert doc["accuracy"] == []  # float32 only: no 16-bit rows
     res = doc["results"]
     keys = {
         "case",
@@ -210,7 +211,7 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch):
     "argv, message",
     [
         (["--activation", "nope"], "--activation: unknown nope"),
-        (["--dtype", "float16"], "--dtype"),
+        (["--dtype", "float8"], "--dtype"),
         (["--threads", "0"], "--threads"),
         (["--pass", "sideways"], "--pass"),
         (["--compare", "jax"], "--compare"),
@@ -275,3 +276,22 @@ def test_summary_flags_ratios_below_the_limit():
     ]
     text = bench.format_summary(rows, "cython", [])
     assert "0.80~" in text and "timing noise" in text
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_rows_with_their_accuracy(tmp_path, capsys, dtype):
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes")
+    out = tmp_path / "b.json"
+    args = ["bench", "--quick", "--quiet", "--activation", "relu,gelu,softmax", "--size", "1e3"]
+    args += ["--dtype", dtype, "--min-time", "0", "--sections", "main", "--json", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "16-bit accuracy" in text
+    doc = json.loads(out.read_text())
+    assert {r["dtype"] for r in doc["results"]} == {dtype}
+    assert {r["bytes"] for r in doc["results"] if r["pass"] == "fwd"} == {2 * 2 * 1000}
+    acc = {r["case"]: r for r in doc["accuracy"]}
+    assert set(acc) == {"relu", "gelu", "gelu[tanh]", "softmax"}
+    assert acc["relu"]["fwd_ulp"] == 0.0
+    assert 0.4 < acc["gelu"]["fwd_ulp"] <= 0.6  # rounded once from float32

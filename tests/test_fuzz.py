@@ -36,7 +36,7 @@ FUZZ = settings(
 )
 
 GOOD_DTYPES = [np.float32, np.float64, np.int32, np.dtype(">f8")]
-BAD_DTYPES = [np.float16, np.bool_, np.complex128, object]
+BAD_DTYPES = [np.bool_, np.complex128, object]
 SPECIAL = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-40, -1e-310]
 
 

@@ -590,3 +590,42 @@ def test_mlp_training_reduces_the_loss(dtype):
         for k, p in net.parameters().items():
             p -= 0.2 * net.gradients()[k]
     assert losses[-1] < 0.3 * losses[0], (losses[0], losses[-1])
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=entry_id)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_layers_match_functions(entry, dtype):
+    """Layers on float16/bfloat16 arrays: 16-bit results, the functions' bits; in place
+    where the layer allows it; PReLU's weight may be 16-bit too."""
+    if dtype == "bfloat16":
+        dt = np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+    else:
+        dt = np.dtype(dtype)
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 3, (6, 5)).astype(dt)
+    g = rng.normal(0, 1, (6, 5)).astype(dt)
+    fwd = getattr(fastact, entry.name)
+    bwd = getattr(fastact, f"{entry.name}_backward")
+    if entry.channel_param:
+        layer = nn.PReLU(5, dtype=dt)
+        y, gx = layer.forward(x), layer.backward(g)
+        want_y = fwd(x, layer.weight)
+        want_gx, want_gw = bwd(g, x, layer.weight)
+        assert layer.weight.dtype == layer.grad_weight.dtype == dt
+        np.testing.assert_array_equal(layer.grad_weight.view(np.uint16), want_gw.view(np.uint16))
+    else:
+        inplace = (
+            entry.saves == "output"
+            and "inplace" in inspect.signature(nn.layer_class(entry.name)).parameters
+        )
+        layer = make_layer(entry, inplace=True) if inplace else make_layer(entry)
+        layer = layer.eval()
+        kw = call_kw(entry, layer)
+        want_y = fwd(x, **kw)
+        want_gx = bwd(g, x if entry.saves == "input" else want_y, **kw)
+        xc = x.copy()
+        y = layer.forward(xc)
+        gx = layer.backward(g)
+        assert (y is xc) == inplace
+    assert y.dtype == gx.dtype == dt
+    np.testing.assert_array_equal(y.view(np.uint16), want_y.view(np.uint16))
+    np.testing.assert_array_equal(gx.view(np.uint16), want_gx.view(np.uint16))

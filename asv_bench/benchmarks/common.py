@@ -37,6 +37,9 @@ TIMER = timeit.default_timer
 TRAIN = "[train]"
 PASSES = ("forward", "forward_inplace", "backward")
 DTYPES = ("float32", "float64")
+# The kernels' grid also has the 16-bit storage dtypes (computed in float32);
+# where fastact or ml_dtypes lacks one, its cases are skipped.
+KERNEL_DTYPES = DTYPES + ("float16", "bfloat16")
 SMALL, CACHE, MEMORY = 1_000, 100_000, 10_000_000
 SIZES = (SMALL,) if CI else (SMALL, CACHE, MEMORY)
 # The single size of the thread-count and memory scenarios: above the
@@ -137,6 +140,8 @@ def data(kind: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     """
     key = (kind, dtype, shape)
     a = _DATA.get(key)
+    if a is None and dtype not in DTYPES:  # 16-bit: rounded from float32 data
+        a = _DATA[key] = data(kind, "float32", shape).astype(numpy_dtype(dtype))
     if a is None:
         a = np.empty(shape, dtype)
         np.random.default_rng(0 if kind == "x" else 1).standard_normal(dtype=dtype, out=a)
@@ -146,13 +151,28 @@ def data(kind: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     return a
 
 
+def numpy_dtype(name: str) -> np.dtype:
+    """The dtype called ``name``; NotImplementedError (a skipped case) where this fastact
+    or this environment has no such dtype (bfloat16 needs ml_dtypes)."""
+    if name in DTYPES:
+        return np.dtype(name)
+    try:
+        from fastact import _half
+    except ImportError:  # a fastact without 16-bit storage
+        raise NotImplementedError(f"this fastact has no {name}") from None
+    try:
+        return _half.dtype_named(name)
+    except ImportError as exc:
+        raise NotImplementedError(str(exc)) from None
+
+
 def weight(entry, shape: tuple[int, ...], dtype: str) -> np.ndarray | None:
     """The per-channel parameter (its default in every channel), or None."""
     cp = getattr(entry, "channel_param", None)
     if not cp:
         return None
     channels = shape[1] if len(shape) >= 2 else 1
-    return np.full(channels, entry.params[cp], dtype)
+    return np.full(channels, entry.params[cp], numpy_dtype(dtype))
 
 
 def example_params(entry) -> dict:

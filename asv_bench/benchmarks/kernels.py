@@ -9,11 +9,11 @@ backend ``auto`` is what a user gets; ``numba`` is skipped where it is absent.
 
 from __future__ import annotations
 
-from .common import ACTIVATIONS, BACKENDS, DTYPES, PASSES, SIZES, TIMER, prepared, tune
+from .common import ACTIVATIONS, BACKENDS, KERNEL_DTYPES, PASSES, SIZES, TIMER, prepared, tune
 
 
 class Kernels:
-    params = (ACTIVATIONS, PASSES, DTYPES, SIZES, BACKENDS)
+    params = (ACTIVATIONS, PASSES, KERNEL_DTYPES, SIZES, BACKENDS)
     param_names = ("activation", "pass", "dtype", "size", "backend")
     timer = TIMER
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _dispatch
+from .. import _dispatch, _half
 from ..table import Activation
 from .buffers import empty_result, plan, result
 from .checks import as_input, check_out, check_shapes
@@ -24,7 +24,7 @@ ROW_RUN = 4096
 def geometry(a: np.ndarray, weight: Any, argname: str):
     """(weight as C doubles, outer, C, inner) for a per-channel parameter."""
     w = np.asarray(weight)
-    if w.dtype.kind not in "fiu" or w.dtype.kind == "b":
+    if (w.dtype.kind not in "fiu" or w.dtype.kind == "b") and not _half.is_half(w.dtype):
         raise TypeError(f"{argname} must be a real array, got dtype {w.dtype}")
     if w.ndim > 1:
         raise ValueError(f"{argname} must be 0-d or 1-d, got shape {w.shape}")
@@ -34,7 +34,10 @@ def geometry(a: np.ndarray, weight: Any, argname: str):
             f"{argname} has {w.size} elements; expected 1 or {channels} "
             f"(the size of axis 1 of the input)"
         )
-    w64 = np.ascontiguousarray(w.astype(a.dtype).astype(np.float64).reshape(-1))
+    # rounded to the type the kernels compute in (float32 for 16-bit arrays)
+    w64 = np.ascontiguousarray(
+        w.astype(_half.compute_dtype(a.dtype)).astype(np.float64).reshape(-1)
+    )
     if w.size == 1:
         return w64, 1, 1, a.size
     inner = int(np.prod(a.shape[2:], dtype=np.int64))
@@ -99,4 +102,4 @@ def backward(entry: Activation, grad_output: Any, saved: Any, weight: Any, out: 
             )
             gw += np.asarray(part).reshape(fold, -1).sum(axis=0)
     gx = result(grad_output, target, out, copy_to)
-    return gx, np.asarray(gw, g.dtype).reshape(wshape)
+    return gx, _half.round_to(gw, g.dtype).reshape(wshape)

@@ -17,24 +17,28 @@ from typing import Any
 
 import numpy as np
 
+from .. import _half
 from ..table import Activation, Param
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# What arrays are computed in or stored as: float32, float64, and the 16-bit ones.
+_ACCEPTED = _FLOATS + _half.dtypes()
 
 
 def as_input(value: Any, argname: str) -> np.ndarray:
-    """``value`` as a float32/float64 array (integers become float64)."""
+    """``value`` as a float32/float64/float16/bfloat16 array (integers become float64)."""
     a = value if type(value) is np.ndarray else np.asarray(value)
     dt = a.dtype
-    if dt in _FLOATS:
+    if dt in _ACCEPTED:
         return a
-    if dt.kind == "f" and not dt.isnative and dt.newbyteorder("=") in _FLOATS:
+    if dt.kind == "f" and not dt.isnative and dt.newbyteorder("=") in _ACCEPTED:
         return a.astype(dt.newbyteorder("="))
     if dt.kind in "iu":
         return a.astype(np.float64)
     if dt.kind == "f":
         raise TypeError(
-            f"{argname} has dtype {dt}; fastact computes in float32 or float64: "
+            f"{argname} has dtype {dt}; fastact computes in float32 or float64 "
+            f"(float16 and bfloat16 stored, float32 computed): "
             f"convert with {argname}.astype(np.float32)"
         )
     raise TypeError(f"{argname} must be a real floating-point (or integer) array, got dtype {dt}")
@@ -62,10 +66,23 @@ def check_out(
 
 
 def check_shapes(g: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``s`` in ``g``'s dtype, after checking that the two shapes match."""
+    """``s`` in ``g``'s dtype, after checking that the two shapes match.
+
+    A 16-bit ``saved`` with a float32/float64 ``grad_output`` is widened
+    (exactly: the mixed-precision rule); a 16-bit ``grad_output`` needs a
+    ``saved`` of its own dtype.
+    """
     if g.shape != s.shape:
         raise ValueError(f"grad_output has shape {g.shape} but saved has shape {s.shape}")
-    return s if s.dtype == g.dtype else s.astype(g.dtype)
+    if s.dtype == g.dtype:
+        return s
+    if _half.is_half(g.dtype):
+        raise TypeError(
+            f"saved has dtype {s.dtype} but grad_output has dtype {g.dtype}: a 16-bit "
+            f"gradient needs saved in the same dtype (convert with saved.astype(grad_output.dtype)),"
+            f" or pass grad_output in float32 to compute in float32"
+        )
+    return s.astype(g.dtype)
 
 
 def real(value: Any, name: str) -> float:

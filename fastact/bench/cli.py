@@ -12,9 +12,12 @@ import time
 import numpy as np
 
 import fastact
+from fastact import _half
 
 from . import floor
-from .cases import DEFAULT_SIZES, PASSES, QUICK_SIZES, all_cases
+from .accuracy import format_accuracy
+from .accuracy import measure as measure_accuracy
+from .cases import DEFAULT_SIZES, DTYPE_CHOICES, PASSES, QUICK_SIZES, all_cases
 from .peers import implementations
 from .plot import plot, require_matplotlib
 from .report import (
@@ -102,7 +105,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated activations (a name selects its variants: gelu -> gelu, "
         "gelu[tanh]); default: all",
     )
-    parser.add_argument("--dtype", metavar="DTYPES", help="float32,float64 (default: both)")
+    parser.add_argument(
+        "--dtype",
+        metavar="DTYPES",
+        help="float32,float64,float16,bfloat16 (default: float32,float64; bfloat16 needs "
+        "ml_dtypes)",
+    )
     parser.add_argument(
         "--size",
         metavar="SIZES",
@@ -162,8 +170,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cases = [c for c in cases if c.label in wanted or c.name in wanted]
     dtypes = _csv(args.dtype) if args.dtype else ["float32", "float64"]
     for d in dtypes:
-        if d not in ("float32", "float64"):
-            raise ValueError(f"--dtype: {d!r} is not float32 or float64")
+        if d not in DTYPE_CHOICES:
+            raise ValueError(f"--dtype: {d!r} is not one of {', '.join(DTYPE_CHOICES)}")
+        try:
+            _half.dtype_named(d)
+        except ImportError as exc:
+            raise ValueError(f"--dtype: {exc}") from None
     allt = fastact.get_num_threads()
     threads = []
     for t in _csv(args.threads) if args.threads else ["1", "all"]:
@@ -305,6 +317,9 @@ def run(args: argparse.Namespace) -> int:
     emit(format_summary(results, s.backends[0], peers))
     if floor_text:
         print(floor_text)
+    accuracy = measure_accuracy(s.cases, s.dtypes, s.backends[0])
+    if accuracy:
+        print(format_accuracy(accuracy))
     if checks:
         print(targets_line(checks))
     print(f"{time.perf_counter() - t0:.0f} s")
@@ -316,6 +331,7 @@ def run(args: argparse.Namespace) -> int:
             "pairs": pairs,
             "floor": floor_rows,
             "targets": checks,
+            "accuracy": accuracy,
         }
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 import fastact
+from fastact import _half
 from fastact.table import Activation
 
 from .cases import PRELU_WEIGHT, Case
@@ -123,18 +124,32 @@ class Limit(Impl):
 
         self.stream = _kernels.stream
         self.nthreads = 1
+        self._shadow: dict[int, tuple] = {}
 
     def set_threads(self, n: int) -> None:
         self.nthreads = n
 
     def forward(self, case, x, out):
         stream = self.stream
+        x, out = self._words(x), self._words(out)
         return lambda: stream(x, None, out, self.nthreads)
 
     def backward(self, case, g, x, y, out):
         stream = self.stream
         s = x if case.entry.saves == "input" else y
+        g, s, out = self._words(g), self._words(s), self._words(out)
         return lambda: stream(g, s, out, self.nthreads)
+
+    def _words(self, a: np.ndarray) -> np.ndarray:
+        """For a 16-bit array, float32 ones of half its length (the same bytes: the
+        streaming limit of 2-byte elements), one per array; else ``a``."""
+        if not _half.is_half(a.dtype):
+            return a
+        key = id(a)
+        got = self._shadow.get(key)
+        if got is None or got[0] is not a:
+            got = self._shadow[key] = (a, np.ones(max(1, a.size // 2), np.float32))
+        return got[1]
 
 
 # NumPy: one expression per activation where NumPy has the functions (no erf:
@@ -188,12 +203,12 @@ class NumPy(Impl):
         return run
 
     def forward(self, case, x, out):
-        if case.training:
+        if case.training or _half.is_half(x.dtype):  # NumPy has no bfloat16 math
             return None
         return self._wrap(numpy_call(case.entry, case.params, "fwd", x, out))
 
     def backward(self, case, g, x, y, out):
-        if case.training:
+        if case.training or _half.is_half(x.dtype):
             return None
         return self._wrap(numpy_call(case.entry, case.params, "bwd", x, out, g=g, y=y))
 
@@ -221,6 +236,8 @@ class NumExpr(Impl):
     def forward(self, case, x, out):
         form = case.entry.numpy
         if case.training or not _applies(form, case.params) or form.numexpr is None:
+            return None
+        if _half.is_half(x.dtype):  # numexpr computes in float32/float64 only
             return None
         t = x.dtype.type
         local = {}
@@ -273,7 +290,7 @@ class Torch(Impl):
             "nn": torch._C._nn,
             "aten": torch.ops.aten,
             **case.params,
-            **{k: torch.from_numpy(a) for k, a in arrays.items()},
+            **{k: _tensor(torch, a) for k, a in arrays.items()},
             "inplace": arrays.get("out") is arrays.get("x"),
         }
         if case.entry.channel_param:
@@ -287,6 +304,13 @@ class Torch(Impl):
 
     def backward(self, case, g, x, y, out):
         return self._call(case, "backward", g=g, x=x, y=y, out=out)
+
+
+def _tensor(torch, a: np.ndarray):
+    """A zero-copy tensor of ``a`` (bfloat16 through its int16 view)."""
+    if _half.fmt(a.dtype) == 2:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 PEERS: dict[str, type[Impl]] = {"numpy": NumPy, "torch": Torch, "numexpr": NumExpr}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import fastact
+from fastact import _half
 
 from .cases import SEED, Case, cases_of, make_input
 from .peers import Fastact, Impl, NumExpr, NumPy, Torch, _omp_get, _omp_set
@@ -120,7 +121,7 @@ class Progress:
 
 
 def _record(case, dtype, pass_, n, threads, impl, t: Timing, kind="normal") -> dict:
-    itemsize = np.dtype(dtype).itemsize
+    itemsize = _half.dtype_named(dtype).itemsize
     nbytes = _bytes(pass_, n, itemsize)
     return {
         "case": case.label,

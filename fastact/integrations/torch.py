@@ -5,9 +5,11 @@ table.  Each is a custom operator ``torch.ops.fastact.NAME`` (made with
 ``torch.library.custom_op``) with a fake kernel, so it works under
 ``torch.compile``, and an autograd formula whose backward is the custom
 operator ``torch.ops.fastact.NAME_backward``.  The kernels run on CPU
-float32/float64 tensors, zero-copy: the input is read through
-``Tensor.numpy()`` and the kernel writes straight into a fresh contiguous
-output tensor.  ::
+float32/float64 tensors, and on float16/bfloat16 ones (stored in 16 bits,
+computed in float32, rounded once; bfloat16 needs ``ml_dtypes``), zero-copy:
+the input is read through ``Tensor.numpy()`` (a bfloat16 tensor through its
+int16 view) and the kernel writes straight into a fresh contiguous output
+tensor.  ::
 
     import torch, fastact.torch as ft
     x = torch.randn(1024, 512, requires_grad=True)
@@ -42,7 +44,7 @@ from typing import Any
 import numpy as np
 
 import fastact
-from fastact import _api
+from fastact import _api, _half
 from fastact._api.checks import axis_or_dim
 from fastact.integrations import require
 from fastact.table import Activation
@@ -58,7 +60,7 @@ torch = require(
 __all__ = ["op", "ops"]
 
 _MASK = (1 << 64) - 1
-_FLOATS = (torch.float32, torch.float64)
+_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 # --- helpers -------------------------------------------------------------
@@ -76,13 +78,29 @@ def _check(t: Any, argname: str, fname: str) -> None:
     if t.dtype not in _FLOATS:
         raise TypeError(
             f"fastact.torch.{fname}: {argname} has dtype {t.dtype}; "
-            f"fastact computes in torch.float32 or torch.float64"
+            f"fastact computes in torch.float32 or torch.float64 (and stores torch.float16 "
+            f"and torch.bfloat16)"
+        )
+    if t.dtype == torch.bfloat16 and _half.BFLOAT16 is None:
+        raise TypeError(
+            f"fastact.torch.{fname}: {argname} is torch.bfloat16, which needs ml_dtypes: "
+            'pip install "fastact[bfloat16]"'
         )
 
 
 def _np(t) -> np.ndarray:
-    """A NumPy view of a CPU tensor (no copy)."""
-    return t.detach().numpy()
+    """A NumPy view of a CPU tensor (no copy; bfloat16 through its int16 view)."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(_half.BFLOAT16)
+    return t.numpy()
+
+
+def _from_np(a: np.ndarray):
+    """A tensor sharing ``a``'s memory (bfloat16 through its int16 view)."""
+    if _half.fmt(a.dtype) == 2:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 def _new(like, shape=None, dtype=None):
@@ -219,7 +237,8 @@ def _channel(entry: Activation) -> Ops:
     def bwd_impl(grad, saved, weight):
         out = _new(grad)
         gw = _api.channel_backward(entry, _np(grad), _np(saved), _np(weight), _np(out))[1]
-        return out, torch.from_numpy(np.ascontiguousarray(gw, _np(weight).dtype))
+        gw = np.ascontiguousarray(_half.round_to(gw.astype(np.float64), _np(weight).dtype))
+        return out, _from_np(gw)
 
     fwd = torch.library.custom_op(
         f"fastact::{name}",
@@ -340,7 +359,8 @@ def _wrapper(entry: Activation, fwd) -> Callable:
     exec(compile(src, f"<fastact.torch.{name}>", "exec"), ns)  # noqa: S102
     fn = ns[name]
     fn.__doc__ = (
-        f"{entry.doc}\n\n    {entry.formula}\n\nOn CPU float32/float64 tensors, with autograd "
+        f"{entry.doc}\n\n    {entry.formula}\n\nOn CPU float32/float64 (and float16/bfloat16, "
+        f"computed in float32) tensors, with autograd "
         f"(custom operator ``torch.ops.fastact.{name}``)."
     )
     fn.__module__ = __name__

@@ -425,3 +425,14 @@ def test_added_activation_float32_matches_float64(dtype):
         b.fit(X.astype(dtype), y)
         assert b.coefs_[0].dtype == dtype
         np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-3)
+
+def test_16_bit_arrays_go_to_scikit_learn():
+    """scikit-learn's MLP computes in float32/float64; a float16 array handed to a patched
+    function directly runs scikit-learn's own code, unchanged."""
+    x = np.linspace(-3, 3, 50).astype(np.float16)
+    want, got = x.copy(), x.copy()
+    _base.ACTIVATIONS["tanh"](want)  # in place, as scikit-learn calls them
+    with fsk.patched():
+        _base.ACTIVATIONS["tanh"](got)
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, want)

@@ -358,3 +358,62 @@ def test_import_error_names_the_package(monkeypatch):
     monkeypatch.delitem(sys.modules, "fastact.torch")
     with pytest.raises(ImportError, match="pip install torch"):
         import fastact.torch  # noqa: F401
+
+
+# --- float16 and bfloat16 tensors ------------------------------------------------
+
+
+def _half_dtypes():
+    out = [torch.float16]
+    try:
+        import ml_dtypes  # noqa: F401
+    except ImportError:
+        return out
+    return out + [torch.bfloat16]
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=entry_id)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_16_bit_tensors_match_numpy(entry, dtype):
+    """float16/bfloat16 tensors: the same bits as fastact on their NumPy views, forward and
+    through autograd, read and written in place (zero copy)."""
+    if dtype not in _half_dtypes():
+        pytest.importorskip("ml_dtypes")
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(7, 5, 3, generator=gen) * 3).to(dtype).requires_grad_()
+    g = torch.randn(7, 5, 3, generator=gen).to(dtype)
+    xn, gn = impl._np(x).copy(), impl._np(g).copy()
+    assert impl._np(x).ctypes.data == x.data_ptr()  # a view of the tensor's memory
+    kw = params_of(entry)
+    fwd = getattr(fastact, entry.name)
+    bwd = getattr(fastact, f"{entry.name}_backward")
+    if entry.channel_param:
+        w = torch.tensor([-0.2, 0.1, 0.3, 0.5, 0.9]).to(dtype).requires_grad_()
+        y = ft.prelu(x, w)
+        y.backward(g)
+        want_y = fwd(xn, impl._np(w))
+        want_gx, want_gw = bwd(gn, xn, impl._np(w))
+        assert w.grad.dtype == dtype
+        np.testing.assert_array_equal(impl._np(w.grad).view(np.uint16), want_gw.view(np.uint16))
+    else:
+        y = call(entry, x)
+        y.backward(g)
+        want_y = fwd(xn, **kw)
+        want_gx = bwd(gn, xn if entry.saves == "input" else want_y, **kw)
+    assert y.dtype == x.grad.dtype == dtype
+    np.testing.assert_array_equal(impl._np(y).view(np.uint16), want_y.view(np.uint16))
+    np.testing.assert_array_equal(impl._np(x.grad).view(np.uint16), want_gx.view(np.uint16))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_16_bit_opcheck_and_close_to_torch(dtype):
+    if dtype not in _half_dtypes():
+        pytest.importorskip("ml_dtypes")
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(64, 8, generator=gen).to(dtype)
+    for name in ("gelu", "sigmoid", "relu", "softmax"):
+        entry = fastact.activation(name)
+        torch.library.opcheck(ft.ops(name).forward, op_args(entry, x))
+        want = _torch_reference(entry, x.float()).to(dtype)  # torch in float32, rounded once
+        got = call(entry, x) if not entry.rowwise else ft.softmax(x, dim=-1)
+        torch.testing.assert_close(got, want)  # torch's tolerances for the dtype: about 1 ulp

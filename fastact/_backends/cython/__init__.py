@@ -258,5 +258,17 @@ class CythonBackend:
             nthreads,
         )
 
+    # 16-bit storage (fastact._half): flat uint16 views of format ``fmt``.
+
+    def half_forward(self, fmt, entry, x, out, params, training, seed, nthreads) -> None:
+        kind = _kernels.TRAIN_FORWARD if training else _kernels.FORWARD
+        _kernels.half_unary(fmt, kind, entry.kernel_id, x, out, params, seed, nthreads)
+
+    def half_backward(self, fmt, entry, g, s, out, params, training, seed, nthreads) -> None:
+        kind = _kernels.TRAIN_BACKWARD if training else _kernels.BACKWARD
+        _kernels.half_binary(fmt, kind, entry.kernel_id, g, s, out, params, seed, nthreads)
+
+    half_convert = staticmethod(_kernels.half_convert)
+
 
 BACKEND = CythonBackend()

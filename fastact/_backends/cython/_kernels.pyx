@@ -14,7 +14,8 @@ fused type ``real``:
   path calls for the serial calls the policy gives to the Numba backend;
 * ``_elementwise.pxi``, ``_rowwise.pxi`` (softmax), ``_channel.pxi`` (prelu):
   the general path's drivers and the fast path's calls of each kind;
-* ``_epilogue.pxi``: the bias epilogues of elementwise entries.
+* ``_epilogue.pxi``: the bias epilogues of elementwise entries;
+* ``_half.pxi``: float16 and bfloat16 arrays through the float32 kernels.
 
 The general path (fastact._api) has already validated the arrays: same
 dtype, contiguous in the same order, and ``out`` writeable; its drivers do
@@ -24,7 +25,7 @@ where the general path must run.
 
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint64_t
 from libc.string cimport memset
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from . cimport fa_openmp as openmp
@@ -64,6 +65,7 @@ include "_elementwise.pxi"
 include "_rowwise.pxi"
 include "_channel.pxi"
 include "_epilogue.pxi"
+include "_half.pxi"
 
 
 def max_threads():

@@ -1,0 +1,111 @@
+# 16-bit storage (float16, bfloat16): the float32 kernels block by block
+# (fa_half.h), on the same static chunks per thread as _elementwise.pxi, so
+# the 16-bit result is the float32 kernel's rounded once at every position.
+# The arrays arrive as uint16 views (fastact/_half.py); ``fmt`` names the format.
+
+cdef extern from "fa_half.h" nogil:
+    void fa_half_unary(int fmt, fa_unary_f32 kern, const uint16_t *x, uint16_t *out,
+                       Py_ssize_t n, const double *p, uint64_t seed, int64_t off)
+    void fa_half_binary(int fmt, fa_binary_f32 kern, const uint16_t *g, const uint16_t *s,
+                        uint16_t *out, Py_ssize_t n, const double *p, uint64_t seed,
+                        int64_t off)
+    void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n)
+    void fa_half_narrow(int fmt, const float *f, uint16_t *h, Py_ssize_t n)
+
+
+cdef inline void _half_kernel(int fmt, int table, int kid, const uint16_t *a,
+                              const uint16_t *b, uint16_t *out, Py_ssize_t n, const double *p,
+                              uint64_t seed, int64_t off) noexcept nogil:
+    if b == NULL:
+        fa_half_unary(fmt, _U32[table][kid], a, out, n, p, seed, off)
+    else:
+        fa_half_binary(fmt, _B32[table][kid], a, b, out, n, p, seed, off)
+
+
+cdef void _half_chunks(int fmt, int table, int kid, const uint16_t *a, const uint16_t *b,
+                       uint16_t *out, Py_ssize_t n, const double *p, uint64_t seed,
+                       int nthreads) noexcept nogil:
+    cdef Py_ssize_t nch = _n_chunks(n, nthreads), c, start, ln
+    cdef Py_ssize_t step = _chunk_len(n, nch)
+    if nch <= 1:
+        _half_kernel(fmt, table, kid, a, b, out, n, p, seed, 0)
+        return
+    for c in prange(nch, schedule="static", num_threads=nch):
+        start = c * step
+        if start < n:
+            ln = step if start + step <= n else n - start
+            _half_kernel(fmt, table, kid, a + start, b + start if b != NULL else NULL,
+                         out + start, ln, p, seed, start)
+
+
+cdef inline int _check_half(cnp.ndarray a, str name) except -1:
+    if cnp.PyArray_TYPE(a) != cnp.NPY_UINT16 or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError(f"{name} must be a C-contiguous uint16 view")
+    return 0
+
+
+cdef object _half_elementwise(int fmt, int table, int kid, cnp.ndarray a, object b,
+                              cnp.ndarray out, tuple params, uint64_t seed, int nthreads):
+    cdef double p[MAX_PARAMS]
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
+    cdef const uint16_t *bp = NULL
+    if kid < 0 or kid >= FA_N_KERNELS:
+        raise ValueError("kernel id out of range")
+    if fmt != 1 and fmt != 2:
+        raise ValueError("fmt must be 1 (float16) or 2 (bfloat16)")
+    _check_half(a, "a")
+    _check_half(out, "out")
+    _fill_params(params, p)
+    if not (_has_unary(0, table, kid) if b is None else _has_binary(0, table, kid)):
+        raise ValueError("no such kernel")
+    if b is not None:
+        _check_half(<cnp.ndarray>b, "b")
+        bp = <const uint16_t *>cnp.PyArray_DATA(<cnp.ndarray>b)
+    cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
+    cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(out)
+    with nogil:
+        _half_chunks(fmt, table, kid, ap, bp, op, n, p, seed, nthreads)
+    return out
+
+
+def half_unary(int fmt, int kind, int kid, cnp.ndarray x, cnp.ndarray out, tuple params,
+               uint64_t seed=0, int nthreads=1):
+    """out = f(x) on 16-bit bits (uint16 views of format ``fmt``), computed in float32."""
+    return _half_elementwise(fmt, PLAIN if kind == FORWARD else TRAIN, kid, x, None, out,
+                             params, seed, nthreads)
+
+
+def half_binary(int fmt, int kind, int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out,
+                tuple params, uint64_t seed=0, int nthreads=1):
+    """out = f'(g, s) on 16-bit bits, as half_unary."""
+    return _half_elementwise(fmt, PLAIN if kind == BACKWARD else TRAIN, kid, g, s, out,
+                             params, seed, nthreads)
+
+
+def half_convert(int fmt, cnp.ndarray src, cnp.ndarray dst, int nthreads=1):
+    """Widen 16-bit bits ``src`` into float32 ``dst``, or round float32 ``src`` into
+    16-bit bits ``dst`` (both C-contiguous, the same size)."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(src), nch, step, c, start, ln
+    cdef bint widen = cnp.PyArray_TYPE(src) == cnp.NPY_UINT16
+    cdef int want_src = cnp.NPY_UINT16 if widen else cnp.NPY_FLOAT32
+    cdef int want_dst = cnp.NPY_FLOAT32 if widen else cnp.NPY_UINT16
+    if fmt != 1 and fmt != 2:
+        raise ValueError("fmt must be 1 (float16) or 2 (bfloat16)")
+    if (cnp.PyArray_TYPE(src) != want_src or cnp.PyArray_TYPE(dst) != want_dst
+            or cnp.PyArray_SIZE(dst) != n or not cnp.PyArray_IS_C_CONTIGUOUS(src)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(dst)):
+        raise ValueError("src and dst must be C-contiguous uint16 and float32 arrays of one size")
+    cdef char *sp = <char *>cnp.PyArray_DATA(src)
+    cdef char *dp = <char *>cnp.PyArray_DATA(dst)
+    nch = _n_chunks(n, nthreads)
+    step = _chunk_len(n, nch)
+    with nogil:
+        for c in prange(nch, schedule="static", num_threads=nch):
+            start = c * step
+            if start < n:
+                ln = step if start + step <= n else n - start
+                if widen:
+                    fa_half_widen(fmt, <const uint16_t *>sp + start, <float *>dp + start, ln)
+                else:
+                    fa_half_narrow(fmt, <const float *>sp + start, <uint16_t *>dp + start, ln)
+    return dst
