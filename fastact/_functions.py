@@ -650,7 +650,7 @@ def elu(
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Exponential linear unit. Saves the input: from the output the slope alpha * exp(x) = y + alpha cancels for x << 0.
+    """Exponential linear unit. Saves the output: the slope alpha * exp(x) is y + alpha for x <= 0 (within a few ulp of alpha, absolutely), so the backward reads no exp and the forward may run in place. The gradient needs alpha >= 0 (y > 0 then tells the two pieces apart).
 
         elu(x) = x if x > 0 else alpha * (exp(x) - 1)
 
@@ -697,7 +697,7 @@ def elu_backward(
 
         elu(x) = x if x > 0 else alpha * (exp(x) - 1)
 
-    ``saved`` is x, the forward input. ``out=grad_output`` is the in-place form.
+    ``saved`` is y, the forward output. ``out=grad_output`` is the in-place form.
 
     Parameters
     ----------
@@ -716,15 +716,16 @@ def elu_backward(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
         With ``bias``: the same and the gradient of ``bias`` last, summed over
-        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
+        every other axis in a fixed order; ``saved`` is then y.
     """
     if unknown:
         raise _unexpected(elu_backward, unknown)
     if bias is not None:
         return _api.bias_backward(_ELU, grad_output, saved, bias, bias_axis, out, (alpha,))
-    r = _fast_backward(6, grad_output, saved, out, (alpha,))
-    if r is not None:
-        return r
+    if type(alpha) is float and (alpha >= 0):
+        r = _fast_backward(6, grad_output, saved, out, (alpha,))
+        if r is not None:
+            return r
     return _api.backward(_ELU, grad_output, saved, out, (alpha,))
 
 
@@ -735,7 +736,7 @@ def selu(
     bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """Scaled ELU (Klambauer et al., 2017) with its fixed alpha and scale. Saves the input, as elu.
+    """Scaled ELU (Klambauer et al., 2017) with its fixed alpha and scale. Saves the output, as elu: the slope for x <= 0 is y + alpha * scale.
 
         selu(x) = scale * (x if x > 0 else alpha * (exp(x) - 1))
 
@@ -776,7 +777,7 @@ def selu_backward(
 
         selu(x) = scale * (x if x > 0 else alpha * (exp(x) - 1))
 
-    ``saved`` is x, the forward input. ``out=grad_output`` is the in-place form.
+    ``saved`` is y, the forward output. ``out=grad_output`` is the in-place form.
 
     Parameters
     ----------
@@ -793,7 +794,7 @@ def selu_backward(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
         With ``bias``: the same and the gradient of ``bias`` last, summed over
-        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
+        every other axis in a fixed order; ``saved`` is then y.
     """
     if bias is not None:
         return _api.bias_backward(_SELU, grad_output, saved, bias, bias_axis, out, ())
@@ -812,7 +813,7 @@ def celu(
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Continuously differentiable ELU. Saves the input, as elu.
+    """Continuously differentiable ELU. Saves the output, as elu: the slope exp(x / alpha) is (y + alpha) / alpha for x <= 0, for either sign of alpha (y <= 0 there).
 
         celu(x) = x if x > 0 else alpha * (exp(x / alpha) - 1)
 
@@ -860,7 +861,7 @@ def celu_backward(
 
         celu(x) = x if x > 0 else alpha * (exp(x / alpha) - 1)
 
-    ``saved`` is x, the forward input. ``out=grad_output`` is the in-place form.
+    ``saved`` is y, the forward output. ``out=grad_output`` is the in-place form.
 
     Parameters
     ----------
@@ -879,7 +880,7 @@ def celu_backward(
         ``out`` when it is given (also a 0-d one), else a new array (a NumPy
         scalar for a Python scalar input).
         With ``bias``: the same and the gradient of ``bias`` last, summed over
-        every other axis in a fixed order; ``saved`` is then x, the input before the bias.
+        every other axis in a fixed order; ``saved`` is then y.
     """
     if unknown:
         raise _unexpected(celu_backward, unknown)
