@@ -3,8 +3,9 @@
 Precedence for the thread count: :func:`set_num_threads` (or ``config``),
 then ``FASTACT_NUM_THREADS``, then ``OMP_NUM_THREADS``, then the number of
 cores this process may run on.  ``FASTACT_BACKEND`` sets the initial backend.
-The library never changes the process-wide OpenMP setting: the count is
-passed to each parallel region.  :func:`config` overrides apply to the
+The library never changes the process-wide OpenMP thread count: the count is
+passed to each parallel region.  At import it sets the OpenMP wait policy
+(passive) where the user set none: :func:`apply_wait_policy`.  :func:`config` overrides apply to the
 current thread (and asyncio task) only, through a context variable.
 """
 
