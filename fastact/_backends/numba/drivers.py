@@ -107,14 +107,19 @@ TILE = 1024  # elements of x + bias a tile holds before the kernel reads them
 
 @register_jitable
 def add_bias(x, b, z, k0, n, C, inner):
-    """z[j] = x[k0 + j] + b[((k0 + j) // inner) % C] for j < n."""
+    """z[j] = x[k0 + j] + b[((k0 + j) // inner) % C] for j < n.
+
+    The loops run over slices (views): on them Numba's index arithmetic
+    vectorizes.
+    """
     j = 0
     if inner == 1:
         c = k0 % C
         while j < n:
             run = min(C - c, n - j)
+            xs, bs, zs = x[k0 + j : k0 + j + run], b[c : c + run], z[j : j + run]
             for i in range(run):
-                z[j + i] = x[k0 + j + i] + b[c + i]
+                zs[i] = xs[i] + bs[i]
             j += run
             c = 0
         return
@@ -123,8 +128,9 @@ def add_bias(x, b, z, k0, n, C, inner):
     while j < n:
         run = min(inner - r, n - j)
         bv = b[c]
+        xs, zs = x[k0 + j : k0 + j + run], z[j : j + run]
         for i in range(run):
-            z[j + i] = x[k0 + j + i] + bv
+            zs[i] = xs[i] + bv
         j += run
         r = 0
         c += 1
@@ -140,8 +146,9 @@ def sum_bias(gi, k0, n, C, inner, acc, aoff):
         c = k0 % C
         while j < n:
             run = min(C - c, n - j)
+            gs, a = gi[k0 + j : k0 + j + run], acc[aoff + c : aoff + c + run]
             for i in range(run):
-                acc[aoff + c + i] += np.float64(gi[k0 + j + i])
+                a[i] += np.float64(gs[i])
             j += run
             c = 0
         return
@@ -149,11 +156,19 @@ def sum_bias(gi, k0, n, C, inner, acc, aoff):
     r = k0 % inner
     while j < n:
         run = min(inner - r, n - j)
-        a = aoff + 8 * c
-        lane = (k0 + j) & 7
-        for i in range(run):
-            acc[a + lane] += np.float64(gi[k0 + j + i])
-            lane = (lane + 1) & 7
+        gs, a = gi[k0 + j : k0 + j + run], acc[aoff + 8 * c : aoff + 8 * c + 8]
+        k = k0 + j
+        i = 0
+        while i < run and (k + i) & 7:  # up to a multiple of 8: lane 0 again
+            a[(k + i) & 7] += np.float64(gs[i])
+            i += 1
+        while i + 8 <= run:
+            for lane in range(8):
+                a[lane] += np.float64(gs[i + lane])
+            i += 8
+        while i < run:
+            a[(k + i) & 7] += np.float64(gs[i])
+            i += 1
         j += run
         r = 0
         c += 1
