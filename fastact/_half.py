@@ -14,7 +14,9 @@ block inside each thread's chunk (``fa_half.h``); rowwise and per-channel
 entries, and the Numba backend, run the float32 drivers here on blocks
 widened into float32 buffers.  The NumPy backend widens to float64 and
 rounds its reference once.  The conversions below are those of
-``fa_half.h``, bit for bit.
+``fa_half.h``, bit for bit: integer and float32 operations that the
+compiler vectorizes, not the AVX512_BF16 instructions (which flush
+subnormal results), so subnormal 16-bit values convert exactly both ways.
 """
 
 from __future__ import annotations

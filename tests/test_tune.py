@@ -63,7 +63,7 @@ def test_a_candidate_faster_beyond_noise_is_kept_and_explained(monkeypatch):
     lines = []
     plans = _tune.tune(["relu"], quick=True, progress=False, report=lines.append)
     assert set(plans) == {
-        f"relu/{p}/{d}" for p in ("forward", "backward") for d in ("float32", "float64")
+        f"relu/{p}/{d}" for p in ("forward", "backward") for d in _tune.tuned_dtypes()
     }
     assert all(p.serial_below == _profile.NEVER for p in plans.values())
     assert all("kept" in ln and "always serial" in ln and "0.50x" in ln for ln in lines)
@@ -86,7 +86,7 @@ def test_quick_saves_only_when_asked(monkeypatch, profile_path, capsys):
     assert main(["tune", "--quick", "--save", "--activation", "relu"]) == 0
     data = json.loads(profile_path.read_text())
     assert set(data["plans"]) == {
-        f"relu/{p}/{d}" for p in ("forward", "backward") for d in ("float32", "float64")
+        f"relu/{p}/{d}" for p in ("forward", "backward") for d in _tune.tuned_dtypes()
     }
     assert main(["tune", "--show"]) == 0
     out = capsys.readouterr().out

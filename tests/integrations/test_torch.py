@@ -245,7 +245,7 @@ def test_bad_input():
     with pytest.raises(TypeError, match="torch.float32 or torch.float64"):
         ft.relu(torch.arange(5))
     with pytest.raises(TypeError, match="torch.float32 or torch.float64"):
-        ft.relu(torch.ones(3, dtype=torch.float16))
+        ft.relu(torch.ones(3, dtype=torch.complex64))
     with pytest.raises(TypeError, match="torch.Tensor"):
         ft.relu(np.ones(3))
     with pytest.raises(ValueError, match="CPU"):

@@ -126,3 +126,27 @@ def bias_backward(
     nthreads: int = ...,
 ) -> np.ndarray: ...
 def max_threads() -> int: ...
+
+# 16-bit storage (_half.pxi): uint16 views of format fmt (1 float16, 2 bfloat16)
+def half_unary(
+    fmt: int,
+    kind: int,
+    kid: int,
+    x: np.ndarray,
+    out: np.ndarray,
+    params: tuple[float, ...],
+    seed: int = ...,
+    nthreads: int = ...,
+) -> np.ndarray: ...
+def half_binary(
+    fmt: int,
+    kind: int,
+    kid: int,
+    g: np.ndarray,
+    s: np.ndarray,
+    out: np.ndarray,
+    params: tuple[float, ...],
+    seed: int = ...,
+    nthreads: int = ...,
+) -> np.ndarray: ...
+def half_convert(fmt: int, src: np.ndarray, dst: np.ndarray, nthreads: int = ...) -> np.ndarray: ...
