@@ -237,6 +237,69 @@ class HalfBackend:
             ),
         )
 
+    def _wide(self, a: np.ndarray, nthreads: int) -> np.ndarray:
+        """A 16-bit array widened exactly, flat: float32 (float64 for the reference)."""
+        w = _widen_bits(fmt(a.dtype), bits(a), np.empty(a.size, np.float32), nthreads)
+        return w.astype(np.float64) if self.reference else w
+
+    def _round_into(self, o: np.ndarray, out: np.ndarray, nthreads: int) -> None:
+        if self.reference:
+            bits(out)[:] = round_to(o, out.dtype).view(np.uint16)
+        else:
+            _narrow_bits(fmt(out.dtype), o, bits(out), nthreads)
+
+    def bias_forward(self, entry, x, bias, out, channels, inner, params, training, seed, nthreads):
+        """The float32 (reference: float64) epilogue on widened copies, rounded once."""
+        o = np.empty(x.size, np.float64 if self.reference else np.float32)
+        self.inner.bias_forward(
+            entry,
+            self._wide(x, nthreads),
+            self._wide(bias, 1),
+            o,
+            channels,
+            inner,
+            params,
+            training,
+            seed,
+            nthreads,
+        )
+        self._round_into(o, out, nthreads)
+
+    def bias_backward(
+        self,
+        entry,
+        g,
+        s,
+        bias,
+        out,
+        channels,
+        inner,
+        recompute,
+        params,
+        training,
+        seed,
+        partial,
+        nthreads,
+    ):
+        """As :meth:`bias_forward`; the bias gradient's partial sums stay float64."""
+        o = np.empty(g.size, np.float64 if self.reference else np.float32)
+        self.inner.bias_backward(
+            entry,
+            self._wide(g, nthreads),
+            self._wide(s, nthreads),
+            self._wide(bias, 1),
+            o,
+            channels,
+            inner,
+            recompute,
+            params,
+            training,
+            seed,
+            partial,
+            nthreads,
+        )
+        self._round_into(o, out, nthreads)
+
     def rowwise_forward(self, entry, x, out, rows, rowlen, nthreads):
         self._map(
             [x],

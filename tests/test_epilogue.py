@@ -324,3 +324,30 @@ def test_bias_sharing_memory_with_out_is_read_before_any_write(backend):
         gi, gb = fastact.silu_backward(g, xc, bias=g[5] * xc[5], out=g)
     np.testing.assert_allclose(gi, want_gi, rtol=1e-12)
     np.testing.assert_allclose(gb, want_gi.sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("entry", PLAIN, ids=lambda e: e.name)
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+@pytest.mark.parametrize("backend", COMPILED)
+def test_16_bit_bias_is_the_float32_epilogue_rounded_once(entry, half, backend):
+    """16-bit arrays: the float32 epilogue on the widened arrays, each result rounded once."""
+    if half == "bfloat16":
+        dt = np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+    else:
+        dt = np.dtype(half)
+    shape = (67, 33)
+    x, b, g = (a.astype(dt) for a in _data(entry, np.float32, shape=shape))
+    call = Call(entry, training=entry.has_training_mode)
+    x32, b32, g32 = (a.astype(np.float32) for a in (x, b, g))
+    with fastact.config(backend=backend):
+        y, gi, gb = _fused(call, x, b, g, -1)
+        y32 = call.fwd(x32, bias=b32, **_kw(call))
+        s32 = x32 if entry.saves == "input" else y.astype(np.float32)
+        gi32, _ = call.bwd(g32, s32, bias=b32, **_kw(call))
+    assert y.dtype == gi.dtype == gb.dtype == dt
+    np.testing.assert_array_equal(y.view(np.uint16), y32.astype(dt).view(np.uint16))
+    np.testing.assert_array_equal(gi.view(np.uint16), gi32.astype(dt).view(np.uint16))
+    want = gi32.astype(np.float64).sum(0)
+    mag = np.abs(gi32.astype(np.float64)).sum(0)
+    err = np.abs(gb.astype(np.float64) - want)
+    assert np.all(err <= float(np.finfo(np.float32).eps) * 64 * mag + np.abs(want) * 2.0**-7)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _dispatch
+from .. import _dispatch, _half
 from ..table import Activation
 from . import channel
 from .buffers import empty_result, plan, result
@@ -88,7 +88,7 @@ def check_bias(
     channels = a.shape[axis]
     if isinstance(bias, np.ndarray):
         dt = bias.dtype
-        if dt.kind != "f" or dt.newbyteorder("=") != a.dtype:
+        if (dt.kind != "f" and not _half.is_half(dt)) or dt.newbyteorder("=") != a.dtype:
             raise TypeError(
                 f"bias has dtype {dt}, expected {a.dtype} (the dtype of {argname}): "
                 f"convert with bias.astype(np.{a.dtype.name})"
@@ -196,8 +196,7 @@ def backward(
             partial,
             nthreads,
         )
-    with np.errstate(over="ignore"):
-        gb = combine(partial).astype(g.dtype)
+    gb = _half.round_to(combine(partial), g.dtype)
     return result(grad_output, target, out, copy_to), gb
 
 
@@ -235,8 +234,7 @@ def channel_backward(
     gi, gw = channel.backward(entry, g, s + _along(b, g.ndim, axis), weight, out)
     others = tuple(k for k in range(g.ndim) if k != axis)
     gb = np.sum(gi, axis=others, dtype=np.float64)
-    with np.errstate(over="ignore"):
-        return gi, gw, gb.astype(g.dtype)
+    return gi, gw, _half.round_to(gb, g.dtype)
 
 
 def _along(b: np.ndarray, ndim: int, axis: int) -> np.ndarray:
