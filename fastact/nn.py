@@ -278,8 +278,7 @@ def _bias_forward(
     fn = getattr(fastact, entry.name)
     if b is None:
         return fn(z, out=out, **params)
-    np.add(z, b, out=out)
-    return fn(out, out=out, **params)
+    return fn(z, bias=b, out=out, **params)
 
 
 def _bias_backward(
@@ -295,10 +294,9 @@ def _bias_backward(
     ``saved`` is the pre-bias ``z`` where ``entry.saves == "input"``, the output otherwise.
     """
     fn = getattr(fastact, f"{entry.name}_backward")
-    if b is not None and entry.saves == "input":
-        saved = saved + b
-    gz = fn(g, saved, out=out, **params)
-    return gz, (None if b is None else gz.reshape(-1, gz.shape[-1]).sum(0))
+    if b is None:
+        return fn(g, saved, out=out, **params), None
+    return fn(g, saved, bias=b, out=out, **params)
 
 
 def _dense_entry(activation: str | None, params: dict[str, Any]) -> tuple[Activation | None, dict]:
