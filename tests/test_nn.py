@@ -591,6 +591,7 @@ def test_mlp_training_reduces_the_loss(dtype):
             p -= 0.2 * net.gradients()[k]
     assert losses[-1] < 0.3 * losses[0], (losses[0], losses[-1])
 
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=entry_id)
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_16_bit_layers_match_functions(entry, dtype):

@@ -426,6 +426,7 @@ def test_added_activation_float32_matches_float64(dtype):
         assert b.coefs_[0].dtype == dtype
         np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-3)
 
+
 def test_16_bit_arrays_go_to_scikit_learn():
     """scikit-learn's MLP computes in float32/float64; a float16 array handed to a patched
     function directly runs scikit-learn's own code, unchanged."""
