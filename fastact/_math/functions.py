@@ -186,6 +186,13 @@ def exp_neg(x):
     return xc - xc if x < exp_neg_lo() else exp_p(exp_r(xc, n)) * pow2i(n)
 
 
+def exp16_neg(x, lo):
+    """exp16 for x <= 0 (or NaN): without the upper clamp."""
+    xc = lo if x < lo else x
+    n = exp_n(xc)
+    return xc - xc if x < lo else exp_p(exp_r(xc, n)) * pow2i(n + 16)
+
+
 def exp16(x, lo):
     """e**x * 2**16 for lo <= x <= 32, with lo >= -97 (-718 in float64), so that the
     result is normal where e**x is not; 0 below lo.  Products x e**x (silu, mish)
@@ -416,7 +423,7 @@ def silu(x):
     silu(+-inf) = +inf, 0.  e is taken times 2**16 (numerator and denominator alike),
     so that x e stays normal where e is not: 0 exactly where the result is below the
     normal range."""
-    e = exp16(-fabs(x), silu_lo())
+    e = exp16_neg(-fabs(x), silu_lo())
     w = (x * (65536.0 if x >= 0 else e)) / (65536.0 + e)
     return 0 if x < -3.0e38 else (x if x > 1.0e30 else w)
 
@@ -431,7 +438,7 @@ def unscale16(e):
 def silu_grad(x):
     """d/dx x sigmoid(x) = s (1 + x (1 - s)); 0 at -inf, 1 at inf.  s is taken times
     2**16 (as silu's e): 0 exactly where the result is below the normal range."""
-    e = exp16(-fabs(x), silu_grad_lo())
+    e = exp16_neg(-fabs(x), silu_grad_lo())
     eu = unscale16(e)
     q = (65536.0 if x >= 0 else e) / (1 + eu)
     s = fma(-q, sig_lo(eu), q)
@@ -665,10 +672,10 @@ def gelu_tanh_u2(x):
     return 1.5957691216057308 * (x + 0.044715 * x * x * x)
 
 
-def sigmoid16(v):
-    """sigmoid(v) * 2**16 as sigmoid computes it (the same bits, scaled): normal down to
-    v = -97 (-718 in float64), 0 below."""
-    e = exp16(-fabs(v), by_type(-97.0, -718.0))
+def sigmoid16(v, lo):
+    """sigmoid(v) * 2**16 as sigmoid computes it (the same bits, scaled), 0 below v = lo
+    (lo >= -97, -718 in float64)."""
+    e = exp16_neg(-fabs(v), lo)
     eu = unscale16(e)
     q = (65536.0 if v >= 0 else e) / (1 + eu)
     return fma(-q, sig_lo(eu), q)
@@ -680,19 +687,23 @@ def flush16(w):
     return copysign(w - w, w) if fabs(w) < t else w * 1.52587890625e-05
 
 
+def gelu_tanh_vlo():
+    """Below 2u = this, x sigmoid(2u) (as computed from the rounded 2u) is below the normal
+    range; gelu'(x) is normal a little further (x < -9.97 and -21.14 in float64)."""
+    return by_type(-89.64911651611328, -711.4493161910693)
+
+
 def gelu_tanh(x):
     """x (1 + tanh(u)) / 2 = x sigmoid(2 u), which has no cancellation for x << 0;
-    sigmoid taken times 2**16 where it is below 2**-60 (x < -6.9), so that the product
-    is 0 only where it is below the normal range."""
-    v = gelu_tanh_u2(x)
-    s = sigmoid16(v)
-    w = x * (s * 1.52587890625e-05) if v > -40 else flush16(x * s)
-    return 0 if x < -3.0e38 else w
+    sigmoid taken times 2**16, so that the product is 0 only where it is below the
+    normal range (the product and the scaling back round once where it is normal)."""
+    s = sigmoid16(gelu_tanh_u2(x), gelu_tanh_vlo())
+    return 0 if x < -3.0e38 else (x if x > 1.0e30 else (x * s) * 1.52587890625e-05)
 
 
 def gelu_tanh_grad(x):
     """s + x s (1 - s) du2/dx, s = sigmoid(2 u) (taken times 2**16, as in gelu_tanh)."""
-    s = sigmoid16(gelu_tanh_u2(x))
+    s = sigmoid16(gelu_tanh_u2(x), by_type(-97.0, -718.0))
     d = 1.5957691216057308 * (1 + 0.134145 * x * x)
     w = flush16(s + x * (s * (1 - unscale16(s))) * d)
     return 0 if x <= -30 else (1 if x >= 30 else w)
@@ -770,6 +781,7 @@ HELPERS = (
     exp_neg_lo,
     exp,
     exp_neg,
+    exp16_neg,
     exp16,
     exp_sc_lo,
     unscale,
@@ -801,6 +813,7 @@ HELPERS = (
     gelu_erf,
     gelu_erf_grad,
     gelu_tanh_u2,
+    gelu_tanh_vlo,
     sigmoid16,
     flush16,
     gelu_tanh,
