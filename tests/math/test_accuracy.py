@@ -158,7 +158,11 @@ def c_run(tmp_path_factory):
     """The helpers compiled by gcc as setup.py compiles the kernels (None without gcc)."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed")
-    d = tmp_path_factory.mktemp("cmath")
+    return compile_c(tmp_path_factory.mktemp("cmath"))
+
+
+def compile_c(d):
+    """The helpers compiled by gcc into folder ``d``: a function run(name, x)."""
     (d / "fa_kernels.h").write_text(c_kernels.generate(ENTRIES, functions.HELPERS))
     here = os.path.join(os.path.dirname(c_kernels.__file__), "..", "_backends", "cython")
     shutil.copy(os.path.join(here, "fa_intrinsics.h"), d / "fa_intrinsics.h")
@@ -249,7 +253,8 @@ def ulp_error(got, ref, dtype):
     return np.abs(got.astype(L) - ref) / sp
 
 
-def check(name, dtype, x, got):
+def check(name, dtype, x, got, enforce=True):
+    """The largest error (see CASES), asserted within the bound unless not ``enforce``."""
     ref_fn, _, b32, b64, product, *cond = CASES[name]
     bound = b32 if dtype == np.float32 else b64
     with np.errstate(all="ignore"):
@@ -273,7 +278,7 @@ def check(name, dtype, x, got):
         with np.errstate(all="ignore"):
             err = err / np.maximum(1, cond[0](x[rest]))
     worst = int(np.argmax(err)) if err.size else 0
-    assert err.size == 0 or err.max() <= bound, (
+    assert not enforce or err.size == 0 or err.max() <= bound, (
         f"{name} {np.dtype(dtype).name}: {err.max():.3f} ulp > {bound} at x={x[rest][worst]!r} "
         f"(got {got[rest][worst]!r}, want {float(ref[rest][worst])!r})"
     )
