@@ -902,7 +902,7 @@ def gelu(
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Gaussian error linear unit. Exact form via erfc, which keeps relative accuracy for x << 0 (PyTorch's 1 + erf loses it all below x = -5.5): Phi is computed from x itself (x**2 split exactly), within 6 ulp also for x << 0, and 0 exactly where x Phi(x) is below the normal range. The tanh form is x * sigmoid(2u); rounding u costs about x^3/4 ulp, and it is 0 where sigmoid(2u) is below 2**-125 (an absolute error below |x|^3 2**-127). Saves the input: gelu is not invertible.
+    """Gaussian error linear unit. Exact form via erfc, which keeps relative accuracy for x << 0 (PyTorch's 1 + erf loses it all below x = -5.5): Phi is computed from x itself (x**2 split exactly), within 6 ulp also for x << 0, and 0 exactly where x Phi(x) is below the normal range. The tanh form is x * sigmoid(2u); rounding u costs about x^3/4 ulp, and it is 0 where the result is below the normal range. Saves the input: gelu is not invertible.
 
         gelu(x) = x * Phi(x), or x * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2
 
@@ -991,7 +991,7 @@ def silu(
     bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """Sigmoid-weighted linear unit (swish). 0 where sigmoid(x) is below 2**-125 (x < -86.6 in float32: an absolute error below |x| 2**-125, as PyTorch from x < -88.7). Saves the input: silu is not invertible.
+    """Sigmoid-weighted linear unit (swish). 0 exactly where the result is below the normal range (x < -91.86 in float32; PyTorch's is 0 from x < -88.7). Saves the input: silu is not invertible.
 
         silu(x) = x * sigmoid(x)
 
@@ -1066,7 +1066,7 @@ def mish(
     bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """Mish (Misra, 2019), with one exp; 0 where exp(x) is below 2**-125 (an absolute error below |x| 2**-125). Saves the input: mish is not invertible.
+    """Mish (Misra, 2019), with one exp; 0 exactly where the result is below the normal range. Saves the input: mish is not invertible.
 
         mish(x) = x * tanh(softplus(x))
 

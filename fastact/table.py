@@ -529,8 +529,7 @@ TABLE: tuple[Activation, ...] = (
             "accuracy for x << 0 (PyTorch's 1 + erf loses it all below x = -5.5): Phi "
             "is computed from x itself (x**2 split exactly), within 6 ulp also for "
             "x << 0, and 0 exactly where x Phi(x) is below the normal range. The tanh form is x * sigmoid(2u); rounding u costs about x^3/4 "
-            "ulp, and it is 0 where sigmoid(2u) is below 2**-125 (an absolute error "
-            "below |x|^3 2**-127). Saves the input: gelu is not invertible."
+            "ulp, and it is 0 where the result is below the normal range. Saves the input: gelu is not invertible."
         ),
         properties=Properties(True, "everywhere", False, False, (-0.16997120747990366, INF)),
         test_params=({"approximate": "tanh"},),
@@ -559,9 +558,9 @@ TABLE: tuple[Activation, ...] = (
         backward="g * silu_grad(x)",
         saves="input",
         doc=(
-            "Sigmoid-weighted linear unit (swish). 0 where sigmoid(x) is below 2**-125 "
-            "(x < -86.6 in float32: an absolute error below |x| 2**-125, as PyTorch "
-            "from x < -88.7). Saves the input: silu is not invertible."
+            "Sigmoid-weighted linear unit (swish). 0 exactly where the result is below "
+            "the normal range (x < -91.86 in float32; PyTorch's is 0 from x < -88.7). "
+            "Saves the input: silu is not invertible."
         ),
         properties=Properties(True, "everywhere", False, False, (-0.27846454276107374, INF)),
         tolerance=Tolerance(underflow="2 * (1 + abs(x))"),
@@ -583,8 +582,8 @@ TABLE: tuple[Activation, ...] = (
         backward="g * mish_grad(x)",
         saves="input",
         doc=(
-            "Mish (Misra, 2019), with one exp; 0 where exp(x) is below 2**-125 (an "
-            "absolute error below |x| 2**-125). Saves the input: mish is not invertible."
+            "Mish (Misra, 2019), with one exp; 0 exactly where the result is below the "
+            "normal range. Saves the input: mish is not invertible."
         ),
         properties=Properties(True, "everywhere", False, False, (-0.30884341301725043, INF)),
         tolerance=Tolerance(underflow="2 * (1 + abs(x))"),

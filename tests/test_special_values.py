@@ -14,6 +14,7 @@ import pytest
 
 import fastact
 from fastact import reference
+from fastact._codegen.dialect import called_names, kernel_formula
 from fastact.table import Activation, jump_points
 from tests.conftest import (
     BACKENDS,
@@ -237,3 +238,42 @@ def test_nan_and_inf_grad_output_on_every_piece(elementwise_entry, backend, dtyp
                 live = ~flat & (ones != 0)
                 np.testing.assert_array_equal(gx[live], gv * np.sign(ones[live]), err_msg=what)
                 assert np.isnan(gx[~flat & (ones == 0)]).all(), what
+
+
+# --- underflow: 0 exactly where the result is below the normal range -------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_no_flush_to_zero_where_the_result_is_normal(elementwise_entry, backend, dtype):
+    """A dense scan of both tails (steps of 1e-3 over [-120, 120] in float32, 5e-3 over
+    [-760, 760] in float64: the whole range where an exp, a product x e**x or e**(-x**2/2)
+    leaves the normal range) of every transcendental entry, forward and backward: no 0
+    where the reference is a normal number.  A formula that calls the plain exp is
+    exempt below 2**-125, where exp documents its flush."""
+    entry = elementwise_entry
+    fi = np.finfo(dtype)
+    hi, n = (120.0, 240_001) if dtype == np.float32 else (760.0, 304_001)
+    x = np.linspace(-hi, hi, n).astype(dtype)
+    # the float64 reference loses relative accuracy where its own factors are subnormal
+    normal = float(fi.tiny) * (1 + 1e-6)
+    for params, training in _param_sets(entry):
+        if training:
+            continue
+        call = Call(entry, params)
+        with fastact.config(backend=backend):
+            y = call.forward(x)
+            gx = call.backward(np.ones_like(x), call.saved(x, y))
+        with np.errstate(all="ignore"):
+            ry = call.ref_forward(x)
+            rg = call.ref_backward(np.ones(x.shape), call.saved(x, np.asarray(ry, dtype)))
+        for pass_, kind, got, ref in (("forward", "fwd", y, ry), ("backward", "bwd", gx, rg)):
+            if entry.cost_of(pass_) == "cheap":
+                continue
+            flushed = (got == 0) & (np.abs(ref) >= normal)
+            if "exp" in called_names(kernel_formula(entry, kind)):
+                with np.errstate(under="ignore", over="ignore"):
+                    flushed &= np.exp(x.astype(np.float64)) >= 2.0 ** (fi.minexp + 1)
+            what = f"{entry.name} {params} {backend} {np.dtype(dtype).name} {pass_}"
+            assert not flushed.any(), (
+                f"{what}: 0 at x = {x[flushed][[0, -1]]}, want {ref[flushed][[0, -1]]}"
+            )

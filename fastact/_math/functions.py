@@ -18,9 +18,10 @@ float64 coefficients.  The polynomial coefficients are minimax fits (Remez
 exchange in mpmath) made for fastact.
 
 Accuracy, the largest error found in ulp of the result against long double
-and mpmath references over every binade and 2**19 uniform points in
-[-100, 90] (``tests/math/test_accuracy.py``, which checks it on both
-backends; the two agree bit for bit).  Polynomials
+and mpmath references over every binade plus dense uniform points (2**19 in
+[-100, 90]; 2**16 over gelu's range), as ``python scripts/accuracy_table.py``
+prints it with the metric of ``tests/math/test_accuracy.py`` (which checks
+both backends; the two agree bit for bit).  Polynomials
 and the range reduction use fused multiply-adds (``fma``: the FMA instruction
 in the x86-64-v3/v4 clones and in Numba's code for the host):
 
@@ -30,34 +31,37 @@ function       float32    float64
 exp            0.99       0.79
 expm1          1.39       1.18
 log1p          1.40       1.07
-tanh           1.50       1.50
+tanh           1.49       1.50
 sigmoid        1.89       1.83
 silu           2.74       2.73
 logsigmoid     1.98       1.95
-erfc           2.96       3.0
-gelu (exact)   3.84 (*)   4.35 (*)
-gelu' (exact)  5.22 (*)   6.0 (*)
-tanhshrink     1.85       2.0
+erfc           4.89       4.00
+gelu (exact)   3.44 (*)   5.16 (*)
+gelu' (exact)  5.62 (*)   7.00 (*)
+tanhshrink     2.88       3.00
+mish           4.14       4.18
 =============  =========  =========
 
 (*) per unit of the condition number |x f'(x) / f(x)| (at least 1): the error
-that rounding x itself would make.  In plain ulp, gelu is within 5.7 (float32)
-and 6.0 (float64) ulp, the largest near x = -1.8 where the condition number is
-about 3; its derivative has a zero near x = -0.75, where only the absolute
-error is small.
+that rounding x itself would make.  Gelu's derivative has a zero near
+x = -0.75, where only the absolute error is small.
 
-No subnormal numbers where a result underflows: exp returns +0 below 2**-125
-(2**-1021 in float64) and builds 2**n from its bits only in the normal range,
+No subnormal numbers where a result underflows: exp_neg returns +0 below 2**-126
+(2**-1022 in float64; exp below 2**-125, as it reaches 2**128 at the top) and
+builds 2**n from its bits only in the normal range,
 so inputs whose exp underflows (x in [-100, -80] for sigmoid, silu,
 softplus...) run at the speed of any other (a division on a subnormal costs
 2.7x on the CPU measured, any subnormal operation far more on others without
-flush-to-zero, and the C library's exp takes slow paths there).  Results
-below that bound are 0 (an absolute error below it); products x * f(x) with
-such a factor (silu, mish, gelu's tanh form) are then 0 too, an absolute error
-below |x| 2**-125, where PyTorch's are 0 from x < -88.7.  The exact gelu keeps
-relative accuracy down to the normal range (its factor e**(-x**2/2) is taken
-times 2**16, see ``gauss16``), and so does erfc (scaled by 2**K with
-``exp_sum_sc``, the product scaled back by ``unscale``).
+flush-to-zero, and the C library's exp takes slow paths there).  Results are
+0 exactly where they are below the normal range, never where they are normal
+(but in formulas that call exp itself, 0 below 2**-125):
+products x * f(x) whose factor underflows first (silu, mish and their
+derivatives) take the factor times 2**16 (``exp16``) and scale the result back
+exactly, and the exact gelu takes e**(-x**2/2) times 2**16 (``gauss16``);
+erfc is scaled by 2**K with ``exp_sum_sc``, the product scaled back by
+``unscale``.  Results that underflow from a negative value are -0 (gelu's
+below -13.15), at -inf the limit +0.  Gelu's tanh form is 0 where
+sigmoid(2u) is below 2**-126, an absolute error below |x| 2**-126.
 The selects that flush to 0 choose between two variable values (``xc - xc``,
 ``sig_lo``'s ``e + t``): with a constant, gcc's vector code measured up to
 1.6x slower.  Inputs below about 1e-19 (float32) can still make subnormal
@@ -78,11 +82,6 @@ formula, so NaN propagates.
 # 10 in float64: 0.1 and 0.35 ulp of approximation error at |r| = 1/2).  2**n is
 # built from its bits (pow2i) in the normal range only, and the result is 0
 # below it: no floating-point operation on a subnormal value in any lane.
-
-
-def exp_lo():
-    """Below this, e**x < 2**-125 (2**-1021): exp returns 0 (just above ln 2**-125)."""
-    return by_type(-86.6433, -707.70327135)
 
 
 def exp_hi():
@@ -154,12 +153,24 @@ def ln2_lo():
     return by_type(-0.00021219444005469057, 1.9082149292705877e-10)
 
 
+def exp_lo():
+    """Below this, e**x < 2**-125 (2**-1021): exp returns 0 (just above ln 2**-125)."""
+    return by_type(-86.6433, -707.70327135)
+
+
+def exp_neg_lo():
+    """The smallest x with e**x a normal number (above ln 2**-126, ln 2**-1022): there
+    n = -126 (-1022) and r >= 0, so 2**n e**r is normal."""
+    return by_type(-87.33654022216797, -708.3964185322641)
+
+
 def exp(x):
     """e**x, branch-free; 0 below 2**-125 (2**-1021), never a subnormal.
 
     Within 0.74 ulp (float32) and 0.81 ulp (float64) of e**x elsewhere; inf
     above ln(max float); exp(-inf) = 0, exp(inf) = inf, NaN for NaN.  2**n
-    is built from its bits as 2 * 2**(n - 1), which reaches n = emax + 1.
+    is built from its bits as 2 * 2**(n - 1), which reaches n = emax + 1 (so
+    not n = emin: exp_neg and exp16 reach the bottom of the normal range).
     """
     xc = clamp(x, exp_lo(), exp_hi())
     n = exp_n(xc)
@@ -168,10 +179,27 @@ def exp(x):
 
 
 def exp_neg(x):
-    """e**x for x <= 0 (or NaN): exp without the overflow clamp, 2**n built directly."""
-    xc = exp_lo() if x < exp_lo() else x
+    """e**x for x <= 0 (or NaN): exp without the overflow clamp, 2**n built directly;
+    0 exactly where e**x is below the normal range."""
+    xc = exp_neg_lo() if x < exp_neg_lo() else x
     n = exp_n(xc)
-    return xc - xc if x < exp_lo() else exp_p(exp_r(xc, n)) * pow2i(n)
+    return xc - xc if x < exp_neg_lo() else exp_p(exp_r(xc, n)) * pow2i(n)
+
+
+def exp16_neg(x, lo):
+    """exp16 for x <= 0 (or NaN): without the upper clamp."""
+    xc = lo if x < lo else x
+    n = exp_n(xc)
+    return xc - xc if x < lo else exp_p(exp_r(xc, n)) * pow2i(n + 16)
+
+
+def exp16(x, lo):
+    """e**x * 2**16 for lo <= x <= 32, with lo >= -97 (-718 in float64), so that the
+    result is normal where e**x is not; 0 below lo.  Products x e**x (silu, mish)
+    are taken scaled and scaled back exactly: normal down to their own threshold."""
+    xc = clamp(x, lo, 32.0)
+    n = exp_n(xc)
+    return xc - xc if x < lo else exp_p(exp_r(xc, n)) * pow2i(n + 16)
 
 
 # Products such as x sigmoid(x) (silu, gelu, mish) stay accurate where the
@@ -291,7 +319,7 @@ def log1p_01(e):
     """log(1 + e) for 0 <= e <= 1 (softplus and logsigmoid of -|x|): log1p without
     the exponent extraction and the special cases; NaN propagates."""
     u = 1 + e
-    # e >= 2**-125 (exp's flush): e - (u - 1) and its half are normal numbers
+    # e >= 2**-126 (exp's flush): e - (u - 1) is a normal number (halved only where u >= sqrt 2)
     f = (u - 1 if u < 1.4142135623730951 else 0.5 * u - 1) + (e - (u - 1)) * (
         1 if u < 1.4142135623730951 else 0.5
     )
@@ -372,26 +400,50 @@ def sigmoid(x):
     """1 / (1 + exp(-x)) on -|x|, so exp never overflows: sigmoid(-|x|) = e / (1 + e).
 
     The rounding error of d = 1 + e is added back to first order (without it,
-    2.4 ulp): within 1.9 ulp.  0 where e**-|x| is below 2**-125.
+    2.4 ulp): within 1.9 ulp.  0 exactly where e**-|x| is below the normal range.
     """
     e = exp_neg(-fabs(x))
     q = (1 if x >= 0 else e) / (1 + e)
     return fma(-q, sig_lo(e), q)
 
 
+def silu_lo():
+    """Below this, x sigmoid(x) is below the normal range (silu and mish flush to 0)."""
+    return by_type(-91.85677337646484, -714.9686572379665)
+
+
+def silu_grad_lo():
+    """Below this, silu'(x) (and mish'(x)) is below the normal range."""
+    return by_type(-91.845703125, -714.9672556330942)
+
+
 def silu(x):
     """x * sigmoid(x) as (x or x e) / (1 + e), e = exp(-|x|): one division, no product
     with a rounded sigmoid (within 2.8 ulp; with sigmoid's correction 2.4, 9% slower);
-    silu(+-inf) = +inf, 0; 0 where e is below 2**-125."""
-    e = exp_neg(-fabs(x))
-    w = (x if x >= 0 else x * e) / (1 + e)
-    return 0 if x < -3.0e38 else (x if x > 3.0e38 else w)
+    silu(+-inf) = +inf, 0.  e is taken times 2**16 (numerator and denominator alike),
+    so that x e stays normal where e is not: 0 exactly where the result is below the
+    normal range."""
+    e = exp16_neg(-fabs(x), silu_lo())
+    w = (x * (65536.0 if x >= 0 else e)) / (65536.0 + e)
+    return 0 if x < -3.0e38 else (x if x > 1.0e30 else w)
+
+
+def unscale16(e):
+    """e * 2**-16 for e = exp16(...) where that can matter in 1 + e or 1 - e; a tiny
+    normal number (2**-56) instead where e * 2**-16 is below 2**-56 (it is negligible
+    there, and the product could be subnormal)."""
+    return (e if e > 1.0e-12 else 1.0e-12) * 1.52587890625e-05
 
 
 def silu_grad(x):
-    """d/dx x sigmoid(x) = s (1 + x (1 - s)); 0 at -inf, 1 at inf."""
-    s = sigmoid(x)
-    return 0 if x < -3.0e38 else (1 if x > 3.0e38 else s * (1 + x * (1 - s)))
+    """d/dx x sigmoid(x) = s (1 + x (1 - s)); 0 at -inf, 1 at inf.  s is taken times
+    2**16 (as silu's e): 0 exactly where the result is below the normal range."""
+    e = exp16_neg(-fabs(x), silu_grad_lo())
+    eu = unscale16(e)
+    q = (65536.0 if x >= 0 else e) / (1 + eu)
+    s = fma(-q, sig_lo(eu), q)
+    w = (s * (1 + x * (1 - unscale16(s)))) * 1.52587890625e-05
+    return 0 if x < -3.0e38 else (1 if x > 3.0e38 else w)
 
 
 def mish_t(x):
@@ -402,17 +454,28 @@ def mish_t(x):
 
 
 def mish(x):
-    """x * tanh(softplus(x)); mish(-inf) = 0."""
-    return 0 if x < -3.0e38 else x * mish_t(x)
+    """x * tanh(softplus(x)) = x n / (n + 2), n = e (e + 2), e = exp(x); mish(-inf) = 0.
+    e is taken times 2**16, n times 2**32, so that the result is normal down to
+    silu_lo() (0 below); t is scaled back before the product where it is normal."""
+    e = exp16(x, silu_lo())
+    n = e * (e + 131072.0)
+    t = n / fma(n, 1.52587890625e-05, 131072.0)
+    w = x * (t * 1.52587890625e-05) if x > -80 else (x * t) * 1.52587890625e-05  # one rounding
+    return 0 if x < -3.0e38 else (x if x > 20 else w)
 
 
 def mish_grad(x):
     """t + x (1 - t^2) sigmoid(x), t = tanh(softplus(x)), both from one e = exp(x):
-    t = n / (n + 2), n = e (e + 2), sigmoid(x) = e / (1 + e); 1 above x = 20, 0 at -inf."""
-    e = exp(x)
-    n = e * (e + 2)
-    t = n / (n + 2)
-    w = t + x * ((1 - t) * (1 + t)) * (e / (1 + e))
+    t = n / (n + 2), n = e (e + 2), sigmoid(x) = e / (1 + e); 1 above x = 20, 0 at -inf.
+    1 - t**2 = u (2 - u) with u = 1 - t = 2 / (n + 2) (from t itself, it cancels for
+    x >> 0: 10 ulp near x = 8.8 in float32, 21 near x = 19 in float64).  Scaled as mish: normal down to silu_grad_lo()."""
+    e = exp16(x, silu_grad_lo())
+    n = e * (e + 131072.0)
+    d = fma(n, 1.52587890625e-05, 131072.0)
+    r = 1 / d
+    t = n * r
+    u = 131072.0 * r
+    w = (t + x * (u * (2 - u)) * (e / (1 + unscale16(e)))) * 1.52587890625e-05
     return 0 if x < -3.0e38 else (1 if x > 20 else w)
 
 
@@ -427,6 +490,13 @@ def mish_grad(x):
 # result's own threshold: x Phi(x) and gelu'(x) are 0 exactly where they are
 # below the normal range (x < -13.15 and -13.34 in float32, -37.62 and -37.71 in
 # float64), and no operation makes a subnormal number on the way.
+
+
+def neg_zero(x, z):
+    """The result below the flush threshold of gelu and its derivative, both negative
+    there: -0 (a negative number rounded to 0), +0 at x = -inf (the limit); z is a
+    variable +0."""
+    return z if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -z
 
 
 def gelu_amax():
@@ -577,7 +647,10 @@ def gelu_erf(x):
     a = gelu_amax() if fabs(x) > gelu_amax() else fabs(x)
     w = ((x * (0.5 * erfcx_g(a * 0.7071067811865476))) * gauss16(a)) * 1.52587890625e-05
     tail = w if x < 0 else (x if x > gelu_amax() else x - w)
-    return 0 if x < -gelu_amax() else (x * (0.5 + phi_core(x)) if fabs(x) < 1 else tail)
+    z = a - a
+    return (
+        neg_zero(x, z) if x < -gelu_amax() else (x * (0.5 + phi_core(x)) if fabs(x) < 1 else tail)
+    )
 
 
 def gelu_erf_grad(x):
@@ -591,7 +664,7 @@ def gelu_erf_grad(x):
     d = ((a * 0.3989422804014327 - r) * e) * 1.52587890625e-05
     core = (0.5 + phi_core(x)) + x * ((0.3989422804014327 * 1.52587890625e-05) * e)
     tail = -d if x < 0 else (1 if x > amax else 1 + d)
-    return 0 if x < -amax else (core if fabs(x) < 1 else tail)
+    return neg_zero(x, a - a) if x < -amax else (core if fabs(x) < 1 else tail)
 
 
 def gelu_tanh_u2(x):
@@ -599,16 +672,40 @@ def gelu_tanh_u2(x):
     return 1.5957691216057308 * (x + 0.044715 * x * x * x)
 
 
+def sigmoid16(v, lo):
+    """sigmoid(v) * 2**16 as sigmoid computes it (the same bits, scaled), 0 below v = lo
+    (lo >= -97, -718 in float64)."""
+    e = exp16_neg(-fabs(v), lo)
+    eu = unscale16(e)
+    q = (65536.0 if v >= 0 else e) / (1 + eu)
+    return fma(-q, sig_lo(eu), q)
+
+
+def flush16(w):
+    """w * 2**-16, or a variable 0 of w's sign where that is below the normal range."""
+    t = by_type(7.703719777548943e-34, 1.4582244039112795e-303)  # 2**(emin + 16)
+    return copysign(w - w, w) if fabs(w) < t else w * 1.52587890625e-05
+
+
+def gelu_tanh_vlo():
+    """Below 2u = this, x sigmoid(2u) (as computed from the rounded 2u) is below the normal
+    range; gelu'(x) is normal a little further (x < -9.97 and -21.14 in float64)."""
+    return by_type(-89.64911651611328, -711.4493161910693)
+
+
 def gelu_tanh(x):
-    """x (1 + tanh(u)) / 2 = x sigmoid(2 u), which has no cancellation for x << 0."""
-    return 0 if x < -3.0e38 else x * sigmoid(gelu_tanh_u2(x))
+    """x (1 + tanh(u)) / 2 = x sigmoid(2 u), which has no cancellation for x << 0;
+    sigmoid taken times 2**16, so that the product is 0 only where it is below the
+    normal range (the product and the scaling back round once where it is normal)."""
+    s = sigmoid16(gelu_tanh_u2(x), gelu_tanh_vlo())
+    return 0 if x < -3.0e38 else (x if x > 1.0e30 else (x * s) * 1.52587890625e-05)
 
 
 def gelu_tanh_grad(x):
-    """s + x s (1 - s) du2/dx, s = sigmoid(2 u)."""
-    s = sigmoid(gelu_tanh_u2(x))
+    """s + x s (1 - s) du2/dx, s = sigmoid(2 u) (taken times 2**16, as in gelu_tanh)."""
+    s = sigmoid16(gelu_tanh_u2(x), by_type(-97.0, -718.0))
     d = 1.5957691216057308 * (1 + 0.134145 * x * x)
-    w = s + x * (s * (1 - s)) * d
+    w = flush16(s + x * (s * (1 - unscale16(s))) * d)
     return 0 if x <= -30 else (1 if x >= 30 else w)
 
 
@@ -671,7 +768,6 @@ def tanhshrink(x):
 HELPERS = (
     # math: exp and relatives, log1p, tanh, erfc (in dependency order)
     keepnan,
-    exp_lo,
     exp_hi,
     clamp,
     expm1_q,
@@ -681,8 +777,12 @@ HELPERS = (
     exp_r,
     expm1_r,
     exp_p,
+    exp_lo,
+    exp_neg_lo,
     exp,
     exp_neg,
+    exp16_neg,
+    exp16,
     exp_sc_lo,
     unscale,
     exp_sum_sc,
@@ -692,6 +792,7 @@ HELPERS = (
     log1p,
     log1p_01,
     tanh,
+    neg_zero,
     gelu_amax,
     gelu_grad_amax,
     gauss16,
@@ -701,6 +802,9 @@ HELPERS = (
     # activations
     sig_lo,
     sigmoid,
+    silu_lo,
+    silu_grad_lo,
+    unscale16,
     silu,
     silu_grad,
     mish_t,
@@ -709,6 +813,9 @@ HELPERS = (
     gelu_erf,
     gelu_erf_grad,
     gelu_tanh_u2,
+    gelu_tanh_vlo,
+    sigmoid16,
+    flush16,
     gelu_tanh,
     gelu_tanh_grad,
     softsign,

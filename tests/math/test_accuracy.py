@@ -73,6 +73,19 @@ def _gelu_grad_cond(x):
         )
 
 
+def _mish(x):
+    x = x.astype(L)
+    with np.errstate(over="ignore"):
+        return x * np.tanh(np.log1p(np.exp(x)))
+
+
+def _mish_grad(x):
+    """t + x (1 - t**2) sigmoid(x), t = tanh(softplus(x)), 1 - t**2 = 1 / cosh(softplus(x))**2."""
+    x = x.astype(L)
+    sp = np.log1p(np.exp(x))
+    return np.tanh(sp) + x / np.cosh(sp) ** 2 * _sigmoid(x)
+
+
 def _tanhshrink(v):
     if abs(v) < mpmath.mpf(10) ** -30:
         return v**3 / 3
@@ -106,6 +119,7 @@ CASES = {
         _gelu_grad_cond,
     ),
     "tanhshrink": (_mp(_tanhshrink, dps=120), (-50, 50), 3.0, 3.0, False),
+    "mish": (_mish, (-INF, INF), 5.0, 5.0, True),
 }
 # mpmath references are slow: fewer points per binade for them.
 SLOW = {"erfc", "gelu_erf", "gelu_erf_grad", "tanhshrink"}
@@ -122,8 +136,10 @@ def _entry(name: str) -> Activation:
     )
 
 
-ENTRIES = tuple(_entry(name) for name in CASES)
-KID = {name: k for k, name in enumerate(CASES)}
+# compiled too, checked by tests of their own
+EXTRA = ("mish_grad",)
+ENTRIES = tuple(_entry(name) for name in (*CASES, *EXTRA))
+KID = {name: k for k, name in enumerate((*CASES, *EXTRA))}
 
 # --- the two compilers ------------------------------------------------------------
 
@@ -142,7 +158,11 @@ def c_run(tmp_path_factory):
     """The helpers compiled by gcc as setup.py compiles the kernels (None without gcc)."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed")
-    d = tmp_path_factory.mktemp("cmath")
+    return compile_c(tmp_path_factory.mktemp("cmath"))
+
+
+def compile_c(d):
+    """The helpers compiled by gcc into folder ``d``: a function run(name, x)."""
     (d / "fa_kernels.h").write_text(c_kernels.generate(ENTRIES, functions.HELPERS))
     here = os.path.join(os.path.dirname(c_kernels.__file__), "..", "_backends", "cython")
     shutil.copy(os.path.join(here, "fa_intrinsics.h"), d / "fa_intrinsics.h")
@@ -233,7 +253,8 @@ def ulp_error(got, ref, dtype):
     return np.abs(got.astype(L) - ref) / sp
 
 
-def check(name, dtype, x, got):
+def check(name, dtype, x, got, enforce=True):
+    """The largest error (see CASES), asserted within the bound unless not ``enforce``."""
     ref_fn, _, b32, b64, product, *cond = CASES[name]
     bound = b32 if dtype == np.float32 else b64
     with np.errstate(all="ignore"):
@@ -257,7 +278,7 @@ def check(name, dtype, x, got):
         with np.errstate(all="ignore"):
             err = err / np.maximum(1, cond[0](x[rest]))
     worst = int(np.argmax(err)) if err.size else 0
-    assert err.size == 0 or err.max() <= bound, (
+    assert not enforce or err.size == 0 or err.max() <= bound, (
         f"{name} {np.dtype(dtype).name}: {err.max():.3f} ulp > {bound} at x={x[rest][worst]!r} "
         f"(got {got[rest][worst]!r}, want {float(ref[rest][worst])!r})"
     )
@@ -327,9 +348,12 @@ SPECIAL = {
     "silu": [(INF, INF), (-INF, 0.0), (0.0, 0.0), (1e30, 1e30)],
     "logsigmoid": [(INF, 0.0), (-INF, -INF), (0.0, -math.log(2)), (-1e30, -1e30)],
     "erfc": [(INF, 0.0), (-INF, 2.0), (0.0, 1.0), (-0.0, 1.0)],
-    "gelu_erf": [(INF, INF), (-INF, 0.0), (0.0, 0.0), (-1e30, 0.0), (1e30, 1e30)],
-    "gelu_erf_grad": [(INF, 1.0), (-INF, 0.0), (0.0, 0.5), (-1e30, 0.0), (1e30, 1.0)],
+    # a negative result rounded to 0 is -0 (gelu and its derivative are negative for
+    # x << 0); at -inf, the limit +0
+    "gelu_erf": [(INF, INF), (-INF, 0.0), (0.0, 0.0), (-1e30, -0.0), (1e30, 1e30)],
+    "gelu_erf_grad": [(INF, 1.0), (-INF, 0.0), (0.0, 0.5), (-1e30, -0.0), (1e30, 1.0)],
     "tanhshrink": [(INF, INF), (-INF, -INF), (0.0, 0.0), (-0.0, -0.0)],
+    "mish": [(INF, INF), (-INF, 0.0), (0.0, 0.0), (-1e30, -0.0), (1e30, 1e30)],
 }
 
 
@@ -367,3 +391,16 @@ def test_never_a_subnormal_result(run, dtype):
         y = run(name, x if name != "erfc" else -x * 0.04)
         sub = (y != 0) & (np.abs(y) < fi.tiny)
         assert not sub.any(), f"{name}: subnormal results at {x[sub][:3]}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_mish_grad_without_cancellation(run, dtype):
+    """mish'(x) for x >= 0 within 2.5 ulp: 1 - t**2 from t = tanh(softplus(x)) itself
+    cancels as t -> 1 (10 ulp near x = 8.8 in float32, 21 near x = 19 in float64);
+    mish_grad takes 1 - t = 2 / (n + 2) directly."""
+    rng = np.random.default_rng(13)
+    x = np.concatenate([rng.uniform(0, 25, 1 << 16), np.linspace(0, 25, 2001)]).astype(dtype)
+    got = run("mish_grad", x)
+    err = ulp_error(got, _mish_grad(x), dtype)
+    worst = int(np.argmax(err))
+    assert err.max() <= 2.5, f"{err.max():.2f} ulp at x={x[worst]!r}"
