@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fastact
+from fastact._codegen.dialect import BACKWARD_LANES, ROW_SPLIT
 from tests.conftest import BACKENDS, assert_close
 
 ROWWISE = [n for n in fastact.activations() if fastact.activation(n).rowwise]
@@ -109,8 +110,6 @@ def test_log_softmax_backward_flush_is_below_the_documented_bound(backend, dtype
 
 # --- long rows: segments of ROW_SPLIT elements, shared among threads ----------------
 
-ROW_SPLIT = 65536  # fastact/_codegen/dialect.py
-
 
 def _pairwise8(p) -> float:
     p = [float(v) for v in p]
@@ -178,7 +177,6 @@ def test_long_rows_same_bits_for_any_thread_count_and_backend(name, dtype, shape
         reference.forward(name, x),
         dtype,
         rtol_eps=tol,
-        atol=None,
         scale=None if name == "softmax" else shape[-1],
     )
     assert_close(gx0, reference.backward(name, g, y0), dtype, rtol_eps=tol, scale=scale)
@@ -218,12 +216,12 @@ def test_long_row_driver_threads_with_special_values(name, dtype, special, at):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n", [1000, 3 * ROW_SPLIT + 13])
 def test_backward_row_sums_in_sixteen_lanes_and_segments_in_order(backend, threads, n):
-    """float64 softmax backward: y * (g - d), d summed per segment in 16 lanes (two sets of
-    eight, each pairwise) and then segment by segment (emulated here, bit for bit)."""
+    """float64 softmax backward: y * (g - d), d summed per segment in BACKWARD_LANES lanes
+    (sets of eight, each pairwise) and then segment by segment (emulated here, bit for bit)."""
     rng = np.random.default_rng(5)
     y = rng.uniform(0, 1, (1, n))
     g = rng.normal(size=(1, n))
-    d = _segment_sum((g * y)[0], 16)
+    d = _segment_sum((g * y)[0], BACKWARD_LANES)
     with fastact.config(backend=backend, num_threads=threads):
         got = fastact.softmax_backward(g, y)
     np.testing.assert_array_equal(got, y * (g - d))

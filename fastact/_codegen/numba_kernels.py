@@ -366,7 +366,7 @@ def _row_sum_lines(acc: str, loads: list[str], value: str, width: int = 8) -> li
     ]
     total = " + ".join(f"_fa_lanes_total(_fa_sums{c})" for c in range(sets))
     return [
-        f"        {acc} = 0.0",
+        f"        {acc} = np.float64(0.0)",
         f"        for _fa_sa in range(_fa_a, _fa_b, {ROW_SPLIT}):",
         f"            _fa_sb = min(_fa_sa + {ROW_SPLIT}, _fa_b)",
         *zero,

@@ -84,8 +84,9 @@ cdef bint _long_row(int kid, const real *a, const real *b, real *out, Py_ssize_t
 cdef void _row_blocks(int kid, const real *a, const real *b, real *out, Py_ssize_t rows,
                       Py_ssize_t rowlen, int nthreads) noexcept nogil:
     cdef Py_ssize_t nblk, c, r0, r1, step, r
-    if nthreads > 1 and rows < 2 * nthreads and rowlen >= 2 * FA_ROW_SPLIT:
-        # fewer long rows than two per thread: the threads share each row
+    if nthreads > 1 and rows < nthreads and rowlen >= 2 * FA_ROW_SPLIT:
+        # fewer long rows than threads: the threads share each row (a parallel
+        # region per stage of each row; blocks of rows take one in all)
         for r in range(rows):
             if not _long_row(kid, a + r * rowlen, b + r * rowlen if b != NULL else NULL,
                              out + r * rowlen, rowlen, nthreads):
