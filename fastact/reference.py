@@ -230,7 +230,7 @@ def _limit_inf(x, value, at_pos=None, at_neg=None):
 @_forward
 def elu(x, alpha=1.0):
     x = np.asarray(x, np.float64)
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+    return np.where(x > 0, x, alpha * np.expm1(np.where(x > 0, 0.0, x)))
 
 
 @_backward
@@ -255,7 +255,7 @@ def selu_backward(g, y):
 @_forward
 def celu(x, alpha=1.0):
     x = np.asarray(x, np.float64)
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0) / alpha))
+    return np.where(x > 0, x, alpha * np.expm1(np.where(x > 0, 0.0, x) / alpha))
 
 
 @_backward

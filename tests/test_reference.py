@@ -50,3 +50,12 @@ def test_exact_gelu_gradient_in_the_tail():
     d = reference.backward("gelu", np.ones_like(x), x)
     np.testing.assert_allclose(d, cdf + x * pdf, rtol=1e-15)
     assert (d < 0).all()
+
+
+@pytest.mark.parametrize("name", ["elu", "selu", "celu"])
+def test_elu_family_keeps_the_sign_of_zero(name):
+    """alpha * expm1(-0) = -0: the negative piece keeps -0 (and NaN), as the kernels do."""
+    x = np.array([-0.0, 0.0, np.nan, -1.0])
+    y = reference.forward(name, x)
+    assert np.signbit(y[:2]).tolist() == [True, False]
+    assert np.isnan(y[2]) and y[3] < 0
