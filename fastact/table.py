@@ -439,6 +439,7 @@ TABLE: tuple[Activation, ...] = (
         forward="x if x > 0 else alpha * expm1(x)",
         backward="keepnan(y, g if y > 0 else g * (y + alpha))",
         saves="output",
+        backward_cost="cheap",
         backward_checks=(
             ("alpha >= 0", "alpha must be >= 0 to compute the gradient from the output"),
         ),
@@ -472,6 +473,7 @@ TABLE: tuple[Activation, ...] = (
             "g * ((y + 1.7580993408473766) + by_type(2.3296717444054593e-08, 0.0)))"
         ),
         saves="output",
+        backward_cost="cheap",
         doc=(
             "Scaled ELU (Klambauer et al., 2017) with its fixed alpha and scale. "
             "Saves the output, as elu: the slope for x <= 0 is y + alpha * scale."
@@ -495,6 +497,7 @@ TABLE: tuple[Activation, ...] = (
         forward="x if x > 0 else alpha * expm1(x / alpha)",
         backward="keepnan(y, g if y > 0 else g * ((y + alpha) / alpha))",
         saves="output",
+        backward_cost="cheap",
         checks=(("alpha != 0", "alpha must not be 0"),),
         doc=(
             "Continuously differentiable ELU. Saves the output, as elu: the slope "
