@@ -497,6 +497,11 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
                 "general path has compiled it"
             )
         reasons.append(f"a plain C-contiguous call takes the compiled fast path, {what}")
+    if _half.is_half(dtype):
+        reasons.append(
+            f"{dtype.name}: stored in 16 bits, computed by the float32 kernels (each element "
+            "widened exactly, each result rounded once); the general path runs it"
+        )
     if backend.name == "cython":
         b = backend.describe()
         reasons.append(f"C extension: {b['compiler']}; OpenMP: {b['openmp']}; SIMD: {b['simd']}")

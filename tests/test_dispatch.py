@@ -196,6 +196,20 @@ def test_explain_names_the_backend_it_reports():
         assert any("'cython', the plan's backend for" in r for r in ex.reasons)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_explain_says_how_16_bit_arrays_are_computed(dtype):
+    if dtype == "bfloat16":
+        dt = np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+    else:
+        dt = np.dtype(dtype)
+    ex = fastact.explain("gelu", np.ones(1000, dt), pass_="backward")
+    said = [r for r in ex.reasons if "computed by the float32 kernels" in r]
+    assert ex.dtype == dt.name
+    assert len(said) == (dtype != "float32")
+    assert not said or said[0].startswith(f"{dt.name}: stored in 16 bits")
+    assert not any("fast path" in r for r in ex.reasons) or dtype == "float32"
+
+
 @pytest.mark.skipif("cython" not in fastact.backends(), reason="the Cython backend is not built")
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_the_fast_path_decides_as_the_general_path(threads):
