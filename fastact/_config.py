@@ -5,7 +5,7 @@ then ``FASTACT_NUM_THREADS``, then ``OMP_NUM_THREADS``, then the number of
 cores this process may run on.  ``FASTACT_BACKEND`` sets the initial backend.
 The library never changes the process-wide OpenMP thread count: the count is
 passed to each parallel region.  At import it sets the OpenMP wait policy
-(passive) where the user set none: :func:`apply_wait_policy`.  :func:`config` overrides apply to the
+(a short spin, GOMP_SPINCOUNT=10000) where the user set none: :func:`apply_wait_policy`.  :func:`config` overrides apply to the
 current thread (and asyncio task) only, through a context variable.
 """
 
@@ -227,19 +227,22 @@ def mark_forked() -> None:
 # (300,000 when OMP_WAIT_POLICY is unset: milliseconds) before they sleep.  On a
 # machine whose cores are shared with other work, a spinning worker holds a core
 # that the thread it waits for (or the caller's next, serial, calls) needs: there
-# the median 2-thread call was 5-50x slower than with passive waiting, which
-# costs a wake-up per parallel region (about 15 us) instead (docs/performance.md).
-# The runtime reads the setting once, when it loads (with the compiled backend
-# or Numba's omp layer; other OpenMP runtimes loaded later in the process and
-# child processes see it too): fastact sets it at import, only where the user
-# set neither variable (FASTACT_OMP_WAIT=runtime keeps the runtime's default).
-WAIT_POLICY = "passive"
+# the median 2-thread call was 5-50x slower than with short spinning.  Passive
+# waiting (no spin) costs a wake-up per parallel region instead, which on a
+# quiet machine made a 2-thread call on 10^5 elements 4.6x slower; 10,000
+# iterations keep the quiet machine's speed and most of the busy machine's
+# (docs/performance.md).  libgomp reads the setting once, when it loads (with
+# the compiled backend or Numba's omp layer; other libgomp copies loaded later
+# in the process and child processes see it too): fastact sets it at import,
+# only where the user set neither variable (FASTACT_OMP_WAIT=runtime keeps the
+# runtime's default).
+WAIT_POLICY = ("GOMP_SPINCOUNT", "10000")
 _WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 _wait_state = "not applied"
 
 
 def apply_wait_policy() -> None:
-    """Set OMP_WAIT_POLICY for the OpenMP runtime, unless the user chose a wait policy."""
+    """Set GOMP_SPINCOUNT for the OpenMP runtime, unless the user chose a wait policy."""
     global _wait_state
     chosen = [v for v in _WAIT_VARS if os.environ.get(v, "").strip()]
     if chosen:
@@ -247,8 +250,9 @@ def apply_wait_policy() -> None:
     elif os.environ.get("FASTACT_OMP_WAIT", "").strip().lower() == "runtime":
         _wait_state = "the runtime's default (FASTACT_OMP_WAIT=runtime)"
     else:
-        os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
-        _wait_state = f"OMP_WAIT_POLICY={WAIT_POLICY} (fastact's)"
+        var, value = WAIT_POLICY
+        os.environ[var] = value
+        _wait_state = f"{var}={value} (fastact's)"
 
 
 def wait_policy() -> str:

@@ -28,10 +28,12 @@ def _child(**env):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_fastact_sets_passive_waiting_when_the_user_chose_none():
+def test_fastact_sets_a_short_spin_when_the_user_chose_none():
     spin, policy, says = _child()
-    assert (spin, policy) == (None, _config.WAIT_POLICY)
-    assert says == f"OMP_WAIT_POLICY={_config.WAIT_POLICY} (fastact's)"
+    var, value = _config.WAIT_POLICY
+    assert var == "GOMP_SPINCOUNT" and 0 < int(value) < 300_000  # below libgomp's default
+    assert (spin, policy) == (value, None)
+    assert says == f"GOMP_SPINCOUNT={value} (fastact's)"
 
 
 @pytest.mark.parametrize(
