@@ -21,16 +21,11 @@ subnormal results), so subnormal 16-bit values convert exactly both ways.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
-try:
-    import ml_dtypes
-except ImportError:  # the bfloat16 extra is not installed
-    BFLOAT16: np.dtype | None = None
-else:
-    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 FLOAT16 = np.dtype(np.float16)
 FLOAT32 = np.dtype(np.float32)
 # 16-bit dtype name -> format code of fa_half.h
@@ -41,17 +36,48 @@ NAMES = tuple(FORMATS)
 BLOCK = 1 << 16
 
 
+_bfloat16: list[np.dtype | None] = []
+
+
+def _bfloat16_loaded() -> np.dtype | None:
+    """bfloat16 once ml_dtypes is imported (a bfloat16 array implies it), without importing it:
+    ml_dtypes takes long to import, and ``import fastact`` does not pay for it."""
+    if not _bfloat16:
+        m = sys.modules.get("ml_dtypes")
+        if m is None:
+            return None
+        _bfloat16.append(np.dtype(m.bfloat16))
+    return _bfloat16[0]
+
+
+def _bfloat16_import() -> np.dtype | None:
+    """bfloat16, importing ml_dtypes; None where it is not installed."""
+    try:
+        import ml_dtypes  # noqa: F401
+    except ImportError:  # the bfloat16 extra is not installed
+        return None
+    return _bfloat16_loaded()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BFLOAT16":  # the dtype, or None without ml_dtypes
+        return _bfloat16_import()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def dtypes() -> tuple[np.dtype, ...]:
     """The 16-bit dtypes available here (bfloat16 needs ml_dtypes)."""
-    return (FLOAT16,) if BFLOAT16 is None else (FLOAT16, BFLOAT16)
+    bf = _bfloat16_import()
+    return (FLOAT16,) if bf is None else (FLOAT16, bf)
 
 
 def dtype_named(name: str) -> np.dtype:
     """The dtype of a name (``"bfloat16"`` included); ImportError without ml_dtypes."""
     if name == "bfloat16":
-        if BFLOAT16 is None:
+        bf = _bfloat16_import()
+        if bf is None:
             raise ImportError('bfloat16 needs ml_dtypes: pip install "fastact[bfloat16]"')
-        return BFLOAT16
+        return bf
     return np.dtype(name)
 
 
@@ -59,7 +85,8 @@ def fmt(dtype: Any) -> int:
     """The format code of a 16-bit dtype, 0 for any other."""
     if dtype == FLOAT16:
         return 1
-    if BFLOAT16 is not None and dtype == BFLOAT16:
+    bf = _bfloat16_loaded()
+    if bf is not None and dtype == bf:
         return 2
     return 0
 

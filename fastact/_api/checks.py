@@ -21,17 +21,20 @@ from .. import _half
 from ..table import Activation, Param
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-# What arrays are computed in or stored as: float32, float64, and the 16-bit ones.
-_ACCEPTED = _FLOATS + _half.dtypes()
+
+
+def _accepted(dt: np.dtype) -> bool:
+    """What arrays are computed in or stored as: float32, float64, and the 16-bit ones."""
+    return dt in _FLOATS or _half.is_half(dt)
 
 
 def as_input(value: Any, argname: str) -> np.ndarray:
     """``value`` as a float32/float64/float16/bfloat16 array (integers become float64)."""
     a = value if type(value) is np.ndarray else np.asarray(value)
     dt = a.dtype
-    if dt in _ACCEPTED:
+    if _accepted(dt):
         return a
-    if dt.kind == "f" and not dt.isnative and dt.newbyteorder("=") in _ACCEPTED:
+    if dt.kind == "f" and not dt.isnative and _accepted(dt.newbyteorder("=")):
         return a.astype(dt.newbyteorder("="))
     if dt.kind in "iu":
         return a.astype(np.float64)
