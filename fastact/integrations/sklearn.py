@@ -37,6 +37,12 @@ the activation's gradient needs its input (``fastact.activation(name).saves
 gradient evaluation only; scikit-learn's ``activations`` list holds the
 outputs as before, so its own activations give the same results.
 
+Also while patched, the ``adam`` and ``sgd`` solvers' steps (``update_params``
+of scikit-learn's ``AdamOptimizer`` and ``SGDOptimizer``) update the moments,
+velocities and parameters in place instead of building about ten full-size
+temporaries per parameter; they compute the same operations in the same
+dtypes and order, so the parameters are the same bits.
+
 Import with ``import fastact.sklearn``; it needs scikit-learn:
 ``pip install "fastact[sklearn]"``.
 """
@@ -62,6 +68,7 @@ _base = require(
     'pip install "fastact[sklearn]"',
 )
 from sklearn.neural_network import _multilayer_perceptron as _mlp  # noqa: E402
+from sklearn.neural_network import _stochastic_optimizers as _opt  # noqa: E402
 from sklearn.utils._param_validation import StrOptions  # noqa: E402
 from sklearn.utils.extmath import safe_sparse_dot  # noqa: E402
 
@@ -276,6 +283,87 @@ _PASSES = {
 }
 
 
+# --- the optimizers' steps, in place ------------------------------------
+#
+# scikit-learn's Adam and SGD steps build each update from fresh arrays (about
+# ten full-size temporaries per parameter for Adam, its update in float64 for
+# float32 parameters, as its learning rate is a NumPy float64).  These do the
+# same operations in the same order and the same dtypes, updating the moments
+# and velocities in place through one or two scratch arrays per parameter:
+# the results are the same bits.
+
+
+def _in_place_ok(params, grads, *states) -> bool:
+    """Whether the arrays allow the in-place step (else scikit-learn's own runs)."""
+    if not (len(params) == len(grads) and all(len(s) == len(params) for s in states)):
+        return False
+    for arrays in zip(params, grads, *states):
+        p = arrays[0]
+        for a in arrays:
+            if type(a) is not np.ndarray or a.dtype != p.dtype or a.shape != p.shape:
+                return False
+    return True
+
+
+def _adam_update_params(self, params, grads):
+    ms, vs = self.ms, self.vs
+    if (
+        not _in_place_ok(params, grads, ms, vs)
+        or not all(m.flags.writeable and v.flags.writeable for m, v in zip(ms, vs))
+        or any(np.result_type(self.beta_1, self.beta_2, self.epsilon, g) != g.dtype for g in grads)
+    ):
+        return _optimizer_methods[_opt.AdamOptimizer][0](self, params, grads)
+    self.t += 1
+    beta_1, beta_2 = self.beta_1, self.beta_2
+    self.learning_rate = lr = (
+        self.learning_rate_init * np.sqrt(1 - beta_2**self.t) / (1 - beta_1**self.t)
+    )
+    for param, grad, m, v in zip(params, grads, ms, vs):
+        # m = beta_1 * m + (1 - beta_1) * grad
+        scratch = np.multiply(grad, 1 - beta_1)
+        np.multiply(m, beta_1, out=m)
+        m += scratch
+        # v = beta_2 * v + (1 - beta_2) * grad**2
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - beta_2
+        np.multiply(v, beta_2, out=v)
+        v += scratch
+        # param += -lr * m / (sqrt(v) + epsilon), the update in lr's dtype as scikit-learn's
+        np.sqrt(v, out=scratch)
+        scratch += self.epsilon
+        update = np.multiply(m, -lr)
+        np.divide(update, scratch, out=update)
+        np.add(param, update, out=param, casting="same_kind")
+
+
+def _sgd_update_params(self, params, grads):
+    velocities = self.velocities
+    lr, momentum = self.learning_rate, self.momentum
+    if (
+        not _in_place_ok(params, grads, velocities)
+        or not all(v.flags.writeable for v in velocities)
+        or any(np.result_type(lr, momentum, g) != g.dtype for g in grads)
+    ):
+        return _optimizer_methods[_opt.SGDOptimizer][0](self, params, grads)
+    for param, grad, velocity in zip(params, grads, velocities):
+        # velocity = momentum * velocity - lr * grad
+        scratch = np.multiply(grad, lr)
+        np.multiply(velocity, momentum, out=velocity)
+        velocity -= scratch
+        if self.nesterov:
+            # param += momentum * velocity - lr * grad
+            update = np.multiply(velocity, momentum)
+            update -= scratch
+            param += update
+        else:
+            param += velocity
+
+
+# optimizer class -> (its update_params, inherited or not; the one its __dict__ had, or None)
+_optimizer_methods: dict[type, tuple[Callable, Callable | None]] = {}
+_OPTIMIZERS = {_opt.AdamOptimizer: _adam_update_params, _opt.SGDOptimizer: _sgd_update_params}
+
+
 def _mlp_classes() -> list[type]:
     todo, seen = [_mlp.BaseMultilayerPerceptron], []
     while todo:
@@ -305,6 +393,9 @@ def _install() -> None:
             new.append(rule)
         _constraints.append((cls, old))
         rules["activation"] = new
+    for cls, fn in _OPTIMIZERS.items():
+        _optimizer_methods[cls] = (cls.update_params, cls.__dict__.get("update_params"))
+        cls.update_params = fn
 
 
 def _uninstall() -> None:
@@ -315,6 +406,12 @@ def _uninstall() -> None:
     for cls, old in _constraints:
         cls.__dict__["_parameter_constraints"]["activation"] = old
     _constraints.clear()
+    for cls, (_, own) in _optimizer_methods.items():
+        if own is None:
+            del cls.update_params
+        else:
+            cls.update_params = own
+    _optimizer_methods.clear()
 
 
 def is_patched() -> bool:

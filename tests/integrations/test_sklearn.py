@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -437,3 +439,91 @@ def test_16_bit_arrays_go_to_scikit_learn():
         _base.ACTIVATIONS["tanh"](got)
     assert got.dtype == np.float16
     np.testing.assert_array_equal(got, want)
+
+
+# --- the optimizers' steps ------------------------------------------------
+
+from sklearn.neural_network import _stochastic_optimizers as _opt  # noqa: E402
+
+OPTIMIZERS = {
+    "adam": lambda p: _opt.AdamOptimizer(p, 0.01),
+    "sgd": lambda p: _opt.SGDOptimizer(p, 0.1, "constant", 0.0, False),
+    "momentum": lambda p: _opt.SGDOptimizer(p, 0.1, "invscaling", 0.9, False),
+    "nesterov": lambda p: _opt.SGDOptimizer(p, 0.1, "adaptive", 0.9, True),
+}
+
+
+def _state(opt) -> list[np.ndarray]:
+    return getattr(opt, "ms", []) + getattr(opt, "vs", []) + getattr(opt, "velocities", [])
+
+
+def _steps(make, dtype, patched: bool, grad_dtype=None):
+    rng = np.random.default_rng(3)
+    shapes = [(7, 5), (5, 3), (5,), (3,)]
+    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    opt = make(params)
+    before = [id(a) for a in _state(opt)]
+    with fsk.patched() if patched else contextlib.nullcontext():
+        for t in range(12):
+            grads = [rng.standard_normal(s).astype(grad_dtype or dtype) for s in shapes]
+            grads[0][0, 0] = 0.0  # a zero gradient at a first step (v = 0 for Adam)
+            opt.update_params(params, grads)
+            opt.iteration_ends(t)
+    return params, opt, before
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizer_steps_are_the_same_bits(name, dtype):
+    a, opt_a, _ = _steps(OPTIMIZERS[name], dtype, False)
+    b, opt_b, ids = _steps(OPTIMIZERS[name], dtype, True)
+    for p, q in zip(a + _state(opt_a), b + _state(opt_b)):
+        assert p.dtype == q.dtype == dtype
+        np.testing.assert_array_equal(p, q, strict=True)
+    assert opt_a.learning_rate == opt_b.learning_rate
+    if name in ("adam", "momentum", "nesterov"):
+        # the moments and velocities were updated in place, not rebuilt
+        assert [id(s) for s in _state(opt_b)] == ids
+
+
+def test_optimizer_mixed_dtypes_go_to_sklearn():
+    """float64 gradients on float32 parameters: scikit-learn's step (its moments become float64)."""
+    for name in ("adam", "nesterov"):
+        a, opt_a, _ = _steps(OPTIMIZERS[name], np.float32, False, np.float64)
+        b, opt_b, _ = _steps(OPTIMIZERS[name], np.float32, True, np.float64)
+        for p, q in zip(a + _state(opt_a), b + _state(opt_b)):
+            np.testing.assert_array_equal(p, q, strict=True)
+        assert _state(opt_b)[0].dtype == np.float64
+
+
+def test_optimizer_steps_are_restored():
+    own = {
+        cls: cls.__dict__.get("update_params") for cls in (_opt.AdamOptimizer, _opt.SGDOptimizer)
+    }
+    base = _opt.BaseOptimizer.update_params
+    with fsk.patched(["tanh"]):
+        assert _opt.AdamOptimizer.update_params is not base
+        assert _opt.SGDOptimizer.update_params is not base
+    for cls, fn in own.items():
+        assert cls.__dict__.get("update_params") is fn
+    assert _opt.AdamOptimizer.update_params is base
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_fits_in_threads_match_serial_fits(solver):
+    X, y = make_classification(200, 8, n_classes=3, n_informative=5, random_state=0)
+    X = X.astype(np.float32)
+
+    def fit(seed):
+        return MLPClassifier(
+            hidden_layer_sizes=(16,), solver=solver, max_iter=20, random_state=seed
+        ).fit(X, y)
+
+    with fsk.patched():
+        serial = [fit(s) for s in range(4)]
+        with ThreadPoolExecutor(4) as pool:
+            threaded = list(pool.map(fit, range(4)))
+    for a, b in zip(serial, threaded):
+        for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+            np.testing.assert_array_equal(p, q)
