@@ -40,8 +40,10 @@ outputs as before, so its own activations give the same results.
 Also while patched, the ``adam`` and ``sgd`` solvers' steps (``update_params``
 of scikit-learn's ``AdamOptimizer`` and ``SGDOptimizer``) update the moments,
 velocities and parameters in place instead of building about ten full-size
-temporaries per parameter; they compute the same operations in the same
-dtypes and order, so the parameters are the same bits.
+temporaries per parameter.  They compute the same operations in the same
+order, so the parameters are the same bits, except Adam's update of float32
+parameters: scikit-learn computes it in float64 (its learning rate is a NumPy
+float64), the patched step in float32, a difference of float32 rounding.
 
 Import with ``import fastact.sklearn``; it needs scikit-learn:
 ``pip install "fastact[sklearn]"``.
@@ -286,11 +288,12 @@ _PASSES = {
 # --- the optimizers' steps, in place ------------------------------------
 #
 # scikit-learn's Adam and SGD steps build each update from fresh arrays (about
-# ten full-size temporaries per parameter for Adam, its update in float64 for
-# float32 parameters, as its learning rate is a NumPy float64).  These do the
-# same operations in the same order and the same dtypes, updating the moments
-# and velocities in place through one or two scratch arrays per parameter:
-# the results are the same bits.
+# ten full-size temporaries per parameter for Adam).  These do the same
+# operations in the same order, updating the moments and velocities in place
+# through one or two scratch arrays per parameter: the same bits, but for
+# Adam's update of float32 parameters, which scikit-learn computes in float64
+# (its learning rate is a NumPy float64) and rounds once when adding; here it
+# stays float32, so the update differs by a few float32 ulps of itself.
 
 
 def _in_place_ok(params, grads, *states) -> bool:
@@ -315,9 +318,10 @@ def _adam_update_params(self, params, grads):
         return _optimizer_methods[_opt.AdamOptimizer][0](self, params, grads)
     self.t += 1
     beta_1, beta_2 = self.beta_1, self.beta_2
-    self.learning_rate = lr = (
+    self.learning_rate = (
         self.learning_rate_init * np.sqrt(1 - beta_2**self.t) / (1 - beta_1**self.t)
     )
+    lr = float(self.learning_rate)  # a NumPy float64 would make the update float64
     for param, grad, m, v in zip(params, grads, ms, vs):
         # m = beta_1 * m + (1 - beta_1) * grad
         scratch = np.multiply(grad, 1 - beta_1)
@@ -328,12 +332,12 @@ def _adam_update_params(self, params, grads):
         scratch *= 1 - beta_2
         np.multiply(v, beta_2, out=v)
         v += scratch
-        # param += -lr * m / (sqrt(v) + epsilon), the update in lr's dtype as scikit-learn's
+        # param += -lr * m / (sqrt(v) + epsilon), in the parameters' dtype
         np.sqrt(v, out=scratch)
         scratch += self.epsilon
         update = np.multiply(m, -lr)
         np.divide(update, scratch, out=update)
-        np.add(param, update, out=param, casting="same_kind")
+        param += update
 
 
 def _sgd_update_params(self, params, grads):
