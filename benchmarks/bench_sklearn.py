@@ -12,7 +12,10 @@ coefficient of each layer).  Activations scikit-learn does not have
 (``fastact.sklearn.ADDED``: gelu, silu...) are fitted patched only.  Most of
 an MLP's time goes to the matrix products (BLAS), so the gain is bounded by
 the share of the passes around them (intercept, activation, derivative,
-intercept gradient); it shows most with wide layers, few features and float32.
+intercept gradient, the solver's step); it shows most with wide layers, few
+features and float32.  ``--blas`` adds the time of the fit's matrix products
+alone (same shapes and count, one batch's data) and their share of the
+patched fit.
 """
 
 from __future__ import annotations
@@ -24,20 +27,41 @@ import warnings
 import numpy as np
 
 
-def fit_time(make, X, y, patched: bool, models: list | None = None) -> float:
+def fit_time(
+    make, X, y, patched: bool, models: list | None = None, clock=time.perf_counter
+) -> float:
     import fastact.sklearn
 
     model = make()
-    t = time.perf_counter()
+    t = clock()
     if patched:
         with fastact.sklearn.patched():
             model.fit(X, y)
     else:
         model.fit(X, y)
-    t = time.perf_counter() - t
+    t = clock() - t
     if models is not None:
         models.append(model)
     return t
+
+
+def blas_time(model, X, batch_size: int, clock=time.perf_counter) -> float:
+    """The matrix products of ``model``'s fit, timed alone: per batch, each layer's
+    forward product, its coefficient gradient and (but the first) its input gradient."""
+    coefs = [c.copy() for c in model.coefs_]
+    a = [X[:batch_size]]
+    for c in coefs:
+        a.append(a[-1] @ c)
+    n_batches = -(-len(X) // batch_size) * model.n_iter_
+    t = clock()
+    for _ in range(n_batches):
+        for i, c in enumerate(coefs):
+            np.matmul(a[i], c, out=a[i + 1])
+        for i in range(len(coefs) - 1, -1, -1):
+            a[i].T @ a[i + 1]
+            if i:
+                a[i + 1] @ coefs[i].T
+    return clock() - t
 
 
 def coef_difference(a, b) -> float:
@@ -59,9 +83,23 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--regressor", action="store_true", help="MLPRegressor instead")
     ap.add_argument(
+        "--blas",
+        action="store_true",
+        help="also time the fit's matrix products alone (their share of the patched fit)",
+    )
+    ap.add_argument(
         "--threads", type=int, default=None, help="fastact and BLAS threads (default: all)"
     )
+    ap.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time with the process's CPU time instead of the wall clock (with --threads 1, "
+        "it leaves out the time a loaded machine gives to other processes)",
+    )
     args = ap.parse_args(argv)
+    if args.cpu and args.threads != 1:
+        ap.error("--cpu needs --threads 1 (CPU time adds up every thread's, waiting included)")
+    clock = time.process_time if args.cpu else time.perf_counter
 
     import sklearn
     from sklearn.datasets import make_classification, make_regression
@@ -94,10 +132,12 @@ def main(argv=None) -> None:
         f"scikit-learn {sklearn.__version__}, fastact {fastact.__version__} "
         f"(backend {fastact.get_backend()}, {fastact.get_num_threads()} threads); "
         f"{Model.__name__}, X {X.shape} {args.dtype}, hidden {tuple(args.hidden)}, "
-        f"{args.epochs} epochs (adam), best of {args.repeat}"
+        f"{args.epochs} epochs (adam), best of {args.repeat}" + (", CPU time" if args.cpu else "")
     )
+    blas_head = f" {'BLAS s':>7} {'share':>6}" if args.blas else ""
     print(
         f"{'activation':>10} {'sklearn s':>10} {'fastact s':>10} {'speedup':>8} {'coef diff':>10}"
+        + blas_head
     )
     for act in args.activations:
 
@@ -117,15 +157,19 @@ def main(argv=None) -> None:
         base, fast, models = [], [], []
         for _ in range(args.repeat):
             if not added:
-                base.append(fit_time(make, X, y, False, models))
-            fast.append(fit_time(make, X, y, True, models))
+                base.append(fit_time(make, X, y, False, models, clock))
+            fast.append(fit_time(make, X, y, True, models, clock))
         f = min(fast)
+        blas = ""
+        if args.blas:
+            m = min(blas_time(models[0], X, 200, clock) for _ in range(args.repeat))
+            blas = f" {m:7.3f} {m / f:6.0%}"
         if added:
-            print(f"{act:>10} {'-':>10} {f:10.3f} {'-':>8} {'-':>10}")
+            print(f"{act:>10} {'-':>10} {f:10.3f} {'-':>8} {'-':>10}{blas}")
             continue
         b = min(base)
         diff = coef_difference(models[0], models[1])
-        print(f"{act:>10} {b:10.3f} {f:10.3f} {b / f:7.2f}x {diff:10.1e}")
+        print(f"{act:>10} {b:10.3f} {f:10.3f} {b / f:7.2f}x {diff:10.1e}{blas}")
 
 
 if __name__ == "__main__":
