@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -535,3 +537,22 @@ def test_fits_in_threads_match_serial_fits(solver):
     for a, b in zip(serial, threaded):
         for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
             np.testing.assert_array_equal(p, q)
+
+
+def test_benchmark_runs_and_reports_the_blas_share():
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, str(root / "benchmarks" / "bench_sklearn.py")]
+    small = ["--samples", "300", "--hidden", "16", "--epochs", "1", "--repeat", "1"]
+    run = subprocess.run(
+        [*cmd, *small, "--activations", "relu", "--threads", "1", "--cpu", "--blas"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert "CPU time" in run.stdout
+    row = run.stdout.strip().splitlines()[-1].split()
+    assert row[0] == "relu" and row[3].endswith("x") and row[-1].endswith("%")
+    bad = subprocess.run([*cmd, "--cpu"], capture_output=True, text=True, cwd=root)
+    assert bad.returncode == 2 and "--cpu needs --threads 1" in bad.stderr
