@@ -293,36 +293,54 @@ _PASSES = {
 # through one or two scratch arrays per parameter: the same bits, but for
 # Adam's update of float32 parameters, which scikit-learn computes in float64
 # (its learning rate is a NumPy float64) and rounds once when adding; here it
-# stays float32, so the update differs by a few float32 ulps of itself.
+# stays float32, so the update differs by a few float32 ulps of itself.  A
+# parameter whose gradient or state has another dtype (the float64 intercept
+# gradients of a weighted float32 fit) takes scikit-learn's own step.
 
 
-def _in_place_ok(params, grads, *states) -> bool:
-    """Whether the arrays allow the in-place step (else scikit-learn's own runs)."""
-    if not (len(params) == len(grads) and all(len(s) == len(params) for s in states)):
-        return False
-    for arrays in zip(params, grads, *states):
+def _in_place(self, params, grads, states: tuple[str, ...], scalars) -> list[tuple] | None:
+    """Run scikit-learn's own step on the parameters the in-place step cannot take.
+
+    Those are the parameters whose gradient or state (``states``: the optimizer's
+    attributes holding one array per parameter) is not a writeable ndarray of the
+    parameter's dtype and shape, or whose dtype the scalars (Python or NumPy) would
+    promote.  Returns the ``(param, grad, *state)`` tuples left to the caller, or
+    None when scikit-learn's step took everything.
+    """
+    lists = [getattr(self, name) for name in states]
+    if not all(len(a) == len(params) for a in (grads, *lists)):
+        _optimizer_methods[type(self)][0](self, params, grads)
+        return None
+    done, rest = [], []
+    for i, arrays in enumerate(zip(params, grads, *lists)):
         p = arrays[0]
-        for a in arrays:
-            if type(a) is not np.ndarray or a.dtype != p.dtype or a.shape != p.shape:
-                return False
-    return True
+        ok = all(
+            type(a) is np.ndarray and a.dtype == p.dtype and a.shape == p.shape for a in arrays
+        ) and all(a.flags.writeable for a in arrays[2:])
+        (done if ok and np.result_type(*scalars, p) == p.dtype else rest).append(i)
+    if rest:
+        for name, a in zip(states, lists):
+            setattr(self, name, [a[i] for i in rest])
+        _optimizer_methods[type(self)][0](self, [params[i] for i in rest], [grads[i] for i in rest])
+        for name, a in zip(states, lists):
+            for i, new in zip(rest, getattr(self, name)):
+                a[i] = new
+            setattr(self, name, a)
+    return [(params[i], grads[i], *(a[i] for a in lists)) for i in done] if done else None
 
 
 def _adam_update_params(self, params, grads):
-    ms, vs = self.ms, self.vs
-    if (
-        not _in_place_ok(params, grads, ms, vs)
-        or not all(m.flags.writeable and v.flags.writeable for m, v in zip(ms, vs))
-        or any(np.result_type(self.beta_1, self.beta_2, self.epsilon, g) != g.dtype for g in grads)
-    ):
-        return _optimizer_methods[_opt.AdamOptimizer][0](self, params, grads)
-    self.t += 1
     beta_1, beta_2 = self.beta_1, self.beta_2
+    t = self.t
+    todo = _in_place(self, params, grads, ("ms", "vs"), (beta_1, beta_2, self.epsilon))
+    if todo is None:
+        return
+    self.t = t + 1  # scikit-learn's step may have counted it already
     self.learning_rate = (
         self.learning_rate_init * np.sqrt(1 - beta_2**self.t) / (1 - beta_1**self.t)
     )
     lr = float(self.learning_rate)  # a NumPy float64 would make the update float64
-    for param, grad, m, v in zip(params, grads, ms, vs):
+    for param, grad, m, v in todo:
         # m = beta_1 * m + (1 - beta_1) * grad
         scratch = np.multiply(grad, 1 - beta_1)
         np.multiply(m, beta_1, out=m)
@@ -341,15 +359,9 @@ def _adam_update_params(self, params, grads):
 
 
 def _sgd_update_params(self, params, grads):
-    velocities = self.velocities
     lr, momentum = self.learning_rate, self.momentum
-    if (
-        not _in_place_ok(params, grads, velocities)
-        or not all(v.flags.writeable for v in velocities)
-        or any(np.result_type(lr, momentum, g) != g.dtype for g in grads)
-    ):
-        return _optimizer_methods[_opt.SGDOptimizer][0](self, params, grads)
-    for param, grad, velocity in zip(params, grads, velocities):
+    todo = _in_place(self, params, grads, ("velocities",), (lr, momentum))
+    for param, grad, velocity in todo or ():
         # velocity = momentum * velocity - lr * grad
         scratch = np.multiply(grad, lr)
         np.multiply(velocity, momentum, out=velocity)

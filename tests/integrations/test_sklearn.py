@@ -467,7 +467,8 @@ def _steps(make, dtype, patched: bool, grad_dtype=None):
     before = [id(a) for a in _state(opt)]
     with fsk.patched() if patched else contextlib.nullcontext():
         for t in range(12):
-            grads = [rng.standard_normal(s).astype(grad_dtype or dtype) for s in shapes]
+            dtypes = grad_dtype or [dtype] * len(shapes)
+            grads = [rng.standard_normal(s).astype(d) for s, d in zip(shapes, dtypes)]
             grads[0][0, 0] = 0.0  # a zero gradient at a first step (v = 0 for Adam)
             opt.update_params(params, grads)
             opt.iteration_ends(t)
@@ -496,14 +497,48 @@ def test_optimizer_steps_are_the_same_bits(name, dtype):
         assert [id(s) for s in _state(opt_b)] == ids
 
 
-def test_optimizer_mixed_dtypes_go_to_sklearn():
-    """float64 gradients on float32 parameters: scikit-learn's step (its moments become float64)."""
-    for name in ("adam", "nesterov"):
-        a, opt_a, _ = _steps(OPTIMIZERS[name], np.float32, False, np.float64)
-        b, opt_b, _ = _steps(OPTIMIZERS[name], np.float32, True, np.float64)
-        for p, q in zip(a + _state(opt_a), b + _state(opt_b)):
+@pytest.mark.parametrize("name", ["adam", "nesterov"])
+def test_optimizer_mixed_dtypes_go_to_sklearn(name):
+    """float64 gradients of float32 parameters (the intercepts of a weighted fit) take
+    scikit-learn's step, whose states become float64; the other parameters stay in place."""
+    mixed = [np.float32, np.float32, np.float64, np.float64]
+    a, opt_a, _ = _steps(OPTIMIZERS[name], np.float32, False, mixed)
+    b, opt_b, ids = _steps(OPTIMIZERS[name], np.float32, True, mixed)
+    for p, q in zip(_state(opt_a), _state(opt_b)):
+        np.testing.assert_array_equal(p, q, strict=True)
+    for i, (p, q) in enumerate(zip(a, b)):
+        if name == "adam" and i < 2:
+            np.testing.assert_allclose(p, q, rtol=2e-7, atol=0, strict=True)
+        else:
             np.testing.assert_array_equal(p, q, strict=True)
-        assert _state(opt_b)[0].dtype == np.float64
+    if name == "adam":
+        assert opt_a.t == opt_b.t == 12
+    state = _state(opt_b)
+    n = len(a)
+    for k in range(0, len(state), n):
+        assert [s.dtype for s in state[k : k + n]] == [np.float32] * 2 + [np.float64] * 2
+        assert [id(s) for s in state[k : k + 2]] == ids[k : k + 2]  # in place
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_weighted_float32_fit_same_coefficients(solver):
+    X, y = make_classification(300, 10, n_classes=3, n_informative=5, random_state=0)
+    X = X.astype(np.float32)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(X)).astype(np.float32)
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return MLPClassifier(
+                hidden_layer_sizes=(16, 8), solver=solver, max_iter=30, random_state=0
+            ).fit(X, y, sample_weight=w)
+
+    a = fit()
+    with fsk.patched():
+        b = fit()
+    assert a.coefs_[0].dtype == b.coefs_[0].dtype == np.float32
+    assert _coef_error(a, b) < 1e-4
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-4)
 
 
 def test_optimizer_steps_are_restored():
