@@ -18,6 +18,7 @@ import pytest
 
 import fastact
 from fastact import _api, _dispatch
+from fastact._codegen.dialect import ROW_SPLIT
 from tests.conftest import BACKENDS, TEST_SERIAL_BELOW
 
 pytestmark = pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
@@ -551,6 +552,32 @@ def test_large_elementwise_calls_take_the_fast_path(name, dtype, n_threads):
         np.testing.assert_array_equal(inplace, np.maximum(x, 0))
 
 
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("rows", [1, 7, 40])
+def test_large_rowwise_calls_take_the_fast_path(name, dtype, n_threads, rows):
+    """Rowwise calls along the last axis too: serial with one thread, blocks of rows
+    (or the segments of fewer long rows) on the OpenMP driver with more; the general
+    path's bits, and the same bits for every thread count."""
+    if n_threads > 1 and not _dispatch.c_parallel():
+        pytest.skip("the C extension is built without OpenMP")
+    fwd, bwd = getattr(fastact, name), getattr(fastact, f"{name}_backward")
+    # one row: longer than two segments of a row sum, so that threads share it
+    rowlen = (3 * TEST_SERIAL_BELOW) // rows + 5 if rows > 1 else 2 * ROW_SPLIT + 5
+    x = data((rows, rowlen), dtype)
+    g = data(x.shape, dtype, seed=1)
+    with threads(1):
+        y1 = fwd(x)
+        d1 = bwd(g, y1)
+    with threads(n_threads):
+        same(*both(fwd, x))
+        same(*both(bwd, g, y1))
+        with fast_only():
+            assert bits(fwd(x)) == bits(y1)
+            assert bits(bwd(g, y1)) == bits(d1)
+
+
 @needs_openmp
 def test_a_config_thread_count_keeps_the_general_path():
     x = data((2 * TEST_SERIAL_BELOW,), np.float32)
@@ -605,6 +632,7 @@ def test_explain_mentions_the_parallel_fast_path():
         assert any("OpenMP driver from C" in r for r in fastact.explain("sigmoid", x).reasons)
         with fastact.config(num_threads=2):
             assert not any("fast path" in r for r in fastact.explain("sigmoid", x).reasons)
-        assert not any("fast path" in r for r in fastact.explain("softmax", x).reasons)
+        # rowwise calls too: blocks of rows on the OpenMP driver
+        assert any("OpenMP driver from C" in r for r in fastact.explain("softmax", x).reasons)
     with threads(1):
         assert any("fast path" in r for r in fastact.explain("sigmoid", x).reasons)

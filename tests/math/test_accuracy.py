@@ -98,7 +98,7 @@ CASES = {
     "exp": (lambda x: np.exp(x.astype(L)), (-800, 800), 1.0, 1.0, False),
     "expm1": (lambda x: np.expm1(x.astype(L)), (-800, 800), 1.5, 1.5, False),
     "log1p": (lambda x: np.log1p(x.astype(L)), (-1, INF), 1.5, 2.0, False),
-    "tanh": (lambda x: np.tanh(x.astype(L)), (-INF, INF), 2.0, 2.0, False),
+    "tanh": (lambda x: np.tanh(x.astype(L)), (-INF, INF), 2.5, 2.5, False),
     "sigmoid": (_sigmoid, (-INF, INF), 2.0, 2.0, False),
     "silu": (lambda x: x.astype(L) * _sigmoid(x), (-INF, INF), 3.0, 3.5, True),
     "logsigmoid": (

@@ -105,7 +105,9 @@ def parallel_used():
 
 cdef inline int _decide(Py_ssize_t n, int pass_, int di, int kid, bint elementwise) noexcept:
     """Threads of a plain call of ``n`` elements: 1 serial, k > 1 the OpenMP driver,
-    0 the general path (the path on, ``kid`` and ``di`` in range)."""
+    0 the general path (the path on, ``kid`` and ``di`` in range).  ``elementwise``:
+    a kernel the fast path runs at every size (elementwise and rowwise ones); the
+    others (per-channel) only below the serial limit."""
     cdef Py_ssize_t limit = _policy.serial_below[pass_][di][kid]
     cdef Py_ssize_t start
     cdef int nthreads, most
@@ -131,12 +133,12 @@ cdef inline int _decide(Py_ssize_t n, int pass_, int di, int kid, bint elementwi
 
 def fast_threads(int kind, int pass_, int dtype_index, int kid, Py_ssize_t n):
     """What the fast path decides for a plain call of ``n`` elements of kernel ``kid``
-    (``kind`` 0: elementwise, else rowwise or per-channel): 0 the general path,
+    (``kind`` 0: elementwise, 1: rowwise, 2: per-channel): 0 the general path,
     1 serial, k > 1 the OpenMP driver with k threads before sharing."""
     if (not _policy.enabled or not 0 <= pass_ < 2 or not 0 <= dtype_index < N_DTYPES
             or not 0 <= kid < FA_N_KERNELS):
         return 0
-    return _decide(n, pass_, dtype_index, kid, kind == 0)
+    return _decide(n, pass_, dtype_index, kid, kind <= 1)
 
 
 cdef inline int _fast_threads(cnp.ndarray a, int pass_, int di, int kid) noexcept:

@@ -158,9 +158,11 @@ cdef inline bint _last_axis(object axis, int nd) noexcept:
 
 
 cdef object _fast_rows(int kid, object a_, object b_, object axis, object out):
-    """Forward (``b_`` None) or backward of a rowwise entry: all rows in one serial call."""
+    """Forward (``b_`` None) or backward of a rowwise entry: all rows in one serial
+    call, or in blocks of rows on the OpenMP driver where the general path would
+    run them so (the same kernels: the bits do not depend on the thread count)."""
     cdef cnp.ndarray a, b, o
-    cdef int nd, pass_ = 0 if b_ is None else 1
+    cdef int nd, nthreads, pass_ = 0 if b_ is None else 1
     cdef int di = _fast_dtype(a_, kid)
     cdef Py_ssize_t n, rowlen
     cdef const void *bp = NULL
@@ -168,7 +170,10 @@ cdef object _fast_rows(int kid, object a_, object b_, object axis, object out):
         return None
     a = <cnp.ndarray>a_
     nd = cnp.PyArray_NDIM(a)
-    if nd < 1 or not _fast_size(a, pass_, di, kid) or not _last_axis(axis, nd):
+    if nd < 1 or not _last_axis(axis, nd):
+        return None
+    nthreads = _fast_threads(a, pass_, di, kid)
+    if nthreads == 0:
         return None
     if b_ is not None:
         if not _plain(b_, cnp.PyArray_TYPE(a)) or not _same_shape(a, <cnp.ndarray>b_):
@@ -182,10 +187,15 @@ cdef object _fast_rows(int kid, object a_, object b_, object axis, object out):
         return None
     o = <cnp.ndarray>res
     cdef const void *ap = cnp.PyArray_DATA(a)
-    if _numba_serial(pass_, di, kid):
+    if nthreads == 1 and _numba_serial(pass_, di, kid):
         return _numba_rows(pass_, di, kid, ap, bp, o, n // rowlen, rowlen)
     cdef void *op = cnp.PyArray_DATA(o)
-    if n < GIL_RELEASE_MIN:
+    if nthreads > 1:
+        nthreads = _par_begin(nthreads)
+        with nogil:
+            _run_rows(di, kid, ap, bp, op, n // rowlen, rowlen, nthreads)
+        _par_end()
+    elif n < GIL_RELEASE_MIN:
         _run_rows(di, kid, ap, bp, op, n // rowlen, rowlen, 0)
     else:
         with nogil:
