@@ -388,7 +388,12 @@ def test_bias_gradient_is_the_documented_order_any_threads_both_backends(shape, 
 
 def test_backends_share_the_order_constants():
     drivers = pytest.importorskip("fastact._backends.numba.drivers")
-    assert (drivers.GROUP, drivers.LANES, drivers.SEGMENT, drivers.RUNS_FROM) == (
+    assert (
+        drivers.BIAS_GROUP,
+        drivers.BIAS_LANES,
+        drivers.BIAS_SEGMENT,
+        drivers.BIAS_RUNS_FROM,
+    ) == (
         GROUP,
         LANES,
         SEGMENT,

@@ -140,11 +140,11 @@ def add_bias(x, b, z, k0, n, C, inner):
 
 # The backward's order of summation (the Cython driver's fa_epilogue.h: the
 # bias gradient has the same bits on both backends).
-GROUP = 16  # short runs: rows added in the array's type before the double sums
-LANES = 16  # long runs: lanes of one channel's run
-SEGMENT = 256  # long runs: elements of a run between two additions of its lanes into double
-RUNS_FROM = 16  # the shortest run summed in lanes
-COLS = 2048  # short runs: columns of a row tile (a multiple of inner when inner > 1)
+BIAS_GROUP = 16  # short runs: rows added in the array's type before the double sums
+BIAS_LANES = 16  # long runs: lanes of one channel's run
+BIAS_SEGMENT = 256  # long runs: elements of a run between two additions of its lanes into double
+BIAS_RUNS_FROM = 16  # the shortest run summed in lanes
+BIAS_COLS = 2048  # short runs: columns of a row tile (a multiple of inner when inner > 1)
 
 
 @register_jitable
@@ -157,11 +157,11 @@ def bias_rows(v, k, m, w, stride, rel, last, inner, f, acc, aoff):
     fs = f[:w]
     for r in range(m):
         row = v[k + r * stride : k + r * stride + w]
-        if rel % GROUP == 0:
+        if rel % BIAS_GROUP == 0:
             fs[:] = 0
         for j in range(w):
             fs[j] += row[j]
-        if rel % GROUP == GROUP - 1 or (last and r == m - 1):
+        if rel % BIAS_GROUP == BIAS_GROUP - 1 or (last and r == m - 1):
             if inner == 1:
                 a = acc[aoff : aoff + w]
                 for j in range(w):
@@ -177,7 +177,7 @@ def bias_rows(v, k, m, w, stride, rel, last, inner, f, acc, aoff):
 
 @register_jitable
 def bias_flush(fl, dl):
-    for lane in range(LANES):
+    for lane in range(BIAS_LANES):
         dl[lane] += np.float64(fl[lane])
         fl[lane] = 0
 
@@ -186,37 +186,37 @@ def bias_flush(fl, dl):
 def bias_close(fl, dl, acc, c):
     """A run's lanes closed: fl into dl, dl halved pairwise into acc[c]."""
     bias_flush(fl, dl)
-    h = LANES // 2
+    h = BIAS_LANES // 2
     while h >= 1:
         for lane in range(h):
             dl[lane] += dl[lane + h]
         h //= 2
     acc[c] += dl[0]
-    for lane in range(LANES):
+    for lane in range(BIAS_LANES):
         dl[lane] = 0.0
 
 
 @register_jitable
 def bias_runs(v, k0, n, C, inner, fl, dl, acc, aoff):
     """Elements k0..k0+n-1 of v in runs of ``inner`` (a channel's each): position
-    i of a run into lane i % LANES of fl, fl into dl at every SEGMENT-th
+    i of a run into lane i % BIAS_LANES of fl, fl into dl at every BIAS_SEGMENT-th
     position, a run closed into acc[aoff + c] at its end."""
     i = k0 % inner
     c = (k0 // inner) % C
     k = k0
     while n > 0:
-        take = min(SEGMENT - i % SEGMENT, inner - i, n)
+        take = min(BIAS_SEGMENT - i % BIAS_SEGMENT, inner - i, n)
         vs = v[k : k + take]
         t = 0
-        while t < take and (i + t) % LANES:
-            fl[(i + t) % LANES] += vs[t]
+        while t < take and (i + t) % BIAS_LANES:
+            fl[(i + t) % BIAS_LANES] += vs[t]
             t += 1
-        while t + LANES <= take:
-            for lane in range(LANES):
+        while t + BIAS_LANES <= take:
+            for lane in range(BIAS_LANES):
                 fl[lane] += vs[t + lane]
-            t += LANES
+            t += BIAS_LANES
         while t < take:
-            fl[(i + t) % LANES] += vs[t]
+            fl[(i + t) % BIAS_LANES] += vs[t]
             t += 1
         k += take
         n -= take
@@ -227,7 +227,7 @@ def bias_runs(v, k0, n, C, inner, fl, dl, acc, aoff):
             c += 1
             if c == C:
                 c = 0
-        elif i % SEGMENT == 0:
+        elif i % BIAS_SEGMENT == 0:
             bias_flush(fl, dl)
 
 
@@ -241,8 +241,8 @@ def bias_unit(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nbloc
         aoff = u * C
         partial[aoff : aoff + C] = 0.0
         z = np.empty(TILE, g.dtype)
-        fl = np.zeros(LANES, g.dtype)
-        dl = np.zeros(LANES, np.float64)
+        fl = np.zeros(BIAS_LANES, g.dtype)
+        dl = np.zeros(BIAS_LANES, np.float64)
         t = k0
         while t < k1:
             ln = min(TILE, k1 - t)
@@ -268,8 +268,8 @@ def bias_unit(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nbloc
     aoff = blk * C + q * cw
     partial[aoff : aoff + cn] = 0.0
     batch = TILE // W if w == W and W < TILE else 1
-    z = np.empty(COLS, g.dtype)
-    f = np.empty(COLS, g.dtype)
+    z = np.empty(BIAS_COLS, g.dtype)
+    f = np.empty(BIAS_COLS, g.dtype)
     r = r0
     while r < r1:
         m = min(batch, r1 - r)
@@ -305,8 +305,8 @@ def bias_binary(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nbl
     cw = 0
     nq = 0
     units = nblocks
-    if inner < RUNS_FROM:
-        cw = min(COLS // inner, C)
+    if inner < BIAS_RUNS_FROM:
+        cw = min(BIAS_COLS // inner, C)
         nq = (C + cw - 1) // cw
         units = nblocks * nq
     for u in prange(units):
