@@ -193,7 +193,7 @@ def bias_close(fl, dl, acc, c):
         h //= 2
     acc[c] += dl[0]
     for lane in range(BIAS_LANES):
-        dl[lane] = 0.0
+        dl[lane] = 0
 
 
 @register_jitable
@@ -239,7 +239,7 @@ def bias_unit(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nbloc
         k0 = u * n // nblocks
         k1 = (u + 1) * n // nblocks
         aoff = u * C
-        partial[aoff : aoff + C] = 0.0
+        partial[aoff : aoff + C] = 0
         z = np.empty(TILE, g.dtype)
         fl = np.zeros(BIAS_LANES, g.dtype)
         dl = np.zeros(BIAS_LANES, np.float64)
@@ -266,7 +266,7 @@ def bias_unit(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nbloc
     j0 = q * cw * inner
     w = cn * inner
     aoff = blk * C + q * cw
-    partial[aoff : aoff + cn] = 0.0
+    partial[aoff : aoff + cn] = 0
     batch = TILE // W if w == W and W < TILE else 1
     z = np.empty(BIAS_COLS, g.dtype)
     f = np.empty(BIAS_COLS, g.dtype)
