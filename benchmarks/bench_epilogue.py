@@ -2,10 +2,13 @@
 
     python benchmarks/bench_epilogue.py
     python benchmarks/bench_epilogue.py --sizes 1e6 --threads 1 --names relu --dtype float64
+    python benchmarks/bench_epilogue.py --layout nchw   # (N, 64, 32, 32), bias_axis=1
 
 Forward: ``act(x, bias=b, out=z)`` against ``np.add(x, b, out=z); act(z, out=z)``.
 Backward: ``act_backward(g, saved, bias=b, out=gi)`` (which also returns the
-bias gradient) against ``act_backward(g, saved, out=gi); gi.sum(axis=0)``.
+bias gradient) against ``act_backward(g, saved, out=gi); gi.sum(axis=0)`` (with
+``--layout nchw``: a convolution's output, the bias along axis 1, summed over
+the other axes).
 The output buffers are separate from the inputs so that repeats see the same
 values; the memory traffic is that of the in-place forms (``x += b; act(x,
 out=x)``).  Best times of interleaved samples (``fastact.bench.timing``);
@@ -23,37 +26,43 @@ import fastact
 from fastact.bench.timing import measure_together
 
 FEATURES = 1024
+# (channels, height, width) of the NCHW layout
+CHW = (64, 32, 32)
 TARGETS = {("relu", "forward"): 0.6, ("relu", "backward"): 0.8}
 
 
-def jobs(name: str, n: int, dtype) -> dict:
+def jobs(name: str, n: int, dtype, layout: str = "dense") -> dict:
     """(pass, fused or unfused) -> (calls, setup) for ``measure_together``."""
     rng = np.random.default_rng(0)
-    shape = (max(1, n // FEATURES), FEATURES)
+    if layout == "nchw":
+        shape, axis, others = (max(1, n // int(np.prod(CHW))), *CHW), 1, (0, 2, 3)
+    else:
+        shape, axis, others = (max(1, n // FEATURES), FEATURES), -1, (0,)
     x = rng.standard_normal(shape).astype(dtype)
-    b = rng.standard_normal(FEATURES).astype(dtype)
+    b = rng.standard_normal(shape[axis]).astype(dtype)
     g = rng.standard_normal(shape).astype(dtype)
     z, gi = np.empty_like(x), np.empty_like(x)
     f, fb = getattr(fastact, name), getattr(fastact, f"{name}_backward")
     entry = fastact.activation(name)
-    pre = x + b
+    bb = b.reshape([-1 if k == axis % x.ndim else 1 for k in range(x.ndim)])
+    pre = x + bb
     y = f(pre)
     saved_fused = x if entry.saves == "input" else y
     saved_plain = pre if entry.saves == "input" else y
 
     def fwd_fused():
-        f(x, bias=b, out=z)
+        f(x, bias=b, bias_axis=axis, out=z)
 
     def fwd_plain():
-        np.add(x, b, out=z)
+        np.add(x, bb, out=z)
         f(z, out=z)
 
     def bwd_fused():
-        fb(g, saved_fused, bias=b, out=gi)
+        fb(g, saved_fused, bias=b, bias_axis=axis, out=gi)
 
     def bwd_plain():
         fb(g, saved_plain, out=gi)
-        gi.sum(axis=0)
+        gi.sum(axis=others)
 
     return {
         ("forward", "fused"): ([fwd_fused], None),
@@ -69,12 +78,14 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("--names", default="relu,gelu,silu,tanh,sigmoid")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--layout", choices=["dense", "nchw"], default="dense")
     ap.add_argument("--budget", type=float, default=0.3, help="seconds per measurement")
     args = ap.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
     dtype = np.dtype(args.dtype)
-    print(f"bias epilogue, (N, {FEATURES}) {dtype}, backend {fastact.get_backend()}")
+    layout = f"(N, {FEATURES})" if args.layout == "dense" else f"(N, {CHW}) bias_axis=1"
+    print(f"bias epilogue, {layout} {dtype}, backend {fastact.get_backend()}")
     print(
         f"{'activation':<10} {'n':>9} {'thr':>3} {'pass':<8} {'fused ms':>9} "
         f"{'unfused ms':>10} {'ratio':>6} target"
@@ -83,7 +94,7 @@ def main(argv=None) -> None:
         for n in sizes:
             for t in threads:
                 fastact.set_num_threads(t)
-                res = measure_together(jobs(name, n, dtype), args.budget)
+                res = measure_together(jobs(name, n, dtype, args.layout), args.budget)
                 for pass_ in ("forward", "backward"):
                     fused = res[pass_, "fused"].best
                     plain = res[pass_, "unfused"].best

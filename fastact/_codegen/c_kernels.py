@@ -11,6 +11,8 @@ Kernel signatures (T is float or double):
 * unary   ``void k(const T *x, T *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
 * binary  ``void k(const T *g, const T *s, T *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
 * pgrad   ``void k(const T *g, const T *s, Py_ssize_t n, const double *p, double *acc)``
+* bwdb    ``void k(const T *g, const T *s, const T *b, T *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
+  (the backward at ``s + b``, for the bias epilogue: :func:`_bias_kernel`)
 
 ``p`` holds the parameters in table order; ``off`` is the flat index of the
 chunk's first element (rrelu's counter-based slopes).  Entries with a channel
@@ -136,6 +138,60 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
         "}",
     ]
     return "\n".join(lines)
+
+
+def _bias_kernel(entry: Activation, sfx: str, helpers: list[str]) -> str:
+    """The backward at ``s + b`` of an entry that saves its input (the bias epilogue).
+
+    ``void k(const T *g, const T *s, const T *b, T *out, Py_ssize_t n, const
+    double *p, uint64_t seed, int64_t off)``: the ``bwd`` kernel with its saved
+    input read as ``s[k] + b[k]`` in its own loop, rounded as when the sum is
+    stored first (fastact/_api/epilogue.py: the pass reads ``s`` once).
+    """
+    ctype = CTYPES[sfx]
+    src = kernel_formula(entry, "bwd")
+    where = f"{entry.name}.bwdb"
+    name = f"fa_{entry.name}_bwdb_{sfx}"
+    sig = f"const {ctype} *gp, const {ctype} *sp, const {ctype} *restrict bp, {ctype} *out"
+    lines = [
+        f"FA_INLINE void {name}_range({sig}, Py_ssize_t k0, Py_ssize_t k1, const double *p, "
+        "uint64_t seed, int64_t off) {",
+        "    (void)seed; (void)off; (void)p;",
+        *_param_lines(entry, ctype, False),
+    ]
+    cases = _unswitch(src, {p.name for p in entry.parameters})
+    for j, (test, formula) in enumerate(cases):
+        body = expr_to_c(formula, sfx, helpers, where)
+        if len(cases) > 1:
+            cond = "" if test is None else f"if ({expr_to_c(test, sfx, helpers, where)}) "
+            lines.append(f"    {'} else ' if j else ''}{cond}{{")
+        indent = "    " * (2 if len(cases) > 1 else 1)
+        inner = [f"const {ctype} g = gp[k];", f"const {ctype} {saved_name(entry)} = sp[k] + bp[k];"]
+        if "i" in free_names(formula):
+            inner.append("const int64_t i = off + (int64_t)k;")
+        inner.append(f"out[k] = {body};")
+        lines += _loop(inner, indent, sfx if uses_uniform_slope(formula) else None)
+    if len(cases) > 1:
+        lines.append("    }")
+    lines += [
+        "}",
+        f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
+        "uint64_t seed, int64_t off) {",
+        f"    const Py_ssize_t h = fa_head(out, n, sizeof({ctype}));",
+        f"    {name}_range(gp, sp, bp, out, 0, h, p, seed, off);",
+        f"    {name}_range(gp, sp, bp, out, h, n, p, seed, off);",
+        "}",
+    ]
+    return "\n".join(lines)
+
+
+def _has_bias_kernel(entry: Activation) -> bool:
+    """Whether the entry gets a backward at ``s + b``: elementwise, saving its input."""
+    return (
+        kernel_formula(entry, "bwd") is not None
+        and entry.saves == "input"
+        and not entry.channel_param
+    )
 
 
 def _loop(inner: list[str], indent: str, rng: str | None) -> list[str]:
@@ -646,6 +702,10 @@ PROLOGUE = """\
 #define FA_ROP_LOG {rop_log}
 
 typedef void (*fa_unary_f32)(const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t);
+typedef void (*fa_bwdb_f32)(const float *, const float *, const float *, float *, Py_ssize_t,
+                            const double *, uint64_t, int64_t);
+typedef void (*fa_bwdb_f64)(const double *, const double *, const double *, double *,
+                            Py_ssize_t, const double *, uint64_t, int64_t);
 typedef void (*fa_unary_f64)(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t);
 typedef void (*fa_binary_f32)(const float *, const float *, float *, Py_ssize_t, const double *,
                               uint64_t, int64_t);
@@ -698,6 +758,8 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             if entry.rowwise:
                 out.append(_rowwise(entry, False, sfx, names))
                 out.append(_rowwise(entry, True, sfx, names))
+            if _has_bias_kernel(entry):
+                out.append(_bias_kernel(entry, sfx, names))
     for sfx in CTYPES:
         for kind in KINDS + PGRAD:
             sig = "unary" if kind in UNARY else ("pgrad" if kind in PGRAD else "binary")
@@ -729,6 +791,13 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 + ",\n    ".join(ptrs)
                 + "\n};"
             )
+    for sfx in CTYPES:
+        ptrs = [f"fa_{e.name}_bwdb_{sfx}" if _has_bias_kernel(e) else "NULL" for e in table]
+        out.append(
+            f"static fa_bwdb_{sfx} FA_BWDB_{sfx.upper()}[{len(table)}] = {{\n    "
+            + ",\n    ".join(ptrs)
+            + "\n};"
+        )
     out.append(f"#define FA_N_KERNELS {len(table)}\n#endif")
     return "\n\n".join(out) + "\n"
 

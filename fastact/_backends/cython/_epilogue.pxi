@@ -2,17 +2,28 @@
 # with the bias gradient summed in the same pass.
 #
 # The flat C-order buffer is an (outer, C, inner) array and element k has the
-# bias b[(k // inner) % C].  Each thread runs its range in tiles of TILE
-# elements: z = x + b into a tile on its stack, then the entry's kernel from the
-# tile (the loops of fa_epilogue.h; the tile stays in L1, so memory sees one read and one write per
-# element).  The backward sums each tile's gradient into the partial sums of
-# its block: a fixed number of element blocks (chosen by fastact._api.epilogue
-# from the shape), C sums of `lanes` doubles each (element k into lane k % 8
-# when inner > 1), added in increasing k; the caller combines them in a fixed
-# order.  Same bits for any thread count, and on the Numba backend
-# (fastact/_backends/numba/drivers.py, whose constants these are).
+# bias b[(k // inner) % C].  The forward runs each thread's range in tiles of
+# TILE elements: z = x + b into a tile on its stack, then the entry's kernel
+# from the tile (the tile stays in L1, so memory sees one read and one write
+# per element).
+#
+# The backward runs the kernel on a tile (x + b first where the entry saves
+# its input) and sums the tile's gradient while it is in L1, into the double
+# partial sums of its block: a fixed number of blocks (chosen by
+# fastact._api.epilogue from the size), then combined in block order
+# (fa_bias_combine).  Short runs (inner < RUNS_FROM, the dense layer's
+# inner == 1): blocks of rows of C * inner elements, the rows added in groups
+# (fa_bias_rows), threads over (block, column tile) units.  Long runs: blocks of
+# elements, each run of one channel added in lanes (fa_bias_runs).  The order
+# of every addition is fixed by the shape: same bits for any thread count, and
+# on the Numba backend (fastact/_backends/numba/drivers.py, whose constants
+# these are).
 
 DEF TILE = 1024
+# The backward's short-run order: columns of a row tile (a multiple of inner
+# when inner > 1), and the most elements of whole rows one kernel call takes.
+DEF COLS = 2048
+DEF BATCH = 1024
 
 
 cdef extern from "fa_epilogue.h" nogil:
@@ -20,10 +31,43 @@ cdef extern from "fa_epilogue.h" nogil:
                          Py_ssize_t, Py_ssize_t) noexcept nogil
     void fa_add_bias_f64(const double *, const double *, double *, Py_ssize_t, Py_ssize_t,
                          Py_ssize_t, Py_ssize_t) noexcept nogil
-    void fa_sum_bias_f32(const float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
-                         double *) noexcept nogil
-    void fa_sum_bias_f64(const double *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
-                         double *) noexcept nogil
+    enum:
+        FA_BIAS_GROUP
+        FA_BIAS_LANES
+        FA_BIAS_SEGMENT
+        FA_BIAS_RUNS_FROM
+    void fa_fill_bias_f32(const float *, float *, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                          Py_ssize_t) noexcept nogil
+    void fa_fill_bias_f64(const double *, double *, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                          Py_ssize_t) noexcept nogil
+    void fa_bias_flush_f32(const float *, Py_ssize_t, Py_ssize_t, double *) noexcept nogil
+    void fa_bias_flush_f64(const double *, Py_ssize_t, Py_ssize_t, double *) noexcept nogil
+    void fa_bias_rows_f32(const float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, int,
+                          Py_ssize_t, float *, double *) noexcept nogil
+    void fa_bias_rows_f64(const double *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, int,
+                          Py_ssize_t, double *, double *) noexcept nogil
+    void fa_bias_runs_f32(const float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                          float *, double *, double *) noexcept nogil
+    void fa_bias_runs_f64(const double *, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                          double *, double *, double *) noexcept nogil
+    void fa_bias_close_f32(float *, double *, double *) noexcept nogil
+    void fa_bias_close_f64(double *, double *, double *) noexcept nogil
+    void fa_bias_combine(double *, Py_ssize_t, Py_ssize_t) noexcept nogil
+
+# The backward at s + b of the entries that save their input (FA_BWDB of
+# fa_kernels.h, NULL for the others): out = f'(g, s + b), b a tile of the bias
+# of each element, the sum rounded as when stored first.
+cdef extern from "fa_kernels.h" nogil:
+    ctypedef void (*fa_bwdb_f32)(const float *, const float *, const float *, float *,
+                                 Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_bwdb_f64)(const double *, const double *, const double *, double *,
+                                 Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    fa_bwdb_f32 *FA_BWDB_F32
+    fa_bwdb_f64 *FA_BWDB_F64
+
+# The backward's order of summation (fa_epilogue.h), for the check that the
+# Numba drivers use the same: (GROUP, LANES, SEGMENT, RUNS_FROM).
+BIAS_ORDER = (FA_BIAS_GROUP, FA_BIAS_LANES, FA_BIAS_SEGMENT, FA_BIAS_RUNS_FROM)
 
 
 cdef inline void _add_bias(const real *x, const real *b, real *z, Py_ssize_t k0, Py_ssize_t n,
@@ -35,15 +79,6 @@ cdef inline void _add_bias(const real *x, const real *b, real *z, Py_ssize_t k0,
         fa_add_bias_f64(x, b, z, k0, n, C, inner)
 
 
-cdef inline void _sum_bias(const real *gi, Py_ssize_t k0, Py_ssize_t n, Py_ssize_t C,
-                           Py_ssize_t inner, double *acc) noexcept nogil:
-    """acc[c] += gi (inner == 1), or acc[8 * c + k % 8] += gi (inner > 1), in increasing k."""
-    if real is float:
-        fa_sum_bias_f32(gi, k0, n, C, inner, acc)
-    else:
-        fa_sum_bias_f64(gi, k0, n, C, inner, acc)
-
-
 cdef void _bias_fwd_range(int table, int kid, const real *x, const real *b, real *out,
                           Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t C, Py_ssize_t inner,
                           const double *p, uint64_t seed) noexcept nogil:
@@ -53,23 +88,6 @@ cdef void _bias_fwd_range(int table, int kid, const real *x, const real *b, real
         ln = TILE if k1 - t > TILE else k1 - t
         _add_bias(x + t, b, z, t, ln, C, inner)
         _unary(table, kid, z, out + t, ln, p, seed, t)
-        t += ln
-
-
-cdef void _bias_bwd_range(int table, int kid, const real *g, const real *s, const real *b,
-                          real *out, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t C,
-                          Py_ssize_t inner, bint recompute, const double *p, uint64_t seed,
-                          double *acc) noexcept nogil:
-    cdef real z[TILE]
-    cdef Py_ssize_t t = k0, ln
-    while t < k1:
-        ln = TILE if k1 - t > TILE else k1 - t
-        if recompute:
-            _add_bias(s + t, b, z, t, ln, C, inner)
-            _binary(table, kid, g + t, z, out + t, ln, p, seed, t)
-        else:
-            _binary(table, kid, g + t, s + t, out + t, ln, p, seed, t)
-        _sum_bias(out + t, t, ln, C, inner, acc)
         t += ln
 
 
@@ -88,20 +106,133 @@ cdef void _bias_fwd(int table, int kid, const real *x, const real *b, real *out,
             _bias_fwd_range(table, kid, x, b, out, start, stop, C, inner, p, seed)
 
 
+cdef inline void _bwd_tile(int table, int kid, const real *g, const real *s, const real *b,
+                           real *z, bint tiled, real *out, Py_ssize_t k, Py_ssize_t n,
+                           Py_ssize_t C, Py_ssize_t inner, bint recompute, const double *p,
+                           uint64_t seed) noexcept nogil:
+    """out = f'(g, s + b) (``recompute``) or f'(g, s) for elements k..k+n-1.
+
+    With ``tiled``, z holds the bias of those elements and the kernel at s + b
+    reads it (FA_BWDB); otherwise s + b is first written into z.
+    """
+    if not recompute:
+        _binary(table, kid, g + k, s + k, out + k, n, p, seed, k)
+    elif tiled:
+        if real is float:
+            FA_BWDB_F32[kid](g + k, s + k, z, out + k, n, p, seed, k)
+        else:
+            FA_BWDB_F64[kid](g + k, s + k, z, out + k, n, p, seed, k)
+    else:
+        _add_bias(s + k, b, z, k, n, C, inner)
+        _binary(table, kid, g + k, z, out + k, n, p, seed, k)
+
+
+cdef inline void _fill_bias(const real *b, real *z, Py_ssize_t k0, Py_ssize_t n, Py_ssize_t C,
+                            Py_ssize_t inner) noexcept nogil:
+    if real is float:
+        fa_fill_bias_f32(b, z, k0, n, C, inner)
+    else:
+        fa_fill_bias_f64(b, z, k0, n, C, inner)
+
+
+cdef void _bias_bwd_rows(int table, int kid, const real *g, const real *s, const real *b,
+                         real *out, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t j0, Py_ssize_t w,
+                         Py_ssize_t C, Py_ssize_t inner, bint recompute, const double *p,
+                         uint64_t seed, double *acc) noexcept nogil:
+    """Rows r0..r1-1 (a block) of columns j0..j0+w-1 of the (outer, C * inner) array:
+    the gradient, and its sums over the rows into acc (the channels of those columns)."""
+    cdef real z[COLS]
+    cdef real f[COLS]
+    cdef Py_ssize_t W = C * inner, r = r0, m, k, ln, j
+    cdef Py_ssize_t batch = BATCH // W if w == W and W < BATCH else 1
+    # every call starts at column j0 of a row: one tile of bias serves them all
+    cdef bint tiled = recompute and table == PLAIN and FA_BWDB_F32[kid] != NULL
+    if tiled:
+        _fill_bias(b, z, j0, (batch - 1) * W + w, C, inner)
+    for j in range(w // inner):
+        acc[j] = 0
+    while r < r1:
+        m = batch if r1 - r > batch else r1 - r
+        k = r * W + j0
+        ln = (m - 1) * W + w  # several rows only when they are whole (w == W)
+        _bwd_tile(table, kid, g, s, b, z, tiled, out, k, ln, C, inner, recompute, p, seed)
+        if real is float:
+            fa_bias_rows_f32(out + k, m, w, W, r - r0, r + m == r1, inner, f, acc)
+        else:
+            fa_bias_rows_f64(out + k, m, w, W, r - r0, r + m == r1, inner, f, acc)
+        r += m
+
+
+cdef void _bias_bwd_runs(int table, int kid, const real *g, const real *s, const real *b,
+                         real *out, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t C,
+                         Py_ssize_t inner, bint recompute, const double *p, uint64_t seed,
+                         double *acc) noexcept nogil:
+    """Elements k0..k1-1 (a block): the gradient, and its sums by channel into acc."""
+    cdef real z[TILE]
+    cdef real fl[FA_BIAS_LANES]
+    cdef double dl[FA_BIAS_LANES]
+    cdef Py_ssize_t t = k0, ln, j
+    cdef bint tiled = recompute and table == PLAIN and FA_BWDB_F32[kid] != NULL
+    for j in range(C):
+        acc[j] = 0
+    for j in range(FA_BIAS_LANES):
+        fl[j] = 0
+        dl[j] = 0
+    while t < k1:
+        ln = TILE if k1 - t > TILE else k1 - t
+        if tiled:
+            _fill_bias(b, z, t, ln, C, inner)
+        _bwd_tile(table, kid, g, s, b, z, tiled, out, t, ln, C, inner, recompute, p, seed)
+        if real is float:
+            fa_bias_runs_f32(out + t, t, ln, C, inner, fl, dl, acc)
+        else:
+            fa_bias_runs_f64(out + t, t, ln, C, inner, fl, dl, acc)
+        t += ln
+    if k1 % inner:  # the block ends inside a run: close its part
+        if real is float:
+            fa_bias_close_f32(fl, dl, acc + (k1 - 1) // inner % C)
+        else:
+            fa_bias_close_f64(fl, dl, acc + (k1 - 1) // inner % C)
+
+
+cdef inline void _bias_bwd_unit(int table, int kid, const real *g, const real *s,
+                                const real *b, real *out, Py_ssize_t n, Py_ssize_t C,
+                                Py_ssize_t inner, bint recompute, const double *p,
+                                uint64_t seed, double *partial, Py_ssize_t nblocks,
+                                Py_ssize_t cw, Py_ssize_t nq, Py_ssize_t u) noexcept nogil:
+    """Unit u: a block (long runs), or a block's column tile of cw channels (short runs)."""
+    cdef Py_ssize_t blk, q, cn, outer
+    if nq == 0:
+        _bias_bwd_runs(table, kid, g, s, b, out, u * n // nblocks, (u + 1) * n // nblocks, C,
+                       inner, recompute, p, seed, partial + u * C)
+        return
+    blk = u // nq
+    q = u % nq
+    cn = cw if C - q * cw > cw else C - q * cw
+    outer = n // (C * inner)
+    _bias_bwd_rows(table, kid, g, s, b, out, blk * outer // nblocks,
+                   (blk + 1) * outer // nblocks, q * cw * inner, cn * inner, C, inner,
+                   recompute, p, seed, partial + blk * C + q * cw)
+
+
 cdef void _bias_bwd(int table, int kid, const real *g, const real *s, const real *b, real *out,
                     Py_ssize_t n, Py_ssize_t C, Py_ssize_t inner, bint recompute,
                     const double *p, uint64_t seed, double *partial, Py_ssize_t nblocks,
-                    Py_ssize_t width, int nthreads) noexcept nogil:
-    cdef Py_ssize_t blk
-    if nthreads <= 1 or nblocks <= 1:
-        for blk in range(nblocks):
-            _bias_bwd_range(table, kid, g, s, b, out, blk * n // nblocks,
-                            (blk + 1) * n // nblocks, C, inner, recompute, p, seed,
-                            partial + blk * width)
-        return
-    for blk in prange(nblocks, schedule="static", num_threads=nthreads):
-        _bias_bwd_range(table, kid, g, s, b, out, blk * n // nblocks, (blk + 1) * n // nblocks,
-                        C, inner, recompute, p, seed, partial + blk * width)
+                    int nthreads) noexcept nogil:
+    cdef Py_ssize_t cw = 0, nq = 0, units = nblocks, u
+    if inner < FA_BIAS_RUNS_FROM:
+        cw = COLS // inner if COLS // inner < C else C
+        nq = (C + cw - 1) // cw
+        units = nblocks * nq
+    if nthreads <= 1 or units <= 1:
+        for u in range(units):
+            _bias_bwd_unit(table, kid, g, s, b, out, n, C, inner, recompute, p, seed, partial,
+                           nblocks, cw, nq, u)
+    else:
+        for u in prange(units, schedule="static", num_threads=nthreads):
+            _bias_bwd_unit(table, kid, g, s, b, out, n, C, inner, recompute, p, seed, partial,
+                           nblocks, cw, nq, u)
+    fa_bias_combine(partial, nblocks, C)
 
 
 def bias_forward(int kind, int kid, cnp.ndarray x, cnp.ndarray bias, cnp.ndarray out,
@@ -134,22 +265,23 @@ def bias_forward(int kind, int kid, cnp.ndarray x, cnp.ndarray bias, cnp.ndarray
 def bias_backward(int kind, int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray bias,
                   cnp.ndarray out, Py_ssize_t C, Py_ssize_t inner, bint recompute,
                   tuple params, cnp.ndarray partial, uint64_t seed=0, int nthreads=1):
-    """out = f'(g, s + bias) (``recompute``) or f'(g, s), and the bias gradient's
-    partial sums added into ``partial`` (float64, nblocks x C x lanes, zeroed)."""
+    """out = f'(g, s + bias) (``recompute``) or f'(g, s), and the bias gradient
+    (float64) in the first row of ``partial`` (float64, nblocks x C; the other
+    rows are the blocks' partial sums)."""
     cdef double p[MAX_PARAMS]
     cdef Py_ssize_t n = cnp.PyArray_SIZE(g)
     cdef int di = _dtype_index(g)
     cdef int table = PLAIN if kind == BACKWARD else TRAIN
-    cdef Py_ssize_t lanes = 8 if inner > 1 else 1
-    cdef Py_ssize_t nblocks, width = C * lanes
+    cdef Py_ssize_t nblocks
     if kid < 0 or kid >= FA_N_KERNELS or di < 0 or not _has_binary(di, table, kid):
         raise ValueError("no such kernel")
-    if C < 1 or inner < 1 or cnp.PyArray_SIZE(bias) != C or _dtype_index(bias) != di:
+    if (C < 1 or inner < 1 or n % (C * inner) or cnp.PyArray_SIZE(bias) != C
+            or _dtype_index(bias) != di):
         raise ValueError("bias does not match")
     if (cnp.PyArray_TYPE(partial) != cnp.NPY_FLOAT64 or not cnp.PyArray_IS_C_CONTIGUOUS(partial)
-            or cnp.PyArray_NDIM(partial) != 3 or cnp.PyArray_DIM(partial, 1) != C
-            or cnp.PyArray_DIM(partial, 2) != lanes):
-        raise ValueError("partial must be float64 (nblocks, C, lanes)")
+            or cnp.PyArray_NDIM(partial) != 2 or cnp.PyArray_DIM(partial, 1) != C
+            or not 1 <= cnp.PyArray_DIM(partial, 0) <= (n if n > 0 else 1)):
+        raise ValueError("partial must be float64 (nblocks, C), 1 <= nblocks <= size")
     nblocks = cnp.PyArray_DIM(partial, 0)
     _fill_params(params, p)
     cdef const void *gp = cnp.PyArray_DATA(g)
@@ -160,10 +292,8 @@ def bias_backward(int kind, int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray b
     with nogil:
         if di == 0:
             _bias_bwd(table, kid, <const float *>gp, <const float *>sp, <const float *>bp,
-                      <float *>op, n, C, inner, recompute, p, seed, pp, nblocks, width,
-                      nthreads)
+                      <float *>op, n, C, inner, recompute, p, seed, pp, nblocks, nthreads)
         else:
             _bias_bwd(table, kid, <const double *>gp, <const double *>sp, <const double *>bp,
-                      <double *>op, n, C, inner, recompute, p, seed, pp, nblocks, width,
-                      nthreads)
+                      <double *>op, n, C, inner, recompute, p, seed, pp, nblocks, nthreads)
     return partial

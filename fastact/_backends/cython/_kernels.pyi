@@ -12,6 +12,7 @@ COMPILER: str
 SIMD_CLONES: str
 SOURCE_KEY: str
 NUMBA_KINDS: tuple[str, ...]
+BIAS_ORDER: tuple[int, int, int, int]
 
 def unary(
     kind: int,

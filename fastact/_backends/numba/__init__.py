@@ -98,7 +98,7 @@ def _signatures(sfx: str) -> dict[str, object]:
         "rowwise_forward": void(fn, R, A, P, i8, i8, i8),
         "rowwise_backward": void(fn, R, R, A, P, i8, i8, i8),
         "bias_unary": void(fn, R, R, A, P, u8, i8, i8, i8),
-        "bias_binary": void(fn, R, R, R, A, P, u8, i8, i8, b1, A64, i8, i8),
+        "bias_binary": void(fn, R, R, R, A, P, u8, i8, i8, b1, A64, i8),
     }
     for name, sig in driver_sigs.items():
         sigs[f"par_{name}"] = sig
@@ -514,10 +514,8 @@ class NumbaBackend:
         k = self.kernel(entry, gen.INPLACE[kind] if _same_buffer(g, out) else kind, sfx)
         p = self._params(params) if params else _NOPARAMS
         g, s, out = _flat(g), _flat(s), _flat(out)
-        nblocks, width = partial.shape[0], partial.shape[1] * partial.shape[2]
-        nth = 1 if nthreads <= 1 else min(nthreads, nblocks)
         args = (k, g, s, bias, out, p, seed, channels, inner, recompute, partial.reshape(-1))
-        self._run("bias_binary", sfx, nth, *args, width, nblocks)
+        self._run("bias_binary", sfx, nthreads, *args, partial.shape[0])
 
     # -- information ------------------------------------------------------------
 

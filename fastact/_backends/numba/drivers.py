@@ -138,42 +138,150 @@ def add_bias(x, b, z, k0, n, C, inner):
             c = 0
 
 
+# The backward's order of summation (the Cython driver's fa_epilogue.h: the
+# bias gradient has the same bits on both backends).
+BIAS_GROUP = 16  # short runs: rows added in the array's type before the double sums
+BIAS_LANES = 16  # long runs: lanes of one channel's run
+BIAS_SEGMENT = 256  # long runs: elements of a run between two additions of its lanes into double
+BIAS_RUNS_FROM = 16  # the shortest run summed in lanes
+BIAS_COLS = 2048  # short runs: columns of a row tile (a multiple of inner when inner > 1)
+
+
 @register_jitable
-def sum_bias(gi, k0, n, C, inner, acc, aoff):
-    """acc[aoff + c] += gi (inner == 1), or acc[aoff + 8 * c + k % 8] += gi, in increasing k."""
-    j = 0
-    if inner == 1:
-        c = k0 % C
-        while j < n:
-            run = min(C - c, n - j)
-            gs, a = gi[k0 + j : k0 + j + run], acc[aoff + c : aoff + c + run]
-            for i in range(run):
-                a[i] += np.float64(gs[i])
-            j += run
-            c = 0
-        return
+def bias_rows(v, k, m, w, stride, rel, last, inner, f, acc, aoff):
+    """Rows of w elements from v[k] at ``stride`` added into the group sums f,
+    zeroed at a group's first row (rel: the row's index in the block), and f
+    into acc[aoff ...] at a group's last row or the block's last (``last``): per
+    column (inner == 1), else per channel of ``inner`` columns added from the
+    first in float64."""
+    fs = f[:w]
+    for r in range(m):
+        row = v[k + r * stride : k + r * stride + w]
+        if rel % BIAS_GROUP == 0:
+            fs[:] = 0
+        for j in range(w):
+            fs[j] += row[j]
+        if rel % BIAS_GROUP == BIAS_GROUP - 1 or (last and r == m - 1):
+            if inner == 1:
+                a = acc[aoff : aoff + w]
+                for j in range(w):
+                    a[j] += np.float64(fs[j])
+            else:
+                for c in range(w // inner):
+                    d = np.float64(fs[c * inner])
+                    for i in range(1, inner):
+                        d += np.float64(fs[c * inner + i])
+                    acc[aoff + c] += d
+        rel += 1
+
+
+@register_jitable
+def bias_flush(fl, dl):
+    for lane in range(BIAS_LANES):
+        dl[lane] += np.float64(fl[lane])
+        fl[lane] = 0
+
+
+@register_jitable
+def bias_close(fl, dl, acc, c):
+    """A run's lanes closed: fl into dl, dl halved pairwise into acc[c]."""
+    bias_flush(fl, dl)
+    h = BIAS_LANES // 2
+    while h >= 1:
+        for lane in range(h):
+            dl[lane] += dl[lane + h]
+        h //= 2
+    acc[c] += dl[0]
+    for lane in range(BIAS_LANES):
+        dl[lane] = 0
+
+
+@register_jitable
+def bias_runs(v, k0, n, C, inner, fl, dl, acc, aoff):
+    """Elements k0..k0+n-1 of v in runs of ``inner`` (a channel's each): position
+    i of a run into lane i % BIAS_LANES of fl, fl into dl at every BIAS_SEGMENT-th
+    position, a run closed into acc[aoff + c] at its end."""
+    i = k0 % inner
     c = (k0 // inner) % C
-    r = k0 % inner
-    while j < n:
-        run = min(inner - r, n - j)
-        gs, a = gi[k0 + j : k0 + j + run], acc[aoff + 8 * c : aoff + 8 * c + 8]
-        k = k0 + j
-        i = 0
-        while i < run and (k + i) & 7:  # up to a multiple of 8: lane 0 again
-            a[(k + i) & 7] += np.float64(gs[i])
-            i += 1
-        while i + 8 <= run:
-            for lane in range(8):
-                a[lane] += np.float64(gs[i + lane])
-            i += 8
-        while i < run:
-            a[(k + i) & 7] += np.float64(gs[i])
-            i += 1
-        j += run
-        r = 0
-        c += 1
-        if c == C:
-            c = 0
+    k = k0
+    while n > 0:
+        take = min(BIAS_SEGMENT - i % BIAS_SEGMENT, inner - i, n)
+        vs = v[k : k + take]
+        t = 0
+        while t < take and (i + t) % BIAS_LANES:
+            fl[(i + t) % BIAS_LANES] += vs[t]
+            t += 1
+        while t + BIAS_LANES <= take:
+            for lane in range(BIAS_LANES):
+                fl[lane] += vs[t + lane]
+            t += BIAS_LANES
+        while t < take:
+            fl[(i + t) % BIAS_LANES] += vs[t]
+            t += 1
+        k += take
+        n -= take
+        i += take
+        if i == inner:
+            bias_close(fl, dl, acc, aoff + c)
+            i = 0
+            c += 1
+            if c == C:
+                c = 0
+        elif i % BIAS_SEGMENT == 0:
+            bias_flush(fl, dl)
+
+
+@register_jitable
+def bias_unit(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nblocks, cw, nq, u):
+    """Unit u: a block (long runs), or a block's column tile of cw channels (short runs)."""
+    n = g.size
+    if nq == 0:
+        k0 = u * n // nblocks
+        k1 = (u + 1) * n // nblocks
+        aoff = u * C
+        partial[aoff : aoff + C] = 0
+        z = np.empty(TILE, g.dtype)
+        fl = np.zeros(BIAS_LANES, g.dtype)
+        dl = np.zeros(BIAS_LANES, np.float64)
+        t = k0
+        while t < k1:
+            ln = min(TILE, k1 - t)
+            if recompute:
+                add_bias(s, b, z, t, ln, C, inner)
+                call_kernel(kernel, g, shifted(z, -t), out, p, 0, seed, t, t + ln)
+            else:
+                call_kernel(kernel, g, s, out, p, 0, seed, t, t + ln)
+            bias_runs(out, t, ln, C, inner, fl, dl, partial, aoff)
+            t += ln
+        if k1 % inner:
+            bias_close(fl, dl, partial, aoff + (k1 - 1) // inner % C)
+        return
+    blk = u // nq
+    q = u % nq
+    cn = min(cw, C - q * cw)
+    W = C * inner
+    outer = n // W
+    r0 = blk * outer // nblocks
+    r1 = (blk + 1) * outer // nblocks
+    j0 = q * cw * inner
+    w = cn * inner
+    aoff = blk * C + q * cw
+    partial[aoff : aoff + cn] = 0
+    batch = TILE // W if w == W and W < TILE else 1
+    z = np.empty(BIAS_COLS, g.dtype)
+    f = np.empty(BIAS_COLS, g.dtype)
+    r = r0
+    while r < r1:
+        m = min(batch, r1 - r)
+        k = r * W + j0
+        ln = (m - 1) * W + w
+        if recompute:
+            add_bias(s, b, z, k, ln, C, inner)
+            call_kernel(kernel, g, shifted(z, -k), out, p, 0, seed, k, k + ln)
+        else:
+            call_kernel(kernel, g, s, out, p, 0, seed, k, k + ln)
+        bias_rows(out, k, m, w, W, r - r0, r + m == r1, inner, f, partial, aoff)
+        r += m
 
 
 def bias_unary(kernel, x, b, out, p, seed, C, inner, nch):
@@ -193,19 +301,17 @@ def bias_unary(kernel, x, b, out, p, seed, C, inner, nch):
                 t += ln
 
 
-def bias_binary(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, width, nblocks):
-    n = g.size
-    for blk in prange(nblocks):
-        k0 = blk * n // nblocks
-        k1 = (blk + 1) * n // nblocks
-        z = np.empty(TILE, g.dtype)
-        t = k0
-        while t < k1:
-            ln = min(TILE, k1 - t)
-            if recompute:
-                add_bias(s, b, z, t, ln, C, inner)
-                call_kernel(kernel, g, shifted(z, -t), out, p, 0, seed, t, t + ln)
-            else:
-                call_kernel(kernel, g, s, out, p, 0, seed, t, t + ln)
-            sum_bias(out, t, ln, C, inner, partial, blk * width)
-            t += ln
+def bias_binary(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nblocks):
+    cw = 0
+    nq = 0
+    units = nblocks
+    if inner < BIAS_RUNS_FROM:
+        cw = min(BIAS_COLS // inner, C)
+        nq = (C + cw - 1) // cw
+        units = nblocks * nq
+    for u in prange(units):
+        bias_unit(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nblocks, cw, nq, u)
+    # the blocks' sums into the first, one block after another
+    for blk in range(1, nblocks):
+        for c in range(C):
+            partial[c] += partial[blk * C + c]
