@@ -47,6 +47,9 @@ def _bfloat16_loaded() -> np.dtype | None:
         if m is None:
             return None
         _bfloat16.append(np.dtype(m.bfloat16))
+        kernels = sys.modules.get("fastact._backends.cython._kernels")
+        if hasattr(kernels, "half_set_bfloat16"):  # its fast path takes bfloat16 from now on
+            kernels.half_set_bfloat16(_bfloat16[0].num)
     return _bfloat16[0]
 
 
