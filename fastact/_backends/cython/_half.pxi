@@ -1,6 +1,7 @@
-# 16-bit storage (float16, bfloat16): the float32 kernels block by block
-# (fa_half.h), on the same static chunks per thread as _elementwise.pxi, so
-# the 16-bit result is the float32 kernel's rounded once at every position.
+# 16-bit storage (float16, bfloat16): the float32 kernels on the same static
+# chunks per thread as _elementwise.pxi (bfloat16: fused, each element widened
+# as loaded and rounded as stored; float16: block by block, fa_half.h), so the
+# 16-bit result is the float32 kernel's rounded once at every position.
 # The arrays arrive as uint16 views (fastact/_half.py); ``fmt`` names the format.
 
 cdef extern from "fa_half.h" nogil:
@@ -12,16 +13,40 @@ cdef extern from "fa_half.h" nogil:
     void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n)
     void fa_half_narrow(int fmt, const float *f, uint16_t *h, Py_ssize_t n)
     void fa_half_init()
+    int fa_half_use_f16c(int on)
     int FA_HAVE_F16C
     int fa_f16c
 
 fa_half_init()
 
 
+# The fused bfloat16 kernels (widen as loaded, round as stored: fa_kernels.h),
+# by table (PLAIN, TRAIN); float16 runs the blocks of fa_half.h.
+cdef extern from "fa_kernels.h" nogil:
+    ctypedef void (*fa_unary_h16)(const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_binary_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    fa_unary_h16 *FA_FWD_BF16
+    fa_unary_h16 *FA_TFWD_BF16
+    fa_binary_h16 *FA_BWD_BF16
+    fa_binary_h16 *FA_TBWD_BF16
+
+cdef fa_unary_h16 *_U_BF16[2]
+cdef fa_binary_h16 *_B_BF16[2]
+_U_BF16[PLAIN] = FA_FWD_BF16
+_U_BF16[TRAIN] = FA_TFWD_BF16
+_B_BF16[PLAIN] = FA_BWD_BF16
+_B_BF16[TRAIN] = FA_TBWD_BF16
+
+
 cdef inline void _half_kernel(int fmt, int table, int kid, const uint16_t *a,
                               const uint16_t *b, uint16_t *out, Py_ssize_t n, const double *p,
                               uint64_t seed, int64_t off) noexcept nogil:
-    if b == NULL:
+    if fmt == 2:
+        if b == NULL:
+            _U_BF16[table][kid](a, out, n, p, seed, off)
+        else:
+            _B_BF16[table][kid](a, b, out, n, p, seed, off)
+    elif b == NULL:
         fa_half_unary(fmt, _U32[table][kid], a, out, n, p, seed, off)
     else:
         fa_half_binary(fmt, _B32[table][kid], a, b, out, n, p, seed, off)
@@ -137,6 +162,12 @@ def half_set_bfloat16(int typenum):
 def half_has_f16c():
     """Whether float16 results are rounded by the F16C instruction here (else in C)."""
     return bool(FA_HAVE_F16C and fa_f16c)
+
+
+def half_use_f16c(bint on):
+    """Round float16 by F16C where the CPU has it (True, the default) or in C (False:
+    the same bits, for tests); returns whether it was used before."""
+    return bool(fa_half_use_f16c(on))
 
 
 cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, object out,
