@@ -90,6 +90,7 @@ def main() -> None:
         d.mkdir()
         (d / "fa_kernels.h").write_text(c_kernels.generate(TABLE, helpers))
         shutil.copy(here / "fa_intrinsics.h", d)
+        shutil.copy(here / "fa_convert.h", d)
         (d / "wrap.c").write_text(WRAP)
         cmd = ["gcc", "-O3", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
         cmd += [f"-I{sysconfig.get_paths()['include']}", f"-I{d}", str(d / "wrap.c")]

@@ -430,10 +430,24 @@ def fast_threads(entry: Activation, pass_: str, dtype, n: int) -> int:
     cy = _cython()
     dtype = np.dtype(dtype)
     kid = entry.kernel_id
+    if _half.is_half(dtype):
+        return _fast_threads_half(entry, pass_, n)
     if cy is None or kid is None or dtype.name not in DTYPES:
         return 0
     kind = KINDS.index(kind_of(entry))
     return cy.fast_threads(kind, PASSES.index(pass_), DTYPES.index(dtype.name), kid, n)
+
+
+def _fast_threads_half(entry: Activation, pass_: str, n: int) -> int:
+    """:func:`fast_threads` of a 16-bit call: elementwise entries only, as float32's call
+    where that one runs Cython's kernels (where it runs Numba's serial kernel, the
+    general path runs the 16-bit call)."""
+    if _cython() is None or kind_of(entry) != "elementwise":
+        return 0
+    t = fast_threads(entry, pass_, _half.FLOAT32, n)
+    if t == 1 and fast_numba(entry, pass_, _half.FLOAT32) is not None:
+        return 0
+    return t
 
 
 def fast_numba(entry: Activation, pass_: str, dtype) -> str | None:
@@ -498,9 +512,10 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
             )
         reasons.append(f"a plain C-contiguous call takes the compiled fast path, {what}")
     if _half.is_half(dtype):
+        runs = "a plain call takes the compiled fast path" if fast else "the general path runs it"
         reasons.append(
             f"{dtype.name}: stored in 16 bits, computed by the float32 kernels (each element "
-            "widened exactly, each result rounded once); the general path runs it"
+            f"widened exactly, each result rounded once); {runs}"
         )
     if backend.name == "cython":
         b = backend.describe()

@@ -9,14 +9,18 @@ extra), whose arrays have kind ``'V'`` and no buffer protocol: kernels see
 their zero-copy ``uint16`` views, and the dtype is recognised by equality,
 never by kind.
 
-The Cython backend runs the float32 kernel of an elementwise entry block by
-block inside each thread's chunk (``fa_half.h``); rowwise and per-channel
-entries, and the Numba backend, run the float32 drivers here on blocks
-widened into float32 buffers.  The NumPy backend widens to float64 and
-rounds its reference once.  The conversions below are those of
-``fa_half.h``, bit for bit: integer and float32 operations that the
-compiler vectorizes, not the AVX512_BF16 instructions (which flush
-subnormal results), so subnormal 16-bit values convert exactly both ways.
+The Cython backend runs the float32 kernel of an elementwise entry inside
+each thread's chunk: for bfloat16 fused (each element widened as it is
+loaded and rounded as it is stored), for float16 block by block
+(``fa_half.h``); plain C-contiguous calls take the compiled fast path, as
+float32 ones do.  Rowwise and per-channel entries, and the Numba backend,
+run the float32 drivers here on blocks widened into float32 buffers.  The
+NumPy backend widens to float64 and rounds its reference once.  The
+conversions below are those of ``fa_convert.h``, bit for bit: integer and
+float32 operations that the compiler vectorizes (float16's rounding by the
+F16C instruction where the CPU has it: the same bits), not the AVX512_BF16
+instructions (which flush subnormal results), so subnormal 16-bit values
+convert exactly both ways.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ def _bfloat16_loaded() -> np.dtype | None:
         if m is None:
             return None
         _bfloat16.append(np.dtype(m.bfloat16))
+        kernels = sys.modules.get("fastact._backends.cython._kernels")
+        if hasattr(kernels, "half_set_bfloat16"):  # its fast path takes bfloat16 from now on
+            kernels.half_set_bfloat16(_bfloat16[0].num)
     return _bfloat16[0]
 
 

@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         t = Path(tmp)
         (t / "fa_kernels.h").write_text(c_kernels.generate(TABLE, HELPERS))
         shutil.copy(CYDIR / "fa_intrinsics.h", t / "fa_intrinsics.h")
+        shutil.copy(CYDIR / "fa_convert.h", t / "fa_convert.h")
         (t / "harness.c").write_text(HARNESS)
         exe = t / "harness"
         cmd = [args.cc, *args.cflags.split(), "-I", tmp, str(t / "harness.c"), "-o", str(exe)]

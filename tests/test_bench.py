@@ -295,3 +295,16 @@ def test_16_bit_rows_with_their_accuracy(tmp_path, capsys, dtype):
     assert set(acc) == {"relu", "gelu", "gelu[tanh]", "softmax"}
     assert acc["relu"]["fwd_ulp"] == 0.0
     assert 0.4 < acc["gelu"]["fwd_ulp"] <= 0.6  # rounded once from float32
+
+
+def test_torch_peer_leaves_out_what_it_cannot_run_in_16_bits():
+    """PyTorch has no float16 rrelu in training: that cell is "-", the bench goes on."""
+    pytest.importorskip("torch")
+    from fastact.bench.cases import cases_of
+
+    entry = next(e for e in fastact.table.TABLE if e.name == "rrelu")
+    cases = {c.training: c for c in cases_of(entry)}
+    train, plain = cases[True], cases[False]
+    x = np.linspace(-2, 2, 64).astype(np.float16)
+    assert bench.Torch().forward(train, x, np.empty_like(x)) is None
+    assert bench.Torch().forward(plain, x, np.empty_like(x)) is not None

@@ -370,3 +370,116 @@ def test_dispatch_follows_float32(half):
             assert _dispatch.plan_for(entry, pass_, half) == _dispatch.plan_for(
                 entry, pass_, np.dtype(np.float32)
             )
+
+
+# --- the compiled paths: fused bfloat16 kernels, float16 blocks, the fast path ------
+
+# Around the vector widths, fa_half.h's blocks (256) and a thread chunk's minimum (4096).
+EDGE_SIZES = (1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 255, 256, 257, 511, 513, 4097, 9001)
+
+
+def _nan_payloads(dtype: np.dtype) -> np.ndarray:
+    """Signalling and quiet NaNs of both signs with payloads."""
+    if dtype.name == "float16":
+        pats = [0x7C01, 0x7D55, 0x7E01, 0xFC02, 0xFFFF]
+    else:
+        pats = [0x7F81, 0x7FA5, 0x7FC1, 0xFF82, 0xFFFF]
+    return np.array(pats, np.uint16).view(dtype)
+
+
+def _edge_input(entry, params, dtype, n, seed):
+    rng = np.random.default_rng(seed)
+    x = _half.round_to(rng.normal(0, 3, n), dtype)
+    values = np.concatenate([specials(entry, params, dtype), _nan_payloads(dtype)])
+    for k, a in enumerate((0, 250, 256 - len(values) // 2, n - len(values))):
+        a = max(0, min(a, n - len(values)))
+        v = np.roll(values, 7 * k)[: n - a]
+        x[a : a + len(v)] = v
+    return x
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if not e.rowwise], ids=entry_id)
+def test_edges_and_paths_are_float32_rounded_once(entry, half):
+    """Every size around vector widths, blocks and thread chunks, special values, 16-bit
+    subnormals and NaN payloads at both ends and a block edge: the fast path and the
+    general path both give the float32 kernel's result rounded once."""
+    from tests.test_fast_path import general_only
+
+    for params, training in _param_sets(entry):
+        for n in EDGE_SIZES:
+            x = _edge_input(entry, params, half, n, seed=n)
+            g = _edge_input(entry, params, half, n, seed=n + 1)[::-1].copy()
+            call = Call(entry, params, training=training)
+            with fastact.config(backend="cython", num_threads=2):
+                y = call.forward(x)
+                gx = call.backward(g, call.saved(x, y))
+                with general_only():
+                    y_gen = call.forward(x)
+                    gx_gen = call.backward(g, call.saved(x, y))
+                y32 = call.forward(x.astype(np.float32))
+                g32 = call.backward(g.astype(np.float32), call.saved(x, y).astype(np.float32))
+            with np.errstate(all="ignore"):
+                want_y, want_g = y32.astype(half), g32.astype(half)
+            what = f"{entry.name} {half.name} n={n} {params} training={training}"
+            _same_bits(y, want_y, what + " forward (fast path)")
+            _same_bits(gx, want_g, what + " backward (fast path)")
+            _same_bits(y_gen, want_y, what + " forward (general path)")
+            _same_bits(gx_gen, want_g, what + " backward (general path)")
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+def test_small_plain_calls_take_the_fast_path(half):
+    """A plain 16-bit call below the parallel size runs in C, not on the general path."""
+    from tests.test_fast_path import fast_only, general_only
+
+    x = _half.round_to(np.linspace(-3, 3, 1000), half)
+    with fastact.config(backend="cython"):
+        with general_only():
+            want_y, want_g = fastact.gelu(x), fastact.gelu_backward(x, x)
+        with fast_only():
+            y = fastact.gelu(x)
+            gx = fastact.gelu_backward(x, x)
+            out = np.empty_like(x)
+            assert fastact.relu(x, out=out) is out
+            assert fastact.rrelu(x, training=True, seed=3).dtype == half
+    _same_bits(y, want_y, "forward")
+    _same_bits(gx, want_g, "backward")
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+def test_float16_rounding_by_f16c_is_the_c_rounding():
+    """Where float16 is rounded by the F16C instruction: the bits of the C rounding on
+    random patterns, every tie and its neighbours, NaN payloads, at every tail length;
+    and a whole activation the same either way."""
+    from fastact._backends.cython import _kernels
+
+    if not _kernels.half_has_f16c():
+        pytest.skip("float16 is rounded in C here")
+    rng = np.random.default_rng(8)
+    hi = np.arange(65536, dtype=np.uint32)
+    ties = (hi << 13) | (1 << 12)
+    pats = np.concatenate(
+        [rng.integers(0, 2**32, 2**18, dtype=np.uint64).astype(np.uint32), ties, ties + 1, ties - 1]
+    )
+    f = pats.view(np.float32)
+    x = _half.round_to(rng.normal(0, 3, 9001), np.dtype(np.float16))
+    x[:5] = _nan_payloads(np.dtype(np.float16))
+    try:
+        hw = [
+            _half._narrow_bits(1, f[: f.size - t], np.empty(f.size - t, np.uint16), 1)
+            for t in range(9)
+        ]
+        y_hw = fastact.gelu(x), fastact.silu_backward(x, x)
+        _kernels.half_use_f16c(False)
+        c = [
+            _half._narrow_bits(1, f[: f.size - t], np.empty(f.size - t, np.uint16), 1)
+            for t in range(9)
+        ]
+        y_c = fastact.gelu(x), fastact.silu_backward(x, x)
+    finally:
+        _kernels.half_use_f16c(True)
+    for t in range(9):
+        np.testing.assert_array_equal(hw[t], c[t])
+    for a, b in zip(y_hw, y_c):
+        np.testing.assert_array_equal(a.view(np.uint16), b.view(np.uint16))

@@ -43,6 +43,13 @@ from .dialect import (
 )
 
 KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv", "bwdv")
+# 16-bit storage formats with fused kernels (the float32 kernel, each element
+# widened as loaded and rounded once as stored: fa_convert.h): suffix ->
+# (widen, narrow).  float16 is not fused: its C rounding costs more than the
+# blocks of fa_half.h, which round with the F16C instruction.
+HALF_STORES = {"bf16": ("fa_bf16_to_f32", "fa_f32_to_bf16")}
+# The kinds the 16-bit elementwise driver runs (plain and training mode).
+HALF_KINDS = ("fwd", "bwd", "tfwd", "tbwd")
 
 
 def _param_lines(entry: Activation, ctype: str, vector: bool) -> list[str]:
@@ -86,19 +93,30 @@ def _unswitch(src: str, params: set[str]) -> list[tuple[str | None, str]]:
     return [(None, src)]
 
 
-def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
+def _kernel(
+    entry: Activation, kind: str, sfx: str, helpers: list[str], store: str | None = None
+) -> str:
+    """The kernel of ``kind`` in float type ``sfx``; with ``store`` (a key of
+    :data:`HALF_STORES`) the float32 kernel on arrays of that 16-bit format: each
+    element widened as it is loaded and rounded once as it is stored."""
     ctype = CTYPES[sfx]
     src = kernel_formula(entry, kind)
     vector = kind.endswith("v")
     where = f"{entry.name}.{kind}"
     saved = saved_name(entry)
-    name = f"fa_{entry.name}_{kind}_{sfx}"
+    name = f"fa_{entry.name}_{kind}_{store or sfx}"
+    ptype = ctype if store is None else "uint16_t"
+    widen, narrow = HALF_STORES[store] if store else ("", "")
+
+    def ld(a: str) -> str:
+        return f"{widen}({a}[k])" if store else f"{a}[k]"
+
     if kind in UNARY:
-        sig = f"const {ctype} *xp, {ctype} *out"
-        load = f"        const {ctype} x = xp[k];"
+        sig = f"const {ptype} *xp, {ptype} *out"
+        load = f"        const {ctype} x = {ld('xp')};"
     else:
-        sig = f"const {ctype} *gp, const {ctype} *sp, {ctype} *out"
-        load = f"        const {ctype} g = gp[k];\n        const {ctype} {saved} = sp[k];"
+        sig = f"const {ptype} *gp, const {ptype} *sp, {ptype} *out"
+        load = f"        const {ctype} g = {ld('gp')};\n        const {ctype} {saved} = {ld('sp')};"
     lines = [
         f"FA_INLINE void {name}_range({sig}, Py_ssize_t k0, Py_ssize_t k1, const double *p, "
         "uint64_t seed, int64_t off) {",
@@ -121,7 +139,7 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
             inner.append(f"const {ctype} {cp} = ({ctype})p[k];")
         if "i" in free_names(formula):
             inner.append("const int64_t i = off + (int64_t)k;")
-        inner.append(f"out[k] = {body};")
+        inner.append(f"out[k] = {narrow}({body});" if store else f"out[k] = {body};")
         lines += _loop(inner, indent, sfx if uses_uniform_slope(formula) else None)
     if len(cases) > 1:
         lines.append("    }")
@@ -132,7 +150,7 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
     lines += [
         f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
         "uint64_t seed, int64_t off) {",
-        f"    const Py_ssize_t h = fa_head(out, n, sizeof({ctype}));",
+        f"    const Py_ssize_t h = fa_head(out, n, sizeof({ptype}));",
         f"    {name}_range({args}, 0, h, p, seed, off);",
         f"    {name}_range({args}, h, n, p, seed, off);",
         "}",
@@ -683,6 +701,7 @@ PROLOGUE = """\
 #ifndef FA_KERNELS_H
 #define FA_KERNELS_H
 #include "fa_intrinsics.h"
+#include "fa_convert.h"
 
 /* The fixed-8 lane loops of the row maxima stay loops, which gcc's
  * vectorizer takes whole (unrolled, their selects would not vectorize). */
@@ -729,6 +748,10 @@ typedef double (*fa_rseg_f64)(const double *, const double *, double *, Py_ssize
 typedef void (*fa_rmap_f32)(const float *, const float *, float *, Py_ssize_t, const double *);
 typedef void (*fa_rmap_f64)(const double *, const double *, double *, Py_ssize_t,
                             const double *);
+typedef void (*fa_unary_h16)(const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t,
+                             int64_t);
+typedef void (*fa_binary_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t,
+                              const double *, uint64_t, int64_t);
 """
 
 
@@ -780,6 +803,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 + ",\n    ".join(ptrs)
                 + "\n};"
             )
+    out += _half_kernels(table, names)
     out += _row_stage_tables(table)
     for sfx in CTYPES:
         for v in ("", "v"):
@@ -800,6 +824,29 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
         )
     out.append(f"#define FA_N_KERNELS {len(table)}\n#endif")
     return "\n\n".join(out) + "\n"
+
+
+def _half_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
+    """The fused 16-bit kernels of :data:`HALF_STORES` and their pointer tables
+    (``FA_FWD_BF16``...: NULL where the entry has no such kernel)."""
+    out = []
+    for store in HALF_STORES:
+        for entry in table:
+            for kind in HALF_KINDS:
+                if kernel_formula(entry, kind) is not None:
+                    out.append(_kernel(entry, kind, "f32", names, store=store))
+        for kind in HALF_KINDS:
+            sig = "unary" if kind in UNARY else "binary"
+            ptrs = [
+                f"fa_{e.name}_{kind}_{store}" if kernel_formula(e, kind) is not None else "NULL"
+                for e in table
+            ]
+            out.append(
+                f"static fa_{sig}_h16 FA_{kind.upper()}_{store.upper()}[{len(table)}] = {{\n    "
+                + ",\n    ".join(ptrs)
+                + "\n};"
+            )
+    return out
 
 
 def _row_stage_tables(table: tuple[Activation, ...]) -> list[str]:

@@ -297,7 +297,13 @@ class Torch(Impl):
             ns[case.entry.channel_param] = torch.full((1,), PRELU_WEIGHT, dtype=ns["x"].dtype)
         if which == "backward" and form.backward_setup:
             ns["buf"] = eval(form.backward_setup, ns)  # noqa: S307 - the table's own text
-        return _compile(expr, ns)
+        fn = _compile(expr, ns)
+        if _half.is_half(arrays["out"].dtype):
+            try:  # PyTorch has no 16-bit kernel for some ops (rrelu's training form)
+                fn()
+            except (NotImplementedError, RuntimeError):
+                return None
+        return fn
 
     def forward(self, case, x, out):
         return self._call(case, "forward", x=x, out=out)

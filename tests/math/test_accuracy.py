@@ -166,6 +166,7 @@ def compile_c(d):
     (d / "fa_kernels.h").write_text(c_kernels.generate(ENTRIES, functions.HELPERS))
     here = os.path.join(os.path.dirname(c_kernels.__file__), "..", "_backends", "cython")
     shutil.copy(os.path.join(here, "fa_intrinsics.h"), d / "fa_intrinsics.h")
+    shutil.copy(os.path.join(here, "fa_convert.h"), d / "fa_convert.h")
     (d / "wrap.c").write_text(WRAPPER)
     lib = d / "libmath.so"
     cmd = [

@@ -115,7 +115,7 @@ cdef object _fast_elementwise(int pass_, int table, int kid, object a_, object b
     cdef const void *bp = NULL
     cdef int nthreads
     if di < 0:
-        return None
+        return _fast_half(pass_, table, kid, a_, b_, out, params, seed)
     a = <cnp.ndarray>a_
     nthreads = _fast_threads(a, pass_, di, kid)
     if nthreads == 0:

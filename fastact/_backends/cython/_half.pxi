@@ -1,6 +1,7 @@
-# 16-bit storage (float16, bfloat16): the float32 kernels block by block
-# (fa_half.h), on the same static chunks per thread as _elementwise.pxi, so
-# the 16-bit result is the float32 kernel's rounded once at every position.
+# 16-bit storage (float16, bfloat16): the float32 kernels on the same static
+# chunks per thread as _elementwise.pxi (bfloat16: fused, each element widened
+# as loaded and rounded as stored; float16: block by block, fa_half.h), so the
+# 16-bit result is the float32 kernel's rounded once at every position.
 # The arrays arrive as uint16 views (fastact/_half.py); ``fmt`` names the format.
 
 cdef extern from "fa_half.h" nogil:
@@ -11,12 +12,41 @@ cdef extern from "fa_half.h" nogil:
                         int64_t off)
     void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n)
     void fa_half_narrow(int fmt, const float *f, uint16_t *h, Py_ssize_t n)
+    void fa_half_init()
+    int fa_half_use_f16c(int on)
+    int FA_HAVE_F16C
+    int fa_f16c
+
+fa_half_init()
+
+
+# The fused bfloat16 kernels (widen as loaded, round as stored: fa_kernels.h),
+# by table (PLAIN, TRAIN); float16 runs the blocks of fa_half.h.
+cdef extern from "fa_kernels.h" nogil:
+    ctypedef void (*fa_unary_h16)(const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_binary_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    fa_unary_h16 *FA_FWD_BF16
+    fa_unary_h16 *FA_TFWD_BF16
+    fa_binary_h16 *FA_BWD_BF16
+    fa_binary_h16 *FA_TBWD_BF16
+
+cdef fa_unary_h16 *_U_BF16[2]
+cdef fa_binary_h16 *_B_BF16[2]
+_U_BF16[PLAIN] = FA_FWD_BF16
+_U_BF16[TRAIN] = FA_TFWD_BF16
+_B_BF16[PLAIN] = FA_BWD_BF16
+_B_BF16[TRAIN] = FA_TBWD_BF16
 
 
 cdef inline void _half_kernel(int fmt, int table, int kid, const uint16_t *a,
                               const uint16_t *b, uint16_t *out, Py_ssize_t n, const double *p,
                               uint64_t seed, int64_t off) noexcept nogil:
-    if b == NULL:
+    if fmt == 2:
+        if b == NULL:
+            _U_BF16[table][kid](a, out, n, p, seed, off)
+        else:
+            _B_BF16[table][kid](a, b, out, n, p, seed, off)
+    elif b == NULL:
         fa_half_unary(fmt, _U32[table][kid], a, out, n, p, seed, off)
     else:
         fa_half_binary(fmt, _B32[table][kid], a, b, out, n, p, seed, off)
@@ -109,3 +139,86 @@ def half_convert(int fmt, cnp.ndarray src, cnp.ndarray dst, int nthreads=1):
                 else:
                     fa_half_narrow(fmt, <const float *>sp + start, <uint16_t *>dp + start, ln)
     return dst
+
+
+# The fast path of 16-bit elementwise calls (_fast.pxi): a plain float16 or
+# bfloat16 array runs fa_half.h's chunks from C, serial or on the OpenMP driver
+# as float32's plan says for the same kernel (16-bit runs float32's kernels)
+# where that plan runs Cython's kernels; anything else returns None for the
+# general path.  The bits are those of the
+# general path: every backend and thread count gives the float32 kernel's
+# result rounded once.
+
+# NumPy's type number of bfloat16 once fastact._half has seen the dtype (-1 before).
+cdef int _bf16_typenum = -1
+
+
+def half_set_bfloat16(int typenum):
+    """Register bfloat16's NumPy type number for the fast path."""
+    global _bf16_typenum
+    _bf16_typenum = typenum
+
+
+def half_has_f16c():
+    """Whether float16 results are rounded by the F16C instruction here (else in C)."""
+    return bool(FA_HAVE_F16C and fa_f16c)
+
+
+def half_use_f16c(bint on):
+    """Round float16 by F16C where the CPU has it (True, the default) or in C (False:
+    the same bits, for tests); returns whether it was used before."""
+    return bool(fa_half_use_f16c(on))
+
+
+cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, object out,
+                       tuple params, uint64_t seed):
+    cdef cnp.ndarray a, o
+    cdef int typenum, fmt, nthreads
+    cdef Py_ssize_t n
+    cdef double p[MAX_PARAMS]
+    cdef const uint16_t *bp = NULL
+    if (not _policy.enabled or type(a_) is not cnp.ndarray or kid < 0
+            or kid >= MAX_FAST_KERNELS or kid >= FA_N_KERNELS):
+        return None
+    a = <cnp.ndarray>a_
+    typenum = cnp.PyArray_TYPE(a)
+    if typenum == cnp.NPY_FLOAT16:
+        fmt = 1
+    elif typenum == _bf16_typenum:
+        fmt = 2
+    else:
+        return None
+    if not _plain(a, typenum):
+        return None
+    n = cnp.PyArray_SIZE(a)
+    nthreads = _decide(n, pass_, 0, kid, True)
+    if nthreads == 0 or (nthreads == 1 and _numba_serial(pass_, 0, kid)):
+        return None  # the general path (where Numba's serial kernels run 16-bit blocks)
+    if _fast_params(params, p) < 0:
+        return None
+    if pass_ == 0:
+        if not _has_unary(0, table, kid):
+            return None
+    else:
+        if not _plain(b_, typenum) or not _same_shape(a, <cnp.ndarray>b_):
+            return None
+        if not _has_binary(0, table, kid):
+            return None
+        bp = <const uint16_t *>cnp.PyArray_DATA(<cnp.ndarray>b_)
+    res = _fast_out(a, out, n * 2, b_)
+    if res is None:
+        return None
+    o = <cnp.ndarray>res
+    cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
+    cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(o)
+    cdef bint parallel = nthreads > 1
+    if parallel:
+        nthreads = _par_begin(nthreads)
+    if n < GIL_RELEASE_MIN:
+        _half_chunks(fmt, table, kid, ap, bp, op, n, p, seed, nthreads)
+    else:
+        with nogil:
+            _half_chunks(fmt, table, kid, ap, bp, op, n, p, seed, nthreads)
+    if parallel:
+        _par_end()
+    return o
