@@ -530,7 +530,7 @@ TABLE: tuple[Activation, ...] = (
         doc=(
             "Gaussian error linear unit. Exact form via erfc, which keeps relative "
             "accuracy for x << 0 (PyTorch's 1 + erf loses it all below x = -5.5): Phi "
-            "is computed from x itself (x**2 split exactly), within 6 ulp also for "
+            "is computed from x itself (x**2 split exactly), within 4 ulp per unit of condition number also for "
             "x << 0, and 0 exactly where x Phi(x) is below the normal range. The tanh form is x * sigmoid(2u); rounding u costs about x^3/4 "
             "ulp, and it is 0 where the result is below the normal range. Saves the input: gelu is not invertible."
         ),

@@ -49,6 +49,10 @@ CTYPES = {"f32": "float", "f64": "double"}
 #   ([-126, 127] for float32, [-1022, 1023] for float64), branch-free;
 # * exponent(x): floor(log2(|x|)) as a float, for normal nonzero finite x;
 # * mantissa(x): |x| / 2**exponent(x), in [1, 2), for normal nonzero finite x;
+# * ldexpk(v, k): v * 2**n for k = n + 1.5 * 2**23 (2**52 in float64), the
+#   rounded sum from which a range reduction takes n (``exp_k``): n is added to
+#   v's exponent field (two integer operations; no float-to-int conversion, no
+#   product); for results in the normal range only;
 # * fma(a, b, c): a * b + c rounded once (the FMA instruction where the CPU has
 #   one, which every x86-64-v3/v4 and ARMv8 CPU does);
 #
@@ -76,6 +80,7 @@ INTRINSICS: dict[str, tuple[str, str, str]] = {
     "pow2i": ("fa_pow2i_f32", "fa_pow2i_f64", "pow2i"),
     "exponent": ("fa_exponent_f32", "fa_exponent_f64", "exponent"),
     "mantissa": ("fa_mantissa_f32", "fa_mantissa_f64", "mantissa"),
+    "ldexpk": ("fa_ldexpk_f32", "fa_ldexpk_f64", "ldexpk"),
     "fma": ("fa_fma_f32", "fa_fma_f64", "fma"),
     "libm_exp": ("expf", "exp", "math.exp"),
     "libm_expm1": ("expm1f", "expm1", "math.expm1"),

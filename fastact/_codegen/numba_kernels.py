@@ -109,6 +109,7 @@ IMPORTS = {
     "pow2i": "pow2i_{sfx}",
     "exponent": "exponent_{sfx}",
     "mantissa": "mantissa_{sfx}",
+    "ldexpk": "ldexpk_{sfx}",
     "_fa_scratch": "scratch",
     "_fa_lanes_zero": "lanes_zero",
     "_fa_lanes_add": "lanes_add",

@@ -115,6 +115,26 @@ FA_INLINE double fa_mantissa_f64(double x) {
     return a.f;
 }
 
+/* ldexpk(v, k) = v * 2**n for k = n + 1.5 * 2**23 (2**52): the low bits of k
+ * hold n, and shifted into the exponent field they carry it there (the bits of
+ * 1.5 * 2**23 shifted by 23 leave 32 bits: 0).  For results in the normal
+ * range only; elsewhere garbage, never a trap. */
+FA_INLINE float fa_ldexpk_f32(float v, float k) {
+    union { float f; uint32_t u; } a, b;
+    a.f = k;
+    b.f = v;
+    b.u += a.u << 23;
+    return b.f;
+}
+
+FA_INLINE double fa_ldexpk_f64(double v, double k) {
+    union { double f; uint64_t u; } a, b;
+    a.f = k;
+    b.f = v;
+    b.u += a.u << 52;
+    return b.f;
+}
+
 /* rrelu's random slopes: a counter-based generator keyed by (seed, flat index).
  *
  * Element i of seed s has the 64-bit counter c = mix64(s) + i (wrapping): a

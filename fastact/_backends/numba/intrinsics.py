@@ -9,7 +9,7 @@ and computes the same bits:
   float type, the run of counters that share one key (``run_end``,
   ``run_key``), the Weyl state (``weyl``, ``step``) and the slope
   (``slope``);
-* the bit-level functions ``fma``, ``pow2i``, ``exponent``, ``mantissa``;
+* the bit-level functions ``fma``, ``pow2i``, ``exponent``, ``mantissa``, ``ldexpk``;
 * the ``<8 x double>`` lanes of pgrad and of the row sums (:data:`Lanes`);
 * :func:`call_kernel`, which calls a compiled kernel by its address.
 
@@ -192,7 +192,7 @@ def _fma(typingctx, a, b, c):
 
 
 def _bit_functions(T, U, rounder: float, bias: int, exp_bias: int, mant_bits: int, one_bits: int):
-    """``fma``, ``pow2i``, ``exponent``, ``mantissa`` for float type ``T`` (uint type ``U``)."""
+    """``fma``, ``pow2i``, ``exponent``, ``mantissa``, ``ldexpk`` for float type ``T`` (uint type ``U``)."""
     rounder_t = T(rounder)  # 1.5 * 2**mant_bits: adding it rounds to an integer
     bias_u = np.uint64(bias)  # the bits of rounder
     exp_bias_u = np.uint64(exp_bias)
@@ -220,13 +220,18 @@ def _bit_functions(T, U, rounder: float, bias: int, exp_bias: int, mant_bits: in
         u = np.uint64(_as_uint(T(x)))
         return _as_float(U((u & mant_mask) | one_bits_u))
 
-    return fma, pow2i, exponent, mantissa
+    @njit(**_OPTS)
+    def ldexpk(v, k):
+        n = np.uint64(_as_uint(T(k))) << mant_bits_u
+        return _as_float(U(np.uint64(_as_uint(T(v))) + n))
+
+    return fma, pow2i, exponent, mantissa, ldexpk
 
 
-fma_f32, pow2i_f32, exponent_f32, mantissa_f32 = _bit_functions(
+fma_f32, pow2i_f32, exponent_f32, mantissa_f32, ldexpk_f32 = _bit_functions(
     np.float32, np.uint32, 12582912.0, 0x4B400000, 127, 23, 0x3F800000
 )
-fma_f64, pow2i_f64, exponent_f64, mantissa_f64 = _bit_functions(
+fma_f64, pow2i_f64, exponent_f64, mantissa_f64, ldexpk_f64 = _bit_functions(
     np.float64, np.uint64, 6755399441055744.0, 0x4338000000000000, 1023, 52, 0x3FF0000000000000
 )
 
