@@ -479,7 +479,7 @@ def test_store_off_and_unwritable(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("sfx, ft", [("f32", np.float32), ("f64", np.float64)])
 def test_bit_intrinsics(sfx, ft):
-    """pow2i, exponent and mantissa: the bits fa_intrinsics.h computes."""
+    """pow2i, exponent, mantissa and ldexpk: the bits fa_intrinsics.h computes."""
     import numba
 
     from fastact._backends.numba._store import Store
@@ -489,19 +489,26 @@ def test_bit_intrinsics(sfx, ft):
     mod, _ = store.load(f"_fa_test_bits_{sfx}", gen.entry_module(TABLE[2], sfx, HELPERS))
 
     @numba.njit
-    def run(a, n, o1, o2, o3):
+    def run(a, n, o1, o2, o3, v, kk, o4):
         for k in range(a.size):
             o1[k] = mod.pow2i(n[k])
             o2[k] = mod.exponent(a[k])
             o3[k] = mod.mantissa(a[k])
+            o4[k] = mod.ldexpk(v[k], kk[k])
 
     rng = np.random.default_rng(0)
     a = (rng.standard_normal(20_000) * np.exp(rng.uniform(-30, 30, 20_000))).astype(ft)
     lim = 126 if ft is np.float32 else 1022
     n = np.resize(np.arange(-lim, lim + 1), a.size).astype(ft)
-    o1, o2, o3 = (np.empty_like(a) for _ in range(3))
-    run(a, n, o1, o2, o3)
-    assert o1.dtype == o2.dtype == o3.dtype == ft
+    o1, o2, o3, o4 = (np.empty_like(a) for _ in range(4))
+    # ldexpk(v, k): v * 2**n for k = n + 1.5 * 2**mant_bits (the rounded sum of a range
+    # reduction), v in [1/2, 2) of either sign, results over the whole normal range
+    v = (rng.uniform(0.5, 2.0, a.size) * rng.choice([-1.0, 1.0], a.size)).astype(ft)
+    shift = ft(1.5 * 2.0 ** (23 if ft is np.float32 else 52))
+    sn = np.resize(np.arange(-lim + 1, lim), a.size).astype(ft)
+    run(a, n, o1, o2, o3, v, sn + shift, o4)
+    assert o1.dtype == o2.dtype == o3.dtype == o4.dtype == ft
+    np.testing.assert_array_equal(o4, np.ldexp(v, sn.astype(int)))
     np.testing.assert_array_equal(o1, np.ldexp(np.ones_like(n), n.astype(int)))
     m, e = np.frexp(np.abs(a))
     np.testing.assert_array_equal(o2, (e - 1).astype(ft))
