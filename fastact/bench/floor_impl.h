@@ -17,10 +17,10 @@
  * tanh: sign(x) E / (E + 2), E = expm1(2|x|) = 2**n expm1(r) + (2**n - 1).
  * silu: (x < 0 ? x e : x) / (1 + e); on AVX-512 x e**r / (1 + e) scaled by
  *   2**n last, so that results stay accurate down to the normal range.
- * gelu (exact): x Phi(x) with Phi(-a) = e**(-a**2/2) erfcx(a / sqrt 2) / 2 for
- *   a = |x|: the square carried exactly (s + fma(a, a, -s)), erfcx by
- *   fastact's t r(t), t = K / (K + z); x Phi(-a) for x < 0, x - x Phi(-a) above;
- *   0 below the normal range, x above it. */
+ * gelu (exact): x - v (x > 0) or -v, v = |x| Phi(-|x|) = a erfcx(a / sqrt 2)
+ *   e**(-a**2/2) / 2 for a = |x|: fastact's one form (erfcx as the rational
+ *   K / (K + a P), the square carried exactly (s + fma(a, a, -s))); 0 below the
+ *   normal range, x above it. */
 
 #define CAT3_(a, b, c) a##b##c
 #define CAT3(a, b, c) CAT3_(a, b, c)
@@ -144,29 +144,23 @@ FN V NAME(v_silu)(V x) {
 #endif
 }
 
-/* erfcx(z) / 2 = t r(t) / 2, t = K / (K + z) (fastact's r, halved) */
-FN V NAME(half_erfcx)(V z) {
+/* erfcx(a / sqrt 2) = K(a) / (K(a) + a P(a)): fastact's rational (positive
+ * coefficients, highest degree first) */
+FN V NAME(gelu_erfcx)(V a) {
 #if F64
-    static const double c[] = {
-        0.001064063140242912, -0.011499522126702145, 0.05525946614997799, -0.15404656591600518,
-        0.2720607159119622, -0.30909134774849356, 0.20482910570618967, -0.01440723285932778,
-        -0.14880732823906628, 0.20012605441742468, -0.16357225416407445, 0.10640420836006663,
-        -0.02916802029902635, 0.04582089968196408, 0.03991413591254613, 0.06361839978117788,
-        0.08085972736188622, 0.0990655543384501, 0.11501103964163778, 0.12782445807401305,
-        0.13663965062647593, 0.1410473963693774, 0.14104739587930315};
-    const V k = C(0, 4.0);
+    static const double k[] = {9.044548028108129e-07, 2.8104983197917837e-05, 0.000428875487884305, 0.0041799928100858755, 0.02861150241606558, 0.14315996063131617, 0.5296118319718276, 1.432270862829059, 2.722158710810835, 3.3140677819428457, 2.0};
+    static const double p[] = {1.13356599092545e-06, 3.43199179682112e-05, 0.0005105442949004312, 0.004845192968036728, 0.03221445622052461, 0.1559812960437797, 0.5554055263238225, 1.4347727215030952, 2.5767876872683906, 2.9174830614015375, 1.5957691216057313};
 #else
-    static const double c[] = {
-        0.05584460951401812, -0.2928420905314412, 0.5373747206744379, -0.443410180624918,
-        0.4054153599466982, -0.002981854274757593, 0.1925308245366261, 0.1713354346894521,
-        0.1886981215080764, 0.1880350529067782};
-    const V k = C(3.0f, 0);
+    static const double k[] = {0.031058477237820625, 0.30688905715942383, 1.3850961923599243, 3.315671443939209, 3.7869091033935547};
+    static const double p[] = {0.03892553597688675, 0.35359570384025574, 1.4674105644226074, 3.162874221801758, 3.021517515182495};
 #endif
-    const V t = DIV(k, ADD(k, z));
-    V p = SET1((T)(0.5 * c[0]));
-#pragma GCC unroll 32
-    for (size_t j = 1; j < sizeof(c) / sizeof(c[0]); j++) p = FMA(p, t, SET1((T)(0.5 * c[j])));
-    return MUL(t, p);
+    V kv = SET1((T)k[0]), pv = SET1((T)p[0]);
+#pragma GCC unroll 16
+    for (size_t j = 1; j < sizeof(k) / sizeof(k[0]); j++) {
+        kv = FMA(kv, a, SET1((T)k[j]));
+        pv = FMA(pv, a, SET1((T)p[j]));
+    }
+    return DIV(kv, FMA(a, pv, kv));
 }
 
 FN V NAME(v_gelu)(V x) {
@@ -178,10 +172,9 @@ FN V NAME(v_gelu)(V x) {
     const V r0 = NAME(reduce)(MUL(s, C(-0.5f, -0.5)), &n);
     /* the rounding error of a**2, exact by the fma, halved and taken into r */
     const V r = FMA(FNMA(a, a, s), C(0.5f, 0.5), r0);
-    const V q = MUL(NAME(half_erfcx)(MUL(a, C(0.7071067811865476f, 0.7071067811865476))),
-                    NAME(exp_r)(r));
-    const V w = SCALE(MUL(x, q), n);
-    const V res = SEL(LT(x, zero), w, SUB(x, w));
+    /* v = |x| Phi(-|x|) = a erfcx(a / sqrt 2) e**(-a**2/2) / 2 */
+    const V v = SCALE(MUL(MUL(a, NAME(gelu_erfcx)(a)), MUL(NAME(exp_r)(r), C(0.5f, 0.5))), n);
+    const V res = SEL(GT(x, zero), SUB(x, v), SUB(zero, v));
     return SEL(GT(x, amax), x, SEL(LT(x, SUB(zero, amax)), zero, res));
 }
 
