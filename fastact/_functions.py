@@ -265,7 +265,7 @@ def relu(
     bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """Rectified linear unit; relu'(0) = 0.
+    """Rectified linear unit; relu'(0) = 0. relu(-0) = -0 (x itself for x >= 0), as in PyTorch.
 
         relu(x) = max(0, x)
 
@@ -1144,7 +1144,7 @@ def softplus(
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Smooth ReLU. Saves the input: the switch to the linear branch is decided on beta * x, which the output cannot reproduce exactly.
+    """Smooth ReLU. 0 exactly where the result is below the normal range (softplus(beta x) / beta with |beta| > 1 gives no subnormal; PyTorch returns them). Saves the input: the switch to the linear branch is decided on beta * x, which the output cannot reproduce exactly.
 
         softplus(x) = log(1 + exp(beta * x)) / beta, x where beta * x > threshold
 
@@ -1410,7 +1410,7 @@ def relu6(
     bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """ReLU clipped at 6; relu6'(0) = relu6'(6) = 0.
+    """ReLU clipped at 6; relu6'(0) = relu6'(6) = 0. relu6(-0) = -0 (x itself on [0, 6]), as hardtanh(x, 0, 6) and PyTorch.
 
         relu6(x) = min(max(x, 0), 6)
 
@@ -1635,7 +1635,7 @@ def logsigmoid(
     bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """Log of the sigmoid. The gradient sigmoid(-x) = -expm1(y) comes from the output with a condition number below 1.
+    """Log of the sigmoid. The gradient sigmoid(-x) = -expm1(y) comes from the output with a condition number below 1; it is +0 where y is 0 (x = +inf or y underflowed), as sigmoid(-x), not -0.
 
         logsigmoid(x) = log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))
 
@@ -1710,7 +1710,7 @@ def tanhshrink(
     bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """x - tanh(x) without cancellation: a minimax x^3 s(x^2) below |x| = 1, (|x| - 1) + 2e/(1 + e), e = exp(-2|x|), above. Saves the input: x is not recoverable from the output cheaply.
+    """x - tanh(x) without cancellation: a minimax x^3 s(x^2) below |x| = 1, (|x| - 1) + 2e/(1 + e), e = exp(-2|x|), above. tanhshrink(-0) = +0, the IEEE difference -0 - tanh(-0) (as PyTorch); a negative x whose result is below the range gives -0, the sign of the true value (PyTorch's x - tanh(x) gives +0 there). Saves the input: x is not recoverable from the output cheaply.
 
         tanhshrink(x) = x - tanh(x)
 
@@ -1876,7 +1876,7 @@ def softshrink(
     out: NDArray[Any] | None = None,
     **unknown: Any,
 ) -> Any:
-    """Soft shrinkage (soft thresholding); softshrink'(+-lambd) = 0.
+    """Soft shrinkage (soft thresholding); softshrink'(+-lambd) = 0. The output inside [-lambd, lambd] is +0, the constant 0 of the formula (PyTorch returns -0 for a negative x there).
 
         softshrink(x) = x - lambd if x > lambd, x + lambd if x < -lambd, else 0
 

@@ -138,7 +138,8 @@ def tanh_backward(g, y):
 @_forward
 def relu(x):
     x = np.asarray(x, np.float64)
-    return np.where(np.isnan(x), x, np.maximum(x, 0.0))
+    # x itself for x >= 0 (NaN too): relu(-0) = -0, as relu6 and PyTorch
+    return np.where(x < 0, 0.0, x)
 
 
 @_backward
@@ -371,8 +372,12 @@ def gelu_backward(g, x, approximate="none"):
     else:
         cdf, pdf = _phi2(x)
         d = cdf + x * pdf
+    # below x = -0.75 the derivative is negative: where it underflows (or x is beyond
+    # 1e150, where the formulas overflow) it is -0, and +0 only in the limit at -inf
+    d = np.where(np.abs(x) > 1e150, np.where(x > 0, 1.0, -0.0), d)
+    d = np.where((d == 0) & (x < -0.75), -0.0, d)
     d = _limit_inf(x, d, at_pos=1.0, at_neg=0.0)
-    return g * np.where(np.abs(x) > 1e150, np.where(x > 0, 1.0, 0.0), d)
+    return g * d
 
 
 @_forward
@@ -489,8 +494,8 @@ def logsigmoid(x):
 @_backward
 def logsigmoid_backward(g, y):
     y = np.asarray(y, np.float64)
-    # d/dx log(sigmoid(x)) = sigmoid(-x) = 1 - exp(y)
-    return np.asarray(g, np.float64) * -np.expm1(y)
+    # d/dx log(sigmoid(x)) = sigmoid(-x) = 1 - exp(y): +0, not -0, where y is 0
+    return np.asarray(g, np.float64) * (0.0 - np.expm1(y))
 
 
 @_forward
@@ -506,7 +511,10 @@ def tanhshrink(x):
         term = term * xs * xs
         series = series + c * term
     xl = x.astype(np.longdouble)
-    return np.where(small, series, xl - np.tanh(xl)).astype(np.float64)
+    # at x = +-0 the difference is exactly 0: +0 (IEEE's sign of an exact difference),
+    # a negative x too small for the range rounds to -0
+    y = np.where(small, series, xl - np.tanh(xl)).astype(np.float64)
+    return np.where(x == 0, 0.0, y)
 
 
 def _tanh_series_coefficients(n_terms: int = 30) -> list:

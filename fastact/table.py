@@ -311,10 +311,10 @@ TABLE: tuple[Activation, ...] = (
     Activation(
         name="relu",
         formula="relu(x) = max(0, x)",
-        forward="x if not (x <= 0) else 0",
+        forward="x if not (x < 0) else 0",
         backward="keepnan(y, g if y > 0 else 0)",
         saves="output",
-        doc="Rectified linear unit; relu'(0) = 0.",
+        doc="Rectified linear unit; relu'(0) = 0. relu(-0) = -0 (x itself for x >= 0), as in PyTorch.",
         properties=Properties(True, "almost everywhere", True, False, (0.0, INF)),
         kinks=("0",),
         piecewise_linear=True,
@@ -608,12 +608,14 @@ TABLE: tuple[Activation, ...] = (
             Param("beta", 1.0, "sharpness"),
             Param("threshold", 20.0, "linear above beta * x > threshold"),
         ),
-        forward="x if x * beta > threshold else softplus(x * beta) / beta",
+        forward="x if x * beta > threshold else softplus_beta(x, beta)",
         backward="keepnan(x, g if x * beta > threshold else g * sigmoid(x * beta))",
         saves="input",
         checks=(("beta != 0", "beta must not be 0"),),
         doc=(
-            "Smooth ReLU. Saves the input: the switch to the linear branch is "
+            "Smooth ReLU. 0 exactly where the result is below the normal range "
+            "(softplus(beta x) / beta with |beta| > 1 gives no subnormal; PyTorch "
+            "returns them). Saves the input: the switch to the linear branch is "
             "decided on beta * x, which the output cannot reproduce exactly."
         ),
         properties=Properties(True, "everywhere", True, False, (0.0, INF)),
@@ -678,10 +680,13 @@ TABLE: tuple[Activation, ...] = (
     Activation(
         name="relu6",
         formula="relu6(x) = min(max(x, 0), 6)",
-        forward="0 if x <= 0 else (6 if x > 6 else x)",
+        forward="0 if x < 0 else (6 if x > 6 else x)",
         backward="keepnan(y, 0 if (y <= 0 or y >= 6) else g)",
         saves="output",
-        doc="ReLU clipped at 6; relu6'(0) = relu6'(6) = 0.",
+        doc=(
+            "ReLU clipped at 6; relu6'(0) = relu6'(6) = 0. relu6(-0) = -0 (x itself on "
+            "[0, 6]), as hardtanh(x, 0, 6) and PyTorch."
+        ),
         properties=Properties(True, "almost everywhere", True, False, (0.0, 6.0)),
         kinks=("0", "6"),
         piecewise_linear=True,
@@ -750,11 +755,12 @@ TABLE: tuple[Activation, ...] = (
         name="logsigmoid",
         formula="logsigmoid(x) = log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))",
         forward="logsigmoid(x)",
-        backward="g * -expm1(y)",
+        backward="g * (0 - expm1(y))",
         saves="output",
         doc=(
             "Log of the sigmoid. The gradient sigmoid(-x) = -expm1(y) comes from "
-            "the output with a condition number below 1."
+            "the output with a condition number below 1; it is +0 where y is 0 "
+            "(x = +inf or y underflowed), as sigmoid(-x), not -0."
         ),
         properties=Properties(True, "everywhere", True, False, (-INF, 0.0)),
         torch=TorchForm(
@@ -771,12 +777,15 @@ TABLE: tuple[Activation, ...] = (
     Activation(
         name="tanhshrink",
         formula="tanhshrink(x) = x - tanh(x)",
-        forward="tanhshrink(x)",
+        forward="x - x if x == 0 else tanhshrink(x)",
         backward="g * tanh(x) * tanh(x)",
         saves="input",
         doc=(
             "x - tanh(x) without cancellation: a minimax x^3 s(x^2) below |x| = 1, "
             "(|x| - 1) + 2e/(1 + e), e = exp(-2|x|), above. "
+            "tanhshrink(-0) = +0, the IEEE difference -0 - tanh(-0) (as PyTorch); a "
+            "negative x whose result is below the range gives -0, the sign of the true "
+            "value (PyTorch's x - tanh(x) gives +0 there). "
             "Saves the input: x is not recoverable from the output cheaply."
         ),
         properties=Properties(True, "everywhere", True, False, (-INF, INF)),
@@ -815,7 +824,11 @@ TABLE: tuple[Activation, ...] = (
         backward="keepnan(y, 0 if y == 0 else g)",
         saves="output",
         checks=(("lambd >= 0", "lambd must be >= 0"),),
-        doc="Soft shrinkage (soft thresholding); softshrink'(+-lambd) = 0.",
+        doc=(
+            "Soft shrinkage (soft thresholding); softshrink'(+-lambd) = 0. The output "
+            "inside [-lambd, lambd] is +0, the constant 0 of the formula (PyTorch returns "
+            "-0 for a negative x there)."
+        ),
         properties=Properties(True, "almost everywhere", True, False, (-INF, INF)),
         kinks=("-lambd", "lambd"),
         piecewise_linear=True,

@@ -277,3 +277,161 @@ def test_no_flush_to_zero_where_the_result_is_normal(elementwise_entry, backend,
             assert not flushed.any(), (
                 f"{what}: 0 at x = {x[flushed][[0, -1]]}, want {ref[flushed][[0, -1]]}"
             )
+
+
+# --- the sign of zero results and the quietness of NaN results --------------------
+
+
+def _signed_values(dtype) -> np.ndarray:
+    """+-0, +-subnormal, +-inf and NaN: quiet of both signs, quiet with a payload, signalling."""
+    f = np.finfo(dtype)
+    if dtype == np.float32:
+        nans = np.array([0x7FC00000, 0xFFC00000, 0x7FC00123, 0x7F800001], np.uint32)
+    else:
+        nans = np.array(
+            [0x7FF8000000000000, 0xFFF8000000000000, 0x7FF8000000000123, 0x7FF0000000000001],
+            np.uint64,
+        )
+    sub = [f.smallest_subnormal, 3 * f.smallest_subnormal]
+    mags = np.array([0.0, *sub, np.inf], dtype)
+    return np.concatenate([mags, -mags, nans.view(dtype)])
+
+
+def _quiet(a: np.ndarray) -> np.ndarray:
+    """Whether each element of ``a`` (NaN or not) has the quiet bit set."""
+    bits = a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+    return (bits >> (22 if a.dtype == np.float32 else 51)) & 1 == 1
+
+
+def _at_every_position(values: np.ndarray) -> np.ndarray:
+    """Rows of ``values``, each rotated one place further, flattened: every value lands on
+    every position modulo the row length (vector body and tail of a 37-element row)."""
+    row = np.resize(values, 37)
+    return np.concatenate([np.roll(row, r) for r in range(len(row))])
+
+
+def _signs_agree(got, want) -> np.ndarray:
+    """False where both are zero with different signs."""
+    with np.errstate(invalid="ignore"):  # a signalling NaN warns as it widens
+        got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    return ~((got == 0) & (want == 0) & (np.signbit(got) != np.signbit(want)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_sign_of_zero_and_quiet_nan(elementwise_entry, backend, dtype):
+    """At +-0, +-subnormal, +-inf and NaN in every position, forward and backward: a zero
+    result has the reference's sign (the reference rounded to ``dtype``), a NaN result of
+    the backward is quiet, and so is the forward's, unless the input itself was a signalling
+    NaN returned as it is (a select of x, as PyTorch does)."""
+    entry = elementwise_entry
+    x = _at_every_position(_signed_values(dtype))
+    for params, training in _param_sets(entry):
+        for gsign in (1.0, -1.0):
+            call = Call(entry, params, training=training)
+            g = np.full_like(x, gsign)
+            with fastact.config(backend=backend):
+                y = call.forward(x)
+                gx = call.backward(g, call.saved(x, y))
+            what = f"{entry.name} {params} training={training} {backend} g={gsign}"
+            ry = _rounded(call.ref_forward(x), dtype)
+            rg = _rounded(call.ref_backward(g, call.saved(x, y)), dtype)
+            for pass_, got, want in (("forward", y, ry), ("backward", gx, rg)):
+                bad = ~_signs_agree(got, want)
+                assert not bad.any(), f"{what} {pass_}: {got[bad][:3]} at x = {x[bad][:3]}"
+            if backend == "numpy":
+                continue  # NumPy's own selects and arithmetic decide its NaN bits
+            loud = np.isnan(y) & ~_quiet(y) & (_quiet(x) | ~np.isnan(x))
+            assert not loud.any(), f"{what}: signalling NaN forward at x = {x[loud][:3]}"
+            loud = np.isnan(gx) & ~_quiet(gx)
+            assert not loud.any(), f"{what}: signalling NaN backward at x = {x[loud][:3]}"
+
+
+def _torch_pass(entry: Activation, which: str, params: dict, **arrays) -> np.ndarray | None:
+    """The entry's PyTorch form of ``which`` on ``arrays``, or None where it has none."""
+    torch = pytest.importorskip("torch")
+    form = entry.torch
+    expr = None if form is None else getattr(form, which)
+    if expr is None:
+        return None
+    t = {k: torch.from_numpy(a.copy()) for k, a in arrays.items()}
+    out = torch.empty_like(t["x"])
+    ns = {
+        "torch": torch,
+        "F": torch.nn.functional,
+        "nn": torch._C._nn,
+        "aten": torch.ops.aten,
+        **params,
+        **t,
+        "out": out,
+        "inplace": False,
+    }
+    if entry.channel_param:
+        ns[entry.channel_param] = torch.full((1,), params[entry.channel_param], dtype=out.dtype)
+    if which == "backward" and form.backward_setup:
+        ns["buf"] = eval(form.backward_setup, ns)  # noqa: S307 - the table's own text
+    eval(expr, ns)  # noqa: S307
+    return out.numpy()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_zero_signs_differ_from_pytorch_only_where_documented(elementwise_entry, dtype):
+    """Where PyTorch's zero has another sign than the reference's, the entry's doc says so."""
+    entry = elementwise_entry
+    params = dict(entry.example_params)
+    x = _signed_values(dtype)
+    call = Call(entry, params)
+    y = _rounded(call.ref_forward(x), dtype).astype(dtype)
+    g = np.ones_like(x)
+    ty = _torch_pass(entry, "forward", params, x=x)
+    tg = _torch_pass(entry, "backward", params, x=x, y=y, g=g)
+    differ = []
+    if ty is not None and not _signs_agree(ty, y).all():
+        differ.append(f"forward at x = {x[~_signs_agree(ty, y)]}")
+    if tg is not None:
+        rg = _rounded(call.ref_backward(g, call.saved(x, y)), dtype)
+        if not _signs_agree(tg, rg).all():
+            differ.append(f"backward at x = {x[~_signs_agree(tg, rg)]}")
+    if differ:
+        assert "PyTorch" in entry.doc, f"{entry.name}: PyTorch's zero differs, {differ}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_gelu_gradient_below_the_range_is_negative_zero(backend, dtype):
+    """Below x = -0.75 the exact gelu's derivative is negative: where it is below the
+    normal range it is -0 (the reference's too), up to -max; +0 only in the limit at -inf."""
+    f = np.finfo(dtype)
+    x = np.array([-40.0, -1e30, -f.max, -np.inf], dtype)
+    if dtype == np.float64:
+        x = np.concatenate([x, np.array([-1e100, -1e151, -1e200, -1e300])])
+    want = np.isfinite(x)  # signbit: -0 at finite x, +0 at -inf
+    g = np.ones_like(x)
+    with fastact.config(backend=backend):
+        got = fastact.gelu_backward(g, x)
+        y = fastact.gelu(x)
+    ref = reference.gelu_backward(g, x)
+    for what, a in (("kernel", got), ("reference", ref), ("forward", y)):
+        assert (a == 0).all() and (np.signbit(a) == want).all(), f"{what}: {a} at {x}"
+
+
+@pytest.mark.parametrize("beta", [2.0, 5.0, -3.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_softplus_with_beta_is_zero_exactly_below_the_normal_range(backend, dtype, beta):
+    """softplus(beta x) / beta with |beta| > 1: no subnormal result, 0 exactly where the
+    reference is below the normal range (+0, or -0 for beta < 0), the reference's value
+    where it is normal."""
+    if backend == "numpy":
+        pytest.skip("the reference itself: float64, subnormal results included")
+    tiny = float(np.finfo(dtype).tiny)
+    lo = np.log(tiny) / abs(beta)  # beta x near ln(tiny): softplus(beta x) near tiny
+    x = (np.linspace(lo - 3, lo + 3, 6001) * np.sign(beta)).astype(dtype)
+    with fastact.config(backend=backend):
+        y = fastact.softplus(x, beta=beta)
+    ref = reference.softplus(x, beta=beta)
+    assert not ((y != 0) & (np.abs(y) < tiny)).any(), "a subnormal result"
+    below = np.abs(ref) < tiny * (1 - 1e-6)
+    normal = np.abs(ref) >= tiny * (1 + 1e-6)
+    assert (y[below] == 0).all() and (np.signbit(y[below]) == (beta < 0)).all()
+    assert (y[normal] != 0).all()
+    # beta x is rounded: |beta x| ulp of condition
+    cond = np.abs(x.astype(np.float64) * beta)
+    assert_close(y[normal], _rounded(ref[normal], dtype), dtype, cond=cond[normal])

@@ -15,10 +15,12 @@ import fastact
 from .common import LARGE, TIMER, prepared, tune
 from .limits import stream_call
 
-# A memory-bound kernel, a cheap and an expensive transcendental one, and
-# the ones users reach for most; only those in the table are kept.
-_WANTED = ("relu", "sigmoid", "tanh", "silu", "gelu", "mish", "softplus")
-KERNELS = ("stream",) + tuple(n for n in _WANTED if n in fastact.activations())[:4]
+# One kernel of each cost class (the first in table order): memory-bound,
+# one transcendental, two, a special function.
+_FIRST_OF_COST: dict[str, str] = {}
+for _name in fastact.activations():
+    _FIRST_OF_COST.setdefault(fastact.activation(_name).cost, _name)
+KERNELS = ("stream",) + tuple(_FIRST_OF_COST.values())
 THREADS = (1, 2, 4, 8)
 
 

@@ -10,7 +10,8 @@ Kernel signatures (T is float or double):
 
 * unary   ``void k(const T *x, T *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
 * binary  ``void k(const T *g, const T *s, T *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
-* pgrad   ``void k(const T *g, const T *s, Py_ssize_t n, const double *p, double *acc)``
+* bwdpg   ``void k(const T *g, const T *s, T *out, Py_ssize_t n, const double *p, double *acc)``
+  (the binary kernel plus the channel parameter's gradient terms summed into ``acc``)
 * bwdb    ``void k(const T *g, const T *s, const T *b, T *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
   (the backward at ``s + b``, for the bias epilogue: :func:`_bias_kernel`)
 
@@ -24,13 +25,13 @@ several instruction sets and chosen at load time (``FA_CLONES``).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from ..table import Activation
 from .dialect import (
     BACKWARD_LANES,
     CTYPES,
-    PGRAD,
     ROW_SPLIT,
     UNARY,
     called_names,
@@ -52,10 +53,14 @@ HALF_STORES = {"bf16": ("fa_bf16_to_f32", "fa_f32_to_bf16")}
 HALF_KINDS = ("fwd", "bwd", "tfwd", "tbwd")
 
 
-def _param_lines(entry: Activation, ctype: str, vector: bool) -> list[str]:
+def _param_lines(entry: Activation, ctype: str, vector: bool, src: str | None = None) -> list[str]:
+    """The parameters as constants, those that ``src`` reads (all without it)."""
+    used = None if src is None else free_names(src)
     lines = []
     for j, prm in enumerate(entry.parameters):
-        if vector and prm.name == entry.channel_param:
+        if (vector and prm.name == entry.channel_param) or (
+            used is not None and prm.name not in used
+        ):
             continue
         lines.append(f"    const {ctype} {prm.name} = ({ctype})p[{j}];")
     return lines
@@ -121,7 +126,7 @@ def _kernel(
         f"FA_INLINE void {name}_range({sig}, Py_ssize_t k0, Py_ssize_t k1, const double *p, "
         "uint64_t seed, int64_t off) {",
         "    (void)seed; (void)off; (void)p;",
-        *_param_lines(entry, ctype, vector),
+        *_param_lines(entry, ctype, vector, src),
     ]
     scalar_params = {
         p.name for p in entry.parameters if not (vector and p.name == entry.channel_param)
@@ -175,7 +180,7 @@ def _bias_kernel(entry: Activation, sfx: str, helpers: list[str]) -> str:
         f"FA_INLINE void {name}_range({sig}, Py_ssize_t k0, Py_ssize_t k1, const double *p, "
         "uint64_t seed, int64_t off) {",
         "    (void)seed; (void)off; (void)p;",
-        *_param_lines(entry, ctype, False),
+        *_param_lines(entry, ctype, False, src),
     ]
     cases = _unswitch(src, {p.name for p in entry.parameters})
     for j, (test, formula) in enumerate(cases):
@@ -493,11 +498,11 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
     cached = _cached_stage(stages, final, loads)
     out: list[str] = []
 
-    def declare(upto: int) -> list[str]:
+    def declare(upto: int, used: set[str]) -> list[str]:
         return [
             f"    const {ctype} {stages[j][0]}_acc_t = ({ctype})acc[{j}];"
             for j in range(upto)
-            if stages[j][1] in ("max", "sum", "log")
+            if stages[j][1] in ("max", "sum", "log") and stages[j][0] in used
         ]
 
     void = f"    (void){a}; (void){b}; (void)o_r; (void)acc;"
@@ -505,19 +510,27 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
         if op == "log":
             continue
         body = expr_to_c(expr, sfx, helpers, f"{where}.{var}")
-        consts = [f"const {ctype} {d} = {d}_acc_t;" for d, _, _ in stages[:i]]
+        used = free_names(expr)
+        consts = [f"const {ctype} {d} = {d}_acc_t;" for d, _, _ in stages[:i] if d in used]
         lines = [
             f"FA_INLINE double {name}_s{i}_body({sig}) {{",
             void,
-            "    Py_ssize_t k;",
-            *declare(i),
+            *declare(i, used),
         ]
+
+        def load_used(k: str, used: set[str] = used) -> list[str]:
+            return [ln for ln in load(k) if ln.split()[2] in used]
+
         if op == "max":
-            red = _lane_max(var, ctype, body, load, consts)
+            red = _lane_max(var, ctype, body, load_used, consts)
         else:
             keep = cached is not None and cached[0] == var
             width = BACKWARD_LANES if backward else 8
-            red = _lane_sum(var, ctype, body, load, consts, keep, bool(called_names(expr)), width)
+            red = _lane_sum(
+                var, ctype, body, load_used, consts, keep, bool(called_names(expr)), width
+            )
+        if any(re.search(r"\bk\b", ln) and "Py_ssize_t k " not in ln for ln in red):
+            lines.append("    Py_ssize_t k;")  # the lane loops' index, shared with the tail
         lines += [ln[4:] for ln in red]
         lines += [f"    return (double){var}_acc;", "}"]
         lines += [
@@ -526,7 +539,8 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
             "}",
         ]
         out.append("\n".join(lines))
-    lines = [f"FA_INLINE void {name}_map_body({sig}) {{", void, *declare(len(stages))]
+    used = free_names(cached[1] if cached is not None else final)
+    lines = [f"FA_INLINE void {name}_map_body({sig}) {{", void, *declare(len(stages), used)]
     declared = [var for var, _, _ in stages]
     if cached is not None:
         body = expr_to_c(cached[1], sfx, helpers, where)
@@ -536,7 +550,7 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
         body = expr_to_c(final, sfx, helpers, where)
         lines.append("    for (Py_ssize_t k = 0; k < n; k++) {")
         lines += ["        " + ld for ld in load("k")]
-    lines += [f"        const {ctype} {d} = {d}_acc_t;" for d in declared]
+    lines += [f"        const {ctype} {d} = {d}_acc_t;" for d in declared if d in used]
     lines += [f"        o_r[k] = {body};", "    }", "}"]
     lines += [
         f"FA_CLONES static void {name}_map({sig}) {{",
@@ -556,7 +570,8 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
         "    for (Py_ssize_t r = 0; r < rows; r++) {",
         *["        " + o for o in offs],
         f"        {ctype} *o_r = out + r * n;",
-        f"        double acc[{max(len(stages), 1)}];",
+        # zeros: a row of length 0 runs no sum loop, and the map then reads nothing
+        f"        double acc[{max(len(stages), 1)}] = {{0.0}};",
     ]
     for i, (_var, op, expr) in enumerate(stages):
         if op == "log":
@@ -577,67 +592,18 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
     return "\n\n".join(out)
 
 
-def _pgrad(entry: Activation, sfx: str, helpers: list[str], vector: bool) -> str:
-    """The parameter-gradient kernel: ``pgrad`` sums the call's terms, ``pgradv`` adds each.
-
-    ``pgrad`` keeps eight double partial sums: element ``k`` of the call adds to
-    ``part[k % 8]`` in increasing ``k``, and the total is
-    ``((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))``.  The Numba backend
-    sums in the same order (the bits of both agree), and the fixed-8 inner loop
-    vectorizes without reassociating anything.
-    """
-    ctype = CTYPES[sfx]
-    saved = saved_name(entry)
-    body = expr_to_c(entry.param_grad, sfx, helpers, f"{entry.name}.param_grad")
-    name = f"fa_{entry.name}_pgrad{'v' if vector else ''}_{sfx}"
-    lines = [
-        f"FA_CLONES static void {name}(const {ctype} *gp, const {ctype} *sp, "
-        "Py_ssize_t n, const double *p, double *acc) {",
-        *_param_lines(entry, ctype, vector),
-    ]
-    if vector:
-        cp = entry.channel_param
-        lines += [
-            "    for (Py_ssize_t k = 0; k < n; k++) {",
-            f"        const {ctype} g = gp[k];",
-            f"        const {ctype} {saved} = sp[k];",
-            f"        const {ctype} {cp} = ({ctype})p[k];",
-            f"        acc[k] += (double)({body});",
-            "    }",
-            "}",
-        ]
-        return "\n".join(lines)
-    lines += [
-        "    double part[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};",
-        "    Py_ssize_t k = 0;",
-        "    for (; k + 8 <= n; k += 8) {",
-        "        for (int j = 0; j < 8; j++) {",
-        f"            const {ctype} g = gp[k + j];",
-        f"            const {ctype} {saved} = sp[k + j];",
-        f"            part[j] += (double)({body});",
-        "        }",
-        "    }",
-        "    for (int j = 0; k < n; k++, j++) {",
-        f"        const {ctype} g = gp[k];",
-        f"        const {ctype} {saved} = sp[k];",
-        f"        part[j] += (double)({body});",
-        "    }",
-        "    acc[0] += ((part[0] + part[1]) + (part[2] + part[3]))"
-        " + ((part[4] + part[5]) + (part[6] + part[7]));",
-        "}",
-    ]
-    return "\n".join(lines)
-
-
 def _pgrad_bwd(entry: Activation, sfx: str, helpers: list[str], vector: bool) -> str:
     """The backward with the parameter gradient, in one pass over ``g`` and ``s``.
 
     Block by block (``FA_ROW_BLOCK`` elements, a multiple of 8): the block's
-    parameter-gradient terms (``pgrad``'s lanes, carried from block to block,
-    or ``pgradv``'s per-element sums), then its gradient (the ``bwd``/``bwdv``
-    loop), so the block is read from memory once.  The same bits as ``pgrad``
-    then ``bwd`` over the whole call; ``out`` may be ``g`` (each block's terms
-    are taken before it is written).
+    parameter-gradient terms, then its gradient (the ``bwd``/``bwdv`` loop), so
+    the block is read from memory once; ``out`` may be ``g`` (each block's terms
+    are taken before it is written).  The terms go to eight double partial sums
+    (``bwdpg``: element ``k`` of the call adds to ``part[k % 8]`` in increasing
+    ``k``, carried from block to block, the total
+    ``((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))``; the Numba backend
+    sums in the same order and the fixed-8 inner loop vectorizes without
+    reassociating anything) or, in ``bwdpgv``, to each element's own sum.
     """
     ctype = CTYPES[sfx]
     saved = saved_name(entry)
@@ -647,8 +613,9 @@ def _pgrad_bwd(entry: Activation, sfx: str, helpers: list[str], vector: bool) ->
     lines = [
         f"FA_CLONES static void {name}(const {ctype} *gp, const {ctype} *sp, {ctype} *out, "
         "Py_ssize_t n, const double *p, double *acc) {",
-        *_param_lines(entry, ctype, vector),
+        *_param_lines(entry, ctype, vector, entry.param_grad),
     ]
+    reads_cp = entry.channel_param in free_names(entry.param_grad)
     if not vector:
         lines.append("    double part[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};")
     lines += [
@@ -662,7 +629,7 @@ def _pgrad_bwd(entry: Activation, sfx: str, helpers: list[str], vector: bool) ->
             "        for (; k < k1; k++) {",
             f"            const {ctype} g = gp[k0 + k];",
             f"            const {ctype} {saved} = sp[k0 + k];",
-            f"            const {ctype} {cp} = ({ctype})p[k0 + k];",
+            *([f"            const {ctype} {cp} = ({ctype})p[k0 + k];"] if reads_cp else []),
             f"            acc[k0 + k] += (double)({body});",
             "        }",
         ]
@@ -730,8 +697,6 @@ typedef void (*fa_binary_f32)(const float *, const float *, float *, Py_ssize_t,
                               uint64_t, int64_t);
 typedef void (*fa_binary_f64)(const double *, const double *, double *, Py_ssize_t,
                               const double *, uint64_t, int64_t);
-typedef void (*fa_pgrad_f32)(const float *, const float *, Py_ssize_t, const double *, double *);
-typedef void (*fa_pgrad_f64)(const double *, const double *, Py_ssize_t, const double *, double *);
 typedef void (*fa_rowf_f32)(const float *, float *, Py_ssize_t, Py_ssize_t, const double *);
 typedef void (*fa_rowf_f64)(const double *, double *, Py_ssize_t, Py_ssize_t, const double *);
 typedef void (*fa_rowb_f32)(const float *, const float *, float *, Py_ssize_t, Py_ssize_t,
@@ -774,8 +739,6 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 if kernel_formula(entry, kind) is not None:
                     out.append(_kernel(entry, kind, sfx, names))
             if entry.param_grad is not None:
-                out.append(_pgrad(entry, sfx, names, vector=False))
-                out.append(_pgrad(entry, sfx, names, vector=True))
                 out.append(_pgrad_bwd(entry, sfx, names, vector=False))
                 out.append(_pgrad_bwd(entry, sfx, names, vector=True))
             if entry.rowwise:
@@ -784,8 +747,8 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             if _has_bias_kernel(entry):
                 out.append(_bias_kernel(entry, sfx, names))
     for sfx in CTYPES:
-        for kind in KINDS + PGRAD:
-            sig = "unary" if kind in UNARY else ("pgrad" if kind in PGRAD else "binary")
+        for kind in KINDS:
+            sig = "unary" if kind in UNARY else "binary"
             ptrs = []
             for entry in table:
                 has = kernel_formula(entry, kind) is not None

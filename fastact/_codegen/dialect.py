@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -336,12 +337,12 @@ def function_to_c(fn: Callable, sfx: str, helpers: Iterable[str]) -> str:
     params = ", ".join(f"{ctype} {a}" for a in args)
     # FA_INLINE (fa_intrinsics.h): always inlined, so the loops that call a helper
     # see straight-line code they can vectorize.
-    lines = [f"FA_INLINE {ctype} fa_{name}_{sfx}({params}) {{"]
-    for target, value in assigns:
-        lines.append(f"    const {ctype} {target} = {em.expr(value)};")
-    lines.append(f"    return {em.expr(ret)};")
-    lines.append("}")
-    return "\n".join(lines)
+    body = [f"    return {em.expr(ret)};"]
+    # from the return up: a local that ``by_type`` left unread for this type is dropped
+    for target, value in reversed(assigns):
+        if re.search(rf"\b{target}\b", "\n".join(body)):
+            body.insert(0, f"    const {ctype} {target} = {em.expr(value)};")
+    return "\n".join([f"FA_INLINE {ctype} fa_{name}_{sfx}({params}) {{", *body, "}"])
 
 
 def function_to_python(fn: Callable, helpers: Iterable[str]) -> str:

@@ -373,8 +373,9 @@ def tanh(x):
 
 
 def keepnan(s, v):
-    """``s`` where ``s`` is NaN, else ``v``: gradients propagate NaN inputs."""
-    return s if isnan(s) else v
+    """``s + s`` where ``s`` is NaN, else ``v``: gradients propagate NaN inputs, as a
+    quiet NaN (the sum quiets a signalling one, as any arithmetic result would)."""
+    return s + s if isnan(s) else v
 
 
 def sig_lo(e):
@@ -717,7 +718,11 @@ def gelu_erf(x):
     a = gelu_amax() if fa > gelu_amax() else fa
     v = (a * gelu_erfcx(a)) * gauss_sc(a, 0.5)
     y = fma(1.0 if x > 0 else 0.0, x, -v)
-    return (0.0 if x < -3.4028234663852886e38 else -0.0) if x < -gelu_amax() else y
+    return (
+        (0.0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -0.0)
+        if x < -gelu_amax()
+        else y
+    )
 
 
 def gelu_erf_grad(x):
@@ -731,7 +736,11 @@ def gelu_erf_grad(x):
         fma(a, by_type(0.7978845834732056, 0.7978845608028654), t) * gauss_sc(a, 32768.0)
     ) * 1.52587890625e-05
     y = 1 + d if x >= 0 else -d
-    return (0.0 if x < -3.4028234663852886e38 else -0.0) if x < -gelu_grad_amax() else y
+    return (
+        (0.0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -0.0)
+        if x < -gelu_grad_amax()
+        else y
+    )
 
 
 def gelu_tanh_u2(x):
@@ -784,6 +793,16 @@ def softsign(x):
 def softplus(z):
     """log(1 + e**z) = max(z, 0) + log1p(e**-|z|), no overflow, relative accuracy for z << 0."""
     return (z if z > 0 else 0) + log1p_01(exp_neg(-fabs(z)))
+
+
+def softplus_beta(x, beta):
+    """softplus(beta x) / beta, 0 exactly where that is below the normal range: a
+    normal softplus(beta x) divided by |beta| > 1 would give a subnormal result
+    (the division on it slow, and where softplus(beta x) itself is below the
+    normal range the result is 0 already).  +0 for beta > 0, -0 for beta < 0."""
+    s = softplus(x * beta)
+    lim = by_type(1.1754943508222875e-38, 2.2250738585072014e-308) * fabs(beta)
+    return (s - s if s < lim else s) / beta
 
 
 def logsigmoid(x):
@@ -890,6 +909,7 @@ HELPERS = (
     gelu_tanh_grad,
     softsign,
     softplus,
+    softplus_beta,
     logsigmoid,
     tanhshrink,
 )

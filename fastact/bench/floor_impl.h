@@ -37,9 +37,10 @@ FN V NAME(reduce)(V x, V *n) {
     return FNMA(*n, C(-2.12194440054690583e-4f, 1.9082149292705877e-10), r);
 }
 
-/* e**r for |r| <= ln2/2 */
-FN V NAME(exp_r)(V r) {
 #if F64
+/* q(r) of e**r - 1 = r + r**2 q(r) for |r| <= ln2/2 (float64; float32 has its own
+ * polynomials in exp_r and expm1_r) */
+FN V NAME(expm1_q)(V r) {
     V q = C(0, 2.0970154410925276e-09);
     q = FMA(q, r, C(0, 2.5162747269830168e-08));
     q = FMA(q, r, C(0, 2.755703164527803e-07));
@@ -51,6 +52,14 @@ FN V NAME(exp_r)(V r) {
     q = FMA(q, r, C(0, 0.04166666666666734));
     q = FMA(q, r, C(0, 0.16666666666666835));
     q = FMA(q, r, C(0, 0.5));
+    return q;
+}
+#endif
+
+/* e**r for |r| <= ln2/2 */
+FN V NAME(exp_r)(V r) {
+#if F64
+    const V q = NAME(expm1_q)(r);
     const V one = C(1, 1);
     const V hi = ADD(one, r);
     return ADD(hi, FMA(MUL(r, r), q, ADD(SUB(one, hi), r)));
@@ -68,17 +77,7 @@ FN V NAME(exp_r)(V r) {
 /* e**r - 1 for |r| <= ln2/2, as r + r**2 q(r) */
 FN V NAME(expm1_r)(V r) {
 #if F64
-    V q = C(0, 2.0970154410925276e-09);
-    q = FMA(q, r, C(0, 2.5162747269830168e-08));
-    q = FMA(q, r, C(0, 2.755703164527803e-07));
-    q = FMA(q, r, C(0, 2.7557042433300087e-06));
-    q = FMA(q, r, C(0, 2.4801587714564666e-05));
-    q = FMA(q, r, C(0, 0.00019841270144114635));
-    q = FMA(q, r, C(0, 0.0013888888888616674));
-    q = FMA(q, r, C(0, 0.008333333333198106));
-    q = FMA(q, r, C(0, 0.04166666666666734));
-    q = FMA(q, r, C(0, 0.16666666666666835));
-    q = FMA(q, r, C(0, 0.5));
+    const V q = NAME(expm1_q)(r);
 #else
     V q = C(0.0013882507337257266f, 0);
     q = FMA(q, r, C(0.008366580121219158f, 0));

@@ -208,24 +208,28 @@ def _channel_grad_weight_block(g, s, entry, weight, per_channel, block_info=None
 # --- the array handler of fastact._api (registered at the end) -------------
 
 
+def _mode(entry: Activation, training, seed, backward: bool, a) -> tuple[bool, int]:
+    """(training, seed) checked; training mode needs ``a``'s chunks known."""
+    if not entry.has_training_mode:
+        return False, 0
+    seed = _api.check_seed(seed, training, backward, entry.name)
+    if training:
+        _known(a, f"{entry.name}{'_backward' if backward else ''} in training mode")
+    return bool(training), seed
+
+
 def forward(entry: Activation, x, out, params: tuple, training: bool = False, seed=None):
     """Lazy ``fastact.NAME(x)`` for a dask array ``x``."""
     _refuse_out(out)
     x = _as_float(x, "x")
     _api.check_params(entry, params)
-    params = tuple(params)
-    if entry.has_training_mode:
-        seed = _api.check_seed(seed, training, False, entry.name)
-    else:
-        training, seed = False, 0
-    if training:
-        _known(x, f"{entry.name} in training mode")
+    training, seed = _mode(entry, training, seed, False, x)
     return da.map_blocks(
         _forward_block,
         x,
         entry,
-        params,
-        bool(training),
+        tuple(params),
+        training,
         seed,
         dtype=x.dtype,
         meta=_meta(x.ndim, x.dtype),
@@ -265,20 +269,14 @@ def backward(
     _refuse_out(out)
     g, s = _pair(grad_output, saved)
     _api.check_params(entry, params, backward=True)
-    params = tuple(params)
-    if entry.has_training_mode:
-        seed = _api.check_seed(seed, training, True, entry.name)
-    else:
-        training, seed = False, 0
-    if training:
-        _known(g, f"{entry.name}_backward in training mode")
+    training, seed = _mode(entry, training, seed, True, g)
     return da.map_blocks(
         _backward_block,
         g,
         s,
         entry,
-        params,
-        bool(training),
+        tuple(params),
+        training,
         seed,
         dtype=g.dtype,
         meta=_meta(g.ndim, g.dtype),

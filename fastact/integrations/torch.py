@@ -158,6 +158,26 @@ class Ops:
         return f"<fastact.torch ops for {self.entry.name}: fastact::{self.entry.name}(_backward)>"
 
 
+def _custom_ops(name: str, fwd_impl, bwd_impl, args: str, bwd_returns: str):
+    """The custom ops ``fastact::NAME(x, ARGS)`` and ``fastact::NAME_backward(grad_output,
+    saved, ARGS)`` (``args``: their schema after the tensors, from a comma on)."""
+    fwd = torch.library.custom_op(
+        f"fastact::{name}",
+        fwd_impl,
+        mutates_args=(),
+        device_types="cpu",
+        schema=f"(Tensor x{args}) -> Tensor",
+    )
+    bwd = torch.library.custom_op(
+        f"fastact::{name}_backward",
+        bwd_impl,
+        mutates_args=(),
+        device_types="cpu",
+        schema=f"(Tensor grad_output, Tensor saved{args}) -> {bwd_returns}",
+    )
+    return fwd, bwd
+
+
 def _elementwise(entry: Activation) -> Ops:
     name = entry.name
     scalars = entry.scalar_params
@@ -186,20 +206,7 @@ def _elementwise(entry: Activation) -> Ops:
             _api.backward(entry, _np(grad), _np(saved), _np(out), params, training, seed)
         return out
 
-    fwd = torch.library.custom_op(
-        f"fastact::{name}",
-        fwd_impl,
-        mutates_args=(),
-        device_types="cpu",
-        schema=f"(Tensor x{params_schema}{train_schema}) -> Tensor",
-    )
-    bwd = torch.library.custom_op(
-        f"fastact::{name}_backward",
-        bwd_impl,
-        mutates_args=(),
-        device_types="cpu",
-        schema=f"(Tensor grad_output, Tensor saved{params_schema}{train_schema}) -> Tensor",
-    )
+    fwd, bwd = _custom_ops(name, fwd_impl, bwd_impl, f"{params_schema}{train_schema}", "Tensor")
     fwd.register_fake(lambda x, *args: _new(x))
     bwd.register_fake(lambda grad, saved, *args: _new(grad))
 
@@ -240,20 +247,7 @@ def _channel(entry: Activation) -> Ops:
         gw = np.ascontiguousarray(_half.round_to(gw.astype(np.float64), _np(weight).dtype))
         return out, _from_np(gw)
 
-    fwd = torch.library.custom_op(
-        f"fastact::{name}",
-        fwd_impl,
-        mutates_args=(),
-        device_types="cpu",
-        schema=f"(Tensor x, Tensor {cp}) -> Tensor",
-    )
-    bwd = torch.library.custom_op(
-        f"fastact::{name}_backward",
-        bwd_impl,
-        mutates_args=(),
-        device_types="cpu",
-        schema=f"(Tensor grad_output, Tensor saved, Tensor {cp}) -> (Tensor, Tensor)",
-    )
+    fwd, bwd = _custom_ops(name, fwd_impl, bwd_impl, f", Tensor {cp}", "(Tensor, Tensor)")
     fwd.register_fake(lambda x, weight: _new(x))
     bwd.register_fake(lambda grad, saved, weight: (_new(grad), _new(weight)))
 
@@ -288,20 +282,7 @@ def _rowwise(entry: Activation) -> Ops:
             _api.rowwise_backward(entry, _np(grad), _np(saved), axis, _np(out))
         return out
 
-    fwd = torch.library.custom_op(
-        f"fastact::{name}",
-        fwd_impl,
-        mutates_args=(),
-        device_types="cpu",
-        schema="(Tensor x, int axis) -> Tensor",
-    )
-    bwd = torch.library.custom_op(
-        f"fastact::{name}_backward",
-        bwd_impl,
-        mutates_args=(),
-        device_types="cpu",
-        schema="(Tensor grad_output, Tensor saved, int axis) -> Tensor",
-    )
+    fwd, bwd = _custom_ops(name, fwd_impl, bwd_impl, ", int axis", "Tensor")
     fwd.register_fake(lambda x, axis: _new(x))
     bwd.register_fake(lambda grad, saved, axis: _new(grad))
 

@@ -9,8 +9,6 @@ cdef extern from "fa_kernels.h" nogil:
     ctypedef void (*fa_unary_f64)(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     ctypedef void (*fa_binary_f32)(const float *, const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     ctypedef void (*fa_binary_f64)(const double *, const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
-    ctypedef void (*fa_pgrad_f32)(const float *, const float *, Py_ssize_t, const double *, double *) noexcept nogil
-    ctypedef void (*fa_pgrad_f64)(const double *, const double *, Py_ssize_t, const double *, double *) noexcept nogil
     ctypedef void (*fa_rowf_f32)(const float *, float *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
     ctypedef void (*fa_rowf_f64)(const double *, double *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
     ctypedef void (*fa_rowb_f32)(const float *, const float *, float *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
@@ -27,10 +25,6 @@ cdef extern from "fa_kernels.h" nogil:
     fa_binary_f64 *FA_BWD_F64
     fa_binary_f64 *FA_TBWD_F64
     fa_binary_f64 *FA_BWDV_F64
-    fa_pgrad_f32 *FA_PGRAD_F32
-    fa_pgrad_f32 *FA_PGRADV_F32
-    fa_pgrad_f64 *FA_PGRAD_F64
-    fa_pgrad_f64 *FA_PGRADV_F64
     fa_rowf_f32 *FA_RFWD_F32
     fa_rowf_f64 *FA_RFWD_F64
     fa_rowb_f32 *FA_RBWD_F32
@@ -129,14 +123,6 @@ cdef inline void _binary(int table, int kid, const real *g, const real *s, real 
         _B32[table][kid](g, s, out, n, p, seed, off)
     else:
         _B64[table][kid](g, s, out, n, p, seed, off)
-
-
-cdef inline void _pgrad(bint vector, int kid, const real *g, const real *s, Py_ssize_t n,
-                        const double *p, double *acc) noexcept nogil:
-    if real is float:
-        (FA_PGRADV_F32 if vector else FA_PGRAD_F32)[kid](g, s, n, p, acc)
-    else:
-        (FA_PGRADV_F64 if vector else FA_PGRAD_F64)[kid](g, s, n, p, acc)
 
 
 cdef inline void _rows(int kid, const real *a, const real *b, real *out, Py_ssize_t rows,

@@ -23,7 +23,7 @@ cdef extern from "fa_kernels.h" nogil:
 cdef inline void _pgrad_bwd(bint vector, int kid, const real *g, const real *s, real *out,
                             Py_ssize_t n, const double *p, double *acc) noexcept nogil:
     """The parameter gradient (summed into ``acc``) and grad-input of ``n`` elements, in one
-    pass: the bits of ``_pgrad`` then ``_binary``."""
+    pass: the bits of the parameter-gradient kernel then ``_binary``."""
     if real is float:
         (FA_BWDPGV_F32 if vector else FA_BWDPG_F32)[kid](g, s, out, n, p, acc)
     else:

@@ -384,38 +384,30 @@ class NumbaBackend:
         (self._drivers.get(key) or self._driver(*key))(*args)
 
     def forward(self, entry: Activation, x, out, params, training, seed, nthreads):
-        sfx = "f32" if x.itemsize == 4 else "f64"
-        if _same_buffer(x, out):
-            key = (entry.name, "tfwd_ip" if training else "fwd_ip", sfx)
-        else:
-            key = (entry.name, "tfwd" if training else "fwd", sfx)
-        k = self._addr.get(key) or self.kernel(entry, key[1], sfx)
-        p = self._params(params) if params else _NOPARAMS
-        if x.ndim != 1:
-            x, out = _flat(x), _flat(out)
-        if nthreads > 1 and x.size > drivers.MIN_CHUNK:
-            nch = _n_chunks(x.size, nthreads)
-            self._run("unary", sfx, nch, k, x, out, p, seed, nch)
-            return
-        drv = self._ser_unary.get(sfx) or self._serial("unary", sfx)
-        drv(k, x, out, p, seed, 1)
+        self._elementwise("unary", entry, (x, out), params, training, seed, nthreads)
 
     def backward(self, entry: Activation, g, s, out, params, training, seed, nthreads):
-        sfx = "f32" if g.itemsize == 4 else "f64"
-        if _same_buffer(g, out):
-            key = (entry.name, "tbwd_ip" if training else "bwd_ip", sfx)
-        else:
-            key = (entry.name, "tbwd" if training else "bwd", sfx)
-        k = self._addr.get(key) or self.kernel(entry, key[1], sfx)
+        self._elementwise("binary", entry, (g, s, out), params, training, seed, nthreads)
+
+    def _elementwise(self, driver: str, entry, arrays, params, training, seed, nthreads):
+        """The ``unary`` (x, out) or ``binary`` (g, s, out) kernel of ``entry`` over
+        ``arrays``: in place where out is the first array, chunked over threads."""
+        first = arrays[0]
+        sfx = "f32" if first.itemsize == 4 else "f64"
+        kind = ("t" if training else "") + ("fwd" if driver == "unary" else "bwd")
+        if _same_buffer(first, arrays[-1]):
+            kind += "_ip"
+        k = self._addr.get((entry.name, kind, sfx)) or self.kernel(entry, kind, sfx)
         p = self._params(params) if params else _NOPARAMS
-        if g.ndim != 1:
-            g, s, out = _flat(g), _flat(s), _flat(out)
-        if nthreads > 1 and g.size > drivers.MIN_CHUNK:
-            nch = _n_chunks(g.size, nthreads)
-            self._run("binary", sfx, nch, k, g, s, out, p, seed, nch)
+        if first.ndim != 1:
+            arrays = tuple(_flat(a) for a in arrays)
+        if nthreads > 1 and first.size > drivers.MIN_CHUNK:
+            nch = _n_chunks(first.size, nthreads)
+            self._run(driver, sfx, nch, k, *arrays, p, seed, nch)
             return
-        drv = self._ser_binary.get(sfx) or self._serial("binary", sfx)
-        drv(k, g, s, out, p, seed, 1)
+        serial = self._ser_unary if driver == "unary" else self._ser_binary
+        drv = serial.get(sfx) or self._serial(driver, sfx)
+        drv(k, *arrays, p, seed, 1)
 
     def _serial(self, name: str, sfx: str):
         drv = self._driver("ser_" + name, sfx)

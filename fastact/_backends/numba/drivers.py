@@ -40,10 +40,17 @@ NAMES = (
 )
 
 
+@register_jitable
+def chunk_step(n, nch):
+    """The elements of each of ``nch`` chunks of ``n``: n / nch rounded up to a multiple
+    of 16, as the OpenMP driver cuts them."""
+    step = (n + nch - 1) // nch
+    return (step + 15) // 16 * 16
+
+
 def unary(kernel, x, out, p, seed, nch):
     n = x.size
-    step = (n + nch - 1) // nch
-    step = (step + 15) // 16 * 16
+    step = chunk_step(n, nch)
     for c in prange(nch):
         start = c * step
         if start < n:
@@ -52,8 +59,7 @@ def unary(kernel, x, out, p, seed, nch):
 
 def binary(kernel, g, s, out, p, seed, nch):
     n = g.size
-    step = (n + nch - 1) // nch
-    step = (step + 15) // 16 * 16
+    step = chunk_step(n, nch)
     for c in prange(nch):
         start = c * step
         if start < n:
@@ -286,8 +292,7 @@ def bias_unit(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nbloc
 
 def bias_unary(kernel, x, b, out, p, seed, C, inner, nch):
     n = x.size
-    step = (n + nch - 1) // nch
-    step = (step + 15) // 16 * 16
+    step = chunk_step(n, nch)
     for c in prange(nch):
         start = c * step
         if start < n:
