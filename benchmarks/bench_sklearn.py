@@ -91,6 +91,12 @@ def main(argv=None) -> None:
         "--threads", type=int, default=None, help="fastact and BLAS threads (default: all)"
     )
     ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also scikit-learn's own spread of coefficients: its unpatched fit against "
+        "itself with BLAS on 1 and 2 threads, and on the data moved by one ulp",
+    )
+    ap.add_argument(
         "--cpu",
         action="store_true",
         help="time with the process's CPU time instead of the wall clock (with --threads 1, "
@@ -170,6 +176,24 @@ def main(argv=None) -> None:
         b = min(base)
         diff = coef_difference(models[0], models[1])
         print(f"{act:>10} {b:10.3f} {f:10.3f} {b / f:7.2f}x {diff:10.1e}{blas}")
+        if args.floor:
+            print(f"{'':>10} scikit-learn's own spread: " + floor(make, X, y, models[0]))
+
+
+def floor(make, X, y, reference) -> str:
+    """The coefficient differences of scikit-learn's unpatched fit from ``reference``
+    (an unpatched fit) with BLAS on 1 and 2 threads, and on X moved by one ulp: the
+    differences that last-bit changes make, against which the patched fit's is judged."""
+    from threadpoolctl import threadpool_limits
+
+    out = []
+    for t in (1, 2):
+        with threadpool_limits(t, user_api="blas"):
+            m = make().fit(X, y)
+        out.append(f"BLAS {t} thread{'s' if t > 1 else ''} {coef_difference(reference, m):.1e}")
+    m = make().fit(np.nextafter(X, np.inf), y)
+    out.append(f"X + 1 ulp {coef_difference(reference, m):.1e}")
+    return ", ".join(out)
 
 
 if __name__ == "__main__":
