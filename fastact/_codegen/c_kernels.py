@@ -13,8 +13,6 @@ Kernel signatures (T is float or double):
 * pgrad   ``void k(const T *g, const T *s, Py_ssize_t n, const double *p, double *acc)``
 * bwdb    ``void k(const T *g, const T *s, const T *b, T *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
   (the backward at ``s + b``, for the bias epilogue: :func:`_bias_kernel`)
-* bwds    ``void k(const T *g, const T *s, const T *b, T *out, T *f, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
-  (the bias epilogue's backward of a row, added into the rows' sums ``f``: :func:`_sum_kernel`)
 
 ``p`` holds the parameters in table order; ``off`` is the flat index of the
 chunk's first element (rrelu's counter-based slopes).  Entries with a channel
@@ -203,64 +201,6 @@ def _bias_kernel(entry: Activation, sfx: str, helpers: list[str]) -> str:
         "}",
     ]
     return "\n".join(lines)
-
-
-def _sum_kernel(entry: Activation, sfx: str, helpers: list[str]) -> str:
-    """The bias epilogue's backward of one row with the row added into its sums, in one loop.
-
-    ``void k(const T *g, const T *s, const T *b, T *out, T *f, Py_ssize_t n,
-    const double *p, uint64_t seed, int64_t off)``: ``out[k]`` as the ``bwd``
-    kernel (at ``s[k] + b[k]`` where the entry saves its input, as
-    :func:`_bias_kernel`; ``b`` is unread otherwise) and ``f[k] += out[k]``:
-    the rows' sums in the order of ``fa_bias_rows`` (fa_epilogue.h), without
-    reading the row a second time.
-    """
-    ctype = CTYPES[sfx]
-    src = kernel_formula(entry, "bwd")
-    where = f"{entry.name}.bwds"
-    name = f"fa_{entry.name}_bwds_{sfx}"
-    sig = (
-        f"const {ctype} *gp, const {ctype} *sp, const {ctype} *restrict bp, {ctype} *out, "
-        f"{ctype} *restrict f"
-    )
-    saved = "sp[k] + bp[k]" if entry.saves == "input" else "sp[k]"
-    lines = [
-        f"FA_INLINE void {name}_range({sig}, Py_ssize_t k0, Py_ssize_t k1, const double *p, "
-        "uint64_t seed, int64_t off) {",
-        "    (void)seed; (void)off; (void)p; (void)bp;",
-        *_param_lines(entry, ctype, False),
-    ]
-    cases = _unswitch(src, {p.name for p in entry.parameters})
-    for j, (test, formula) in enumerate(cases):
-        body = expr_to_c(formula, sfx, helpers, where)
-        if len(cases) > 1:
-            cond = "" if test is None else f"if ({expr_to_c(test, sfx, helpers, where)}) "
-            lines.append(f"    {'} else ' if j else ''}{cond}{{")
-        indent = "    " * (2 if len(cases) > 1 else 1)
-        inner = [f"const {ctype} g = gp[k];", f"const {ctype} {saved_name(entry)} = {saved};"]
-        if "i" in free_names(formula):
-            inner.append("const int64_t i = off + (int64_t)k;")
-        inner += [f"const {ctype} fa_v = {body};", "out[k] = fa_v;", "f[k] += fa_v;"]
-        lines += _loop(inner, indent, sfx if uses_uniform_slope(formula) else None)
-    if len(cases) > 1:
-        lines.append("    }")
-    lines += [
-        "}",
-        f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
-        "uint64_t seed, int64_t off) {",
-        f"    const Py_ssize_t h = fa_head(out, n, sizeof({ctype}));",
-        f"    {name}_range(gp, sp, bp, out, f, 0, h, p, seed, off);",
-        f"    {name}_range(gp, sp, bp, out, f, h, n, p, seed, off);",
-        "}",
-    ]
-    return "\n".join(lines)
-
-
-def _has_sum_kernel(entry: Activation) -> bool:
-    """Whether the entry gets a backward with its row sums: elementwise, with a backward."""
-    return (
-        kernel_formula(entry, "bwd") is not None and not entry.channel_param and not entry.rowwise
-    )
 
 
 def _has_bias_kernel(entry: Activation) -> bool:
@@ -785,10 +725,6 @@ typedef void (*fa_bwdb_f32)(const float *, const float *, const float *, float *
                             const double *, uint64_t, int64_t);
 typedef void (*fa_bwdb_f64)(const double *, const double *, const double *, double *,
                             Py_ssize_t, const double *, uint64_t, int64_t);
-typedef void (*fa_bwds_f32)(const float *, const float *, const float *, float *, float *,
-                            Py_ssize_t, const double *, uint64_t, int64_t);
-typedef void (*fa_bwds_f64)(const double *, const double *, const double *, double *, double *,
-                            Py_ssize_t, const double *, uint64_t, int64_t);
 typedef void (*fa_unary_f64)(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t);
 typedef void (*fa_binary_f32)(const float *, const float *, float *, Py_ssize_t, const double *,
                               uint64_t, int64_t);
@@ -847,8 +783,6 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 out.append(_rowwise(entry, True, sfx, names))
             if _has_bias_kernel(entry):
                 out.append(_bias_kernel(entry, sfx, names))
-            if _has_sum_kernel(entry):
-                out.append(_sum_kernel(entry, sfx, names))
     for sfx in CTYPES:
         for kind in KINDS + PGRAD:
             sig = "unary" if kind in UNARY else ("pgrad" if kind in PGRAD else "binary")
@@ -885,13 +819,6 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
         ptrs = [f"fa_{e.name}_bwdb_{sfx}" if _has_bias_kernel(e) else "NULL" for e in table]
         out.append(
             f"static fa_bwdb_{sfx} FA_BWDB_{sfx.upper()}[{len(table)}] = {{\n    "
-            + ",\n    ".join(ptrs)
-            + "\n};"
-        )
-    for sfx in CTYPES:
-        ptrs = [f"fa_{e.name}_bwds_{sfx}" if _has_sum_kernel(e) else "NULL" for e in table]
-        out.append(
-            f"static fa_bwds_{sfx} FA_BWDS_{sfx.upper()}[{len(table)}] = {{\n    "
             + ",\n    ".join(ptrs)
             + "\n};"
         )

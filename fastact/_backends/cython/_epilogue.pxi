@@ -24,9 +24,6 @@ DEF TILE = 1024
 # when inner > 1), and the most elements of whole rows one kernel call takes.
 DEF COLS = 2048
 DEF BATCH = 1024
-# From this many columns a row is one call of the kernel that also adds it into
-# the rows' sums (FA_BWDS: one pass over the row); narrower rows are batched.
-DEF SUM_FROM = 256
 
 
 cdef extern from "fa_epilogue.h" nogil:
@@ -67,15 +64,6 @@ cdef extern from "fa_kernels.h" nogil:
                                  Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     fa_bwdb_f32 *FA_BWDB_F32
     fa_bwdb_f64 *FA_BWDB_F64
-    # the backward of a row added into the rows' sums f in the same loop (FA_BWDS,
-    # NULL where absent): out = f'(g, s [+ b]), f += out, b read where it saves its input
-    ctypedef void (*fa_bwds_f32)(const float *, const float *, const float *, float *, float *,
-                                 Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
-    ctypedef void (*fa_bwds_f64)(const double *, const double *, const double *, double *,
-                                 double *, Py_ssize_t, const double *, uint64_t,
-                                 int64_t) noexcept nogil
-    fa_bwds_f32 *FA_BWDS_F32
-    fa_bwds_f64 *FA_BWDS_F64
 
 # The backward's order of summation (fa_epilogue.h), for the check that the
 # Numba drivers use the same: (GROUP, LANES, SEGMENT, RUNS_FROM).
@@ -159,29 +147,10 @@ cdef void _bias_bwd_rows(int table, int kid, const real *g, const real *s, const
     cdef Py_ssize_t batch = BATCH // W if w == W and W < BATCH else 1
     # every call starts at column j0 of a row: one tile of bias serves them all
     cdef bint tiled = recompute and table == PLAIN and FA_BWDB_F32[kid] != NULL
-    cdef bint summed = table == PLAIN and w >= SUM_FROM and FA_BWDS_F32[kid] != NULL
-    if tiled or (summed and recompute):
+    if tiled:
         _fill_bias(b, z, j0, (batch - 1) * W + w, C, inner)
     for j in range(w // inner):
         acc[j] = 0
-    if summed:
-        # row by row, each added into f by the kernel: fa_bias_rows's order
-        while r < r1:
-            k = r * W + j0
-            if (r - r0) % FA_BIAS_GROUP == 0:
-                for j in range(w):
-                    f[j] = 0
-            if real is float:
-                FA_BWDS_F32[kid](g + k, s + k, z, out + k, f, w, p, seed, k)
-            else:
-                FA_BWDS_F64[kid](g + k, s + k, z, out + k, f, w, p, seed, k)
-            if (r - r0) % FA_BIAS_GROUP == FA_BIAS_GROUP - 1 or r + 1 == r1:
-                if real is float:
-                    fa_bias_flush_f32(f, w, inner, acc)
-                else:
-                    fa_bias_flush_f64(f, w, inner, acc)
-            r += 1
-        return
     while r < r1:
         m = batch if r1 - r > batch else r1 - r
         k = r * W + j0
