@@ -13,12 +13,13 @@ raises the general path's error naming the argument, and writes nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import numpy as np
 import pytest
 
 import fastact
-from fastact import _api
+from fastact import _api, _dispatch
 from fastact.table import TABLE
 from tests.conftest import BACKENDS, TEST_SERIAL_BELOW
 from tests.test_fast_path import DTYPES, data, general_only, same, threads
@@ -272,3 +273,37 @@ def test_the_blocks_are_the_epilogue_s():
         g = data(x.shape, np.float32, seed=1)
         b = data((c,), np.float32, seed=2)
         compare(*calls(next(e for e in TABLE if e.name == "silu")), x, g, b, -1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numba_as_the_plan_s_serial_backend(dtype):
+    """Where the plan runs plain serial calls on Numba, a bias call still takes the fast
+    path (the epilogue's Cython kernels, the same bits as the general path)."""
+    policy = _dispatch.pushed()
+    nb = np.ones_like(policy.serial_numba)
+    nb.flags.writeable = False
+    _dispatch.push(dataclasses.replace(policy, serial_numba=nb))
+    try:
+        x = data((6, 40), dtype)
+        compare(*calls(next(e for e in TABLE if e.name == "gelu")), x, x[::-1].copy(), x[0], -1)
+    finally:
+        _dispatch.push(policy)
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="Numba is not installed")
+def test_numba_asked_for_takes_the_general_path():
+    x = data((6, 40), np.float32)
+    b = data((40,), np.float32, seed=2)
+    with general_only():
+        want = fastact.relu(x, bias=b)
+    old = fastact.get_backend()
+    fastact.set_backend("numba")
+    try:
+        with spy() as ran:
+            got = fastact.relu(x, bias=b)
+    finally:
+        fastact.set_backend(old)
+    assert ran == ["bias_forward"]
+    same(got, want)
+    with fast_only():
+        same(fastact.relu(x, bias=b), want)
