@@ -72,6 +72,14 @@ def coef_difference(a, b) -> float:
     )
 
 
+def frobenius_difference(a, b) -> float:
+    """The Frobenius norm of the two fits' coefficient differences, relative to ``a``'s."""
+    pairs = list(zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_))
+    num = sum(float(np.sum((p.astype(np.float64) - q) ** 2)) for p, q in pairs)
+    den = sum(float(np.sum(p.astype(np.float64) ** 2)) for p, _ in pairs)
+    return (num / den) ** 0.5
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=10000)
@@ -89,6 +97,12 @@ def main(argv=None) -> None:
     )
     ap.add_argument(
         "--threads", type=int, default=None, help="fastact and BLAS threads (default: all)"
+    )
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also scikit-learn's own spread of coefficients: its unpatched fit against "
+        "itself with BLAS on 1 and 2 threads, and on the data moved by one ulp",
     )
     ap.add_argument(
         "--cpu",
@@ -170,6 +184,30 @@ def main(argv=None) -> None:
         b = min(base)
         diff = coef_difference(models[0], models[1])
         print(f"{act:>10} {b:10.3f} {f:10.3f} {b / f:7.2f}x {diff:10.1e}{blas}")
+        if args.floor:
+            frob = frobenius_difference(models[0], models[1])
+            print(f"{'':>10} patched: largest {diff:.1e}, Frobenius {frob:.1e}")
+            print(f"{'':>10} scikit-learn's own spread: " + floor(make, X, y, models[0]))
+
+
+def floor(make, X, y, reference) -> str:
+    """The coefficient differences of scikit-learn's unpatched fit from ``reference``
+    (an unpatched fit) with BLAS on 1 and 2 threads, and on X moved by one ulp: the
+    differences that last-bit changes make, against which the patched fit's is judged
+    (two epochs of Adam amplify a last-bit change of any sum to about 3e-2)."""
+    from threadpoolctl import threadpool_limits
+
+    out = []
+    for t in (1, 2):
+        with threadpool_limits(t, user_api="blas"):
+            m = make().fit(X, y)
+        out.append(f"BLAS {t} thread{'s' if t > 1 else ''} {coef_difference(reference, m):.1e}")
+    m = make().fit(np.nextafter(X, np.inf), y)
+    out.append(
+        f"X + 1 ulp {coef_difference(reference, m):.1e} "
+        f"(Frobenius {frobenius_difference(reference, m):.1e})"
+    )
+    return ", ".join(out)
 
 
 if __name__ == "__main__":

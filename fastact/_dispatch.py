@@ -416,6 +416,9 @@ def push(policy: FastPolicy | None = None) -> None:
         return
     p = policy if policy is not None else fast_policy()
     cy.set_policy(p.enabled, p.serial_all, p.par_threads, p.omp_default, p.limits, p.serial_numba)
+    # bias calls run the epilogue's Cython kernels where Numba is the plan's serial
+    # backend (the same bits), but not when Numba is the backend asked for
+    cy.set_bias_cython("numba" not in {STATE.backend, *STATE.backend_blocks})
     _pushed[:] = [p]
 
 

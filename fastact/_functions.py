@@ -16,12 +16,16 @@ from . import _api
 from ._api.checks import axis_or_dim as _axis_or_dim
 from ._api.checks import unexpected as _unexpected
 from ._api.fast import backward as _fast_backward
+from ._api.fast import bias_backward as _fast_bias_backward
+from ._api.fast import bias_forward as _fast_bias_forward
 from ._api.fast import channel_backward as _fast_channel_backward
 from ._api.fast import channel_forward as _fast_channel_forward
 from ._api.fast import forward as _fast_forward
 from ._api.fast import rowwise_backward as _fast_rowwise_backward
 from ._api.fast import rowwise_forward as _fast_rowwise_forward
 from ._api.fast import train_backward as _fast_train_backward
+from ._api.fast import train_bias_backward as _fast_train_bias_backward
+from ._api.fast import train_bias_forward as _fast_train_bias_forward
 from ._api.fast import train_forward as _fast_train_forward
 from .table import TABLE
 
@@ -137,6 +141,9 @@ def sigmoid(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(0, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_SIGMOID, x, bias, bias_axis, out, ())
     r = _fast_forward(0, x, out, ())
     if r is not None:
@@ -176,6 +183,9 @@ def sigmoid_backward(
         every other axis in a fixed order; ``saved`` is then y.
     """
     if bias is not None:
+        r = _fast_bias_backward(0, False, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_SIGMOID, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(0, grad_output, saved, out, ())
     if r is not None:
@@ -212,6 +222,9 @@ def tanh(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(1, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_TANH, x, bias, bias_axis, out, ())
     r = _fast_forward(1, x, out, ())
     if r is not None:
@@ -251,6 +264,9 @@ def tanh_backward(
         every other axis in a fixed order; ``saved`` is then y.
     """
     if bias is not None:
+        r = _fast_bias_backward(1, False, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_TANH, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(1, grad_output, saved, out, ())
     if r is not None:
@@ -287,6 +303,9 @@ def relu(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(2, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_RELU, x, bias, bias_axis, out, ())
     r = _fast_forward(2, x, out, ())
     if r is not None:
@@ -326,6 +345,9 @@ def relu_backward(
         every other axis in a fixed order; ``saved`` is then y.
     """
     if bias is not None:
+        r = _fast_bias_backward(2, False, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_RELU, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(2, grad_output, saved, out, ())
     if r is not None:
@@ -368,6 +390,9 @@ def leaky_relu(
     if unknown:
         raise _unexpected(leaky_relu, unknown)
     if bias is not None:
+        r = _fast_bias_forward(3, x, bias, bias_axis, out, (negative_slope,))
+        if r is not None:
+            return r
         return _api.bias_forward(_LEAKY_RELU, x, bias, bias_axis, out, (negative_slope,))
     r = _fast_forward(3, x, out, (negative_slope,))
     if r is not None:
@@ -413,6 +438,12 @@ def leaky_relu_backward(
     if unknown:
         raise _unexpected(leaky_relu_backward, unknown)
     if bias is not None:
+        if type(negative_slope) is float and (negative_slope >= 0):
+            r = _fast_bias_backward(
+                3, False, grad_output, saved, bias, bias_axis, out, (negative_slope,)
+            )
+            if r is not None:
+                return r
         return _api.bias_backward(
             _LEAKY_RELU, grad_output, saved, bias, bias_axis, out, (negative_slope,)
         )
@@ -554,6 +585,20 @@ def rrelu(
     if unknown:
         raise _unexpected(rrelu, unknown)
     if bias is not None:
+        if (
+            type(lower) is float
+            and type(upper) is float
+            and (lower <= upper)
+            and (seed is None or type(seed) is int and 0 <= seed < 18446744073709551616)
+        ):
+            if training is False:
+                r = _fast_bias_forward(5, x, bias, bias_axis, out, (lower, upper))
+                if r is not None:
+                    return r
+            elif training is True and seed is not None:
+                r = _fast_train_bias_forward(5, x, bias, bias_axis, out, (lower, upper), seed)
+                if r is not None:
+                    return r
         return _api.bias_forward(_RRELU, x, bias, bias_axis, out, (lower, upper), training, seed)
     if (
         type(lower) is float
@@ -620,6 +665,25 @@ def rrelu_backward(
     if unknown:
         raise _unexpected(rrelu_backward, unknown)
     if bias is not None:
+        if (
+            type(lower) is float
+            and type(upper) is float
+            and (lower <= upper)
+            and (lower >= 0)
+            and (seed is None or type(seed) is int and 0 <= seed < 18446744073709551616)
+        ):
+            if training is False:
+                r = _fast_bias_backward(
+                    5, False, grad_output, saved, bias, bias_axis, out, (lower, upper)
+                )
+                if r is not None:
+                    return r
+            elif training is True and seed is not None:
+                r = _fast_train_bias_backward(
+                    5, False, grad_output, saved, bias, bias_axis, out, (lower, upper), seed
+                )
+                if r is not None:
+                    return r
         return _api.bias_backward(
             _RRELU, grad_output, saved, bias, bias_axis, out, (lower, upper), training, seed
         )
@@ -676,6 +740,9 @@ def elu(
     if unknown:
         raise _unexpected(elu, unknown)
     if bias is not None:
+        r = _fast_bias_forward(6, x, bias, bias_axis, out, (alpha,))
+        if r is not None:
+            return r
         return _api.bias_forward(_ELU, x, bias, bias_axis, out, (alpha,))
     r = _fast_forward(6, x, out, (alpha,))
     if r is not None:
@@ -721,6 +788,10 @@ def elu_backward(
     if unknown:
         raise _unexpected(elu_backward, unknown)
     if bias is not None:
+        if type(alpha) is float and (alpha >= 0):
+            r = _fast_bias_backward(6, False, grad_output, saved, bias, bias_axis, out, (alpha,))
+            if r is not None:
+                return r
         return _api.bias_backward(_ELU, grad_output, saved, bias, bias_axis, out, (alpha,))
     if type(alpha) is float and (alpha >= 0):
         r = _fast_backward(6, grad_output, saved, out, (alpha,))
@@ -758,6 +829,9 @@ def selu(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(7, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_SELU, x, bias, bias_axis, out, ())
     r = _fast_forward(7, x, out, ())
     if r is not None:
@@ -797,6 +871,9 @@ def selu_backward(
         every other axis in a fixed order; ``saved`` is then y.
     """
     if bias is not None:
+        r = _fast_bias_backward(7, False, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_SELU, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(7, grad_output, saved, out, ())
     if r is not None:
@@ -839,6 +916,10 @@ def celu(
     if unknown:
         raise _unexpected(celu, unknown)
     if bias is not None:
+        if type(alpha) is float and (alpha != 0):
+            r = _fast_bias_forward(8, x, bias, bias_axis, out, (alpha,))
+            if r is not None:
+                return r
         return _api.bias_forward(_CELU, x, bias, bias_axis, out, (alpha,))
     if type(alpha) is float and (alpha != 0):
         r = _fast_forward(8, x, out, (alpha,))
@@ -885,6 +966,10 @@ def celu_backward(
     if unknown:
         raise _unexpected(celu_backward, unknown)
     if bias is not None:
+        if type(alpha) is float and (alpha != 0):
+            r = _fast_bias_backward(8, False, grad_output, saved, bias, bias_axis, out, (alpha,))
+            if r is not None:
+                return r
         return _api.bias_backward(_CELU, grad_output, saved, bias, bias_axis, out, (alpha,))
     if type(alpha) is float and (alpha != 0):
         r = _fast_backward(8, grad_output, saved, out, (alpha,))
@@ -927,9 +1012,13 @@ def gelu(
     """
     if unknown:
         raise _unexpected(gelu, unknown)
-    if bias is not None:
-        return _api.bias_forward(_GELU, x, bias, bias_axis, out, (approximate,))
     _approximate_code = _GELU_APPROXIMATE.get(approximate) if type(approximate) is str else None
+    if bias is not None:
+        if _approximate_code is not None:
+            r = _fast_bias_forward(9, x, bias, bias_axis, out, (_approximate_code,))
+            if r is not None:
+                return r
+        return _api.bias_forward(_GELU, x, bias, bias_axis, out, (approximate,))
     if _approximate_code is not None:
         r = _fast_forward(9, x, out, (_approximate_code,))
         if r is not None:
@@ -974,9 +1063,15 @@ def gelu_backward(
     """
     if unknown:
         raise _unexpected(gelu_backward, unknown)
-    if bias is not None:
-        return _api.bias_backward(_GELU, grad_output, saved, bias, bias_axis, out, (approximate,))
     _approximate_code = _GELU_APPROXIMATE.get(approximate) if type(approximate) is str else None
+    if bias is not None:
+        if _approximate_code is not None:
+            r = _fast_bias_backward(
+                9, True, grad_output, saved, bias, bias_axis, out, (_approximate_code,)
+            )
+            if r is not None:
+                return r
+        return _api.bias_backward(_GELU, grad_output, saved, bias, bias_axis, out, (approximate,))
     if _approximate_code is not None:
         r = _fast_backward(9, grad_output, saved, out, (_approximate_code,))
         if r is not None:
@@ -1013,6 +1108,9 @@ def silu(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(10, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_SILU, x, bias, bias_axis, out, ())
     r = _fast_forward(10, x, out, ())
     if r is not None:
@@ -1052,6 +1150,9 @@ def silu_backward(
         every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if bias is not None:
+        r = _fast_bias_backward(10, True, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_SILU, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(10, grad_output, saved, out, ())
     if r is not None:
@@ -1088,6 +1189,9 @@ def mish(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(11, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_MISH, x, bias, bias_axis, out, ())
     r = _fast_forward(11, x, out, ())
     if r is not None:
@@ -1127,6 +1231,9 @@ def mish_backward(
         every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if bias is not None:
+        r = _fast_bias_backward(11, True, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_MISH, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(11, grad_output, saved, out, ())
     if r is not None:
@@ -1172,6 +1279,10 @@ def softplus(
     if unknown:
         raise _unexpected(softplus, unknown)
     if bias is not None:
+        if type(beta) is float and type(threshold) is float and (beta != 0):
+            r = _fast_bias_forward(12, x, bias, bias_axis, out, (beta, threshold))
+            if r is not None:
+                return r
         return _api.bias_forward(_SOFTPLUS, x, bias, bias_axis, out, (beta, threshold))
     if type(beta) is float and type(threshold) is float and (beta != 0):
         r = _fast_forward(12, x, out, (beta, threshold))
@@ -1221,6 +1332,12 @@ def softplus_backward(
     if unknown:
         raise _unexpected(softplus_backward, unknown)
     if bias is not None:
+        if type(beta) is float and type(threshold) is float and (beta != 0):
+            r = _fast_bias_backward(
+                12, True, grad_output, saved, bias, bias_axis, out, (beta, threshold)
+            )
+            if r is not None:
+                return r
         return _api.bias_backward(
             _SOFTPLUS, grad_output, saved, bias, bias_axis, out, (beta, threshold)
         )
@@ -1260,6 +1377,9 @@ def softsign(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(13, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_SOFTSIGN, x, bias, bias_axis, out, ())
     r = _fast_forward(13, x, out, ())
     if r is not None:
@@ -1299,6 +1419,9 @@ def softsign_backward(
         every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if bias is not None:
+        r = _fast_bias_backward(13, True, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_SOFTSIGN, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(13, grad_output, saved, out, ())
     if r is not None:
@@ -1344,6 +1467,10 @@ def hardtanh(
     if unknown:
         raise _unexpected(hardtanh, unknown)
     if bias is not None:
+        if type(min_val) is float and type(max_val) is float and (min_val <= max_val):
+            r = _fast_bias_forward(14, x, bias, bias_axis, out, (min_val, max_val))
+            if r is not None:
+                return r
         return _api.bias_forward(_HARDTANH, x, bias, bias_axis, out, (min_val, max_val))
     if type(min_val) is float and type(max_val) is float and (min_val <= max_val):
         r = _fast_forward(14, x, out, (min_val, max_val))
@@ -1393,6 +1520,12 @@ def hardtanh_backward(
     if unknown:
         raise _unexpected(hardtanh_backward, unknown)
     if bias is not None:
+        if type(min_val) is float and type(max_val) is float and (min_val <= max_val):
+            r = _fast_bias_backward(
+                14, False, grad_output, saved, bias, bias_axis, out, (min_val, max_val)
+            )
+            if r is not None:
+                return r
         return _api.bias_backward(
             _HARDTANH, grad_output, saved, bias, bias_axis, out, (min_val, max_val)
         )
@@ -1432,6 +1565,9 @@ def relu6(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(15, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_RELU6, x, bias, bias_axis, out, ())
     r = _fast_forward(15, x, out, ())
     if r is not None:
@@ -1471,6 +1607,9 @@ def relu6_backward(
         every other axis in a fixed order; ``saved`` is then y.
     """
     if bias is not None:
+        r = _fast_bias_backward(15, False, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_RELU6, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(15, grad_output, saved, out, ())
     if r is not None:
@@ -1507,6 +1646,9 @@ def hardsigmoid(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(16, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_HARDSIGMOID, x, bias, bias_axis, out, ())
     r = _fast_forward(16, x, out, ())
     if r is not None:
@@ -1546,6 +1688,9 @@ def hardsigmoid_backward(
         every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if bias is not None:
+        r = _fast_bias_backward(16, True, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_HARDSIGMOID, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(16, grad_output, saved, out, ())
     if r is not None:
@@ -1582,6 +1727,9 @@ def hardswish(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(17, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_HARDSWISH, x, bias, bias_axis, out, ())
     r = _fast_forward(17, x, out, ())
     if r is not None:
@@ -1621,6 +1769,9 @@ def hardswish_backward(
         every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if bias is not None:
+        r = _fast_bias_backward(17, True, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_HARDSWISH, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(17, grad_output, saved, out, ())
     if r is not None:
@@ -1657,6 +1808,9 @@ def logsigmoid(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(18, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_LOGSIGMOID, x, bias, bias_axis, out, ())
     r = _fast_forward(18, x, out, ())
     if r is not None:
@@ -1696,6 +1850,9 @@ def logsigmoid_backward(
         every other axis in a fixed order; ``saved`` is then y.
     """
     if bias is not None:
+        r = _fast_bias_backward(18, False, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_LOGSIGMOID, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(18, grad_output, saved, out, ())
     if r is not None:
@@ -1732,6 +1889,9 @@ def tanhshrink(
         scalar for a Python scalar input).
     """
     if bias is not None:
+        r = _fast_bias_forward(19, x, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_forward(_TANHSHRINK, x, bias, bias_axis, out, ())
     r = _fast_forward(19, x, out, ())
     if r is not None:
@@ -1771,6 +1931,9 @@ def tanhshrink_backward(
         every other axis in a fixed order; ``saved`` is then x, the input before the bias.
     """
     if bias is not None:
+        r = _fast_bias_backward(19, True, grad_output, saved, bias, bias_axis, out, ())
+        if r is not None:
+            return r
         return _api.bias_backward(_TANHSHRINK, grad_output, saved, bias, bias_axis, out, ())
     r = _fast_backward(19, grad_output, saved, out, ())
     if r is not None:
@@ -1813,6 +1976,10 @@ def hardshrink(
     if unknown:
         raise _unexpected(hardshrink, unknown)
     if bias is not None:
+        if type(lambd) is float and (lambd >= 0):
+            r = _fast_bias_forward(20, x, bias, bias_axis, out, (lambd,))
+            if r is not None:
+                return r
         return _api.bias_forward(_HARDSHRINK, x, bias, bias_axis, out, (lambd,))
     if type(lambd) is float and (lambd >= 0):
         r = _fast_forward(20, x, out, (lambd,))
@@ -1859,6 +2026,10 @@ def hardshrink_backward(
     if unknown:
         raise _unexpected(hardshrink_backward, unknown)
     if bias is not None:
+        if type(lambd) is float and (lambd >= 0):
+            r = _fast_bias_backward(20, False, grad_output, saved, bias, bias_axis, out, (lambd,))
+            if r is not None:
+                return r
         return _api.bias_backward(_HARDSHRINK, grad_output, saved, bias, bias_axis, out, (lambd,))
     if type(lambd) is float and (lambd >= 0):
         r = _fast_backward(20, grad_output, saved, out, (lambd,))
@@ -1902,6 +2073,10 @@ def softshrink(
     if unknown:
         raise _unexpected(softshrink, unknown)
     if bias is not None:
+        if type(lambd) is float and (lambd >= 0):
+            r = _fast_bias_forward(21, x, bias, bias_axis, out, (lambd,))
+            if r is not None:
+                return r
         return _api.bias_forward(_SOFTSHRINK, x, bias, bias_axis, out, (lambd,))
     if type(lambd) is float and (lambd >= 0):
         r = _fast_forward(21, x, out, (lambd,))
@@ -1948,6 +2123,10 @@ def softshrink_backward(
     if unknown:
         raise _unexpected(softshrink_backward, unknown)
     if bias is not None:
+        if type(lambd) is float and (lambd >= 0):
+            r = _fast_bias_backward(21, False, grad_output, saved, bias, bias_axis, out, (lambd,))
+            if r is not None:
+                return r
         return _api.bias_backward(_SOFTSHRINK, grad_output, saved, bias, bias_axis, out, (lambd,))
     if type(lambd) is float and (lambd >= 0):
         r = _fast_backward(21, grad_output, saved, out, (lambd,))
@@ -1994,6 +2173,9 @@ def threshold(
     if unknown:
         raise _unexpected(threshold, unknown)
     if bias is not None:
+        r = _fast_bias_forward(22, x, bias, bias_axis, out, (threshold, value))
+        if r is not None:
+            return r
         return _api.bias_forward(_THRESHOLD, x, bias, bias_axis, out, (threshold, value))
     r = _fast_forward(22, x, out, (threshold, value))
     if r is not None:
@@ -2042,6 +2224,11 @@ def threshold_backward(
     if unknown:
         raise _unexpected(threshold_backward, unknown)
     if bias is not None:
+        r = _fast_bias_backward(
+            22, True, grad_output, saved, bias, bias_axis, out, (threshold, value)
+        )
+        if r is not None:
+            return r
         return _api.bias_backward(
             _THRESHOLD, grad_output, saved, bias, bias_axis, out, (threshold, value)
         )

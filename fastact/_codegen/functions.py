@@ -44,12 +44,16 @@ from . import _api
 from ._api.checks import axis_or_dim as _axis_or_dim
 from ._api.checks import unexpected as _unexpected
 from ._api.fast import backward as _fast_backward
+from ._api.fast import bias_backward as _fast_bias_backward
+from ._api.fast import bias_forward as _fast_bias_forward
 from ._api.fast import channel_backward as _fast_channel_backward
 from ._api.fast import channel_forward as _fast_channel_forward
 from ._api.fast import forward as _fast_forward
 from ._api.fast import rowwise_backward as _fast_rowwise_backward
 from ._api.fast import rowwise_forward as _fast_rowwise_forward
 from ._api.fast import train_backward as _fast_train_backward
+from ._api.fast import train_bias_backward as _fast_train_bias_backward
+from ._api.fast import train_bias_forward as _fast_train_bias_forward
 from ._api.fast import train_forward as _fast_train_forward
 from .table import TABLE
 '''
@@ -224,7 +228,12 @@ def _reject_unknown(hints: bool) -> list[str]:
 
 
 def _fast_try(indent: str, call: str) -> list[str]:
-    return [f"{indent}r = {call}", f"{indent}if r is not None:", f"{indent}    return r"]
+    """``r = call``, returned when not None; a long call wrapped as ``ruff format`` wraps it."""
+    first = [f"{indent}r = {call}"]
+    if len(first[0]) > 100:
+        name, args = call.split("(", 1)
+        first = [f"{indent}r = {name}(", f"{indent}    {args[:-1]}", f"{indent})"]
+    return [*first, f"{indent}if r is not None:", f"{indent}    return r"]
 
 
 def _rowwise(entry: Activation) -> list[list[str]]:
@@ -304,8 +313,24 @@ def _elementwise(entry: Activation) -> list[list[str]]:
             fname, fast, tfast, general = n, "_fast_forward", "_fast_train_forward", "forward"
         fn = _signature(fname, args + params, keywords, _hints(entry), bias=True)
         fn += [_doc(entry, backward), *_reject_unknown(_hints(entry))]
-        fn += _bias_call(e, f"bias_{general}", call, names + tail)
         fn += lines
+        # a bias call: its fast path (the same guards), then the epilogue
+        recompute = f"{entry.saves == 'input'}, " if backward else ""
+        bcall = f"{recompute}{call.removesuffix(', out')}, bias, bias_axis, out"
+        bfast, tbfast = f"_fast_bias_{general}", f"_fast_train_bias_{general}"
+        bias_lines = ["    if bias is not None:"]
+        if train:
+            bias_lines += _if("        ", [*ok, _SEED_OK])
+            bias_lines += ["            if training is False:"]
+            bias_lines += _fast_try("                ", f"{bfast}({k}, {bcall}, {floats})")
+            bias_lines += ["            elif training is True and seed is not None:"]
+            bias_lines += _fast_try("                ", f"{tbfast}({k}, {bcall}, {floats}, seed)")
+        elif ok:
+            bias_lines += _if("        ", ok)
+            bias_lines += _fast_try("            ", f"{bfast}({k}, {bcall}, {floats})")
+        else:
+            bias_lines += _fast_try("        ", f"{bfast}({k}, {bcall}, {floats})")
+        fn += bias_lines + _bias_call(e, f"bias_{general}", call, names + tail)[1:]
         if train:
             # eval mode: the plain kernels (the seed is only validated); training
             # mode with an explicit seed: the counter-based kernels keyed by it
@@ -325,7 +350,7 @@ def _elementwise(entry: Activation) -> list[list[str]]:
 
 
 def _bias_call(e: str, general: str, call: str, rest: str) -> list[str]:
-    """The call with a bias: the epilogue of :mod:`fastact._api.epilogue`, never the fast path."""
+    """The call with a bias: the epilogue of :mod:`fastact._api.epilogue` (prelu's: no fast path)."""
     arrays = call.removesuffix(", out")
     args = f"{e}, {arrays}, bias, bias_axis, out" + (f", {rest}" if rest else "")
     line = f"        return _api.{general}({args})"

@@ -340,22 +340,46 @@ def _adam_update_params(self, params, grads):
         self.learning_rate_init * np.sqrt(1 - beta_2**self.t) / (1 - beta_1**self.t)
     )
     lr = float(self.learning_rate)  # a NumPy float64 would make the update float64
-    for param, grad, m, v in todo:
-        # m = beta_1 * m + (1 - beta_1) * grad
-        scratch = np.multiply(grad, 1 - beta_1)
-        np.multiply(m, beta_1, out=m)
-        m += scratch
-        # v = beta_2 * v + (1 - beta_2) * grad**2
-        np.multiply(grad, grad, out=scratch)
-        scratch *= 1 - beta_2
-        np.multiply(v, beta_2, out=v)
-        v += scratch
-        # param += -lr * m / (sqrt(v) + epsilon), in the parameters' dtype
-        np.sqrt(v, out=scratch)
-        scratch += self.epsilon
-        update = np.multiply(m, -lr)
-        np.divide(update, scratch, out=update)
-        param += update
+    for arrays in todo:
+        # the passes over a slice of ADAM_SLICE elements at a time, while it is in
+        # cache (elementwise: the same bits as whole arrays)
+        flat = (
+            [a.reshape(-1) for a in arrays] if all(a.flags.c_contiguous for a in arrays) else None
+        )
+        if flat is None or flat[0].size <= ADAM_SLICE:
+            _adam_step(*arrays, beta_1, beta_2, self.epsilon, lr, None, None)
+            continue
+        scratch = np.empty(ADAM_SLICE, flat[0].dtype)
+        update = np.empty(ADAM_SLICE, flat[0].dtype)
+        for k in range(0, flat[0].size, ADAM_SLICE):
+            part = [a[k : k + ADAM_SLICE] for a in flat]
+            n = part[0].size
+            _adam_step(*part, beta_1, beta_2, self.epsilon, lr, scratch[:n], update[:n])
+
+
+# Adam's step runs over slices of this many elements (six arrays of them stay in
+# a core's L2 cache: 1.5 MB in float32)
+ADAM_SLICE = 65536
+
+
+def _adam_step(param, grad, m, v, beta_1, beta_2, epsilon, lr, scratch, update) -> None:
+    """scikit-learn's Adam update of one parameter, in place (``scratch`` and ``update``:
+    buffers of the parameter's size, or None to allocate them)."""
+    # m = beta_1 * m + (1 - beta_1) * grad
+    scratch = np.multiply(grad, 1 - beta_1, out=scratch)
+    np.multiply(m, beta_1, out=m)
+    m += scratch
+    # v = beta_2 * v + (1 - beta_2) * grad**2
+    np.multiply(grad, grad, out=scratch)
+    scratch *= 1 - beta_2
+    np.multiply(v, beta_2, out=v)
+    v += scratch
+    # param += -lr * m / (sqrt(v) + epsilon), in the parameters' dtype
+    np.sqrt(v, out=scratch)
+    scratch += epsilon
+    update = np.multiply(m, -lr, out=update)
+    np.divide(update, scratch, out=update)
+    param += update
 
 
 def _sgd_update_params(self, params, grads):

@@ -497,6 +497,20 @@ def test_optimizer_steps_are_the_same_bits(name, dtype):
         assert [id(s) for s in _state(opt_b)] == ids
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_in_slices_is_the_same_bits(dtype, monkeypatch):
+    """Adam's step over slices (a last partial one too) gives the whole arrays' bits."""
+    from fastact.integrations import sklearn as integration
+
+    monkeypatch.setattr(integration, "ADAM_SLICE", 10**12)
+    a, opt_a, _ = _steps(OPTIMIZERS["adam"], dtype, True)
+    monkeypatch.setattr(integration, "ADAM_SLICE", 4)  # (7, 5): 8 slices of 4 and one of 3
+    b, opt_b, ids = _steps(OPTIMIZERS["adam"], dtype, True)
+    for p, q in zip(a + _state(opt_a), b + _state(opt_b)):
+        np.testing.assert_array_equal(p, q, strict=True)
+    assert [id(s) for s in _state(opt_b)] == ids
+
+
 @pytest.mark.parametrize("name", ["adam", "nesterov"])
 def test_optimizer_mixed_dtypes_go_to_sklearn(name):
     """float64 gradients of float32 parameters (the intercepts of a weighted fit) take

@@ -119,6 +119,7 @@ class CythonBackend:
     parallel = HAS_OPENMP
     max_threads = staticmethod(_kernels.max_threads if HAS_OPENMP else _process_openmp_max_threads)
     set_policy = staticmethod(_kernels.set_policy)
+    set_bias_cython = staticmethod(_kernels.set_bias_cython)
     fast_threads = staticmethod(_kernels.fast_threads)
     par_enter = staticmethod(_kernels.par_enter)
     par_exit = staticmethod(_kernels.par_exit)

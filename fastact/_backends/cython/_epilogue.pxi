@@ -297,3 +297,227 @@ def bias_backward(int kind, int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray b
             _bias_bwd(table, kid, <const double *>gp, <const double *>sp, <const double *>bp,
                       <double *>op, n, C, inner, recompute, p, seed, pp, nblocks, nthreads)
     return partial
+
+
+# The fast path of bias calls (fastact._api.fast): the common case decided in C,
+# as the plain calls' (_fast.pxi): exact float32/float64 C-contiguous arrays of
+# one dtype, a plain 1-d bias of x.shape[bias_axis] elements that shares no
+# memory with the output, bias_axis an int in range, float parameters, the
+# serial Cython kernel or the OpenMP driver where a plain call of that size runs
+# them.  Anything else returns None and the general path (fastact._api.epilogue)
+# validates and raises; nothing is written before every check has passed.  The
+# kernels, chunks, blocks and summation order are the general path's: same bits.
+
+# The bias gradient's blocks (fastact._api.epilogue.blocks, whose constants
+# these are, pushed by set_bias_blocks): 0 until pushed, the path then off.
+cdef Py_ssize_t _blocks_most = 0
+# Where the plan makes Numba the serial backend of a plain call (_numba_serial),
+# a bias call runs the epilogue's Cython kernels (the same bits as Numba's
+# drivers) unless Numba is the backend asked for (set_bias_cython, from
+# fastact._dispatch.push): then it takes the general path.
+cdef bint _bias_cython = False
+
+
+def set_bias_cython(bint on):
+    """Whether bias calls run Cython's kernels where the plan's serial backend is Numba."""
+    global _bias_cython
+    _bias_cython = on
+
+cdef Py_ssize_t _block_min = 1
+cdef Py_ssize_t _per_channel = 1
+
+
+def set_bias_blocks(Py_ssize_t most, Py_ssize_t block_min, Py_ssize_t per_channel):
+    """The bias gradient's blocks: at most ``most`` of at least ``block_min`` elements
+    and ``per_channel`` elements per channel (fastact._api.epilogue.blocks)."""
+    global _blocks_most, _block_min, _per_channel
+    if most < 1 or block_min < 1 or per_channel < 1:
+        raise ValueError("the block sizes must be positive")
+    _blocks_most, _block_min, _per_channel = most, block_min, per_channel
+
+
+cdef inline Py_ssize_t _bias_blocks(Py_ssize_t n, Py_ssize_t C) noexcept:
+    cdef Py_ssize_t k = _blocks_most
+    if n // _block_min < k:
+        k = n // _block_min
+    if n // (_per_channel * C) < k:
+        k = n // (_per_channel * C)
+    return k if k > 1 else 1
+
+
+cdef inline int _fast_bias_geometry(cnp.ndarray a, object bias, object bias_axis,
+                                    Py_ssize_t *C, Py_ssize_t *inner) noexcept:
+    """0 and (C, inner) for a plain bias along an int ``bias_axis`` of ``a``; else -1."""
+    cdef int nd = cnp.PyArray_NDIM(a), d
+    cdef long ax
+    if type(bias_axis) is not int or nd < 1 or not _plain(bias, cnp.PyArray_TYPE(a)):
+        return -1
+    if cnp.PyArray_NDIM(<cnp.ndarray>bias) != 1 or not -nd <= bias_axis < nd:
+        return -1
+    ax = bias_axis  # in range, so it fits
+    if ax < 0:
+        ax += nd
+    C[0] = cnp.PyArray_DIM(a, ax)
+    if cnp.PyArray_DIM(<cnp.ndarray>bias, 0) != C[0] or C[0] < 1:
+        return -1
+    inner[0] = 1
+    for d in range(ax + 1, nd):
+        inner[0] *= cnp.PyArray_DIM(a, d)
+    return 0
+
+
+cdef inline bint _fast_bias_apart(object bias, cnp.ndarray o) noexcept:
+    """The bias shares no memory with the output."""
+    cdef cnp.ndarray b = <cnp.ndarray>bias
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    cdef char *po = <char *>cnp.PyArray_DATA(o)
+    return (pb + cnp.PyArray_NBYTES(b) <= po or po + cnp.PyArray_NBYTES(o) <= pb)
+
+
+cdef void _run_bias_fwd(int di, int table, int kid, const void *xp, const void *bp, void *op,
+                        Py_ssize_t n, Py_ssize_t C, Py_ssize_t inner, const double *p,
+                        uint64_t seed, int nthreads) noexcept nogil:
+    if di == 0:
+        _bias_fwd(table, kid, <const float *>xp, <const float *>bp, <float *>op, n, C, inner,
+                  p, seed, nthreads)
+    else:
+        _bias_fwd(table, kid, <const double *>xp, <const double *>bp, <double *>op, n, C,
+                  inner, p, seed, nthreads)
+
+
+cdef void _run_bias_bwd(int di, int table, int kid, const void *gp, const void *sp,
+                        const void *bp, void *op, Py_ssize_t n, Py_ssize_t C, Py_ssize_t inner,
+                        bint recompute, const double *p, uint64_t seed, double *pp,
+                        Py_ssize_t nblocks, int nthreads, void *gbp) noexcept nogil:
+    """The backward, and the bias gradient (the first row of the partial sums pp)
+    rounded once to the array's type into gbp."""
+    cdef Py_ssize_t c
+    if di == 0:
+        _bias_bwd(table, kid, <const float *>gp, <const float *>sp, <const float *>bp,
+                  <float *>op, n, C, inner, recompute, p, seed, pp, nblocks, nthreads)
+        for c in range(C):
+            (<float *>gbp)[c] = <float>pp[c]
+    else:
+        _bias_bwd(table, kid, <const double *>gp, <const double *>sp, <const double *>bp,
+                  <double *>op, n, C, inner, recompute, p, seed, pp, nblocks, nthreads)
+        for c in range(C):
+            (<double *>gbp)[c] = pp[c]
+
+
+cdef object _fast_bias_fwd(int table, int kid, object x_, object bias, object bias_axis,
+                           object out, tuple params, uint64_t seed):
+    cdef int di = _fast_dtype(x_, kid)
+    cdef cnp.ndarray a, o
+    cdef Py_ssize_t n, C, inner
+    cdef double p[MAX_PARAMS]
+    cdef int nthreads
+    if di < 0 or _blocks_most == 0:
+        return None
+    a = <cnp.ndarray>x_
+    nthreads = _fast_threads(a, 0, di, kid)
+    if nthreads == 0 or (nthreads == 1 and _numba_serial(0, di, kid) and not _bias_cython):
+        return None
+    if _fast_bias_geometry(a, bias, bias_axis, &C, &inner) < 0:
+        return None
+    if _fast_params(params, p) < 0 or not _has_unary(di, table, kid):
+        return None
+    n = cnp.PyArray_SIZE(a)
+    res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), None)
+    if res is None:
+        return None
+    o = <cnp.ndarray>res
+    if not _fast_bias_apart(bias, o):
+        return None
+    cdef const void *xp = cnp.PyArray_DATA(a)
+    cdef const void *bp = cnp.PyArray_DATA(<cnp.ndarray>bias)
+    cdef void *op = cnp.PyArray_DATA(o)
+    cdef bint parallel = nthreads > 1
+    if parallel:
+        nthreads = _par_begin(nthreads)
+    if n < GIL_RELEASE_MIN:
+        _run_bias_fwd(di, table, kid, xp, bp, op, n, C, inner, p, seed, nthreads)
+    else:
+        with nogil:
+            _run_bias_fwd(di, table, kid, xp, bp, op, n, C, inner, p, seed, nthreads)
+    if parallel:
+        _par_end()
+    return o
+
+
+cdef object _fast_bias_bwd(int table, int kid, bint recompute, object g_, object s_,
+                           object bias, object bias_axis, object out, tuple params,
+                           uint64_t seed):
+    cdef int di = _fast_dtype(g_, kid)
+    cdef cnp.ndarray g, o, partial, gb
+    cdef Py_ssize_t n, C, inner, nblocks
+    cdef double p[MAX_PARAMS]
+    cdef cnp.npy_intp dims[2]
+    cdef int nthreads
+    if di < 0 or _blocks_most == 0:
+        return None
+    g = <cnp.ndarray>g_
+    nthreads = _fast_threads(g, 1, di, kid)
+    if nthreads == 0 or (nthreads == 1 and _numba_serial(1, di, kid) and not _bias_cython):
+        return None
+    if not _plain(s_, cnp.PyArray_TYPE(g)) or not _same_shape(g, <cnp.ndarray>s_):
+        return None
+    if _fast_bias_geometry(g, bias, bias_axis, &C, &inner) < 0:
+        return None
+    if _fast_params(params, p) < 0 or not _has_binary(di, table, kid):
+        return None
+    n = cnp.PyArray_SIZE(g)
+    res = _fast_out(g, out, n * cnp.PyArray_ITEMSIZE(g), s_)
+    if res is None:
+        return None
+    o = <cnp.ndarray>res
+    if not _fast_bias_apart(bias, o):
+        return None
+    nblocks = _bias_blocks(n, C)
+    dims[0] = nblocks
+    dims[1] = C
+    partial = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT64, 0)
+    gb = cnp.PyArray_EMPTY(1, &dims[1], cnp.PyArray_TYPE(g), 0)
+    cdef const void *gp = cnp.PyArray_DATA(g)
+    cdef const void *sp = cnp.PyArray_DATA(<cnp.ndarray>s_)
+    cdef const void *bp = cnp.PyArray_DATA(<cnp.ndarray>bias)
+    cdef void *op = cnp.PyArray_DATA(o)
+    cdef double *pp = <double *>cnp.PyArray_DATA(partial)
+    cdef void *gbp = cnp.PyArray_DATA(gb)
+    cdef bint parallel = nthreads > 1
+    if parallel:
+        nthreads = _par_begin(nthreads)
+    if n < GIL_RELEASE_MIN:
+        _run_bias_bwd(di, table, kid, gp, sp, bp, op, n, C, inner, recompute, p, seed, pp,
+                      nblocks, nthreads, gbp)
+    else:
+        with nogil:
+            _run_bias_bwd(di, table, kid, gp, sp, bp, op, n, C, inner, recompute, p, seed, pp,
+                          nblocks, nthreads, gbp)
+    if parallel:
+        _par_end()
+    return o, gb
+
+
+def fast_bias_forward(int kid, object x, object bias, object bias_axis, object out,
+                      tuple params):
+    """f(x + bias) of a plain call (fastact._api.fast); None: the general path."""
+    return _fast_bias_fwd(PLAIN, kid, x, bias, bias_axis, out, params, 0)
+
+
+def fast_bias_backward(int kid, bint recompute, object g, object s, object bias,
+                       object bias_axis, object out, tuple params):
+    """(f'(g, s [+ bias]), the bias gradient) of a plain call; None: the general path.
+    ``recompute``: the entry saves its input (s + bias is the kernel's argument)."""
+    return _fast_bias_bwd(PLAIN, kid, recompute, g, s, bias, bias_axis, out, params, 0)
+
+
+def fast_train_bias_forward(int kid, object x, object bias, object bias_axis, object out,
+                            tuple params, uint64_t seed):
+    """Training-mode f(x + bias) keyed by ``seed`` (rrelu); None: the general path."""
+    return _fast_bias_fwd(TRAIN, kid, x, bias, bias_axis, out, params, seed)
+
+
+def fast_train_bias_backward(int kid, bint recompute, object g, object s, object bias,
+                             object bias_axis, object out, tuple params, uint64_t seed):
+    """Training-mode backward with the bias gradient keyed by ``seed``; None: the general path."""
+    return _fast_bias_bwd(TRAIN, kid, recompute, g, s, bias, bias_axis, out, params, seed)

@@ -91,6 +91,35 @@ def fast_train_forward(
 def fast_train_backward(
     kid: int, g: object, s: object, out: object, params: tuple, seed: int
 ) -> np.ndarray | None: ...
+def set_bias_blocks(most: int, block_min: int, per_channel: int) -> None: ...
+def set_bias_cython(on: bool) -> None: ...
+def fast_bias_forward(
+    kid: int, x: object, bias: object, bias_axis: object, out: object, params: tuple
+) -> np.ndarray | None: ...
+def fast_bias_backward(
+    kid: int,
+    recompute: bool,
+    g: object,
+    s: object,
+    bias: object,
+    bias_axis: object,
+    out: object,
+    params: tuple,
+) -> tuple[np.ndarray, np.ndarray] | None: ...
+def fast_train_bias_forward(
+    kid: int, x: object, bias: object, bias_axis: object, out: object, params: tuple, seed: int
+) -> np.ndarray | None: ...
+def fast_train_bias_backward(
+    kid: int,
+    recompute: bool,
+    g: object,
+    s: object,
+    bias: object,
+    bias_axis: object,
+    out: object,
+    params: tuple,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray] | None: ...
 def fast_rowwise_forward(kid: int, x: object, axis: object, out: object) -> np.ndarray | None: ...
 def fast_rowwise_backward(
     kid: int, g: object, s: object, axis: object, out: object

@@ -56,7 +56,18 @@
     FA_CLONES static void fa_fill_bias_##SFX(const T *restrict b, T *restrict z,          \
                                               Py_ssize_t k0, Py_ssize_t n, Py_ssize_t C,  \
                                               Py_ssize_t inner) {                          \
-        Py_ssize_t j = 0, c = (k0 / inner) % C, r = k0 % inner;                           \
+        Py_ssize_t j = 0;                                                                 \
+        if (inner == 1) { /* whole runs of b: a copy, not an element at a time */        \
+            Py_ssize_t c = k0 % C;                                                        \
+            while (j < n) {                                                               \
+                const Py_ssize_t run = C - c < n - j ? C - c : n - j;                     \
+                for (Py_ssize_t i = 0; i < run; i++) z[j + i] = b[c + i];                 \
+                j += run;                                                                 \
+                c = 0;                                                                    \
+            }                                                                             \
+            return;                                                                       \
+        }                                                                                 \
+        Py_ssize_t c = (k0 / inner) % C, r = k0 % inner;                                  \
         while (j < n) {                                                                   \
             const Py_ssize_t run = inner - r < n - j ? inner - r : n - j;                 \
             const T bv = b[c];                                                            \
