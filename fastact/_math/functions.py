@@ -652,58 +652,64 @@ def gelu_erfcx(a):
     return k / fma(a, p, k)
 
 
-def exp_k(x):
-    """rint(x / ln 2) + 1.5 * 2**23 (2**52): exp_n before the rounder is taken
-    off, the form ``ldexpk`` scales by."""
-    return fma(x, 1.4426950408889634, by_type(12582912.0, 6755399441055744.0))
+def gauss_k(s):
+    """rint(-s / (2 ln 2)) + 1.5 * 2**23 (2**52): the exponent n of e**(-s/2) before the
+    rounder is taken off, the form ``ldexpk`` scales by.  The factor is exp_n's
+    1 / ln 2 rounded, halved (exact), so that -s/2 is never formed."""
+    return fma(
+        s,
+        by_type(-0.7213475108146667, -0.7213475204444817),
+        by_type(12582912.0, 6755399441055744.0),
+    )
 
 
-def ln2_w():
-    """ln 2 rounded to the working precision."""
-    return by_type(0.6931471824645996, 0.6931471805599453)
+def ln2_w2():
+    """2 ln 2, ln 2 rounded to the working precision and doubled (exact)."""
+    return by_type(1.3862943649291992, 1.3862943611198906)
 
 
 def gauss_sc(a, sc):
-    """sc e**(-a**2/2) for 0 <= a <= gelu_grad_amax(), sc a power of 2 that keeps the
+    """sc e**(-a**2/2) for |a| <= gelu_grad_amax(), sc a power of 2 that keeps the
     result normal (1/2 for gelu, 2**15 for its derivative).
 
     a**2 is carried exactly as s + fma(a, a, -s) (its rounding would cost
-    about a**2 / 4 ulp); r = -a**2/2 - n ln 2 takes n ln 2 in one rounding,
+    about a**2 / 4 ulp); w = 2 r = -a**2 - 2 n ln 2 takes n ln 2 in one rounding,
     with ln 2 to working precision: its error, n times 2e-9 (3e-17), is below
     0.03 ulp per unit of gelu's condition number (about a**2 = 1.4 n).
     e**r is a minimax polynomial on [-ln2/2, ln2/2] (degree 6 in float32, 11 in
-    float64: 2e-9 and 4e-18) whose coefficients carry sc, and 2**n goes into
-    the exponent field (``ldexpk``)."""
+    float64: 2e-9 and 4e-18) whose coefficients carry sc, evaluated at w with the
+    i-th coefficient halved i times: every Horner step is the one in r scaled by a
+    power of 2, so the bits are those of the polynomial in r, one product fewer
+    (no -s/2); 2**n goes into the exponent field (``ldexpk``)."""
     s = a * a
-    h = -0.5 * s
-    k = exp_k(h)
+    k = gauss_k(s)
     n = k - by_type(12582912.0, 6755399441055744.0)
-    r = fma(fma(a, a, -s), -0.5, fma(-n, ln2_w(), h))
+    w = fma(-n, ln2_w2(), -s) - fma(a, a, -s)
     e = by_type(
         poly(
-            r,
+            w,
             sc * 1.0,
-            sc * 1.000000032519029,
-            sc * 0.49999994046531815,
-            sc * 0.16666430212947791,
-            sc * 0.041668044093440874,
-            sc * 0.008374225896196491,
-            sc * 0.001384123930858438,
+            sc * 0.5000000162595145,  # 1.000000032519029 / 2
+            sc * 0.12499998511632954,  # 0.49999994046531815 / 4
+            sc * 0.02083303776618474,  # 0.16666430212947791 / 8
+            sc * 0.0026042527558400546,  # 0.041668044093440874 / 16
+            sc * 0.00026169455925614035,  # 0.008374225896196491 / 32
+            sc * 2.1626936419663093e-05,  # 0.001384123930858438 / 64
         ),
         poly(
-            r,
+            w,
             sc * 1.0,
-            sc * 1.0,
-            sc * 0.5000000000000012,
-            sc * 0.16666666666666363,
-            sc * 0.041666666666518054,
-            sc * 0.008333333333492475,
-            sc * 0.0013888888946291802,
-            sc * 0.00019841269533670924,
-            sc * 2.4801490703262605e-05,
-            sc * 2.7557552513061926e-06,
-            sc * 2.763100874426389e-07,
-            sc * 2.5012513118545766e-08,
+            sc * 0.5,
+            sc * 0.1250000000000003,  # 0.5000000000000012 / 4
+            sc * 0.020833333333332954,  # 0.16666666666666363 / 8
+            sc * 0.0026041666666573784,  # 0.041666666666518054 / 16
+            sc * 0.00026041666667163984,  # 0.008333333333492475 / 32
+            sc * 2.170138897858094e-05,  # 0.0013888888946291802 / 64
+            sc * 1.550099182318041e-06,  # 0.00019841269533670924 / 128
+            sc * 9.688082305961955e-08,  # 2.4801490703262605e-05 / 256
+            sc * 5.3823344752074074e-09,  # 2.7557552513061926e-06 / 512
+            sc * 2.6983406976820204e-10,  # 2.763100874426389e-07 / 1024
+            sc * 1.2213141171164925e-11,  # 2.5012513118545766e-08 / 2048
         ),
     )
     return ldexpk(e, k)
@@ -712,12 +718,17 @@ def gauss_sc(a, sc):
 def gelu_erf(x):
     """x Phi(x) = x - v (x > 0) or -v, v = |x| Phi(-|x|) = (a erfcx(a / sqrt 2)) e**(-a**2/2) / 2
     with a = |x|: one form for every x (no cancellation, no branch to select);
-    -0 where the result is below the normal range, +0 at -inf, x above."""
-    fa = fabs(x)
-    a = gelu_amax() if fa > gelu_amax() else fa
-    v = (a * gelu_erfcx(a)) * gauss_sc(a, 0.5)
-    y = fma(1.0 if x > 0 else 0.0, x, -v)
-    return (0.0 if x < -3.4028234663852886e38 else -0.0) if x < -gelu_amax() else y
+    -0 where the result is below the normal range, +0 at -inf, x above.
+
+    Only the Gaussian factor takes x clamped (its 2**n must stay in the exponent
+    field): the quotient erfcx is finite, 0 or NaN for any a, and beyond
+    gelu_amax() one select takes m = max(x, -0) (x, or -0 for x < 0) instead of
+    m - v; at -inf, +0."""
+    a = fabs(x)
+    v = (a * gelu_erfcx(a)) * gauss_sc(gelu_amax() if a > gelu_amax() else a, 0.5)
+    m = -0.0 if x < -0.0 else x
+    y = m - v
+    return (m if x >= -3.4028234663852886e38 else 0.0) if a > gelu_amax() else y
 
 
 def gelu_erf_grad(x):
@@ -866,8 +877,8 @@ HELPERS = (
     erfcx_g,
     erfc,
     gelu_erfcx,
-    exp_k,
-    ln2_w,
+    gauss_k,
+    ln2_w2,
     gauss_sc,
     # activations
     sig_lo,
