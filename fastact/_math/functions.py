@@ -673,43 +673,44 @@ def gauss_sc(a, sc):
     result normal (1/2 for gelu, 2**15 for its derivative).
 
     a**2 is carried exactly as s + fma(a, a, -s) (its rounding would cost
-    about a**2 / 4 ulp); w = 2 r = -a**2 - 2 n ln 2 takes n ln 2 in one rounding,
+    about a**2 / 4 ulp); u = -2 r = a**2 + 2 n ln 2 takes n ln 2 in one rounding,
     with ln 2 to working precision: its error, n times 2e-9 (3e-17), is below
     0.03 ulp per unit of gelu's condition number (about a**2 = 1.4 n).
     e**r is a minimax polynomial on [-ln2/2, ln2/2] (degree 6 in float32, 11 in
-    float64: 2e-9 and 4e-18) whose coefficients carry sc, evaluated at w with the
-    i-th coefficient halved i times: every Horner step is the one in r scaled by a
-    power of 2, so the bits are those of the polynomial in r, one product fewer
-    (no -s/2); 2**n goes into the exponent field (``ldexpk``)."""
+    float64: 2e-9 and 4e-18) whose coefficients carry sc, evaluated at u with the
+    i-th coefficient times (-1/2)**i: every Horner step is the one in r times a
+    signed power of 2, so the bits are those of the polynomial in r, with neither
+    -s/2 nor -s formed (gcc would otherwise carry the clamp of a through both);
+    2**n goes into the exponent field (``ldexpk``)."""
     s = a * a
     k = gauss_k(s)
     n = k - by_type(12582912.0, 6755399441055744.0)
-    w = fma(-n, ln2_w2(), -s) - fma(a, a, -s)
+    u = fma(n, ln2_w2(), s) - fma(-a, a, s)
     e = by_type(
         poly(
-            w,
+            u,
             sc * 1.0,
-            sc * 0.5000000162595145,  # 1.000000032519029 / 2
+            sc * -0.5000000162595145,
             sc * 0.12499998511632954,  # 0.49999994046531815 / 4
-            sc * 0.02083303776618474,  # 0.16666430212947791 / 8
+            sc * -0.02083303776618474,  # 0.16666430212947791 / -8
             sc * 0.0026042527558400546,  # 0.041668044093440874 / 16
-            sc * 0.00026169455925614035,  # 0.008374225896196491 / 32
+            sc * -0.00026169455925614035,  # 0.008374225896196491 / -32
             sc * 2.1626936419663093e-05,  # 0.001384123930858438 / 64
         ),
         poly(
-            w,
+            u,
             sc * 1.0,
-            sc * 0.5,
+            sc * -0.5,
             sc * 0.1250000000000003,  # 0.5000000000000012 / 4
-            sc * 0.020833333333332954,  # 0.16666666666666363 / 8
+            sc * -0.020833333333332954,  # 0.16666666666666363 / -8
             sc * 0.0026041666666573784,  # 0.041666666666518054 / 16
-            sc * 0.00026041666667163984,  # 0.008333333333492475 / 32
+            sc * -0.00026041666667163984,  # 0.008333333333492475 / -32
             sc * 2.170138897858094e-05,  # 0.0013888888946291802 / 64
-            sc * 1.550099182318041e-06,  # 0.00019841269533670924 / 128
+            sc * -1.550099182318041e-06,  # 0.00019841269533670924 / -128
             sc * 9.688082305961955e-08,  # 2.4801490703262605e-05 / 256
-            sc * 5.3823344752074074e-09,  # 2.7557552513061926e-06 / 512
+            sc * -5.3823344752074074e-09,  # 2.7557552513061926e-06 / -512
             sc * 2.6983406976820204e-10,  # 2.763100874426389e-07 / 1024
-            sc * 1.2213141171164925e-11,  # 2.5012513118545766e-08 / 2048
+            sc * -1.2213141171164925e-11,  # 2.5012513118545766e-08 / -2048
         ),
     )
     return ldexpk(e, k)
