@@ -134,11 +134,16 @@ def exp_p(r):
     return by_type(1 + expm1_r(r), hi + (((1 - hi) + r) + (r * r) * expm1_q(r)))
 
 
+def exp_k(xc):
+    """rint(xc / ln 2) + 1.5 * 2**23 (2**52): the exponent of the range reduction
+    before the rounder is taken off (the product and the rounding to an integer
+    fused: one rounding, of the exact product), the form ``ldexpk`` scales by."""
+    return fma(xc, 1.4426950408889634, by_type(12582912.0, 6755399441055744.0))
+
+
 def exp_n(xc):
-    """n = rint(xc / ln 2), the exponent of the range reduction (the product and
-    the rounding to an integer fused: one rounding, of the exact product)."""
-    magic = by_type(12582912.0, 6755399441055744.0)
-    return fma(xc, 1.4426950408889634, magic) - magic
+    """n = rint(xc / ln 2), the exponent of the range reduction."""
+    return exp_k(xc) - by_type(12582912.0, 6755399441055744.0)
 
 
 def exp_r(xc, n):
@@ -182,27 +187,32 @@ def exp(x):
 
 
 def exp_neg(x):
-    """e**x for x <= 0 (or NaN): exp without the overflow clamp, 2**n built directly;
-    0 exactly where e**x is below the normal range."""
+    """e**x for x <= 0 (or NaN): exp without the overflow clamp, 2**n put into the
+    exponent field (``ldexpk``: the result is normal, the same bits as the product
+    by 2**n); 0 exactly where e**x is below the normal range."""
     xc = exp_neg_lo() if x < exp_neg_lo() else x
-    n = exp_n(xc)
-    return xc - xc if x < exp_neg_lo() else exp_p(exp_r(xc, n)) * pow2i(n)
+    k = exp_k(xc)
+    n = k - by_type(12582912.0, 6755399441055744.0)
+    return xc - xc if x < exp_neg_lo() else ldexpk(exp_p(exp_r(xc, n)), k)
 
 
 def exp16_neg(x, lo):
     """exp16 for x <= 0 (or NaN): without the upper clamp."""
     xc = lo if x < lo else x
-    n = exp_n(xc)
-    return xc - xc if x < lo else exp_p(exp_r(xc, n)) * pow2i(n + 16)
+    k = exp_k(xc)
+    n = k - by_type(12582912.0, 6755399441055744.0)
+    return xc - xc if x < lo else ldexpk(exp_p(exp_r(xc, n)), k + 16)
 
 
 def exp16(x, lo):
     """e**x * 2**16 for lo <= x <= 32, with lo >= -97 (-718 in float64), so that the
     result is normal where e**x is not; 0 below lo.  Products x e**x (silu, mish)
-    are taken scaled and scaled back exactly: normal down to their own threshold."""
+    are taken scaled and scaled back exactly: normal down to their own threshold.
+    2**(n + 16) goes into the exponent field (``ldexpk``, k + 16 exact)."""
     xc = clamp(x, lo, 32.0)
-    n = exp_n(xc)
-    return xc - xc if x < lo else exp_p(exp_r(xc, n)) * pow2i(n + 16)
+    k = exp_k(xc)
+    n = k - by_type(12582912.0, 6755399441055744.0)
+    return xc - xc if x < lo else ldexpk(exp_p(exp_r(xc, n)), k + 16)
 
 
 # Products such as x sigmoid(x) (silu, gelu, mish) stay accurate where the
@@ -852,6 +862,7 @@ HELPERS = (
     expm1_q,
     ln2_hi,
     ln2_lo,
+    exp_k,
     exp_n,
     exp_r,
     expm1_r,
