@@ -51,7 +51,7 @@ CTYPES = {"f32": "float", "f64": "double"}
 # * exponent(x): floor(log2(|x|)) as a float, for normal nonzero finite x;
 # * mantissa(x): |x| / 2**exponent(x), in [1, 2), for normal nonzero finite x;
 # * ldexpk(v, k): v * 2**n for k = n + 1.5 * 2**23 (2**52 in float64), the
-#   rounded sum from which a range reduction takes n (``exp_k``): n is added to
+#   rounded sum from which a range reduction takes n (``gauss_k``): n is added to
 #   v's exponent field (two integer operations; no float-to-int conversion, no
 #   product); for results in the normal range only;
 # * fma(a, b, c): a * b + c rounded once (the FMA instruction where the CPU has

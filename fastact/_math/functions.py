@@ -134,11 +134,16 @@ def exp_p(r):
     return by_type(1 + expm1_r(r), hi + (((1 - hi) + r) + (r * r) * expm1_q(r)))
 
 
+def exp_k(xc):
+    """rint(xc / ln 2) + 1.5 * 2**23 (2**52): the exponent of the range reduction
+    before the rounder is taken off (the product and the rounding to an integer
+    fused: one rounding, of the exact product), the form ``ldexpk`` scales by."""
+    return fma(xc, 1.4426950408889634, by_type(12582912.0, 6755399441055744.0))
+
+
 def exp_n(xc):
-    """n = rint(xc / ln 2), the exponent of the range reduction (the product and
-    the rounding to an integer fused: one rounding, of the exact product)."""
-    magic = by_type(12582912.0, 6755399441055744.0)
-    return fma(xc, 1.4426950408889634, magic) - magic
+    """n = rint(xc / ln 2), the exponent of the range reduction."""
+    return exp_k(xc) - by_type(12582912.0, 6755399441055744.0)
 
 
 def exp_r(xc, n):
@@ -182,27 +187,32 @@ def exp(x):
 
 
 def exp_neg(x):
-    """e**x for x <= 0 (or NaN): exp without the overflow clamp, 2**n built directly;
-    0 exactly where e**x is below the normal range."""
+    """e**x for x <= 0 (or NaN): exp without the overflow clamp, 2**n put into the
+    exponent field (``ldexpk``: the result is normal, the same bits as the product
+    by 2**n); 0 exactly where e**x is below the normal range."""
     xc = exp_neg_lo() if x < exp_neg_lo() else x
-    n = exp_n(xc)
-    return xc - xc if x < exp_neg_lo() else exp_p(exp_r(xc, n)) * pow2i(n)
+    k = exp_k(xc)
+    n = k - by_type(12582912.0, 6755399441055744.0)
+    return xc - xc if x < exp_neg_lo() else ldexpk(exp_p(exp_r(xc, n)), k)
 
 
 def exp16_neg(x, lo):
     """exp16 for x <= 0 (or NaN): without the upper clamp."""
     xc = lo if x < lo else x
-    n = exp_n(xc)
-    return xc - xc if x < lo else exp_p(exp_r(xc, n)) * pow2i(n + 16)
+    k = exp_k(xc)
+    n = k - by_type(12582912.0, 6755399441055744.0)
+    return xc - xc if x < lo else ldexpk(exp_p(exp_r(xc, n)), k + 16)
 
 
 def exp16(x, lo):
     """e**x * 2**16 for lo <= x <= 32, with lo >= -97 (-718 in float64), so that the
     result is normal where e**x is not; 0 below lo.  Products x e**x (silu, mish)
-    are taken scaled and scaled back exactly: normal down to their own threshold."""
+    are taken scaled and scaled back exactly: normal down to their own threshold.
+    2**(n + 16) goes into the exponent field (``ldexpk``, k + 16 exact)."""
     xc = clamp(x, lo, 32.0)
-    n = exp_n(xc)
-    return xc - xc if x < lo else exp_p(exp_r(xc, n)) * pow2i(n + 16)
+    k = exp_k(xc)
+    n = k - by_type(12582912.0, 6755399441055744.0)
+    return xc - xc if x < lo else ldexpk(exp_p(exp_r(xc, n)), k + 16)
 
 
 # Products such as x sigmoid(x) (silu, gelu, mish) stay accurate where the
@@ -653,58 +663,65 @@ def gelu_erfcx(a):
     return k / fma(a, p, k)
 
 
-def exp_k(x):
-    """rint(x / ln 2) + 1.5 * 2**23 (2**52): exp_n before the rounder is taken
-    off, the form ``ldexpk`` scales by."""
-    return fma(x, 1.4426950408889634, by_type(12582912.0, 6755399441055744.0))
+def gauss_k(s):
+    """rint(-s / (2 ln 2)) + 1.5 * 2**23 (2**52): the exponent n of e**(-s/2) before the
+    rounder is taken off, the form ``ldexpk`` scales by.  The factor is exp_n's
+    1 / ln 2 rounded, halved (exact), so that -s/2 is never formed."""
+    return fma(
+        s,
+        by_type(-0.7213475108146667, -0.7213475204444817),
+        by_type(12582912.0, 6755399441055744.0),
+    )
 
 
-def ln2_w():
-    """ln 2 rounded to the working precision."""
-    return by_type(0.6931471824645996, 0.6931471805599453)
+def ln2_w2():
+    """2 ln 2, ln 2 rounded to the working precision and doubled (exact)."""
+    return by_type(1.3862943649291992, 1.3862943611198906)
 
 
 def gauss_sc(a, sc):
-    """sc e**(-a**2/2) for 0 <= a <= gelu_grad_amax(), sc a power of 2 that keeps the
+    """sc e**(-a**2/2) for |a| <= gelu_grad_amax(), sc a power of 2 that keeps the
     result normal (1/2 for gelu, 2**15 for its derivative).
 
     a**2 is carried exactly as s + fma(a, a, -s) (its rounding would cost
-    about a**2 / 4 ulp); r = -a**2/2 - n ln 2 takes n ln 2 in one rounding,
+    about a**2 / 4 ulp); u = -2 r = a**2 + 2 n ln 2 takes n ln 2 in one rounding,
     with ln 2 to working precision: its error, n times 2e-9 (3e-17), is below
     0.03 ulp per unit of gelu's condition number (about a**2 = 1.4 n).
     e**r is a minimax polynomial on [-ln2/2, ln2/2] (degree 6 in float32, 11 in
-    float64: 2e-9 and 4e-18) whose coefficients carry sc, and 2**n goes into
-    the exponent field (``ldexpk``)."""
+    float64: 2e-9 and 4e-18) whose coefficients carry sc, evaluated at u with the
+    i-th coefficient times (-1/2)**i: every Horner step is the one in r times a
+    signed power of 2, so the bits are those of the polynomial in r, with neither
+    -s/2 nor -s formed (gcc would otherwise carry the clamp of a through both);
+    2**n goes into the exponent field (``ldexpk``)."""
     s = a * a
-    h = -0.5 * s
-    k = exp_k(h)
+    k = gauss_k(s)
     n = k - by_type(12582912.0, 6755399441055744.0)
-    r = fma(fma(a, a, -s), -0.5, fma(-n, ln2_w(), h))
+    u = fma(n, ln2_w2(), s) - fma(-a, a, s)
     e = by_type(
         poly(
-            r,
+            u,
             sc * 1.0,
-            sc * 1.000000032519029,
-            sc * 0.49999994046531815,
-            sc * 0.16666430212947791,
-            sc * 0.041668044093440874,
-            sc * 0.008374225896196491,
-            sc * 0.001384123930858438,
+            sc * -0.5000000162595145,
+            sc * 0.12499998511632954,  # 0.49999994046531815 / 4
+            sc * -0.02083303776618474,  # 0.16666430212947791 / -8
+            sc * 0.0026042527558400546,  # 0.041668044093440874 / 16
+            sc * -0.00026169455925614035,  # 0.008374225896196491 / -32
+            sc * 2.1626936419663093e-05,  # 0.001384123930858438 / 64
         ),
         poly(
-            r,
+            u,
             sc * 1.0,
-            sc * 1.0,
-            sc * 0.5000000000000012,
-            sc * 0.16666666666666363,
-            sc * 0.041666666666518054,
-            sc * 0.008333333333492475,
-            sc * 0.0013888888946291802,
-            sc * 0.00019841269533670924,
-            sc * 2.4801490703262605e-05,
-            sc * 2.7557552513061926e-06,
-            sc * 2.763100874426389e-07,
-            sc * 2.5012513118545766e-08,
+            sc * -0.5,
+            sc * 0.1250000000000003,  # 0.5000000000000012 / 4
+            sc * -0.020833333333332954,  # 0.16666666666666363 / -8
+            sc * 0.0026041666666573784,  # 0.041666666666518054 / 16
+            sc * -0.00026041666667163984,  # 0.008333333333492475 / -32
+            sc * 2.170138897858094e-05,  # 0.0013888888946291802 / 64
+            sc * -1.550099182318041e-06,  # 0.00019841269533670924 / -128
+            sc * 9.688082305961955e-08,  # 2.4801490703262605e-05 / 256
+            sc * -5.3823344752074074e-09,  # 2.7557552513061926e-06 / -512
+            sc * 2.6983406976820204e-10,  # 2.763100874426389e-07 / 1024
+            sc * -1.2213141171164925e-11,  # 2.5012513118545766e-08 / -2048
         ),
     )
     return ldexpk(e, k)
@@ -713,14 +730,19 @@ def gauss_sc(a, sc):
 def gelu_erf(x):
     """x Phi(x) = x - v (x > 0) or -v, v = |x| Phi(-|x|) = (a erfcx(a / sqrt 2)) e**(-a**2/2) / 2
     with a = |x|: one form for every x (no cancellation, no branch to select);
-    -0 where the result is below the normal range, +0 at -inf, x above."""
-    fa = fabs(x)
-    a = gelu_amax() if fa > gelu_amax() else fa
-    v = (a * gelu_erfcx(a)) * gauss_sc(a, 0.5)
-    y = fma(1.0 if x > 0 else 0.0, x, -v)
+    -0 where the result is below the normal range, +0 at -inf, x above.
+
+    Only the Gaussian factor takes x clamped (its 2**n must stay in the exponent
+    field): the quotient erfcx is finite, 0 or NaN for any a, and beyond
+    gelu_amax() one select takes m = max(x, -0) (x, or -0 for x < 0) instead of
+    m - v; at -inf, +0."""
+    a = fabs(x)
+    v = (a * gelu_erfcx(a)) * gauss_sc(gelu_amax() if a > gelu_amax() else a, 0.5)
+    m = -0.0 if x < -0.0 else x
+    y = m - v
     return (
-        (0.0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -0.0)
-        if x < -gelu_amax()
+        (m if x >= by_type(-3.4028234663852886e38, -1.7976931348623157e308) else 0.0)
+        if a > gelu_amax()
         else y
     )
 
@@ -859,6 +881,7 @@ HELPERS = (
     expm1_q,
     ln2_hi,
     ln2_lo,
+    exp_k,
     exp_n,
     exp_r,
     expm1_r,
@@ -885,8 +908,8 @@ HELPERS = (
     erfcx_g,
     erfc,
     gelu_erfcx,
-    exp_k,
-    ln2_w,
+    gauss_k,
+    ln2_w2,
     gauss_sc,
     # activations
     sig_lo,
