@@ -45,9 +45,16 @@ from .dialect import (
 KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv", "bwdv")
 # 16-bit storage formats with fused kernels (the float32 kernel, each element
 # widened as loaded and rounded once as stored: fa_convert.h): suffix ->
-# (widen, narrow).  float16 is not fused: its C rounding costs more than the
-# blocks of fa_half.h, which round with the F16C instruction.
-HALF_STORES = {"bf16": ("fa_bf16_to_f32", "fa_f32_to_bf16")}
+# (widen, narrow).  Where the kernels have x86-64 clones, float16 runs the F16C
+# kernels of :data:`F16C_LEVELS` instead, and its C kernels (one copy, the
+# baseline's) run on CPUs without F16C.
+HALF_STORES = {
+    "bf16": ("fa_bf16_to_f32", "fa_f32_to_bf16"),
+    "f16": ("fa_f16_to_f32", "fa_f32_to_f16"),
+}
+# The float16 kernels that convert with the F16C instructions (fa_convert.h's
+# FA_F16C_UNARY): suffix -> the target attribute of their copy.
+F16C_LEVELS = {"f16v3": "FA_V3", "f16v4": "FA_V4"}
 # The kinds the 16-bit elementwise driver runs (plain and training mode).
 HALF_KINDS = ("fwd", "bwd", "tfwd", "tbwd")
 
@@ -147,8 +154,10 @@ def _kernel(
     # The head until out is 64-byte aligned, then the rest: every vector store of
     # the main loop then fills one cache line (fa_head in fa_intrinsics.h).
     args = "xp, out" if kind in UNARY else "gp, sp, out"
+    # float16's C kernels are the fallback of its F16C kernels: one copy.
+    clones = "" if store == "f16" else "FA_CLONES "
     lines += [
-        f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
+        f"{clones}static void {name}({sig}, Py_ssize_t n, const double *p, "
         "uint64_t seed, int64_t off) {",
         f"    const Py_ssize_t h = fa_head(out, n, sizeof({ptype}));",
         f"    {name}_range({args}, 0, h, p, seed, off);",
@@ -828,7 +837,8 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
 
 def _half_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
     """The fused 16-bit kernels of :data:`HALF_STORES` and their pointer tables
-    (``FA_FWD_BF16``...: NULL where the entry has no such kernel)."""
+    (``FA_FWD_BF16``...: NULL where the entry has no such kernel), and the F16C
+    float16 kernels of :data:`F16C_LEVELS` (where the kernels have clones)."""
     out = []
     for store in HALF_STORES:
         for entry in table:
@@ -846,7 +856,42 @@ def _half_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
                 + ",\n    ".join(ptrs)
                 + "\n};"
             )
+    out.append("#if FA_HAVE_CLONES")
+    for level, attr in F16C_LEVELS.items():
+        for entry in table:
+            for kind in HALF_KINDS:
+                if kernel_formula(entry, kind) is not None:
+                    out.append(_f16c_kernel(entry, kind, level, attr))
+        for kind in HALF_KINDS:
+            sig = "unary" if kind in UNARY else "binary"
+            ptrs = [
+                f"fa_{e.name}_{kind}_{level}" if kernel_formula(e, kind) is not None else "NULL"
+                for e in table
+            ]
+            out.append(
+                f"static fa_{sig}_h16 FA_{kind.upper()}_{level.upper()}[{len(table)}] = {{\n    "
+                + ",\n    ".join(ptrs)
+                + "\n};"
+            )
+    out.append("#endif")
     return out
+
+
+def _f16c_kernel(entry: Activation, kind: str, level: str, attr: str) -> str:
+    """The float16 kernel of ``kind`` converting with F16C in the copy for target
+    ``attr``: the float32 range function on widened chunks (fa_convert.h)."""
+    name = f"fa_{entry.name}_{kind}_{level}"
+    rng = f"fa_{entry.name}_{kind}_f32_range"
+    lvl = level.removeprefix("f16")
+    if kind in UNARY:
+        sig, body = "const uint16_t *xp, uint16_t *out", f"FA_F16C_UNARY({lvl}, {rng})"
+    else:
+        sig = "const uint16_t *gp, const uint16_t *sp, uint16_t *out"
+        body = f"FA_F16C_BINARY({lvl}, {rng})"
+    return (
+        f"{attr} static void {name}({sig}, Py_ssize_t n, const double *p, uint64_t seed, "
+        f"int64_t off) {{\n    {body}\n}}"
+    )
 
 
 def _row_stage_tables(table: tuple[Activation, ...]) -> list[str]:
