@@ -1,9 +1,9 @@
 /* 16-bit storage (float16, bfloat16) over the float32 kernels of fa_kernels.h.
  *
- * Elementwise calls run the fused kernels of fa_kernels.h: bfloat16's widen
- * each element as it is loaded and round it as it is stored (fa_convert.h);
- * float16's do the same by the F16C instructions on chunks of FA_F16C_CHUNK
- * elements where the CPU has them (the x86-64-v3 or x86-64-v4 copy, chosen
+ * Elementwise calls run the 16-bit kernels of fa_kernels.h: the float32
+ * kernel on chunks of FA_H16_CHUNK elements widened as loaded and rounded as
+ * stored (fa_convert.h); float16's convert by the F16C instructions where the
+ * CPU has them (the x86-64-v3 or x86-64-v4 copy, chosen
  * here at load), else in C.  The conversions of whole arrays run here
  * (exact widening; rounding once to nearest even, overflow to +-inf, NaN to a
  * quiet NaN).  Every way the results are the float32 kernel's rounded once,
