@@ -430,6 +430,26 @@ def test_edges_and_paths_are_float32_rounded_once(entry, half):
             _same_bits(gx_gen, want_g, what + " backward (general path)")
 
 
+@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+def test_float16_rounding_dense_sweep():
+    """Every 509th float32 pattern (8.4 million: every exponent, signs, subnormals, inf,
+    NaN) rounded to float16 by F16C and by C: NumPy's bits (NaN: quiet, any payload)."""
+    from fastact._backends.cython import _kernels
+
+    f = np.arange(0, 2**32, 509, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = f.astype(np.float16).view(np.uint16)
+    nan = np.isnan(f)
+    for f16c in [True, False] if _kernels.half_has_f16c() else [False]:
+        was = _kernels.half_use_f16c(f16c)
+        try:
+            got = _half._narrow_bits(1, f, np.empty(f.size, np.uint16), 2)
+        finally:
+            _kernels.half_use_f16c(was)
+        np.testing.assert_array_equal(got[~nan], want[~nan])
+        assert ((got[nan] & 0x7E00) == 0x7E00).all()
+
+
 def _conversions(half: np.dtype) -> list[str]:
     """The conversions the compiled 16-bit kernels can use here: F16C (float16, where
     the CPU has it) and C."""
