@@ -10,10 +10,10 @@ their zero-copy ``uint16`` views, and the dtype is recognised by equality,
 never by kind.
 
 The Cython backend runs the float32 kernel of an elementwise entry inside
-each thread's chunk: for bfloat16 fused (each element widened as it is
-loaded and rounded as it is stored), for float16 block by block
-(``fa_half.h``); plain C-contiguous calls take the compiled fast path, as
-float32 ones do.  Rowwise and per-channel entries, and the Numba backend,
+each thread's chunk, fused: on chunks of 128 elements widened as loaded and
+rounded as stored (``fa_convert.h``; float16 by the F16C instructions where
+the CPU has them, ``fa_half.h`` choosing at load); plain C-contiguous calls
+take the compiled fast path, as float32 ones do.  Rowwise and per-channel entries, and the Numba backend,
 run the float32 drivers here on blocks widened into float32 buffers.  The
 NumPy backend widens to float64 and rounds its reference once.  The
 conversions below are those of ``fa_convert.h``, bit for bit: integer and

@@ -372,10 +372,12 @@ def test_dispatch_follows_float32(half):
             )
 
 
-# --- the compiled paths: fused bfloat16 kernels, float16 blocks, the fast path ------
+# --- the compiled paths: the 16-bit kernels (F16C and C), the fast path -------------
 
-# Around the vector widths, fa_half.h's blocks (256) and a thread chunk's minimum (4096).
-EDGE_SIZES = (1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 255, 256, 257, 511, 513, 4097, 9001)
+# Around the vector widths, the 16-bit kernels' chunks (128) and a thread chunk's minimum
+# (4096).
+EDGE_SIZES = (1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 127, 128, 129, 255, 256, 257, 511, 513)
+EDGE_SIZES += (4097, 9001)
 
 
 def _nan_payloads(dtype: np.dtype) -> np.ndarray:
@@ -426,6 +428,67 @@ def test_edges_and_paths_are_float32_rounded_once(entry, half):
             _same_bits(gx, want_g, what + " backward (fast path)")
             _same_bits(y_gen, want_y, what + " forward (general path)")
             _same_bits(gx_gen, want_g, what + " backward (general path)")
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+def test_float16_rounding_dense_sweep():
+    """Every 509th float32 pattern (8.4 million: every exponent, signs, subnormals, inf,
+    NaN) rounded to float16 by F16C and by C: NumPy's bits (NaN: quiet, any payload)."""
+    from fastact._backends.cython import _kernels
+
+    f = np.arange(0, 2**32, 509, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = f.astype(np.float16).view(np.uint16)
+    nan = np.isnan(f)
+    for f16c in [True, False] if _kernels.half_has_f16c() else [False]:
+        was = _kernels.half_use_f16c(f16c)
+        try:
+            got = _half._narrow_bits(1, f, np.empty(f.size, np.uint16), 2)
+        finally:
+            _kernels.half_use_f16c(was)
+        np.testing.assert_array_equal(got[~nan], want[~nan])
+        assert ((got[nan] & 0x7E00) == 0x7E00).all()
+
+
+def _conversions(half: np.dtype) -> list[str]:
+    """The conversions the compiled 16-bit kernels can use here: F16C (float16, where
+    the CPU has it) and C."""
+    from fastact._backends.cython import _kernels
+
+    return ["f16c", "c"] if half.name == "float16" and _kernels.half_has_f16c() else ["c"]
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if not e.rowwise], ids=entry_id)
+def test_every_16_bit_value_is_float32_rounded_once(entry, half):
+    """All 65536 patterns (subnormals, infinities, NaNs) as the input and as the
+    gradient, forward and backward, plain and training forms, on one and two threads:
+    the float32 kernel's result on the exactly widened input, rounded once, whether the
+    kernel converts by F16C or in C."""
+    from fastact._backends.cython import _kernels
+
+    x = np.arange(65536, dtype=np.uint16).view(half)
+    g = x[::-1].copy()
+    for params, training in _param_sets(entry):
+        if entry.channel_param and np.ndim(params.get(entry.channel_param)) > 0:
+            continue  # a weight per channel: not a flat array's kernel
+        call = Call(entry, params, training=training)
+        with fastact.config(backend="cython"), np.errstate(all="ignore"):
+            s32 = call.saved(x, call.forward(x)).astype(np.float32)
+            want_y = call.forward(x.astype(np.float32)).astype(half)
+            want_g = call.backward(g.astype(np.float32), s32).astype(half)
+        for conv in _conversions(half):
+            for threads in (1, 2):
+                was = _kernels.half_use_f16c(conv == "f16c")
+                try:
+                    with fastact.config(backend="cython", num_threads=threads):
+                        y = call.forward(x)
+                        gx = call.backward(g, call.saved(x, y))
+                finally:
+                    _kernels.half_use_f16c(was)
+                what = f"{entry.name} {half.name} {params} training={training} {conv} {threads}"
+                _same_bits(y, want_y, what + " forward")
+                _same_bits(gx, want_g, what + " backward")
 
 
 @pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")

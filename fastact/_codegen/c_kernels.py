@@ -44,11 +44,20 @@ from .dialect import (
 )
 
 KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv", "bwdv")
-# 16-bit storage formats with fused kernels (the float32 kernel, each element
-# widened as loaded and rounded once as stored: fa_convert.h): suffix ->
-# (widen, narrow).  float16 is not fused: its C rounding costs more than the
-# blocks of fa_half.h, which round with the F16C instruction.
-HALF_STORES = {"bf16": ("fa_bf16_to_f32", "fa_f32_to_bf16")}
+# The 16-bit kernels (the float32 kernel's range function on chunks of
+# FA_H16_CHUNK elements widened exactly into float32 and rounded once as
+# stored: fa_convert.h): suffix -> (the copies' attribute, the chunk
+# conversions' prefix).  bfloat16 converts in C in every x86-64 clone; float16
+# by the F16C instructions in the x86-64-v3 and v4 copies (where the kernels
+# have clones; fa_half.h chooses at load), else in C (one copy).
+HALF_STORES = {
+    "bf16": ("FA_CLONES ", "fa_chunk_bf16"),
+    "f16": ("", "fa_chunk_f16"),
+}
+F16C_STORES = {
+    "f16v3": ("FA_V3 ", "fa_chunk_f16c_v3"),
+    "f16v4": ("FA_V4 ", "fa_chunk_f16c_v4"),
+}
 # The kinds the 16-bit elementwise driver runs (plain and training mode).
 HALF_KINDS = ("fwd", "bwd", "tfwd", "tbwd")
 
@@ -98,30 +107,20 @@ def _unswitch(src: str, params: set[str]) -> list[tuple[str | None, str]]:
     return [(None, src)]
 
 
-def _kernel(
-    entry: Activation, kind: str, sfx: str, helpers: list[str], store: str | None = None
-) -> str:
-    """The kernel of ``kind`` in float type ``sfx``; with ``store`` (a key of
-    :data:`HALF_STORES`) the float32 kernel on arrays of that 16-bit format: each
-    element widened as it is loaded and rounded once as it is stored."""
+def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
+    """The kernel of ``kind`` in float type ``sfx``."""
     ctype = CTYPES[sfx]
     src = kernel_formula(entry, kind)
     vector = kind.endswith("v")
     where = f"{entry.name}.{kind}"
     saved = saved_name(entry)
-    name = f"fa_{entry.name}_{kind}_{store or sfx}"
-    ptype = ctype if store is None else "uint16_t"
-    widen, narrow = HALF_STORES[store] if store else ("", "")
-
-    def ld(a: str) -> str:
-        return f"{widen}({a}[k])" if store else f"{a}[k]"
-
+    name = f"fa_{entry.name}_{kind}_{sfx}"
     if kind in UNARY:
-        sig = f"const {ptype} *xp, {ptype} *out"
-        load = f"        const {ctype} x = {ld('xp')};"
+        sig = f"const {ctype} *xp, {ctype} *out"
+        load = f"        const {ctype} x = xp[k];"
     else:
-        sig = f"const {ptype} *gp, const {ptype} *sp, {ptype} *out"
-        load = f"        const {ctype} g = {ld('gp')};\n        const {ctype} {saved} = {ld('sp')};"
+        sig = f"const {ctype} *gp, const {ctype} *sp, {ctype} *out"
+        load = f"        const {ctype} g = gp[k];\n        const {ctype} {saved} = sp[k];"
     lines = [
         f"FA_INLINE void {name}_range({sig}, Py_ssize_t k0, Py_ssize_t k1, const double *p, "
         "uint64_t seed, int64_t off) {",
@@ -144,7 +143,7 @@ def _kernel(
             inner.append(f"const {ctype} {cp} = ({ctype})p[k];")
         if "i" in free_names(formula):
             inner.append("const int64_t i = off + (int64_t)k;")
-        inner.append(f"out[k] = {narrow}({body});" if store else f"out[k] = {body};")
+        inner.append(f"out[k] = {body};")
         lines += _loop(inner, indent, sfx if uses_uniform_slope(formula) else None)
     if len(cases) > 1:
         lines.append("    }")
@@ -155,7 +154,7 @@ def _kernel(
     lines += [
         f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
         "uint64_t seed, int64_t off) {",
-        f"    const Py_ssize_t h = fa_head(out, n, sizeof({ptype}));",
+        f"    const Py_ssize_t h = fa_head(out, n, sizeof({ctype}));",
         f"    {name}_range({args}, 0, h, p, seed, off);",
         f"    {name}_range({args}, h, n, p, seed, off);",
         "}",
@@ -790,26 +789,46 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
 
 
 def _half_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
-    """The fused 16-bit kernels of :data:`HALF_STORES` and their pointer tables
-    (``FA_FWD_BF16``...: NULL where the entry has no such kernel)."""
+    """The 16-bit kernels of :data:`HALF_STORES` and :data:`F16C_STORES` (those
+    where the kernels have clones) and their pointer tables (``FA_FWD_BF16``...:
+    NULL where the entry has no such kernel)."""
     out = []
-    for store in HALF_STORES:
-        for entry in table:
+    for stores in (HALF_STORES, F16C_STORES):
+        if stores is F16C_STORES:
+            out.append("#if FA_HAVE_CLONES")
+        for store, (attr, conv) in stores.items():
+            for entry in table:
+                for kind in HALF_KINDS:
+                    if kernel_formula(entry, kind) is not None:
+                        out.append(_half_kernel(entry, kind, store, attr, conv))
             for kind in HALF_KINDS:
-                if kernel_formula(entry, kind) is not None:
-                    out.append(_kernel(entry, kind, "f32", names, store=store))
-        for kind in HALF_KINDS:
-            sig = "unary" if kind in UNARY else "binary"
-            ptrs = [
-                f"fa_{e.name}_{kind}_{store}" if kernel_formula(e, kind) is not None else "NULL"
-                for e in table
-            ]
-            out.append(
-                f"static fa_{sig}_h16 FA_{kind.upper()}_{store.upper()}[{len(table)}] = {{\n    "
-                + ",\n    ".join(ptrs)
-                + "\n};"
-            )
+                sig = "unary" if kind in UNARY else "binary"
+                ptrs = [
+                    f"fa_{e.name}_{kind}_{store}" if kernel_formula(e, kind) is not None else "NULL"
+                    for e in table
+                ]
+                out.append(
+                    f"static fa_{sig}_h16 FA_{kind.upper()}_{store.upper()}[{len(table)}] = {{\n    "
+                    + ",\n    ".join(ptrs)
+                    + "\n};"
+                )
+    out.append("#endif")
     return out
+
+
+def _half_kernel(entry: Activation, kind: str, store: str, attr: str, conv: str) -> str:
+    """The 16-bit kernel of ``kind`` in format ``store``: the float32 range function
+    on chunks converted by ``conv``'s functions (fa_convert.h's FA_H16_UNARY)."""
+    args = f"{conv}_widen, {conv}_narrow, fa_{entry.name}_{kind}_f32_range"
+    if kind in UNARY:
+        sig, body = "const uint16_t *xp, uint16_t *out", f"FA_H16_UNARY({args})"
+    else:
+        sig = "const uint16_t *gp, const uint16_t *sp, uint16_t *out"
+        body = f"FA_H16_BINARY({args})"
+    return (
+        f"{attr}static void fa_{entry.name}_{kind}_{store}({sig}, Py_ssize_t n, const double *p, "
+        f"uint64_t seed, int64_t off) {{\n    {body}\n}}"
+    )
 
 
 def _row_stage_tables(table: tuple[Activation, ...]) -> list[str]:

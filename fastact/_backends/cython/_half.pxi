@@ -1,15 +1,10 @@
 # 16-bit storage (float16, bfloat16): the float32 kernels on the same static
-# chunks per thread as _elementwise.pxi (bfloat16: fused, each element widened
-# as loaded and rounded as stored; float16: block by block, fa_half.h), so the
-# 16-bit result is the float32 kernel's rounded once at every position.
+# chunks per thread as _elementwise.pxi, fused (each element widened as loaded
+# and rounded as stored; float16 by F16C where the CPU has it: fa_half.h), so
+# the 16-bit result is the float32 kernel's rounded once at every position.
 # The arrays arrive as uint16 views (fastact/_half.py); ``fmt`` names the format.
 
 cdef extern from "fa_half.h" nogil:
-    void fa_half_unary(int fmt, fa_unary_f32 kern, const uint16_t *x, uint16_t *out,
-                       Py_ssize_t n, const double *p, uint64_t seed, int64_t off)
-    void fa_half_binary(int fmt, fa_binary_f32 kern, const uint16_t *g, const uint16_t *s,
-                        uint16_t *out, Py_ssize_t n, const double *p, uint64_t seed,
-                        int64_t off)
     void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n)
     void fa_half_narrow(int fmt, const float *f, uint16_t *h, Py_ssize_t n)
     void fa_half_init()
@@ -17,11 +12,8 @@ cdef extern from "fa_half.h" nogil:
     int FA_HAVE_F16C
     int fa_f16c
 
-fa_half_init()
-
-
-# The fused bfloat16 kernels (widen as loaded, round as stored: fa_kernels.h),
-# by table (PLAIN, TRAIN); float16 runs the blocks of fa_half.h.
+# The fused 16-bit kernels (widen as loaded, round as stored: fa_kernels.h), by
+# table (PLAIN, TRAIN); float16's are the copy fa_half.h chose for the CPU.
 cdef extern from "fa_kernels.h" nogil:
     ctypedef void (*fa_unary_h16)(const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     ctypedef void (*fa_binary_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
@@ -37,6 +29,12 @@ _U_BF16[TRAIN] = FA_TFWD_BF16
 _B_BF16[PLAIN] = FA_BWD_BF16
 _B_BF16[TRAIN] = FA_TBWD_BF16
 
+cdef extern from "fa_half.h" nogil:
+    fa_unary_h16 *fa_f16_unary[2]
+    fa_binary_h16 *fa_f16_binary[2]
+
+fa_half_init()
+
 
 cdef inline void _half_kernel(int fmt, int table, int kid, const uint16_t *a,
                               const uint16_t *b, uint16_t *out, Py_ssize_t n, const double *p,
@@ -47,9 +45,9 @@ cdef inline void _half_kernel(int fmt, int table, int kid, const uint16_t *a,
         else:
             _B_BF16[table][kid](a, b, out, n, p, seed, off)
     elif b == NULL:
-        fa_half_unary(fmt, _U32[table][kid], a, out, n, p, seed, off)
+        fa_f16_unary[table][kid](a, out, n, p, seed, off)
     else:
-        fa_half_binary(fmt, _B32[table][kid], a, b, out, n, p, seed, off)
+        fa_f16_binary[table][kid](a, b, out, n, p, seed, off)
 
 
 cdef void _half_chunks(int fmt, int table, int kid, const uint16_t *a, const uint16_t *b,

@@ -1,9 +1,9 @@
 /* The 16-bit formats' conversions to and from float32, one element each:
  * exact widening, rounding once to nearest even (overflow to +-inf, NaN to a
  * quiet NaN with the top payload bits).  Branch-free, so that the loops
- * calling them vectorize: fa_half.h's block conversions and the fused
- * bfloat16 kernels of fa_kernels.h.  fastact/_half.py converts the same way
- * (NumPy, bit for bit). */
+ * calling them vectorize: fa_half.h's array conversions and the 16-bit
+ * kernels' chunks below.  fastact/_half.py converts the same way (NumPy, bit
+ * for bit). */
 #ifndef FA_CONVERT_H
 #define FA_CONVERT_H
 #include <stdint.h>
@@ -44,4 +44,101 @@ FA_INLINE uint16_t fa_f32_to_bf16(float v) {
     const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
     return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? ((u >> 16) | 0x40u) : r);
 }
+
+/* The 16-bit kernels of fa_kernels.h (FA_H16_UNARY, FA_H16_BINARY): the
+ * float32 range function of the entry (inlined), on chunks of FA_H16_CHUNK
+ * elements widened into float32 buffers on the stack, then rounded.  The last,
+ * short chunk is padded with zeros (computed, not stored), so that the inlined
+ * loop has one trip count: it vectorizes at float32's width, where a loop
+ * converting each element as loaded vectorizes at the 16-bit type's (twice
+ * the float32 registers live, which costs the transcendental kernels).  The
+ * chunk's buffers stay in L1. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FA_ALIGN64 __attribute__((aligned(64)))
+#else
+#define FA_ALIGN64
+#endif
+#ifndef FA_H16_CHUNK
+#define FA_H16_CHUNK 128
+#endif
+
+/* The conversions of one chunk, in C (vectorized in each copy of the kernels). */
+FA_INLINE void fa_chunk_bf16_widen(const uint16_t *h, float *f) {
+    for (int j = 0; j < FA_H16_CHUNK; j++) f[j] = fa_bf16_to_f32(h[j]);
+}
+FA_INLINE void fa_chunk_bf16_narrow(const float *f, uint16_t *h) {
+    for (int j = 0; j < FA_H16_CHUNK; j++) h[j] = fa_f32_to_bf16(f[j]);
+}
+FA_INLINE void fa_chunk_f16_widen(const uint16_t *h, float *f) {
+    for (int j = 0; j < FA_H16_CHUNK; j++) f[j] = fa_f16_to_f32(h[j]);
+}
+FA_INLINE void fa_chunk_f16_narrow(const float *f, uint16_t *h) {
+    for (int j = 0; j < FA_H16_CHUNK; j++) h[j] = fa_f32_to_f16(f[j]);
+}
+
+/* float16 by the F16C instructions, in the kernels' x86-64-v3 and x86-64-v4
+ * copies (FA_V3, FA_V4: fa_*_f16v3, fa_*_f16v4), where gcc does not vectorize
+ * the C conversions above (some thirty instructions per element rounded, one
+ * per eight here).  Both are exact: the widening of every float16 value, the
+ * rounding to nearest even whatever MXCSR says (subnormal results exact,
+ * overflow to inf, NaN quiet with the top payload bits).  The widening quiets
+ * a signalling NaN, which fa_f16_to_f32 keeps: the kernels' results are NaN
+ * either way, and quiet as stored (which NaN, its sign and payload, is the
+ * compiled operand order's in every copy, float32's included, as IEEE 754
+ * leaves it). */
+#if FA_HAVE_CLONES
+#include <immintrin.h>
+#define FA_V3 __attribute__((target("arch=x86-64-v3")))
+#define FA_V4 __attribute__((target("arch=x86-64-v4")))
+
+FA_V3 FA_INLINE void fa_chunk_f16c_v3_widen(const uint16_t *h, float *f) {
+    for (int j = 0; j < FA_H16_CHUNK; j += 8)
+        _mm256_store_ps(f + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j))));
+}
+FA_V3 FA_INLINE void fa_chunk_f16c_v3_narrow(const float *f, uint16_t *h) {
+    for (int j = 0; j < FA_H16_CHUNK; j += 8)
+        _mm_storeu_si128((__m128i *)(h + j),
+                         _mm256_cvtps_ph(_mm256_load_ps(f + j), _MM_FROUND_TO_NEAREST_INT));
+}
+FA_V4 FA_INLINE void fa_chunk_f16c_v4_widen(const uint16_t *h, float *f) {
+    for (int j = 0; j < FA_H16_CHUNK; j += 16)
+        _mm512_store_ps(f + j, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + j))));
+}
+FA_V4 FA_INLINE void fa_chunk_f16c_v4_narrow(const float *f, uint16_t *h) {
+    for (int j = 0; j < FA_H16_CHUNK; j += 16)
+        _mm256_storeu_si256((__m256i *)(h + j),
+                            _mm512_cvtps_ph(_mm512_load_ps(f + j), _MM_FROUND_TO_NEAREST_INT));
+}
+#endif
+
+/* The chunk of m <= FA_H16_CHUNK elements at h: h itself, or (the last, short
+ * one) its copy in t padded with zeros. */
+FA_INLINE const uint16_t *fa_h16_chunk(const uint16_t *h, Py_ssize_t m, uint16_t *t) {
+    if (m == FA_H16_CHUNK) return h;
+    memset(t, 0, FA_H16_CHUNK * sizeof(uint16_t));
+    memcpy(t, h, (size_t)m * sizeof(uint16_t));
+    return t;
+}
+#define FA_H16_UNARY(WIDEN, NARROW, RANGE)                                            \
+    float a[FA_H16_CHUNK] FA_ALIGN64, b[FA_H16_CHUNK] FA_ALIGN64;                     \
+    uint16_t t[FA_H16_CHUNK];                                                         \
+    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {                             \
+        const Py_ssize_t m = n - k0 < FA_H16_CHUNK ? n - k0 : FA_H16_CHUNK;           \
+        WIDEN(fa_h16_chunk(xp + k0, m, t), a);                                        \
+        RANGE(a, b, 0, FA_H16_CHUNK, p, seed, off + (int64_t)k0);                     \
+        NARROW(b, m < FA_H16_CHUNK ? t : out + k0);                                   \
+        if (m < FA_H16_CHUNK) memcpy(out + k0, t, (size_t)m * sizeof(uint16_t));      \
+    }
+#define FA_H16_BINARY(WIDEN, NARROW, RANGE)                                           \
+    float a[FA_H16_CHUNK] FA_ALIGN64, b[FA_H16_CHUNK] FA_ALIGN64,                     \
+        c[FA_H16_CHUNK] FA_ALIGN64;                                                   \
+    uint16_t t[FA_H16_CHUNK];                                                         \
+    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {                             \
+        const Py_ssize_t m = n - k0 < FA_H16_CHUNK ? n - k0 : FA_H16_CHUNK;           \
+        WIDEN(fa_h16_chunk(gp + k0, m, t), a);                                        \
+        WIDEN(fa_h16_chunk(sp + k0, m, t), b);                                        \
+        RANGE(a, b, c, 0, FA_H16_CHUNK, p, seed, off + (int64_t)k0);                  \
+        NARROW(c, m < FA_H16_CHUNK ? t : out + k0);                                   \
+        if (m < FA_H16_CHUNK) memcpy(out + k0, t, (size_t)m * sizeof(uint16_t));      \
+    }
 #endif

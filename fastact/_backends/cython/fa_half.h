@@ -1,13 +1,14 @@
 /* 16-bit storage (float16, bfloat16) over the float32 kernels of fa_kernels.h.
  *
- * bfloat16 elementwise calls run the fused kernels of fa_kernels.h (each
- * element widened as it is loaded, rounded as it is stored: fa_convert.h).
- * float16 calls, and the conversions of whole arrays, run here: the float32
- * kernel of the entry block by block, each block of FA_HALF_BLOCK elements
- * widened exactly into a float32 buffer on the stack, computed, and rounded
- * once (to nearest even, overflow to +-inf, NaN to a quiet NaN).  Either way
- * the results are the float32 kernel's rounded once, at every position of an
- * array; fastact/_half.py converts the same way (NumPy, bit for bit). */
+ * Elementwise calls run the 16-bit kernels of fa_kernels.h: the float32
+ * kernel on chunks of FA_H16_CHUNK elements widened as loaded and rounded as
+ * stored (fa_convert.h); float16's convert by the F16C instructions where the
+ * CPU has them (the x86-64-v3 or x86-64-v4 copy, chosen
+ * here at load), else in C.  The conversions of whole arrays run here
+ * (exact widening; rounding once to nearest even, overflow to +-inf, NaN to a
+ * quiet NaN).  Every way the results are the float32 kernel's rounded once,
+ * at every position of an array; fastact/_half.py converts the same way
+ * (NumPy, bit for bit). */
 #ifndef FA_HALF_H
 #define FA_HALF_H
 #include <string.h>
@@ -16,18 +17,26 @@
 /* The formats, as fastact/_half.py numbers them. */
 #define FA_FLOAT16 1
 #define FA_BFLOAT16 2
-/* Elements per block: a block's buffers stay in L1, and blocks this short keep
- * the arithmetic overlapping the memory traffic (at 10^7 elements, 1024 cost
- * compute-bound kernels some 20% over 256). */
-#ifndef FA_HALF_BLOCK
-#define FA_HALF_BLOCK 256
-#endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#define FA_ALIGN64 __attribute__((aligned(64)))
+/* The float16 elementwise kernels, by table (plain, training mode): F16C's
+ * copy for the CPU where F16C rounds float16 (fa_f16c), else the C ones. */
+static fa_unary_h16 *fa_f16_unary[2] = {FA_FWD_F16, FA_TFWD_F16};
+static fa_binary_h16 *fa_f16_binary[2] = {FA_BWD_F16, FA_TBWD_F16};
+static void fa_f16_select(int f16c) {
+    fa_f16_unary[0] = FA_FWD_F16; fa_f16_unary[1] = FA_TFWD_F16;
+    fa_f16_binary[0] = FA_BWD_F16; fa_f16_binary[1] = FA_TBWD_F16;
+#if FA_HAVE_CLONES
+    if (f16c && __builtin_cpu_supports("x86-64-v4")) {
+        fa_f16_unary[0] = FA_FWD_F16V4; fa_f16_unary[1] = FA_TFWD_F16V4;
+        fa_f16_binary[0] = FA_BWD_F16V4; fa_f16_binary[1] = FA_TBWD_F16V4;
+    } else if (f16c && __builtin_cpu_supports("x86-64-v3")) {
+        fa_f16_unary[0] = FA_FWD_F16V3; fa_f16_unary[1] = FA_TFWD_F16V3;
+        fa_f16_binary[0] = FA_BWD_F16V3; fa_f16_binary[1] = FA_TBWD_F16V3;
+    }
 #else
-#define FA_ALIGN64
+    (void)f16c;
 #endif
+}
 
 FA_CLONES static void fa_widen_f16(const uint16_t *h, float *f, Py_ssize_t n) {
     for (Py_ssize_t k = 0; k < n; k++) f[k] = fa_f16_to_f32(h[k]);
@@ -65,16 +74,17 @@ static int fa_f16c = 0;
 static int fa_half_use_f16c(int on) {
     const int was = fa_f16c;
     fa_f16c = on && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    fa_f16_select(fa_f16c);
     return was;
 }
 static void fa_half_init(void) {
     __builtin_cpu_init();
-    fa_f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    fa_half_use_f16c(1);
 }
 #else
 #define FA_HAVE_F16C 0
 static const int fa_f16c = 0;
-static void fa_half_init(void) {}
+static void fa_half_init(void) { fa_f16_select(0); }
 static int fa_half_use_f16c(int on) { (void)on; return 0; }
 #endif
 
@@ -99,32 +109,5 @@ static void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n) {
 }
 static void fa_half_narrow(int fmt, const float *f, uint16_t *h, Py_ssize_t n) {
     if (fmt == FA_BFLOAT16) fa_narrow_bf16(f, h, n); else fa_narrow_f16(f, h, n);
-}
-
-/* out = f(x): the float32 kernel ``kern`` block by block (``off`` + the block's
- * start keys rrelu's slopes, as in float32). */
-static void fa_half_unary(int fmt, fa_unary_f32 kern, const uint16_t *x, uint16_t *out,
-                          Py_ssize_t n, const double *p, uint64_t seed, int64_t off) {
-    float a[FA_HALF_BLOCK] FA_ALIGN64, b[FA_HALF_BLOCK] FA_ALIGN64;
-    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_HALF_BLOCK) {
-        const Py_ssize_t m = n - k0 < FA_HALF_BLOCK ? n - k0 : FA_HALF_BLOCK;
-        fa_half_widen(fmt, x + k0, a, m);
-        kern(a, b, m, p, seed, off + (int64_t)k0);
-        fa_half_narrow(fmt, b, out + k0, m);
-    }
-}
-
-/* out = f'(g, s), as fa_half_unary. */
-static void fa_half_binary(int fmt, fa_binary_f32 kern, const uint16_t *g, const uint16_t *s,
-                           uint16_t *out, Py_ssize_t n, const double *p, uint64_t seed,
-                           int64_t off) {
-    float a[FA_HALF_BLOCK] FA_ALIGN64, b[FA_HALF_BLOCK] FA_ALIGN64, c[FA_HALF_BLOCK] FA_ALIGN64;
-    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_HALF_BLOCK) {
-        const Py_ssize_t m = n - k0 < FA_HALF_BLOCK ? n - k0 : FA_HALF_BLOCK;
-        fa_half_widen(fmt, g + k0, a, m);
-        fa_half_widen(fmt, s + k0, b, m);
-        kern(a, b, c, m, p, seed, off + (int64_t)k0);
-        fa_half_narrow(fmt, c, out + k0, m);
-    }
 }
 #endif
