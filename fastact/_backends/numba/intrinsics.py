@@ -326,15 +326,19 @@ _LINE = 64
 
 @intrinsic
 def _prefetch_line(typingctx, ptr, k):
-    """``__builtin_prefetch(ptr + k, 0, 3)``: llvm.prefetch (read, all cache levels)."""
-    if not isinstance(ptr, types.CPointer) or not isinstance(k, types.Integer):
+    """``__builtin_prefetch(ptr + k, 0, 3)``: llvm.prefetch (read, all cache levels).
+    ``ptr`` is a pointer (the kernels' C ABI) or an array (a kernel called from Python)."""
+    if not isinstance(ptr, (types.CPointer, types.Array)) or not isinstance(k, types.Integer):
         return None
 
     def codegen(context, builder, signature, args):
         i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        addr = builder.bitcast(builder.gep(args[0], [args[1]]), i8p)
+        base = args[0]
+        if isinstance(signature.args[0], types.Array):
+            base = context.make_array(signature.args[0])(context, builder, base).data
+        addr = builder.bitcast(builder.gep(base, [args[1]]), i8p)
         builder.call(fn, [addr, i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
 
