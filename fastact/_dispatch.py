@@ -90,21 +90,26 @@ def cost_class(entry: Activation, pass_: str) -> Literal["cheap", "transcendenta
     return "cheap" if entry.cost_of(pass_) == "cheap" else "transcendental"
 
 
-_defaults: dict[tuple[str, str], Plan] = {}
+_defaults: dict[tuple[str, str, int], Plan] = {}
 
 
-def default_plan(entry: Activation, pass_: str) -> Plan:
+def default_plan(entry: Activation, pass_: str, dtype) -> Plan:
     """The shipped plan: cheap (memory-bound) passes go parallel later.
 
     A kernel of a few flops an element moves memory at the speed of a copy on
-    one core, so threads pay off only on large arrays; a transcendental one
-    is compute-bound and gains from a second core much earlier.
+    one core, so threads pay off only on large arrays (a limit in bytes: the
+    element size of ``dtype`` counts); a transcendental one is compute-bound
+    and gains from a second core much earlier.
     """
-    key = (entry.name, pass_)
+    size = np.dtype(dtype).itemsize
+    key = (entry.name, pass_, size)
     plan = _defaults.get(key)
     if plan is None:
         cheap = cost_class(entry, pass_) == "cheap"
-        below = _profile.CHEAP_SERIAL_BELOW if cheap else _profile.DEFAULT_SERIAL_BELOW
+        if cheap:
+            below = _profile.CHEAP_SERIAL_BELOW_BYTES // max(size, 4)
+        else:
+            below = _profile.DEFAULT_SERIAL_BELOW
         plan = _defaults[key] = Plan(serial_below=below)
     return plan
 
@@ -124,7 +129,7 @@ def plan_for(entry: Activation, pass_: str, dtype) -> Plan:
     plan = _by_dtype.get((entry.name, pass_, dtype))
     if plan is None and _half.is_half(dtype):  # 16-bit runs float32's kernels: its plan
         plan = _by_dtype.get((entry.name, pass_, _half.FLOAT32))
-    plan = plan if plan is not None else default_plan(entry, pass_)
+    plan = plan if plan is not None else default_plan(entry, pass_, dtype)
     if plan.large == "cython" and not c_parallel():
         # C kernels built without OpenMP run on one thread: Numba's run in parallel
         plan = _numba_large.setdefault(plan, dataclasses.replace(plan, large="numba"))

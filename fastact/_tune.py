@@ -211,7 +211,7 @@ def tune(names=None, quick=False, progress=True, report=print) -> dict[str, Plan
         dtype = _half.dtype_named(d)
         times = measure(e, p, dtype, sizes, backends, threads, min_time)
         candidate = derive(times, sizes)
-        default = _dispatch.default_plan(e, p)
+        default = _dispatch.default_plan(e, p, dtype)
         key = _profile.key(e.name, p, d)
         if candidate == default:
             continue

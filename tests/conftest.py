@@ -33,7 +33,7 @@ PARALLEL_N = 70_001
 
 # Tests run with a profile that goes parallel from TEST_SERIAL_BELOW elements,
 # so that PARALLEL_N-sized arrays exercise the threaded kernels (the shipped
-# defaults keep cheap kernels serial up to 131072 elements).
+# defaults keep cheap kernels serial up to 512 KiB an array).
 TEST_SERIAL_BELOW = 8192
 
 

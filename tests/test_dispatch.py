@@ -23,11 +23,28 @@ def profile_path(tmp_path, monkeypatch):
     _dispatch.load_profile()
 
 
-def test_shipped_defaults_keep_cheap_kernels_serial_longer():
-    cheap = _dispatch.default_plan(fastact.activation("relu"), "forward")
-    costly = _dispatch.default_plan(fastact.activation("gelu"), "forward")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_shipped_defaults_keep_cheap_kernels_serial_longer(dtype):
+    cheap = _dispatch.default_plan(fastact.activation("relu"), "forward", dtype)
+    costly = _dispatch.default_plan(fastact.activation("gelu"), "forward", dtype)
     assert cheap.serial_below > costly.serial_below
-    assert _dispatch.default_plan(fastact.activation("sigmoid"), "backward") == cheap
+    assert _dispatch.default_plan(fastact.activation("sigmoid"), "backward", dtype) == cheap
+
+
+def test_cheap_kernels_limit_is_in_bytes():
+    """A cheap float64 pass goes parallel at half the elements of a float32 one (the
+    same bytes); 16-bit arrays run float32's kernels and take its limit."""
+    relu = fastact.activation("relu")
+    f32, f64, f16 = (
+        _dispatch.default_plan(relu, "backward", d).serial_below
+        for d in (np.float32, np.float64, np.float16)
+    )
+    assert f32 == 2 * f64 == f16 == _profile.CHEAP_SERIAL_BELOW_BYTES // 4
+    gelu = fastact.activation("gelu")
+    assert (
+        _dispatch.default_plan(gelu, "forward", np.float64).serial_below
+        == _dispatch.default_plan(gelu, "forward", np.float32).serial_below
+    )
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=entry_id)

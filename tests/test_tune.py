@@ -73,7 +73,7 @@ def test_a_candidate_faster_beyond_noise_is_kept_and_explained(monkeypatch):
 def test_verify_compares_only_where_the_plans_differ(monkeypatch):
     seen = _fake(monkeypatch, 0.5)
     entry = BY_NAME["relu"]
-    plan = _dispatch.default_plan(entry, "forward")
+    plan = _dispatch.default_plan(entry, "forward", "float32")
     keep, why = _tune.verify(entry, "forward", "float32", plan, plan, SIZES, 4, 0.0)
     assert not keep and "same choices" in why and not seen
 

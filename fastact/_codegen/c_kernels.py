@@ -148,18 +148,41 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
     if len(cases) > 1:
         lines.append("    }")
     lines.append("}")
-    # The head until out is 64-byte aligned, then the rest: every vector store of
-    # the main loop then fills one cache line (fa_head in fa_intrinsics.h).
-    args = "xp, out" if kind in UNARY else "gp, sp, out"
-    lines += [
+    inputs = ("xp",) if kind in UNARY else ("gp", "sp")
+    lines += _driver(name, sig, ctype, inputs)
+    return "\n".join(lines)
+
+
+def _driver(name: str, sig: str, ctype: str, inputs: tuple[str, ...]) -> list[str]:
+    """The kernel ``name`` over a chunk: its ``_range`` loop on the head until
+    ``out`` is 64-byte aligned (every vector store of the main loop then fills one
+    cache line: fa_head), then on the rest, in blocks that prefetch ahead in large
+    chunks (fa_prefetch; both in fa_intrinsics.h).  A kernel of one input
+    prefetches it; one of several prefetches ``out`` where it is one of them (in
+    place): with two streams of loads and a separate output the hardware
+    prefetcher keeps up, and prefetching both cost 10-18% at 10^6 elements."""
+    args = ", ".join((*inputs, "out"))
+    size = f"sizeof({ctype})"
+    if len(inputs) == 1:
+        ahead, cond = inputs[0], ""
+    else:
+        ahead = "out"
+        cond = " && (" + " || ".join(f"{x} == out" for x in inputs) + ")"
+    return [
         f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
         "uint64_t seed, int64_t off) {",
-        f"    const Py_ssize_t h = fa_head(out, n, sizeof({ctype}));",
+        f"    const Py_ssize_t h = fa_head(out, n, {size});",
+        f"    const int pf = fa_prefetching(n, {size}){cond};",
+        f"    const Py_ssize_t b = pf ? (Py_ssize_t)(FA_BLOCK_BYTES / {size}) : n - h;",
+        f"    const Py_ssize_t a = FA_AHEAD_BYTES / {size};",
         f"    {name}_range({args}, 0, h, p, seed, off);",
-        f"    {name}_range({args}, h, n, p, seed, off);",
+        "    for (Py_ssize_t k = h; k < n; k += b) {",
+        "        const Py_ssize_t e = n - k > b ? k + b : n;",
+        f"        if (pf) fa_prefetch({ahead}, k + a, e + a, n, {size});",
+        f"        {name}_range({args}, k, e, p, seed, off);",
+        "    }",
         "}",
     ]
-    return "\n".join(lines)
 
 
 def _bias_kernel(entry: Activation, sfx: str, helpers: list[str]) -> str:
@@ -195,15 +218,8 @@ def _bias_kernel(entry: Activation, sfx: str, helpers: list[str]) -> str:
         lines += _loop(inner, indent, sfx if uses_uniform_slope(formula) else None)
     if len(cases) > 1:
         lines.append("    }")
-    lines += [
-        "}",
-        f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
-        "uint64_t seed, int64_t off) {",
-        f"    const Py_ssize_t h = fa_head(out, n, sizeof({ctype}));",
-        f"    {name}_range(gp, sp, bp, out, 0, h, p, seed, off);",
-        f"    {name}_range(gp, sp, bp, out, h, n, p, seed, off);",
-        "}",
-    ]
+    lines.append("}")
+    lines += _driver(name, sig, ctype, ("gp", "sp", "bp"))
     return "\n".join(lines)
 
 

@@ -115,6 +115,9 @@ IMPORTS = {
     "_fa_lanes_add": "lanes_add",
     "_fa_lanes_total": "lanes_total",
     "_FA_NEG0": "NEG0",
+    "_fa_block": "block_{sfx}",
+    "_fa_prefetch": "prefetch_{sfx}",
+    "_FA_AHEAD": "AHEAD_{sfx}",
 }
 
 HEADER = """\
@@ -300,12 +303,29 @@ def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) 
             "        _fa_r0 = _fa_r1",
         ]
         return "\n".join(lines)
-    lines.append("    for _fa_k in range(_fa_start, _fa_stop):")
-    lines += loads + per_elem
     if base == "pgradv":
+        lines.append("    for _fa_k in range(_fa_start, _fa_stop):")
+        lines += loads + per_elem
         lines.append(f"        _fa_acc[_fa_aoff + _fa_k - _fa_start] += np.float64({body})")
+        return "\n".join(lines)
+    # Blocks that prefetch ahead in large chunks, as the C kernels (fa_intrinsics.h):
+    # the input of a unary kernel, the input stored into by an in-place one.
+    ahead = "_fa_x" if base in UNARY else ("_fa_g" if inplace else None)
+    if ahead is None:
+        lines.append("    for _fa_k in range(_fa_start, _fa_stop):")
+        lines += loads + per_elem
     else:
-        lines.append(f"        {target}[_fa_k] = {body}")
+        lines += [
+            "    _fa_bl = _fa_block(_fa_stop - _fa_start)",
+            "    for _fa_k0 in range(_fa_start, _fa_stop, _fa_bl):",
+            "        _fa_k1 = min(_fa_k0 + _fa_bl, _fa_stop)",
+            "        if _fa_bl < _fa_stop - _fa_start:",
+            f"            _fa_prefetch({ahead}, _fa_k0 + _FA_AHEAD, _fa_k1 + _FA_AHEAD, _fa_stop)",
+            "        for _fa_k in range(_fa_k0, _fa_k1):",
+            *["    " + ln for ln in loads + per_elem],
+        ]
+    indent = "        " if ahead is None else "            "
+    lines.append(f"{indent}{target}[_fa_k] = {body}")
     return "\n".join(lines)
 
 
@@ -508,7 +528,7 @@ def user_module(entry: Activation, sfx: str) -> str:
     params = ", ".join(p.name for p in entry.parameters)
     sep = ", " if params else ""
     saved = saved_name(entry)
-    parts = [_header(f"user activation {entry.name}, {DTYPES[sfx]}", sfx)]
+    parts = [_header(f"user activation {entry.name}, {DTYPES[sfx]}", sfx) + "\n" + _imports(sfx)]
     fwd = f"T(_fa_user_forward(x{sep}{params}))"
     bwd = f"T(_fa_user_backward(g, {saved}{sep}{params}))"
     for kind in USER_KINDS:

@@ -7,6 +7,7 @@ import pytest
 
 import fastact
 from tests.conftest import (
+    COMPILED,
     PARALLEL_N,
     SPECIALS,
     Call,
@@ -206,3 +207,43 @@ def test_lists_and_scalars(entry):
     assert isinstance(y, np.ndarray) and y.dtype == np.float64
     s = call.forward(0.5)
     assert np.ndim(s) == 0 and not isinstance(s, np.ndarray)
+
+
+# Two threads' chunks of at least 1 MiB of float32: the kernels' blocked, prefetching
+# main loop (fa_prefetching in fa_intrinsics.h); pieces of PIECE elements run in one block.
+LARGE_N = 2 * (1 << 20) // 4 + 4099
+PIECE = 20_011
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_large_arrays_in_place_match_pieces(elementwise_entry, backend, dtype):
+    """Forward and backward on large arrays, out of place and in place (out = x,
+    out = g), give the bits of the same calls on small pieces, with special values
+    at every offset within a block."""
+    entry = elementwise_entry
+    x = sample(entry, LARGE_N, dtype)
+    g = sample(entry, LARGE_N, dtype, seed=9)
+    at = np.arange(3, LARGE_N, 997)
+    x[at] = np.resize(np.asarray(SPECIALS, dtype), at.size)
+    call = Call(entry)
+    with fastact.config(backend=backend, num_threads=1):
+        call.weight(x)
+        y_ref = np.concatenate([call.forward(x[k : k + PIECE]) for k in range(0, LARGE_N, PIECE)])
+        s = call.saved(x, y_ref)
+        g_ref = np.concatenate(
+            [call.backward(g[k : k + PIECE], s[k : k + PIECE]) for k in range(0, LARGE_N, PIECE)]
+        )
+    for threads in (1, 2):
+        with fastact.config(backend=backend, num_threads=threads):
+            what = f"{entry.name} {backend} {threads} thread(s)"
+            np.testing.assert_array_equal(call.forward(x), y_ref, err_msg=what + " forward")
+            y = x.copy()
+            assert call.forward(y, out=y) is y
+            np.testing.assert_array_equal(y, y_ref, err_msg=what + " forward in place")
+            np.testing.assert_array_equal(call.backward(g, s), g_ref, err_msg=what + " backward")
+            gx = g.copy()
+            call.backward(gx, s, out=gx)
+            np.testing.assert_array_equal(gx, g_ref, err_msg=what + " backward out = g")
+            sx = s.copy()
+            call.backward(g, sx, out=sx)
+            np.testing.assert_array_equal(sx, g_ref, err_msg=what + " backward out = saved")

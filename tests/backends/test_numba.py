@@ -788,3 +788,17 @@ def test_pgrad_of_special_values():
             z = -np.zeros(n)
             _, gz = fastact.prelu_backward(np.ones(n), z, np.array([0.1]))
             assert gz[0] == 0.0 and not np.signbit(gz[0])  # the partial sums start at +0.0
+
+
+def test_prefetch_constants_are_those_of_the_c_kernels():
+    """The blocks and prefetch distance of the Numba kernels are fa_intrinsics.h's."""
+    import re
+    from pathlib import Path
+
+    from fastact._backends.numba import intrinsics
+
+    header = Path(fastact.__file__).parent / "_backends" / "cython" / "fa_intrinsics.h"
+    defines = dict(re.findall(r"#define (FA_\w+_BYTES) \(?([0-9 <]+)\)?\n", header.read_text()))
+    assert set(defines) == {"FA_BLOCK_BYTES", "FA_AHEAD_BYTES", "FA_PREFETCH_MIN_BYTES"}
+    for name, text in defines.items():
+        assert getattr(intrinsics, name[3:]) == eval(text), name

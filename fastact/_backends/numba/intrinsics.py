@@ -313,6 +313,62 @@ def lanes_total(typingctx, v):
     return types.float64(v), codegen
 
 
+# --- blocks and software prefetch (fa_prefetching, fa_prefetch: fa_intrinsics.h) -----------
+# A kernel's loop over a chunk of at least PREFETCH_MIN_BYTES runs in blocks of
+# BLOCK_BYTES and prefetches the input AHEAD_BYTES past each block's start; a
+# smaller chunk is one block.  The constants are those of fa_intrinsics.h.
+
+BLOCK_BYTES = 2048
+AHEAD_BYTES = 6144
+PREFETCH_MIN_BYTES = 1 << 20
+_LINE = 64
+
+
+@intrinsic
+def _prefetch_line(typingctx, ptr, k):
+    """``__builtin_prefetch(ptr + k, 0, 3)``: llvm.prefetch (read, all cache levels).
+    ``ptr`` is a pointer (the kernels' C ABI) or an array (a kernel called from Python)."""
+    if not isinstance(ptr, (types.CPointer, types.Array)) or not isinstance(k, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        base = args[0]
+        if isinstance(signature.args[0], types.Array):
+            base = context.make_array(signature.args[0])(context, builder, base).data
+        addr = builder.bitcast(builder.gep(base, [args[1]]), i8p)
+        builder.call(fn, [addr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(ptr, k), codegen
+
+
+def _prefetch_functions(size: int):
+    """``block`` (the block length of a chunk of n elements of ``size`` bytes: n
+    where it does not prefetch) and ``prefetch`` (the lines of elements [k0, k1)
+    of ptr, clipped to its n elements)."""
+    per_line, blk = _LINE // size, BLOCK_BYTES // size
+
+    @njit(**_OPTS)
+    def block(n):
+        return blk if n * size >= PREFETCH_MIN_BYTES else max(n, 1)
+
+    @njit(**_OPTS)
+    def prefetch(ptr, k0, k1, n):
+        for k in range(k0, min(k1, n), per_line):
+            _prefetch_line(ptr, k)
+
+    return block, prefetch
+
+
+block_f32, prefetch_f32 = _prefetch_functions(4)
+block_f64, prefetch_f64 = _prefetch_functions(8)
+AHEAD_f32 = AHEAD_BYTES // 4
+AHEAD_f64 = AHEAD_BYTES // 8
+
+
 # --- calling a kernel by address ------------------------------------------------------
 
 
