@@ -437,14 +437,17 @@ def unscale16(e):
 
 
 def silu_grad(x):
-    """d/dx x sigmoid(x) = s (1 + x (1 - s)); 0 at -inf, 1 at inf.  s is taken times
-    2**16 (as silu's e): 0 exactly where the result is below the normal range."""
+    """d/dx x sigmoid(x) = s (1 + x (1 - s)) = N / d**2 with e = exp(-|x|), d = 1 + e:
+    N = d + x e for x >= 0 (s = 1 / d, 1 - s = e / d), e (d + x) below (s = e / d,
+    1 - s = 1 / d): one division, and 1 - s is never taken from s (which cancels as
+    x grows).  e is taken times 2**16 (as silu's), N and one factor d alike, so that
+    the result is normal down to silu_grad_lo() (0 below); 1 at inf."""
     e = exp16_neg(-fabs(x), silu_grad_lo())
-    eu = unscale16(e)
-    q = (65536.0 if x >= 0 else e) / (1 + eu)
-    s = fma(-q, sig_lo(eu), q)
-    w = (s * (1 + x * (1 - unscale16(s)))) * 1.52587890625e-05
-    return 0 if x < -3.0e38 else (1 if x > 3.0e38 else w)
+    d = 65536.0 + e
+    du = d * 1.52587890625e-05
+    n = fma(x, e, d) if x >= 0 else e * (du + x)
+    w = n / (d * du)
+    return 0 if x < silu_grad_lo() else (1 if x > 3.0e38 else w)
 
 
 def mish_t(x):
