@@ -438,15 +438,15 @@ def unscale16(e):
 
 def silu_grad(x):
     """d/dx x sigmoid(x) = s (1 + x (1 - s)) = N / d**2 with e = exp(-|x|), d = 1 + e:
-    N = d + x e for x >= 0 (s = 1 / d, 1 - s = e / d), e (d + x) below (s = e / d,
-    1 - s = 1 / d): one division, and 1 - s is never taken from s (which cancels as
-    x grows).  e is taken times 2**16 (as silu's), N and one factor d alike, so that
-    the result is normal down to silu_grad_lo() (0 below); 1 at inf."""
+    N = 1 + e (1 + x) for x >= 0 (s = 1 / d, 1 - s = e / d), e ((1 + x) + e) below
+    (s = e / d, 1 - s = 1 / d), d**2 = 1 + e (2 + e): one division, and 1 - s is never
+    taken from s (which cancels as x grows); 1 + x is exact on [-2, 1].  e is taken
+    times 2**16 (as silu's), N and d**2 alike, so that the result is normal down to
+    silu_grad_lo() (0 below); 1 at inf."""
     e = exp16_neg(-fabs(x), silu_grad_lo())
-    d = 65536.0 + e
-    du = d * 1.52587890625e-05
-    n = fma(x, e, d) if x >= 0 else e * (du + x)
-    w = n / (d * du)
+    x1 = 1 + x
+    n = fma(x1, e, 65536.0) if x >= 0 else e * fma(e, 1.52587890625e-05, x1)
+    w = n / fma(e, fma(e, 1.52587890625e-05, 2.0), 65536.0)
     return 0 if x < silu_grad_lo() else (1 if x > 3.0e38 else w)
 
 
