@@ -437,14 +437,17 @@ def unscale16(e):
 
 
 def silu_grad(x):
-    """d/dx x sigmoid(x) = s (1 + x (1 - s)); 0 at -inf, 1 at inf.  s is taken times
-    2**16 (as silu's e): 0 exactly where the result is below the normal range."""
+    """d/dx x sigmoid(x) = s (1 + x (1 - s)) = N / d**2 with e = exp(-|x|), d = 1 + e:
+    N = 1 + e (1 + x) for x >= 0 (s = 1 / d, 1 - s = e / d), e ((1 + x) + e) below
+    (s = e / d, 1 - s = 1 / d), d**2 = 1 + e (2 + e): one division, and 1 - s is never
+    taken from s (which cancels as x grows); 1 + x is exact on [-2, 1].  e is taken
+    times 2**16 (as silu's), N and d**2 alike, so that the result is normal down to
+    silu_grad_lo() (0 below); 1 at inf; x's own NaN at NaN (e's has the other sign)."""
     e = exp16_neg(-fabs(x), silu_grad_lo())
-    eu = unscale16(e)
-    q = (65536.0 if x >= 0 else e) / (1 + eu)
-    s = fma(-q, sig_lo(eu), q)
-    w = (s * (1 + x * (1 - unscale16(s)))) * 1.52587890625e-05
-    return 0 if x < -3.0e38 else (1 if x > 3.0e38 else w)
+    x1 = 1 + x
+    n = fma(x1, e, 65536.0) if x >= 0 else e * fma(e, 1.52587890625e-05, x1)
+    w = n / fma(e, fma(e, 1.52587890625e-05, 2.0), 65536.0)
+    return 0 if x < silu_grad_lo() else (1 if x > 3.0e38 else (w if x == x else x + x))
 
 
 def mish_t(x):
