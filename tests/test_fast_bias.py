@@ -12,51 +12,33 @@ raises the general path's error naming the argument, and writes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import numpy as np
 import pytest
 
 import fastact
-from fastact import _api, _dispatch
+from fastact import _dispatch
 from fastact.table import TABLE
 from tests.conftest import BACKENDS, TEST_SERIAL_BELOW
 from tests.test_fast_path import DTYPES, data, general_only, same, threads
+from tests.test_fast_path import fast_only as path_fast_only
+from tests.test_fast_path import spy as path_spy
 
 pytestmark = pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
 
 GENERAL = ("bias_forward", "bias_backward")
 ENTRIES = [e for e in TABLE if not e.rowwise and not e.channel_param]
-# the only entry without defaults for its parameters
-PARAMS = {"threshold": (0.5, -2.0)}
 
 
-@contextlib.contextmanager
 def fast_only():
-    def fail(*args, **kwargs):
-        raise AssertionError("the general epilogue ran")
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name in GENERAL:
-            mp.setattr(_api, name, fail)
-        yield
+    """Fail if the general epilogue runs inside the block."""
+    return path_fast_only(GENERAL)
 
 
-@contextlib.contextmanager
 def spy():
     """Names of the general epilogue's functions called inside the block."""
-    calls: list[str] = []
-    with pytest.MonkeyPatch.context() as mp:
-        for name in GENERAL:
-            real = getattr(_api, name)
-
-            def wrapper(*args, _real=real, _name=name, **kwargs):
-                calls.append(_name)
-                return _real(*args, **kwargs)
-
-            mp.setattr(_api, name, wrapper)
-        yield calls
+    return path_spy(GENERAL)
 
 
 def calls(entry, **kw):
@@ -64,13 +46,13 @@ def calls(entry, **kw):
     forms its ``saved`` from x as the entry saves it."""
     f = getattr(fastact, entry.name)
     fb = getattr(fastact, entry.name + "_backward")
-    p = PARAMS.get(entry.name, ())
+    p = {**{q.name: q.example for q in entry.scalar_params if q.default is None}, **kw}
 
     def fwd(x, b, out=None, axis=-1):
-        return f(x, *p, bias=b, bias_axis=axis, out=out, **kw)
+        return f(x, bias=b, bias_axis=axis, out=out, **p)
 
     def bwd(g, saved, b, out=None, axis=-1):
-        return fb(g, saved, *p, bias=b, bias_axis=axis, out=out, **kw)
+        return fb(g, saved, bias=b, bias_axis=axis, out=out, **p)
 
     def saved(x, b, axis):
         with general_only():

@@ -57,22 +57,24 @@ def general_only():
 
 
 @contextlib.contextmanager
-def fast_only():
+def fast_only(names=GENERAL):
+    """Fail if one of the general path's functions ``names`` runs inside the block."""
+
     def fail(*args, **kwargs):
         raise AssertionError("the general path ran")
 
     with pytest.MonkeyPatch.context() as mp:
-        for name in GENERAL:
+        for name in names:
             mp.setattr(_api, name, fail)
         yield
 
 
 @contextlib.contextmanager
-def spy():
-    """Names of the general-path functions called inside the block."""
+def spy(names=GENERAL):
+    """Names of the general-path functions (of ``names``) called inside the block."""
     calls: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
-        for name in GENERAL:
+        for name in names:
             real = getattr(_api, name)
 
             def wrapper(*args, _real=real, _name=name, **kwargs):
