@@ -227,6 +227,26 @@ def _reject_unknown(hints: bool) -> list[str]:
     return ["    if unknown:", "        raise _unexpected(_NAME_, unknown)"]
 
 
+def _fast_tries(pad: str, train: bool, ok: list[str], head: str, tfast: str) -> list[str]:
+    """The fast-path attempts of a call ``head + ")"`` at indent ``pad``: under the
+    parameter checks ``ok``; for an entry with a training mode, eval mode takes
+    the plain kernels (the seed is only validated) and training mode with an
+    explicit seed the counter-based ``tfast`` kernels keyed by it."""
+    inner = pad + "    "
+    if train:
+        thead = tfast + head[head.index("(") :]
+        return [
+            *_if(pad, [*ok, _SEED_OK]),
+            f"{inner}if training is False:",
+            *_fast_try(inner + "    ", head + ")"),
+            f"{inner}elif training is True and seed is not None:",
+            *_fast_try(inner + "    ", thead + ", seed)"),
+        ]
+    if ok:
+        return [*_if(pad, ok), *_fast_try(inner, head + ")")]
+    return _fast_try(pad, head + ")")
+
+
 def _fast_try(indent: str, call: str) -> list[str]:
     """``r = call``, returned when not None; a long call wrapped as ``ruff format`` wraps it."""
     first = [f"{indent}r = {call}"]
@@ -318,32 +338,10 @@ def _elementwise(entry: Activation) -> list[list[str]]:
         recompute = f"{entry.saves == 'input'}, " if backward else ""
         bcall = f"{recompute}{call.removesuffix(', out')}, bias, bias_axis, out"
         bfast, tbfast = f"_fast_bias_{general}", f"_fast_train_bias_{general}"
-        bias_lines = ["    if bias is not None:"]
-        if train:
-            bias_lines += _if("        ", [*ok, _SEED_OK])
-            bias_lines += ["            if training is False:"]
-            bias_lines += _fast_try("                ", f"{bfast}({k}, {bcall}, {floats})")
-            bias_lines += ["            elif training is True and seed is not None:"]
-            bias_lines += _fast_try("                ", f"{tbfast}({k}, {bcall}, {floats}, seed)")
-        elif ok:
-            bias_lines += _if("        ", ok)
-            bias_lines += _fast_try("            ", f"{bfast}({k}, {bcall}, {floats})")
-        else:
-            bias_lines += _fast_try("        ", f"{bfast}({k}, {bcall}, {floats})")
-        fn += bias_lines + _bias_call(e, f"bias_{general}", call, names + tail)[1:]
-        if train:
-            # eval mode: the plain kernels (the seed is only validated); training
-            # mode with an explicit seed: the counter-based kernels keyed by it
-            fn += _if("    ", [*ok, _SEED_OK])
-            fn += ["        if training is False:"]
-            fn += _fast_try("            ", f"{fast}({k}, {call}, {floats})")
-            fn += ["        elif training is True and seed is not None:"]
-            fn += _fast_try("            ", f"{tfast}({k}, {call}, {floats}, seed)")
-        elif ok:
-            fn += _if("    ", ok)
-            fn += _fast_try("        ", f"{fast}({k}, {call}, {floats})")
-        else:
-            fn += _fast_try("    ", f"{fast}({k}, {call}, {floats})")
+        fn += ["    if bias is not None:"]
+        fn += _fast_tries("        ", train, ok, f"{bfast}({k}, {bcall}, {floats}", tbfast)
+        fn += _bias_call(e, f"bias_{general}", call, names + tail)[1:]
+        fn += _fast_tries("    ", train, ok, f"{fast}({k}, {call}, {floats}", tfast)
         fn += [f"    return _api.{general}({e}, {call}, {names}{tail})"]
         out.append(fn)
     return out
