@@ -17,16 +17,13 @@ The helpers below are in the formula dialect (fastact/_math/functions.py).
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_helpers_against import build  # the sibling script: same generate-and-compile
 
-from fastact._codegen import c_kernels
 from fastact._math import functions
 from fastact.bench import floor
 from fastact.table import TABLE
@@ -82,20 +79,10 @@ def main() -> None:
     variants = {"today": functions.HELPERS}
     variants["tanh E/(E+2)"] = swap(functions.HELPERS, tanh)
     variants["+ exp deg 6"] = swap(variants["tanh E/(E+2)"], exp_p)
-    here = Path(c_kernels.__file__).parent.parent / "_backends" / "cython"
     tmp = Path(tempfile.mkdtemp(prefix="fastact-formulas-"))
-    libs = {}
-    for k, helpers in variants.items():
-        d = tmp / str(len(libs))
-        d.mkdir()
-        (d / "fa_kernels.h").write_text(c_kernels.generate(TABLE, helpers))
-        shutil.copy(here / "fa_intrinsics.h", d)
-        shutil.copy(here / "fa_convert.h", d)
-        (d / "wrap.c").write_text(WRAP)
-        cmd = ["gcc", "-O3", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
-        cmd += [f"-I{sysconfig.get_paths()['include']}", f"-I{d}", str(d / "wrap.c")]
-        subprocess.run([*cmd, "-o", str(d / "lib.so"), "-lm"], check=True)
-        libs[k] = ctypes.CDLL(str(d / "lib.so"))
+    libs = {
+        k: build(helpers, tmp / str(i), WRAP) for i, (k, helpers) in enumerate(variants.items())
+    }
 
     def call(lib, fn, x, y, reps):
         f64 = int(x.dtype == np.float64)

@@ -66,13 +66,14 @@ def helpers_at(rev: str, tmp: Path) -> tuple:
     return mod.HELPERS
 
 
-def build(helpers: tuple, d: Path) -> ctypes.CDLL:
+def build(helpers: tuple, d: Path, wrap: str = WRAP) -> ctypes.CDLL:
+    """The kernels generated from ``helpers`` with the C functions ``wrap``, built in ``d``."""
     d.mkdir()
     (d / "fa_kernels.h").write_text(c_kernels.generate(TABLE, helpers))
     here = Path(c_kernels.__file__).parent.parent / "_backends" / "cython"
     shutil.copy(here / "fa_intrinsics.h", d)
     shutil.copy(here / "fa_convert.h", d)
-    (d / "wrap.c").write_text(WRAP)
+    (d / "wrap.c").write_text(wrap)
     cmd = ["gcc", "-O3", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
     cmd += [f"-I{sysconfig.get_paths()['include']}", f"-I{d}", str(d / "wrap.c")]
     subprocess.run([*cmd, "-o", str(d / "lib.so"), "-lm"], check=True)
