@@ -496,13 +496,6 @@ def mish_grad(x):
 # float64), and no operation makes a subnormal number on the way.
 
 
-def neg_zero(x, z):
-    """The result below the flush threshold of gelu and its derivative, both negative
-    there: -0 (a negative number rounded to 0), +0 at x = -inf (the limit); z is a
-    variable +0."""
-    return z if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -z
-
-
 def gelu_amax():
     """Beyond -gelu_amax(), x Phi(x) is below the normal range (float32, float64)."""
     return by_type(13.146245956420898, 37.615868288603)
@@ -905,7 +898,6 @@ HELPERS = (
     log1p_01,
     tanh_amax,
     tanh,
-    neg_zero,
     gelu_amax,
     gelu_grad_amax,
     erfcx_g,
