@@ -18,9 +18,12 @@ typedef ptrdiff_t Py_ssize_t;
  * whose result is not selected, which -ftrapping-math (its default) forbids.
  * fastact never unmasks floating-point traps, so the rest of this translation
  * unit is compiled without them: values, NaN and inf handling are unchanged
- * (this is not -ffast-math). */
+ * (this is not -ffast-math).  Jump threading goes too: gcc 13's threader
+ * turns a select whose one side is a constant (mish's and silu's limits) into
+ * a branch around the whole formula, and the loop then stays scalar (mish
+ * 10x, silu 2x slower than with gcc 12); the bits are the same either way. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
+#pragma GCC optimize("no-trapping-math", "no-thread-jumps")
 #endif
 
 /* Math helpers generated from fastact/_math/functions.py: always inlined. */
