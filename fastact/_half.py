@@ -282,57 +282,19 @@ class HalfBackend:
         else:
             _narrow_bits(fmt(out.dtype), o, bits(out), nthreads)
 
-    def bias_forward(self, entry, x, bias, out, channels, inner, params, training, seed, nthreads):
+    def bias_forward(self, entry, x, bias, out, call):
         """The float32 (reference: float64) epilogue on widened copies, rounded once."""
         o = np.empty(x.size, np.float64 if self.reference else np.float32)
-        self.inner.bias_forward(
-            entry,
-            self._wide(x, nthreads),
-            self._wide(bias, 1),
-            o,
-            channels,
-            inner,
-            params,
-            training,
-            seed,
-            nthreads,
-        )
-        self._round_into(o, out, nthreads)
+        wide = self._wide(x, call.nthreads), self._wide(bias, 1)
+        self.inner.bias_forward(entry, *wide, o, call)
+        self._round_into(o, out, call.nthreads)
 
-    def bias_backward(
-        self,
-        entry,
-        g,
-        s,
-        bias,
-        out,
-        channels,
-        inner,
-        recompute,
-        params,
-        training,
-        seed,
-        partial,
-        nthreads,
-    ):
+    def bias_backward(self, entry, g, s, bias, out, partial, call):
         """As :meth:`bias_forward`; the bias gradient's partial sums stay float64."""
         o = np.empty(g.size, np.float64 if self.reference else np.float32)
-        self.inner.bias_backward(
-            entry,
-            self._wide(g, nthreads),
-            self._wide(s, nthreads),
-            self._wide(bias, 1),
-            o,
-            channels,
-            inner,
-            recompute,
-            params,
-            training,
-            seed,
-            partial,
-            nthreads,
-        )
-        self._round_into(o, out, nthreads)
+        wide = self._wide(g, call.nthreads), self._wide(s, call.nthreads), self._wide(bias, 1)
+        self.inner.bias_backward(entry, *wide, o, partial, call)
+        self._round_into(o, out, call.nthreads)
 
     def rowwise_forward(self, entry, x, out, rows, rowlen, nthreads):
         self._map(

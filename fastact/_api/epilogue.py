@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import _dispatch, _half
+from .._backends import BiasCall
 from ..table import Activation
 from . import channel
 from .buffers import empty_result, plan, result
@@ -125,9 +126,8 @@ def forward(
     (src,), target, copy_to = plan([a], out, c_only=True)
     b = _private(b, [target])
     with _dispatch.running(nthreads) as nthreads:
-        backend.bias_forward(
-            entry, src, b, target, channels, inner, floats, training, seed, nthreads
-        )
+        call = BiasCall(channels, inner, floats, training, seed, nthreads)
+        backend.bias_forward(entry, src, b, target, call)
     return result(x, target, out, copy_to)
 
 
@@ -162,23 +162,9 @@ def backward(
     (gs, ss), target, copy_to = plan([g, s], out, c_only=True)
     b = _private(b, [target])
     partial = np.empty((blocks(g.size, channels), channels))
-    recompute = entry.saves == "input"
     with _dispatch.running(nthreads) as nthreads:
-        backend.bias_backward(
-            entry,
-            gs,
-            ss,
-            b,
-            target,
-            channels,
-            inner,
-            recompute,
-            floats,
-            training,
-            seed,
-            partial,
-            nthreads,
-        )
+        call = BiasCall(channels, inner, floats, training, seed, nthreads, entry.saves == "input")
+        backend.bias_backward(entry, gs, ss, b, target, partial, call)
     gb = _half.round_to(partial[0], g.dtype)
     return result(grad_output, target, out, copy_to), gb
 

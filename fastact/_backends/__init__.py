@@ -11,6 +11,7 @@ cannot run here.  Backends are imported lazily, on first use.
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -107,19 +108,10 @@ class Backend(Protocol):
 
     # The bias epilogue (fastact._api.epilogue) of elementwise entries, on
     # C-contiguous buffers seen as (outer, channels, inner) with ``bias`` (channels
-    # elements, the array's dtype) along axis 1.
+    # elements, the array's dtype) along axis 1; ``partial`` receives the bias
+    # gradient's float64 partial sums, one row per block (row 0 holds the total).
     def bias_forward(
-        self,
-        entry: Activation,
-        x: np.ndarray,
-        bias: np.ndarray,
-        out: np.ndarray,
-        channels: int,
-        inner: int,
-        params: tuple[float, ...],
-        training: bool,
-        seed: int,
-        nthreads: int,
+        self, entry: Activation, x: np.ndarray, bias: np.ndarray, out: np.ndarray, call: BiasCall
     ) -> None: ...
 
     def bias_backward(
@@ -129,15 +121,29 @@ class Backend(Protocol):
         s: np.ndarray,
         bias: np.ndarray,
         out: np.ndarray,
-        channels: int,
-        inner: int,
-        recompute: bool,
-        params: tuple[float, ...],
-        training: bool,
-        seed: int,
         partial: np.ndarray,
-        nthreads: int,
+        call: BiasCall,
     ) -> None: ...
+
+
+@dataclass(frozen=True)
+class BiasCall:
+    """The scalars of one bias-epilogue kernel call, the same for every backend.
+
+    ``channels`` and ``inner`` give the (outer, channels, inner) view, ``params``
+    the entry's parameters as floats, ``training``/``seed`` rrelu's random
+    slopes, ``nthreads`` the threads the call may use, and ``recompute`` (a
+    backward's) whether ``saved`` is the pre-bias input, to which the kernel adds
+    the bias again.
+    """
+
+    channels: int
+    inner: int
+    params: tuple[float, ...]
+    training: bool
+    seed: int
+    nthreads: int
+    recompute: bool = False
 
 
 _loaded: dict[str, Backend] = {}

@@ -220,44 +220,19 @@ class CythonBackend:
 
     # -- bias epilogues (fastact._api.epilogue) ---------------------------------
 
-    def bias_forward(self, entry, x, bias, out, channels, inner, params, training, seed, nthreads):
-        kind = _kernels.TRAIN_FORWARD if training else _kernels.FORWARD
+    def bias_forward(self, entry, x, bias, out, call):
+        kind = _kernels.TRAIN_FORWARD if call.training else _kernels.FORWARD
         _kernels.bias_forward(
-            kind, entry.kernel_id, x, bias, out, channels, inner, params, seed, nthreads
-        )
+            kind, entry.kernel_id, x, bias, out, call.channels, call.inner, call.params,
+            call.seed, call.nthreads,
+        )  # fmt: skip
 
-    def bias_backward(
-        self,
-        entry,
-        g,
-        s,
-        bias,
-        out,
-        channels,
-        inner,
-        recompute,
-        params,
-        training,
-        seed,
-        partial,
-        nthreads,
-    ):
-        kind = _kernels.TRAIN_BACKWARD if training else _kernels.BACKWARD
+    def bias_backward(self, entry, g, s, bias, out, partial, call):
+        kind = _kernels.TRAIN_BACKWARD if call.training else _kernels.BACKWARD
         _kernels.bias_backward(
-            kind,
-            entry.kernel_id,
-            g,
-            s,
-            bias,
-            out,
-            channels,
-            inner,
-            recompute,
-            params,
-            partial,
-            seed,
-            nthreads,
-        )
+            kind, entry.kernel_id, g, s, bias, out, call.channels, call.inner, call.recompute,
+            call.params, partial, call.seed, call.nthreads,
+        )  # fmt: skip
 
     # 16-bit storage (fastact._half): flat uint16 views of format ``fmt``.
 

@@ -476,38 +476,25 @@ class NumbaBackend:
 
     # -- bias epilogues (fastact._api.epilogue) ---------------------------------
 
-    def bias_forward(self, entry, x, bias, out, channels, inner, params, training, seed, nthreads):
+    def bias_forward(self, entry, x, bias, out, call):
         sfx = _sfx(x)
-        k = self.kernel(entry, "tfwd" if training else "fwd", sfx)
-        p = self._params(params) if params else _NOPARAMS
+        k = self.kernel(entry, "tfwd" if call.training else "fwd", sfx)
+        p = self._params(call.params) if call.params else _NOPARAMS
         x, out = _flat(x), _flat(out)
-        nch = _n_chunks(x.size, nthreads)
-        self._run("bias_unary", sfx, nch, k, x, bias, out, p, seed, channels, inner, nch)
+        nch = _n_chunks(x.size, call.nthreads)
+        geometry = (call.seed, call.channels, call.inner)
+        self._run("bias_unary", sfx, nch, k, x, bias, out, p, *geometry, nch)
 
-    def bias_backward(
-        self,
-        entry,
-        g,
-        s,
-        bias,
-        out,
-        channels,
-        inner,
-        recompute,
-        params,
-        training,
-        seed,
-        partial,
-        nthreads,
-    ):
+    def bias_backward(self, entry, g, s, bias, out, partial, call):
         sfx = _sfx(g)
-        kind = "tbwd" if training else "bwd"
+        kind = "tbwd" if call.training else "bwd"
         # the in-place twin when out is grad_output (one pointer: it vectorizes)
         k = self.kernel(entry, gen.INPLACE[kind] if _same_buffer(g, out) else kind, sfx)
-        p = self._params(params) if params else _NOPARAMS
+        p = self._params(call.params) if call.params else _NOPARAMS
         g, s, out = _flat(g), _flat(s), _flat(out)
-        args = (k, g, s, bias, out, p, seed, channels, inner, recompute, partial.reshape(-1))
-        self._run("bias_binary", sfx, nthreads, *args, partial.shape[0])
+        geometry = (call.seed, call.channels, call.inner, call.recompute)
+        args = (k, g, s, bias, out, p, *geometry, partial.reshape(-1))
+        self._run("bias_binary", sfx, call.nthreads, *args, partial.shape[0])
 
     # -- information ------------------------------------------------------------
 

@@ -67,29 +67,14 @@ class NumpyBackend:
 
     # -- bias epilogues (fastact._api.epilogue) ---------------------------------
 
-    def bias_forward(self, entry, x, bias, out, channels, inner, params, training, seed, nthreads):
-        z = add_bias(x, bias, channels, inner)
-        self.forward(entry, z, out, params, training, seed, nthreads)
+    def bias_forward(self, entry, x, bias, out, call):
+        z = add_bias(x, bias, call.channels, call.inner)
+        self.forward(entry, z, out, call.params, call.training, call.seed, call.nthreads)
 
-    def bias_backward(
-        self,
-        entry,
-        g,
-        s,
-        bias,
-        out,
-        channels,
-        inner,
-        recompute,
-        params,
-        training,
-        seed,
-        partial,
-        nthreads,
-    ):
-        z = add_bias(s, bias, channels, inner) if recompute else s
-        self.backward(entry, g, z, out, params, training, seed, nthreads)
-        partial[0] = bias_sum(out, channels, inner)
+    def bias_backward(self, entry, g, s, bias, out, partial, call):
+        z = add_bias(s, bias, call.channels, call.inner) if call.recompute else s
+        self.backward(entry, g, z, out, call.params, call.training, call.seed, call.nthreads)
+        partial[0] = bias_sum(out, call.channels, call.inner)
 
 
 def add_bias(x: np.ndarray, bias: np.ndarray, channels: int, inner: int) -> np.ndarray:
