@@ -40,7 +40,7 @@ outputs as before, so its own activations give the same results.
 Also while patched, the ``adam`` and ``sgd`` solvers' steps (``update_params``
 of scikit-learn's ``AdamOptimizer`` and ``SGDOptimizer``) update the moments,
 velocities and parameters in place instead of building about ten full-size
-temporaries per parameter.  They compute the same operations in the same
+temporaries per parameter (Adam's in one compiled pass over each array).  They compute the same operations in the same
 order, so the parameters are the same bits, except Adam's update of float32
 parameters: scikit-learn computes it in float64 (its learning rate is a NumPy
 float64), the patched step in float32, a difference of float32 rounding.
@@ -52,6 +52,7 @@ Import with ``import fastact.sklearn``; it needs scikit-learn:
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -341,32 +342,39 @@ def _adam_update_params(self, params, grads):
     )
     lr = float(self.learning_rate)  # a NumPy float64 would make the update float64
     for arrays in todo:
-        # the passes over a slice of ADAM_SLICE elements at a time, while it is in
-        # cache (elementwise: the same bits as whole arrays)
-        flat = (
-            [a.reshape(-1) for a in arrays] if all(a.flags.c_contiguous for a in arrays) else None
-        )
-        if flat is None or flat[0].size <= ADAM_SLICE:
-            _adam_step(*arrays, beta_1, beta_2, self.epsilon, lr, None, None)
-            continue
-        scratch = np.empty(ADAM_SLICE, flat[0].dtype)
-        update = np.empty(ADAM_SLICE, flat[0].dtype)
-        for k in range(0, flat[0].size, ADAM_SLICE):
-            part = [a[k : k + ADAM_SLICE] for a in flat]
-            n = part[0].size
-            _adam_step(*part, beta_1, beta_2, self.epsilon, lr, scratch[:n], update[:n])
+        if all(a.flags.c_contiguous for a in arrays):
+            t = arrays[0].dtype.type  # the scalars as NumPy rounds them against the arrays
+            scalars = (1 - beta_1, beta_1, 1 - beta_2, beta_2, self.epsilon, -lr)
+            _adam_kernel()(*(a.reshape(-1) for a in arrays), *map(t, scalars))
+        else:
+            _adam_step(*arrays, beta_1, beta_2, self.epsilon, lr)
 
 
-# Adam's step runs over slices of this many elements (six arrays of them stay in
-# a core's L2 cache: 1.5 MB in float32)
-ADAM_SLICE = 65536
+@functools.cache
+def _adam_kernel():
+    """:func:`_adam_step` compiled into one pass over the flat arrays (Numba, on first
+    use): each element's operations in the same order and type, so the same bits."""
+    import numba
+
+    # error_model="numpy": a division by zero gives inf as NumPy's does, with no
+    # check per element (which would keep the loop from vectorizing)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def adam(param, grad, m, v, c1, b1, c2, b2, eps, nlr):  # pragma: no cover - compiled
+        for i in range(param.size):
+            g = grad[i]
+            mi = m[i] * b1 + g * c1
+            vi = v[i] * b2 + (g * g) * c2
+            m[i] = mi
+            v[i] = vi
+            param[i] += (mi * nlr) / (np.sqrt(vi) + eps)
+
+    return adam
 
 
-def _adam_step(param, grad, m, v, beta_1, beta_2, epsilon, lr, scratch, update) -> None:
-    """scikit-learn's Adam update of one parameter, in place (``scratch`` and ``update``:
-    buffers of the parameter's size, or None to allocate them)."""
+def _adam_step(param, grad, m, v, beta_1, beta_2, epsilon, lr) -> None:
+    """scikit-learn's Adam update of one parameter, in place, in NumPy passes."""
     # m = beta_1 * m + (1 - beta_1) * grad
-    scratch = np.multiply(grad, 1 - beta_1, out=scratch)
+    scratch = np.multiply(grad, 1 - beta_1)
     np.multiply(m, beta_1, out=m)
     m += scratch
     # v = beta_2 * v + (1 - beta_2) * grad**2
@@ -377,7 +385,7 @@ def _adam_step(param, grad, m, v, beta_1, beta_2, epsilon, lr, scratch, update) 
     # param += -lr * m / (sqrt(v) + epsilon), in the parameters' dtype
     np.sqrt(v, out=scratch)
     scratch += epsilon
-    update = np.multiply(m, -lr, out=update)
+    update = np.multiply(m, -lr)
     np.divide(update, scratch, out=update)
     param += update
 

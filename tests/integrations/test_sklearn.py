@@ -498,17 +498,46 @@ def test_optimizer_steps_are_the_same_bits(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adam_in_slices_is_the_same_bits(dtype, monkeypatch):
-    """Adam's step over slices (a last partial one too) gives the whole arrays' bits."""
+def test_adam_compiled_step_is_the_numpy_passes_bits(dtype, monkeypatch):
+    """The compiled one-pass Adam step gives the bits of the NumPy passes (the path of
+    parameters that are not C-contiguous), on every element."""
     from fastact.integrations import sklearn as integration
 
-    monkeypatch.setattr(integration, "ADAM_SLICE", 10**12)
-    a, opt_a, _ = _steps(OPTIMIZERS["adam"], dtype, True)
-    monkeypatch.setattr(integration, "ADAM_SLICE", 4)  # (7, 5): 8 slices of 4 and one of 3
-    b, opt_b, ids = _steps(OPTIMIZERS["adam"], dtype, True)
-    for p, q in zip(a + _state(opt_a), b + _state(opt_b)):
-        np.testing.assert_array_equal(p, q, strict=True)
-    assert [id(s) for s in _state(opt_b)] == ids
+    rng = np.random.default_rng(5)
+    n = 4099
+    param, grad, m, v = (rng.standard_normal(n).astype(dtype) for _ in range(4))
+    v = np.abs(v)
+    grad[:5] = [0.0, -0.0, 1e-30, -1e30, 3.0]
+    v[:3] = 0.0  # a zero second moment with a zero gradient: the update is 0 / eps
+    scalars = (0.9, 0.999, 1e-8, 0.0123)
+    want = [a.copy() for a in (param, grad, m, v)]
+    with np.errstate(over="ignore"):  # -1e30 squared overflows float32: v = inf there
+        integration._adam_step(*want, *scalars)
+    got = [a.copy() for a in (param, grad, m, v)]
+    beta_1, beta_2, eps, lr = scalars
+    t = np.dtype(dtype).type
+    integration._adam_kernel()(
+        *got, t(1 - beta_1), t(beta_1), t(1 - beta_2), t(beta_2), t(eps), t(-lr)
+    )
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a, b, strict=True)
+    assert not np.array_equal(want[0], param)  # the step moved the parameters
+
+
+def test_adam_non_contiguous_parameters_take_the_numpy_passes():
+    """A Fortran-ordered parameter steps through the NumPy passes: the same bits as the
+    C-ordered copy through the compiled step."""
+    rng = np.random.default_rng(6)
+    c = [rng.standard_normal((6, 4)).astype(np.float32)]
+    f = [np.asfortranarray(c[0])]
+    opts = [_opt.AdamOptimizer(p, 0.01) for p in (c, f)]
+    with fsk.patched():
+        for _ in range(3):
+            g = rng.standard_normal((6, 4)).astype(np.float32)
+            opts[0].update_params(c, [g])
+            opts[1].update_params(f, [np.asfortranarray(g)])
+    np.testing.assert_array_equal(c[0], f[0])
+    assert f[0].flags.f_contiguous and not f[0].flags.c_contiguous
 
 
 @pytest.mark.parametrize("name", ["adam", "nesterov"])
