@@ -33,10 +33,10 @@ Kernel signatures, C ABI (T: float or double; every index int64):
 * rowwise ``k(T *x, T *out, double *p, rowlen, r0, r1)`` and
   ``k(T *g, T *s, T *out, double *p, rowlen, r0, r1)`` (rows ``r0..r1-1``)
 
-The in-place twins (``fwd_ip``, ``bwd_ip``... see ``INPLACE``) have the
-signature of their kind, ignore ``out`` and write ``x`` (unary) or ``g``
-(binary): the backend calls them when ``out`` is that very buffer, so that
-the loop has one pointer and vectorizes.
+The in-place twins (``fwd_ip``, ``bwd_ip``, ``rfwd_ip``... see ``INPLACE``)
+have the signature of their kind, ignore ``out`` and write ``x`` (unary,
+rfwd) or ``g`` (binary, rbwd): the backend calls them when ``out`` is that
+very buffer, so that the loop has one pointer and vectorizes.
 
 Parameter ``j`` (table order) is ``p[poff + j]``; in the "vector" forms of a
 per-channel entry (prelu on ``(N, C)``) the channel parameter of element
@@ -77,12 +77,12 @@ from .dialect import (
 
 DTYPES = {"f32": "np.float32", "f64": "np.float64"}
 
-# In-place twins of the elementwise kinds (``<kind>_ip``): same signature, but
-# they read and write one buffer (x for the unary kinds, g for the binary
-# ones) and never touch ``out``, which the caller passes equal to it.  With
-# two equal pointers LLVM's runtime alias check fails and the loop runs
-# scalar; with one pointer it vectorizes.
-INPLACE = {kind: f"{kind}_ip" for kind in UNARY + BINARY}
+# In-place twins of the elementwise and row kinds (``<kind>_ip``): same
+# signature, but they read and write one buffer (x for the unary kinds and
+# rfwd, g for the binary ones and rbwd) and never touch ``out``, which the
+# caller passes equal to it.  With two equal pointers LLVM's runtime alias
+# check fails and the loop runs scalar; with one pointer it vectorizes.
+INPLACE = {kind: f"{kind}_ip" for kind in UNARY + BINARY + ROWWISE}
 KINDS = UNARY + BINARY + PGRAD + ROWWISE + tuple(INPLACE.values())
 PGRAD_LANES = 8  # pgrad's partial sums (the C generator's _pgrad: the same order)
 PGRAD_BLOCK = 128  # terms per block of pgrad's and row sums' stack buffer (a multiple of 8)
@@ -446,22 +446,26 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
     before rounding.
     """
     where = f"{entry.name}.{kind}"
-    if kind == "rfwd":
+    inplace = kind.endswith("_ip")
+    base = kind[: -len("_ip")] if inplace else kind
+    if base == "rfwd":
         args = "_fa_x, _fa_out, _fa_p, _fa_rowlen, _fa_r0, _fa_r1"
         loads = ["x = _fa_x[_fa_k]"]
+        target = "_fa_x" if inplace else "_fa_out"
     else:
         args = "_fa_g, _fa_s, _fa_out, _fa_p, _fa_rowlen, _fa_r0, _fa_r1"
         loads = ["g = _fa_g[_fa_k]", f"{saved_name(entry)} = _fa_s[_fa_k]"]
+        target = "_fa_g" if inplace else "_fa_out"
     lines = [f"def _fa_{kind}({args}):", "    _fa_poff = 0"]
     lines += _param_lines(entry, False, "    ")
-    if any(op == "sum" for _, op, _ in _reductions(entry, kind)):
+    if any(op == "sum" for _, op, _ in _reductions(entry, base)):
         lines.append("    _fa_buf = _fa_scratch(_FA_PBLOCK)")
     lines += [
         "    for _fa_r in range(_fa_r0, _fa_r1):",
         "        _fa_a = _fa_r * _fa_rowlen",
         "        _fa_b = _fa_a + _fa_rowlen",
     ]
-    for var, op, expr in _reductions(entry, kind):
+    for var, op, expr in _reductions(entry, base):
         acc = f"_fa_acc_{var}"
         if op == "log":
             lines.append(f"        {var} = T(math.log(_fa_acc_{expr}))")
@@ -470,21 +474,21 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
         if op == "max":
             lines += _row_max_lines(acc, loads, f"T({value})")
         elif op == "sum":
-            width = BACKWARD_LANES if kind == "rbwd" else PGRAD_LANES
+            width = BACKWARD_LANES if base == "rbwd" else PGRAD_LANES
             lines += _row_sum_lines(acc, loads, f"T({value})", width)
         else:
             raise NotImplementedError(f"{where}: unknown row reduction {op!r}")
         lines.append(f"        {var} = T({acc})")
-    body = _py(formula(entry, kind), helpers, where)
+    body = _py(formula(entry, base), helpers, where)
     lines.append("        for _fa_k in range(_fa_a, _fa_b):")
     lines += ["            " + ld for ld in loads]
-    lines.append(f"            _fa_out[_fa_k] = {body}")
+    lines.append(f"            {target}[_fa_k] = {body}")
     return "\n".join(lines)
 
 
 def kernel_source(entry: Activation, kind: str, helpers: list[str]) -> str:
     """Source of one kernel of a table entry (formulas in the dialect)."""
-    if kind in ROWWISE:
+    if kind in ROWWISE or kind in (INPLACE[k] for k in ROWWISE):
         return rowwise_kernel(entry, kind, helpers)
     src = formula(entry, kind)
     where = f"{entry.name}.{kind}"

@@ -212,7 +212,7 @@ def test_every_entry_has_its_kernels():
     for entry in TABLE:
         kinds = gen.kinds_of(entry)
         if entry.rowwise:
-            assert kinds == ["rfwd", "rbwd"]
+            assert kinds == ["rfwd", "rbwd", "rfwd_ip", "rbwd_ip"]
             continue
         assert {"fwd", "bwd"} <= set(kinds), entry.name
         assert ("tfwd" in kinds) == entry.has_training_mode
@@ -638,6 +638,36 @@ def test_inplace_calls_run_the_inplace_kernels(monkeypatch, n):
             monkeypatch.setattr(NUMBA, "_addr", seen)
             f()
             assert kind in seen.kinds and gen.INPLACE[kind] not in seen.kinds, seen.kinds
+
+
+ROW_ENTRIES = [e for e in TABLE if e.rowwise]
+
+
+@pytest.mark.parametrize("entry", ROW_ENTRIES, ids=lambda e: e.name)
+@pytest.mark.parametrize("shape", [(7, 37), (3, 70_001)], ids=["short rows", "long rows"])
+def test_rowwise_inplace_gives_the_bits_of_a_separate_out(entry, dtype, shape, monkeypatch):
+    """softmax(x, out=x) and softmax_backward(g, y, out=g) run the one-pointer row kernels
+    (rfwd_ip, rbwd_ip) and give the bits of a separate out, special values included."""
+    n = shape[0] * shape[1]
+    x = sample(entry, n, dtype)
+    x[5 : 5 + len(SPECIALS)] = SPECIALS
+    x[-len(SPECIALS) :] = SPECIALS
+    x = x.reshape(shape)
+    g = sample(entry, n, dtype, seed=4).reshape(shape)
+    f, fb = getattr(fastact, entry.name), getattr(fastact, f"{entry.name}_backward")
+    with fastact.config(backend="numba", num_threads=2), np.errstate(all="ignore"):
+        y = f(x, out=np.empty_like(x))
+        gx = fb(g, y, out=np.empty_like(g))
+        buf, gbuf = x.copy(), g.copy()
+        f(buf.copy(), out=buf.copy()), fb(gbuf.copy(), y, out=gbuf.copy())  # compile first
+        seen = _SeenKinds(NUMBA._addr)
+        monkeypatch.setattr(NUMBA, "_addr", seen)
+        assert f(buf, out=buf) is buf
+        assert fb(gbuf, y, out=gbuf) is gbuf
+    assert "rfwd_ip" in seen.kinds and "rbwd_ip" in seen.kinds, seen.kinds
+    assert "rfwd" not in seen.kinds and "rbwd" not in seen.kinds, seen.kinds
+    np.testing.assert_array_equal(_bits(buf), _bits(y))
+    np.testing.assert_array_equal(_bits(gbuf), _bits(gx))
 
 
 def test_same_buffer_is_exact_sharing():

@@ -460,7 +460,7 @@ class NumbaBackend:
     def rowwise_forward(self, entry, x, out, rows, rowlen, nthreads, params=()):
         """Row by row (rows of ``rowlen`` contiguous elements): reductions, then the formula."""
         sfx = _sfx(x)
-        k = self.kernel(entry, "rfwd", sfx)
+        k = self.kernel(entry, gen.INPLACE["rfwd"] if _same_buffer(x, out) else "rfwd", sfx)
         nch = self._row_chunks(rows, rowlen, nthreads)
         p = self._params(tuple(params))
         self._run("rowwise_forward", sfx, nch, k, _flat(x), _flat(out), p, rowlen, rows, nch)
@@ -468,7 +468,7 @@ class NumbaBackend:
 
     def rowwise_backward(self, entry, g, s, out, rows, rowlen, nthreads, params=()):
         sfx = _sfx(g)
-        k = self.kernel(entry, "rbwd", sfx)
+        k = self.kernel(entry, gen.INPLACE["rbwd"] if _same_buffer(g, out) else "rbwd", sfx)
         nch = self._row_chunks(rows, rowlen, nthreads)
         args = (k, _flat(g), _flat(s), _flat(out), self._params(tuple(params)), rowlen, rows, nch)
         self._run("rowwise_backward", sfx, nch, *args)
