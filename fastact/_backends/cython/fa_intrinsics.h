@@ -34,18 +34,39 @@ typedef ptrdiff_t Py_ssize_t;
 #endif
 
 /* Each inner loop is compiled for AVX-512, AVX2 and baseline x86-64 and the
- * best one is chosen when the module loads (GNU ifunc: gcc on x86-64 glibc
- * Linux; setup.py defines FA_NO_CLONES where a test program with clones does
- * not build, or when FASTACT_SIMD_CLONES=0).  Elsewhere, one copy for the
- * compiler's baseline: SSE2 on x86-64, NEON on aarch64, which the loops
- * vectorize to as well; the results are the same bits either way. */
-#if !defined(FA_NO_CLONES) && defined(__GNUC__) && !defined(__clang__) && \
-    defined(__x86_64__) && defined(__linux__)
+ * best one is chosen when the module loads (GNU ifunc: gcc, or clang 14 and
+ * later, on x86-64 glibc Linux; setup.py defines FA_NO_CLONES where a test
+ * program with every construct below does not build, or when
+ * FASTACT_SIMD_CLONES=0).  Elsewhere, one copy for the compiler's baseline:
+ * SSE2 on x86-64, NEON on aarch64, which the loops vectorize to as well; the
+ * results are the same bits either way.
+ *
+ * FA_HAVE_CPU_LEVELS: the compiler knows the x86-64 levels both as targets
+ * (target("arch=x86-64-v3")) and as CPU tests (FA_CPU_V3, FA_CPU_V4), which
+ * the float16 conversions by F16C use (fa_convert.h, fa_half.h): gcc 12 and
+ * later, clang 18 and later.  clang 14 to 17 accept "arch=x86-64-v4" in
+ * target_clones but their resolver does not test the level (it always picks
+ * the baseline copy), and their __builtin_cpu_supports knows neither the
+ * levels nor F16C: their clones are named by feature instead (AVX-512F,
+ * which implies AVX2, FMA and F16C; FMA, which implies AVX), and float16
+ * converts in C. */
+#if !defined(FA_NO_CLONES) && defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && \
+    (!defined(__clang__) || __clang_major__ >= 14)
 #define FA_HAVE_CLONES 1
+#if defined(__clang__) && __clang_major__ < 18
+#define FA_HAVE_CPU_LEVELS 0
+#define FA_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
+#define FA_SIMD_CLONES "AVX-512F, AVX+FMA, x86-64, chosen at load (GNU ifunc)"
+#else
+#define FA_HAVE_CPU_LEVELS 1
 #define FA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define FA_SIMD_CLONES "x86-64-v4 (AVX-512), x86-64-v3 (AVX2), x86-64, chosen at load (GNU ifunc)"
+#define FA_CPU_V4 __builtin_cpu_supports("x86-64-v4")
+#define FA_CPU_V3 __builtin_cpu_supports("x86-64-v3")
+#endif
 #else
 #define FA_HAVE_CLONES 0
+#define FA_HAVE_CPU_LEVELS 0
 #define FA_CLONES
 #define FA_SIMD_CLONES "none: one copy for the compiler's baseline"
 #endif
