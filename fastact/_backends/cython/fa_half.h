@@ -45,8 +45,9 @@ FA_CLONES static void fa_narrow_f16_c(const float *f, uint16_t *h, Py_ssize_t n)
     for (Py_ssize_t k = 0; k < n; k++) h[k] = fa_f32_to_f16(f[k]);
 }
 
-/* float32 -> float16 by the F16C instruction (x86-64, where the compiler knows its levels: FA_HAVE_CPU_LEVELS): the same
- * rounding as fa_f32_to_f16, bit for bit (to nearest even whatever MXCSR says,
+/* float32 -> float16 by the F16C instruction (x86-64, where the compiler
+ * knows its levels: FA_HAVE_CPU_LEVELS): the same rounding as fa_f32_to_f16,
+ * bit for bit (to nearest even whatever MXCSR says,
  * subnormal results exact, NaN quiet with the top payload bits), in one
  * instruction per eight elements where the C above takes some thirty.  Only
  * the narrowing: the instruction's widening quiets signalling NaNs, which
