@@ -25,6 +25,13 @@ typedef ptrdiff_t Py_ssize_t;
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math", "no-thread-jumps")
 #endif
+/* No FMA contraction: a * b + c rounds twice, as in the Numba backend (an fma
+ * is written fa_fma).  setup.py passes -ffp-contract=off; clang's default for
+ * C contracts within a statement, and the pragma keeps it off in these
+ * kernels whatever the flags (but -ffp-contract=fast, which ignores it). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 /* Math helpers generated from fastact/_math/functions.py: always inlined. */
 #if defined(__GNUC__)
