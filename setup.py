@@ -117,9 +117,8 @@ int main(void) {
 }
 """
 # The kernels' own test of where the clones apply (fa_intrinsics.h), and whether
-# every construct they then use builds (GNU ifunc needs glibc; the x86-64 levels
-# as targets and CPU tests, and F16C, where FA_HAVE_CPU_LEVELS says the compiler
-# knows them: fa_convert.h, fa_half.h).
+# every construct they then use builds (GNU ifunc needs glibc): the clones, the
+# x86-64 levels and F16C as targets (fa_convert.h, fa_half.h) and as CPU tests.
 CLONES_PROBE = """
 #define FA_STANDALONE
 #include "fa_intrinsics.h"
@@ -127,21 +126,14 @@ CLONES_PROBE = """
 #error "no SIMD clones for this compiler and target"
 #endif
 FA_CLONES static double twice(double x) { return 2.0 * x; }
-#if FA_HAVE_CPU_LEVELS
 __attribute__((target("arch=x86-64-v3"))) static double v3(double x) { return x; }
 __attribute__((target("arch=x86-64-v4"))) static double v4(double x) { return x; }
 __attribute__((target("avx,f16c"))) static double f16c(double x) { return x; }
-static int levels(void) {
+int main(void) {
     __builtin_cpu_init();
-    return FA_CPU_V4 + FA_CPU_V3 + __builtin_cpu_supports("f16c") + __builtin_cpu_supports("avx");
+    const int cpu = FA_CPU_V4 + FA_CPU_V3 + FA_CPU_F16C;
+    return twice(v3(v4(f16c(1.0)))) == 2.0 && cpu >= 0 ? 0 : 1;
 }
-#else
-static double v3(double x) { return x; }
-static double v4(double x) { return x; }
-static double f16c(double x) { return x; }
-static int levels(void) { return 0; }
-#endif
-int main(void) { return twice(v3(v4(f16c(1.0)))) == 2.0 && levels() >= 0 ? 0 : 1; }
 """
 PLAIN_PROBE = "int main(void) { return 0; }\n"
 

@@ -49,11 +49,10 @@ KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv", "bwdv")
 # stored: fa_convert.h): suffix -> (the copies' attribute, the chunk
 # conversions' prefix).  bfloat16 converts in C in every x86-64 clone; float16
 # by the F16C instructions in the x86-64-v3 and v4 copies (where the kernels
-# have clones; fa_half.h chooses at load), else in C (one copy, or the kernels'
-# clones where the compiler builds no F16C copies: FA_F16_CLONES, fa_convert.h).
+# have clones; fa_half.h chooses at load), else in C (one copy).
 HALF_STORES = {
     "bf16": ("FA_CLONES ", "fa_chunk_bf16"),
-    "f16": ("FA_F16_CLONES ", "fa_chunk_f16"),
+    "f16": ("", "fa_chunk_f16"),
 }
 F16C_STORES = {
     "f16v3": ("FA_V3 ", "fa_chunk_f16c_v3"),
@@ -812,7 +811,7 @@ def _half_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
     out = []
     for stores in (HALF_STORES, F16C_STORES):
         if stores is F16C_STORES:
-            out.append("#if FA_HAVE_CPU_LEVELS")
+            out.append("#if FA_HAVE_CLONES")
         for store, (attr, conv) in stores.items():
             for entry in table:
                 for kind in HALF_KINDS:

@@ -76,15 +76,6 @@ FA_INLINE void fa_chunk_f16_narrow(const float *f, uint16_t *h) {
     for (int j = 0; j < FA_H16_CHUNK; j++) h[j] = fa_f32_to_f16(f[j]);
 }
 
-/* The float16 kernels converting in C: one copy where F16C's copies are built
- * (those take the CPUs with AVX2), cloned where the kernels have clones
- * without them (clang before 18, fa_intrinsics.h). */
-#if FA_HAVE_CPU_LEVELS
-#define FA_F16_CLONES
-#else
-#define FA_F16_CLONES FA_CLONES
-#endif
-
 /* float16 by the F16C instructions, in the kernels' x86-64-v3 and x86-64-v4
  * copies (FA_V3, FA_V4: fa_*_f16v3, fa_*_f16v4), where gcc does not vectorize
  * the C conversions above (some thirty instructions per element rounded, one
@@ -95,7 +86,7 @@ FA_INLINE void fa_chunk_f16_narrow(const float *f, uint16_t *h) {
  * either way, and quiet as stored (which NaN, its sign and payload, is the
  * compiled operand order's in every copy, float32's included, as IEEE 754
  * leaves it). */
-#if FA_HAVE_CPU_LEVELS
+#if FA_HAVE_CLONES
 #include <immintrin.h>
 #define FA_V3 __attribute__((target("arch=x86-64-v3")))
 #define FA_V4 __attribute__((target("arch=x86-64-v4")))

@@ -25,7 +25,7 @@ static fa_binary_h16 *fa_f16_binary[2] = {FA_BWD_F16, FA_TBWD_F16};
 static void fa_f16_select(int f16c) {
     fa_f16_unary[0] = FA_FWD_F16; fa_f16_unary[1] = FA_TFWD_F16;
     fa_f16_binary[0] = FA_BWD_F16; fa_f16_binary[1] = FA_TBWD_F16;
-#if FA_HAVE_CPU_LEVELS
+#if FA_HAVE_CLONES
     if (f16c && FA_CPU_V4) {
         fa_f16_unary[0] = FA_FWD_F16V4; fa_f16_unary[1] = FA_TFWD_F16V4;
         fa_f16_binary[0] = FA_BWD_F16V4; fa_f16_binary[1] = FA_TBWD_F16V4;
@@ -45,14 +45,13 @@ FA_CLONES static void fa_narrow_f16_c(const float *f, uint16_t *h, Py_ssize_t n)
     for (Py_ssize_t k = 0; k < n; k++) h[k] = fa_f32_to_f16(f[k]);
 }
 
-/* float32 -> float16 by the F16C instruction (x86-64, where the compiler
- * knows its levels: FA_HAVE_CPU_LEVELS): the same rounding as fa_f32_to_f16,
- * bit for bit (to nearest even whatever MXCSR says,
+/* float32 -> float16 by the F16C instruction (x86-64 with clones): the same
+ * rounding as fa_f32_to_f16, bit for bit (to nearest even whatever MXCSR says,
  * subnormal results exact, NaN quiet with the top payload bits), in one
  * instruction per eight elements where the C above takes some thirty.  Only
  * the narrowing: the instruction's widening quiets signalling NaNs, which
  * fa_f16_to_f32 keeps. */
-#if FA_HAVE_CPU_LEVELS
+#if FA_HAVE_CLONES
 #include <immintrin.h>
 #define FA_HAVE_F16C 1
 __attribute__((target("avx,f16c"))) static void fa_narrow_f16_f16c(const float *f, uint16_t *h,
@@ -74,7 +73,7 @@ __attribute__((target("avx,f16c"))) static void fa_narrow_f16_f16c(const float *
 static int fa_f16c = 0;
 static int fa_half_use_f16c(int on) {
     const int was = fa_f16c;
-    fa_f16c = on && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    fa_f16c = on && FA_CPU_F16C;
     fa_f16_select(fa_f16c);
     return was;
 }

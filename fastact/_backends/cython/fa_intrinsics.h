@@ -48,32 +48,46 @@ typedef ptrdiff_t Py_ssize_t;
  * SSE2 on x86-64, NEON on aarch64, which the loops vectorize to as well; the
  * results are the same bits either way.
  *
- * FA_HAVE_CPU_LEVELS: the compiler knows the x86-64 levels both as targets
- * (target("arch=x86-64-v3")) and as CPU tests (FA_CPU_V3, FA_CPU_V4), which
- * the float16 conversions by F16C use (fa_convert.h, fa_half.h): gcc 12 and
- * later, clang 18 and later.  clang 14 to 17 accept "arch=x86-64-v4" in
- * target_clones but their resolver does not test the level (it always picks
- * the baseline copy), and their __builtin_cpu_supports knows neither the
- * levels nor F16C: their clones are named by feature instead (AVX-512F,
- * which implies AVX2, FMA and F16C; FMA, which implies AVX), and float16
- * converts in C. */
+ * The x86-64 levels also serve as targets (target("arch=x86-64-v3")) of the
+ * float16 copies converting by F16C (fa_convert.h), which fa_half.h chooses
+ * at load by FA_CPU_V4, FA_CPU_V3 and FA_CPU_F16C.  gcc 12 and later (and
+ * clang 18 and later) test the levels themselves.  clang 14 to 17 accept
+ * "arch=x86-64-v4" in target_clones but their resolver does not test the
+ * level (it always picks the baseline copy), and their __builtin_cpu_supports
+ * knows neither the levels nor F16C, LZCNT and MOVBE: their clones are named
+ * by feature instead (AVX-512F, which implies AVX2, FMA and F16C; FMA, which
+ * implies AVX), and the levels are tested feature by feature, the three it
+ * does not know by CPUID. */
 #if !defined(FA_NO_CLONES) && defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && \
     (!defined(__clang__) || __clang_major__ >= 14)
 #define FA_HAVE_CLONES 1
 #if defined(__clang__) && __clang_major__ < 18
-#define FA_HAVE_CPU_LEVELS 0
+#include <cpuid.h>
 #define FA_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
 #define FA_SIMD_CLONES "AVX-512F, AVX+FMA, x86-64, chosen at load (GNU ifunc)"
+/* CPUID bits: leaf 1 ECX 29 F16C, 22 MOVBE; leaf 0x80000001 ECX 5 LZCNT. */
+static inline int fa_cpuid_ecx(unsigned leaf, unsigned bits) {
+    unsigned a, b, c, d;
+    return __get_cpuid(leaf, &a, &b, &c, &d) && (c & bits) == bits;
+}
+#define FA_CPU_F16C (__builtin_cpu_supports("avx") && fa_cpuid_ecx(1, 1u << 29))
+#define FA_CPU_V3                                                                         \
+    (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&                   \
+     __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&                   \
+     fa_cpuid_ecx(1, (1u << 29) | (1u << 22)) && fa_cpuid_ecx(0x80000001u, 1u << 5))
+#define FA_CPU_V4                                                                         \
+    (FA_CPU_V3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && \
+     __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&          \
+     __builtin_cpu_supports("avx512vl"))
 #else
-#define FA_HAVE_CPU_LEVELS 1
 #define FA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define FA_SIMD_CLONES "x86-64-v4 (AVX-512), x86-64-v3 (AVX2), x86-64, chosen at load (GNU ifunc)"
-#define FA_CPU_V4 __builtin_cpu_supports("x86-64-v4")
+#define FA_CPU_F16C (__builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c"))
 #define FA_CPU_V3 __builtin_cpu_supports("x86-64-v3")
+#define FA_CPU_V4 __builtin_cpu_supports("x86-64-v4")
 #endif
 #else
 #define FA_HAVE_CLONES 0
-#define FA_HAVE_CPU_LEVELS 0
 #define FA_CLONES
 #define FA_SIMD_CLONES "none: one copy for the compiler's baseline"
 #endif
