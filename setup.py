@@ -126,8 +126,8 @@ CLONES_PROBE = """
 #error "no SIMD clones for this compiler and target"
 #endif
 FA_CLONES static double twice(double x) { return 2.0 * x; }
-__attribute__((target("arch=x86-64-v3"))) static double v3(double x) { return x; }
-__attribute__((target("arch=x86-64-v4"))) static double v4(double x) { return x; }
+__attribute__((target(FA_TARGET_V3))) static double v3(double x) { return x; }
+__attribute__((target(FA_TARGET_V4))) static double v4(double x) { return x; }
 __attribute__((target("avx,f16c"))) static double f16c(double x) { return x; }
 int main(void) {
     __builtin_cpu_init();
