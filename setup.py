@@ -117,7 +117,8 @@ int main(void) {
 }
 """
 # The kernels' own test of where the clones apply (fa_intrinsics.h), and whether
-# they then build (GNU ifunc needs glibc).
+# every construct they then use builds (GNU ifunc needs glibc): the clones, the
+# x86-64 levels and F16C as targets (fa_convert.h, fa_half.h) and as CPU tests.
 CLONES_PROBE = """
 #define FA_STANDALONE
 #include "fa_intrinsics.h"
@@ -125,7 +126,14 @@ CLONES_PROBE = """
 #error "no SIMD clones for this compiler and target"
 #endif
 FA_CLONES static double twice(double x) { return 2.0 * x; }
-int main(void) { return twice(1.0) == 2.0 ? 0 : 1; }
+__attribute__((target(FA_TARGET_V3))) static double v3(double x) { return x; }
+__attribute__((target(FA_TARGET_V4))) static double v4(double x) { return x; }
+__attribute__((target("avx,f16c"))) static double f16c(double x) { return x; }
+int main(void) {
+    __builtin_cpu_init();
+    const int cpu = FA_CPU_V4 + FA_CPU_V3 + FA_CPU_F16C;
+    return twice(v3(v4(f16c(1.0)))) == 2.0 && cpu >= 0 ? 0 : 1;
+}
 """
 PLAIN_PROBE = "int main(void) { return 0; }\n"
 

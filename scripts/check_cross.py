@@ -2,6 +2,7 @@
 
     python scripts/check_cross.py                      # aarch64: gcc-aarch64-linux-gnu, qemu-user
     python scripts/check_cross.py --cc gcc --run ""    # the same check natively
+    python scripts/check_cross.py --cc clang --run "" --same-bits  # clang against this build
 
 The kernels of ``fastact/_codegen/c_kernels.py`` (every entry: forward,
 backward, the training forms, the row-wise and parameter-gradient kernels,
@@ -12,7 +13,9 @@ values (NaN, +-inf, +-0, tiny, huge) at positions in the vector body and the
 tail.  Every output is compared with the float64 reference computed on this
 machine (``fastact.reference``, with the test-suite's tolerances), and
 with this machine's compiled kernels bit for bit where they are built.
-Exits 1 on any mismatch with the reference.
+Exits 1 on any mismatch with the reference, and with ``--same-bits`` on any
+value that is not bit-identical to the compiled kernels' (or when there are
+none to compare with).
 """
 
 from __future__ import annotations
@@ -243,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cc", default="aarch64-linux-gnu-gcc", help="the C compiler")
     ap.add_argument("--run", default="qemu-aarch64", help="runs the program ('' = natively)")
     ap.add_argument("--cflags", default="-O3 -ffp-contract=off -fno-math-errno -static")
+    ap.add_argument(
+        "--same-bits",
+        action="store_true",
+        help="fail unless every value is bit-identical to this machine's compiled kernels",
+    )
     args = ap.parse_args(argv)
     for tool in [args.cc, args.run.split()[0] if args.run else None]:
         if tool and shutil.which(tool) is None:
@@ -316,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
             print("  differs:", d)
     for f in failures[:20]:
         print("MISMATCH", f)
+    if args.same_bits and (not compared_bits or bitwise != compared_bits):
+        print(
+            "NOT THE SAME BITS: "
+            + ("the compiled kernels are not built here" if not compared_bits else "see above")
+        )
+        return 1
     return 1 if failures else 0
 
 

@@ -88,8 +88,8 @@ FA_INLINE void fa_chunk_f16_narrow(const float *f, uint16_t *h) {
  * leaves it). */
 #if FA_HAVE_CLONES
 #include <immintrin.h>
-#define FA_V3 __attribute__((target("arch=x86-64-v3")))
-#define FA_V4 __attribute__((target("arch=x86-64-v4")))
+#define FA_V3 __attribute__((target(FA_TARGET_V3)))
+#define FA_V4 __attribute__((target(FA_TARGET_V4)))
 
 FA_V3 FA_INLINE void fa_chunk_f16c_v3_widen(const uint16_t *h, float *f) {
     for (int j = 0; j < FA_H16_CHUNK; j += 8)

@@ -26,10 +26,10 @@ static void fa_f16_select(int f16c) {
     fa_f16_unary[0] = FA_FWD_F16; fa_f16_unary[1] = FA_TFWD_F16;
     fa_f16_binary[0] = FA_BWD_F16; fa_f16_binary[1] = FA_TBWD_F16;
 #if FA_HAVE_CLONES
-    if (f16c && __builtin_cpu_supports("x86-64-v4")) {
+    if (f16c && FA_CPU_V4) {
         fa_f16_unary[0] = FA_FWD_F16V4; fa_f16_unary[1] = FA_TFWD_F16V4;
         fa_f16_binary[0] = FA_BWD_F16V4; fa_f16_binary[1] = FA_TBWD_F16V4;
-    } else if (f16c && __builtin_cpu_supports("x86-64-v3")) {
+    } else if (f16c && FA_CPU_V3) {
         fa_f16_unary[0] = FA_FWD_F16V3; fa_f16_unary[1] = FA_TFWD_F16V3;
         fa_f16_binary[0] = FA_BWD_F16V3; fa_f16_binary[1] = FA_TBWD_F16V3;
     }
@@ -73,7 +73,7 @@ __attribute__((target("avx,f16c"))) static void fa_narrow_f16_f16c(const float *
 static int fa_f16c = 0;
 static int fa_half_use_f16c(int on) {
     const int was = fa_f16c;
-    fa_f16c = on && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    fa_f16c = on && FA_CPU_F16C;
     fa_f16_select(fa_f16c);
     return was;
 }

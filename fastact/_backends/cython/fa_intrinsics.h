@@ -25,6 +25,13 @@ typedef ptrdiff_t Py_ssize_t;
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math", "no-thread-jumps")
 #endif
+/* No FMA contraction: a * b + c rounds twice, as in the Numba backend (an fma
+ * is written fa_fma).  setup.py passes -ffp-contract=off; clang's default for
+ * C contracts within a statement, and the pragma keeps it off in these
+ * kernels whatever the flags (but -ffp-contract=fast, which ignores it). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 /* Math helpers generated from fastact/_math/functions.py: always inlined. */
 #if defined(__GNUC__)
@@ -34,16 +41,56 @@ typedef ptrdiff_t Py_ssize_t;
 #endif
 
 /* Each inner loop is compiled for AVX-512, AVX2 and baseline x86-64 and the
- * best one is chosen when the module loads (GNU ifunc: gcc on x86-64 glibc
- * Linux; setup.py defines FA_NO_CLONES where a test program with clones does
- * not build, or when FASTACT_SIMD_CLONES=0).  Elsewhere, one copy for the
- * compiler's baseline: SSE2 on x86-64, NEON on aarch64, which the loops
- * vectorize to as well; the results are the same bits either way. */
-#if !defined(FA_NO_CLONES) && defined(__GNUC__) && !defined(__clang__) && \
-    defined(__x86_64__) && defined(__linux__)
+ * best one is chosen when the module loads (GNU ifunc: gcc, or clang 14 and
+ * later, on x86-64 glibc Linux; setup.py defines FA_NO_CLONES where a test
+ * program with every construct below does not build, or when
+ * FASTACT_SIMD_CLONES=0).  Elsewhere, one copy for the compiler's baseline:
+ * SSE2 on x86-64, NEON on aarch64, which the loops vectorize to as well; the
+ * results are the same bits either way.
+ *
+ * The float16 copies converting by F16C (fa_convert.h) are compiled for the
+ * x86-64-v3 and v4 levels (FA_TARGET_V3, FA_TARGET_V4), which fa_half.h
+ * chooses at load by FA_CPU_V4, FA_CPU_V3 and FA_CPU_F16C.  gcc names and
+ * tests the levels themselves.  clang names its clones and targets by
+ * feature (AVX-512F, which implies AVX2, FMA and F16C; FMA, which implies
+ * AVX) and tests the levels feature by feature: clang 14 to 17 accept
+ * "arch=x86-64-v4" in target_clones but their resolver does not test the
+ * level (it always picks the baseline copy), their __builtin_cpu_supports
+ * knows neither the levels nor F16C, LZCNT and MOVBE (read from CPUID here),
+ * and clang's x86-64-v4 brings Skylake-X's tuning, which keeps the loops to
+ * 256-bit vectors (the float16 forward kernels took twice gcc's time). */
+#if !defined(FA_NO_CLONES) && defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && \
+    (!defined(__clang__) || __clang_major__ >= 14)
 #define FA_HAVE_CLONES 1
+#if defined(__clang__)
+#include <cpuid.h>
+#define FA_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
+#define FA_SIMD_CLONES "AVX-512F, AVX+FMA, x86-64, chosen at load (GNU ifunc)"
+#define FA_TARGET_V3 "avx2,fma,bmi,bmi2,f16c,lzcnt,movbe,popcnt"
+#define FA_TARGET_V4 FA_TARGET_V3 ",avx512f,avx512bw,avx512cd,avx512dq,avx512vl"
+/* CPUID bits: leaf 1 ECX 29 F16C, 22 MOVBE; leaf 0x80000001 ECX 5 LZCNT. */
+static inline int fa_cpuid_ecx(unsigned leaf, unsigned bits) {
+    unsigned a, b, c, d;
+    return __get_cpuid(leaf, &a, &b, &c, &d) && (c & bits) == bits;
+}
+#define FA_CPU_F16C (__builtin_cpu_supports("avx") && fa_cpuid_ecx(1, 1u << 29))
+#define FA_CPU_V3                                                                         \
+    (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&                   \
+     __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&                   \
+     fa_cpuid_ecx(1, (1u << 29) | (1u << 22)) && fa_cpuid_ecx(0x80000001u, 1u << 5))
+#define FA_CPU_V4                                                                         \
+    (FA_CPU_V3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && \
+     __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&          \
+     __builtin_cpu_supports("avx512vl"))
+#else
 #define FA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define FA_SIMD_CLONES "x86-64-v4 (AVX-512), x86-64-v3 (AVX2), x86-64, chosen at load (GNU ifunc)"
+#define FA_TARGET_V3 "arch=x86-64-v3"
+#define FA_TARGET_V4 "arch=x86-64-v4"
+#define FA_CPU_F16C (__builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c"))
+#define FA_CPU_V3 __builtin_cpu_supports("x86-64-v3")
+#define FA_CPU_V4 __builtin_cpu_supports("x86-64-v4")
+#endif
 #else
 #define FA_HAVE_CLONES 0
 #define FA_CLONES
