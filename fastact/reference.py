@@ -417,7 +417,12 @@ def mish_backward(g, x):
 @_forward
 def softplus(x, beta=1.0, threshold=20.0):
     x = np.asarray(x, np.float64)
-    return np.where(x * beta > threshold, x, _softplus1(x * beta) / beta)
+    z = x * beta
+    # below z = -700, softplus(z) = e**z, taken as e**(z/2) (e**(z/2) / beta): with
+    # |beta| < 1 the result is normal where e**z itself is subnormal or 0
+    h = np.exp(0.5 * np.minimum(z, -700.0))
+    y = np.where(z < -700.0, h * (h / beta), _softplus1(z) / beta)
+    return np.where(z > threshold, x, y)
 
 
 @_backward

@@ -413,25 +413,31 @@ def test_gelu_gradient_below_the_range_is_negative_zero(backend, dtype):
         assert (a == 0).all() and (np.signbit(a) == want).all(), f"{what}: {a} at {x}"
 
 
-@pytest.mark.parametrize("beta", [2.0, 5.0, -3.0])
+@pytest.mark.parametrize("beta", [2.0, 5.0, -3.0, 0.9, 0.5, 0.1, -0.5, 1e-3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_softplus_with_beta_is_zero_exactly_below_the_normal_range(backend, dtype, beta):
-    """softplus(beta x) / beta with |beta| > 1: no subnormal result, 0 exactly where the
-    reference is below the normal range (+0, or -0 for beta < 0), the reference's value
-    where it is normal."""
+    """softplus(beta x) / beta: no subnormal result, 0 exactly where the reference is below
+    the normal range (+0, or -0 for beta < 0), the reference's value where it is normal.
+    The scan covers beta x from below ln(|beta| 2**-126) (where the result leaves the
+    normal range) to above ln(2**-126) (where e**(beta x) does): with |beta| < 1 the
+    result is normal between the two, with |beta| > 1 it is not."""
     if backend == "numpy":
         pytest.skip("the reference itself: float64, subnormal results included")
     tiny = float(np.finfo(dtype).tiny)
-    lo = np.log(tiny) / abs(beta)  # beta x near ln(tiny): softplus(beta x) near tiny
-    x = (np.linspace(lo - 3, lo + 3, 6001) * np.sign(beta)).astype(dtype)
+    b = float(np.asarray(beta, dtype))  # the kernels' beta: rounded to dtype
+    zs = np.log(tiny) + np.array([0.0, np.log(abs(b))])  # beta x at the two edges
+    z = np.linspace(zs.min() - 1, zs.max() + 1, 20001)
+    x = (z / b).astype(dtype)
     with fastact.config(backend=backend):
         y = fastact.softplus(x, beta=beta)
-    ref = reference.softplus(x, beta=beta)
+    ref = reference.softplus(x, beta=b)
     assert not ((y != 0) & (np.abs(y) < tiny)).any(), "a subnormal result"
     below = np.abs(ref) < tiny * (1 - 1e-6)
     normal = np.abs(ref) >= tiny * (1 + 1e-6)
+    assert normal.sum() > 1000 and below.sum() > 1000
     assert (y[below] == 0).all() and (np.signbit(y[below]) == (beta < 0)).all()
-    assert (y[normal] != 0).all()
+    zero = normal & (y == 0)
+    assert not zero.any(), f"0 at x = {x[zero][[0, -1]]}, want {ref[zero][[0, -1]]}"
     # beta x is rounded: |beta x| ulp of condition
-    cond = np.abs(x.astype(np.float64) * beta)
+    cond = np.abs(x.astype(np.float64) * b)
     assert_close(y[normal], _rounded(ref[normal], dtype), dtype, cond=cond[normal])

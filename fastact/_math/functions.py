@@ -813,14 +813,41 @@ def softplus(z):
     return (z if z > 0 else 0) + log1p_01(exp_neg(-fabs(z)))
 
 
+def softplus_shift(beta):
+    """S = 1 - exponent(beta), so that |beta| 2**S is in [2, 4): softplus_beta's scale
+    (clamped to pow2i's range; a subnormal, infinite or NaN beta gives an end of it)."""
+    return clamp(1 - exponent(beta), by_type(-126.0, -1022.0), by_type(127.0, 1023.0))
+
+
 def softplus_beta(x, beta):
-    """softplus(beta x) / beta, 0 exactly where that is below the normal range: a
-    normal softplus(beta x) divided by |beta| > 1 would give a subnormal result
-    (the division on it slow, and where softplus(beta x) itself is below the
-    normal range the result is 0 already).  +0 for beta > 0, -0 for beta < 0."""
-    s = softplus(x * beta)
-    lim = by_type(1.1754943508222875e-38, 2.2250738585072014e-308) * fabs(beta)
-    return (s - s if s < lim else s) / beta
+    """softplus(beta x) / beta, 0 exactly where that is below the normal range, for
+    every beta: +0 for beta > 0, -0 for beta < 0.
+
+    z = beta x; e = e**-|z| as exp_neg computes it, and from the same range reduction
+    e**-|z| 2**S (S = softplus_shift(beta)), which is normal wherever the result is.
+    Below z = -25 (-45 in float64) softplus(z) is e**z to the last bit, and the result
+    is (e**z 2**S) / (beta 2**S), both exact scalings: normal where e**z itself is
+    not, with |beta| < 1 (e**z / beta is normal down to z = ln(|beta| 2**-126)).
+    Above it, softplus(z) / beta, whose e is a normal number there.  A numerator
+    below 2**-126 |divisor| is taken as 0 before the division (with |beta| > 1 a
+    normal softplus(z) would give a subnormal result, and the division on it is slow).
+    """
+    z = x * beta
+    sh = softplus_shift(beta)
+    a = -fabs(z)
+    # a below this gives n + S < -125 for every S (the numerator is 0 there)
+    xc = by_type(-176.0, -1418.0) if a < by_type(-176.0, -1418.0) else a
+    k = exp_k(xc)
+    ep = exp_p(exp_r(xc, k - by_type(12582912.0, 6755399441055744.0)))
+    e = xc - xc if a < exp_neg_lo() else ldexpk(ep, k)
+    es = xc - xc if k + sh < by_type(12582787.0, 6755399441054723.0) else ldexpk(ep, k + sh)
+    bs = beta * pow2i(sh)
+    tiny = by_type(1.1754943508222875e-38, 2.2250738585072014e-308)
+    s = es if z < by_type(-25.0, -45.0) else (z if z > 0 else 0) + log1p_01(e)
+    d = bs if z < by_type(-25.0, -45.0) else beta
+    m = fabs(bs) if z < by_type(-25.0, -45.0) else (fabs(beta) if fabs(beta) > 1 else 1)
+    lim = tiny * m
+    return (s - s if s < lim else s) / d
 
 
 def logsigmoid(x):
@@ -927,6 +954,7 @@ HELPERS = (
     gelu_tanh_grad,
     softsign,
     softplus,
+    softplus_shift,
     softplus_beta,
     logsigmoid,
     tanhshrink,
