@@ -395,22 +395,43 @@ def test_zero_signs_differ_from_pytorch_only_where_documented(elementwise_entry,
         assert "PyTorch" in entry.doc, f"{entry.name}: PyTorch's zero differs, {differ}"
 
 
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_gelu_gradient_below_the_range_is_negative_zero(backend, dtype):
-    """Below x = -0.75 the exact gelu's derivative is negative: where it is below the
-    normal range it is -0 (the reference's too), up to -max; +0 only in the limit at -inf."""
+def test_gelu_gradient_below_the_range_is_negative_zero(backend, dtype, approximate):
+    """Below x = -0.75 gelu's derivative is negative (both forms): where it is below the
+    normal range it is -0 (the reference's too), up to -max; +0 only in the limit at -inf.
+    At every position of a parallel-sized array on two threads: the vector body, the
+    tail and both sides of the thread-chunk edge."""
     f = np.finfo(dtype)
-    x = np.array([-40.0, -1e30, -f.max, -np.inf], dtype)
+    lo = -10.0 if dtype == np.float32 else -21.2  # the tanh form's sigmoid is 0 below
+    x0 = [lo, lo - 0.5, -30.0, -40.0, -1e3, -1e30, -f.max, -np.inf]
     if dtype == np.float64:
-        x = np.concatenate([x, np.array([-1e100, -1e151, -1e200, -1e300])])
-    want = np.isfinite(x)  # signbit: -0 at finite x, +0 at -inf
-    g = np.ones_like(x)
-    with fastact.config(backend=backend):
-        got = fastact.gelu_backward(g, x)
-        y = fastact.gelu(x)
-    ref = reference.gelu_backward(g, x)
-    for what, a in (("kernel", got), ("reference", ref), ("forward", y)):
-        assert (a == 0).all() and (np.signbit(a) == want).all(), f"{what}: {a} at {x}"
+        x0 += [-1e100, -1e151, -1e200, -1e300]
+    x0 = np.array(x0, dtype)
+    with np.errstate(all="ignore"):  # x**3 overflows in the tanh form
+        ref = _rounded(
+            reference.gelu_backward(np.ones_like(x0), x0, approximate=approximate), dtype
+        )
+    x0 = x0[ref == 0]  # the exact form is still normal at the first two
+    assert x0.size >= 6
+    pos = np.array(special_positions(PARALLEL_N))
+    for shift in range(len(x0)):
+        x = np.full(PARALLEL_N, -1.0, dtype)
+        x[pos] = np.resize(np.roll(x0, shift), pos.size)
+        g = np.ones_like(x)
+        with fastact.config(backend=backend, num_threads=2):
+            got = fastact.gelu_backward(g, x, approximate=approximate)
+            y = fastact.gelu(x, approximate=approximate)
+        xp = x[pos]
+        with np.errstate(all="ignore"):
+            ry = _rounded(reference.gelu(xp, approximate=approximate), dtype)
+            rg = reference.gelu_backward(np.ones_like(xp), xp, approximate=approximate)
+            rg = _rounded(rg, dtype)
+        for what, a, r in (("backward", got[pos], rg), ("forward", y[pos], ry)):
+            zero = r == 0  # signbit: -0 at finite x, +0 at -inf
+            assert (np.signbit(r[zero]) == np.isfinite(xp[zero])).all(), f"reference {what}"
+            ok = ~zero | ((a == 0) & (np.signbit(a) == np.signbit(r)))
+            assert ok.all(), f"{what}: {a[~ok]} at x = {xp[~ok]}, positions {pos[~ok]}"
 
 
 @pytest.mark.parametrize("beta", [2.0, 5.0, -3.0, 0.9, 0.5, 0.1, -0.5, 1e-3])

@@ -790,17 +790,30 @@ def gelu_tanh_vlo():
 def gelu_tanh(x):
     """x (1 + tanh(u)) / 2 = x sigmoid(2 u), which has no cancellation for x << 0;
     sigmoid taken times 2**16, so that the product is 0 only where it is below the
-    normal range (the product and the scaling back round once where it is normal)."""
+    normal range (the product and the scaling back round once where it is normal):
+    -0 there (x s = -0 up to -max), +0 only in the limit at -inf."""
     s = sigmoid16(gelu_tanh_u2(x), gelu_tanh_vlo())
-    return 0 if x < -3.0e38 else (x if x > 1.0e30 else (x * s) * 1.52587890625e-05)
+    return (
+        0
+        if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308)
+        else (x if x > 1.0e30 else (x * s) * 1.52587890625e-05)
+    )
 
 
 def gelu_tanh_grad(x):
-    """s + x s (1 - s) du2/dx, s = sigmoid(2 u) (taken times 2**16, as in gelu_tanh)."""
+    """s + x s (1 - s) du2/dx, s = sigmoid(2 u) (taken times 2**16, as in gelu_tanh).
+
+    Negative below x = -0.75: -0 where it is below the normal range (flush16 keeps the
+    sign), and -0 too where s itself is 0 (below x = -10.41, -21.24 in float64: s + x s ...
+    would be +0, and NaN where x**3 overflows); +0 only in the limit at -inf."""
     s = sigmoid16(gelu_tanh_u2(x), by_type(-97.0, -718.0))
     d = 1.5957691216057308 * (1 + 0.134145 * x * x)
     w = flush16(s + x * (s * (1 - unscale16(s))) * d)
-    return 0 if x <= -30 else (1 if x >= 30 else w)
+    return (
+        (0.0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -0.0)
+        if s == 0
+        else (1 if x >= 30 else w)
+    )
 
 
 def softsign(x):
