@@ -79,3 +79,12 @@ def test_softplus_with_beta_below_one_matches_mpmath(beta):
             assert abs(yi - want) <= 3 * np.spacing(abs(float(want))), (xi, yi, want)
         else:
             assert abs(yi - want) <= 2 * np.finfo(np.float64).smallest_subnormal, (xi, yi, want)
+
+
+@pytest.mark.parametrize("name", ["silu", "mish"])
+def test_silu_and_mish_derivatives_underflow_to_negative_zero(name):
+    """Negative below x = -1.28 (silu) and -1.19 (mish): -0 where they underflow, +0 only
+    in the limit at -inf (the sum s + x s (1 - s) of +0 and -0 would be +0)."""
+    x = np.array([-800.0, -1e30, -np.finfo(np.float64).max, -np.inf])
+    d = reference.backward(name, np.ones_like(x), x)
+    assert (d == 0).all() and np.signbit(d).tolist() == [True, True, True, False], d

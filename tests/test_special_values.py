@@ -395,24 +395,17 @@ def test_zero_signs_differ_from_pytorch_only_where_documented(elementwise_entry,
         assert "PyTorch" in entry.doc, f"{entry.name}: PyTorch's zero differs, {differ}"
 
 
-@pytest.mark.parametrize("approximate", ["none", "tanh"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_gelu_gradient_below_the_range_is_negative_zero(backend, dtype, approximate):
-    """Below x = -0.75 gelu's derivative is negative (both forms): where it is below the
-    normal range it is -0 (the reference's too), up to -max; +0 only in the limit at -inf.
-    At every position of a parallel-sized array on two threads: the vector body, the
-    tail and both sides of the thread-chunk edge."""
-    f = np.finfo(dtype)
-    lo = -10.0 if dtype == np.float32 else -21.2  # the tanh form's sigmoid is 0 below
-    x0 = [lo, lo - 0.5, -30.0, -40.0, -1e3, -1e30, -f.max, -np.inf]
-    if dtype == np.float64:
-        x0 += [-1e100, -1e151, -1e200, -1e300]
+def _negative_zero_at_every_position(name, params, x0, backend, dtype):
+    """The x0 where the entry's derivative (rounded to dtype) is 0, at every position of a
+    parallel-sized array on two threads (the vector body, the tail, both sides of the
+    thread-chunk edge): each zero of the forward and the backward has the reference's
+    sign, which is -0 at finite x and +0 at -inf."""
+    fwd, bwd = getattr(fastact, name), getattr(fastact, f"{name}_backward")
+    ref_fwd, ref_bwd = getattr(reference, name), getattr(reference, f"{name}_backward")
     x0 = np.array(x0, dtype)
-    with np.errstate(all="ignore"):  # x**3 overflows in the tanh form
-        ref = _rounded(
-            reference.gelu_backward(np.ones_like(x0), x0, approximate=approximate), dtype
-        )
-    x0 = x0[ref == 0]  # the exact form is still normal at the first two
+    with np.errstate(all="ignore"):  # x**3 overflows in gelu's tanh form
+        ref = _rounded(ref_bwd(np.ones_like(x0), x0, **params), dtype)
+    x0 = x0[ref == 0]
     assert x0.size >= 6
     pos = np.array(special_positions(PARALLEL_N))
     for shift in range(len(x0)):
@@ -420,18 +413,42 @@ def test_gelu_gradient_below_the_range_is_negative_zero(backend, dtype, approxim
         x[pos] = np.resize(np.roll(x0, shift), pos.size)
         g = np.ones_like(x)
         with fastact.config(backend=backend, num_threads=2):
-            got = fastact.gelu_backward(g, x, approximate=approximate)
-            y = fastact.gelu(x, approximate=approximate)
+            got = bwd(g, x, **params)
+            y = fwd(x, **params)
         xp = x[pos]
         with np.errstate(all="ignore"):
-            ry = _rounded(reference.gelu(xp, approximate=approximate), dtype)
-            rg = reference.gelu_backward(np.ones_like(xp), xp, approximate=approximate)
-            rg = _rounded(rg, dtype)
+            ry = _rounded(ref_fwd(xp, **params), dtype)
+            rg = _rounded(ref_bwd(np.ones_like(xp), xp, **params), dtype)
         for what, a, r in (("backward", got[pos], rg), ("forward", y[pos], ry)):
-            zero = r == 0  # signbit: -0 at finite x, +0 at -inf
+            zero = r == 0
             assert (np.signbit(r[zero]) == np.isfinite(xp[zero])).all(), f"reference {what}"
             ok = ~zero | ((a == 0) & (np.signbit(a) == np.signbit(r)))
             assert ok.all(), f"{what}: {a[~ok]} at x = {xp[~ok]}, positions {pos[~ok]}"
+
+
+def _far_below(dtype, *near) -> list[float]:
+    x0 = [*near, -30.0, -40.0, -200.0, -1e3, -1e30, -np.finfo(dtype).max, -np.inf]
+    return x0 + ([-1e100, -1e151, -1e200, -1e300] if dtype == np.float64 else [])
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_gelu_gradient_below_the_range_is_negative_zero(backend, dtype, approximate):
+    """Below x = -0.75 gelu's derivative is negative (both forms): where it is below the
+    normal range it is -0 (the reference's too), up to -max; +0 only in the limit at -inf."""
+    lo = -10.0 if dtype == np.float32 else -21.2  # the tanh form's sigmoid is 0 below
+    x0 = _far_below(dtype, lo, lo - 0.5)  # the exact form is still normal at these two
+    _negative_zero_at_every_position("gelu", {"approximate": approximate}, x0, backend, dtype)
+
+
+@pytest.mark.parametrize("name", ["silu", "mish"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_silu_and_mish_below_the_range_are_negative_zero(backend, dtype, name):
+    """silu, mish and their derivatives are negative far below 0 (the derivatives below
+    x = -1.28 and -1.19): -0 where they are below the normal range, up to -max (the
+    reference's too); +0 only in the limit at -inf."""
+    lo = -92.0 if dtype == np.float32 else -715.0  # just below silu_grad_lo
+    _negative_zero_at_every_position(name, {}, _far_below(dtype, lo, -800.0), backend, dtype)
 
 
 @pytest.mark.parametrize("beta", [2.0, 5.0, -3.0, 0.9, 0.5, 0.1, -0.5, 1e-3])

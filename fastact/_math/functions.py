@@ -426,7 +426,11 @@ def silu(x):
     normal range."""
     e = exp16_neg(-fabs(x), silu_lo())
     w = (x * (65536.0 if x >= 0 else e)) / (65536.0 + e)
-    return 0 if x < -3.0e38 else (x if x > 1.0e30 else w)
+    return (
+        0
+        if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308)
+        else (x if x > 1.0e30 else w)
+    )
 
 
 def unscale16(e):
@@ -442,12 +446,17 @@ def silu_grad(x):
     (s = e / d, 1 - s = 1 / d), d**2 = 1 + e (2 + e): one division, and 1 - s is never
     taken from s (which cancels as x grows); 1 + x is exact on [-2, 1].  e is taken
     times 2**16 (as silu's), N and d**2 alike, so that the result is normal down to
-    silu_grad_lo() (0 below); 1 at inf; x's own NaN at NaN (e's has the other sign)."""
+    silu_grad_lo() (-0 below: the derivative is negative below x = -1.28; +0 at -inf);
+    1 at inf; x's own NaN at NaN (e's has the other sign)."""
     e = exp16_neg(-fabs(x), silu_grad_lo())
     x1 = 1 + x
     n = fma(x1, e, 65536.0) if x >= 0 else e * fma(e, 1.52587890625e-05, x1)
     w = n / fma(e, fma(e, 1.52587890625e-05, 2.0), 65536.0)
-    return 0 if x < silu_grad_lo() else (1 if x > 3.0e38 else (w if x == x else x + x))
+    return (
+        (0.0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -0.0)
+        if x < silu_grad_lo()
+        else (1 if x > 3.0e38 else (w if x == x else x + x))
+    )
 
 
 def mish_t(x):
@@ -465,14 +474,16 @@ def mish(x):
     n = e * (e + 131072.0)
     t = n / fma(n, 1.52587890625e-05, 131072.0)
     w = x * (t * 1.52587890625e-05) if x > -80 else (x * t) * 1.52587890625e-05  # one rounding
-    return 0 if x < -3.0e38 else (x if x > 20 else w)
+    return (
+        0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else (x if x > 20 else w)
+    )
 
 
 def mish_grad(x):
     """t + x (1 - t^2) sigmoid(x), t = tanh(softplus(x)), both from one e = exp(x):
     t = n / (n + 2), n = e (e + 2), sigmoid(x) = e / (1 + e); 1 above x = 20, 0 at -inf.
     1 - t**2 = u (2 - u) with u = 1 - t = 2 / (n + 2) (from t itself, it cancels for
-    x >> 0: 10 ulp near x = 8.8 in float32, 21 near x = 19 in float64).  Scaled as mish: normal down to silu_grad_lo()."""
+    x >> 0: 10 ulp near x = 8.8 in float32, 21 near x = 19 in float64).  Scaled as mish: normal down to silu_grad_lo(), -0 below (+0 at -inf)."""
     e = exp16(x, silu_grad_lo())
     n = e * (e + 131072.0)
     d = fma(n, 1.52587890625e-05, 131072.0)
@@ -480,7 +491,11 @@ def mish_grad(x):
     t = n * r
     u = 131072.0 * r
     w = (t + x * (u * (2 - u)) * (e / (1 + unscale16(e)))) * 1.52587890625e-05
-    return 0 if x < -3.0e38 else (1 if x > 20 else w)
+    return (
+        (0.0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -0.0)
+        if x < silu_grad_lo()
+        else (1 if x > 20 else w)
+    )
 
 
 # --- gelu: x Phi(x), Phi(-a) = e**(-a**2/2) erfcx(a / sqrt 2) / 2 -------------
