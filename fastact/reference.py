@@ -390,7 +390,11 @@ def silu(x):
 def silu_backward(g, x):
     x = np.asarray(x, np.float64)
     s = sigmoid(x)
-    d = _limit_inf(x, s + x * s * (1 - s), at_pos=1.0, at_neg=0.0)
+    d = s + x * s * (1 - s)
+    # negative below x = -1.28: -0 where it underflows (s + x s (1 - s) would be
+    # 0 + -0 = +0 there), +0 only in the limit at -inf
+    d = np.where((d == 0) & (x < -1.5), -0.0, d)
+    d = _limit_inf(x, d, at_pos=1.0, at_neg=0.0)
     return np.asarray(g, np.float64) * d
 
 
@@ -410,6 +414,7 @@ def mish_backward(g, x):
     sp = _softplus1(x)
     # 1 - tanh(sp)^2 as sech(sp)^2: no cancellation as tanh(sp) -> 1
     d = np.tanh(sp) + x * (1 / np.cosh(sp)) ** 2 * sigmoid(x)
+    d = np.where((d == 0) & (x < -1.5), -0.0, d)  # as silu's: negative below x = -1.19
     d = _limit_inf(x, d, at_pos=1.0, at_neg=0.0)
     return np.asarray(g, np.float64) * d
 
@@ -417,7 +422,12 @@ def mish_backward(g, x):
 @_forward
 def softplus(x, beta=1.0, threshold=20.0):
     x = np.asarray(x, np.float64)
-    return np.where(x * beta > threshold, x, _softplus1(x * beta) / beta)
+    z = x * beta
+    # below z = -700, softplus(z) = e**z, taken as e**(z/2) (e**(z/2) / beta): with
+    # |beta| < 1 the result is normal where e**z itself is subnormal or 0
+    h = np.exp(0.5 * np.minimum(z, -700.0))
+    y = np.where(z < -700.0, h * (h / beta), _softplus1(z) / beta)
+    return np.where(z > threshold, x, y)
 
 
 @_backward

@@ -619,7 +619,7 @@ TABLE: tuple[Activation, ...] = (
             "decided on beta * x, which the output cannot reproduce exactly."
         ),
         properties=Properties(True, "everywhere", True, False, (0.0, INF)),
-        test_params=({"beta": 2.0, "threshold": 5.0},),
+        test_params=({"beta": 2.0, "threshold": 5.0}, {"beta": 0.9}),
         cost="compound",
         torch=TorchForm(
             layer="Softplus",

@@ -59,3 +59,32 @@ def test_elu_family_keeps_the_sign_of_zero(name):
     y = reference.forward(name, x)
     assert np.signbit(y[:2]).tolist() == [True, False]
     assert np.isnan(y[2]) and y[3] < 0
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.5, 0.9, 1.0, 2.0, -0.5])
+def test_softplus_with_beta_below_one_matches_mpmath(beta):
+    """softplus(beta x) / beta where e**(beta x) is subnormal (and below): with |beta| < 1
+    the result is still normal there, within 3 ulp of mpmath; below the normal range,
+    within twice the spacing of the subnormal numbers."""
+    mpmath = pytest.importorskip("mpmath")
+    ctx = mpmath.MPContext()
+    ctx.dps = 40
+    tiny = np.finfo(np.float64).tiny
+    lo = (np.log(abs(beta)) + np.log(tiny) - 2) / abs(beta)
+    x = np.sign(beta) * np.linspace(lo, -650 / abs(beta), 4001)
+    y = reference.softplus(x, beta=beta)
+    for xi, yi in zip(x, y):
+        want = ctx.log1p(ctx.exp(ctx.mpf(float(xi * beta)))) / beta
+        if abs(want) >= tiny:
+            assert abs(yi - want) <= 3 * np.spacing(abs(float(want))), (xi, yi, want)
+        else:
+            assert abs(yi - want) <= 2 * np.finfo(np.float64).smallest_subnormal, (xi, yi, want)
+
+
+@pytest.mark.parametrize("name", ["silu", "mish"])
+def test_silu_and_mish_derivatives_underflow_to_negative_zero(name):
+    """Negative below x = -1.28 (silu) and -1.19 (mish): -0 where they underflow, +0 only
+    in the limit at -inf (the sum s + x s (1 - s) of +0 and -0 would be +0)."""
+    x = np.array([-800.0, -1e30, -np.finfo(np.float64).max, -np.inf])
+    d = reference.backward(name, np.ones_like(x), x)
+    assert (d == 0).all() and np.signbit(d).tolist() == [True, True, True, False], d

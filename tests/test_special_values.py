@@ -395,43 +395,87 @@ def test_zero_signs_differ_from_pytorch_only_where_documented(elementwise_entry,
         assert "PyTorch" in entry.doc, f"{entry.name}: PyTorch's zero differs, {differ}"
 
 
+def _negative_zero_at_every_position(name, params, x0, backend, dtype):
+    """The x0 where the entry's derivative (rounded to dtype) is 0, at every position of a
+    parallel-sized array on two threads (the vector body, the tail, both sides of the
+    thread-chunk edge): each zero of the forward and the backward has the reference's
+    sign, which is -0 at finite x and +0 at -inf."""
+    fwd, bwd = getattr(fastact, name), getattr(fastact, f"{name}_backward")
+    ref_fwd, ref_bwd = getattr(reference, name), getattr(reference, f"{name}_backward")
+    x0 = np.array(x0, dtype)
+    with np.errstate(all="ignore"):  # x**3 overflows in gelu's tanh form
+        ref = _rounded(ref_bwd(np.ones_like(x0), x0, **params), dtype)
+    x0 = x0[ref == 0]
+    assert x0.size >= 6
+    pos = np.array(special_positions(PARALLEL_N))
+    for shift in range(len(x0)):
+        x = np.full(PARALLEL_N, -1.0, dtype)
+        x[pos] = np.resize(np.roll(x0, shift), pos.size)
+        g = np.ones_like(x)
+        with fastact.config(backend=backend, num_threads=2):
+            got = bwd(g, x, **params)
+            y = fwd(x, **params)
+        xp = x[pos]
+        with np.errstate(all="ignore"):
+            ry = _rounded(ref_fwd(xp, **params), dtype)
+            rg = _rounded(ref_bwd(np.ones_like(xp), xp, **params), dtype)
+        for what, a, r in (("backward", got[pos], rg), ("forward", y[pos], ry)):
+            zero = r == 0
+            assert (np.signbit(r[zero]) == np.isfinite(xp[zero])).all(), f"reference {what}"
+            ok = ~zero | ((a == 0) & (np.signbit(a) == np.signbit(r)))
+            assert ok.all(), f"{what}: {a[~ok]} at x = {xp[~ok]}, positions {pos[~ok]}"
+
+
+def _far_below(dtype, *near) -> list[float]:
+    x0 = [*near, -30.0, -40.0, -200.0, -1e3, -1e30, -np.finfo(dtype).max, -np.inf]
+    return x0 + ([-1e100, -1e151, -1e200, -1e300] if dtype == np.float64 else [])
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_gelu_gradient_below_the_range_is_negative_zero(backend, dtype):
-    """Below x = -0.75 the exact gelu's derivative is negative: where it is below the
+def test_gelu_gradient_below_the_range_is_negative_zero(backend, dtype, approximate):
+    """Below x = -0.75 gelu's derivative is negative (both forms): where it is below the
     normal range it is -0 (the reference's too), up to -max; +0 only in the limit at -inf."""
-    f = np.finfo(dtype)
-    x = np.array([-40.0, -1e30, -f.max, -np.inf], dtype)
-    if dtype == np.float64:
-        x = np.concatenate([x, np.array([-1e100, -1e151, -1e200, -1e300])])
-    want = np.isfinite(x)  # signbit: -0 at finite x, +0 at -inf
-    g = np.ones_like(x)
-    with fastact.config(backend=backend):
-        got = fastact.gelu_backward(g, x)
-        y = fastact.gelu(x)
-    ref = reference.gelu_backward(g, x)
-    for what, a in (("kernel", got), ("reference", ref), ("forward", y)):
-        assert (a == 0).all() and (np.signbit(a) == want).all(), f"{what}: {a} at {x}"
+    lo = -10.0 if dtype == np.float32 else -21.2  # the tanh form's sigmoid is 0 below
+    x0 = _far_below(dtype, lo, lo - 0.5)  # the exact form is still normal at these two
+    _negative_zero_at_every_position("gelu", {"approximate": approximate}, x0, backend, dtype)
 
 
-@pytest.mark.parametrize("beta", [2.0, 5.0, -3.0])
+@pytest.mark.parametrize("name", ["silu", "mish"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_silu_and_mish_below_the_range_are_negative_zero(backend, dtype, name):
+    """silu, mish and their derivatives are negative far below 0 (the derivatives below
+    x = -1.28 and -1.19): -0 where they are below the normal range, up to -max (the
+    reference's too); +0 only in the limit at -inf."""
+    lo = -92.0 if dtype == np.float32 else -715.0  # just below silu_grad_lo
+    _negative_zero_at_every_position(name, {}, _far_below(dtype, lo, -800.0), backend, dtype)
+
+
+@pytest.mark.parametrize("beta", [2.0, 5.0, -3.0, 0.9, 0.5, 0.1, -0.5, 1e-3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_softplus_with_beta_is_zero_exactly_below_the_normal_range(backend, dtype, beta):
-    """softplus(beta x) / beta with |beta| > 1: no subnormal result, 0 exactly where the
-    reference is below the normal range (+0, or -0 for beta < 0), the reference's value
-    where it is normal."""
+    """softplus(beta x) / beta: no subnormal result, 0 exactly where the reference is below
+    the normal range (+0, or -0 for beta < 0), the reference's value where it is normal.
+    The scan covers beta x from below ln(|beta| 2**-126) (where the result leaves the
+    normal range) to above ln(2**-126) (where e**(beta x) does): with |beta| < 1 the
+    result is normal between the two, with |beta| > 1 it is not."""
     if backend == "numpy":
         pytest.skip("the reference itself: float64, subnormal results included")
     tiny = float(np.finfo(dtype).tiny)
-    lo = np.log(tiny) / abs(beta)  # beta x near ln(tiny): softplus(beta x) near tiny
-    x = (np.linspace(lo - 3, lo + 3, 6001) * np.sign(beta)).astype(dtype)
+    b = float(np.asarray(beta, dtype))  # the kernels' beta: rounded to dtype
+    zs = np.log(tiny) + np.array([0.0, np.log(abs(b))])  # beta x at the two edges
+    z = np.linspace(zs.min() - 1, zs.max() + 1, 20001)
+    x = (z / b).astype(dtype)
     with fastact.config(backend=backend):
         y = fastact.softplus(x, beta=beta)
-    ref = reference.softplus(x, beta=beta)
+    ref = reference.softplus(x, beta=b)
     assert not ((y != 0) & (np.abs(y) < tiny)).any(), "a subnormal result"
     below = np.abs(ref) < tiny * (1 - 1e-6)
     normal = np.abs(ref) >= tiny * (1 + 1e-6)
+    assert normal.sum() > 1000 and below.sum() > 1000
     assert (y[below] == 0).all() and (np.signbit(y[below]) == (beta < 0)).all()
-    assert (y[normal] != 0).all()
+    zero = normal & (y == 0)
+    assert not zero.any(), f"0 at x = {x[zero][[0, -1]]}, want {ref[zero][[0, -1]]}"
     # beta x is rounded: |beta x| ulp of condition
-    cond = np.abs(x.astype(np.float64) * beta)
+    cond = np.abs(x.astype(np.float64) * b)
     assert_close(y[normal], _rounded(ref[normal], dtype), dtype, cond=cond[normal])

@@ -426,7 +426,11 @@ def silu(x):
     normal range."""
     e = exp16_neg(-fabs(x), silu_lo())
     w = (x * (65536.0 if x >= 0 else e)) / (65536.0 + e)
-    return 0 if x < -3.0e38 else (x if x > 1.0e30 else w)
+    return (
+        0
+        if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308)
+        else (x if x > 1.0e30 else w)
+    )
 
 
 def unscale16(e):
@@ -442,12 +446,17 @@ def silu_grad(x):
     (s = e / d, 1 - s = 1 / d), d**2 = 1 + e (2 + e): one division, and 1 - s is never
     taken from s (which cancels as x grows); 1 + x is exact on [-2, 1].  e is taken
     times 2**16 (as silu's), N and d**2 alike, so that the result is normal down to
-    silu_grad_lo() (0 below); 1 at inf; x's own NaN at NaN (e's has the other sign)."""
+    silu_grad_lo() (-0 below: the derivative is negative below x = -1.28; +0 at -inf);
+    1 at inf; x's own NaN at NaN (e's has the other sign)."""
     e = exp16_neg(-fabs(x), silu_grad_lo())
     x1 = 1 + x
     n = fma(x1, e, 65536.0) if x >= 0 else e * fma(e, 1.52587890625e-05, x1)
     w = n / fma(e, fma(e, 1.52587890625e-05, 2.0), 65536.0)
-    return 0 if x < silu_grad_lo() else (1 if x > 3.0e38 else (w if x == x else x + x))
+    return (
+        (0.0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -0.0)
+        if x < silu_grad_lo()
+        else (1 if x > 3.0e38 else (w if x == x else x + x))
+    )
 
 
 def mish_t(x):
@@ -465,14 +474,16 @@ def mish(x):
     n = e * (e + 131072.0)
     t = n / fma(n, 1.52587890625e-05, 131072.0)
     w = x * (t * 1.52587890625e-05) if x > -80 else (x * t) * 1.52587890625e-05  # one rounding
-    return 0 if x < -3.0e38 else (x if x > 20 else w)
+    return (
+        0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else (x if x > 20 else w)
+    )
 
 
 def mish_grad(x):
     """t + x (1 - t^2) sigmoid(x), t = tanh(softplus(x)), both from one e = exp(x):
     t = n / (n + 2), n = e (e + 2), sigmoid(x) = e / (1 + e); 1 above x = 20, 0 at -inf.
     1 - t**2 = u (2 - u) with u = 1 - t = 2 / (n + 2) (from t itself, it cancels for
-    x >> 0: 10 ulp near x = 8.8 in float32, 21 near x = 19 in float64).  Scaled as mish: normal down to silu_grad_lo()."""
+    x >> 0: 10 ulp near x = 8.8 in float32, 21 near x = 19 in float64).  Scaled as mish: normal down to silu_grad_lo(), -0 below (+0 at -inf)."""
     e = exp16(x, silu_grad_lo())
     n = e * (e + 131072.0)
     d = fma(n, 1.52587890625e-05, 131072.0)
@@ -480,7 +491,11 @@ def mish_grad(x):
     t = n * r
     u = 131072.0 * r
     w = (t + x * (u * (2 - u)) * (e / (1 + unscale16(e)))) * 1.52587890625e-05
-    return 0 if x < -3.0e38 else (1 if x > 20 else w)
+    return (
+        (0.0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -0.0)
+        if x < silu_grad_lo()
+        else (1 if x > 20 else w)
+    )
 
 
 # --- gelu: x Phi(x), Phi(-a) = e**(-a**2/2) erfcx(a / sqrt 2) / 2 -------------
@@ -790,17 +805,30 @@ def gelu_tanh_vlo():
 def gelu_tanh(x):
     """x (1 + tanh(u)) / 2 = x sigmoid(2 u), which has no cancellation for x << 0;
     sigmoid taken times 2**16, so that the product is 0 only where it is below the
-    normal range (the product and the scaling back round once where it is normal)."""
+    normal range (the product and the scaling back round once where it is normal):
+    -0 there (x s = -0 up to -max), +0 only in the limit at -inf."""
     s = sigmoid16(gelu_tanh_u2(x), gelu_tanh_vlo())
-    return 0 if x < -3.0e38 else (x if x > 1.0e30 else (x * s) * 1.52587890625e-05)
+    return (
+        0
+        if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308)
+        else (x if x > 1.0e30 else (x * s) * 1.52587890625e-05)
+    )
 
 
 def gelu_tanh_grad(x):
-    """s + x s (1 - s) du2/dx, s = sigmoid(2 u) (taken times 2**16, as in gelu_tanh)."""
+    """s + x s (1 - s) du2/dx, s = sigmoid(2 u) (taken times 2**16, as in gelu_tanh).
+
+    Negative below x = -0.75: -0 where it is below the normal range (flush16 keeps the
+    sign), and -0 too where s itself is 0 (below x = -10.41, -21.24 in float64: s + x s ...
+    would be +0, and NaN where x**3 overflows); +0 only in the limit at -inf."""
     s = sigmoid16(gelu_tanh_u2(x), by_type(-97.0, -718.0))
     d = 1.5957691216057308 * (1 + 0.134145 * x * x)
     w = flush16(s + x * (s * (1 - unscale16(s))) * d)
-    return 0 if x <= -30 else (1 if x >= 30 else w)
+    return (
+        (0.0 if x < by_type(-3.4028234663852886e38, -1.7976931348623157e308) else -0.0)
+        if s == 0
+        else (1 if x >= 30 else w)
+    )
 
 
 def softsign(x):
@@ -813,14 +841,41 @@ def softplus(z):
     return (z if z > 0 else 0) + log1p_01(exp_neg(-fabs(z)))
 
 
+def softplus_shift(beta):
+    """S = 1 - exponent(beta), so that |beta| 2**S is in [2, 4): softplus_beta's scale
+    (clamped to pow2i's range; a subnormal, infinite or NaN beta gives an end of it)."""
+    return clamp(1 - exponent(beta), by_type(-126.0, -1022.0), by_type(127.0, 1023.0))
+
+
 def softplus_beta(x, beta):
-    """softplus(beta x) / beta, 0 exactly where that is below the normal range: a
-    normal softplus(beta x) divided by |beta| > 1 would give a subnormal result
-    (the division on it slow, and where softplus(beta x) itself is below the
-    normal range the result is 0 already).  +0 for beta > 0, -0 for beta < 0."""
-    s = softplus(x * beta)
-    lim = by_type(1.1754943508222875e-38, 2.2250738585072014e-308) * fabs(beta)
-    return (s - s if s < lim else s) / beta
+    """softplus(beta x) / beta, 0 exactly where that is below the normal range, for
+    every beta: +0 for beta > 0, -0 for beta < 0.
+
+    z = beta x; e = e**-|z| as exp_neg computes it, and from the same range reduction
+    e**-|z| 2**S (S = softplus_shift(beta)), which is normal wherever the result is.
+    Below z = -25 (-45 in float64) softplus(z) is e**z to the last bit, and the result
+    is (e**z 2**S) / (beta 2**S), both exact scalings: normal where e**z itself is
+    not, with |beta| < 1 (e**z / beta is normal down to z = ln(|beta| 2**-126)).
+    Above it, softplus(z) / beta, whose e is a normal number there.  A numerator
+    below 2**-126 |divisor| is taken as 0 before the division (with |beta| > 1 a
+    normal softplus(z) would give a subnormal result, and the division on it is slow).
+    """
+    z = x * beta
+    sh = softplus_shift(beta)
+    a = -fabs(z)
+    # a below this gives n + S < -125 for every S (the numerator is 0 there)
+    xc = by_type(-176.0, -1418.0) if a < by_type(-176.0, -1418.0) else a
+    k = exp_k(xc)
+    ep = exp_p(exp_r(xc, k - by_type(12582912.0, 6755399441055744.0)))
+    e = xc - xc if a < exp_neg_lo() else ldexpk(ep, k)
+    es = xc - xc if k + sh < by_type(12582787.0, 6755399441054723.0) else ldexpk(ep, k + sh)
+    bs = beta * pow2i(sh)
+    tiny = by_type(1.1754943508222875e-38, 2.2250738585072014e-308)
+    s = es if z < by_type(-25.0, -45.0) else (z if z > 0 else 0) + log1p_01(e)
+    d = bs if z < by_type(-25.0, -45.0) else beta
+    m = fabs(bs) if z < by_type(-25.0, -45.0) else (fabs(beta) if fabs(beta) > 1 else 1)
+    lim = tiny * m
+    return (s - s if s < lim else s) / d
 
 
 def logsigmoid(x):
@@ -927,6 +982,7 @@ HELPERS = (
     gelu_tanh_grad,
     softsign,
     softplus,
+    softplus_shift,
     softplus_beta,
     logsigmoid,
     tanhshrink,

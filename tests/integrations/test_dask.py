@@ -28,7 +28,7 @@ def client():
         n_workers=2,
         threads_per_worker=1,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: 8787 may be taken
     )
     c = distributed.Client(cluster)
     try:

@@ -374,8 +374,8 @@ SPECIAL = {
     "log1p": [(INF, INF), (-1.0, -INF), (-2.0, NAN), (-INF, NAN), (0.0, 0.0), (-0.0, -0.0)],
     "tanh": [(INF, 1.0), (-INF, -1.0), (0.0, 0.0), (-0.0, -0.0), (1e30, 1.0), (-1e30, -1.0)],
     "sigmoid": [(INF, 1.0), (-INF, 0.0), (0.0, 0.5), (-0.0, 0.5)],
-    "silu": [(INF, INF), (-INF, 0.0), (0.0, 0.0), (1e30, 1e30)],
-    "silu_grad": [(INF, 1.0), (-INF, 0.0), (0.0, 0.5), (-0.0, 0.5), (1e30, 1.0), (-1e30, 0.0)],
+    "silu": [(INF, INF), (-INF, 0.0), (0.0, 0.0), (1e30, 1e30), (-1e30, -0.0)],
+    "silu_grad": [(INF, 1.0), (-INF, 0.0), (0.0, 0.5), (-0.0, 0.5), (1e30, 1.0), (-1e30, -0.0)],
     "logsigmoid": [(INF, 0.0), (-INF, -INF), (0.0, -math.log(2)), (-1e30, -1e30)],
     "erfc": [(INF, 0.0), (-INF, 2.0), (0.0, 1.0), (-0.0, 1.0)],
     # a negative result rounded to 0 is -0 (gelu and its derivative are negative for

@@ -7,9 +7,9 @@
  *
  * - rows (short runs: inner < 16): a block's rows of C * inner elements are
  *   added in the array's type in groups of GROUP rows (from zero), each
- *   group's sums then into the block's double sums (fa_bias_rows; the fused
- *   kernels FA_BWDB of fa_kernels.h add a row into the group's sums in their
- *   own loop, in the same order);
+ *   group's sums then into the block's double sums (fa_bias_rows, on the
+ *   gradient tile that the kernels FA_BWDB of fa_kernels.h have written: they
+ *   compute the backward at s + b and sum nothing themselves);
  * - runs (inner >= 16): each run of `inner` elements of one channel is added
  *   in LANES lanes of the array's type, the lanes into double lanes at every
  *   SEGMENT-th element and at the run's end, then halved pairwise into the
