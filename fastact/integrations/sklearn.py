@@ -343,9 +343,9 @@ def _adam_update_params(self, params, grads):
     lr = float(self.learning_rate)  # a NumPy float64 would make the update float64
     for arrays in todo:
         if all(a.flags.c_contiguous for a in arrays):
-            t = arrays[0].dtype.type  # the scalars as NumPy rounds them against the arrays
+            ftype = arrays[0].dtype.type  # the scalars as NumPy rounds them against the arrays
             scalars = (1 - beta_1, beta_1, 1 - beta_2, beta_2, self.epsilon, -lr)
-            _adam_kernel()(*(a.reshape(-1) for a in arrays), *map(t, scalars))
+            _adam_kernel()(*(a.reshape(-1) for a in arrays), *map(ftype, scalars))
         else:
             _adam_step(*arrays, beta_1, beta_2, self.epsilon, lr)
 
