@@ -153,7 +153,11 @@ def cases() -> list[Case]:
             x, g, nspecial = _inputs(entry, dtype)
             if entry.rowwise:
                 x, g = x.reshape(ROWS, -1), g.reshape(ROWS, -1)
-            sets = [s for s in example_params(entry) if s.get(entry.channel_param, 0) is not None]
+            sets = [
+                {**entry.example_params, **s}
+                for s in example_params(entry)
+                if s.get(entry.channel_param, 0) is not None
+            ]
             for params in sets:
                 for training in (False, True) if entry.has_training_mode else (False,):
                     call = Call(entry, dict(params), training=training, seed=SEED)

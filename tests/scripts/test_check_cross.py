@@ -1,0 +1,38 @@
+"""scripts/check_cross.py: every kernel call it builds, checked against this build."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastact
+from fastact.table import TABLE
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "check_cross.py"
+
+
+@pytest.fixture(scope="module")
+def check_cross():
+    spec = importlib.util.spec_from_file_location("check_cross", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_parameter_set_gives_every_kernel_parameter(check_cross):
+    # a test parameter set names only what it changes; the script fills the rest
+    cases = check_cross.cases()
+    assert {c.kid for c in cases} == set(range(len(TABLE)))
+    for c in cases:
+        assert len(c.params) == 8, c.what
+
+
+@pytest.mark.skipif("cython" not in fastact.backends(), reason="the C extension is not built")
+def test_this_build_passes_the_script_s_checks(check_cross):
+    for c in check_cross.cases():
+        assert c.host is not None, c.what
+        c.check(c.host)
