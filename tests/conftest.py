@@ -6,6 +6,7 @@ tested by every test that takes the ``entry`` fixture without editing them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -22,6 +23,25 @@ BACKENDS = [
     b for b in fastact.backends() if b in os.environ.get("FASTACT_TEST_BACKENDS", b).split(",")
 ]
 COMPILED = [b for b in BACKENDS if b != "numpy"]
+
+
+@contextlib.contextmanager
+def nt_threshold(min_bytes: int):
+    """The C kernels' threshold for non-temporal stores set to ``min_bytes`` (0: every
+    call's output bypasses the cache) inside the block; yields whether this build
+    has such stores (False without the C extension or off x86-64)."""
+    if "cython" not in BACKENDS:
+        yield False
+        return
+    from fastact._backends.cython import _kernels
+
+    was = _kernels.nt_min_bytes(min_bytes)
+    try:
+        yield was != 0
+    finally:
+        _kernels.nt_min_bytes(was)
+
+
 DTYPES = [np.float32, np.float64]
 
 # Tolerance in units of the dtype's epsilon, relative to the float64 reference.

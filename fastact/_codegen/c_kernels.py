@@ -149,18 +149,25 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
         lines.append("    }")
     lines.append("}")
     inputs = ("xp",) if kind in UNARY else ("gp", "sp")
-    lines += _driver(name, sig, ctype, inputs)
+    lines += _driver(name, sig, ctype, inputs, vector)
     return "\n".join(lines)
 
 
-def _driver(name: str, sig: str, ctype: str, inputs: tuple[str, ...]) -> list[str]:
+def _driver(
+    name: str, sig: str, ctype: str, inputs: tuple[str, ...], vector: bool = False
+) -> list[str]:
     """The kernel ``name`` over a chunk: its ``_range`` loop on the head until
     ``out`` is 64-byte aligned (every vector store of the main loop then fills one
     cache line: fa_head), then on the rest, in blocks that prefetch ahead in large
-    chunks (fa_prefetch; both in fa_intrinsics.h).  A kernel of one input
-    prefetches it; one of several prefetches ``out`` where it is one of them (in
-    place): with two streams of loads and a separate output the hardware
-    prefetcher keeps up, and prefetching both cost 10-18% at 10^6 elements."""
+    chunks (fa_prefetch) and, in chunks too large to stay in cache with an output
+    that is none of the inputs, store each block through a buffer by
+    non-temporal stores (fa_nt_stores; all in fa_intrinsics.h).  A kernel of one
+    input prefetches it; one of several prefetches ``out`` where it is one of
+    them (in place): with two streams of loads and a separate output the
+    hardware prefetcher keeps up, and prefetching both cost 10-18% at 10^6
+    elements.  Each block runs the range function on pointers offset to its
+    start (and ``off`` with them: the element index of rrelu's slopes; ``p``
+    too where it holds one parameter per element, ``vector``)."""
     args = ", ".join((*inputs, "out"))
     size = f"sizeof({ctype})"
     if len(inputs) == 1:
@@ -168,19 +175,26 @@ def _driver(name: str, sig: str, ctype: str, inputs: tuple[str, ...]) -> list[st
     else:
         ahead = "out"
         cond = " && (" + " || ".join(f"{x} == out" for x in inputs) + ")"
+    apart = " && ".join(f"{x} != out" for x in inputs)
+    block = ", ".join(f"{x} + k" for x in inputs)
+    pk = "p + k" if vector else "p"
     return [
         f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
         "uint64_t seed, int64_t off) {",
         f"    const Py_ssize_t h = fa_head(out, n, {size});",
         f"    const int pf = fa_prefetching(n, {size}){cond};",
-        f"    const Py_ssize_t b = pf ? (Py_ssize_t)(FA_BLOCK_BYTES / {size}) : n - h;",
+        f"    const int nt = {apart} && fa_nt_stores(n - h, {size}, {len(inputs) + 1});",
+        f"    const Py_ssize_t b = pf || nt ? (Py_ssize_t)(FA_BLOCK_BYTES / {size}) : n - h;",
         f"    const Py_ssize_t a = FA_AHEAD_BYTES / {size};",
+        f"    {ctype} buf[FA_BLOCK_BYTES / {size}] FA_ALIGN64;",
         f"    {name}_range({args}, 0, h, p, seed, off);",
         "    for (Py_ssize_t k = h; k < n; k += b) {",
-        "        const Py_ssize_t e = n - k > b ? k + b : n;",
-        f"        if (pf) fa_prefetch({ahead}, k + a, e + a, n, {size});",
-        f"        {name}_range({args}, k, e, p, seed, off);",
+        "        const Py_ssize_t m = n - k > b ? b : n - k;",
+        f"        if (pf) fa_prefetch({ahead}, k + a, k + m + a, n, {size});",
+        f"        {name}_range({block}, nt ? buf : out + k, 0, m, {pk}, seed, off + (int64_t)k);",
+        f"        if (nt) fa_nt_copy(out + k, buf, (size_t)m * {size});",
         "    }",
+        "    if (nt) fa_nt_fence();",
         "}",
     ]
 

@@ -13,6 +13,7 @@ from tests.conftest import (
     Call,
     assert_close,
     example_params,
+    nt_threshold,
     sample,
     special_positions,
 )
@@ -215,11 +216,28 @@ LARGE_N = 2 * (1 << 20) // 4 + 4099
 PIECE = 20_011
 
 
+@pytest.fixture(params=["cached", "non-temporal"])
+def stores(request, backend):
+    """How the C kernels store large outputs: through the cache, or (from a
+    threshold lowered to 1 MiB so that LARGE_N's chunks reach it) by non-temporal
+    stores (fa_nt_stores in fa_intrinsics.h); the pieces stay below it."""
+    if request.param == "cached":
+        yield request.param
+        return
+    if backend != "cython":
+        pytest.skip("non-temporal stores are the C kernels'")
+    with nt_threshold(1 << 20) as available:
+        if not available:
+            pytest.skip("this build has no non-temporal stores (not x86-64)")
+        yield request.param
+
+
 @pytest.mark.parametrize("backend", COMPILED)
-def test_large_arrays_in_place_match_pieces(elementwise_entry, backend, dtype):
+def test_large_arrays_in_place_match_pieces(elementwise_entry, backend, dtype, stores):
     """Forward and backward on large arrays, out of place and in place (out = x,
     out = g), give the bits of the same calls on small pieces, with special values
-    at every offset within a block."""
+    at every offset within a block, whether large outputs are stored through the
+    cache or not; an output 64-byte aligned and one that is not (the head)."""
     entry = elementwise_entry
     x = sample(entry, LARGE_N, dtype)
     g = sample(entry, LARGE_N, dtype, seed=9)
@@ -237,6 +255,9 @@ def test_large_arrays_in_place_match_pieces(elementwise_entry, backend, dtype):
         with fastact.config(backend=backend, num_threads=threads):
             what = f"{entry.name} {backend} {threads} thread(s)"
             np.testing.assert_array_equal(call.forward(x), y_ref, err_msg=what + " forward")
+            shifted = np.empty(LARGE_N + 3, dtype)[3:]
+            assert call.forward(x, out=shifted) is shifted
+            np.testing.assert_array_equal(shifted, y_ref, err_msg=what + " forward, out shifted")
             y = x.copy()
             assert call.forward(y, out=y) is y
             np.testing.assert_array_equal(y, y_ref, err_msg=what + " forward in place")

@@ -34,6 +34,27 @@ cdef extern from "fa_kernels.h" nogil:
     void fa_stream_unary_f64(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     void fa_stream_binary_f32(const float *, const float *, float *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     void fa_stream_binary_f64(const double *, const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    void fa_nt_init()
+    size_t fa_nt_min_bytes
+    bint FA_HAVE_NT
+    bint fa_nt_stores(Py_ssize_t n, size_t size, int arrays)
+    void fa_nt_copy(void *dst, const void *src, size_t size)
+    void fa_nt_fence()
+
+# Non-temporal stores for chunks too large to stay in cache (fa_intrinsics.h).
+fa_nt_init()
+
+
+def nt_min_bytes(value=None):
+    """The bytes (inputs and output) from which a chunk's kernel stores its output
+    non-temporally, 0 where this build has no such stores; ``value`` sets it (the
+    tests lower it: the same bits either way) and the previous one is returned."""
+    global fa_nt_min_bytes
+    cdef size_t was = fa_nt_min_bytes
+    if value is not None:
+        fa_nt_min_bytes = value
+    return was if FA_HAVE_NT else 0
+
 
 ctypedef fused real:
     float

@@ -18,6 +18,12 @@
 # of every addition is fixed by the shape: same bits for any thread count, and
 # on the Numba backend (fastact/_backends/numba/drivers.py, whose constants
 # these are).
+#
+# Where a thread's share of the arrays is too large to stay in cache and the
+# output is none of the inputs (fa_nt_stores), each tile's result goes to a
+# second tile on the stack (the backward sums it there) and to memory by
+# non-temporal stores: the output is written once, not read first.  The same
+# bits either way.
 
 DEF TILE = 1024
 # The backward's short-run order: columns of a row tile (a multiple of inner
@@ -81,14 +87,21 @@ cdef inline void _add_bias(const real *x, const real *b, real *z, Py_ssize_t k0,
 
 cdef void _bias_fwd_range(int table, int kid, const real *x, const real *b, real *out,
                           Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t C, Py_ssize_t inner,
-                          const double *p, uint64_t seed) noexcept nogil:
+                          const double *p, uint64_t seed, bint nt) noexcept nogil:
     cdef real z[TILE]
+    cdef real w[TILE]
     cdef Py_ssize_t t = k0, ln
     while t < k1:
         ln = TILE if k1 - t > TILE else k1 - t
         _add_bias(x + t, b, z, t, ln, C, inner)
-        _unary(table, kid, z, out + t, ln, p, seed, t)
+        if nt:
+            _unary(table, kid, z, w, ln, p, seed, t)
+            fa_nt_copy(out + t, w, <size_t>ln * sizeof(real))
+        else:
+            _unary(table, kid, z, out + t, ln, p, seed, t)
         t += ln
+    if nt:
+        fa_nt_fence()
 
 
 cdef void _bias_fwd(int table, int kid, const real *x, const real *b, real *out, Py_ssize_t n,
@@ -96,35 +109,36 @@ cdef void _bias_fwd(int table, int kid, const real *x, const real *b, real *out,
                     int nthreads) noexcept nogil:
     cdef Py_ssize_t nch = _n_chunks(n, nthreads), c, start, stop
     cdef Py_ssize_t step = _chunk_len(n, nch)
+    cdef bint nt = <const real *>out != x and fa_nt_stores(step, sizeof(real), 2)
     if nch <= 1:
-        _bias_fwd_range(table, kid, x, b, out, 0, n, C, inner, p, seed)
+        _bias_fwd_range(table, kid, x, b, out, 0, n, C, inner, p, seed, nt)
         return
     for c in prange(nch, schedule="static", num_threads=nch):
         start = c * step
         if start < n:
             stop = start + step if start + step <= n else n
-            _bias_fwd_range(table, kid, x, b, out, start, stop, C, inner, p, seed)
+            _bias_fwd_range(table, kid, x, b, out, start, stop, C, inner, p, seed, nt)
 
 
 cdef inline void _bwd_tile(int table, int kid, const real *g, const real *s, const real *b,
-                           real *z, bint tiled, real *out, Py_ssize_t k, Py_ssize_t n,
+                           real *z, bint tiled, real *dst, Py_ssize_t k, Py_ssize_t n,
                            Py_ssize_t C, Py_ssize_t inner, bint recompute, const double *p,
                            uint64_t seed) noexcept nogil:
-    """out = f'(g, s + b) (``recompute``) or f'(g, s) for elements k..k+n-1.
+    """dst[:n] = f'(g, s + b) (``recompute``) or f'(g, s) of elements k..k+n-1.
 
     With ``tiled``, z holds the bias of those elements and the kernel at s + b
     reads it (FA_BWDB); otherwise s + b is first written into z.
     """
     if not recompute:
-        _binary(table, kid, g + k, s + k, out + k, n, p, seed, k)
+        _binary(table, kid, g + k, s + k, dst, n, p, seed, k)
     elif tiled:
         if real is float:
-            FA_BWDB_F32[kid](g + k, s + k, z, out + k, n, p, seed, k)
+            FA_BWDB_F32[kid](g + k, s + k, z, dst, n, p, seed, k)
         else:
-            FA_BWDB_F64[kid](g + k, s + k, z, out + k, n, p, seed, k)
+            FA_BWDB_F64[kid](g + k, s + k, z, dst, n, p, seed, k)
     else:
         _add_bias(s + k, b, z, k, n, C, inner)
-        _binary(table, kid, g + k, z, out + k, n, p, seed, k)
+        _binary(table, kid, g + k, z, dst, n, p, seed, k)
 
 
 cdef inline void _fill_bias(const real *b, real *z, Py_ssize_t k0, Py_ssize_t n, Py_ssize_t C,
@@ -138,11 +152,13 @@ cdef inline void _fill_bias(const real *b, real *z, Py_ssize_t k0, Py_ssize_t n,
 cdef void _bias_bwd_rows(int table, int kid, const real *g, const real *s, const real *b,
                          real *out, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t j0, Py_ssize_t w,
                          Py_ssize_t C, Py_ssize_t inner, bint recompute, const double *p,
-                         uint64_t seed, double *acc) noexcept nogil:
+                         uint64_t seed, double *acc, bint nt) noexcept nogil:
     """Rows r0..r1-1 (a block) of columns j0..j0+w-1 of the (outer, C * inner) array:
     the gradient, and its sums over the rows into acc (the channels of those columns)."""
     cdef real z[COLS]
     cdef real f[COLS]
+    cdef real v[COLS]  # the gradient before its non-temporal stores
+    cdef real *dst
     cdef Py_ssize_t W = C * inner, r = r0, m, k, ln, j
     cdef Py_ssize_t batch = BATCH // W if w == W and W < BATCH else 1
     # every call starts at column j0 of a row: one tile of bias serves them all
@@ -155,20 +171,27 @@ cdef void _bias_bwd_rows(int table, int kid, const real *g, const real *s, const
         m = batch if r1 - r > batch else r1 - r
         k = r * W + j0
         ln = (m - 1) * W + w  # several rows only when they are whole (w == W)
-        _bwd_tile(table, kid, g, s, b, z, tiled, out, k, ln, C, inner, recompute, p, seed)
+        dst = &v[0] if nt else out + k
+        _bwd_tile(table, kid, g, s, b, z, tiled, dst, k, ln, C, inner, recompute, p, seed)
         if real is float:
-            fa_bias_rows_f32(out + k, m, w, W, r - r0, r + m == r1, inner, f, acc)
+            fa_bias_rows_f32(dst, m, w, W, r - r0, r + m == r1, inner, f, acc)
         else:
-            fa_bias_rows_f64(out + k, m, w, W, r - r0, r + m == r1, inner, f, acc)
+            fa_bias_rows_f64(dst, m, w, W, r - r0, r + m == r1, inner, f, acc)
+        if nt:
+            fa_nt_copy(out + k, v, <size_t>ln * sizeof(real))
         r += m
+    if nt:
+        fa_nt_fence()
 
 
 cdef void _bias_bwd_runs(int table, int kid, const real *g, const real *s, const real *b,
                          real *out, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t C,
                          Py_ssize_t inner, bint recompute, const double *p, uint64_t seed,
-                         double *acc) noexcept nogil:
+                         double *acc, bint nt) noexcept nogil:
     """Elements k0..k1-1 (a block): the gradient, and its sums by channel into acc."""
     cdef real z[TILE]
+    cdef real v[TILE]  # the gradient before its non-temporal stores
+    cdef real *dst
     cdef real fl[FA_BIAS_LANES]
     cdef double dl[FA_BIAS_LANES]
     cdef Py_ssize_t t = k0, ln, j
@@ -182,12 +205,17 @@ cdef void _bias_bwd_runs(int table, int kid, const real *g, const real *s, const
         ln = TILE if k1 - t > TILE else k1 - t
         if tiled:
             _fill_bias(b, z, t, ln, C, inner)
-        _bwd_tile(table, kid, g, s, b, z, tiled, out, t, ln, C, inner, recompute, p, seed)
+        dst = &v[0] if nt else out + t
+        _bwd_tile(table, kid, g, s, b, z, tiled, dst, t, ln, C, inner, recompute, p, seed)
         if real is float:
-            fa_bias_runs_f32(out + t, t, ln, C, inner, fl, dl, acc)
+            fa_bias_runs_f32(dst, t, ln, C, inner, fl, dl, acc)
         else:
-            fa_bias_runs_f64(out + t, t, ln, C, inner, fl, dl, acc)
+            fa_bias_runs_f64(dst, t, ln, C, inner, fl, dl, acc)
+        if nt:
+            fa_nt_copy(out + t, v, <size_t>ln * sizeof(real))
         t += ln
+    if nt:
+        fa_nt_fence()
     if k1 % inner:  # the block ends inside a run: close its part
         if real is float:
             fa_bias_close_f32(fl, dl, acc + (k1 - 1) // inner % C)
@@ -199,12 +227,13 @@ cdef inline void _bias_bwd_unit(int table, int kid, const real *g, const real *s
                                 const real *b, real *out, Py_ssize_t n, Py_ssize_t C,
                                 Py_ssize_t inner, bint recompute, const double *p,
                                 uint64_t seed, double *partial, Py_ssize_t nblocks,
-                                Py_ssize_t cw, Py_ssize_t nq, Py_ssize_t u) noexcept nogil:
+                                Py_ssize_t cw, Py_ssize_t nq, Py_ssize_t u,
+                                bint nt) noexcept nogil:
     """Unit u: a block (long runs), or a block's column tile of cw channels (short runs)."""
     cdef Py_ssize_t blk, q, cn, outer
     if nq == 0:
         _bias_bwd_runs(table, kid, g, s, b, out, u * n // nblocks, (u + 1) * n // nblocks, C,
-                       inner, recompute, p, seed, partial + u * C)
+                       inner, recompute, p, seed, partial + u * C, nt)
         return
     blk = u // nq
     q = u % nq
@@ -212,7 +241,7 @@ cdef inline void _bias_bwd_unit(int table, int kid, const real *g, const real *s
     outer = n // (C * inner)
     _bias_bwd_rows(table, kid, g, s, b, out, blk * outer // nblocks,
                    (blk + 1) * outer // nblocks, q * cw * inner, cn * inner, C, inner,
-                   recompute, p, seed, partial + blk * C + q * cw)
+                   recompute, p, seed, partial + blk * C + q * cw, nt)
 
 
 cdef void _bias_bwd(int table, int kid, const real *g, const real *s, const real *b, real *out,
@@ -220,18 +249,22 @@ cdef void _bias_bwd(int table, int kid, const real *g, const real *s, const real
                     const double *p, uint64_t seed, double *partial, Py_ssize_t nblocks,
                     int nthreads) noexcept nogil:
     cdef Py_ssize_t cw = 0, nq = 0, units = nblocks, u
+    cdef bint nt
     if inner < FA_BIAS_RUNS_FROM:
         cw = COLS // inner if COLS // inner < C else C
         nq = (C + cw - 1) // cw
         units = nblocks * nq
+    # a thread's share: the units are spread over min(nthreads, units) threads
+    nt = (<const real *>out != g and <const real *>out != s
+          and fa_nt_stores(n // max(1, min(nthreads, units)), sizeof(real), 3))
     if nthreads <= 1 or units <= 1:
         for u in range(units):
             _bias_bwd_unit(table, kid, g, s, b, out, n, C, inner, recompute, p, seed, partial,
-                           nblocks, cw, nq, u)
+                           nblocks, cw, nq, u, nt)
     else:
         for u in prange(units, schedule="static", num_threads=nthreads):
             _bias_bwd_unit(table, kid, g, s, b, out, n, C, inner, recompute, p, seed, partial,
-                           nblocks, cw, nq, u)
+                           nblocks, cw, nq, u, nt)
     fa_bias_combine(partial, nblocks, C)
 
 

@@ -53,11 +53,6 @@ FA_INLINE uint16_t fa_f32_to_bf16(float v) {
  * converting each element as loaded vectorizes at the 16-bit type's (twice
  * the float32 registers live, which costs the transcendental kernels).  The
  * chunk's buffers stay in L1. */
-#if defined(__GNUC__) || defined(__clang__)
-#define FA_ALIGN64 __attribute__((aligned(64)))
-#else
-#define FA_ALIGN64
-#endif
 #ifndef FA_H16_CHUNK
 #define FA_H16_CHUNK 128
 #endif
