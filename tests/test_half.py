@@ -10,6 +10,8 @@ compiled backends.  bfloat16 needs ml_dtypes: those cases skip without it.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,7 @@ from tests.conftest import (
     Call,
     entry_id,
     example_params,
+    nt_threshold,
     special_positions,
 )
 
@@ -402,10 +405,12 @@ def _edge_input(entry, params, dtype, n, seed):
 
 @pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
 @pytest.mark.parametrize("entry", [e for e in ENTRIES if not e.rowwise], ids=entry_id)
-def test_edges_and_paths_are_float32_rounded_once(entry, half):
+@pytest.mark.parametrize("stores", ["cached", "non-temporal"])
+def test_edges_and_paths_are_float32_rounded_once(entry, half, stores):
     """Every size around vector widths, blocks and thread chunks, special values, 16-bit
     subnormals and NaN payloads at both ends and a block edge: the fast path and the
-    general path both give the float32 kernel's result rounded once."""
+    general path both give the float32 kernel's result rounded once, whether the
+    outputs go through the cache or (threshold 0) by non-temporal stores."""
     from tests.test_fast_path import general_only
 
     for params, training in _param_sets(entry):
@@ -414,16 +419,17 @@ def test_edges_and_paths_are_float32_rounded_once(entry, half):
             g = _edge_input(entry, params, half, n, seed=n + 1)[::-1].copy()
             call = Call(entry, params, training=training)
             with fastact.config(backend="cython", num_threads=2):
-                y = call.forward(x)
-                gx = call.backward(g, call.saved(x, y))
-                with general_only():
-                    y_gen = call.forward(x)
-                    gx_gen = call.backward(g, call.saved(x, y))
                 y32 = call.forward(x.astype(np.float32))
+                with nt_threshold(0) if stores == "non-temporal" else contextlib.nullcontext():
+                    y = call.forward(x)
+                    gx = call.backward(g, call.saved(x, y))
+                    with general_only():
+                        y_gen = call.forward(x)
+                        gx_gen = call.backward(g, call.saved(x, y))
                 g32 = call.backward(g.astype(np.float32), call.saved(x, y).astype(np.float32))
             with np.errstate(all="ignore"):
                 want_y, want_g = y32.astype(half), g32.astype(half)
-            what = f"{entry.name} {half.name} n={n} {params} training={training}"
+            what = f"{entry.name} {half.name} n={n} {params} training={training} {stores}"
             _same_bits(y, want_y, what + " forward (fast path)")
             _same_bits(gx, want_g, what + " backward (fast path)")
             _same_bits(y_gen, want_y, what + " forward (general path)")
