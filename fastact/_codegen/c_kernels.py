@@ -149,19 +149,33 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str]) -> str:
         lines.append("    }")
     lines.append("}")
     inputs = ("xp",) if kind in UNARY else ("gp", "sp")
-    lines += _driver(name, sig, ctype, inputs, vector)
+    lines += _driver(name, sig, ctype, inputs, nt_stores(entry, kind), vector)
     return "\n".join(lines)
 
 
+def nt_stores(entry: Activation, kind: str) -> bool:
+    """Whether the kernel of ``kind`` stores large outputs non-temporally: where its
+    pass is memory-bound (cost class ``cheap``).  A compute-bound loop was slower with
+    them (sigmoid's and gelu's forward on 10^7 floats: 1.1-1.2x the time), its
+    loads waiting behind the bursts of non-temporal stores that end each block."""
+    return entry.cost_of("forward" if kind in UNARY else "backward") == "cheap"
+
+
 def _driver(
-    name: str, sig: str, ctype: str, inputs: tuple[str, ...], vector: bool = False
+    name: str,
+    sig: str,
+    ctype: str,
+    inputs: tuple[str, ...],
+    nt_ok: bool,
+    vector: bool = False,
 ) -> list[str]:
     """The kernel ``name`` over a chunk: its ``_range`` loop on the head until
     ``out`` is 64-byte aligned (every vector store of the main loop then fills one
     cache line: fa_head), then on the rest, in blocks that prefetch ahead in large
-    chunks (fa_prefetch) and, in chunks too large to stay in cache with an output
-    that is none of the inputs, store each block through a buffer by
-    non-temporal stores (fa_nt_stores; all in fa_intrinsics.h).  A kernel of one
+    chunks (fa_prefetch) and, for a memory-bound kernel (``nt_ok``: :func:`nt_stores`)
+    in chunks too large to stay in cache with an output that is none of the
+    inputs, store each block through a buffer by non-temporal stores
+    (fa_nt_stores; all in fa_intrinsics.h).  A kernel of one
     input prefetches it; one of several prefetches ``out`` where it is one of
     them (in place): with two streams of loads and a separate output the
     hardware prefetcher keeps up, and prefetching both cost 10-18% at 10^6
@@ -176,6 +190,7 @@ def _driver(
         ahead = "out"
         cond = " && (" + " || ".join(f"{x} == out" for x in inputs) + ")"
     apart = " && ".join(f"{x} != out" for x in inputs)
+    nt = f"{apart} && fa_nt_stores(n - h, {size}, {len(inputs) + 1})" if nt_ok else "0"
     block = ", ".join(f"{x} + k" for x in inputs)
     pk = "p + k" if vector else "p"
     return [
@@ -183,7 +198,7 @@ def _driver(
         "uint64_t seed, int64_t off) {",
         f"    const Py_ssize_t h = fa_head(out, n, {size});",
         f"    const int pf = fa_prefetching(n, {size}){cond};",
-        f"    const int nt = {apart} && fa_nt_stores(n - h, {size}, {len(inputs) + 1});",
+        f"    const int nt = {nt};",
         f"    const Py_ssize_t b = pf || nt ? (Py_ssize_t)(FA_BLOCK_BYTES / {size}) : n - h;",
         f"    const Py_ssize_t a = FA_AHEAD_BYTES / {size};",
         f"    {ctype} buf[FA_BLOCK_BYTES / {size}] FA_ALIGN64;",
@@ -233,7 +248,7 @@ def _bias_kernel(entry: Activation, sfx: str, helpers: list[str]) -> str:
     if len(cases) > 1:
         lines.append("    }")
     lines.append("}")
-    lines += _driver(name, sig, ctype, ("gp", "sp", "bp"))
+    lines += _driver(name, sig, ctype, ("gp", "sp", "bp"), nt_stores(entry, "bwd"))
     return "\n".join(lines)
 
 
@@ -814,6 +829,12 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             + ",\n    ".join(ptrs)
             + "\n};"
         )
+    for pass_ in ("fwd", "bwd"):
+        flags = ", ".join(str(int(nt_stores(e, pass_))) for e in table)
+        out.append(
+            f"/* Whether the {pass_} pass stores large outputs non-temporally (memory-bound). */\n"
+            f"static const unsigned char FA_NT_{pass_.upper()}[{len(table)}] = {{{flags}}};"
+        )
     out.append(f"#define FA_N_KERNELS {len(table)}\n#endif")
     return "\n\n".join(out) + "\n"
 
@@ -849,7 +870,8 @@ def _half_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
 def _half_kernel(entry: Activation, kind: str, store: str, attr: str, conv: str) -> str:
     """The 16-bit kernel of ``kind`` in format ``store``: the float32 range function
     on chunks converted by ``conv``'s functions (fa_convert.h's FA_H16_UNARY)."""
-    args = f"{conv}_widen, {conv}_narrow, fa_{entry.name}_{kind}_f32_range"
+    nt = int(nt_stores(entry, kind))
+    args = f"{conv}_widen, {conv}_narrow, fa_{entry.name}_{kind}_f32_range, {nt}"
     if kind in UNARY:
         sig, body = "const uint16_t *xp, uint16_t *out", f"FA_H16_UNARY({args})"
     else:

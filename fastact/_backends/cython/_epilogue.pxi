@@ -19,9 +19,10 @@
 # on the Numba backend (fastact/_backends/numba/drivers.py, whose constants
 # these are).
 #
-# Where a thread's share of the arrays is too large to stay in cache and the
-# output is none of the inputs (fa_nt_stores), each tile's result goes to a
-# second tile on the stack (the backward sums it there) and to memory by
+# Where the kernel is memory-bound (FA_NT_FWD, FA_NT_BWD), the arrays too large
+# to stay in cache and the output none of the inputs (fa_nt_stores, asked
+# outside the parallel region: of the whole call), each tile's result goes to
+# a second tile on the stack (the backward sums it there) and to memory by
 # non-temporal stores: the output is written once, not read first.  The same
 # bits either way.
 
@@ -70,6 +71,8 @@ cdef extern from "fa_kernels.h" nogil:
                                  Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     fa_bwdb_f32 *FA_BWDB_F32
     fa_bwdb_f64 *FA_BWDB_F64
+    const unsigned char *FA_NT_FWD
+    const unsigned char *FA_NT_BWD
 
 # The backward's order of summation (fa_epilogue.h), for the check that the
 # Numba drivers use the same: (GROUP, LANES, SEGMENT, RUNS_FROM).
@@ -109,7 +112,8 @@ cdef void _bias_fwd(int table, int kid, const real *x, const real *b, real *out,
                     int nthreads) noexcept nogil:
     cdef Py_ssize_t nch = _n_chunks(n, nthreads), c, start, stop
     cdef Py_ssize_t step = _chunk_len(n, nch)
-    cdef bint nt = <const real *>out != x and fa_nt_stores(step, sizeof(real), 2)
+    cdef bint nt = (FA_NT_FWD[kid] and <const real *>out != x
+                    and fa_nt_stores(n, sizeof(real), 2))
     if nch <= 1:
         _bias_fwd_range(table, kid, x, b, out, 0, n, C, inner, p, seed, nt)
         return
@@ -254,9 +258,8 @@ cdef void _bias_bwd(int table, int kid, const real *g, const real *s, const real
         cw = COLS // inner if COLS // inner < C else C
         nq = (C + cw - 1) // cw
         units = nblocks * nq
-    # a thread's share: the units are spread over min(nthreads, units) threads
-    nt = (<const real *>out != g and <const real *>out != s
-          and fa_nt_stores(n // max(1, min(nthreads, units)), sizeof(real), 3))
+    nt = (FA_NT_BWD[kid] and <const real *>out != g and <const real *>out != s
+          and fa_nt_stores(n, sizeof(real), 3))
     if nthreads <= 1 or units <= 1:
         for u in range(units):
             _bias_bwd_unit(table, kid, g, s, b, out, n, C, inner, recompute, p, seed, partial,

@@ -114,7 +114,8 @@ FA_INLINE const uint16_t *fa_h16_chunk(const uint16_t *h, Py_ssize_t m, uint16_t
     memcpy(t, h, (size_t)m * sizeof(uint16_t));
     return t;
 }
-/* Where the chunk is too large to stay in cache and out is none of the inputs
+/* Where the kernel is memory-bound (NT: fastact/_codegen/c_kernels.py's
+ * nt_stores), the chunk too large to stay in cache and out none of the inputs
  * (fa_nt_stores), each chunk is rounded into t and stored non-temporally
  * (fa_nt_copy), the first one short so that the others start on a line. */
 #define FA_H16_STORE(NARROW, SRC)                                                     \
@@ -128,10 +129,10 @@ FA_INLINE const uint16_t *fa_h16_chunk(const uint16_t *h, Py_ssize_t m, uint16_t
 /* The length of the chunk from k0: the head h first (0 but with nt: out + h
  * is then 64-byte aligned), then FA_H16_CHUNK or what is left. */
 #define FA_H16_LEN(k0) ((k0) == 0 && h > 0 ? h : (n - (k0) < FA_H16_CHUNK ? n - (k0) : FA_H16_CHUNK))
-#define FA_H16_UNARY(WIDEN, NARROW, RANGE)                                            \
+#define FA_H16_UNARY(WIDEN, NARROW, RANGE, NT)                                        \
     float a[FA_H16_CHUNK] FA_ALIGN64, b[FA_H16_CHUNK] FA_ALIGN64;                     \
     uint16_t t[FA_H16_CHUNK];                                                         \
-    const int nt = xp != out && fa_nt_stores(n, sizeof(uint16_t), 2);                 \
+    const int nt = NT && xp != out && fa_nt_stores(n, sizeof(uint16_t), 2);            \
     const Py_ssize_t h = nt ? fa_head(out, n, sizeof(uint16_t)) : 0;                  \
     for (Py_ssize_t k0 = 0, m; k0 < n; k0 += m) {                                     \
         m = FA_H16_LEN(k0);                                                           \
@@ -140,11 +141,11 @@ FA_INLINE const uint16_t *fa_h16_chunk(const uint16_t *h, Py_ssize_t m, uint16_t
         FA_H16_STORE(NARROW, b)                                                       \
     }                                                                                 \
     if (nt) fa_nt_fence();
-#define FA_H16_BINARY(WIDEN, NARROW, RANGE)                                           \
+#define FA_H16_BINARY(WIDEN, NARROW, RANGE, NT)                                       \
     float a[FA_H16_CHUNK] FA_ALIGN64, b[FA_H16_CHUNK] FA_ALIGN64,                     \
         c[FA_H16_CHUNK] FA_ALIGN64;                                                   \
     uint16_t t[FA_H16_CHUNK];                                                         \
-    const int nt = gp != out && sp != out && fa_nt_stores(n, sizeof(uint16_t), 3);    \
+    const int nt = NT && gp != out && sp != out && fa_nt_stores(n, sizeof(uint16_t), 3);\
     const Py_ssize_t h = nt ? fa_head(out, n, sizeof(uint16_t)) : 0;                  \
     for (Py_ssize_t k0 = 0, m; k0 < n; k0 += m) {                                     \
         m = FA_H16_LEN(k0);                                                           \

@@ -305,19 +305,20 @@ static inline void fa_prefetch(const void *p, Py_ssize_t k0, Py_ssize_t k1, Py_s
 /* Stores that bypass the caches (non-temporal).  An ordinary store first reads
  * its line into the cache (the line is then written back), so a kernel writing
  * an array that does not stay in cache moves its output twice; a non-temporal
- * store writes the line once.  A chunk whose arrays (inputs and output) take
- * at least fa_nt_min_bytes computes each block of FA_BLOCK_BYTES into a
- * buffer on the stack and stores it with fa_nt_copy, then fences (fa_nt_fence:
- * non-temporal stores are weakly ordered), where the output is none of the
- * inputs (in place, the line is in cache already).  On the machine of docs/performance.md a relu forward on
- * 10^7 floats took 0.8x the time with them on one and two threads.  Below the
- * threshold the arrays may still be in cache for the next call, which reads
- * them from memory after non-temporal stores: a two-thread relu on 3*10^6
- * floats was 1.4x slower with them.  The values stored are the same bits.
+ * store writes the line once.  Where a call's arrays (inputs and output, all
+ * threads' chunks together) take at least fa_nt_min_bytes, half the L3 cache
+ * of the machine of docs/performance.md, the memory-bound kernels (cost class
+ * ``cheap``: fastact/_codegen/c_kernels.py's nt_stores) compute each block of
+ * FA_BLOCK_BYTES into a buffer on the stack and store it with fa_nt_copy,
+ * then fence (fa_nt_fence: non-temporal stores are weakly ordered), where the
+ * output is none of the inputs (in place, the line is in cache already).
+ * There relu on 10^7 floats took 0.65-0.8x the time with them, forward and
+ * backward, one and two threads; from 2*10^6 floats (16 MB moved) they were
+ * faster, at 10^6 (in L3) 6-14% slower.  The values stored are the same bits.
  * Chosen at load (fa_nt_init): 64-byte stores with AVX-512, 32-byte with
  * AVX, 16-byte with SSE2 (any x86-64); none elsewhere. */
 #ifndef FA_NT_MIN_BYTES
-#define FA_NT_MIN_BYTES (24u << 20)
+#define FA_NT_MIN_BYTES (16u << 20)
 #endif
 static size_t fa_nt_min_bytes = FA_NT_MIN_BYTES;
 typedef void fa_nt_copy_fn(void *dst, const void *src, size_t bytes);
@@ -370,9 +371,17 @@ static inline void fa_nt_fence(void) {}
 #endif
 
 /* Whether a chunk of n elements of size bytes, whose kernel touches ``arrays``
- * arrays of them (its inputs and output), stores its output non-temporally. */
+ * arrays of them (its inputs and output), stores its output non-temporally:
+ * the call's bytes are those of the chunks of every thread of the team. */
+#ifdef _OPENMP
+#include <omp.h>
+#define FA_TEAM_SIZE() ((size_t)omp_get_num_threads())
+#else
+#define FA_TEAM_SIZE() ((size_t)1)
+#endif
 static inline int fa_nt_stores(Py_ssize_t n, size_t size, int arrays) {
-    return fa_nt_copy != NULL && (size_t)n * size * (size_t)arrays >= fa_nt_min_bytes;
+    return fa_nt_copy != NULL &&
+           (size_t)n * size * (size_t)arrays * FA_TEAM_SIZE() >= fa_nt_min_bytes;
 }
 
 /* The streaming limit: the cheapest kernels that move the same bytes as an
