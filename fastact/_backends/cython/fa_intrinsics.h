@@ -306,19 +306,22 @@ static inline void fa_prefetch(const void *p, Py_ssize_t k0, Py_ssize_t k1, Py_s
  * its line into the cache (the line is then written back), so a kernel writing
  * an array that does not stay in cache moves its output twice; a non-temporal
  * store writes the line once.  Where a call's arrays (inputs and output, all
- * threads' chunks together) take at least fa_nt_min_bytes, half the L3 cache
- * of the machine of docs/performance.md, the memory-bound kernels (cost class
- * ``cheap``: fastact/_codegen/c_kernels.py's nt_stores) compute each block of
- * FA_BLOCK_BYTES into a buffer on the stack and store it with fa_nt_copy,
- * then fence (fa_nt_fence: non-temporal stores are weakly ordered), where the
- * output is none of the inputs (in place, the line is in cache already).
- * There relu on 10^7 floats took 0.65-0.8x the time with them, forward and
- * backward, one and two threads; from 2*10^6 floats (16 MB moved) they were
- * faster, at 10^6 (in L3) 6-14% slower.  The values stored are the same bits.
- * Chosen at load (fa_nt_init): 64-byte stores with AVX-512, 32-byte with
- * AVX, 16-byte with SSE2 (any x86-64); none elsewhere. */
+ * threads' chunks together) take at least fa_nt_min_bytes, the L3 cache of the
+ * machine of docs/performance.md (so they cannot all stay in it; the OS's
+ * figure is not to be trusted in a VM: 320 MB there), the memory-bound kernels
+ * (cost class ``cheap``: fastact/_codegen/c_kernels.py's nt_stores) compute
+ * each block of FA_BLOCK_BYTES into a buffer on the stack and store it with
+ * fa_nt_copy, then fence (fa_nt_fence: non-temporal stores are weakly
+ * ordered), where the output is none of the inputs (in place, the line is in
+ * cache already).  There the piecewise-linear kernels on 10^7 elements took
+ * 0.5-0.9x the time with them, forward and backward, one and two threads;
+ * with 16 MiB for the threshold, a float64 backward on 10^6 elements (24 MB,
+ * in L3 when called again and again) took 1.4-1.7x the time on two threads.
+ * The values stored are the same bits.  Chosen at load (fa_nt_init): 64-byte
+ * stores with AVX-512, 32-byte with AVX, 16-byte with SSE2 (any x86-64); none
+ * elsewhere. */
 #ifndef FA_NT_MIN_BYTES
-#define FA_NT_MIN_BYTES (16u << 20)
+#define FA_NT_MIN_BYTES (32u << 20)
 #endif
 static size_t fa_nt_min_bytes = FA_NT_MIN_BYTES;
 typedef void fa_nt_copy_fn(void *dst, const void *src, size_t bytes);
