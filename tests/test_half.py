@@ -437,31 +437,44 @@ def test_edges_and_paths_are_float32_rounded_once(entry, half, stores):
 
 
 @pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
-def test_float16_rounding_dense_sweep():
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_rounding_dense_sweep(name):
     """Every 509th float32 pattern (8.4 million: every exponent, signs, subnormals, inf,
-    NaN) rounded to float16 by F16C and by C: NumPy's bits (NaN: quiet, any payload)."""
-    from fastact._backends.cython import _kernels
-
+    NaN) rounded to the 16-bit type by its instructions (F16C, AVX512_BF16) where the
+    CPU has them and by C: NumPy's (ml_dtypes') bits (NaN: quiet, any payload)."""
+    half = _dtype(name)
     f = np.arange(0, 2**32, 509, dtype=np.uint64).astype(np.uint32).view(np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
-        want = f.astype(np.float16).view(np.uint16)
+        want = f.astype(half).view(np.uint16)
     nan = np.isnan(f)
-    for f16c in [True, False] if _kernels.half_has_f16c() else [False]:
-        was = _kernels.half_use_f16c(f16c)
-        try:
-            got = _half._narrow_bits(1, f, np.empty(f.size, np.uint16), 2)
-        finally:
-            _kernels.half_use_f16c(was)
-        np.testing.assert_array_equal(got[~nan], want[~nan])
-        assert ((got[nan] & 0x7E00) == 0x7E00).all()
+    quiet = 0x7E00 if name == "float16" else 0x7FC0
+    for conv in _conversions(half):
+        with _converting(half, conv):
+            got = _half._narrow_bits(_half.FORMATS[name], f, np.empty(f.size, np.uint16), 2)
+        np.testing.assert_array_equal(got[~nan], want[~nan], err_msg=conv)
+        assert ((got[nan] & quiet) == quiet).all(), conv
 
 
 def _conversions(half: np.dtype) -> list[str]:
-    """The conversions the compiled 16-bit kernels can use here: F16C (float16, where
-    the CPU has it) and C."""
+    """The conversions the compiled 16-bit kernels can use here: by instructions
+    (float16: F16C, bfloat16: AVX512_BF16, where the CPU has them) and C."""
     from fastact._backends.cython import _kernels
 
-    return ["f16c", "c"] if half.name == "float16" and _kernels.half_has_f16c() else ["c"]
+    has = _kernels.half_has_f16c if half.name == "float16" else _kernels.half_has_bf16v4
+    return ["instructions", "c"] if has() else ["c"]
+
+
+@contextlib.contextmanager
+def _converting(half: np.dtype, conv: str):
+    """The compiled 16-bit kernels of ``half`` converting by ``conv`` in the block."""
+    from fastact._backends.cython import _kernels
+
+    use = _kernels.half_use_f16c if half.name == "float16" else _kernels.half_use_bf16v4
+    was = use(conv == "instructions")
+    try:
+        yield
+    finally:
+        use(was)
 
 
 @pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
@@ -470,9 +483,7 @@ def test_every_16_bit_value_is_float32_rounded_once(entry, half):
     """All 65536 patterns (subnormals, infinities, NaNs) as the input and as the
     gradient, forward and backward, plain and training forms, on one and two threads:
     the float32 kernel's result on the exactly widened input, rounded once, whether the
-    kernel converts by F16C or in C."""
-    from fastact._backends.cython import _kernels
-
+    kernel converts by the format's instructions (F16C, AVX512_BF16) or in C."""
     x = np.arange(65536, dtype=np.uint16).view(half)
     g = x[::-1].copy()
     for params, training in _param_sets(entry):
@@ -485,13 +496,9 @@ def test_every_16_bit_value_is_float32_rounded_once(entry, half):
             want_g = call.backward(g.astype(np.float32), s32).astype(half)
         for conv in _conversions(half):
             for threads in (1, 2):
-                was = _kernels.half_use_f16c(conv == "f16c")
-                try:
-                    with fastact.config(backend="cython", num_threads=threads):
-                        y = call.forward(x)
-                        gx = call.backward(g, call.saved(x, y))
-                finally:
-                    _kernels.half_use_f16c(was)
+                with _converting(half, conv), fastact.config(backend="cython", num_threads=threads):
+                    y = call.forward(x)
+                    gx = call.backward(g, call.saved(x, y))
                 what = f"{entry.name} {half.name} {params} training={training} {conv} {threads}"
                 _same_bits(y, want_y, what + " forward")
                 _same_bits(gx, want_g, what + " backward")

@@ -47,16 +47,18 @@ KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv", "bwdv")
 # The 16-bit kernels (the float32 kernel's range function on chunks of
 # FA_H16_CHUNK elements widened exactly into float32 and rounded once as
 # stored: fa_convert.h): suffix -> (the copies' attribute, the chunk
-# conversions' prefix).  bfloat16 converts in C in every x86-64 clone; float16
-# by the F16C instructions in the x86-64-v3 and v4 copies (where the kernels
-# have clones; fa_half.h chooses at load), else in C (one copy).
+# conversions' prefix).  In C, in every x86-64 clone (bfloat16) or in one copy
+# (float16); where the kernels have clones, also by conversion instructions in
+# x86-64-v3/v4 copies (float16: F16C; bfloat16: AVX512_BF16) that fa_half.h
+# chooses at load where the CPU has them.
 HALF_STORES = {
     "bf16": ("FA_CLONES ", "fa_chunk_bf16"),
     "f16": ("", "fa_chunk_f16"),
 }
-F16C_STORES = {
+INSTRUCTION_STORES = {
     "f16v3": ("FA_V3 ", "fa_chunk_f16c_v3"),
     "f16v4": ("FA_V4 ", "fa_chunk_f16c_v4"),
+    "bf16v4": ("FA_BF16V4 ", "fa_chunk_bf16_v4"),
 }
 # The kinds the 16-bit elementwise driver runs (plain and training mode).
 HALF_KINDS = ("fwd", "bwd", "tfwd", "tbwd")
@@ -840,12 +842,12 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
 
 
 def _half_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
-    """The 16-bit kernels of :data:`HALF_STORES` and :data:`F16C_STORES` (those
+    """The 16-bit kernels of :data:`HALF_STORES` and :data:`INSTRUCTION_STORES` (those
     where the kernels have clones) and their pointer tables (``FA_FWD_BF16``...:
     NULL where the entry has no such kernel)."""
     out = []
-    for stores in (HALF_STORES, F16C_STORES):
-        if stores is F16C_STORES:
+    for stores in (HALF_STORES, INSTRUCTION_STORES):
+        if stores is INSTRUCTION_STORES:
             out.append("#if FA_HAVE_CLONES")
         for store, (attr, conv) in stores.items():
             for entry in table:

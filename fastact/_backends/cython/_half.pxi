@@ -1,7 +1,8 @@
 # 16-bit storage (float16, bfloat16): the float32 kernels on the same static
 # chunks per thread as _elementwise.pxi, fused (each element widened as loaded
-# and rounded as stored; float16 by F16C where the CPU has it: fa_half.h), so
-# the 16-bit result is the float32 kernel's rounded once at every position.
+# and rounded as stored; float16 by F16C, bfloat16 by AVX512_BF16 where the CPU
+# has them: fa_half.h), so the 16-bit result is the float32 kernel's rounded once
+# at every position.
 # The arrays arrive as uint16 views (fastact/_half.py); ``fmt`` names the format.
 
 cdef extern from "fa_half.h" nogil:
@@ -13,25 +14,18 @@ cdef extern from "fa_half.h" nogil:
     int fa_f16c
 
 # The fused 16-bit kernels (widen as loaded, round as stored: fa_kernels.h), by
-# table (PLAIN, TRAIN); float16's are the copy fa_half.h chose for the CPU.
+# table (PLAIN, TRAIN): the copies fa_half.h chose for the CPU.
 cdef extern from "fa_kernels.h" nogil:
     ctypedef void (*fa_unary_h16)(const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     ctypedef void (*fa_binary_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
-    fa_unary_h16 *FA_FWD_BF16
-    fa_unary_h16 *FA_TFWD_BF16
-    fa_binary_h16 *FA_BWD_BF16
-    fa_binary_h16 *FA_TBWD_BF16
-
-cdef fa_unary_h16 *_U_BF16[2]
-cdef fa_binary_h16 *_B_BF16[2]
-_U_BF16[PLAIN] = FA_FWD_BF16
-_U_BF16[TRAIN] = FA_TFWD_BF16
-_B_BF16[PLAIN] = FA_BWD_BF16
-_B_BF16[TRAIN] = FA_TBWD_BF16
 
 cdef extern from "fa_half.h" nogil:
     fa_unary_h16 *fa_f16_unary[2]
     fa_binary_h16 *fa_f16_binary[2]
+    fa_unary_h16 *fa_bf16_unary[2]
+    fa_binary_h16 *fa_bf16_binary[2]
+    int fa_half_use_bf16v4(int on)
+    int fa_bf16v4
 
 fa_half_init()
 
@@ -41,9 +35,9 @@ cdef inline void _half_kernel(int fmt, int table, int kid, const uint16_t *a,
                               uint64_t seed, int64_t off) noexcept nogil:
     if fmt == 2:
         if b == NULL:
-            _U_BF16[table][kid](a, out, n, p, seed, off)
+            fa_bf16_unary[table][kid](a, out, n, p, seed, off)
         else:
-            _B_BF16[table][kid](a, b, out, n, p, seed, off)
+            fa_bf16_binary[table][kid](a, b, out, n, p, seed, off)
     elif b == NULL:
         fa_f16_unary[table][kid](a, out, n, p, seed, off)
     else:
@@ -160,6 +154,17 @@ def half_set_bfloat16(int typenum):
 def half_has_f16c():
     """Whether float16 results are rounded by the F16C instruction here (else in C)."""
     return bool(FA_HAVE_F16C and fa_f16c)
+
+
+def half_has_bf16v4():
+    """Whether bfloat16 results are rounded by AVX512_BF16 here (else in C)."""
+    return bool(fa_bf16v4)
+
+
+def half_use_bf16v4(bint on):
+    """Round bfloat16 by AVX512_BF16 where the CPU has it (True, the default) or in C
+    (False: the same bits, for tests); returns whether it was used before."""
+    return bool(fa_half_use_bf16v4(on))
 
 
 def half_use_f16c(bint on):

@@ -104,6 +104,42 @@ FA_V4 FA_INLINE void fa_chunk_f16c_v4_narrow(const float *f, uint16_t *h) {
         _mm256_storeu_si256((__m256i *)(h + j),
                             _mm512_cvtps_ph(_mm512_load_ps(f + j), _MM_FROUND_TO_NEAREST_INT));
 }
+
+/* bfloat16 by the AVX512_BF16 instruction VCVTNEPS2BF16, in a copy of the
+ * kernels for x86-64-v4 CPUs that have it (FA_BF16V4: fa_*_bf16v4, chosen at
+ * load by fa_half.h), one instruction per sixteen elements rounded where the C
+ * conversion above takes some eight.  It rounds to nearest even whatever MXCSR
+ * says, overflows to inf and quiets a NaN as fa_f32_to_bf16 does (the top bits,
+ * the quiet bit set), but takes a subnormal float32 as zero: the vectors that
+ * hold one (a compare on the magnitude's bits, rarely true) are rounded in
+ * integers as in C, so the bits are fa_f32_to_bf16's for every float32 (only
+ * subnormal float32 round to subnormal bfloat16: the formats share their
+ * exponent range).  The widening is a shift, exact for every value. */
+#define FA_TARGET_BF16V4 FA_TARGET_V4 ",avx512bf16"
+#define FA_BF16V4 __attribute__((target(FA_TARGET_BF16V4)))
+FA_BF16V4 FA_INLINE void fa_chunk_bf16_v4_widen(const uint16_t *h, float *f) {
+    for (int j = 0; j < FA_H16_CHUNK; j += 16) {
+        const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + j)));
+        _mm512_store_si512((void *)(f + j), _mm512_slli_epi32(w, 16));
+    }
+}
+FA_BF16V4 FA_INLINE void fa_chunk_bf16_v4_narrow(const float *f, uint16_t *h) {
+    const __m512i one = _mm512_set1_epi32(1), most = _mm512_set1_epi32(0x007fffff);
+    for (int j = 0; j < FA_H16_CHUNK; j += 16) {
+        const __m512 v = _mm512_load_ps(f + j);
+        const __m512i u = _mm512_castps_si512(v);
+        __m256i r = (__m256i)_mm512_cvtneps_pbh(v);
+        /* 1 <= |u| <= 0x007fffff: a subnormal */
+        const __m512i a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+        const __mmask16 sub = _mm512_cmple_epu32_mask(_mm512_sub_epi32(a, one), _mm512_sub_epi32(most, one));
+        if (sub) {
+            const __m512i even = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+            const __m512i t = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), even);
+            r = _mm256_mask_blend_epi16(sub, r, _mm512_cvtepi32_epi16(_mm512_srli_epi32(t, 16)));
+        }
+        _mm256_storeu_si256((__m256i *)(h + j), r);
+    }
+}
 #endif
 
 /* The chunk of m <= FA_H16_CHUNK elements at h: h itself, or (the last, short

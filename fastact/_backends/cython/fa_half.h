@@ -3,8 +3,8 @@
  * Elementwise calls run the 16-bit kernels of fa_kernels.h: the float32
  * kernel on chunks of FA_H16_CHUNK elements widened as loaded and rounded as
  * stored (fa_convert.h); float16's convert by the F16C instructions where the
- * CPU has them (the x86-64-v3 or x86-64-v4 copy, chosen
- * here at load), else in C.  The conversions of whole arrays run here
+ * CPU has them (the x86-64-v3 or x86-64-v4 copy), bfloat16's by AVX512_BF16
+ * where it has that (an x86-64-v4 copy), both chosen here at load, else in C.  The conversions of whole arrays run here
  * (exact widening; rounding once to nearest even, overflow to +-inf, NaN to a
  * quiet NaN).  Every way the results are the float32 kernel's rounded once,
  * at every position of an array; fastact/_half.py converts the same way
@@ -35,6 +35,23 @@ static void fa_f16_select(int f16c) {
     }
 #else
     (void)f16c;
+#endif
+}
+
+/* The bfloat16 elementwise kernels, by table: the AVX512_BF16 copy where the
+ * CPU has it (fa_bf16v4), else the C ones. */
+static fa_unary_h16 *fa_bf16_unary[2] = {FA_FWD_BF16, FA_TFWD_BF16};
+static fa_binary_h16 *fa_bf16_binary[2] = {FA_BWD_BF16, FA_TBWD_BF16};
+static void fa_bf16_select(int bf16v4) {
+    fa_bf16_unary[0] = FA_FWD_BF16; fa_bf16_unary[1] = FA_TFWD_BF16;
+    fa_bf16_binary[0] = FA_BWD_BF16; fa_bf16_binary[1] = FA_TBWD_BF16;
+#if FA_HAVE_CLONES
+    if (bf16v4) {
+        fa_bf16_unary[0] = FA_FWD_BF16V4; fa_bf16_unary[1] = FA_TFWD_BF16V4;
+        fa_bf16_binary[0] = FA_BWD_BF16V4; fa_bf16_binary[1] = FA_TBWD_BF16V4;
+    }
+#else
+    (void)bf16v4;
 #endif
 }
 
@@ -77,15 +94,28 @@ static int fa_half_use_f16c(int on) {
     fa_f16_select(fa_f16c);
     return was;
 }
+/* Whether bfloat16 kernels round by AVX512_BF16: the CPU has it and the
+ * x86-64-v4 level, and fa_half_use_bf16v4 has not turned it off (the tests
+ * compare both). */
+static int fa_bf16v4 = 0;
+static int fa_half_use_bf16v4(int on) {
+    const int was = fa_bf16v4;
+    fa_bf16v4 = on && FA_CPU_V4 && __builtin_cpu_supports("avx512bf16");
+    fa_bf16_select(fa_bf16v4);
+    return was;
+}
 static void fa_half_init(void) {
     __builtin_cpu_init();
     fa_half_use_f16c(1);
+    fa_half_use_bf16v4(1);
 }
 #else
 #define FA_HAVE_F16C 0
 static const int fa_f16c = 0;
-static void fa_half_init(void) { fa_f16_select(0); }
+static const int fa_bf16v4 = 0;
+static void fa_half_init(void) { fa_f16_select(0); fa_bf16_select(0); }
 static int fa_half_use_f16c(int on) { (void)on; return 0; }
+static int fa_half_use_bf16v4(int on) { (void)on; return 0; }
 #endif
 
 static void fa_narrow_f16(const float *f, uint16_t *h, Py_ssize_t n) {
@@ -100,8 +130,32 @@ static void fa_narrow_f16(const float *f, uint16_t *h, Py_ssize_t n) {
 FA_CLONES static void fa_widen_bf16(const uint16_t *h, float *f, Py_ssize_t n) {
     for (Py_ssize_t k = 0; k < n; k++) f[k] = fa_bf16_to_f32(h[k]);
 }
-FA_CLONES static void fa_narrow_bf16(const float *f, uint16_t *h, Py_ssize_t n) {
+FA_CLONES static void fa_narrow_bf16_c(const float *f, uint16_t *h, Py_ssize_t n) {
     for (Py_ssize_t k = 0; k < n; k++) h[k] = fa_f32_to_bf16(f[k]);
+}
+#if FA_HAVE_CLONES
+/* float32 -> bfloat16 by the kernels' AVX512_BF16 chunks (fa_convert.h), through
+ * an aligned copy: the same bits as fa_narrow_bf16_c. */
+FA_BF16V4 static void fa_narrow_bf16_v4(const float *f, uint16_t *h, Py_ssize_t n) {
+    float t[FA_H16_CHUNK] FA_ALIGN64;
+    uint16_t u[FA_H16_CHUNK];
+    for (Py_ssize_t k = 0; k < n; k += FA_H16_CHUNK) {
+        const Py_ssize_t m = n - k < FA_H16_CHUNK ? n - k : FA_H16_CHUNK;
+        memset(t, 0, sizeof t);
+        memcpy(t, f + k, (size_t)m * sizeof(float));
+        fa_chunk_bf16_v4_narrow(t, u);
+        memcpy(h + k, u, (size_t)m * sizeof(uint16_t));
+    }
+}
+#endif
+static void fa_narrow_bf16(const float *f, uint16_t *h, Py_ssize_t n) {
+#if FA_HAVE_CLONES
+    if (fa_bf16v4) {
+        fa_narrow_bf16_v4(f, h, n);
+        return;
+    }
+#endif
+    fa_narrow_bf16_c(f, h, n);
 }
 
 static void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n) {
