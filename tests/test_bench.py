@@ -238,6 +238,9 @@ def test_targets_follow_the_cost_class():
     assert bench.target(CASES["gelu[tanh]"], "float32", "fwd") == 1.6
     assert bench.target(CASES["softplus"], "float64", "fwd") == 3.2
     assert bench.target(CASES["softmax"], "float32", "fwd") is None
+    # 16-bit: against the 2-byte limit, 0.6x a float32 call at the 4-byte one (half the bytes)
+    assert bench.target(CASES["relu"], "bfloat16", "fwd") == pytest.approx(1.2)
+    assert bench.target(CASES["sigmoid"], "float16", "fwd") == pytest.approx(1.1 * 2 * 1.25)
 
 
 def test_default_output_is_a_summary(capsys):

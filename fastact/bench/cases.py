@@ -90,7 +90,7 @@ def target(case: Case, dtype: str, pass_: str) -> float | None:
     if e.piecewise_linear:
         if e.channel_param and pass_ == "bwd":
             return None  # its backward also reduces the weight gradient: see the pairs
-        return PIECEWISE_TARGET
+        return HALF_PIECEWISE_TARGET if dtype in _half.NAMES else PIECEWISE_TARGET
     if dtype in _half.NAMES:
         return HALF_TARGET_VS_FLOAT32 * HALF_LIMIT_SCALE * COST_TARGETS[case.cost][0]
     return COST_TARGETS[case.cost][0 if dtype == "float32" else 1]
