@@ -41,7 +41,13 @@ def _c_extension_line(c: dict) -> str:
     if not c["available"]:
         return f"C extension: none: {c['reason']}"
     omp = "OpenMP" if c["openmp"] else "no OpenMP (its kernels run on one thread)"
-    return f"C extension: {omp}; SIMD clones: {c['simd_clones']}; built with {c['compiler']}"
+    nt = c["nt_min_bytes"]
+    stores = f"from {nt / 2**20:g} MiB per call" if nt else "none on this CPU"
+    return (
+        f"C extension: {omp}; SIMD clones: {c['simd_clones']}; built with {c['compiler']}\n"
+        f"  16-bit rounding: float16 by {c['float16_conversion']}, bfloat16 by "
+        f"{c['bfloat16_conversion']}; non-temporal stores (memory-bound kernels): {stores}"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

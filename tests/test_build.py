@@ -81,13 +81,25 @@ def test_build_info_in_info_and_explain():
     from fastact._backends.cython import BACKEND, build_info
 
     info = build_info()
-    assert set(info) == {"openmp", "simd_clones", "compiler", "source_key"}
+    assert set(info) == {
+        "openmp",
+        "simd_clones",
+        "compiler",
+        "source_key",
+        "float16_conversion",
+        "bfloat16_conversion",
+        "nt_min_bytes",
+    }
     assert isinstance(info["openmp"], bool)
+    assert info["float16_conversion"] in {"F16C", "C"}
+    assert info["bfloat16_conversion"] in {"AVX512_BF16", "C"}
+    assert info["nt_min_bytes"] >= 0
     assert info["compiler"].split()[0] in {"gcc", "clang", "MSVC"}
     c = _info.collect()["c_extension"]
     assert c["available"] and c["openmp"] == info["openmp"]
     line = _info._c_extension_line(c)
     assert info["compiler"] in line and ("no OpenMP" in line) == (not info["openmp"])
+    assert f"bfloat16 by {info['bfloat16_conversion']}" in line
     with fastact.config(backend="cython"):
         text = str(fastact.explain("sigmoid", np.ones(10)))
     assert f"C extension: {info['compiler']}" in text

@@ -104,12 +104,17 @@ def _numba_openmp():
 
 
 def build_info() -> dict:
-    """Which build of the C extension this is."""
+    """Which build of the C extension this is, and what it chose for this CPU at load:
+    the 16-bit conversions (instructions or C) and the size from which the memory-bound
+    kernels store by non-temporal stores (0: never)."""
     return {
         "openmp": HAS_OPENMP,
         "simd_clones": _kernels.SIMD_CLONES,
         "compiler": _kernels.COMPILER,
         "source_key": _kernels.SOURCE_KEY,
+        "float16_conversion": "F16C" if _kernels.half_has_f16c() else "C",
+        "bfloat16_conversion": "AVX512_BF16" if _kernels.half_has_bf16v4() else "C",
+        "nt_min_bytes": _kernels.nt_min_bytes(),
     }
 
 
