@@ -193,6 +193,7 @@ def _driver(
         cond = " && (" + " || ".join(f"{x} == out" for x in inputs) + ")"
     apart = " && ".join(f"{x} != out" for x in inputs)
     nt = f"{apart} && fa_nt_stores(n - h, {size}, {len(inputs) + 1})" if nt_ok else "0"
+    why = "" if nt_ok else "  /* compute-bound: stores through the cache */"
     block = ", ".join(f"{x} + k" for x in inputs)
     pk = "p + k" if vector else "p"
     return [
@@ -200,7 +201,7 @@ def _driver(
         "uint64_t seed, int64_t off) {",
         f"    const Py_ssize_t h = fa_head(out, n, {size});",
         f"    const int pf = fa_prefetching(n, {size}){cond};",
-        f"    const int nt = {nt};",
+        f"    const int nt = {nt};{why}",
         f"    const Py_ssize_t b = pf || nt ? (Py_ssize_t)(FA_BLOCK_BYTES / {size}) : n - h;",
         f"    const Py_ssize_t a = FA_AHEAD_BYTES / {size};",
         f"    {ctype} buf[FA_BLOCK_BYTES / {size}] FA_ALIGN64;",
