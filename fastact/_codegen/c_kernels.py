@@ -192,7 +192,7 @@ def _driver(
         ahead = "out"
         cond = " && (" + " || ".join(f"{x} == out" for x in inputs) + ")"
     apart = " && ".join(f"{x} != out" for x in inputs)
-    nt = f"{apart} && fa_nt_stores(n - h, {size}, {len(inputs) + 1})" if nt_ok else "0"
+    nt = f"{apart} && fa_nt_stores(out + h, n - h, {size}, {len(inputs) + 1})" if nt_ok else "0"
     why = "" if nt_ok else "  /* compute-bound: stores through the cache */"
     block = ", ".join(f"{x} + k" for x in inputs)
     pk = "p + k" if vector else "p"
@@ -832,12 +832,12 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             + ",\n    ".join(ptrs)
             + "\n};"
         )
-    for pass_ in ("fwd", "bwd"):
-        flags = ", ".join(str(int(nt_stores(e, pass_))) for e in table)
-        out.append(
-            f"/* Whether the {pass_} pass stores large outputs non-temporally (memory-bound). */\n"
-            f"static const unsigned char FA_NT_{pass_.upper()}[{len(table)}] = {{{flags}}};"
-        )
+    flags = ", ".join(str(int(nt_stores(e, "fwd"))) for e in table)
+    out.append(
+        "/* Whether the forward stores large outputs non-temporally (memory-bound): for the\n"
+        " * bias epilogue's forward (_epilogue.pxi). */\n"
+        f"static const unsigned char FA_NT_FWD[{len(table)}] = {{{flags}}};"
+    )
     out.append(f"#define FA_N_KERNELS {len(table)}\n#endif")
     return "\n\n".join(out) + "\n"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -218,18 +220,16 @@ PIECE = 20_011
 
 @pytest.fixture(params=["cached", "non-temporal"])
 def stores(request, backend):
-    """How the C kernels store large outputs: through the cache, or (from a
-    threshold lowered to 1 MiB so that LARGE_N's chunks reach it) by non-temporal
-    stores (fa_nt_stores in fa_intrinsics.h); the pieces stay below it."""
-    if request.param == "cached":
-        yield request.param
-        return
-    if backend != "cython":
-        pytest.skip("non-temporal stores are the C kernels'")
-    with nt_threshold(1 << 20) as available:
-        if not available:
-            pytest.skip("this build has no non-temporal stores (not x86-64)")
-        yield request.param
+    """How the C kernels store the large calls' outputs: through the cache as usual
+    (LARGE_N is below the threshold), or all by non-temporal stores (threshold 0:
+    fa_nt_stores in fa_intrinsics.h), the pieces of the reference staying cached."""
+    if request.param == "non-temporal":
+        if backend != "cython":
+            pytest.skip("non-temporal stores are the C kernels'")
+        with nt_threshold(0) as available:
+            if not available:
+                pytest.skip("this build has no non-temporal stores (not x86-64)")
+    return request.param
 
 
 @pytest.mark.parametrize("backend", COMPILED)
@@ -252,8 +252,11 @@ def test_large_arrays_in_place_match_pieces(elementwise_entry, backend, dtype, s
             [call.backward(g[k : k + PIECE], s[k : k + PIECE]) for k in range(0, LARGE_N, PIECE)]
         )
     for threads in (1, 2):
-        with fastact.config(backend=backend, num_threads=threads):
-            what = f"{entry.name} {backend} {threads} thread(s)"
+        with (
+            fastact.config(backend=backend, num_threads=threads),
+            nt_threshold(0) if stores == "non-temporal" else contextlib.nullcontext(),
+        ):
+            what = f"{entry.name} {backend} {threads} thread(s) {stores}"
             np.testing.assert_array_equal(call.forward(x), y_ref, err_msg=what + " forward")
             shifted = np.empty(LARGE_N + 3, dtype)[3:]
             assert call.forward(x, out=shifted) is shifted

@@ -37,7 +37,7 @@ cdef extern from "fa_kernels.h" nogil:
     void fa_nt_init()
     size_t fa_nt_min_bytes
     bint FA_HAVE_NT
-    bint fa_nt_stores(Py_ssize_t n, size_t size, int arrays)
+    bint fa_nt_stores(const void *out, Py_ssize_t n, size_t size, int arrays)
     void fa_nt_copy(void *dst, const void *src, size_t size)
     void fa_nt_fence()
 
@@ -46,9 +46,10 @@ fa_nt_init()
 
 
 def nt_min_bytes(value=None):
-    """The bytes (inputs and output) from which a chunk's kernel stores its output
-    non-temporally, 0 where this build has no such stores; ``value`` sets it (the
-    tests lower it: the same bits either way) and the previous one is returned."""
+    """The bytes (inputs and output) from which a call's memory-bound kernels store
+    its output non-temporally where the output's pages are mapped in; 0 where this
+    build has no such stores.  ``value`` sets it (0: always, mapped or not; the
+    tests compare both ways: the same bits) and the previous one is returned."""
     global fa_nt_min_bytes
     cdef size_t was = fa_nt_min_bytes
     if value is not None:

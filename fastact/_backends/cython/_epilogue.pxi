@@ -19,12 +19,14 @@
 # on the Numba backend (fastact/_backends/numba/drivers.py, whose constants
 # these are).
 #
-# Where the kernel is memory-bound (FA_NT_FWD, FA_NT_BWD), the arrays too large
+# Where the forward's kernel is memory-bound (FA_NT_FWD), the arrays too large
 # to stay in cache and the output none of the inputs (fa_nt_stores, asked
 # outside the parallel region: of the whole call), each tile's result goes to
-# a second tile on the stack (the backward sums it there) and to memory by
-# non-temporal stores: the output is written once, not read first.  The same
-# bits either way.
+# a second tile on the stack and to memory by non-temporal stores: the output
+# is written once, not read first.  The same bits either way.  The backward
+# stores through the cache: with its tiles through a buffer and non-temporal
+# stores, relu's took 0.86-1.35x the time of ordinary stores in alternating
+# runs (benchmarks/bench_nt_stores.py --bias), no clear gain.
 
 DEF TILE = 1024
 # The backward's short-run order: columns of a row tile (a multiple of inner
@@ -72,7 +74,6 @@ cdef extern from "fa_kernels.h" nogil:
     fa_bwdb_f32 *FA_BWDB_F32
     fa_bwdb_f64 *FA_BWDB_F64
     const unsigned char *FA_NT_FWD
-    const unsigned char *FA_NT_BWD
 
 # The backward's order of summation (fa_epilogue.h), for the check that the
 # Numba drivers use the same: (GROUP, LANES, SEGMENT, RUNS_FROM).
@@ -113,7 +114,7 @@ cdef void _bias_fwd(int table, int kid, const real *x, const real *b, real *out,
     cdef Py_ssize_t nch = _n_chunks(n, nthreads), c, start, stop
     cdef Py_ssize_t step = _chunk_len(n, nch)
     cdef bint nt = (FA_NT_FWD[kid] and <const real *>out != x
-                    and fa_nt_stores(n, sizeof(real), 2))
+                    and fa_nt_stores(out, n, sizeof(real), 2))
     if nch <= 1:
         _bias_fwd_range(table, kid, x, b, out, 0, n, C, inner, p, seed, nt)
         return
@@ -156,13 +157,11 @@ cdef inline void _fill_bias(const real *b, real *z, Py_ssize_t k0, Py_ssize_t n,
 cdef void _bias_bwd_rows(int table, int kid, const real *g, const real *s, const real *b,
                          real *out, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t j0, Py_ssize_t w,
                          Py_ssize_t C, Py_ssize_t inner, bint recompute, const double *p,
-                         uint64_t seed, double *acc, bint nt) noexcept nogil:
+                         uint64_t seed, double *acc) noexcept nogil:
     """Rows r0..r1-1 (a block) of columns j0..j0+w-1 of the (outer, C * inner) array:
     the gradient, and its sums over the rows into acc (the channels of those columns)."""
     cdef real z[COLS]
     cdef real f[COLS]
-    cdef real v[COLS]  # the gradient before its non-temporal stores
-    cdef real *dst
     cdef Py_ssize_t W = C * inner, r = r0, m, k, ln, j
     cdef Py_ssize_t batch = BATCH // W if w == W and W < BATCH else 1
     # every call starts at column j0 of a row: one tile of bias serves them all
@@ -175,27 +174,20 @@ cdef void _bias_bwd_rows(int table, int kid, const real *g, const real *s, const
         m = batch if r1 - r > batch else r1 - r
         k = r * W + j0
         ln = (m - 1) * W + w  # several rows only when they are whole (w == W)
-        dst = &v[0] if nt else out + k
-        _bwd_tile(table, kid, g, s, b, z, tiled, dst, k, ln, C, inner, recompute, p, seed)
+        _bwd_tile(table, kid, g, s, b, z, tiled, out + k, k, ln, C, inner, recompute, p, seed)
         if real is float:
-            fa_bias_rows_f32(dst, m, w, W, r - r0, r + m == r1, inner, f, acc)
+            fa_bias_rows_f32(out + k, m, w, W, r - r0, r + m == r1, inner, f, acc)
         else:
-            fa_bias_rows_f64(dst, m, w, W, r - r0, r + m == r1, inner, f, acc)
-        if nt:
-            fa_nt_copy(out + k, v, <size_t>ln * sizeof(real))
+            fa_bias_rows_f64(out + k, m, w, W, r - r0, r + m == r1, inner, f, acc)
         r += m
-    if nt:
-        fa_nt_fence()
 
 
 cdef void _bias_bwd_runs(int table, int kid, const real *g, const real *s, const real *b,
                          real *out, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t C,
                          Py_ssize_t inner, bint recompute, const double *p, uint64_t seed,
-                         double *acc, bint nt) noexcept nogil:
+                         double *acc) noexcept nogil:
     """Elements k0..k1-1 (a block): the gradient, and its sums by channel into acc."""
     cdef real z[TILE]
-    cdef real v[TILE]  # the gradient before its non-temporal stores
-    cdef real *dst
     cdef real fl[FA_BIAS_LANES]
     cdef double dl[FA_BIAS_LANES]
     cdef Py_ssize_t t = k0, ln, j
@@ -209,17 +201,12 @@ cdef void _bias_bwd_runs(int table, int kid, const real *g, const real *s, const
         ln = TILE if k1 - t > TILE else k1 - t
         if tiled:
             _fill_bias(b, z, t, ln, C, inner)
-        dst = &v[0] if nt else out + t
-        _bwd_tile(table, kid, g, s, b, z, tiled, dst, t, ln, C, inner, recompute, p, seed)
+        _bwd_tile(table, kid, g, s, b, z, tiled, out + t, t, ln, C, inner, recompute, p, seed)
         if real is float:
-            fa_bias_runs_f32(dst, t, ln, C, inner, fl, dl, acc)
+            fa_bias_runs_f32(out + t, t, ln, C, inner, fl, dl, acc)
         else:
-            fa_bias_runs_f64(dst, t, ln, C, inner, fl, dl, acc)
-        if nt:
-            fa_nt_copy(out + t, v, <size_t>ln * sizeof(real))
+            fa_bias_runs_f64(out + t, t, ln, C, inner, fl, dl, acc)
         t += ln
-    if nt:
-        fa_nt_fence()
     if k1 % inner:  # the block ends inside a run: close its part
         if real is float:
             fa_bias_close_f32(fl, dl, acc + (k1 - 1) // inner % C)
@@ -231,13 +218,12 @@ cdef inline void _bias_bwd_unit(int table, int kid, const real *g, const real *s
                                 const real *b, real *out, Py_ssize_t n, Py_ssize_t C,
                                 Py_ssize_t inner, bint recompute, const double *p,
                                 uint64_t seed, double *partial, Py_ssize_t nblocks,
-                                Py_ssize_t cw, Py_ssize_t nq, Py_ssize_t u,
-                                bint nt) noexcept nogil:
+                                Py_ssize_t cw, Py_ssize_t nq, Py_ssize_t u) noexcept nogil:
     """Unit u: a block (long runs), or a block's column tile of cw channels (short runs)."""
     cdef Py_ssize_t blk, q, cn, outer
     if nq == 0:
         _bias_bwd_runs(table, kid, g, s, b, out, u * n // nblocks, (u + 1) * n // nblocks, C,
-                       inner, recompute, p, seed, partial + u * C, nt)
+                       inner, recompute, p, seed, partial + u * C)
         return
     blk = u // nq
     q = u % nq
@@ -245,7 +231,7 @@ cdef inline void _bias_bwd_unit(int table, int kid, const real *g, const real *s
     outer = n // (C * inner)
     _bias_bwd_rows(table, kid, g, s, b, out, blk * outer // nblocks,
                    (blk + 1) * outer // nblocks, q * cw * inner, cn * inner, C, inner,
-                   recompute, p, seed, partial + blk * C + q * cw, nt)
+                   recompute, p, seed, partial + blk * C + q * cw)
 
 
 cdef void _bias_bwd(int table, int kid, const real *g, const real *s, const real *b, real *out,
@@ -253,21 +239,18 @@ cdef void _bias_bwd(int table, int kid, const real *g, const real *s, const real
                     const double *p, uint64_t seed, double *partial, Py_ssize_t nblocks,
                     int nthreads) noexcept nogil:
     cdef Py_ssize_t cw = 0, nq = 0, units = nblocks, u
-    cdef bint nt
     if inner < FA_BIAS_RUNS_FROM:
         cw = COLS // inner if COLS // inner < C else C
         nq = (C + cw - 1) // cw
         units = nblocks * nq
-    nt = (FA_NT_BWD[kid] and <const real *>out != g and <const real *>out != s
-          and fa_nt_stores(n, sizeof(real), 3))
     if nthreads <= 1 or units <= 1:
         for u in range(units):
             _bias_bwd_unit(table, kid, g, s, b, out, n, C, inner, recompute, p, seed, partial,
-                           nblocks, cw, nq, u, nt)
+                           nblocks, cw, nq, u)
     else:
         for u in prange(units, schedule="static", num_threads=nthreads):
             _bias_bwd_unit(table, kid, g, s, b, out, n, C, inner, recompute, p, seed, partial,
-                           nblocks, cw, nq, u, nt)
+                           nblocks, cw, nq, u)
     fa_bias_combine(partial, nblocks, C)
 
 

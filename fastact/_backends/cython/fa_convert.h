@@ -168,7 +168,7 @@ FA_INLINE const uint16_t *fa_h16_chunk(const uint16_t *h, Py_ssize_t m, uint16_t
 #define FA_H16_UNARY(WIDEN, NARROW, RANGE, NT)                                        \
     float a[FA_H16_CHUNK] FA_ALIGN64, b[FA_H16_CHUNK] FA_ALIGN64;                     \
     uint16_t t[FA_H16_CHUNK];                                                         \
-    const int nt = NT && xp != out && fa_nt_stores(n, sizeof(uint16_t), 2);            \
+    const int nt = NT && xp != out && fa_nt_stores(out, n, sizeof(uint16_t), 2);            \
     const Py_ssize_t h = nt ? fa_head(out, n, sizeof(uint16_t)) : 0;                  \
     for (Py_ssize_t k0 = 0, m; k0 < n; k0 += m) {                                     \
         m = FA_H16_LEN(k0);                                                           \
@@ -181,7 +181,7 @@ FA_INLINE const uint16_t *fa_h16_chunk(const uint16_t *h, Py_ssize_t m, uint16_t
     float a[FA_H16_CHUNK] FA_ALIGN64, b[FA_H16_CHUNK] FA_ALIGN64,                     \
         c[FA_H16_CHUNK] FA_ALIGN64;                                                   \
     uint16_t t[FA_H16_CHUNK];                                                         \
-    const int nt = NT && gp != out && sp != out && fa_nt_stores(n, sizeof(uint16_t), 3);\
+    const int nt = NT && gp != out && sp != out && fa_nt_stores(out, n, sizeof(uint16_t), 3);\
     const Py_ssize_t h = nt ? fa_head(out, n, sizeof(uint16_t)) : 0;                  \
     for (Py_ssize_t k0 = 0, m; k0 < n; k0 += m) {                                     \
         m = FA_H16_LEN(k0);                                                           \
