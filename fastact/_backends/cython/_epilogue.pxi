@@ -126,24 +126,24 @@ cdef void _bias_fwd(int table, int kid, const real *x, const real *b, real *out,
 
 
 cdef inline void _bwd_tile(int table, int kid, const real *g, const real *s, const real *b,
-                           real *z, bint tiled, real *dst, Py_ssize_t k, Py_ssize_t n,
+                           real *z, bint tiled, real *out, Py_ssize_t k, Py_ssize_t n,
                            Py_ssize_t C, Py_ssize_t inner, bint recompute, const double *p,
                            uint64_t seed) noexcept nogil:
-    """dst[:n] = f'(g, s + b) (``recompute``) or f'(g, s) of elements k..k+n-1.
+    """out = f'(g, s + b) (``recompute``) or f'(g, s) for elements k..k+n-1.
 
     With ``tiled``, z holds the bias of those elements and the kernel at s + b
     reads it (FA_BWDB); otherwise s + b is first written into z.
     """
     if not recompute:
-        _binary(table, kid, g + k, s + k, dst, n, p, seed, k)
+        _binary(table, kid, g + k, s + k, out + k, n, p, seed, k)
     elif tiled:
         if real is float:
-            FA_BWDB_F32[kid](g + k, s + k, z, dst, n, p, seed, k)
+            FA_BWDB_F32[kid](g + k, s + k, z, out + k, n, p, seed, k)
         else:
-            FA_BWDB_F64[kid](g + k, s + k, z, dst, n, p, seed, k)
+            FA_BWDB_F64[kid](g + k, s + k, z, out + k, n, p, seed, k)
     else:
         _add_bias(s + k, b, z, k, n, C, inner)
-        _binary(table, kid, g + k, z, dst, n, p, seed, k)
+        _binary(table, kid, g + k, z, out + k, n, p, seed, k)
 
 
 cdef inline void _fill_bias(const real *b, real *z, Py_ssize_t k0, Py_ssize_t n, Py_ssize_t C,
@@ -174,7 +174,7 @@ cdef void _bias_bwd_rows(int table, int kid, const real *g, const real *s, const
         m = batch if r1 - r > batch else r1 - r
         k = r * W + j0
         ln = (m - 1) * W + w  # several rows only when they are whole (w == W)
-        _bwd_tile(table, kid, g, s, b, z, tiled, out + k, k, ln, C, inner, recompute, p, seed)
+        _bwd_tile(table, kid, g, s, b, z, tiled, out, k, ln, C, inner, recompute, p, seed)
         if real is float:
             fa_bias_rows_f32(out + k, m, w, W, r - r0, r + m == r1, inner, f, acc)
         else:
@@ -201,7 +201,7 @@ cdef void _bias_bwd_runs(int table, int kid, const real *g, const real *s, const
         ln = TILE if k1 - t > TILE else k1 - t
         if tiled:
             _fill_bias(b, z, t, ln, C, inner)
-        _bwd_tile(table, kid, g, s, b, z, tiled, out + t, t, ln, C, inner, recompute, p, seed)
+        _bwd_tile(table, kid, g, s, b, z, tiled, out, t, ln, C, inner, recompute, p, seed)
         if real is float:
             fa_bias_runs_f32(out + t, t, ln, C, inner, fl, dl, acc)
         else:

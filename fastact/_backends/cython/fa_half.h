@@ -118,15 +118,6 @@ static int fa_half_use_f16c(int on) { (void)on; return 0; }
 static int fa_half_use_bf16v4(int on) { (void)on; return 0; }
 #endif
 
-static void fa_narrow_f16(const float *f, uint16_t *h, Py_ssize_t n) {
-#if FA_HAVE_F16C
-    if (fa_f16c) {
-        fa_narrow_f16_f16c(f, h, n);
-        return;
-    }
-#endif
-    fa_narrow_f16_c(f, h, n);
-}
 FA_CLONES static void fa_widen_bf16(const uint16_t *h, float *f, Py_ssize_t n) {
     for (Py_ssize_t k = 0; k < n; k++) f[k] = fa_bf16_to_f32(h[k]);
 }
@@ -148,20 +139,22 @@ FA_BF16V4 static void fa_narrow_bf16_v4(const float *f, uint16_t *h, Py_ssize_t 
     }
 }
 #endif
-static void fa_narrow_bf16(const float *f, uint16_t *h, Py_ssize_t n) {
-#if FA_HAVE_CLONES
-    if (fa_bf16v4) {
-        fa_narrow_bf16_v4(f, h, n);
-        return;
-    }
-#endif
-    fa_narrow_bf16_c(f, h, n);
-}
 
 static void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n) {
     if (fmt == FA_BFLOAT16) fa_widen_bf16(h, f, n); else fa_widen_f16(h, f, n);
 }
+/* Rounding by the format's instructions where fa_half.h chose them, else in C. */
 static void fa_half_narrow(int fmt, const float *f, uint16_t *h, Py_ssize_t n) {
-    if (fmt == FA_BFLOAT16) fa_narrow_bf16(f, h, n); else fa_narrow_f16(f, h, n);
+#if FA_HAVE_CLONES
+    if (fmt == FA_BFLOAT16 && fa_bf16v4) {
+        fa_narrow_bf16_v4(f, h, n);
+        return;
+    }
+    if (fmt == FA_FLOAT16 && fa_f16c) {
+        fa_narrow_f16_f16c(f, h, n);
+        return;
+    }
+#endif
+    if (fmt == FA_BFLOAT16) fa_narrow_bf16_c(f, h, n); else fa_narrow_f16_c(f, h, n);
 }
 #endif

@@ -406,11 +406,15 @@ static inline int fa_out_mapped(const void *out, size_t bytes) {
 #else
 #define FA_TEAM_SIZE() ((size_t)1)
 #endif
+/* More threads than any team: a small call (every small call of a memory-bound
+ * kernel asks) returns before asking OpenMP for its team's size. */
+#define FA_NT_MAX_TEAM 1024
 static inline int fa_nt_stores(const void *out, Py_ssize_t n, size_t size, int arrays) {
+    const size_t bytes = (size_t)n * size * (size_t)arrays;
     if (fa_nt_copy == NULL) return 0;
     if (fa_nt_min_bytes == 0) return 1; /* the tests: always, mapped or not */
-    return (size_t)n * size * (size_t)arrays * FA_TEAM_SIZE() >= fa_nt_min_bytes &&
-           fa_out_mapped(out, (size_t)n * size);
+    return bytes >= fa_nt_min_bytes / FA_NT_MAX_TEAM &&
+           bytes * FA_TEAM_SIZE() >= fa_nt_min_bytes && fa_out_mapped(out, (size_t)n * size);
 }
 
 /* The streaming limit: the cheapest kernels that move the same bytes as an
