@@ -65,8 +65,8 @@ erfc is scaled by 2**K with ``exp_sum_sc``, the product scaled back by
 ``unscale``.  Results that underflow from a negative value are -0 (gelu's
 below -13.15), at -inf the limit +0.  Gelu's tanh form is 0 where
 sigmoid(2u) is below 2**-126, an absolute error below |x| 2**-126.
-The selects that flush to 0 choose between two variable values (``xc - xc``,
-``sig_lo``'s ``e + t``): with a constant, gcc's vector code measured up to
+The selects that flush to 0 choose between two variable values (``xc - xc``):
+with a constant, gcc's vector code measured up to
 1.6x slower.  Inputs below about 1e-19 (float32) can still make subnormal
 squares in the polynomial terms; their results are exact.
 
@@ -388,13 +388,11 @@ def keepnan(s, v):
     return s + s if isnan(s) else v
 
 
-def sig_lo(e):
-    """The rounding error of 1 + e relative to 1 + e (to first order; Fast2Sum), 0 below
-    e = 2**-24 (2**-53), where it is negligible (and its product with e could be
-    subnormal).  e is 0 or a normal number (exp's flush): no subnormal anywhere."""
-    t = by_type(5.960464477539063e-08, 1.1102230246251565e-16)
-    ec = e + t if e < t else e
-    return 0 if e < t else ec - ((1 + ec) - 1)
+def sig_lo(e, d):
+    """The rounding error of d = 1 + e (0 <= e <= 1): e - (d - 1), exact (Sterbenz:
+    d - 1 is exact for 1 <= d <= 2).  Below e = 2**-24 (2**-53) d is 1 and this is e;
+    its products are only ever taken inside an fma, whose result is normal."""
+    return e - (d - 1)
 
 
 def sigmoid(x):
@@ -404,8 +402,9 @@ def sigmoid(x):
     2.4 ulp): within 1.9 ulp.  0 exactly where e**-|x| is below the normal range.
     """
     e = exp_neg(-fabs(x))
-    q = (1 if x >= 0 else e) / (1 + e)
-    return fma(-q, sig_lo(e), q)
+    d = 1 + e
+    q = (1 if x >= 0 else e) / d
+    return fma(-q, sig_lo(e, d), q)
 
 
 def silu_lo():
@@ -786,8 +785,9 @@ def sigmoid16(v, lo):
     (lo >= -97, -718 in float64)."""
     e = exp16_neg(-fabs(v), lo)
     eu = unscale16(e)
-    q = (65536.0 if v >= 0 else e) / (1 + eu)
-    return fma(-q, sig_lo(eu), q)
+    d = 1 + eu
+    q = (65536.0 if v >= 0 else e) / d
+    return fma(-q, sig_lo(eu, d), q)
 
 
 def flush16(w):
