@@ -365,10 +365,12 @@ def _order_model(gi: np.ndarray, channels: int, inner: int) -> np.ndarray:
 
 
 # (shape, bias_axis): row blocks and groups of uneven sizes, one row per kernel
-# call and rows batched, column tiles (C over 2048), short runs (inner 2..15),
-# long runs split between blocks, tiles crossing runs, runs of a segment and more.
+# call and rows batched, column tiles (C over 2048), rows summed as they are
+# stored (at least 256 columns, inner 1 and 3), short runs (inner 2..15), long
+# runs split between blocks, tiles crossing runs, runs of a segment and more.
 ORDER_CASES = [
     ((1000, 37), -1),
+    ((50, 100, 3), 1),
     ((77, 1100), -1),
     ((9, 4500), -1),
     ((300, 7, 5), 1),
@@ -381,7 +383,7 @@ ORDER_CASES = [
 
 
 @pytest.mark.parametrize("shape, axis", ORDER_CASES, ids=str)
-@pytest.mark.parametrize("name", ["relu", "gelu"])
+@pytest.mark.parametrize("name", ["relu", "hardswish", "gelu"])
 def test_bias_gradient_is_the_documented_order_any_threads_both_backends(shape, axis, name):
     """Same bits as the order written out in NumPy, for 1-3 threads on both backends."""
     entry = fastact.activation(name)

@@ -14,6 +14,8 @@ Kernel signatures (T is float or double):
   (the binary kernel plus the channel parameter's gradient terms summed into ``acc``)
 * bwdb    ``void k(const T *g, const T *s, const T *b, T *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
   (the backward at ``s + b``, for the bias epilogue: :func:`_bias_kernel`)
+* bwds    ``void k(const T *g, const T *s, const T *b, T *out, T *f, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
+  (the backward that also adds each value into ``f[k]``: the bias epilogue's rows)
 
 ``p`` holds the parameters in table order; ``off`` is the flat index of the
 chunk's first element (rrelu's counter-based slopes).  Entries with a channel
@@ -217,25 +219,36 @@ def _driver(
     ]
 
 
-def _bias_kernel(entry: Activation, sfx: str, helpers: list[str]) -> str:
+def _bias_kernel(entry: Activation, sfx: str, helpers: list[str], summed: bool = False) -> str:
     """The backward at ``s + b`` of an entry that saves its input (the bias epilogue).
 
     ``void k(const T *g, const T *s, const T *b, T *out, Py_ssize_t n, const
     double *p, uint64_t seed, int64_t off)``: the ``bwd`` kernel with its saved
     input read as ``s[k] + b[k]`` in its own loop, rounded as when the sum is
     stored first (fastact/_api/epilogue.py: the pass reads ``s`` once).
+
+    ``summed`` (:func:`_has_sum_kernel`): ``void k(const T *g, const T *s, const T
+    *b, T *out, T *f, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
+    also adds each value stored into ``f[k]`` (one row of the bias gradient's
+    sums: fastact/_backends/cython/_epilogue.pxi), ``s[k] + b[k]`` being the
+    saved input only where the entry saves its input.  The values and the order
+    of the additions are those of a sum over the stored rows: the same bits.
     """
     ctype = CTYPES[sfx]
     src = kernel_formula(entry, "bwd")
-    where = f"{entry.name}.bwdb"
-    name = f"fa_{entry.name}_bwdb_{sfx}"
+    kind = "bwds" if summed else "bwdb"
+    where = f"{entry.name}.{kind}"
+    name = f"fa_{entry.name}_{kind}_{sfx}"
     sig = f"const {ctype} *gp, const {ctype} *sp, const {ctype} *restrict bp, {ctype} *out"
+    if summed:
+        sig += f", {ctype} *restrict fp"
     lines = [
         f"FA_INLINE void {name}_range({sig}, Py_ssize_t k0, Py_ssize_t k1, const double *p, "
         "uint64_t seed, int64_t off) {",
-        "    (void)seed; (void)off; (void)p;",
+        "    (void)seed; (void)off; (void)p;" + (" (void)bp;" if summed else ""),
         *_param_lines(entry, ctype, False, src),
     ]
+    saved = "sp[k] + bp[k]" if entry.saves == "input" else "sp[k]"
     cases = _unswitch(src, {p.name for p in entry.parameters})
     for j, (test, formula) in enumerate(cases):
         body = expr_to_c(formula, sfx, helpers, where)
@@ -243,16 +256,39 @@ def _bias_kernel(entry: Activation, sfx: str, helpers: list[str]) -> str:
             cond = "" if test is None else f"if ({expr_to_c(test, sfx, helpers, where)}) "
             lines.append(f"    {'} else ' if j else ''}{cond}{{")
         indent = "    " * (2 if len(cases) > 1 else 1)
-        inner = [f"const {ctype} g = gp[k];", f"const {ctype} {saved_name(entry)} = sp[k] + bp[k];"]
+        inner = [f"const {ctype} g = gp[k];", f"const {ctype} {saved_name(entry)} = {saved};"]
         if "i" in free_names(formula):
             inner.append("const int64_t i = off + (int64_t)k;")
-        inner.append(f"out[k] = {body};")
+        if summed:
+            inner += [f"const {ctype} v = {body};", "out[k] = v;", "fp[k] += v;"]
+        else:
+            inner.append(f"out[k] = {body};")
         lines += _loop(inner, indent, sfx if uses_uniform_slope(formula) else None)
     if len(cases) > 1:
         lines.append("    }")
     lines.append("}")
-    lines += _driver(name, sig, ctype, ("gp", "sp", "bp"), nt_stores(entry, "bwd"))
+    if summed:
+        lines += [
+            f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
+            "uint64_t seed, int64_t off) {",
+            f"    {name}_range(gp, sp, bp, out, fp, 0, n, p, seed, off);",
+            "}",
+        ]
+    else:
+        lines += _driver(name, sig, ctype, ("gp", "sp", "bp"), nt_stores(entry, "bwd"))
     return "\n".join(lines)
+
+
+def _has_sum_kernel(entry: Activation) -> bool:
+    """Whether the entry gets a backward that sums as it stores (the bias epilogue's
+    rows): elementwise and memory-bound (:func:`nt_stores`), where the second pass
+    over each row, from L1, measured 1.2x the fused loop's time (relu, float32,
+    10^6 elements in L3); a compute-bound backward hides that pass."""
+    return (
+        kernel_formula(entry, "bwd") is not None
+        and not entry.channel_param
+        and nt_stores(entry, "bwd")
+    )
 
 
 def _has_bias_kernel(entry: Activation) -> bool:
@@ -739,6 +775,10 @@ typedef void (*fa_bwdb_f32)(const float *, const float *, const float *, float *
                             const double *, uint64_t, int64_t);
 typedef void (*fa_bwdb_f64)(const double *, const double *, const double *, double *,
                             Py_ssize_t, const double *, uint64_t, int64_t);
+typedef void (*fa_bwds_f32)(const float *, const float *, const float *, float *, float *,
+                            Py_ssize_t, const double *, uint64_t, int64_t);
+typedef void (*fa_bwds_f64)(const double *, const double *, const double *, double *, double *,
+                            Py_ssize_t, const double *, uint64_t, int64_t);
 typedef void (*fa_unary_f64)(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t);
 typedef void (*fa_binary_f32)(const float *, const float *, float *, Py_ssize_t, const double *,
                               uint64_t, int64_t);
@@ -793,6 +833,8 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 out.append(_rowwise(entry, True, sfx, names))
             if _has_bias_kernel(entry):
                 out.append(_bias_kernel(entry, sfx, names))
+            if _has_sum_kernel(entry):
+                out.append(_bias_kernel(entry, sfx, names, summed=True))
     for sfx in CTYPES:
         for kind in KINDS:
             sig = "unary" if kind in UNARY else "binary"
@@ -826,12 +868,13 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 + "\n};"
             )
     for sfx in CTYPES:
-        ptrs = [f"fa_{e.name}_bwdb_{sfx}" if _has_bias_kernel(e) else "NULL" for e in table]
-        out.append(
-            f"static fa_bwdb_{sfx} FA_BWDB_{sfx.upper()}[{len(table)}] = {{\n    "
-            + ",\n    ".join(ptrs)
-            + "\n};"
-        )
+        for kind, has in (("bwdb", _has_bias_kernel), ("bwds", _has_sum_kernel)):
+            ptrs = [f"fa_{e.name}_{kind}_{sfx}" if has(e) else "NULL" for e in table]
+            out.append(
+                f"static fa_{kind}_{sfx} FA_{kind.upper()}_{sfx.upper()}[{len(table)}] = {{\n    "
+                + ",\n    ".join(ptrs)
+                + "\n};"
+            )
     flags = ", ".join(str(int(nt_stores(e, "fwd"))) for e in table)
     out.append(
         "/* Whether the forward stores large outputs non-temporally (memory-bound): for the\n"

@@ -23,16 +23,21 @@
 # to stay in cache and the output none of the inputs (fa_nt_stores, asked
 # outside the parallel region: of the whole call), each tile's result goes to
 # a second tile on the stack and to memory by non-temporal stores: the output
-# is written once, not read first.  The same bits either way.  The backward
-# stores through the cache: with its tiles through a buffer and non-temporal
-# stores, relu's took 0.86-1.35x the time of ordinary stores in alternating
-# runs (benchmarks/bench_nt_stores.py --bias), no clear gain.
+# is written once, not read first.  The same bits either way.  The backward's
+# memory-bound entries (FA_BWDS) sum each row as they store it, and on large
+# calls store it by non-temporal stores from a tile; the others, and the long
+# runs, store through the cache.
 
 DEF TILE = 1024
 # The backward's short-run order: columns of a row tile (a multiple of inner
 # when inner > 1), and the most elements of whole rows one kernel call takes.
 DEF COLS = 2048
 DEF BATCH = 1024
+# Rows of at least SUM_MIN columns sum as they store (FA_BWDS), a row per call;
+# large calls store them through tiles of NT_TILE elements by non-temporal
+# stores (relu, float32, 10^7: tiles of 512 took 0.9x the time of 1024).
+DEF SUM_MIN = 256
+DEF NT_TILE = 512
 
 
 cdef extern from "fa_epilogue.h" nogil:
@@ -65,7 +70,9 @@ cdef extern from "fa_epilogue.h" nogil:
 
 # The backward at s + b of the entries that save their input (FA_BWDB of
 # fa_kernels.h, NULL for the others): out = f'(g, s + b), b a tile of the bias
-# of each element, the sum rounded as when stored first.
+# of each element, the sum rounded as when stored first.  FA_BWDS (the
+# memory-bound entries, NULL for the others): the backward (at s + b where the
+# entry saves its input) that also adds each value it stores into f[k].
 cdef extern from "fa_kernels.h" nogil:
     ctypedef void (*fa_bwdb_f32)(const float *, const float *, const float *, float *,
                                  Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
@@ -73,6 +80,13 @@ cdef extern from "fa_kernels.h" nogil:
                                  Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     fa_bwdb_f32 *FA_BWDB_F32
     fa_bwdb_f64 *FA_BWDB_F64
+    ctypedef void (*fa_bwds_f32)(const float *, const float *, const float *, float *, float *,
+                                 Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_bwds_f64)(const double *, const double *, const double *, double *,
+                                 double *, Py_ssize_t, const double *, uint64_t,
+                                 int64_t) noexcept nogil
+    fa_bwds_f32 *FA_BWDS_F32
+    fa_bwds_f64 *FA_BWDS_F64
     const unsigned char *FA_NT_FWD
 
 # The backward's order of summation (fa_epilogue.h), for the check that the
@@ -154,14 +168,42 @@ cdef inline void _fill_bias(const real *b, real *z, Py_ssize_t k0, Py_ssize_t n,
         fa_fill_bias_f64(b, z, k0, n, C, inner)
 
 
+cdef inline void _bwd_summed(int kid, const real *g, const real *s, const real *z, real *out,
+                             real *f, Py_ssize_t k, Py_ssize_t w, const double *p,
+                             uint64_t seed, bint nt, real *t) noexcept nogil:
+    """out = f'(g, s [+ z]) for elements k..k+w-1 (one row's columns), each value also
+    added into f[0..w); with ``nt`` through the tile t (NT_TILE) by non-temporal stores."""
+    cdef Py_ssize_t j = 0, ln
+    if not nt:
+        if real is float:
+            FA_BWDS_F32[kid](g + k, s + k, z, out + k, f, w, p, seed, k)
+        else:
+            FA_BWDS_F64[kid](g + k, s + k, z, out + k, f, w, p, seed, k)
+        return
+    while j < w:
+        ln = NT_TILE if w - j > NT_TILE else w - j
+        if real is float:
+            FA_BWDS_F32[kid](g + k + j, s + k + j, z + j, t, f + j, ln, p, seed, k + j)
+        else:
+            FA_BWDS_F64[kid](g + k + j, s + k + j, z + j, t, f + j, ln, p, seed, k + j)
+        fa_nt_copy(out + k + j, t, <size_t>ln * sizeof(real))
+        j += ln
+
+
 cdef void _bias_bwd_rows(int table, int kid, const real *g, const real *s, const real *b,
                          real *out, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t j0, Py_ssize_t w,
                          Py_ssize_t C, Py_ssize_t inner, bint recompute, const double *p,
-                         uint64_t seed, double *acc) noexcept nogil:
+                         uint64_t seed, double *acc, bint nt) noexcept nogil:
     """Rows r0..r1-1 (a block) of columns j0..j0+w-1 of the (outer, C * inner) array:
-    the gradient, and its sums over the rows into acc (the channels of those columns)."""
+    the gradient, and its sums over the rows into acc (the channels of those columns).
+
+    Where the entry has a kernel that sums as it stores (FA_BWDS) and the rows are
+    long enough (SUM_MIN), each row is one such call (``nt``: through a tile, by
+    non-temporal stores); otherwise the kernel runs on several rows at once and
+    fa_bias_rows sums them from L1.  The same additions in the same order."""
     cdef real z[COLS]
     cdef real f[COLS]
+    cdef real t[NT_TILE]
     cdef Py_ssize_t W = C * inner, r = r0, m, k, ln, j
     cdef Py_ssize_t batch = BATCH // W if w == W and W < BATCH else 1
     # every call starts at column j0 of a row: one tile of bias serves them all
@@ -170,6 +212,22 @@ cdef void _bias_bwd_rows(int table, int kid, const real *g, const real *s, const
         _fill_bias(b, z, j0, (batch - 1) * W + w, C, inner)
     for j in range(w // inner):
         acc[j] = 0
+    if table == PLAIN and FA_BWDS_F32[kid] != NULL and w >= SUM_MIN:
+        if recompute:
+            _fill_bias(b, z, j0, w, C, inner)
+        for r in range(r0, r1):
+            if (r - r0) % FA_BIAS_GROUP == 0:
+                for j in range(w):
+                    f[j] = 0
+            _bwd_summed(kid, g, s, z, out, f, r * W + j0, w, p, seed, nt, t)
+            if (r - r0) % FA_BIAS_GROUP == FA_BIAS_GROUP - 1 or r == r1 - 1:
+                if real is float:
+                    fa_bias_flush_f32(f, w, inner, acc)
+                else:
+                    fa_bias_flush_f64(f, w, inner, acc)
+        if nt:
+            fa_nt_fence()
+        return
     while r < r1:
         m = batch if r1 - r > batch else r1 - r
         k = r * W + j0
@@ -218,7 +276,8 @@ cdef inline void _bias_bwd_unit(int table, int kid, const real *g, const real *s
                                 const real *b, real *out, Py_ssize_t n, Py_ssize_t C,
                                 Py_ssize_t inner, bint recompute, const double *p,
                                 uint64_t seed, double *partial, Py_ssize_t nblocks,
-                                Py_ssize_t cw, Py_ssize_t nq, Py_ssize_t u) noexcept nogil:
+                                Py_ssize_t cw, Py_ssize_t nq, Py_ssize_t u,
+                                bint nt) noexcept nogil:
     """Unit u: a block (long runs), or a block's column tile of cw channels (short runs)."""
     cdef Py_ssize_t blk, q, cn, outer
     if nq == 0:
@@ -231,7 +290,7 @@ cdef inline void _bias_bwd_unit(int table, int kid, const real *g, const real *s
     outer = n // (C * inner)
     _bias_bwd_rows(table, kid, g, s, b, out, blk * outer // nblocks,
                    (blk + 1) * outer // nblocks, q * cw * inner, cn * inner, C, inner,
-                   recompute, p, seed, partial + blk * C + q * cw)
+                   recompute, p, seed, partial + blk * C + q * cw, nt)
 
 
 cdef void _bias_bwd(int table, int kid, const real *g, const real *s, const real *b, real *out,
@@ -239,6 +298,9 @@ cdef void _bias_bwd(int table, int kid, const real *g, const real *s, const real
                     const double *p, uint64_t seed, double *partial, Py_ssize_t nblocks,
                     int nthreads) noexcept nogil:
     cdef Py_ssize_t cw = 0, nq = 0, units = nblocks, u
+    # of the whole call, asked outside the parallel region (as the forward's)
+    cdef bint nt = (table == PLAIN and FA_BWDS_F32[kid] != NULL and <const real *>out != g
+                    and <const real *>out != s and fa_nt_stores(out, n, sizeof(real), 3))
     if inner < FA_BIAS_RUNS_FROM:
         cw = COLS // inner if COLS // inner < C else C
         nq = (C + cw - 1) // cw
@@ -246,11 +308,11 @@ cdef void _bias_bwd(int table, int kid, const real *g, const real *s, const real
     if nthreads <= 1 or units <= 1:
         for u in range(units):
             _bias_bwd_unit(table, kid, g, s, b, out, n, C, inner, recompute, p, seed, partial,
-                           nblocks, cw, nq, u)
+                           nblocks, cw, nq, u, nt)
     else:
         for u in prange(units, schedule="static", num_threads=nthreads):
             _bias_bwd_unit(table, kid, g, s, b, out, n, C, inner, recompute, p, seed, partial,
-                           nblocks, cw, nq, u)
+                           nblocks, cw, nq, u, nt)
     fa_bias_combine(partial, nblocks, C)
 
 
