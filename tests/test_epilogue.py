@@ -407,6 +407,37 @@ def test_bias_gradient_is_the_documented_order_any_threads_both_backends(shape, 
                 assert (y.tobytes(), gi.tobytes()) == first, what
 
 
+# Dense rows of at least 256 columns: the memory-bound entries' forward adds the
+# bias in its own loop and their backward sums each row as it stores it (pieces
+# ending with a row, tiles of 512 for non-temporal stores).
+WIDE = [((9, 300), -1), ((5, 1100), -1)]
+
+
+@pytest.mark.parametrize("entry", PLAIN, ids=lambda e: e.name)
+@pytest.mark.parametrize("shape, axis", WIDE, ids=str)
+def test_wide_rows_are_the_unfused_calls(entry, shape, axis, dtype):
+    """Every entry on dense rows: the unfused calls' bits, the bias gradient in the
+    documented order, for both store paths, 1-2 threads and both compiled backends."""
+    call = Call(entry, training=entry.has_training_mode)
+    x, b, g = _data(entry, dtype, shape=shape, axis=axis, seed=3)
+    for backend in COMPILED:
+        with fastact.config(backend=backend):
+            y0 = call.fwd(x + b, **_kw(call))
+            gi0 = call.bwd(g, x + b if entry.saves == "input" else y0, **_kw(call))
+        for threads in (1, 2):
+            for min_bytes in (None, 0) if backend == "cython" else (None,):
+                with (
+                    fastact.config(backend=backend, num_threads=threads),
+                    contextlib.nullcontext() if min_bytes is None else nt_threshold(min_bytes),
+                ):
+                    y, gi, gb = _fused(call, x, b, g, axis)
+                what = (backend, threads, min_bytes)
+                np.testing.assert_array_equal(y, y0, err_msg=str(what))
+                np.testing.assert_array_equal(gi, gi0, err_msg=str(what))
+                want = _order_model(gi, b.size, 1).astype(dtype)
+                assert gb.tobytes() == want.tobytes(), what
+
+
 def test_backends_share_the_order_constants():
     drivers = pytest.importorskip("fastact._backends.numba.drivers")
     assert (

@@ -40,6 +40,10 @@ cdef extern from "fa_kernels.h" nogil:
     bint fa_nt_stores(const void *out, Py_ssize_t n, size_t size, int arrays)
     void fa_nt_copy(void *dst, const void *src, size_t size)
     void fa_nt_fence()
+    bint fa_prefetching(Py_ssize_t n, size_t size)
+    void fa_prefetch(const void *p, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t n, size_t size)
+    enum:
+        FA_AHEAD_BYTES
 
 # Non-temporal stores for chunks too large to stay in cache (fa_intrinsics.h).
 fa_nt_init()

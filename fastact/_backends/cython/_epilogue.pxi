@@ -33,9 +33,10 @@ DEF TILE = 1024
 # when inner > 1), and the most elements of whole rows one kernel call takes.
 DEF COLS = 2048
 DEF BATCH = 1024
-# Rows of at least SUM_MIN columns sum as they store (FA_BWDS), a row per call;
-# large calls store them through tiles of NT_TILE elements by non-temporal
-# stores (relu, float32, 10^7: tiles of 512 took 0.9x the time of 1024).
+# Rows of at least SUM_MIN columns sum as they store (FA_BWDS), a row per call,
+# and (inner 1) add the bias in the forward's loop (FA_FWDB); large calls store
+# them through tiles of NT_TILE elements by non-temporal stores (relu, float32,
+# 10^7: tiles of 512 took 0.8-0.9x the time of 1024).
 DEF SUM_MIN = 256
 DEF NT_TILE = 512
 
@@ -73,6 +74,7 @@ cdef extern from "fa_epilogue.h" nogil:
 # of each element, the sum rounded as when stored first.  FA_BWDS (the
 # memory-bound entries, NULL for the others): the backward (at s + b where the
 # entry saves its input) that also adds each value it stores into f[k].
+# FA_FWDB (the same entries): the forward at x + b, b read per element.
 cdef extern from "fa_kernels.h" nogil:
     ctypedef void (*fa_bwdb_f32)(const float *, const float *, const float *, float *,
                                  Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
@@ -87,6 +89,12 @@ cdef extern from "fa_kernels.h" nogil:
                                  int64_t) noexcept nogil
     fa_bwds_f32 *FA_BWDS_F32
     fa_bwds_f64 *FA_BWDS_F64
+    ctypedef void (*fa_fwdb_f32)(const float *, const float *, float *, Py_ssize_t,
+                                 const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_fwdb_f64)(const double *, const double *, double *, Py_ssize_t,
+                                 const double *, uint64_t, int64_t) noexcept nogil
+    fa_fwdb_f32 *FA_FWDB_F32
+    fa_fwdb_f64 *FA_FWDB_F64
     const unsigned char *FA_NT_FWD
 
 # The backward's order of summation (fa_epilogue.h), for the check that the
@@ -103,14 +111,51 @@ cdef inline void _add_bias(const real *x, const real *b, real *z, Py_ssize_t k0,
         fa_add_bias_f64(x, b, z, k0, n, C, inner)
 
 
+cdef void _bias_fwd_rows(int kid, const real *x, const real *b, real *out, Py_ssize_t k0,
+                         Py_ssize_t k1, Py_ssize_t C, const double *p, uint64_t seed,
+                         bint nt) noexcept nogil:
+    """Elements k0..k1-1 of rows of C elements (inner 1): the forward at x + b in one
+    loop (FA_FWDB) on pieces that end with their row, reading the bias in place;
+    with ``nt`` through a tile by non-temporal stores."""
+    cdef real w[NT_TILE]
+    cdef real *o
+    cdef Py_ssize_t t = k0, c, ln
+    cdef Py_ssize_t most = NT_TILE if nt else TILE
+    while t < k1:
+        c = t % C
+        ln = C - c
+        if ln > most:
+            ln = most
+        if ln > k1 - t:
+            ln = k1 - t
+        o = &w[0] if nt else out + t
+        if real is float:
+            FA_FWDB_F32[kid](x + t, b + c, o, ln, p, seed, t)
+        else:
+            FA_FWDB_F64[kid](x + t, b + c, o, ln, p, seed, t)
+        if nt:
+            fa_nt_copy(out + t, w, <size_t>ln * sizeof(real))
+        t += ln
+    if nt:
+        fa_nt_fence()
+
+
 cdef void _bias_fwd_range(int table, int kid, const real *x, const real *b, real *out,
                           Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t C, Py_ssize_t inner,
                           const double *p, uint64_t seed, bint nt) noexcept nogil:
+    if table == PLAIN and inner == 1 and C >= SUM_MIN and FA_FWDB_F32[kid] != NULL:
+        _bias_fwd_rows(kid, x, b, out, k0, k1, C, p, seed, nt)
+        return
     cdef real z[TILE]
     cdef real w[TILE]
     cdef Py_ssize_t t = k0, ln
+    # x prefetched ahead in large chunks, as the plain kernels' drivers do
+    cdef bint pf = fa_prefetching(k1 - k0, sizeof(real))
+    cdef Py_ssize_t a = FA_AHEAD_BYTES // sizeof(real)
     while t < k1:
         ln = TILE if k1 - t > TILE else k1 - t
+        if pf:
+            fa_prefetch(x, t + a, t + ln + a, k1, sizeof(real))
         _add_bias(x + t, b, z, t, ln, C, inner)
         if nt:
             _unary(table, kid, z, w, ln, p, seed, t)
