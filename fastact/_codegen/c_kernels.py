@@ -38,6 +38,7 @@ from .dialect import (
     CTYPES,
     ROW_SPLIT,
     UNARY,
+    cached_stage,
     called_names,
     expr_to_c,
     free_names,
@@ -373,40 +374,6 @@ def _max_update(acc: str, v: str) -> str:
     return f"{acc} = (({v} <= {acc}) | ({acc} != {acc})) ? {acc} : {v};"
 
 
-def _cached_stage(stages, final: str, loads: set[str]) -> tuple[str, str] | None:
-    """(var, final'): the last reduction's per-element values kept in ``out``.
-
-    When the map after the reductions contains the last reduction's (a sum's)
-    expression (softmax: ``exp(x - m) / s`` and the sum of ``exp(x - m)``),
-    the reduction pass stores each element's value in the output row and the
-    map reads it back as ``{var}_elem`` instead of computing it again: the same
-    bits, one transcendental less per element.  Only when the map then reads
-    no input (the output may be the input itself).
-    """
-    reductions = [(var, op, expr) for var, op, expr in stages if op in ("max", "sum")]
-    if not reductions or reductions[-1][1] != "sum":
-        return None
-    var, _, expr = reductions[-1]
-    target = ast.dump(ast.parse(expr, mode="eval").body)
-    found = False
-
-    class Replace(ast.NodeTransformer):
-        def visit(self, node):
-            nonlocal found
-            if isinstance(node, ast.expr) and ast.dump(node) == target:
-                found = True
-                return ast.Name(id=f"{var}_elem", ctx=ast.Load())
-            return super().visit(node)
-
-    tree = Replace().visit(ast.parse(final, mode="eval"))
-    if not found:
-        return None
-    new = ast.unparse(tree)
-    if free_names(new) & loads:
-        return None
-    return var, new
-
-
 def _lane_max(var: str, ctype: str, body: str, load, consts: list[str]) -> list[str]:
     """The row's NaN-propagating maximum, in four blocks of eight vectorized lanes.
 
@@ -609,7 +576,7 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
 
     sig = f"const {ctype} *{a}, const {ctype} *{b}, {ctype} *o_r, Py_ssize_t n, const double *acc"
     loads = {"g", "y"} if backward else {"x"}
-    cached = _cached_stage(stages, final, loads)
+    cached = cached_stage(stages, final, loads)
     out: list[str] = []
 
     def declare(upto: int, used: set[str]) -> list[str]:

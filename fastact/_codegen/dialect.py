@@ -406,3 +406,37 @@ def kernel_formula(entry: Activation, kind: str) -> str | None:
 def saved_name(entry: Activation) -> str:
     """The dialect name of the array a backward kernel reads besides ``g``."""
     return "x" if entry.saves == "input" else "y"
+
+
+def cached_stage(stages, final: str, loads: set[str]) -> tuple[str, str] | None:
+    """(var, final'): the last reduction's per-element values kept in ``out``.
+
+    When the map after the reductions contains the last reduction's (a sum's)
+    expression (softmax: ``exp(x - m) / s`` and the sum of ``exp(x - m)``),
+    the reduction pass stores each element's value in the output row and the
+    map reads it back as ``{var}_elem`` instead of computing it again: the same
+    bits, one transcendental less per element.  Only when the map then reads
+    no input (the output may be the input itself).
+    """
+    reductions = [(var, op, expr) for var, op, expr in stages if op in ("max", "sum")]
+    if not reductions or reductions[-1][1] != "sum":
+        return None
+    var, _, expr = reductions[-1]
+    target = ast.dump(ast.parse(expr, mode="eval").body)
+    found = False
+
+    class Replace(ast.NodeTransformer):
+        def visit(self, node):
+            nonlocal found
+            if isinstance(node, ast.expr) and ast.dump(node) == target:
+                found = True
+                return ast.Name(id=f"{var}_elem", ctx=ast.Load())
+            return super().visit(node)
+
+    tree = Replace().visit(ast.parse(final, mode="eval"))
+    if not found:
+        return None
+    new = ast.unparse(tree)
+    if free_names(new) & loads:
+        return None
+    return var, new

@@ -60,6 +60,7 @@ from pathlib import Path
 
 from ..table import Activation
 from .dialect import (
+    cached_stage,
     BACKWARD_LANES,
     BINARY,
     INTRINSICS,
@@ -362,7 +363,9 @@ def _pgrad_lines(loads: list[str], body: str) -> list[str]:
     ]
 
 
-def _row_sum_lines(acc: str, loads: list[str], value: str, width: int = 8) -> list[str]:
+def _row_sum_lines(
+    acc: str, loads: list[str], value: str, width: int = 8, keep: str | None = None
+) -> list[str]:
     """A row sum into float64 ``acc``: the lanes of ``pgrad`` per segment of the row.
 
     The row ``_fa_a.._fa_b-1`` is cut into segments of ``ROW_SPLIT`` elements;
@@ -376,7 +379,8 @@ def _row_sum_lines(acc: str, loads: list[str], value: str, width: int = 8) -> li
     time, and the last block is padded with -0.0.  With ``width`` 16 (a
     backward's sums, ``BACKWARD_LANES``) two such sets of eight lanes take
     alternate groups of eight, and a segment's total is the first set's plus
-    the second's.
+    the second's.  ``keep``: the array that also gets each value (the row's
+    output: :func:`~fastact._codegen.dialect.cached_stage`).
     """
     lanes = PGRAD_LANES
     sets = width // lanes
@@ -396,7 +400,15 @@ def _row_sum_lines(acc: str, loads: list[str], value: str, width: int = 8) -> li
         "                for _fa_j in range(_fa_n):",
         "                    _fa_k = _fa_c + _fa_j",
         *["                    " + ld for ld in loads],
-        f"                    _fa_buf[_fa_j] = np.float64({value})",
+        *(
+            [f"                    _fa_buf[_fa_j] = np.float64({value})"]
+            if keep is None
+            else [
+                f"                    _fa_e = {value}",
+                f"                    {keep}[_fa_k] = _fa_e",
+                "                    _fa_buf[_fa_j] = np.float64(_fa_e)",
+            ]
+        ),
         f"                for _fa_j in range(_fa_n, (_fa_n + {width - 1}) // {width} * {width}):",
         "                    _fa_buf[_fa_j] = _FA_NEG0",
         f"                for _fa_j in range(0, _fa_n, {width}):",
@@ -465,6 +477,10 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
         "        _fa_a = _fa_r * _fa_rowlen",
         "        _fa_b = _fa_a + _fa_rowlen",
     ]
+    final = formula(entry, base)
+    cached = cached_stage(
+        _reductions(entry, base), final, {"x"} if base == "rfwd" else {"g", saved_name(entry)}
+    )
     for var, op, expr in _reductions(entry, base):
         acc = f"_fa_acc_{var}"
         if op == "log":
@@ -475,13 +491,18 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
             lines += _row_max_lines(acc, loads, f"T({value})")
         elif op == "sum":
             width = BACKWARD_LANES if base == "rbwd" else PGRAD_LANES
-            lines += _row_sum_lines(acc, loads, f"T({value})", width)
+            keep = target if cached is not None and cached[0] == var else None
+            lines += _row_sum_lines(acc, loads, f"T({value})", width, keep)
         else:
             raise NotImplementedError(f"{where}: unknown row reduction {op!r}")
         lines.append(f"        {var} = T({acc})")
-    body = _py(formula(entry, base), helpers, where)
     lines.append("        for _fa_k in range(_fa_a, _fa_b):")
-    lines += ["            " + ld for ld in loads]
+    if cached is not None:  # the sum's values, kept in the output by its pass
+        body = _py(cached[1], helpers, where)
+        lines.append(f"            {cached[0]}_elem = {target}[_fa_k]")
+    else:
+        body = _py(final, helpers, where)
+        lines += ["            " + ld for ld in loads]
     lines.append(f"            {target}[_fa_k] = {body}")
     return "\n".join(lines)
 
