@@ -60,7 +60,6 @@ from pathlib import Path
 
 from ..table import Activation
 from .dialect import (
-    cached_stage,
     BACKWARD_LANES,
     BINARY,
     INTRINSICS,
@@ -68,6 +67,7 @@ from .dialect import (
     ROW_SPLIT,
     ROWWISE,
     UNARY,
+    cached_stage,
     called_names,
     expr_to_python,
     free_names,
