@@ -221,7 +221,8 @@ def _driver(
     args = ", ".join((*inputs, "out"))
     size = f"sizeof({ctype})"
     if len(inputs) == 1:
-        ahead, cond = inputs[0], ""
+        # a memory-bound kernel out of place: the hardware prefetcher keeps up
+        ahead, cond = inputs[0], (f" && {inputs[0]} == out" if nt_ok else "")
     else:
         ahead = "out"
         cond = " && (" + " || ".join(f"{x} == out" for x in inputs) + ")"
