@@ -212,8 +212,8 @@ def _driver(
     in chunks too large to stay in cache with an output that is none of the
     inputs, store each block through a buffer by non-temporal stores
     (fa_nt_stores; all in fa_intrinsics.h).  A kernel of one
-    input prefetches it; one of several prefetches ``out`` where it is one of
-    them (in place): with two streams of loads and a separate output the
+    input prefetches it (a memory-bound one only in place); one of several
+    prefetches ``out`` where it is one of them (in place): with two streams of loads and a separate output the
     hardware prefetcher keeps up, and prefetching both cost 10-18% at 10^6
     elements.  Each block runs the range function on pointers offset to its
     start (and ``off`` with them: the element index of rrelu's slopes; ``p``
