@@ -44,6 +44,7 @@ from .dialect import (
     free_names,
     function_to_c,
     kernel_formula,
+    memory_bound,
     saved_name,
     uses_uniform_slope,
 )
@@ -191,10 +192,11 @@ def _has_bias_forward(entry: Activation) -> bool:
 
 def nt_stores(entry: Activation, kind: str) -> bool:
     """Whether the kernel of ``kind`` stores large outputs non-temporally: where its
-    pass is memory-bound (cost class ``cheap``).  A compute-bound loop was slower with
-    them (sigmoid's and gelu's forward on 10^7 floats: 1.1-1.2x the time), its
-    loads waiting behind the bursts of non-temporal stores that end each block."""
-    return entry.cost_of("forward" if kind in UNARY else "backward") == "cheap"
+    pass is memory-bound (:func:`~fastact._codegen.dialect.memory_bound`).  A
+    compute-bound loop was slower with them (sigmoid's and gelu's forward on 10^7
+    floats: 1.1-1.2x the time), its loads waiting behind the bursts of
+    non-temporal stores that end each block."""
+    return memory_bound(entry, kind)
 
 
 def _driver(

@@ -378,6 +378,15 @@ BACKWARD_LANES = 16
 
 UNARY = ("fwd", "tfwd", "fwdv")
 BINARY = ("bwd", "tbwd", "bwdv")
+
+
+def memory_bound(entry: Activation, kind: str) -> bool:
+    """Whether the pass of kernel ``kind`` (UNARY: the forward) is memory-bound: the
+    table's cost class ``cheap``.  Such kernels store large outputs non-temporally
+    (C) and prefetch only in place (both backends)."""
+    return entry.cost_of("forward" if kind in UNARY else "backward") == "cheap"
+
+
 PGRAD = ("pgrad", "pgradv")
 ROWWISE = ("rfwd", "rbwd")
 

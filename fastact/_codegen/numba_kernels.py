@@ -73,6 +73,7 @@ from .dialect import (
     free_names,
     function_to_python,
     kernel_formula,
+    memory_bound,
     saved_name,
 )
 
@@ -310,8 +311,12 @@ def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) 
         lines.append(f"        _fa_acc[_fa_aoff + _fa_k - _fa_start] += np.float64({body})")
         return "\n".join(lines)
     # Blocks that prefetch ahead in large chunks, as the C kernels (fa_intrinsics.h):
-    # the input of a unary kernel, the input stored into by an in-place one.
-    ahead = "_fa_x" if base in UNARY else ("_fa_g" if inplace else None)
+    # the input of a unary kernel (a memory-bound one only in place), the input
+    # stored into by an in-place one.
+    if base in UNARY:
+        ahead = "_fa_x" if inplace or not memory_bound(entry, base) else None
+    else:
+        ahead = "_fa_g" if inplace else None
     if ahead is None:
         lines.append("    for _fa_k in range(_fa_start, _fa_stop):")
         lines += loads + per_elem
