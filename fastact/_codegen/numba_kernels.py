@@ -116,6 +116,10 @@ IMPORTS = {
     "_fa_lanes_zero": "lanes_zero",
     "_fa_lanes_add": "lanes_add",
     "_fa_lanes_total": "lanes_total",
+    "_fa_max_init": "max_lanes_init",
+    "_fa_max_step": "max_lanes_step",
+    "_fa_max_total": "max_lanes_total",
+    "_FA_MAX_LANES": "MAX_LANES_{sfx}",
     "_FA_NEG0": "NEG0",
     "_fa_block": "block_{sfx}",
     "_fa_prefetch": "prefetch_{sfx}",
@@ -429,14 +433,31 @@ def _max_update(acc: str, v: str) -> str:
 
 
 def _row_max_lines(acc: str, loads: list[str], value: str) -> list[str]:
-    """A row's maximum into ``acc`` in eight independent chains, folded in order.
+    """A row's maximum into ``acc``, exact: the sequential loop's value and the C
+    kernels' (which NaN or which signed zero aside).
 
-    Element ``k`` of each whole group of eight goes to chain ``k % 8``, the
-    rest to chain 0.  The branch-free selects of independent chains overlap
-    (one chain of them, or a branchy loop, bounded the pass); the maximum is
-    exact, so the value is the sequential loop's and the C kernels' (which
-    NaN or which signed zero aside).
+    Of a loaded input itself (softmax's ``x``), the elements go through the
+    vector lanes of the intrinsics (``max_lanes_*``), the rest to a scalar
+    chain.  Of another expression, in eight independent chains folded in order:
+    element ``k`` of each whole group of eight goes to chain ``k % 8``, the rest
+    to chain 0 (branch-free selects of independent chains overlap).
     """
+    arrays = {ld.split(" = ")[0]: ld.split(" = ")[1].split("[")[0] for ld in loads}
+    plain = value[2:-1] if value.startswith("T(") and value.endswith(")") else value
+    if plain in arrays:
+        src = arrays[plain]
+        return [
+            f"        _fa_mv = _fa_max_init({src})",
+            "        _fa_i = _fa_a",
+            "        while _fa_i + _FA_MAX_LANES <= _fa_b:",
+            f"            _fa_mv = _fa_max_step(_fa_mv, {src}, _fa_i)",
+            "            _fa_i += _FA_MAX_LANES",
+            f"        {acc} = _fa_max_total(_fa_mv)",
+            "        for _fa_k in range(_fa_i, _fa_b):",
+            *["            " + ld for ld in loads],
+            f"            _fa_v = {value}",
+            "            " + _max_update(acc, "_fa_v"),
+        ]
     chains = [f"{acc}_{c}" for c in range(8)]
     lines = [f"        {chains[0]} = T(-np.inf)"]
     lines += [f"        {c} = {chains[0]}" for c in chains[1:]]
