@@ -196,9 +196,10 @@ class HalfBackend:
     """A backend's float32 kernels on 16-bit arrays, as the Backend protocol.
 
     The arrays it receives are validated by the API as for the other dtypes
-    (one 16-bit dtype, contiguous in one order).  The Cython backend's
-    elementwise kernels run fused (widen, float32 kernel, round, per block of
-    each thread's chunk); everything else runs the float32 driver on blocks of
+    (one 16-bit dtype, contiguous in one order).  The elementwise kernels of a
+    backend that converts a format itself (``half_formats``: the Cython
+    backend's both, the Numba backend's bfloat16) run fused (widen, float32
+    kernel, round, per block of each thread's chunk); everything else runs the float32 driver on blocks of
     :data:`BLOCK` elements (whole rows, whole ``outer`` slices of prelu),
     widened into float32 buffers and rounded back: the same bits, the blocks
     cut by the shape only.  The NumPy backend computes its float64 reference
@@ -239,10 +240,15 @@ class HalfBackend:
 
     # -- the protocol -----------------------------------------------------
 
+    def _native(self, dtype) -> bool:
+        """Whether the backend's kernels read and write this format themselves."""
+        return fmt(dtype) in getattr(self.inner, "half_formats", ())
+
     def forward(self, entry, x, out, params, training, seed, nthreads):
-        cy = getattr(self.inner, "half_forward", None)
-        if cy is not None:
-            return cy(fmt(x.dtype), entry, bits(x), bits(out), params, training, seed, nthreads)
+        if self._native(x.dtype):
+            return self.inner.half_forward(
+                fmt(x.dtype), entry, bits(x), bits(out), params, training, seed, nthreads
+            )
         self._map(
             [x],
             out,
@@ -255,9 +261,8 @@ class HalfBackend:
         )
 
     def backward(self, entry, g, s, out, params, training, seed, nthreads):
-        cy = getattr(self.inner, "half_backward", None)
-        if cy is not None:
-            return cy(
+        if self._native(g.dtype):
+            return self.inner.half_backward(
                 fmt(g.dtype), entry, bits(g), bits(s), bits(out), params, training, seed, nthreads
             )
         self._map(

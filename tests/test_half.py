@@ -483,7 +483,8 @@ def test_every_16_bit_value_is_float32_rounded_once(entry, half):
     """All 65536 patterns (subnormals, infinities, NaNs) as the input and as the
     gradient, forward and backward, plain and training forms, on one and two threads:
     the float32 kernel's result on the exactly widened input, rounded once, whether the
-    kernel converts by the format's instructions (F16C, AVX512_BF16) or in C."""
+    kernel converts by the format's instructions (F16C, AVX512_BF16) or in C, and on
+    the Numba backend."""
     x = np.arange(65536, dtype=np.uint16).view(half)
     g = x[::-1].copy()
     for params, training in _param_sets(entry):
@@ -500,6 +501,14 @@ def test_every_16_bit_value_is_float32_rounded_once(entry, half):
                     y = call.forward(x)
                     gx = call.backward(g, call.saved(x, y))
                 what = f"{entry.name} {half.name} {params} training={training} {conv} {threads}"
+                _same_bits(y, want_y, what + " forward")
+                _same_bits(gx, want_g, what + " backward")
+        if "numba" in COMPILED:  # its own conversions (bfloat16) or the blocks (float16)
+            for threads in (1, 2):
+                with fastact.config(backend="numba", num_threads=threads):
+                    y = call.forward(x)
+                    gx = call.backward(g, call.saved(x, y))
+                what = f"{entry.name} {half.name} {params} training={training} numba {threads}"
                 _same_bits(y, want_y, what + " forward")
                 _same_bits(gx, want_g, what + " backward")
 

@@ -239,7 +239,9 @@ class CythonBackend:
             call.params, partial, call.seed, call.nthreads,
         )  # fmt: skip
 
-    # 16-bit storage (fastact._half): flat uint16 views of format ``fmt``.
+    # 16-bit storage (fastact._half): flat uint16 views of format ``fmt``, every
+    # format (fastact._half.FORMATS) converted in the kernels.
+    half_formats = frozenset((1, 2))
 
     def half_forward(self, fmt, entry, x, out, params, training, seed, nthreads) -> None:
         kind = _kernels.TRAIN_FORWARD if training else _kernels.FORWARD

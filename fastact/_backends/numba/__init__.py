@@ -84,6 +84,8 @@ def _signatures(sfx: str) -> dict[str, object]:
     A = types.Array(F, 1, "C")
     P = types.Array(types.float64, 1, "C", readonly=True)
     A64 = types.Array(types.float64, 1, "C")
+    H = types.Array(types.uint16, 1, "C", readonly=True)
+    H16 = types.Array(types.uint16, 1, "C")
     i8, u8, b1, void, fn = types.int64, types.uint64, types.boolean, types.void, types.intp
     sigs = {kind: void(PT, PT, PD, i8, u8, i8, i8) for kind in gen.UNARY}
     sigs.update({kind: void(PT, PT, PT, PD, i8, u8, i8, i8) for kind in gen.BINARY})
@@ -99,6 +101,8 @@ def _signatures(sfx: str) -> dict[str, object]:
         "rowwise_backward": void(fn, R, R, A, P, i8, i8, i8),
         "bias_unary": void(fn, R, R, A, P, u8, i8, i8, i8),
         "bias_binary": void(fn, R, R, R, A, P, u8, i8, i8, b1, A64, i8),
+        "bf16_unary": void(fn, H, H16, P, u8, i8),
+        "bf16_binary": void(fn, H, H, H16, P, u8, i8),
     }
     for name, sig in driver_sigs.items():
         sigs[f"par_{name}"] = sig
@@ -408,6 +412,27 @@ class NumbaBackend:
         serial = self._ser_unary if driver == "unary" else self._ser_binary
         drv = serial.get(sfx) or self._serial(driver, sfx)
         drv(k, *arrays, p, seed, 1)
+
+    # bfloat16 storage (fastact._half, format 2): flat uint16 views.  float16 takes
+    # fastact._half's blocks (see intrinsics.bf16_widen).
+    half_formats = frozenset((2,))
+
+    def half_forward(self, fmt, entry, x, out, params, training, seed, nthreads) -> None:
+        """The float32 forward on the bfloat16 bits ``x`` (uint16, flat), rounded once
+        into ``out`` (which may be ``x``)."""
+        self._half("bf16_unary", entry, (x, out), params, training, seed, nthreads)
+
+    def half_backward(self, fmt, entry, g, s, out, params, training, seed, nthreads) -> None:
+        """As :meth:`half_forward` for the backward of ``(g, s)``."""
+        self._half("bf16_binary", entry, (g, s, out), params, training, seed, nthreads)
+
+    def _half(self, driver: str, entry, arrays, params, training, seed, nthreads):
+        kind = ("t" if training else "") + ("fwd" if driver == "bf16_unary" else "bwd")
+        k = self._addr.get((entry.name, kind, "f32")) or self.kernel(entry, kind, "f32")
+        p = self._params(params) if params else _NOPARAMS
+        n = arrays[0].size
+        nch = _n_chunks(n, nthreads) if nthreads > 1 and n > drivers.MIN_CHUNK else 1
+        self._run(driver, "f32", nch, k, *arrays, p, seed, nch)
 
     def _serial(self, name: str, sfx: str):
         drv = self._driver("ser_" + name, sfx)

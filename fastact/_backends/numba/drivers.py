@@ -20,11 +20,12 @@ import numpy as np
 from numba import prange
 from numba.extending import register_jitable
 
-from fastact._backends.numba.intrinsics import call_kernel, shifted
+from fastact._backends.numba.intrinsics import bf16_narrow, bf16_widen, call_kernel, shifted
 
 MIN_CHUNK = 4096  # no chunk of fewer elements (but a call's only one)
 SEGMENT = 16384  # the longest run of a per-channel row one kernel call takes
 PGRAD_BLOCKS = 64  # the partial sums of a per-channel parameter gradient
+HALF_BLOCK = 1024  # bfloat16 elements widened into a float32 buffer per kernel call
 
 _SEED0 = np.uint64(0)
 
@@ -37,6 +38,8 @@ NAMES = (
     "rowwise_backward",
     "bias_unary",
     "bias_binary",
+    "bf16_unary",
+    "bf16_binary",
 )
 
 
@@ -320,3 +323,46 @@ def bias_binary(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nbl
     for blk in range(1, nblocks):
         for c in range(C):
             partial[c] += partial[blk * C + c]
+
+
+def bf16_unary(kernel, x, out, p, seed, nch):
+    """The float32 kernel on the bfloat16 bits x, rounded into out: HALF_BLOCK
+    elements at a time through float32 buffers."""
+    n = x.size
+    step = chunk_step(n, nch)
+    for c in prange(nch):
+        start = c * step
+        if start < n:
+            stop = min(start + step, n)
+            a = np.empty(HALF_BLOCK, np.float32)
+            o = np.empty(HALF_BLOCK, np.float32)
+            k = start
+            while k < stop:
+                m = min(HALF_BLOCK, stop - k)
+                bf16_widen(x, k, m, a)
+                call_kernel(kernel, shifted(a, -k), shifted(o, -k), p, 0, seed, k, k + m)
+                bf16_narrow(o, out, k, m)
+                k += m
+
+
+def bf16_binary(kernel, g, s, out, p, seed, nch):
+    """As bf16_unary for a backward kernel of (g, s)."""
+    n = g.size
+    step = chunk_step(n, nch)
+    for c in prange(nch):
+        start = c * step
+        if start < n:
+            stop = min(start + step, n)
+            a = np.empty(HALF_BLOCK, np.float32)
+            b = np.empty(HALF_BLOCK, np.float32)
+            o = np.empty(HALF_BLOCK, np.float32)
+            k = start
+            while k < stop:
+                m = min(HALF_BLOCK, stop - k)
+                bf16_widen(g, k, m, a)
+                bf16_widen(s, k, m, b)
+                call_kernel(
+                    kernel, shifted(a, -k), shifted(b, -k), shifted(o, -k), p, 0, seed, k, k + m
+                )
+                bf16_narrow(o, out, k, m)
+                k += m

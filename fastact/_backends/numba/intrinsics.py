@@ -313,6 +313,36 @@ def lanes_total(typingctx, v):
     return types.float64(v), codegen
 
 
+# --- bfloat16 storage (fa_convert.h's conversions, bit for bit) -----------------------
+#
+# Widening is exact (the pattern in the high half); narrowing rounds a float32
+# once to nearest even, a NaN to a quiet NaN of its sign and leading payload.
+# float16 is not here: Numba computes these integers in 64-bit lanes, and its
+# float16 conversions measured slower than the C ones (F16C) on the blocks of
+# fastact._half.  The arrays are sliced so that indices start at 0 (a negative
+# index is checked for, which keeps a loop scalar).
+
+
+@njit(**_OPTS)
+def bf16_widen(h, k, m, a):
+    """Elements k..k+m-1 of the bfloat16 patterns h (uint16) as float32 into a[0..m)."""
+    hs = h[k : k + m]
+    for j in range(m):
+        a[j] = _as_float(np.uint32(np.uint32(hs[j]) << np.uint32(16)))
+
+
+@njit(**_OPTS)
+def bf16_narrow(o, out, k, m):
+    """The float32 o[0..m) rounded once into the bfloat16 patterns out[k..k+m)."""
+    os = out[k : k + m]
+    for j in range(m):
+        u = _as_uint(o[j])
+        r = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+        q = (u >> np.uint32(16)) | np.uint32(0x40)
+        nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+        os[j] = np.uint16((q if nan else r) & np.uint32(0xFFFF))
+
+
 # --- a row's maximum in vector lanes (softmax's forward) -----------------------------
 #
 # One LLVM vector of 64 bytes (16 float32 or 8 float64), carried in a register:
