@@ -333,6 +333,8 @@ class NumbaBackend:
             for kind in kinds:
                 self.kernel(entry, kind, sfx)
             for name in drivers.NAMES:
+                if name.startswith("bf16_") and sfx != "f32":
+                    continue  # bfloat16 runs the float32 kernels
                 self._driver(f"ser_{name}", sfx)
                 if parallel:
                     self._driver(f"par_{name}", sfx)
