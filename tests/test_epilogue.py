@@ -364,6 +364,20 @@ def _order_model(gi: np.ndarray, channels: int, inner: int) -> np.ndarray:
     return total
 
 
+def _paths(threads):
+    """((backend, threads, min_bytes), context) for every compiled backend and thread
+    count, the C kernels also with every output by non-temporal stores (min_bytes 0:
+    the same bits)."""
+    for backend in COMPILED:
+        for n in threads:
+            for min_bytes in (None, 0) if backend == "cython" else (None,):
+                stack = contextlib.ExitStack()
+                stack.enter_context(fastact.config(backend=backend, num_threads=n))
+                if min_bytes is not None:
+                    stack.enter_context(nt_threshold(min_bytes))
+                yield (backend, n, min_bytes), stack
+
+
 # (shape, bias_axis): row blocks and groups of uneven sizes, one row per kernel
 # call and rows batched, column tiles (C over 2048), rows summed as they are
 # stored (at least 256 columns, inner 1 and 3), short runs (inner 2..15), long
@@ -391,20 +405,13 @@ def test_bias_gradient_is_the_documented_order_any_threads_both_backends(shape, 
     x, b, g = _data(entry, np.float32, shape=shape, axis=axis, seed=7)
     inner = int(np.prod(shape[axis % len(shape) + 1 :]))
     first = None
-    for backend in COMPILED:
-        for threads in (1, 2, 3):
-            # 0: every output by non-temporal stores (the C kernels), the same bits
-            for min_bytes in (None, 0) if backend == "cython" else (None,):
-                with (
-                    fastact.config(backend=backend, num_threads=threads),
-                    contextlib.nullcontext() if min_bytes is None else nt_threshold(min_bytes),
-                ):
-                    y, gi, gb = _fused(call, x, b, g, axis)
-                what = (backend, threads, min_bytes)
-                want = _order_model(gi, b.size, inner).astype(np.float32)
-                assert gb.tobytes() == want.tobytes(), what
-                first = first or (y.tobytes(), gi.tobytes())
-                assert (y.tobytes(), gi.tobytes()) == first, what
+    for what, paths in _paths((1, 2, 3)):
+        with paths:
+            y, gi, gb = _fused(call, x, b, g, axis)
+        want = _order_model(gi, b.size, inner).astype(np.float32)
+        assert gb.tobytes() == want.tobytes(), what
+        first = first or (y.tobytes(), gi.tobytes())
+        assert (y.tobytes(), gi.tobytes()) == first, what
 
 
 # Dense rows of at least 256 columns: the memory-bound entries' forward adds the
@@ -420,22 +427,18 @@ def test_wide_rows_are_the_unfused_calls(entry, shape, axis, dtype):
     documented order, for both store paths, 1-2 threads and both compiled backends."""
     call = Call(entry, training=entry.has_training_mode)
     x, b, g = _data(entry, dtype, shape=shape, axis=axis, seed=3)
+    unfused = {}
     for backend in COMPILED:
         with fastact.config(backend=backend):
             y0 = call.fwd(x + b, **_kw(call))
-            gi0 = call.bwd(g, x + b if entry.saves == "input" else y0, **_kw(call))
-        for threads in (1, 2):
-            for min_bytes in (None, 0) if backend == "cython" else (None,):
-                with (
-                    fastact.config(backend=backend, num_threads=threads),
-                    contextlib.nullcontext() if min_bytes is None else nt_threshold(min_bytes),
-                ):
-                    y, gi, gb = _fused(call, x, b, g, axis)
-                what = (backend, threads, min_bytes)
-                np.testing.assert_array_equal(y, y0, err_msg=str(what))
-                np.testing.assert_array_equal(gi, gi0, err_msg=str(what))
-                want = _order_model(gi, b.size, 1).astype(dtype)
-                assert gb.tobytes() == want.tobytes(), what
+            unfused[backend] = y0, call.bwd(g, x + b if entry.saves == "input" else y0, **_kw(call))
+    for what, paths in _paths((1, 2)):
+        with paths:
+            y, gi, gb = _fused(call, x, b, g, axis)
+        np.testing.assert_array_equal(y, unfused[what[0]][0], err_msg=str(what))
+        np.testing.assert_array_equal(gi, unfused[what[0]][1], err_msg=str(what))
+        want = _order_model(gi, b.size, 1).astype(dtype)
+        assert gb.tobytes() == want.tobytes(), what
 
 
 def test_backends_share_the_order_constants():

@@ -325,24 +325,37 @@ def bias_binary(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nbl
             partial[c] += partial[blk * C + c]
 
 
+@register_jitable
+def bf16_chunk(kernel, xa, xb, out, p, seed, start, stop, binary):
+    """Elements start..stop-1: the float32 kernel on the bfloat16 bits xa (and xb, a
+    backward's saved values, where ``binary``), HALF_BLOCK at a time through float32
+    buffers, rounded into out."""
+    a = np.empty(HALF_BLOCK, np.float32)
+    b = np.empty(HALF_BLOCK if binary else 0, np.float32)
+    o = np.empty(HALF_BLOCK, np.float32)
+    k = start
+    while k < stop:
+        m = min(HALF_BLOCK, stop - k)
+        bf16_widen(xa, k, m, a)
+        if binary:
+            bf16_widen(xb, k, m, b)
+            call_kernel(
+                kernel, shifted(a, -k), shifted(b, -k), shifted(o, -k), p, 0, seed, k, k + m
+            )
+        else:
+            call_kernel(kernel, shifted(a, -k), shifted(o, -k), p, 0, seed, k, k + m)
+        bf16_narrow(o, out, k, m)
+        k += m
+
+
 def bf16_unary(kernel, x, out, p, seed, nch):
-    """The float32 kernel on the bfloat16 bits x, rounded into out: HALF_BLOCK
-    elements at a time through float32 buffers."""
+    """The float32 forward kernel on the bfloat16 bits x, rounded into out."""
     n = x.size
     step = chunk_step(n, nch)
     for c in prange(nch):
         start = c * step
         if start < n:
-            stop = min(start + step, n)
-            a = np.empty(HALF_BLOCK, np.float32)
-            o = np.empty(HALF_BLOCK, np.float32)
-            k = start
-            while k < stop:
-                m = min(HALF_BLOCK, stop - k)
-                bf16_widen(x, k, m, a)
-                call_kernel(kernel, shifted(a, -k), shifted(o, -k), p, 0, seed, k, k + m)
-                bf16_narrow(o, out, k, m)
-                k += m
+            bf16_chunk(kernel, x, x, out, p, seed, start, min(start + step, n), False)
 
 
 def bf16_binary(kernel, g, s, out, p, seed, nch):
@@ -352,17 +365,4 @@ def bf16_binary(kernel, g, s, out, p, seed, nch):
     for c in prange(nch):
         start = c * step
         if start < n:
-            stop = min(start + step, n)
-            a = np.empty(HALF_BLOCK, np.float32)
-            b = np.empty(HALF_BLOCK, np.float32)
-            o = np.empty(HALF_BLOCK, np.float32)
-            k = start
-            while k < stop:
-                m = min(HALF_BLOCK, stop - k)
-                bf16_widen(g, k, m, a)
-                bf16_widen(s, k, m, b)
-                call_kernel(
-                    kernel, shifted(a, -k), shifted(b, -k), shifted(o, -k), p, 0, seed, k, k + m
-                )
-                bf16_narrow(o, out, k, m)
-                k += m
+            bf16_chunk(kernel, g, s, out, p, seed, start, min(start + step, n), True)
