@@ -22,6 +22,7 @@ import ctypes
 import importlib.util
 import shutil
 import subprocess
+import sys
 import sysconfig
 import tempfile
 import time
@@ -29,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fastact._codegen import c_kernels
-from fastact._math import functions
-from fastact.table import TABLE
+# this checkout's fastact ("after"), also where another one is installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fastact._codegen import c_kernels  # noqa: E402
+from fastact._math import functions  # noqa: E402
+from fastact.table import TABLE  # noqa: E402
 
 WRAP = """
 #include "fa_kernels.h"

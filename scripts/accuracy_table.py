@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+# this checkout's fastact, also where another one is installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "math"))
 import test_accuracy as t  # noqa: E402
 
