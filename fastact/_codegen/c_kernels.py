@@ -118,7 +118,7 @@ def _unswitch(src: str, params: set[str]) -> list[tuple[str | None, str]]:
 def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str], bias: bool = False) -> str:
     """The kernel of ``kind`` in float type ``sfx``.
 
-    ``bias`` (a forward, :func:`_has_bias_forward`): ``void k(const T *x, const T
+    ``bias`` (a forward, :func:`_has_row_kernel`): ``void k(const T *x, const T
     *b, T *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``, the
     forward at ``x[k] + b[k]`` (the sum rounded as when stored first), one loop
     over the chunk without the driver's blocks (the bias epilogue's tiles).
@@ -176,18 +176,6 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str], bias: bo
     inputs = ("xp",) if kind in UNARY else ("gp", "sp")
     lines += _driver(name, sig, ctype, inputs, nt_stores(entry, kind), vector)
     return "\n".join(lines)
-
-
-def _has_bias_forward(entry: Activation) -> bool:
-    """Whether the entry gets a forward at ``x + b`` in one loop (the bias epilogue's
-    dense rows): elementwise and memory-bound (:func:`nt_stores`), where adding the
-    bias into a tile first and then running the kernel on it measured 1.2-1.4x the
-    time of the one loop (relu, float32, 10^7 elements, in C)."""
-    return (
-        kernel_formula(entry, "fwd") is not None
-        and not entry.channel_param
-        and nt_stores(entry, "fwd")
-    )
 
 
 def nt_stores(entry: Activation, kind: str) -> bool:
@@ -262,7 +250,7 @@ def _bias_kernel(entry: Activation, sfx: str, helpers: list[str], summed: bool =
     input read as ``s[k] + b[k]`` in its own loop, rounded as when the sum is
     stored first (fastact/_api/epilogue.py: the pass reads ``s`` once).
 
-    ``summed`` (:func:`_has_sum_kernel`): ``void k(const T *g, const T *s, const T
+    ``summed`` (:func:`_has_row_kernel`): ``void k(const T *g, const T *s, const T
     *b, T *out, T *f, Py_ssize_t n, const double *p, uint64_t seed, int64_t off)``
     also adds each value stored into ``f[k]`` (one row of the bias gradient's
     sums: fastact/_backends/cython/_epilogue.pxi), ``s[k] + b[k]`` being the
@@ -314,15 +302,17 @@ def _bias_kernel(entry: Activation, sfx: str, helpers: list[str], summed: bool =
     return "\n".join(lines)
 
 
-def _has_sum_kernel(entry: Activation) -> bool:
-    """Whether the entry gets a backward that sums as it stores (the bias epilogue's
-    rows): elementwise and memory-bound (:func:`nt_stores`), where the second pass
-    over each row, from L1, measured 1.2x the fused loop's time (relu, float32,
-    10^6 elements in L3); a compute-bound backward hides that pass."""
+def _has_row_kernel(entry: Activation, kind: str) -> bool:
+    """Whether the entry gets the bias epilogue's one-loop kernel of ``kind`` for dense
+    rows (``fwd``: the forward at ``x + b``; ``bwd``: the backward that sums as it
+    stores): elementwise and memory-bound (:func:`nt_stores`).  Against a tile of
+    ``x + b`` then the kernel, the one forward loop took 1.2-1.4x less time (relu,
+    float32, 10^7, in C); against a second pass over each row from L1, the summing
+    backward 1.2x less (10^6, in L3).  A compute-bound kernel hides either pass."""
     return (
-        kernel_formula(entry, "bwd") is not None
+        kernel_formula(entry, kind) is not None
         and not entry.channel_param
-        and nt_stores(entry, "bwd")
+        and nt_stores(entry, kind)
     )
 
 
@@ -838,9 +828,9 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 out.append(_rowwise(entry, True, sfx, names))
             if _has_bias_kernel(entry):
                 out.append(_bias_kernel(entry, sfx, names))
-            if _has_sum_kernel(entry):
+            if _has_row_kernel(entry, "bwd"):
                 out.append(_bias_kernel(entry, sfx, names, summed=True))
-            if _has_bias_forward(entry):
+            if _has_row_kernel(entry, "fwd"):
                 out.append(_kernel(entry, "fwd", sfx, names, bias=True))
     for sfx in CTYPES:
         for kind in KINDS:
@@ -876,9 +866,9 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             )
     for sfx in CTYPES:
         for kind, has in (
-            ("fwdb", _has_bias_forward),
+            ("fwdb", lambda e: _has_row_kernel(e, "fwd")),
             ("bwdb", _has_bias_kernel),
-            ("bwds", _has_sum_kernel),
+            ("bwds", lambda e: _has_row_kernel(e, "bwd")),
         ):
             ptrs = [f"fa_{e.name}_{kind}_{sfx}" if has(e) else "NULL" for e in table]
             out.append(
