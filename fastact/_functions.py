@@ -1786,7 +1786,7 @@ def logsigmoid(
     bias_axis: int = -1,
     out: NDArray[Any] | None = None,
 ) -> Any:
-    """Log of the sigmoid. The gradient sigmoid(-x) = -expm1(y) comes from the output with a condition number below 1; it is +0 where y is 0 (x = +inf or y underflowed), as sigmoid(-x), not -0.
+    """Log of the sigmoid. The gradient sigmoid(-x) = 1 - exp(y) comes from the output with a condition number below 1; it is +0 where y is 0 (x = +inf or y underflowed), as sigmoid(-x), not -0.
 
         logsigmoid(x) = log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))
 

@@ -755,10 +755,10 @@ TABLE: tuple[Activation, ...] = (
         name="logsigmoid",
         formula="logsigmoid(x) = log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))",
         forward="logsigmoid(x)",
-        backward="g * (0 - expm1(y))",
+        backward="g * one_minus_exp(y)",
         saves="output",
         doc=(
-            "Log of the sigmoid. The gradient sigmoid(-x) = -expm1(y) comes from "
+            "Log of the sigmoid. The gradient sigmoid(-x) = 1 - exp(y) comes from "
             "the output with a condition number below 1; it is +0 where y is 0 "
             "(x = +inf or y underflowed), as sigmoid(-x), not -0."
         ),

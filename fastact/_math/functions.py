@@ -30,6 +30,7 @@ function       float32    float64
 =============  =========  =========
 exp            0.99       0.79
 expm1          1.39       1.18
+1 - exp        0.89       1.03
 log1p          1.40       1.07
 tanh (+)       2.29       2.20
 sigmoid        1.89       1.83
@@ -264,6 +265,37 @@ def expm1(x):
 def expm1_r(r):
     """e**r - 1 for |r| <= 1/2, as r + r**2 q(r) (fused): relative accuracy near 0."""
     return fma(r * r, expm1_q(r), r)
+
+
+def one_minus_exp(x):
+    """1 - e**x = -expm1(x) for x <= 0 (an output of logsigmoid), branch-free.
+
+    (1 - 2**n) - 2**n (e**r - 1) in one fma: -(e**r - 1) exactly at n = 0, no
+    cancellation below it (the two terms have one sign).  In float32, q(r) of
+    e**r - 1 = r + r**2 q(r) has degree 4, fitted on |r| <= ln2/2 only (0.22 ulp of
+    approximation error; expm1's degree 5 covers |r| <= 1/2).  r = x - n ln 2 with ln 2
+    in one part: its rounding error moves r by at most n 2**-25 (2**-54) ln 2,
+    which the factor 2**n makes a small share of an ulp of the result.  Without
+    expm1's selects for |x| < 1/2, its sign and its overflow: 1 below x = -20
+    (-40), where e**x no longer shows; x above 0 counts as 0 (result +0, also at
+    x = -0).
+    """
+    xc = clamp(x, by_type(-20.0, -40.0), 0.0)
+    k = exp_k(xc)
+    t = ldexpk(1.0, k)
+    r = fma(by_type(12582912.0, 6755399441055744.0) - k, 0.6931471805599453, xc)
+    q = by_type(
+        poly(
+            r,
+            0.5000000061893974,
+            0.16666543040077075,
+            0.04166628220580302,
+            0.00836657743351268,
+            0.0013946436519537164,
+        ),
+        expm1_q(r),
+    )
+    return fma(-t, fma(r * r, q, r), 1 - t)
 
 
 # --- log1p -----------------------------------------------------------------------
@@ -973,6 +1005,7 @@ HELPERS = (
     unscale,
     exp_sum_sc,
     expm1,
+    one_minus_exp,
     log1p_f,
     log1p_ft,
     log1p,

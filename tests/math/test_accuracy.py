@@ -123,6 +123,7 @@ def _tanhshrink(v):
 CASES = {
     "exp": (lambda x: np.exp(x.astype(L)), (-800, 800), 1.0, 1.0, False),
     "expm1": (lambda x: np.expm1(x.astype(L)), (-800, 800), 1.5, 1.5, False),
+    "one_minus_exp": (lambda x: -np.expm1(x.astype(L)), (-INF, 0), 1.0, 1.5, False),
     "log1p": (lambda x: np.log1p(x.astype(L)), (-1, INF), 1.5, 2.0, False),
     "tanh": (lambda x: np.tanh(x.astype(L)), (-INF, INF), 2.5, 2.5, False),
     "sigmoid": (_sigmoid, (-INF, INF), 2.0, 2.0, False),
@@ -371,6 +372,8 @@ SPECIAL = {
     # name: [(input, expected)]; zeros are compared with their sign
     "exp": [(INF, INF), (-INF, 0.0), (0.0, 1.0), (-0.0, 1.0), (1000.0, INF), (-1000.0, 0.0)],
     "expm1": [(INF, INF), (-INF, -1.0), (0.0, 0.0), (-0.0, -0.0), (1000.0, INF), (-1000.0, -1.0)],
+    # +0 at x = -0; x above 0 (no output of logsigmoid) counts as 0
+    "one_minus_exp": [(-INF, 1.0), (0.0, 0.0), (-0.0, 0.0), (-1000.0, 1.0), (1.0, 0.0), (INF, 0.0)],
     "log1p": [(INF, INF), (-1.0, -INF), (-2.0, NAN), (-INF, NAN), (0.0, 0.0), (-0.0, -0.0)],
     "tanh": [(INF, 1.0), (-INF, -1.0), (0.0, 0.0), (-0.0, -0.0), (1e30, 1.0), (-1e30, -1.0)],
     "sigmoid": [(INF, 1.0), (-INF, 0.0), (0.0, 0.5), (-0.0, 0.5)],
@@ -406,6 +409,7 @@ def test_subnormal_inputs(run, dtype):
     x = (np.array([1e-3, -1e-3, 0.5, -0.5, 1e-6]) * tiny).astype(dtype)
     for name in ("expm1", "log1p", "tanh"):
         np.testing.assert_array_equal(run(name, x), x, err_msg=name)
+    np.testing.assert_array_equal(run("one_minus_exp", -np.abs(x)), np.abs(x))
     np.testing.assert_array_equal(run("exp", x), np.ones_like(x))
     np.testing.assert_array_equal(run("sigmoid", x), np.full_like(x, 0.5))
     np.testing.assert_array_equal(run("erfc", x), np.ones_like(x))
