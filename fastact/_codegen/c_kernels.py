@@ -66,6 +66,11 @@ INSTRUCTION_STORES = {
     "f16v4": ("FA_V4 ", "fa_chunk_f16c_v4"),
     "bf16v4": ("FA_BF16V4 ", "fa_chunk_bf16_v4"),
 }
+# Conversions that reorder the elements within a chunk (fa_convert.h), for the
+# kinds whose kernels do not read an element's position (the training kinds'
+# noise is drawn by position, so they keep the order).
+REORDERING_STORES = {"bf16v4": "fa_chunk_bf16_v4pairs"}
+ORDERED_KINDS = ("tfwd", "tbwd")
 # The kinds the 16-bit elementwise driver runs (plain and training mode).
 HALF_KINDS = ("fwd", "bwd", "tfwd", "tbwd")
 
@@ -918,6 +923,8 @@ def _half_kernel(entry: Activation, kind: str, store: str, attr: str, conv: str)
     """The 16-bit kernel of ``kind`` in format ``store``: the float32 range function
     on chunks converted by ``conv``'s functions (fa_convert.h's FA_H16_UNARY)."""
     nt = int(nt_stores(entry, kind))
+    if kind not in ORDERED_KINDS:
+        conv = REORDERING_STORES.get(store, conv)
     args = f"{conv}_widen, {conv}_narrow, fa_{entry.name}_{kind}_f32_range, {nt}"
     if kind in UNARY:
         sig, body = "const uint16_t *xp, uint16_t *out", f"FA_H16_UNARY({args})"

@@ -140,6 +140,40 @@ FA_BF16V4 FA_INLINE void fa_chunk_bf16_v4_narrow(const float *f, uint16_t *h) {
         _mm256_storeu_si256((__m256i *)(h + j), r);
     }
 }
+
+/* The same rounding for kernels that do not read an element's position (all
+ * but the training ones), with the chunk's float32 buffer in another order:
+ * the 32 elements at j, as 16 32-bit words w, widen to their even elements
+ * (w << 16) then their odd ones (w & 0xffff0000), two instructions where the
+ * in-order widening takes four, and VCVTNE2PS2BF16 with one word permutation
+ * puts them back.  The subnormal lanes are found by VFPCLASSPS; a pair of
+ * vectors holding one is rounded in C (fa_f32_to_bf16), element by element. */
+FA_BF16V4 FA_INLINE void fa_chunk_bf16_v4pairs_widen(const uint16_t *h, float *f) {
+    const __m512i odd = _mm512_set1_epi32((int)0xffff0000u);
+    for (int j = 0; j < FA_H16_CHUNK; j += 32) {
+        const __m512i w = _mm512_loadu_si512((const void *)(h + j));
+        _mm512_store_si512((void *)(f + j), _mm512_slli_epi32(w, 16));
+        _mm512_store_si512((void *)(f + j + 16), _mm512_and_si512(w, odd));
+    }
+}
+FA_BF16V4 FA_INLINE void fa_chunk_bf16_v4pairs_narrow(const float *f, uint16_t *h) {
+    /* word 2i from the even elements (words 0-15 of the conversion), 2i + 1 from the odd */
+    const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                           24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                           16, 0);
+    for (int j = 0; j < FA_H16_CHUNK; j += 32) {
+        const __m512 even = _mm512_load_ps(f + j), odd = _mm512_load_ps(f + j + 16);
+        if (_mm512_fpclass_ps_mask(even, 0x20) | _mm512_fpclass_ps_mask(odd, 0x20)) {
+            for (int i = 0; i < 16; i++) {
+                h[j + 2 * i] = fa_f32_to_bf16(f[j + i]);
+                h[j + 2 * i + 1] = fa_f32_to_bf16(f[j + 16 + i]);
+            }
+        } else {
+            const __m512i r = (__m512i)_mm512_cvtne2ps_pbh(odd, even);
+            _mm512_storeu_si512((void *)(h + j), _mm512_permutexvar_epi16(order, r));
+        }
+    }
+}
 #endif
 
 /* The chunk of m <= FA_H16_CHUNK elements at h: h itself, or (the last, short
