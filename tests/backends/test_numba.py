@@ -832,3 +832,33 @@ def test_prefetch_constants_are_those_of_the_c_kernels():
     assert set(defines) == {"FA_BLOCK_BYTES", "FA_AHEAD_BYTES", "FA_PREFETCH_MIN_BYTES"}
     for name, text in defines.items():
         assert getattr(intrinsics, name[3:]) == eval(text), name
+
+
+def test_16_bit_conversions_are_numpys():
+    """The Numba drivers' conversions, both formats: every 16-bit pattern widened
+    exactly, every 509th float32 pattern (all exponents, subnormals, inf, NaN) rounded
+    once to nearest even as NumPy (ml_dtypes) rounds it; NaN stays a quiet NaN."""
+    from fastact import _half
+    from fastact._backends.numba import intrinsics
+
+    assert NUMBA.half_formats == frozenset((1, 2))
+    h = np.arange(65536, dtype=np.uint16)
+    f = np.arange(0, 2**32, 509, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    nan = np.isnan(f)
+    formats = [("float16", np.dtype(np.float16), intrinsics.f16_widen, intrinsics.f16_narrow)]
+    if _half.BFLOAT16 is not None:
+        formats.append(("bfloat16", _half.BFLOAT16, intrinsics.bf16_widen, intrinsics.bf16_narrow))
+    for name, half, widen, narrow in formats:
+        a = np.empty(h.size, np.float32)
+        widen(h, 0, h.size, a)
+        want = h.view(half).astype(np.float32)
+        wn = np.isnan(want)
+        np.testing.assert_array_equal(a[~wn].view(np.uint32), want[~wn].view(np.uint32), name)
+        assert np.isnan(a[wn]).all(), name
+        got = np.empty(f.size, np.uint16)
+        narrow(f, got, 0, f.size)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rounded = f.astype(half).view(np.uint16)
+        np.testing.assert_array_equal(got[~nan], rounded[~nan], name)
+        quiet = 0x7E00 if name == "float16" else 0x7FC0
+        assert ((got[nan] & quiet) == quiet).all(), name

@@ -101,8 +101,8 @@ def _signatures(sfx: str) -> dict[str, object]:
         "rowwise_backward": void(fn, R, R, A, P, i8, i8, i8),
         "bias_unary": void(fn, R, R, A, P, u8, i8, i8, i8),
         "bias_binary": void(fn, R, R, R, A, P, u8, i8, i8, b1, A64, i8),
-        "bf16_unary": void(fn, H, H16, P, u8, i8),
-        "bf16_binary": void(fn, H, H, H16, P, u8, i8),
+        "half_unary": void(fn, H, H16, P, u8, i8, i8),
+        "half_binary": void(fn, H, H, H16, P, u8, i8, i8),
     }
     for name, sig in driver_sigs.items():
         sigs[f"par_{name}"] = sig
@@ -333,8 +333,8 @@ class NumbaBackend:
             for kind in kinds:
                 self.kernel(entry, kind, sfx)
             for name in drivers.NAMES:
-                if name.startswith("bf16_") and sfx != "f32":
-                    continue  # bfloat16 runs the float32 kernels
+                if name.startswith("half_") and sfx != "f32":
+                    continue  # 16-bit storage runs the float32 kernels
                 self._driver(f"ser_{name}", sfx)
                 if parallel:
                     self._driver(f"par_{name}", sfx)
@@ -415,26 +415,25 @@ class NumbaBackend:
         drv = serial.get(sfx) or self._serial(driver, sfx)
         drv(k, *arrays, p, seed, 1)
 
-    # bfloat16 storage (fastact._half, format 2): flat uint16 views.  float16 takes
-    # fastact._half's blocks (see intrinsics.bf16_widen).
-    half_formats = frozenset((2,))
+    # 16-bit storage (fastact._half's formats: float16 1, bfloat16 2): flat uint16 views.
+    half_formats = frozenset((1, 2))
 
     def half_forward(self, fmt, entry, x, out, params, training, seed, nthreads) -> None:
-        """The float32 forward on the bfloat16 bits ``x`` (uint16, flat), rounded once
-        into ``out`` (which may be ``x``)."""
-        self._half("bf16_unary", entry, (x, out), params, training, seed, nthreads)
+        """The float32 forward on the 16-bit patterns ``x`` (uint16, flat) of format
+        ``fmt``, rounded once into ``out`` (which may be ``x``)."""
+        self._half("half_unary", fmt, entry, (x, out), params, training, seed, nthreads)
 
     def half_backward(self, fmt, entry, g, s, out, params, training, seed, nthreads) -> None:
         """As :meth:`half_forward` for the backward of ``(g, s)``."""
-        self._half("bf16_binary", entry, (g, s, out), params, training, seed, nthreads)
+        self._half("half_binary", fmt, entry, (g, s, out), params, training, seed, nthreads)
 
-    def _half(self, driver: str, entry, arrays, params, training, seed, nthreads):
-        kind = ("t" if training else "") + ("fwd" if driver == "bf16_unary" else "bwd")
+    def _half(self, driver: str, fmt: int, entry, arrays, params, training, seed, nthreads):
+        kind = ("t" if training else "") + ("fwd" if driver == "half_unary" else "bwd")
         k = self._addr.get((entry.name, kind, "f32")) or self.kernel(entry, kind, "f32")
         p = self._params(params) if params else _NOPARAMS
         n = arrays[0].size
         nch = _n_chunks(n, nthreads) if nthreads > 1 and n > drivers.MIN_CHUNK else 1
-        self._run(driver, "f32", nch, k, *arrays, p, seed, nch)
+        self._run(driver, "f32", nch, k, *arrays, p, seed, nch, fmt)
 
     def _serial(self, name: str, sfx: str):
         drv = self._driver("ser_" + name, sfx)

@@ -20,12 +20,20 @@ import numpy as np
 from numba import prange
 from numba.extending import register_jitable
 
-from fastact._backends.numba.intrinsics import bf16_narrow, bf16_widen, call_kernel, shifted
+from fastact._backends.numba.intrinsics import (
+    bf16_narrow,
+    bf16_widen,
+    call_kernel,
+    f16_narrow,
+    f16_widen,
+    shifted,
+)
 
 MIN_CHUNK = 4096  # no chunk of fewer elements (but a call's only one)
 SEGMENT = 16384  # the longest run of a per-channel row one kernel call takes
 PGRAD_BLOCKS = 64  # the partial sums of a per-channel parameter gradient
-HALF_BLOCK = 1024  # bfloat16 elements widened into a float32 buffer per kernel call
+HALF_BLOCK = 1024  # 16-bit elements widened into a float32 buffer per kernel call
+FLOAT16 = 1  # the 16-bit formats, as fastact._half numbers them (bfloat16: 2)
 
 _SEED0 = np.uint64(0)
 
@@ -38,8 +46,8 @@ NAMES = (
     "rowwise_backward",
     "bias_unary",
     "bias_binary",
-    "bf16_unary",
-    "bf16_binary",
+    "half_unary",
+    "half_binary",
 )
 
 
@@ -326,43 +334,59 @@ def bias_binary(kernel, g, s, b, out, p, seed, C, inner, recompute, partial, nbl
 
 
 @register_jitable
-def bf16_chunk(kernel, xa, xb, out, p, seed, start, stop, binary):
-    """Elements start..stop-1: the float32 kernel on the bfloat16 bits xa (and xb, a
-    backward's saved values, where ``binary``), HALF_BLOCK at a time through float32
-    buffers, rounded into out."""
+def half_widen(fmt, h, k, m, a):
+    if fmt == FLOAT16:
+        f16_widen(h, k, m, a)
+    else:
+        bf16_widen(h, k, m, a)
+
+
+@register_jitable
+def half_narrow(fmt, o, out, k, m):
+    if fmt == FLOAT16:
+        f16_narrow(o, out, k, m)
+    else:
+        bf16_narrow(o, out, k, m)
+
+
+@register_jitable
+def half_chunk(kernel, xa, xb, out, p, seed, start, stop, binary, fmt):
+    """Elements start..stop-1: the float32 kernel on the 16-bit patterns xa (and xb, a
+    backward's saved values, where ``binary``) of format ``fmt``, HALF_BLOCK at a time
+    through float32 buffers, rounded into out."""
     a = np.empty(HALF_BLOCK, np.float32)
     b = np.empty(HALF_BLOCK if binary else 0, np.float32)
     o = np.empty(HALF_BLOCK, np.float32)
     k = start
     while k < stop:
         m = min(HALF_BLOCK, stop - k)
-        bf16_widen(xa, k, m, a)
+        half_widen(fmt, xa, k, m, a)
         if binary:
-            bf16_widen(xb, k, m, b)
+            half_widen(fmt, xb, k, m, b)
             call_kernel(
                 kernel, shifted(a, -k), shifted(b, -k), shifted(o, -k), p, 0, seed, k, k + m
             )
         else:
             call_kernel(kernel, shifted(a, -k), shifted(o, -k), p, 0, seed, k, k + m)
-        bf16_narrow(o, out, k, m)
+        half_narrow(fmt, o, out, k, m)
         k += m
 
 
-def bf16_unary(kernel, x, out, p, seed, nch):
-    """The float32 forward kernel on the bfloat16 bits x, rounded into out."""
+def half_unary(kernel, x, out, p, seed, nch, fmt):
+    """The float32 forward kernel on the 16-bit patterns x, rounded into out."""
     n = x.size
     step = chunk_step(n, nch)
     for c in prange(nch):
         start = c * step
         if start < n:
-            bf16_chunk(kernel, x, x, out, p, seed, start, min(start + step, n), False)
+            half_chunk(kernel, x, x, out, p, seed, start, min(start + step, n), False, fmt)
 
 
-def bf16_binary(kernel, g, s, out, p, seed, nch):
-    """As bf16_unary for a backward kernel of (g, s)."""
+def half_binary(kernel, g, s, out, p, seed, nch, fmt):
+    """As half_unary for a backward kernel of (g, s)."""
     n = g.size
     step = chunk_step(n, nch)
     for c in prange(nch):
         start = c * step
         if start < n:
-            bf16_chunk(kernel, g, s, out, p, seed, start, min(start + step, n), True)
+            half_chunk(kernel, g, s, out, p, seed, start, min(start + step, n), True, fmt)

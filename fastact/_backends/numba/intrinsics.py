@@ -313,14 +313,54 @@ def lanes_total(typingctx, v):
     return types.float64(v), codegen
 
 
-# --- bfloat16 storage (fa_convert.h's conversions, bit for bit) -----------------------
+# --- bfloat16 and float16 storage (fa_convert.h's conversions, bit for bit) ---------
 #
-# Widening is exact (the pattern in the high half); narrowing rounds a float32
-# once to nearest even, a NaN to a quiet NaN of its sign and leading payload.
-# float16 is not here: Numba computes these integers in 64-bit lanes, and its
-# float16 conversions measured slower than the C ones (F16C) on the blocks of
-# fastact._half.  The arrays are sliced so that indices start at 0 (a negative
+# Widening is exact (bfloat16: the pattern in the high half); narrowing rounds a
+# float32 once to nearest even, a NaN to a quiet NaN of its sign and leading
+# payload.  float16 converts by LLVM's fpext and fptrunc of ``half``, which the
+# host's F16C instructions carry out (vcvtph2ps, vcvtps2ph), as the C kernels'
+# F16C copies do.  The arrays are sliced so that indices start at 0 (a negative
 # index is checked for, which keeps a loop scalar).
+
+
+@intrinsic
+def _f16_to_f32(typingctx, h):
+    """The float16 pattern h (uint16) as float32, exactly."""
+    if not isinstance(h, types.Integer) or h.bitwidth != 16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(h), codegen
+
+
+@intrinsic
+def _f32_to_f16(typingctx, v):
+    """The float32 v rounded once to nearest even to a float16 pattern (uint16)."""
+    if not isinstance(v, types.Float) or v.bitwidth != 32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.uint16(v), codegen
+
+
+@njit(**_OPTS)
+def f16_widen(h, k, m, a):
+    """Elements k..k+m-1 of the float16 patterns h (uint16) as float32 into a[0..m)."""
+    hs = h[k : k + m]
+    for j in range(m):
+        a[j] = _f16_to_f32(hs[j])
+
+
+@njit(**_OPTS)
+def f16_narrow(o, out, k, m):
+    """The float32 o[0..m) rounded once into the float16 patterns out[k..k+m)."""
+    os = out[k : k + m]
+    for j in range(m):
+        os[j] = _f32_to_f16(o[j])
 
 
 @njit(**_OPTS)
