@@ -28,12 +28,13 @@ from fastact._backends.numba.intrinsics import (
     f16_widen,
     shifted,
 )
+from fastact._half import FORMATS
 
 MIN_CHUNK = 4096  # no chunk of fewer elements (but a call's only one)
 SEGMENT = 16384  # the longest run of a per-channel row one kernel call takes
 PGRAD_BLOCKS = 64  # the partial sums of a per-channel parameter gradient
 HALF_BLOCK = 1024  # 16-bit elements widened into a float32 buffer per kernel call
-FLOAT16 = 1  # the 16-bit formats, as fastact._half numbers them (bfloat16: 2)
+FLOAT16 = FORMATS["float16"]  # the format code the 16-bit drivers take (else bfloat16)
 
 _SEED0 = np.uint64(0)
 
