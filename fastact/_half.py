@@ -38,6 +38,9 @@ FORMATS = {"float16": 1, "bfloat16": 2}
 NAMES = tuple(FORMATS)
 # Elements per block of the blockwise drivers: float32 buffers that stay in L2.
 BLOCK = 1 << 16
+# Longest row a backend's own 16-bit rowwise kernels take (float32 buffers per thread);
+# longer rows go through the blockwise drivers, which spread one row over threads.
+NATIVE_ROW_MAX = 1 << 16
 
 
 _bfloat16: list[np.dtype | None] = []
@@ -192,6 +195,15 @@ def ulp_error(got: np.ndarray, want: np.ndarray, dtype: np.dtype) -> float:
     return float((np.abs(g - w) / np.exp2(e - p + 1)).max(initial=0.0))
 
 
+def _channel_blocks(channels: int, inner: int):
+    """The unit a per-channel entry's blocks are cut at, and the (outer, C, inner)
+    geometry of a block of n elements: one weight makes any block (1, 1, n)."""
+    if channels == 1:
+        return 1, lambda n: (1, 1, n)
+    unit = channels * inner
+    return unit, lambda n: (n // unit, channels, inner)
+
+
 class HalfBackend:
     """A backend's float32 kernels on 16-bit arrays, as the Backend protocol.
 
@@ -301,7 +313,18 @@ class HalfBackend:
         self.inner.bias_backward(entry, *wide, o, partial, call)
         self._round_into(o, out, call.nthreads)
 
+    def _native_rows(self, dtype, rowlen: int) -> bool:
+        """Whether the backend runs rows of this format itself (through float32 buffers
+        of its own: rows up to :data:`NATIVE_ROW_MAX` elements)."""
+        return (
+            self._native(dtype) and hasattr(self.inner, "half_rowwise") and rowlen <= NATIVE_ROW_MAX
+        )
+
     def rowwise_forward(self, entry, x, out, rows, rowlen, nthreads):
+        if self._native_rows(x.dtype, rowlen):
+            return self.inner.half_rowwise(
+                fmt(x.dtype), entry, bits(x), None, bits(out), rows, rowlen, nthreads
+            )
         self._map(
             [x],
             out,
@@ -314,6 +337,10 @@ class HalfBackend:
         )
 
     def rowwise_backward(self, entry, g, s, out, rows, rowlen, nthreads):
+        if self._native_rows(g.dtype, rowlen):
+            return self.inner.half_rowwise(
+                fmt(g.dtype), entry, bits(g), bits(s), bits(out), rows, rowlen, nthreads
+            )
         self._map(
             [g, s],
             out,
@@ -325,10 +352,15 @@ class HalfBackend:
             ),
         )
 
+    def _native_channels(self, dtype) -> bool:
+        return self._native(dtype) and hasattr(self.inner, "half_channel_forward")
+
     def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
-        if channels == 1:  # one weight: any block is (block, 1, 1)
-            inner = 1
-        unit = channels * inner
+        if self._native_channels(x.dtype):
+            return self.inner.half_channel_forward(
+                fmt(x.dtype), entry, bits(x), bits(out), weight, outer, channels, inner, nthreads
+            )
+        unit, shape = _channel_blocks(channels, inner)
         self._map(
             [x],
             out,
@@ -336,15 +368,18 @@ class HalfBackend:
             False,
             nthreads,
             lambda i, o, lo, hi: self.inner.channel_forward(
-                entry, i[0], o, weight, (hi - lo) // unit, channels, inner, nthreads
+                entry, i[0], o, weight, *shape(hi - lo), nthreads
             ),
         )
 
     def channel_backward(self, entry, g, s, out, weight, outer, channels, inner, nthreads):
         """The weight's gradient summed in float64 over the blocks, in block order."""
-        if channels == 1:
-            inner = 1
-        unit = channels * inner
+        if self._native_channels(g.dtype):
+            return self.inner.half_channel_backward(
+                fmt(g.dtype), entry, bits(g), bits(s), bits(out), weight, outer, channels,
+                inner, nthreads,
+            )  # fmt: skip
+        unit, shape = _channel_blocks(channels, inner)
         parts = self._map(
             [g, s],
             out,
@@ -352,7 +387,7 @@ class HalfBackend:
             False,
             nthreads,
             lambda i, o, lo, hi: self.inner.channel_backward(
-                entry, i[0], i[1], o, weight, (hi - lo) // unit, channels, inner, nthreads
+                entry, i[0], i[1], o, weight, *shape(hi - lo), nthreads
             ),
         )
         gw = np.zeros(channels)

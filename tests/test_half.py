@@ -568,3 +568,61 @@ def test_float16_rounding_by_f16c_is_the_c_rounding():
         np.testing.assert_array_equal(hw[t], c[t])
     for a, b in zip(y_hw, y_c):
         np.testing.assert_array_equal(a.view(np.uint16), b.view(np.uint16))
+
+
+ROWS = [(1, 1), (3, 7), (40, 1000), (5, 3000), (2, _half.NATIVE_ROW_MAX + 5)]
+CHANNELS = [((70_001,), 1), ((4000, 3), 3), ((300, 5, 7, 11), 5), ((2, 3, 20_000), 3)]
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+@pytest.mark.parametrize(
+    "entry", [e for e in ENTRIES if e.rowwise or e.channel_param], ids=entry_id
+)
+def test_rowwise_and_per_channel_are_float32_rounded_once(entry, half):
+    """softmax's rows (short, batched, longer than a batch, beyond the rows the kernels
+    widen themselves) and prelu's layouts (one weight, a weight per element of a row,
+    per channel of an image, long channels): the float32 kernels' results on the
+    widened arrays rounded once, the weight gradient within rounding of float32's, on
+    one and two threads, converting by instructions and in C, special values included."""
+    rng = np.random.default_rng(11)
+    shapes = ROWS if entry.rowwise else CHANNELS
+    for shape in shapes:
+        shape, channels = (shape, 0) if entry.rowwise else shape
+        x = rng.normal(0, 3, shape)
+        vals = specials(entry, {}, half).astype(np.float64)
+        flat = x.reshape(-1)
+        flat[: min(len(vals), flat.size)] = vals[: flat.size]
+        flat[-min(len(vals), flat.size) :] = vals[::-1][: flat.size]
+        x = _half.round_to(x, half)
+        g = _half.round_to(rng.normal(0, 3, shape), half)
+        w = rng.uniform(-1, 1, channels).astype(np.float32) if channels else None
+        fwd = getattr(fastact, entry.name)
+        bwd = getattr(fastact, entry.name + "_backward")
+        args = () if w is None else (w,)
+        with fastact.config(backend="cython"), np.errstate(all="ignore"):
+            y32 = fwd(x.astype(np.float32), *args)
+            want_y = y32.astype(half)
+            s = x if entry.saves == "input" else want_y
+            r32 = bwd(g.astype(np.float32), s.astype(np.float32), *args)
+            want_g = (r32[0] if w is not None else r32).astype(half)
+            want_w = r32[1].astype(half).astype(np.float64) if w is not None else None
+        for conv in _conversions(half):
+            gws = []
+            for threads in (1, 2):
+                what = f"{entry.name} {half.name} {shape} {conv} {threads} threads"
+                with _converting(half, conv), fastact.config(backend="cython", num_threads=threads):
+                    y = fwd(x, *args)
+                    r = bwd(g, s, *args)
+                _same_bits(y, want_y, what + " forward")
+                _same_bits(r[0] if w is not None else r, want_g, what + " backward")
+                if w is not None:
+                    assert r[1].dtype == half, what
+                    np.testing.assert_allclose(
+                        r[1].astype(np.float64),
+                        want_w,
+                        rtol=2.0 ** (1 - FORMAT[half.name][0]),
+                        err_msg=what,
+                    )
+                    gws.append(r[1])
+            if gws:
+                _same_bits(gws[0], gws[1], f"{entry.name} {shape} weight gradient, 1 and 2 threads")

@@ -251,6 +251,22 @@ class CythonBackend:
         kind = _kernels.TRAIN_BACKWARD if training else _kernels.BACKWARD
         _kernels.half_binary(fmt, kind, entry.kernel_id, g, s, out, params, seed, nthreads)
 
+    def half_rowwise(self, fmt, entry, a, b, out, rows, rowlen, nthreads) -> None:
+        kind = _kernels.FORWARD if b is None else _kernels.BACKWARD
+        _kernels.half_rowwise(fmt, kind, entry.kernel_id, a, b, out, rows, rowlen, nthreads)
+
+    def half_channel_forward(self, fmt, entry, x, out, weight, outer, channels, inner, nthreads):
+        _kernels.half_channel_forward(
+            fmt, entry.kernel_id, x, out, weight, outer, channels, inner, nthreads
+        )
+
+    def half_channel_backward(
+        self, fmt, entry, g, s, out, weight, outer, channels, inner, nthreads
+    ) -> np.ndarray:
+        return _kernels.half_channel_backward(
+            fmt, entry.kernel_id, g, s, out, weight, outer, channels, inner, nthreads
+        )
+
     half_convert = staticmethod(_kernels.half_convert)
 
 

@@ -225,3 +225,190 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     if parallel:
         _par_end()
     return o
+
+
+# Rowwise and per-channel entries on 16-bit arrays: each thread widens a few rows
+# (softmax) or a unit (prelu: _unit) into float32 buffers of its own, runs the
+# float32 kernel there and rounds the result into the output as it goes; the
+# float32 kernels' bits on the widened array, rounded once, cut as float32's are
+# (a row's sums in the row kernel's order, the weight gradient's partial sums by
+# the same units and blocks), so the results do not depend on the thread count.
+
+from cython.parallel cimport threadid
+
+DEF HALF_ROW_BATCH = 2048  # rows widened together: three float32 buffers, 24 KiB in all (L1)
+
+
+cdef inline Py_ssize_t _half_batch(Py_ssize_t rowlen) noexcept nogil:
+    """Rows widened together: about HALF_ROW_BATCH elements, at least one row."""
+    return HALF_ROW_BATCH // rowlen if rowlen < HALF_ROW_BATCH else 1
+
+
+cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uint16_t *out,
+                     Py_ssize_t rows, Py_ssize_t rowlen, float *buf) noexcept nogil:
+    """Rows 0:rows through ``buf`` (3 * _half_batch(rowlen) * rowlen floats)."""
+    cdef Py_ssize_t batch = _half_batch(rowlen), r, m, span = batch * rowlen
+    cdef float *fa = buf
+    cdef float *fb = buf + span
+    cdef float *fo = buf + 2 * span
+    r = 0
+    while r < rows:
+        m = batch if r + batch <= rows else rows - r
+        fa_half_widen(fmt, a + r * rowlen, fa, m * rowlen)
+        if b != NULL:
+            fa_half_widen(fmt, b + r * rowlen, fb, m * rowlen)
+        _rows(kid, <const float *>fa, <const float *>fb if b != NULL else <const float *>NULL,
+              fo, m, rowlen)
+        fa_half_narrow(fmt, fo, out + r * rowlen, m * rowlen)
+        r += m
+
+
+def half_rowwise(int fmt, int kind, int kid, cnp.ndarray a, object b, cnp.ndarray out,
+                 Py_ssize_t rows, Py_ssize_t rowlen, int nthreads=1):
+    """A rowwise entry on 16-bit bits (uint16 views of format ``fmt``) in float32:
+    forward out = f(a), backward out = f'(g=a, y=b); each thread takes a static block
+    of whole rows."""
+    cdef const uint16_t *bp = NULL
+    cdef Py_ssize_t nblk, step, c, r0, r1, per
+    cdef float *bufs
+    if kid < 0 or kid >= FA_N_KERNELS or not _has_rowwise(kid):
+        raise ValueError("not a rowwise kernel")
+    if fmt != 1 and fmt != 2:
+        raise ValueError("fmt must be 1 (float16) or 2 (bfloat16)")
+    _check_half(a, "a")
+    _check_half(out, "out")
+    if kind != FORWARD:
+        _check_half(<cnp.ndarray>b, "b")
+        bp = <const uint16_t *>cnp.PyArray_DATA(<cnp.ndarray>b)
+    if rows < 1 or rowlen < 1:
+        return out
+    nblk = _n_chunks(rows * rowlen, nthreads)
+    if nblk > rows:
+        nblk = rows
+    step = (rows + nblk - 1) // nblk
+    per = 3 * _half_batch(rowlen) * rowlen
+    bufs = <float *>malloc(nblk * per * sizeof(float))
+    if bufs == NULL:
+        raise MemoryError("no room for the float32 buffers of a 16-bit rowwise call")
+    cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
+    cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(out)
+    with nogil:
+        if nblk == 1:
+            _half_rows(fmt, kid, ap, bp, op, rows, rowlen, bufs)
+        else:
+            for c in prange(nblk, schedule="static", num_threads=nblk):
+                r0 = c * step
+                r1 = r0 + step if r0 + step < rows else rows
+                if r0 < r1:
+                    _half_rows(fmt, kid, ap + r0 * rowlen, bp + r0 * rowlen if bp != NULL else NULL,
+                               op + r0 * rowlen, r1 - r0, rowlen, bufs + c * per)
+    free(bufs)
+    return out
+
+
+cdef void _half_units_forward(int fmt, int kid, const uint16_t *x, uint16_t *out,
+                              Py_ssize_t u0, Py_ssize_t u1, const Geometry *geo,
+                              float *buf) noexcept nogil:
+    """Units u0:u1: one weight each by the fused 16-bit kernels, a weight per element
+    (geo.vector) through ``buf`` (SEGMENT floats)."""
+    cdef Py_ssize_t u
+    cdef Unit t
+    for u in range(u0, u1):
+        t = _unit(u, geo)
+        if geo.vector:
+            fa_half_widen(fmt, x + t.off, buf, t.n)
+            _unary(VECTOR, kid, <const float *>buf, buf, t.n, t.p, 0, 0)
+            fa_half_narrow(fmt, buf, out + t.off, t.n)
+        else:
+            _half_kernel(fmt, PLAIN, kid, x + t.off, NULL, out + t.off, t.n, t.p, 0, 0)
+
+
+cdef void _half_units_backward(int fmt, int kid, const uint16_t *g, const uint16_t *s,
+                               uint16_t *out, Py_ssize_t u0, Py_ssize_t u1,
+                               const Geometry *geo, double *acc, float *buf) noexcept nogil:
+    """Grad-input of units u0:u1 through ``buf`` (3 * SEGMENT floats), their parameter
+    gradient summed into ``acc`` as _units_backward sums float32's."""
+    cdef Py_ssize_t u
+    cdef Unit t
+    for u in range(u0, u1):
+        t = _unit(u, geo)
+        fa_half_widen(fmt, g + t.off, buf, t.n)
+        fa_half_widen(fmt, s + t.off, buf + SEGMENT, t.n)
+        _pgrad_bwd(geo.vector, kid, <const float *>buf, <const float *>(buf + SEGMENT),
+                   buf + 2 * SEGMENT, t.n, t.p, acc + t.acc)
+        fa_half_narrow(fmt, buf + 2 * SEGMENT, out + t.off, t.n)
+
+
+def half_channel_forward(int fmt, int kid, cnp.ndarray x, cnp.ndarray out,
+                         cnp.ndarray weight, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                         int nthreads=1):
+    """channel_forward on 16-bit bits (uint16 views of format ``fmt``), in float32."""
+    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
+    cdef Py_ssize_t units = geo.rows * geo.segs, c, nch
+    cdef float *bufs = NULL
+    if fmt != 1 and fmt != 2:
+        raise ValueError("fmt must be 1 (float16) or 2 (bfloat16)")
+    _check_half(x, "x")
+    _check_half(out, "out")
+    if nthreads < 1 or geo.rows * geo.rowlen < 2 * MIN_CHUNK:
+        nthreads = 1
+    nch = nthreads if nthreads < units else units
+    if nch < 1:
+        return out
+    if geo.vector:
+        bufs = <float *>malloc(nch * SEGMENT * sizeof(float))
+        if bufs == NULL:
+            raise MemoryError("no room for the float32 buffers of a 16-bit per-channel call")
+    cdef const uint16_t *xp = <const uint16_t *>cnp.PyArray_DATA(x)
+    cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(out)
+    with nogil:
+        if nch == 1:
+            _half_units_forward(fmt, kid, xp, op, 0, units, &geo, bufs)
+        else:
+            for c in prange(nch, schedule="static", num_threads=nch):
+                _half_units_forward(fmt, kid, xp, op, c * units // nch, (c + 1) * units // nch,
+                                    &geo, bufs + c * SEGMENT if bufs != NULL else NULL)
+    free(bufs)
+    return out
+
+
+def half_channel_backward(int fmt, int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out,
+                          cnp.ndarray weight, Py_ssize_t outer, Py_ssize_t C,
+                          Py_ssize_t inner, int nthreads=1):
+    """channel_backward on 16-bit bits, in float32: the parameter gradient (C doubles)
+    from the partial sums of channel_backward's blocks, reduced in block order."""
+    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
+    cdef Py_ssize_t units = geo.rows * geo.segs, blk
+    cdef Py_ssize_t nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
+    cdef float *bufs
+    if fmt != 1 and fmt != 2:
+        raise ValueError("fmt must be 1 (float16) or 2 (bfloat16)")
+    _check_half(g, "g")
+    _check_half(s, "s")
+    _check_half(out, "out")
+    if nblocks < 1:
+        return np.zeros(C)
+    if nthreads < 1 or geo.rows * geo.rowlen < 2 * MIN_CHUNK:
+        nthreads = 1
+    if nthreads > nblocks:
+        nthreads = <int>nblocks
+    partial = np.zeros((nblocks, C))
+    cdef double *pp = <double *>cnp.PyArray_DATA(partial)
+    bufs = <float *>malloc(nthreads * 3 * SEGMENT * sizeof(float))
+    if bufs == NULL:
+        raise MemoryError("no room for the float32 buffers of a 16-bit per-channel call")
+    cdef const uint16_t *gp = <const uint16_t *>cnp.PyArray_DATA(g)
+    cdef const uint16_t *sp = <const uint16_t *>cnp.PyArray_DATA(s)
+    cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(out)
+    with nogil:
+        if nthreads == 1:
+            for blk in range(nblocks):
+                _half_units_backward(fmt, kid, gp, sp, op, blk * units // nblocks,
+                                     (blk + 1) * units // nblocks, &geo, pp + blk * geo.C, bufs)
+        else:
+            for blk in prange(nblocks, schedule="static", num_threads=nthreads):
+                _half_units_backward(fmt, kid, gp, sp, op, blk * units // nblocks,
+                                     (blk + 1) * units // nblocks, &geo, pp + blk * geo.C,
+                                     bufs + threadid() * 3 * SEGMENT)
+    free(bufs)
+    return partial.sum(axis=0)

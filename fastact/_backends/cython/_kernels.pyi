@@ -180,6 +180,40 @@ def half_binary(
     nthreads: int = ...,
 ) -> np.ndarray: ...
 def half_convert(fmt: int, src: np.ndarray, dst: np.ndarray, nthreads: int = ...) -> np.ndarray: ...
+def half_rowwise(
+    fmt: int,
+    kind: int,
+    kid: int,
+    a: np.ndarray,
+    b: np.ndarray | None,
+    out: np.ndarray,
+    rows: int,
+    rowlen: int,
+    nthreads: int = ...,
+) -> np.ndarray: ...
+def half_channel_forward(
+    fmt: int,
+    kid: int,
+    x: np.ndarray,
+    out: np.ndarray,
+    weight: np.ndarray,
+    outer: int,
+    C: int,
+    inner: int,
+    nthreads: int = ...,
+) -> np.ndarray: ...
+def half_channel_backward(
+    fmt: int,
+    kid: int,
+    g: np.ndarray,
+    s: np.ndarray,
+    out: np.ndarray,
+    weight: np.ndarray,
+    outer: int,
+    C: int,
+    inner: int,
+    nthreads: int = ...,
+) -> np.ndarray: ...
 def half_set_bfloat16(typenum: int) -> None: ...
 def half_has_f16c() -> bool: ...
 def nt_min_bytes(value: int | None = None) -> int: ...

@@ -85,12 +85,39 @@ __attribute__((target("avx,f16c"))) static void fa_narrow_f16_f16c(const float *
         memcpy(h + k, u, (size_t)(n - k) * sizeof(uint16_t));
     }
 }
+/* The same conversions in sixteen-element vectors on the x86-64-v4 level (fa_f16v4).
+ * Widening by VCVTPH2PS is exact but quiets a signalling NaN: sixteen that hold
+ * one are widened in C, which keeps it. */
+FA_V4 static void fa_widen_f16_v4(const uint16_t *h, float *f, Py_ssize_t n) {
+    const __m256i expo = _mm256_set1_epi16(0x7e00), snan = _mm256_set1_epi16(0x7c00);
+    const __m256i frac = _mm256_set1_epi16(0x01ff);
+    Py_ssize_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(h + k));
+        if (_mm256_cmpeq_epi16_mask(_mm256_and_si256(w, expo), snan) & _mm256_test_epi16_mask(w, frac))
+            for (int i = 0; i < 16; i++) f[k + i] = fa_f16_to_f32(h[k + i]);
+        else
+            _mm512_storeu_ps(f + k, _mm512_cvtph_ps(w));
+    }
+    for (; k < n; k++) f[k] = fa_f16_to_f32(h[k]);
+}
+FA_V4 static void fa_narrow_f16_v4(const float *f, uint16_t *h, Py_ssize_t n) {
+    Py_ssize_t k = 0;
+    for (; k + 16 <= n; k += 16)
+        _mm256_storeu_si256((__m256i *)(h + k),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(f + k), _MM_FROUND_TO_NEAREST_INT));
+    for (; k < n; k++) h[k] = fa_f32_to_f16(f[k]);
+}
+/* Whether whole float16 arrays convert by the x86-64-v4 copies above: F16C is on
+ * and the CPU has the level. */
+static int fa_f16v4 = 0;
 /* Whether float16 is rounded by F16C: the CPU has it (fa_half_init, at module
  * load), and fa_half_use_f16c has not turned it off (the tests compare both). */
 static int fa_f16c = 0;
 static int fa_half_use_f16c(int on) {
     const int was = fa_f16c;
     fa_f16c = on && FA_CPU_F16C;
+    fa_f16v4 = fa_f16c && FA_CPU_V4;
     fa_f16_select(fa_f16c);
     return was;
 }
@@ -125,22 +152,29 @@ FA_CLONES static void fa_narrow_bf16_c(const float *f, uint16_t *h, Py_ssize_t n
     for (Py_ssize_t k = 0; k < n; k++) h[k] = fa_f32_to_bf16(f[k]);
 }
 #if FA_HAVE_CLONES
-/* float32 -> bfloat16 by the kernels' AVX512_BF16 chunks (fa_convert.h), through
- * an aligned copy: the same bits as fa_narrow_bf16_c. */
+/* float32 -> bfloat16 by VCVTNEPS2BF16, sixteen elements at a time: the same bits
+ * as fa_narrow_bf16_c (the instruction flushes subnormals: sixteen that hold one
+ * are rounded in C, as the kernels' chunks do in fa_convert.h). */
 FA_BF16V4 static void fa_narrow_bf16_v4(const float *f, uint16_t *h, Py_ssize_t n) {
-    float t[FA_H16_CHUNK] FA_ALIGN64;
-    uint16_t u[FA_H16_CHUNK];
-    for (Py_ssize_t k = 0; k < n; k += FA_H16_CHUNK) {
-        const Py_ssize_t m = n - k < FA_H16_CHUNK ? n - k : FA_H16_CHUNK;
-        memset(t, 0, sizeof t);
-        memcpy(t, f + k, (size_t)m * sizeof(float));
-        fa_chunk_bf16_v4_narrow(t, u);
-        memcpy(h + k, u, (size_t)m * sizeof(uint16_t));
+    Py_ssize_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        const __m512 v = _mm512_loadu_ps(f + k);
+        if (_mm512_fpclass_ps_mask(v, 0x20))
+            for (int i = 0; i < 16; i++) h[k + i] = fa_f32_to_bf16(f[k + i]);
+        else
+            _mm256_storeu_si256((__m256i *)(h + k), (__m256i)_mm512_cvtneps_pbh(v));
     }
+    for (; k < n; k++) h[k] = fa_f32_to_bf16(f[k]);
 }
 #endif
 
 static void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n) {
+#if FA_HAVE_CLONES
+    if (fmt == FA_FLOAT16 && fa_f16v4) {
+        fa_widen_f16_v4(h, f, n);
+        return;
+    }
+#endif
     if (fmt == FA_BFLOAT16) fa_widen_bf16(h, f, n); else fa_widen_f16(h, f, n);
 }
 /* Rounding by the format's instructions where fa_half.h chose them, else in C. */
@@ -148,6 +182,10 @@ static void fa_half_narrow(int fmt, const float *f, uint16_t *h, Py_ssize_t n) {
 #if FA_HAVE_CLONES
     if (fmt == FA_BFLOAT16 && fa_bf16v4) {
         fa_narrow_bf16_v4(f, h, n);
+        return;
+    }
+    if (fmt == FA_FLOAT16 && fa_f16v4) {
+        fa_narrow_f16_v4(f, h, n);
         return;
     }
     if (fmt == FA_FLOAT16 && fa_f16c) {
