@@ -153,7 +153,9 @@ def check_seed(seed: Any, training: bool, backward: bool, name: str) -> int:
 
 def check_axis(axis: Any, ndim: int) -> int:
     """``axis`` as an index in ``range(max(ndim, 1))`` (negative counts from the end)."""
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+    if type(axis) is not int and (
+        isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral)
+    ):
         raise TypeError(f"axis must be an integer, got {type(axis).__name__}")
     n = max(ndim, 1)
     if not -n <= axis < n:

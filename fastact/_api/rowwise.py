@@ -17,15 +17,32 @@ from .checks import as_input, check_axis, check_out, check_shapes
 from .handlers import handler_for
 
 
+def _last(a: np.ndarray, axis: int) -> np.ndarray:
+    """A view of ``a`` (0-d: of shape (1,)) with ``axis`` moved last (np.moveaxis,
+    without its checks, which cost more than the kernel on small arrays)."""
+    if a.ndim == 0:
+        return a.reshape(1)
+    if axis == a.ndim - 1:
+        return a
+    return a.transpose([*range(axis), *range(axis + 1, a.ndim), axis])
+
+
+def _back(a: np.ndarray, axis: int) -> np.ndarray:
+    """The inverse of :func:`_last` on an array of the same dimension."""
+    if axis == a.ndim - 1:
+        return a
+    return a.transpose([*range(axis), a.ndim - 1, *range(axis, a.ndim - 1)])
+
+
 def _rows(arrays: list[np.ndarray], out: np.ndarray | None, axis: int):
     """C-contiguous (rows, rowlen) buffers with ``axis`` last, and the write-back."""
-    moved = [np.moveaxis(a.reshape(a.shape or (1,)), axis, -1) for a in arrays]
+    moved = [_last(a, axis) for a in arrays]
     shape = moved[0].shape
     rowlen = shape[-1]
     rows = moved[0].size // rowlen if rowlen else 0
     target = None
     if out is not None:
-        om = np.moveaxis(out.reshape(out.shape or (1,)), axis, -1)
+        om = _last(out, axis)
         if om.flags.c_contiguous and om.flags.aligned and om.dtype.isnative:
             if not overlaps(arrays, out):
                 target = om
@@ -38,8 +55,8 @@ def _rows(arrays: list[np.ndarray], out: np.ndarray | None, axis: int):
 
 def _finish(value: Any, target, out, direct: bool, axis: int, shape):
     if out is not None and not direct:
-        np.moveaxis(out.reshape(out.shape or (1,)), axis, -1)[...] = target
-    return result(value, np.moveaxis(target, -1, axis).reshape(shape), out, None)
+        _last(out, axis)[...] = target
+    return result(value, _back(target, axis).reshape(shape), out, None)
 
 
 def forward(entry: Activation, x: Any, axis: Any, out: Any):
