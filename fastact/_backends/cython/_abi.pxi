@@ -42,6 +42,7 @@ cdef extern from "fa_kernels.h" nogil:
     void fa_nt_fence()
     bint fa_prefetching(Py_ssize_t n, size_t size)
     void fa_prefetch(const void *p, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t n, size_t size)
+    void fa_prefetch_l2(const void *p, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t n, size_t size)
     enum:
         FA_AHEAD_BYTES
 

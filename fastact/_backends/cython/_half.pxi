@@ -246,14 +246,25 @@ cdef inline Py_ssize_t _half_batch(Py_ssize_t rowlen) noexcept nogil:
 
 cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uint16_t *out,
                      Py_ssize_t rows, Py_ssize_t rowlen, float *buf) noexcept nogil:
-    """Rows 0:rows through ``buf`` (3 * _half_batch(rowlen) * rowlen floats)."""
+    """Rows 0:rows through ``buf`` (3 * _half_batch(rowlen) * rowlen floats).  A large
+    block prefetches into L2 the lines of the batch after the next one (inputs and
+    output: a batch is about a page of each, where the hardware prefetcher starts
+    over)."""
     cdef Py_ssize_t batch = _half_batch(rowlen), r, m, span = batch * rowlen
+    cdef Py_ssize_t n = rows * rowlen, k
+    cdef bint pf = fa_prefetching(n, sizeof(uint16_t))
     cdef float *fa = buf
     cdef float *fb = buf + span
     cdef float *fo = buf + 2 * span
     r = 0
     while r < rows:
         m = batch if r + batch <= rows else rows - r
+        if pf:
+            k = (r + m) * rowlen + span
+            fa_prefetch_l2(a, k, k + span, n, sizeof(uint16_t))
+            if b != NULL:
+                fa_prefetch_l2(b, k, k + span, n, sizeof(uint16_t))
+            fa_prefetch_l2(out, k, k + span, n, sizeof(uint16_t))
         fa_half_widen(fmt, a + r * rowlen, fa, m * rowlen)
         if b != NULL:
             fa_half_widen(fmt, b + r * rowlen, fb, m * rowlen)

@@ -297,6 +297,18 @@ static inline void fa_prefetch(const void *p, Py_ssize_t k0, Py_ssize_t k1, Py_s
     for (size_t b = (size_t)k0 * size; b < end; b += 64) FA_PREFETCH(c + b);
 }
 
+/* Prefetch the lines of elements [k0, k1) of p into L2 (clipped to its n elements). */
+static inline void fa_prefetch_l2(const void *p, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t n,
+                                  size_t size) {
+    const char *c = (const char *)p;
+    const size_t end = (size_t)(k1 < n ? k1 : n) * size;
+#if defined(__GNUC__) || defined(__clang__)
+    for (size_t b = (size_t)k0 * size; b < end; b += 64) __builtin_prefetch(c + b, 0, 1);
+#else
+    (void)c; (void)end;
+#endif
+}
+
 /* 64-byte alignment of a buffer on the stack (a cache line, an AVX-512 vector). */
 #if defined(__GNUC__) || defined(__clang__)
 #define FA_ALIGN64 __attribute__((aligned(64)))
