@@ -72,9 +72,10 @@ class _State:
 
     ``backend_blocks`` counts the ``config`` blocks now open (in any thread)
     by the backend they choose, ``thread_blocks`` those that choose a thread
-    count: the compiled fast path cannot tell which thread runs in which
-    block, so it decides alone only the calls that every open block would
-    run the same way, and leaves the others to the general path.
+    count.  The compiled fast path reads a block's thread count from the
+    calling context (``OVERRIDE``); for the backends it decides alone only the
+    calls that every open block would run the same way, and leaves the others
+    to the general path.
     """
 
     __slots__ = (

@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 
 from . import _backends, _config, _half, _profile
-from ._config import STATE, get_backend, get_num_threads, threads_source
+from ._config import OVERRIDE, STATE, get_backend, get_num_threads, threads_source
 from ._profile import Plan
 from .table import TABLE, Activation
 
@@ -323,7 +323,9 @@ class FastPolicy:
     ``config`` blocks); ``serial_all``: one thread in force everywhere, so
     elementwise calls are serial at every size; ``par_threads``: the thread
     count in force everywhere (0 while a config block sets one, or in a forked
-    child); ``omp_default``: the OpenMP thread count against which a lower
+    child); ``block_threads``: while config blocks set thread counts, the count of
+    the calls outside them (the fast path reads a block's own count from its
+    context; 0: those calls take the general path); ``omp_default``: the OpenMP thread count against which a lower
     ``threadpoolctl`` limit of the calling thread is recognised.
     """
 
@@ -333,6 +335,7 @@ class FastPolicy:
     omp_default: int
     limits: np.ndarray = field(repr=False)
     serial_numba: np.ndarray = field(repr=False)
+    block_threads: int = 0
 
 
 # The backends whose choice the fast path can follow, and the kinds of entry
@@ -400,6 +403,7 @@ def fast_policy() -> FastPolicy:
         numba[differ] = 0
         limits[1][limits[1] != lim[1]] = -1
     steady = enabled and STATE.thread_blocks == 0 and not STATE.forked
+    blocks = enabled and STATE.thread_blocks > 0 and not STATE.forked
     default = _omp_default() or 0
     return FastPolicy(
         enabled=enabled,
@@ -408,6 +412,7 @@ def fast_policy() -> FastPolicy:
         omp_default=default,
         limits=limits,
         serial_numba=numba,
+        block_threads=STATE.num_threads if blocks and default else 0,
     )
 
 
@@ -420,7 +425,16 @@ def push(policy: FastPolicy | None = None) -> None:
     if cy is None:
         return
     p = policy if policy is not None else fast_policy()
-    cy.set_policy(p.enabled, p.serial_all, p.par_threads, p.omp_default, p.limits, p.serial_numba)
+    cy.set_policy(
+        p.enabled,
+        p.serial_all,
+        p.par_threads,
+        p.omp_default,
+        p.limits,
+        p.serial_numba,
+        p.block_threads,
+        OVERRIDE,
+    )
     # bias calls run the epilogue's Cython kernels where Numba is the plan's serial
     # backend (the same bits), but not when Numba is the backend asked for
     cy.set_bias_cython("numba" not in {STATE.backend, *STATE.backend_blocks})

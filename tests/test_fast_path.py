@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -170,7 +171,7 @@ def test_rrelu_training_slopes_follow_the_c_order_index():
     with fast_only():
         small = fastact.rrelu(x, training=True, seed=9)
     big = np.concatenate([x.reshape(-1), -np.ones(TEST_SERIAL_BELOW)])
-    with general_only(), fastact.config(num_threads=2), spy() as calls:
+    with fastact.config(num_threads=2), general_only(), spy() as calls:
         ref = fastact.rrelu(big, training=True, seed=9)  # general path, parallel
     assert calls == ["forward"]
     np.testing.assert_array_equal(small.reshape(-1), ref[: x.size])
@@ -488,7 +489,11 @@ def test_not_taken_from_the_serial_limit(dtype):
             x = np.abs(data((limit,), dtype))
             with spy() as calls, fastact.config(num_threads=2):
                 fn(x)
-            assert len(calls) == 1, name
+                t = _dispatch.fast_threads(
+                    fastact.activation(name), ("forward", "backward")[p], x.dtype, limit
+                )
+            # from the limit: the general path, or the OpenMP driver from C; never serial
+            assert t != 1 and len(calls) == (t == 0), name
 
 
 def test_fast_path_off_for_another_backend():
@@ -581,14 +586,53 @@ def test_large_rowwise_calls_take_the_fast_path(name, dtype, n_threads, rows):
 
 
 @needs_openmp
-def test_a_config_thread_count_keeps_the_general_path():
+def test_a_config_thread_count_takes_the_fast_path_with_its_own_count():
+    """A call inside a config block that sets a thread count runs the compiled path
+    with that count (read from the block's context), one outside any block with the
+    count in force, while the block is open in this thread or in another; the
+    general path's bits either way."""
     x = data((2 * TEST_SERIAL_BELOW,), np.float32)
-    with threads(2), fastact.config(num_threads=2), spy() as calls:
-        fastact.sigmoid(x)
-    assert calls == ["forward"]
-    with threads(2), spy() as calls:
-        fastact.sigmoid(x)
-    assert calls == []
+    entry = fastact.activation("sigmoid")
+    with threads(2):
+        with general_only():
+            want = fastact.sigmoid(x)
+        for n in (1, 2):
+            with fastact.config(num_threads=n), fast_only():
+                assert bits(fastact.sigmoid(x)) == bits(want)
+                assert _dispatch.fast_threads(entry, "forward", x.dtype, x.size) == n
+                with fastact.config(backend="cython"):  # nested: the count stays
+                    assert _dispatch.fast_threads(entry, "forward", x.dtype, x.size) == n
+        seen = {}
+        opened, release = threading.Event(), threading.Event()
+
+        def block():
+            with fastact.config(num_threads=1):
+                opened.set()
+                release.wait(10)
+                seen["inside"] = _dispatch.fast_threads(entry, "forward", x.dtype, x.size)
+
+        t = threading.Thread(target=block)
+        t.start()
+        try:
+            assert opened.wait(10)
+            assert _dispatch.pushed().block_threads == 2
+            seen["outside"] = _dispatch.fast_threads(entry, "forward", x.dtype, x.size)
+            with fast_only():
+                assert bits(fastact.sigmoid(x)) == bits(want)
+        finally:
+            release.set()
+            t.join()
+        assert seen == {"inside": 1, "outside": 2}
+    assert _dispatch.pushed().block_threads == 0
+
+
+def test_a_config_block_without_a_count_keeps_the_count_in_force():
+    """A block that sets only a backend leaves the count in force to the fast path."""
+    x = data((2 * TEST_SERIAL_BELOW,), np.float32)
+    entry = fastact.activation("sigmoid")
+    with threads(1), fastact.config(backend="cython"):
+        assert _dispatch.fast_threads(entry, "forward", x.dtype, x.size) == 1
+        assert _dispatch.pushed().block_threads == 0
 
 
 def test_parallel_calls_share_the_threads():
@@ -633,7 +677,9 @@ def test_explain_mentions_the_parallel_fast_path():
     with threads(2):
         assert any("OpenMP driver from C" in r for r in fastact.explain("sigmoid", x).reasons)
         with fastact.config(num_threads=2):
-            assert not any("fast path" in r for r in fastact.explain("sigmoid", x).reasons)
+            assert any("OpenMP driver from C" in r for r in fastact.explain("sigmoid", x).reasons)
+        with fastact.config(num_threads=1):
+            assert any("fast path, serial" in r for r in fastact.explain("sigmoid", x).reasons)
         # rowwise calls too: blocks of rows on the OpenMP driver
         assert any("OpenMP driver from C" in r for r in fastact.explain("softmax", x).reasons)
     with threads(1):

@@ -25,10 +25,14 @@ DEF GIL_RELEASE_MIN = 4096
 # par_enter/par_exit).  serial_all: one thread in force, elementwise calls whose
 # serial backend is compiled are serial at every size.  serial_numba[pass][dtype]
 # [kid]: the serial calls run Numba's compiled kernel (_numba.pxi), not Cython's.
+# block_threads: while config blocks choose thread counts, the count of a context
+# without one (0: such calls take the general path); a context inside one reads
+# its own count from the context variable _override (fastact._config.OVERRIDE).
 cdef struct Policy:
     bint enabled
     bint serial_all
     int par_threads
+    int block_threads
     int omp_default
     Py_ssize_t serial_below[2][N_DTYPES][MAX_FAST_KERNELS]
     Py_ssize_t par_from[2][N_DTYPES][MAX_FAST_KERNELS]
@@ -36,13 +40,47 @@ cdef struct Policy:
 
 cdef Policy _policy
 _policy.enabled = False
+_policy.block_threads = 0
+cdef object _override = None
+
+from cpython.ref cimport PyObject, Py_XDECREF
+
+cdef extern from "Python.h":
+    int PyContextVar_Get(object var, PyObject *default_value, PyObject **value) except -1
+
+
+cdef int _context_threads() noexcept:
+    """The thread count of the calling context's config block, else block_threads
+    (0 when it cannot be read: the general path decides)."""
+    cdef PyObject *value = NULL
+    cdef object o, n
+    if _override is None:
+        return 0
+    try:
+        PyContextVar_Get(_override, NULL, &value)
+    except BaseException:
+        return 0
+    if value == NULL:
+        return _policy.block_threads
+    o = <object>value
+    Py_XDECREF(value)
+    if type(o) is not tuple or len(<tuple>o) != 2:
+        return _policy.block_threads
+    n = (<tuple>o)[1]
+    if n is None:
+        return _policy.block_threads
+    if type(n) is not int:
+        return 0
+    return <int>n
 cdef int _par_active = 0
 cdef bint _par_used = False
 
 
 def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
-               cnp.ndarray limits, cnp.ndarray serial_numba=None):
-    """Install the fast path's decision: the flags, and ``limits``, an int64 array
+               cnp.ndarray limits, cnp.ndarray serial_numba=None, int block_threads=0,
+               object override=None):
+    """Install the fast path's decision: the flags, ``block_threads`` and the context
+    variable ``override`` of config blocks (see Policy), and ``limits``, an int64 array
     (2, 2, N_DTYPES, N_KERNELS) of [serial_below, par_from][pass][dtype][kernel id];
     ``serial_numba``, a uint8 array (2, N_DTYPES, N_KERNELS): 1 where the serial
     calls run Numba's kernel (None: nowhere)."""
@@ -71,7 +109,10 @@ def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
                 _policy.serial_numba[p][d][k] = nb[(p * N_DTYPES + d) * FA_N_KERNELS + k] if nb else 0
     _policy.serial_all = serial_all
     _policy.par_threads = par_threads
+    _policy.block_threads = block_threads if override is not None else 0
     _policy.omp_default = omp_default
+    global _override
+    _override = override
     _policy.enabled = enabled
 
 
@@ -120,9 +161,15 @@ cdef inline int _decide(Py_ssize_t n, int pass_, int di, int kid, bint elementwi
     if _policy.serial_all and limit > 0:
         return 1
     start = _policy.par_from[pass_][di][kid]
-    if _policy.par_threads <= 1 or start < 0 or n < start:
+    if start < 0 or n < start:
         return 0
     nthreads = _policy.par_threads
+    if nthreads == 0 and _policy.block_threads > 0:
+        nthreads = _context_threads()
+        if nthreads == 1:
+            return 1 if limit > 0 else 0
+    if nthreads <= 1:
+        return 0
     most = openmp.omp_get_max_threads()
     if most < _policy.omp_default and most < nthreads:
         nthreads = most
