@@ -460,6 +460,17 @@ def fast_threads(entry: Activation, pass_: str, dtype, n: int) -> int:
     return cy.fast_threads(kind, PASSES.index(pass_), DTYPES.index(dtype.name), kid, n)
 
 
+def _wide_channel_threads(entry: Activation, dtype, n: int) -> int:
+    """What the compiled fast path does with a per-channel forward above the serial
+    limit whose weight is one value or whose channels are long (it decides as for an
+    elementwise call: the forward reduces nothing)."""
+    cy = _cython()
+    if cy is None or entry.kernel_id is None or np.dtype(dtype).name not in DTYPES:
+        return 0
+    d = DTYPES.index(np.dtype(dtype).name)
+    return cy.fast_threads(KINDS.index("elementwise"), 0, d, entry.kernel_id, n)
+
+
 def _fast_threads_half(entry: Activation, pass_: str, n: int) -> int:
     """:func:`fast_threads` of a 16-bit call: elementwise entries only, as float32's call
     where that one runs Cython's kernels (where it runs Numba's serial kernel, the
@@ -533,6 +544,14 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
                 "general path has compiled it"
             )
         reasons.append(f"a plain C-contiguous call takes the compiled fast path, {what}")
+    elif kind_of(entry) == "channel" and pass_ == "forward" and not _half.is_half(dtype):
+        wide = _wide_channel_threads(entry, dtype, n)
+        if wide:
+            what = "serial" if wide == 1 else "which runs the OpenMP driver from C"
+            reasons.append(
+                "a plain C-contiguous call with one weight, or channels of at least "
+                f"{_cython().fast_inner} elements, takes the compiled fast path, {what}"
+            )
     if _half.is_half(dtype):
         runs = "a plain call takes the compiled fast path" if fast else "the general path runs it"
         reasons.append(

@@ -310,6 +310,42 @@ def test_prelu_one_weight_over_two_blocks_takes_the_general_path():
     assert calls == ["channel_backward"]
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shape, kind",
+    [
+        ((3 * TEST_SERIAL_BELOW + 5,), "float"),
+        ((3 * TEST_SERIAL_BELOW + 5,), "1"),
+        ((2, 3, 2 * TEST_SERIAL_BELOW // 6 + 7), "C"),  # long channels (images)
+        ((4, 3, 1, 3000), "C"),
+    ],
+)
+def test_prelu_forward_above_the_limit_with_one_weight_or_long_channels(
+    dtype, shape, kind, n_threads
+):
+    """Above the serial limit the forward with one weight, or with channels of at least
+    FAST_INNER elements, takes the fast path (serial, or the OpenMP driver with more
+    threads): the general path's bits."""
+    if n_threads > 1 and not _dispatch.c_parallel():
+        pytest.skip("the C extension is built without OpenMP")
+    rng = np.random.default_rng(5)
+    x = data(shape, dtype)
+    w = _weight(kind, shape, dtype, rng)
+    assert np.prod(shape[2:], dtype=np.int64) >= _kernels.FAST_INNER or kind != "C"
+    with threads(n_threads):
+        same(*both(fastact.prelu, x, w))
+        with fast_only():
+            fastact.prelu(x, w)
+
+
+def test_prelu_forward_above_the_limit_with_short_channels_takes_the_general_path():
+    x = data((TEST_SERIAL_BELOW, 3), np.float32)  # a weight per element of a row
+    with spy() as calls:
+        fastact.prelu(x, np.array([0.1, 0.2, 0.3], np.float32))
+    assert calls == ["channel_forward"]
+
+
 @pytest.mark.parametrize(
     "weight",
     [
@@ -492,6 +528,8 @@ def test_not_taken_from_the_serial_limit(dtype):
                 t = _dispatch.fast_threads(
                     fastact.activation(name), ("forward", "backward")[p], x.dtype, limit
                 )
+            if name == "prelu" and p == 0:  # one weight: as an elementwise call
+                t = _dispatch._wide_channel_threads(fastact.activation(name), x.dtype, limit)
             # from the limit: the general path, or the OpenMP driver from C; never serial
             assert t != 1 and len(calls) == (t == 0), name
 

@@ -126,6 +126,8 @@ class CythonBackend:
     set_policy = staticmethod(_kernels.set_policy)
     set_bias_cython = staticmethod(_kernels.set_bias_cython)
     fast_threads = staticmethod(_kernels.fast_threads)
+    # channels at least this long take the fast path above the serial limit (prelu forward)
+    fast_inner = _kernels.FAST_INNER
     par_enter = staticmethod(_kernels.par_enter)
     par_exit = staticmethod(_kernels.par_exit)
     parallel_used = staticmethod(_kernels.parallel_used)

@@ -5,6 +5,7 @@
 # partial sums of a parameter gradient never depend on the thread count.
 
 DEF SEGMENT = 16384
+DEF LONG_CHANNEL = 2048  # channels this long take the fast path above the serial limit
 # Channel weights held on the stack by the fast path; more go to PyMem_Malloc.
 DEF FAST_STACK_W = 64
 # fastact._api.ROW_RUN: (N, C) input runs ROW_RUN // C rows per kernel call.
@@ -300,32 +301,65 @@ cdef inline bint _fast_channel_kernels(int di, int kid, bint backward) noexcept:
     return _has_unary(di, PLAIN, kid) and _has_unary(di, VECTOR, kid)
 
 
+FAST_INNER = LONG_CHANNEL  # for fastact._dispatch.explain
+
+
 def fast_channel_forward(int kid, object x, object weight, object out):
-    """Serial forward of a per-channel entry (prelu); None when the general path must run."""
+    """Forward of a per-channel entry (prelu); None when the general path must run.
+
+    Below the serial limit, serial; above it, where the weight is one value or the
+    channels are long runs (``inner`` of at least LONG_CHANNEL elements: images), what
+    the general path runs, serial or on the OpenMP driver (the forward reduces
+    nothing: any split gives the same bits).  Short channels (a weight per element
+    of a row) above the limit go to the general path, which tiles the weight."""
     cdef cnp.ndarray a, o
-    cdef int di = _fast_dtype(x, kid)
-    cdef Py_ssize_t n, C = 1, outer
+    cdef int di = _fast_dtype(x, kid), nthreads
+    cdef bint above
+    cdef Py_ssize_t n, C = 1, outer, inner
     cdef double stack[FAST_STACK_W]
     cdef double *w
     cdef const void *xp
     cdef void *op
+    cdef Geometry geo
     if di < 0 or not _fast_channel_kernels(di, kid, False):
         return None
-    a = <cnp.ndarray>x
-    if not _fast_size(a, 0, di, kid):
+    if not _plain(x, cnp.PyArray_TYPE(<cnp.ndarray>x)):
         return None
+    a = <cnp.ndarray>x
+    n = cnp.PyArray_SIZE(a)
+    nthreads = _decide(n, 0, di, kid, False)  # 1: below the serial limit
+    above = nthreads != 1
+    if above:
+        nthreads = _decide(n, 0, di, kid, True)
+        if nthreads == 0:
+            return None
     w = _fast_weight(weight, a, di, stack, &C)
     if w == NULL:
         return None
     try:
-        n = cnp.PyArray_SIZE(a)
+        outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
+        inner = n // (outer * C) if C > 1 else n
+        if above and C > 1 and inner < LONG_CHANNEL:
+            return None
         res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), None)
         if res is None:
             return None
         o = <cnp.ndarray>res
-        outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
         xp = cnp.PyArray_DATA(a)
         op = cnp.PyArray_DATA(o)
+        if nthreads > 1:
+            geo = _geometry(outer, C, inner, w)
+            if geo.rows * geo.rowlen < 2 * MIN_CHUNK:
+                nthreads = 1
+        if nthreads > 1:
+            nthreads = _par_begin(nthreads)
+            with nogil:
+                if di == 0:
+                    _channel_fwd(kid, <const float *>xp, <float *>op, geo, nthreads)
+                else:
+                    _channel_fwd(kid, <const double *>xp, <double *>op, geo, nthreads)
+            _par_end()
+            return o
         with nogil:
             if di == 0:
                 _fast_channel_fwd(kid, <const float *>xp, <float *>op, n, outer, C, w)
