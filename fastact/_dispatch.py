@@ -462,8 +462,8 @@ def fast_threads(entry: Activation, pass_: str, dtype, n: int) -> int:
 
 def _wide_channel_threads(entry: Activation, dtype, n: int) -> int:
     """What the compiled fast path does with a per-channel forward above the serial
-    limit whose weight is one value or whose channels are long (it decides as for an
-    elementwise call: the forward reduces nothing)."""
+    limit (as for an elementwise call: the forward reduces nothing), but for a weight
+    per element of short rows."""
     cy = _cython()
     if cy is None or entry.kernel_id is None or np.dtype(dtype).name not in DTYPES:
         return 0
@@ -549,8 +549,9 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
         if wide:
             what = "serial" if wide == 1 else "which runs the OpenMP driver from C"
             reasons.append(
-                "a plain C-contiguous call with one weight, or channels of at least "
-                f"{_cython().fast_inner} elements, takes the compiled fast path, {what}"
+                f"a plain C-contiguous call takes the compiled fast path, {what} (but for a "
+                f"weight per element of rows shorter than {_cython().fast_row_run}, which "
+                "the general path tiles)"
             )
     if _half.is_half(dtype):
         runs = "a plain call takes the compiled fast path" if fast else "the general path runs it"

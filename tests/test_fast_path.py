@@ -317,22 +317,22 @@ def test_prelu_one_weight_over_two_blocks_takes_the_general_path():
     [
         ((3 * TEST_SERIAL_BELOW + 5,), "float"),
         ((3 * TEST_SERIAL_BELOW + 5,), "1"),
-        ((2, 3, 2 * TEST_SERIAL_BELOW // 6 + 7), "C"),  # long channels (images)
-        ((4, 3, 1, 3000), "C"),
+        ((2, 3, 2 * TEST_SERIAL_BELOW // 6 + 7), "C"),  # long channels
+        ((40, 5, 7, 7), "C"),  # images of 7 x 7
+        ((3, 2, 1, 3000), "C"),
+        ((5, _kernels.FAST_ROW_RUN + 3), "C") if "cython" in BACKENDS else ((5, 4099), "C"),
     ],
 )
-def test_prelu_forward_above_the_limit_with_one_weight_or_long_channels(
-    dtype, shape, kind, n_threads
-):
-    """Above the serial limit the forward with one weight, or with channels of at least
-    FAST_INNER elements, takes the fast path (serial, or the OpenMP driver with more
-    threads): the general path's bits."""
+def test_prelu_forward_above_the_limit_takes_the_fast_path(dtype, shape, kind, n_threads):
+    """Above the serial limit the forward takes the fast path (serial, or the OpenMP
+    driver with more threads): the general path's bits; but for a weight per element
+    of rows shorter than FAST_ROW_RUN (below)."""
     if n_threads > 1 and not _dispatch.c_parallel():
         pytest.skip("the C extension is built without OpenMP")
     rng = np.random.default_rng(5)
     x = data(shape, dtype)
     w = _weight(kind, shape, dtype, rng)
-    assert np.prod(shape[2:], dtype=np.int64) >= _kernels.FAST_INNER or kind != "C"
+    assert x.size >= TEST_SERIAL_BELOW
     with threads(n_threads):
         same(*both(fastact.prelu, x, w))
         with fast_only():

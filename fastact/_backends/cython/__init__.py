@@ -126,8 +126,9 @@ class CythonBackend:
     set_policy = staticmethod(_kernels.set_policy)
     set_bias_cython = staticmethod(_kernels.set_bias_cython)
     fast_threads = staticmethod(_kernels.fast_threads)
-    # channels at least this long take the fast path above the serial limit (prelu forward)
-    fast_inner = _kernels.FAST_INNER
+    # rows of a weight per element shorter than this leave prelu's large forwards to
+    # the general path (which tiles the weight)
+    fast_row_run = _kernels.FAST_ROW_RUN
     par_enter = staticmethod(_kernels.par_enter)
     par_exit = staticmethod(_kernels.par_exit)
     parallel_used = staticmethod(_kernels.parallel_used)

@@ -5,7 +5,6 @@
 # partial sums of a parameter gradient never depend on the thread count.
 
 DEF SEGMENT = 16384
-DEF LONG_CHANNEL = 2048  # channels this long take the fast path above the serial limit
 # Channel weights held on the stack by the fast path; more go to PyMem_Malloc.
 DEF FAST_STACK_W = 64
 # fastact._api.ROW_RUN: (N, C) input runs ROW_RUN // C rows per kernel call.
@@ -301,17 +300,16 @@ cdef inline bint _fast_channel_kernels(int di, int kid, bint backward) noexcept:
     return _has_unary(di, PLAIN, kid) and _has_unary(di, VECTOR, kid)
 
 
-FAST_INNER = LONG_CHANNEL  # for fastact._dispatch.explain
+FAST_ROW_RUN = ROW_RUN  # for fastact._dispatch.explain
 
 
 def fast_channel_forward(int kid, object x, object weight, object out):
     """Forward of a per-channel entry (prelu); None when the general path must run.
 
-    Below the serial limit, serial; above it, where the weight is one value or the
-    channels are long runs (``inner`` of at least LONG_CHANNEL elements: images), what
-    the general path runs, serial or on the OpenMP driver (the forward reduces
-    nothing: any split gives the same bits).  Short channels (a weight per element
-    of a row) above the limit go to the general path, which tiles the weight."""
+    Below the serial limit, serial; above it, what the general path runs, serial or
+    on the OpenMP driver (the forward reduces nothing: any split gives the same bits),
+    but for a weight per element of rows shorter than ROW_RUN, whose runs of rows the
+    general path gives a tiled weight."""
     cdef cnp.ndarray a, o
     cdef int di = _fast_dtype(x, kid), nthreads
     cdef bint above
@@ -339,7 +337,7 @@ def fast_channel_forward(int kid, object x, object weight, object out):
     try:
         outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
         inner = n // (outer * C) if C > 1 else n
-        if above and C > 1 and inner < LONG_CHANNEL:
+        if above and C > 1 and inner == 1 and C < ROW_RUN:
             return None
         res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), None)
         if res is None:

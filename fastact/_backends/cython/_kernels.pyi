@@ -13,7 +13,7 @@ SIMD_CLONES: str
 SOURCE_KEY: str
 NUMBA_KINDS: tuple[str, ...]
 BIAS_ORDER: tuple[int, int, int, int]
-FAST_INNER: int
+FAST_ROW_RUN: int
 
 def unary(
     kind: int,
