@@ -574,16 +574,18 @@ ROWS = [(1, 1), (3, 7), (40, 1000), (5, 3000), (2, _half.NATIVE_ROW_MAX + 5)]
 CHANNELS = [((70_001,), 1), ((4000, 3), 3), ((300, 5, 7, 11), 5), ((2, 3, 20_000), 3)]
 
 
-@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+@pytest.mark.parametrize("backend", ["cython", "numba"])
 @pytest.mark.parametrize(
     "entry", [e for e in ENTRIES if e.rowwise or e.channel_param], ids=entry_id
 )
-def test_rowwise_and_per_channel_are_float32_rounded_once(entry, half):
+def test_rowwise_and_per_channel_are_float32_rounded_once(entry, half, backend):
     """softmax's rows (short, batched, longer than a batch, beyond the rows the kernels
     widen themselves) and prelu's layouts (one weight, a weight per element of a row,
     per channel of an image, long channels): the float32 kernels' results on the
     widened arrays rounded once, the weight gradient within rounding of float32's, on
     one and two threads, converting by instructions and in C, special values included."""
+    if backend not in BACKENDS:
+        pytest.skip(f"the {backend} backend is not available")
     rng = np.random.default_rng(11)
     shapes = ROWS if entry.rowwise else CHANNELS
     for shape in shapes:
@@ -599,7 +601,7 @@ def test_rowwise_and_per_channel_are_float32_rounded_once(entry, half):
         fwd = getattr(fastact, entry.name)
         bwd = getattr(fastact, entry.name + "_backward")
         args = () if w is None else (w,)
-        with fastact.config(backend="cython"), np.errstate(all="ignore"):
+        with fastact.config(backend=backend), np.errstate(all="ignore"):
             y32 = fwd(x.astype(np.float32), *args)
             want_y = y32.astype(half)
             s = x if entry.saves == "input" else want_y
@@ -610,7 +612,7 @@ def test_rowwise_and_per_channel_are_float32_rounded_once(entry, half):
             gws = []
             for threads in (1, 2):
                 what = f"{entry.name} {half.name} {shape} {conv} {threads} threads"
-                with _converting(half, conv), fastact.config(backend="cython", num_threads=threads):
+                with _converting(half, conv), fastact.config(backend=backend, num_threads=threads):
                     y = fwd(x, *args)
                     r = bwd(g, s, *args)
                 _same_bits(y, want_y, what + " forward")

@@ -103,6 +103,8 @@ def _signatures(sfx: str) -> dict[str, object]:
         "bias_binary": void(fn, R, R, R, A, P, u8, i8, i8, b1, A64, i8),
         "half_unary": void(fn, H, H16, P, u8, i8, i8),
         "half_binary": void(fn, H, H, H16, P, u8, i8, i8),
+        "half_rowwise_forward": void(fn, H, H16, P, i8, i8, i8, i8),
+        "half_rowwise_backward": void(fn, H, H, H16, P, i8, i8, i8, i8),
     }
     for name, sig in driver_sigs.items():
         sigs[f"par_{name}"] = sig
@@ -491,6 +493,17 @@ class NumbaBackend:
         p = self._params(tuple(params))
         self._run("rowwise_forward", sfx, nch, k, _flat(x), _flat(out), p, rowlen, rows, nch)
         return out
+
+    def half_rowwise(self, fmt, entry, a, b, out, rows, rowlen, nthreads) -> None:
+        """The float32 row kernels on 16-bit rows (uint16 patterns of format ``fmt``):
+        forward ``out = f(a)`` where ``b`` is None, else the backward of ``(g=a, y=b)``;
+        rounded once into ``out``, which may be ``a``."""
+        kind = "rfwd" if b is None else "rbwd"
+        k = self._addr.get((entry.name, kind, "f32")) or self.kernel(entry, kind, "f32")
+        nch = self._row_chunks(rows, rowlen, nthreads)
+        arrays = (a, out) if b is None else (a, b, out)
+        name = "half_rowwise_forward" if b is None else "half_rowwise_backward"
+        self._run(name, "f32", nch, k, *arrays, _NOPARAMS, rowlen, rows, nch, fmt)
 
     def rowwise_backward(self, entry, g, s, out, rows, rowlen, nthreads, params=()):
         sfx = _sfx(g)

@@ -34,6 +34,7 @@ MIN_CHUNK = 4096  # no chunk of fewer elements (but a call's only one)
 SEGMENT = 16384  # the longest run of a per-channel row one kernel call takes
 PGRAD_BLOCKS = 64  # the partial sums of a per-channel parameter gradient
 HALF_BLOCK = 1024  # 16-bit elements widened into a float32 buffer per kernel call
+HALF_ROW_BATCH = 2048  # elements of the 16-bit rows widened together (any count: same bits)
 FLOAT16 = FORMATS["float16"]  # the format code the 16-bit drivers take (else bfloat16)
 
 _SEED0 = np.uint64(0)
@@ -49,6 +50,8 @@ NAMES = (
     "bias_binary",
     "half_unary",
     "half_binary",
+    "half_rowwise_forward",
+    "half_rowwise_backward",
 )
 
 
@@ -391,3 +394,46 @@ def half_binary(kernel, g, s, out, p, seed, nch, fmt):
         start = c * step
         if start < n:
             half_chunk(kernel, g, s, out, p, seed, start, min(start + step, n), True, fmt)
+
+
+@register_jitable
+def half_rows(kernel, xa, xb, out, p, rowlen, r0, r1, binary, fmt):
+    """Rows r0..r1-1 of the 16-bit patterns xa (and xb, a backward's saved values, where
+    ``binary``) of format ``fmt``: a batch of whole rows at a time widened into float32
+    buffers, the float32 row kernel, rounded into out."""
+    batch = max(1, HALF_ROW_BATCH // rowlen)
+    span = batch * rowlen
+    a = np.empty(span, np.float32)
+    b = np.empty(span if binary else 0, np.float32)
+    o = np.empty(span, np.float32)
+    r = r0
+    while r < r1:
+        m = min(batch, r1 - r)
+        k = r * rowlen
+        half_widen(fmt, xa, k, m * rowlen, a)
+        if binary:
+            half_widen(fmt, xb, k, m * rowlen, b)
+            call_kernel(kernel, a, b, o, p, rowlen, 0, m)
+        else:
+            call_kernel(kernel, a, o, p, rowlen, 0, m)
+        half_narrow(fmt, o, out, k, m * rowlen)
+        r += m
+
+
+def half_rowwise_forward(kernel, x, out, p, rowlen, rows, nch, fmt):
+    """The float32 row kernel on the 16-bit rows x, rounded into out: blocks of whole
+    rows, as rowwise_forward cuts them."""
+    step = (rows + nch - 1) // nch
+    for c in prange(nch):
+        r0 = c * step
+        if r0 < rows:
+            half_rows(kernel, x, x, out, p, rowlen, r0, min(r0 + step, rows), False, fmt)
+
+
+def half_rowwise_backward(kernel, g, s, out, p, rowlen, rows, nch, fmt):
+    """As half_rowwise_forward for the row kernel's backward of (g, s)."""
+    step = (rows + nch - 1) // nch
+    for c in prange(nch):
+        r0 = c * step
+        if r0 < rows:
+            half_rows(kernel, g, s, out, p, rowlen, r0, min(r0 + step, rows), True, fmt)
