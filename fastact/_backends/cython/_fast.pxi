@@ -160,15 +160,13 @@ cdef inline int _decide(Py_ssize_t n, int pass_, int di, int kid, bint elementwi
         return 0
     if _policy.serial_all and limit > 0:
         return 1
-    start = _policy.par_from[pass_][di][kid]
-    if start < 0 or n < start:
-        return 0
     nthreads = _policy.par_threads
     if nthreads == 0 and _policy.block_threads > 0:
         nthreads = _context_threads()
-        if nthreads == 1:
+        if nthreads == 1:  # as serial_all, for the calling context
             return 1 if limit > 0 else 0
-    if nthreads <= 1:
+    start = _policy.par_from[pass_][di][kid]
+    if nthreads <= 1 or start < 0 or n < start:
         return 0
     most = openmp.omp_get_max_threads()
     if most < _policy.omp_default and most < nthreads:
