@@ -472,10 +472,11 @@ def _wide_channel_threads(entry: Activation, dtype, n: int) -> int:
 
 
 def _fast_threads_half(entry: Activation, pass_: str, n: int) -> int:
-    """:func:`fast_threads` of a 16-bit call: elementwise entries only, as float32's call
-    where that one runs Cython's kernels (where it runs Numba's serial kernel, the
-    general path runs the 16-bit call)."""
-    if _cython() is None or kind_of(entry) != "elementwise":
+    """:func:`fast_threads` of a 16-bit call: elementwise and rowwise entries (rows of at
+    most ``fastact._half.NATIVE_ROW_MAX`` elements), as float32's call where that one
+    runs Cython's kernels (where it runs Numba's serial kernel, the general path runs
+    the 16-bit call)."""
+    if _cython() is None or kind_of(entry) == "channel":
         return 0
     t = fast_threads(entry, pass_, _half.FLOAT32, n)
     if t == 1 and fast_numba(entry, pass_, _half.FLOAT32) is not None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastact
-from fastact import _api, _dispatch, _profile
+from fastact import _api, _dispatch, _half, _profile
 from fastact._profile import Plan
 from tests.conftest import ENTRIES, Call, assert_close, entry_id, sample
 
@@ -240,7 +240,7 @@ def test_the_fast_path_decides_as_the_general_path(threads):
     def check():
         for entry in ENTRIES:
             for pass_ in _dispatch.PASSES:
-                for dtype in _dispatch.DTYPES:
+                for dtype in (*_dispatch.DTYPES, *_half.dtypes()):
                     for n in (1, 100, 8191, 8192, 70_001, 10**6):
                         fast = _dispatch.fast_threads(entry, pass_, dtype, n)
                         backend, nthreads = _dispatch.decide(entry, pass_, np.dtype(dtype), n)

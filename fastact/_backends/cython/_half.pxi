@@ -173,6 +173,21 @@ def half_use_f16c(bint on):
     return bool(fa_half_use_f16c(on))
 
 
+cdef inline int _fast_half_fmt(object x, int kid) noexcept:
+    """For the fast path: 1 (float16) or 2 (bfloat16) for a plain ndarray of that
+    dtype and a kernel id in range, the path on; else 0."""
+    cdef int typenum
+    if (not _policy.enabled or type(x) is not cnp.ndarray or kid < 0
+            or kid >= MAX_FAST_KERNELS or kid >= FA_N_KERNELS):
+        return 0
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray>x)
+    if not _plain(x, typenum):
+        return 0
+    if typenum == cnp.NPY_FLOAT16:
+        return 1
+    return 2 if typenum == _bf16_typenum else 0
+
+
 cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, object out,
                        tuple params, uint64_t seed):
     cdef cnp.ndarray a, o
@@ -180,19 +195,11 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     cdef Py_ssize_t n
     cdef double p[MAX_PARAMS]
     cdef const uint16_t *bp = NULL
-    if (not _policy.enabled or type(a_) is not cnp.ndarray or kid < 0
-            or kid >= MAX_FAST_KERNELS or kid >= FA_N_KERNELS):
+    fmt = _fast_half_fmt(a_, kid)
+    if fmt == 0:
         return None
     a = <cnp.ndarray>a_
     typenum = cnp.PyArray_TYPE(a)
-    if typenum == cnp.NPY_FLOAT16:
-        fmt = 1
-    elif typenum == _bf16_typenum:
-        fmt = 2
-    else:
-        return None
-    if not _plain(a, typenum):
-        return None
     n = cnp.PyArray_SIZE(a)
     nthreads = _decide(n, pass_, 0, kid, True)
     if nthreads == 0 or (nthreads == 1 and _numba_serial(pass_, 0, kid)):
@@ -274,14 +281,43 @@ cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uin
         r += m
 
 
+cdef int _half_rows_run(int fmt, int kid, const uint16_t *ap, const uint16_t *bp,
+                        uint16_t *op, Py_ssize_t rows, Py_ssize_t rowlen,
+                        int nthreads) noexcept nogil:
+    """Rows 0:rows, each thread a static block of whole rows with buffers of its own;
+    -1 when the buffers cannot be had (nothing written)."""
+    cdef Py_ssize_t nblk, step, c, r0, r1, per
+    cdef float *bufs
+    if rows < 1 or rowlen < 1:
+        return 0
+    nblk = _n_chunks(rows * rowlen, nthreads)
+    if nblk > rows:
+        nblk = rows
+    step = (rows + nblk - 1) // nblk
+    per = 3 * _half_batch(rowlen) * rowlen
+    bufs = <float *>malloc(nblk * per * sizeof(float))
+    if bufs == NULL:
+        return -1
+    if nblk == 1:
+        _half_rows(fmt, kid, ap, bp, op, rows, rowlen, bufs)
+    else:
+        for c in prange(nblk, schedule="static", num_threads=nblk):
+            r0 = c * step
+            r1 = r0 + step if r0 + step < rows else rows
+            if r0 < r1:
+                _half_rows(fmt, kid, ap + r0 * rowlen, bp + r0 * rowlen if bp != NULL else NULL,
+                           op + r0 * rowlen, r1 - r0, rowlen, bufs + c * per)
+    free(bufs)
+    return 0
+
+
 def half_rowwise(int fmt, int kind, int kid, cnp.ndarray a, object b, cnp.ndarray out,
                  Py_ssize_t rows, Py_ssize_t rowlen, int nthreads=1):
     """A rowwise entry on 16-bit bits (uint16 views of format ``fmt``) in float32:
     forward out = f(a), backward out = f'(g=a, y=b); each thread takes a static block
     of whole rows."""
     cdef const uint16_t *bp = NULL
-    cdef Py_ssize_t nblk, step, c, r0, r1, per
-    cdef float *bufs
+    cdef int rc
     if kid < 0 or kid >= FA_N_KERNELS or not _has_rowwise(kid):
         raise ValueError("not a rowwise kernel")
     if fmt != 1 and fmt != 2:
@@ -291,30 +327,69 @@ def half_rowwise(int fmt, int kind, int kid, cnp.ndarray a, object b, cnp.ndarra
     if kind != FORWARD:
         _check_half(<cnp.ndarray>b, "b")
         bp = <const uint16_t *>cnp.PyArray_DATA(<cnp.ndarray>b)
-    if rows < 1 or rowlen < 1:
-        return out
-    nblk = _n_chunks(rows * rowlen, nthreads)
-    if nblk > rows:
-        nblk = rows
-    step = (rows + nblk - 1) // nblk
-    per = 3 * _half_batch(rowlen) * rowlen
-    bufs = <float *>malloc(nblk * per * sizeof(float))
-    if bufs == NULL:
-        raise MemoryError("no room for the float32 buffers of a 16-bit rowwise call")
     cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
     cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(out)
     with nogil:
-        if nblk == 1:
-            _half_rows(fmt, kid, ap, bp, op, rows, rowlen, bufs)
-        else:
-            for c in prange(nblk, schedule="static", num_threads=nblk):
-                r0 = c * step
-                r1 = r0 + step if r0 + step < rows else rows
-                if r0 < r1:
-                    _half_rows(fmt, kid, ap + r0 * rowlen, bp + r0 * rowlen if bp != NULL else NULL,
-                               op + r0 * rowlen, r1 - r0, rowlen, bufs + c * per)
-    free(bufs)
+        rc = _half_rows_run(fmt, kid, ap, bp, op, rows, rowlen, nthreads)
+    if rc < 0:
+        raise MemoryError("no room for the float32 buffers of a 16-bit rowwise call")
     return out
+
+
+# The fast path of 16-bit rowwise calls: rows of at most _half_row_max elements
+# (fastact._half.NATIVE_ROW_MAX, set at import: 0 until then, no call taken), as
+# float32's call decides (its plan; where its serial calls run Numba's kernel, the
+# general path runs the 16-bit call on the Numba backend).
+
+cdef Py_ssize_t _half_row_max = 0
+
+
+def half_set_row_max(Py_ssize_t n):
+    """The longest row the fast path runs through the 16-bit row buffers."""
+    global _half_row_max
+    _half_row_max = n
+
+
+cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object out):
+    cdef cnp.ndarray a, o
+    cdef int nd, nthreads, rc, pass_ = 0 if b_ is None else 1
+    cdef int fmt = _fast_half_fmt(a_, kid)
+    cdef Py_ssize_t n, rowlen
+    cdef const uint16_t *bp = NULL
+    if fmt == 0 or not _has_rowwise(kid):
+        return None
+    a = <cnp.ndarray>a_
+    nd = cnp.PyArray_NDIM(a)
+    if nd < 1 or not _last_axis(axis, nd):
+        return None
+    n = cnp.PyArray_SIZE(a)
+    rowlen = cnp.PyArray_DIM(a, nd - 1)
+    if n < 1 or rowlen > _half_row_max:
+        return None
+    nthreads = _decide(n, pass_, 0, kid, True)
+    if nthreads == 0 or (nthreads == 1 and _numba_serial(pass_, 0, kid)):
+        return None
+    if b_ is not None:
+        if not _plain(b_, cnp.PyArray_TYPE(a)) or not _same_shape(a, <cnp.ndarray>b_):
+            return None
+        bp = <const uint16_t *>cnp.PyArray_DATA(<cnp.ndarray>b_)
+    res = _fast_out(a, out, n * 2, b_)
+    if res is None:
+        return None
+    o = <cnp.ndarray>res
+    cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
+    cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(o)
+    if nthreads > 1:
+        nthreads = _par_begin(nthreads)
+        with nogil:
+            rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, nthreads)
+        _par_end()
+    elif n < GIL_RELEASE_MIN:
+        rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, 1)
+    else:
+        with nogil:
+            rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, 1)
+    return o if rc == 0 else None
 
 
 cdef void _half_units_forward(int fmt, int kid, const uint16_t *x, uint16_t *out,

@@ -166,7 +166,9 @@ cdef object _fast_rows(int kid, object a_, object b_, object axis, object out):
     cdef int di = _fast_dtype(a_, kid)
     cdef Py_ssize_t n, rowlen
     cdef const void *bp = NULL
-    if di < 0 or not _has_rowwise(kid):
+    if di < 0:
+        return _fast_half_rows(kid, a_, b_, axis, out)
+    if not _has_rowwise(kid):
         return None
     a = <cnp.ndarray>a_
     nd = cnp.PyArray_NDIM(a)
