@@ -465,18 +465,23 @@ def _wide_channel_threads(entry: Activation, dtype, n: int) -> int:
     limit (as for an elementwise call: the forward reduces nothing), but for a weight
     per element of short rows."""
     cy = _cython()
-    if cy is None or entry.kernel_id is None or np.dtype(dtype).name not in DTYPES:
+    half = _half.is_half(dtype)
+    dtype = _half.compute_dtype(np.dtype(dtype))
+    if cy is None or entry.kernel_id is None or dtype.name not in DTYPES:
         return 0
-    d = DTYPES.index(np.dtype(dtype).name)
-    return cy.fast_threads(KINDS.index("elementwise"), 0, d, entry.kernel_id, n)
+    d = DTYPES.index(dtype.name)
+    wide = cy.fast_threads(KINDS.index("elementwise"), 0, d, entry.kernel_id, n)
+    if half and wide == 1 and fast_numba(entry, "forward", dtype) is not None:
+        return 0  # as in _fast_threads_half
+    return wide
 
 
 def _fast_threads_half(entry: Activation, pass_: str, n: int) -> int:
-    """:func:`fast_threads` of a 16-bit call: elementwise and rowwise entries (rows of at
-    most ``fastact._half.NATIVE_ROW_MAX`` elements), as float32's call where that one
-    runs Cython's kernels (where it runs Numba's serial kernel, the general path runs
-    the 16-bit call)."""
-    if _cython() is None or kind_of(entry) == "channel":
+    """:func:`fast_threads` of a 16-bit call (rowwise: rows of at most
+    ``fastact._half.NATIVE_ROW_MAX`` elements), as float32's call where that one runs
+    Cython's kernels (where it runs Numba's serial kernel, the general path runs the
+    16-bit call)."""
+    if _cython() is None:
         return 0
     t = fast_threads(entry, pass_, _half.FLOAT32, n)
     if t == 1 and fast_numba(entry, pass_, _half.FLOAT32) is not None:
@@ -545,7 +550,7 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
                 "general path has compiled it"
             )
         reasons.append(f"a plain C-contiguous call takes the compiled fast path, {what}")
-    elif kind_of(entry) == "channel" and pass_ == "forward" and not _half.is_half(dtype):
+    elif kind_of(entry) == "channel" and pass_ == "forward":
         wide = _wide_channel_threads(entry, dtype, n)
         if wide:
             what = "serial" if wide == 1 else "which runs the OpenMP driver from C"

@@ -186,13 +186,15 @@ cdef double *_fast_weight(object weight, cnp.ndarray a, int di, double *stack,
     """The weight as doubles rounded to the input's type; NULL unless plain.
 
     Plain: a Python float, or a native, aligned, C-contiguous float32/float64
-    array of at most one dimension holding 1 element or one per channel
-    (axis 1 of ``a``).  The memory is ``stack`` or from PyMem_Malloc.
+    (or float16/bfloat16, widened exactly) array of at most one dimension holding
+    1 element or one per channel (axis 1 of ``a``).  The memory is ``stack`` or
+    from PyMem_Malloc.
     """
     cdef cnp.ndarray wa
     cdef Py_ssize_t m, c
-    cdef int wt
+    cdef int wt, wfmt = 0
     cdef double *w
+    cdef float f
     if type(weight) is float:
         stack[0] = _rounded(di, <double>weight)
         C[0] = 1
@@ -201,7 +203,12 @@ cdef double *_fast_weight(object weight, cnp.ndarray a, int di, double *stack,
         return NULL
     wa = <cnp.ndarray>weight
     wt = cnp.PyArray_TYPE(wa)
-    if ((wt != cnp.NPY_FLOAT32 and wt != cnp.NPY_FLOAT64) or cnp.PyArray_NDIM(wa) > 1
+    if wt == cnp.NPY_FLOAT16:
+        wfmt = 1
+    elif wt == _bf16_typenum:
+        wfmt = 2
+    if ((wt != cnp.NPY_FLOAT32 and wt != cnp.NPY_FLOAT64 and wfmt == 0)
+            or cnp.PyArray_NDIM(wa) > 1
             or not cnp.PyArray_IS_C_CONTIGUOUS(wa) or not cnp.PyArray_ISALIGNED(wa)
             or not cnp.PyArray_ISNOTSWAPPED(wa)):
         return NULL
@@ -211,7 +218,11 @@ cdef double *_fast_weight(object weight, cnp.ndarray a, int di, double *stack,
     w = stack if m <= FAST_STACK_W else <double *>PyMem_Malloc(m * sizeof(double))
     if w == NULL:
         return NULL
-    if wt == cnp.NPY_FLOAT32:
+    if wfmt != 0:
+        for c in range(m):
+            fa_half_widen(wfmt, (<const uint16_t *>cnp.PyArray_DATA(wa)) + c, &f, 1)
+            w[c] = <double>f
+    elif wt == cnp.NPY_FLOAT32:
         for c in range(m):
             w[c] = <double>(<const float *>cnp.PyArray_DATA(wa))[c]
     else:
@@ -236,40 +247,57 @@ cdef void _fast_channel_fwd(int kid, const real *x, real *out, Py_ssize_t n, Py_
         _unary(PLAIN, kid, x + r * inner, out + r * inner, inner, w + r % C, 0, 0)
 
 
-cdef void _fast_channel_part(int kid, const real *g, const real *s, real *out,
+# The element types of the serial fast backward: float32, float64, and 16-bit bits
+# (uint16_t, format ``fmt``: through float32 buffers, _half_units_backward).
+ctypedef fused chan_t:
+    float
+    double
+    uint16_t
+
+
+cdef void _fast_channel_part(int kid, const chan_t *g, const chan_t *s, chan_t *out,
                              Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
-                             const double *w, double *blk, double *psum) noexcept nogil:
+                             const double *w, double *blk, double *psum, int fmt,
+                             float *hbuf, Py_ssize_t room) noexcept nogil:
     """channel_backward(..., outer, C, inner) on one thread: grad-input into ``out``
-    and ``psum`` = its partial sums reduced over the blocks, in block order."""
+    and ``psum`` = its partial sums reduced over the blocks, in block order.  16-bit
+    arrays go through ``hbuf`` (three buffers of ``room`` floats), as
+    half_channel_backward's."""
     cdef Geometry geo = _geometry(outer, C, inner, w)
     cdef Py_ssize_t units = geo.rows * geo.segs, nblocks, b, c
     nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
     memset(psum, 0, C * sizeof(double))
     for b in range(nblocks):
         memset(blk, 0, C * sizeof(double))
-        _units_backward(kid, g, s, out, b * units // nblocks, (b + 1) * units // nblocks, &geo,
-                        blk)
+        if chan_t is uint16_t:
+            _half_units_backward(fmt, kid, g, s, out, b * units // nblocks,
+                                 (b + 1) * units // nblocks, &geo, blk, hbuf, room)
+        else:
+            _units_backward(kid, g, s, out, b * units // nblocks, (b + 1) * units // nblocks,
+                            &geo, blk)
         for c in range(C):
             psum[c] += blk[c]
 
 
-cdef void _fast_channel_bwd(int kid, const real *g, const real *s, real *out, Py_ssize_t n,
-                            Py_ssize_t outer, Py_ssize_t C, const double *w, double *buf,
-                            double *gw, real *gw_out) noexcept nogil:
+cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *out,
+                            Py_ssize_t n, Py_ssize_t outer, Py_ssize_t C, const double *w,
+                            double *buf, double *gw, chan_t *gw_out, int fmt,
+                            float *hbuf, Py_ssize_t room) noexcept nogil:
     """fastact._api.channel_backward's parts, serial; the weight gradient in ``gw`` and,
-    rounded, in ``gw_out``.  ``buf``: 3 * max(C, ROW_RUN) doubles."""
+    rounded, in ``gw_out`` (float types; NULL for 16-bit arrays, whose caller rounds
+    ``gw``).  ``buf``: 3 * max(C, ROW_RUN) doubles."""
     cdef Py_ssize_t inner, run, bulk, width, f, c, k
     cdef Py_ssize_t most = C if C > ROW_RUN else ROW_RUN
     cdef double *blk = buf
     cdef double *psum = buf + most
     cdef double *tiled = buf + 2 * most
     if C == 1:
-        _fast_channel_part(kid, g, s, out, 1, 1, n, w, blk, psum)
+        _fast_channel_part(kid, g, s, out, 1, 1, n, w, blk, psum, fmt, hbuf, room)
         gw[0] = psum[0]
     else:
         inner = n // (outer * C)
         if inner != 1 or outer < 2 or C >= ROW_RUN:
-            _fast_channel_part(kid, g, s, out, outer, C, inner, w, blk, psum)
+            _fast_channel_part(kid, g, s, out, outer, C, inner, w, blk, psum, fmt, hbuf, room)
             for c in range(C):
                 gw[c] = psum[c]
         else:
@@ -279,7 +307,8 @@ cdef void _fast_channel_bwd(int kid, const real *g, const real *s, real *out, Py
             width = run * C
             for k in range(width):
                 tiled[k] = w[k % C]
-            _fast_channel_part(kid, g, s, out, bulk // run, width, 1, tiled, blk, psum)
+            _fast_channel_part(kid, g, s, out, bulk // run, width, 1, tiled, blk, psum, fmt,
+                               hbuf, room)
             for c in range(C):
                 gw[c] = 0.0
             for f in range(run):
@@ -287,11 +316,13 @@ cdef void _fast_channel_bwd(int kid, const real *g, const real *s, real *out, Py
                     gw[c] += psum[f * C + c]
             if bulk < outer:
                 k = bulk * C
-                _fast_channel_part(kid, g + k, s + k, out + k, outer - bulk, C, 1, w, blk, psum)
+                _fast_channel_part(kid, g + k, s + k, out + k, outer - bulk, C, 1, w, blk, psum,
+                                   fmt, hbuf, room)
                 for c in range(C):
                     gw[c] += psum[c]
-    for c in range(C):
-        gw_out[c] = <real>gw[c]
+    if chan_t is not uint16_t:
+        for c in range(C):
+            gw_out[c] = <chan_t>gw[c]
 
 
 cdef inline bint _fast_channel_kernels(int di, int kid, bint backward) noexcept:
@@ -319,7 +350,9 @@ def fast_channel_forward(int kid, object x, object weight, object out):
     cdef const void *xp
     cdef void *op
     cdef Geometry geo
-    if di < 0 or not _fast_channel_kernels(di, kid, False):
+    if di < 0:
+        return _fast_half_channel_forward(kid, x, weight, out)
+    if not _fast_channel_kernels(di, kid, False):
         return None
     if not _plain(x, cnp.PyArray_TYPE(<cnp.ndarray>x)):
         return None
@@ -382,7 +415,9 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
     cdef const void *sp
     cdef void *op
     cdef void *gwp
-    if di < 0 or not _fast_channel_kernels(di, kid, True):
+    if di < 0:
+        return _fast_half_channel_backward(kid, g, s, weight, out)
+    if not _fast_channel_kernels(di, kid, True):
         return None
     ga = <cnp.ndarray>g
     if not _fast_size(ga, 1, di, kid) or not _plain(s, cnp.PyArray_TYPE(ga)):
@@ -419,10 +454,10 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
         with nogil:
             if di == 0:
                 _fast_channel_bwd(kid, <const float *>gp, <const float *>sp, <float *>op, n,
-                                  outer, C, w, buf, buf + 3 * most, <float *>gwp)
+                                  outer, C, w, buf, buf + 3 * most, <float *>gwp, 0, NULL, 0)
             else:
                 _fast_channel_bwd(kid, <const double *>gp, <const double *>sp, <double *>op, n,
-                                  outer, C, w, buf, buf + 3 * most, <double *>gwp)
+                                  outer, C, w, buf, buf + 3 * most, <double *>gwp, 0, NULL, 0)
         return o, gwa
     finally:
         if w != stack:

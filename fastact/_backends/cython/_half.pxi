@@ -5,6 +5,8 @@
 # at every position.
 # The arrays arrive as uint16 views (fastact/_half.py); ``fmt`` names the format.
 
+from libc.math cimport fabs
+
 cdef extern from "fa_half.h" nogil:
     void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n)
     void fa_half_narrow(int fmt, const float *f, uint16_t *h, Py_ssize_t n)
@@ -411,18 +413,45 @@ cdef void _half_units_forward(int fmt, int kid, const uint16_t *x, uint16_t *out
 
 cdef void _half_units_backward(int fmt, int kid, const uint16_t *g, const uint16_t *s,
                                uint16_t *out, Py_ssize_t u0, Py_ssize_t u1,
-                               const Geometry *geo, double *acc, float *buf) noexcept nogil:
-    """Grad-input of units u0:u1 through ``buf`` (3 * SEGMENT floats), their parameter
+                               const Geometry *geo, double *acc, float *buf,
+                               Py_ssize_t room) noexcept nogil:
+    """Grad-input of units u0:u1 through ``buf`` (three buffers of ``room`` floats, at
+    least the longest unit: SEGMENT, or the array's size if smaller), their parameter
     gradient summed into ``acc`` as _units_backward sums float32's."""
     cdef Py_ssize_t u
     cdef Unit t
     for u in range(u0, u1):
         t = _unit(u, geo)
         fa_half_widen(fmt, g + t.off, buf, t.n)
-        fa_half_widen(fmt, s + t.off, buf + SEGMENT, t.n)
-        _pgrad_bwd(geo.vector, kid, <const float *>buf, <const float *>(buf + SEGMENT),
-                   buf + 2 * SEGMENT, t.n, t.p, acc + t.acc)
-        fa_half_narrow(fmt, buf + 2 * SEGMENT, out + t.off, t.n)
+        fa_half_widen(fmt, s + t.off, buf + room, t.n)
+        _pgrad_bwd(geo.vector, kid, <const float *>buf, <const float *>(buf + room),
+                   buf + 2 * room, t.n, t.p, acc + t.acc)
+        fa_half_narrow(fmt, buf + 2 * room, out + t.off, t.n)
+
+
+cdef int _half_channel_fwd_run(int fmt, int kid, const uint16_t *xp, uint16_t *op,
+                               const Geometry *geo, int nthreads) noexcept nogil:
+    """All units of ``geo`` on up to ``nthreads`` threads; -1 when the buffers cannot be
+    had (nothing written)."""
+    cdef Py_ssize_t units = geo.rows * geo.segs, c, nch
+    cdef float *bufs = NULL
+    if nthreads < 1 or geo.rows * geo.rowlen < 2 * MIN_CHUNK:
+        nthreads = 1
+    nch = nthreads if nthreads < units else units
+    if nch < 1:
+        return 0
+    if geo.vector:
+        bufs = <float *>malloc(nch * SEGMENT * sizeof(float))
+        if bufs == NULL:
+            return -1
+    if nch == 1:
+        _half_units_forward(fmt, kid, xp, op, 0, units, geo, bufs)
+    else:
+        for c in prange(nch, schedule="static", num_threads=nch):
+            _half_units_forward(fmt, kid, xp, op, c * units // nch, (c + 1) * units // nch,
+                                geo, bufs + c * SEGMENT if bufs != NULL else NULL)
+    free(bufs)
+    return 0
 
 
 def half_channel_forward(int fmt, int kid, cnp.ndarray x, cnp.ndarray out,
@@ -430,31 +459,17 @@ def half_channel_forward(int fmt, int kid, cnp.ndarray x, cnp.ndarray out,
                          int nthreads=1):
     """channel_forward on 16-bit bits (uint16 views of format ``fmt``), in float32."""
     cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
-    cdef Py_ssize_t units = geo.rows * geo.segs, c, nch
-    cdef float *bufs = NULL
+    cdef int rc
     if fmt != 1 and fmt != 2:
         raise ValueError("fmt must be 1 (float16) or 2 (bfloat16)")
     _check_half(x, "x")
     _check_half(out, "out")
-    if nthreads < 1 or geo.rows * geo.rowlen < 2 * MIN_CHUNK:
-        nthreads = 1
-    nch = nthreads if nthreads < units else units
-    if nch < 1:
-        return out
-    if geo.vector:
-        bufs = <float *>malloc(nch * SEGMENT * sizeof(float))
-        if bufs == NULL:
-            raise MemoryError("no room for the float32 buffers of a 16-bit per-channel call")
     cdef const uint16_t *xp = <const uint16_t *>cnp.PyArray_DATA(x)
     cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(out)
     with nogil:
-        if nch == 1:
-            _half_units_forward(fmt, kid, xp, op, 0, units, &geo, bufs)
-        else:
-            for c in prange(nch, schedule="static", num_threads=nch):
-                _half_units_forward(fmt, kid, xp, op, c * units // nch, (c + 1) * units // nch,
-                                    &geo, bufs + c * SEGMENT if bufs != NULL else NULL)
-    free(bufs)
+        rc = _half_channel_fwd_run(fmt, kid, xp, op, &geo, nthreads)
+    if rc < 0:
+        raise MemoryError("no room for the float32 buffers of a 16-bit per-channel call")
     return out
 
 
@@ -490,11 +505,134 @@ def half_channel_backward(int fmt, int kid, cnp.ndarray g, cnp.ndarray s, cnp.nd
         if nthreads == 1:
             for blk in range(nblocks):
                 _half_units_backward(fmt, kid, gp, sp, op, blk * units // nblocks,
-                                     (blk + 1) * units // nblocks, &geo, pp + blk * geo.C, bufs)
+                                     (blk + 1) * units // nblocks, &geo, pp + blk * geo.C, bufs,
+                                     SEGMENT)
         else:
             for blk in prange(nblocks, schedule="static", num_threads=nthreads):
                 _half_units_backward(fmt, kid, gp, sp, op, blk * units // nblocks,
                                      (blk + 1) * units // nblocks, &geo, pp + blk * geo.C,
-                                     bufs + threadid() * 3 * SEGMENT)
+                                     bufs + threadid() * 3 * SEGMENT, SEGMENT)
     free(bufs)
     return partial.sum(axis=0)
+
+
+# The fast path of 16-bit per-channel calls (prelu): as float32's (fast_channel_forward,
+# fast_channel_backward in _channel.pxi) with float32's plan, through the units above;
+# the weight gradient's float64 sums rounded once to the array's type.
+
+cdef object _fast_half_channel_forward(int kid, object x, object weight, object out):
+    cdef cnp.ndarray a, o
+    cdef int fmt = _fast_half_fmt(x, kid), nthreads, rc
+    cdef bint above
+    cdef Py_ssize_t n, C = 1, outer, inner
+    cdef double stack[FAST_STACK_W]
+    cdef double *w
+    cdef Geometry geo
+    cdef const uint16_t *xp
+    cdef uint16_t *op
+    if fmt == 0 or not _fast_channel_kernels(0, kid, False):
+        return None
+    a = <cnp.ndarray>x
+    n = cnp.PyArray_SIZE(a)
+    nthreads = _decide(n, 0, 0, kid, False)  # 1: below the serial limit
+    above = nthreads != 1
+    if above:
+        nthreads = _decide(n, 0, 0, kid, True)
+    if nthreads == 0 or (nthreads == 1 and _numba_serial(0, 0, kid)):
+        return None
+    w = _fast_weight(weight, a, 0, stack, &C)
+    if w == NULL:
+        return None
+    try:
+        outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
+        inner = n // (outer * C) if C > 1 else n
+        if above and C > 1 and inner == 1 and C < ROW_RUN:
+            return None
+        res = _fast_out(a, out, n * 2, None)
+        if res is None:
+            return None
+        o = <cnp.ndarray>res
+        geo = _geometry(outer, C, inner, w)
+        xp = <const uint16_t *>cnp.PyArray_DATA(a)
+        op = <uint16_t *>cnp.PyArray_DATA(o)
+        if nthreads > 1:
+            nthreads = _par_begin(nthreads)
+            with nogil:
+                rc = _half_channel_fwd_run(fmt, kid, xp, op, &geo, nthreads)
+            _par_end()
+        elif n < GIL_RELEASE_MIN:
+            rc = _half_channel_fwd_run(fmt, kid, xp, op, &geo, 1)
+        else:
+            with nogil:
+                rc = _half_channel_fwd_run(fmt, kid, xp, op, &geo, 1)
+        return o if rc == 0 else None
+    finally:
+        if w != stack:
+            PyMem_Free(w)
+
+
+cdef object _fast_half_channel_backward(int kid, object g, object s, object weight,
+                                        object out):
+    cdef cnp.ndarray ga, sa, o
+    cdef int fmt = _fast_half_fmt(g, kid)
+    cdef Py_ssize_t n, C = 1, outer, most
+    cdef double stack[FAST_STACK_W]
+    cdef double *w
+    cdef double *buf = NULL
+    cdef float *hbuf = NULL
+    cdef const uint16_t *gp
+    cdef const uint16_t *sp
+    cdef uint16_t *op
+    cdef double *gwp
+    cdef cnp.ndarray gw
+    cdef Py_ssize_t room, c
+    cdef bint big
+    if fmt == 0 or not _fast_channel_kernels(0, kid, True):
+        return None
+    ga = <cnp.ndarray>g
+    n = cnp.PyArray_SIZE(ga)
+    if _decide(n, 1, 0, kid, False) != 1 or _numba_serial(1, 0, kid):
+        return None
+    if not _plain(s, cnp.PyArray_TYPE(ga)) or not _same_shape(ga, <cnp.ndarray>s):
+        return None
+    sa = <cnp.ndarray>s
+    w = _fast_weight(weight, ga, 0, stack, &C)
+    if w == NULL:
+        return None
+    try:
+        if C == 1 and n > 2 * SEGMENT:
+            return None  # three or more blocks of one column: NumPy's pairwise sum
+        res = _fast_out(ga, out, n * 2, s)
+        if res is None:
+            return None
+        o = <cnp.ndarray>res
+        gw = np.empty(C)
+        most = C if C > ROW_RUN else ROW_RUN
+        room = n if n < SEGMENT else SEGMENT
+        buf = <double *>PyMem_Malloc(3 * most * sizeof(double))
+        hbuf = <float *>malloc(3 * room * sizeof(float))
+        if buf == NULL or hbuf == NULL:
+            return None
+        outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
+        gp = <const uint16_t *>cnp.PyArray_DATA(ga)
+        sp = <const uint16_t *>cnp.PyArray_DATA(sa)
+        op = <uint16_t *>cnp.PyArray_DATA(o)
+        gwp = <double *>cnp.PyArray_DATA(gw)
+        with nogil:
+            _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp, <uint16_t *>NULL, fmt,
+                              hbuf, room)
+            big = False
+            for c in range(C):  # beyond the format's largest finite value, or NaN
+                if not fabs(gwp[c]) <= (65504.0 if fmt == 1 else 3.3895313892515355e38):
+                    big = True
+        if big:  # fastact._half.round_to: overflow to inf without a warning
+            with np.errstate(over="ignore"):
+                gwa = gw.astype(ga.dtype)
+        else:
+            gwa = gw.astype(ga.dtype)
+        return o, gwa.reshape(() if type(weight) is float else (<object>weight).shape)
+    finally:
+        if w != stack:
+            PyMem_Free(w)
+        PyMem_Free(buf)
+        free(hbuf)
