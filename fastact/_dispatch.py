@@ -478,13 +478,14 @@ def _wide_channel_threads(entry: Activation, dtype, n: int) -> int:
 
 def _fast_threads_half(entry: Activation, pass_: str, n: int) -> int:
     """:func:`fast_threads` of a 16-bit call (rowwise: rows of at most
-    ``fastact._half.NATIVE_ROW_MAX`` elements), as float32's call where that one runs
-    Cython's kernels (where it runs Numba's serial kernel, the general path runs the
-    16-bit call)."""
+    ``fastact._half.NATIVE_ROW_MAX`` elements): float32's call, through float32
+    buffers; but a per-channel call whose float32 call runs Numba's serial kernel
+    takes the general path."""
     if _cython() is None:
         return 0
     t = fast_threads(entry, pass_, _half.FLOAT32, n)
-    if t == 1 and fast_numba(entry, pass_, _half.FLOAT32) is not None:
+    channel = kind_of(entry) == "channel"
+    if t == 1 and channel and fast_numba(entry, pass_, _half.FLOAT32) is not None:
         return 0
     return t
 
@@ -494,7 +495,7 @@ def fast_numba(entry: Activation, pass_: str, dtype) -> str | None:
     kernel: None (Cython's, or the general path), "compiled" (its address is
     known), or "not compiled" (a call takes the general path, which compiles it)."""
     cy, policy = _cython(), pushed()
-    dtype = np.dtype(dtype)
+    dtype = _half.compute_dtype(np.dtype(dtype))
     kid = entry.kernel_id
     if cy is None or policy is None or kid is None or dtype.name not in DTYPES:
         return None

@@ -23,7 +23,7 @@ import fastact
 from fastact import _dispatch, _profile
 from fastact._profile import Plan
 from tests.conftest import BACKENDS, ENTRIES, TEST_SERIAL_BELOW, Call, example_params
-from tests.test_fast_path import BAD, both, data, fast_only, same, spy
+from tests.test_fast_path import BAD, HALF, both, data, fast_only, same, spy
 
 pytestmark = pytest.mark.skipif(
     not {"cython", "numba"} <= set(BACKENDS), reason="needs the Cython and Numba backends"
@@ -66,10 +66,11 @@ def calls_of(entry):
             yield Call(entry, params, training=True, seed=99)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES + HALF, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("entry", NUMBA_FAST, ids=lambda e: e.name)
 def test_the_general_paths_bits(entry, dtype, on_numba):
-    NUMBA.compile(entry, dtypes=(SFX[dtype],))
+    """Also 16-bit arrays, which run Numba's float32 kernel on blocks widened in C."""
+    NUMBA.compile(entry, dtypes=(SFX.get(dtype, "f32"),))
     x = data(shape_of(entry), dtype)
     g = data(x.shape, dtype, seed=1)
     for call in calls_of(entry):
@@ -276,7 +277,7 @@ def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
     try:
         for entry in ENTRIES:
             for pass_ in _dispatch.PASSES:
-                for dtype in _dispatch.DTYPES:
+                for dtype in (*_dispatch.DTYPES, *HALF):
                     for n in (1, 100, TEST_SERIAL_BELOW - 1, TEST_SERIAL_BELOW, 70_001):
                         fast = _dispatch.fast_threads(entry, pass_, dtype, n)
                         backend, nthreads = _dispatch.decide(entry, pass_, np.dtype(dtype), n)

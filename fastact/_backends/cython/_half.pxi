@@ -197,6 +197,7 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     cdef Py_ssize_t n
     cdef double p[MAX_PARAMS]
     cdef const uint16_t *bp = NULL
+    cdef void *nb = NULL
     fmt = _fast_half_fmt(a_, kid)
     if fmt == 0:
         return None
@@ -204,8 +205,12 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     typenum = cnp.PyArray_TYPE(a)
     n = cnp.PyArray_SIZE(a)
     nthreads = _decide(n, pass_, 0, kid, True)
-    if nthreads == 0 or (nthreads == 1 and _numba_serial(pass_, 0, kid)):
-        return None  # the general path (where Numba's serial kernels run 16-bit blocks)
+    if nthreads == 0:
+        return None
+    if nthreads == 1 and _numba_serial(pass_, 0, kid):
+        nb = _NB[(2 if table == TRAIN else 0) + pass_][0][kid]
+        if nb == NULL:
+            return None  # not compiled yet: the general path compiles it
     if _fast_params(params, p) < 0:
         return None
     if pass_ == 0:
@@ -224,6 +229,13 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
     cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(o)
     cdef bint parallel = nthreads > 1
+    if nb != NULL:
+        if n < GIL_RELEASE_MIN:
+            _numba_half(nb, fmt, ap, bp, op, n, p, seed)
+        else:
+            with nogil:
+                _numba_half(nb, fmt, ap, bp, op, n, p, seed)
+        return o
     if parallel:
         nthreads = _par_begin(nthreads)
     if n < GIL_RELEASE_MIN:
@@ -234,6 +246,33 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     if parallel:
         _par_end()
     return o
+
+
+DEF NB_HALF_BLOCK = 1024  # 16-bit elements widened per call of a Numba kernel
+
+
+cdef void _numba_half(void *k, int fmt, const uint16_t *a, const uint16_t *b, uint16_t *out,
+                      Py_ssize_t n, const double *p, uint64_t seed) noexcept nogil:
+    """Numba's float32 kernel ``k`` (a plain serial call the policy gives to Numba) on
+    blocks widened into float32 buffers, each result rounded into ``out``: the bits of
+    the Numba backend's 16-bit driver (drivers.half_chunk), whose kernel takes element
+    indices k0..k0+m-1 of buffers shifted by -k0, so that rrelu's slopes follow the
+    index in the array."""
+    cdef float fa[NB_HALF_BLOCK]
+    cdef float fb[NB_HALF_BLOCK]
+    cdef float fo[NB_HALF_BLOCK]
+    cdef Py_ssize_t k0 = 0, m
+    while k0 < n:
+        m = NB_HALF_BLOCK if n - k0 > NB_HALF_BLOCK else n - k0
+        fa_half_widen(fmt, a + k0, fa, m)
+        if b == NULL:
+            (<nb_unary>k)(<const void *>(fa - k0), <void *>(fo - k0), p, 0, seed, k0, k0 + m)
+        else:
+            fa_half_widen(fmt, b + k0, fb, m)
+            (<nb_binary>k)(<const void *>(fa - k0), <const void *>(fb - k0),
+                           <void *>(fo - k0), p, 0, seed, k0, k0 + m)
+        fa_half_narrow(fmt, fo, out + k0, m)
+        k0 += m
 
 
 # Rowwise and per-channel entries on 16-bit arrays: each thread widens a few rows
@@ -254,11 +293,12 @@ cdef inline Py_ssize_t _half_batch(Py_ssize_t rowlen) noexcept nogil:
 
 
 cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uint16_t *out,
-                     Py_ssize_t rows, Py_ssize_t rowlen, float *buf) noexcept nogil:
-    """Rows 0:rows through ``buf`` (3 * _half_batch(rowlen) * rowlen floats).  A large
-    block prefetches into L2 the lines of the batch after the next one (inputs and
-    output: a batch is about a page of each, where the hardware prefetcher starts
-    over)."""
+                     Py_ssize_t rows, Py_ssize_t rowlen, float *buf, void *nb) noexcept nogil:
+    """Rows 0:rows through ``buf`` (3 * _half_batch(rowlen) * rowlen floats), by the C
+    row kernel or, ``nb`` not NULL, by Numba's (rows are independent: the batches do
+    not change their bits).  A large block prefetches into L2 the lines of the batch
+    after the next one (inputs and output: a batch is about a page of each, where the
+    hardware prefetcher starts over)."""
     cdef Py_ssize_t batch = _half_batch(rowlen), r, m, span = batch * rowlen
     cdef Py_ssize_t n = rows * rowlen, k
     cdef bint pf = fa_prefetching(n, sizeof(uint16_t))
@@ -277,17 +317,21 @@ cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uin
         fa_half_widen(fmt, a + r * rowlen, fa, m * rowlen)
         if b != NULL:
             fa_half_widen(fmt, b + r * rowlen, fb, m * rowlen)
-        _rows(kid, <const float *>fa, <const float *>fb if b != NULL else <const float *>NULL,
-              fo, m, rowlen)
+        if nb != NULL:
+            _nb_rows(nb, fa, fb if b != NULL else NULL, fo, m, rowlen)
+        else:
+            _rows(kid, <const float *>fa,
+                  <const float *>fb if b != NULL else <const float *>NULL, fo, m, rowlen)
         fa_half_narrow(fmt, fo, out + r * rowlen, m * rowlen)
         r += m
 
 
 cdef int _half_rows_run(int fmt, int kid, const uint16_t *ap, const uint16_t *bp,
-                        uint16_t *op, Py_ssize_t rows, Py_ssize_t rowlen,
-                        int nthreads) noexcept nogil:
-    """Rows 0:rows, each thread a static block of whole rows with buffers of its own;
-    -1 when the buffers cannot be had (nothing written)."""
+                        uint16_t *op, Py_ssize_t rows, Py_ssize_t rowlen, int nthreads,
+                        void *nb) noexcept nogil:
+    """Rows 0:rows, each thread a static block of whole rows with buffers of its own
+    (``nb``: Numba's row kernel, serial); -1 when the buffers cannot be had (nothing
+    written)."""
     cdef Py_ssize_t nblk, step, c, r0, r1, per
     cdef float *bufs
     if rows < 1 or rowlen < 1:
@@ -301,14 +345,14 @@ cdef int _half_rows_run(int fmt, int kid, const uint16_t *ap, const uint16_t *bp
     if bufs == NULL:
         return -1
     if nblk == 1:
-        _half_rows(fmt, kid, ap, bp, op, rows, rowlen, bufs)
+        _half_rows(fmt, kid, ap, bp, op, rows, rowlen, bufs, nb)
     else:
         for c in prange(nblk, schedule="static", num_threads=nblk):
             r0 = c * step
             r1 = r0 + step if r0 + step < rows else rows
             if r0 < r1:
                 _half_rows(fmt, kid, ap + r0 * rowlen, bp + r0 * rowlen if bp != NULL else NULL,
-                           op + r0 * rowlen, r1 - r0, rowlen, bufs + c * per)
+                           op + r0 * rowlen, r1 - r0, rowlen, bufs + c * per, NULL)
     free(bufs)
     return 0
 
@@ -332,7 +376,7 @@ def half_rowwise(int fmt, int kind, int kid, cnp.ndarray a, object b, cnp.ndarra
     cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
     cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(out)
     with nogil:
-        rc = _half_rows_run(fmt, kid, ap, bp, op, rows, rowlen, nthreads)
+        rc = _half_rows_run(fmt, kid, ap, bp, op, rows, rowlen, nthreads, NULL)
     if rc < 0:
         raise MemoryError("no room for the float32 buffers of a 16-bit rowwise call")
     return out
@@ -358,6 +402,7 @@ cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object o
     cdef int fmt = _fast_half_fmt(a_, kid)
     cdef Py_ssize_t n, rowlen
     cdef const uint16_t *bp = NULL
+    cdef void *nb = NULL
     if fmt == 0 or not _has_rowwise(kid):
         return None
     a = <cnp.ndarray>a_
@@ -369,8 +414,12 @@ cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object o
     if n < 1 or rowlen > _half_row_max:
         return None
     nthreads = _decide(n, pass_, 0, kid, True)
-    if nthreads == 0 or (nthreads == 1 and _numba_serial(pass_, 0, kid)):
+    if nthreads == 0:
         return None
+    if nthreads == 1 and _numba_serial(pass_, 0, kid):
+        nb = _NB[NB_ROWS + pass_][0][kid]
+        if nb == NULL:
+            return None  # not compiled yet: the general path compiles it
     if b_ is not None:
         if not _plain(b_, cnp.PyArray_TYPE(a)) or not _same_shape(a, <cnp.ndarray>b_):
             return None
@@ -384,13 +433,13 @@ cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object o
     if nthreads > 1:
         nthreads = _par_begin(nthreads)
         with nogil:
-            rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, nthreads)
+            rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, nthreads, NULL)
         _par_end()
     elif n < GIL_RELEASE_MIN:
-        rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, 1)
+        rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, 1, nb)
     else:
         with nogil:
-            rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, 1)
+            rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, 1, nb)
     return o if rc == 0 else None
 
 
