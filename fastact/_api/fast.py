@@ -44,9 +44,9 @@ if _kernels is not None:
 
     _kernels.set_bias_blocks(BLOCKS, BLOCK_MIN, PER_CHANNEL)
     # so are the rows that 16-bit calls run through the row kernels' buffers
-    from .._half import NATIVE_ROW_MAX
+    from .. import _half
 
-    _kernels.half_set_row_max(NATIVE_ROW_MAX)
+    _kernels.half_set_row_max(_half.NATIVE_ROW_MAX)
 
 # rrelu's seed as the fast functions take it (a uint64_t)
 SEED_LIMIT = 2**64
