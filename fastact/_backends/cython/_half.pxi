@@ -384,8 +384,8 @@ def half_rowwise(int fmt, int kind, int kid, cnp.ndarray a, object b, cnp.ndarra
 
 # The fast path of 16-bit rowwise calls: rows of at most _half_row_max elements
 # (fastact._half.NATIVE_ROW_MAX, set at import: 0 until then, no call taken), as
-# float32's call decides (its plan; where its serial calls run Numba's kernel, the
-# general path runs the 16-bit call on the Numba backend).
+# float32's call decides (its plan: where its serial calls run Numba's row kernel,
+# the batches of widened rows run that kernel, as the Numba backend's 16-bit driver).
 
 cdef Py_ssize_t _half_row_max = 0
 
