@@ -341,7 +341,7 @@ class FastPolicy:
 # The backends whose choice the fast path can follow, and the kinds of entry
 # whose serial calls it runs on Numba's kernels.
 FAST_BACKENDS = ("auto", "cython", "numba")
-NUMBA_FAST_KINDS = ("elementwise", "rowwise")
+NUMBA_FAST_KINDS = ("elementwise", "rowwise", "channel")
 _ROUTES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 

@@ -1,11 +1,12 @@
 """Serial calls on the Numba backend through the compiled fast path.
 
 With ``backend="numba"`` (or Numba as the plan's serial backend) a plain
-serial call of an elementwise or rowwise entry runs Numba's compiled kernel
+serial call of an elementwise, rowwise or per-channel entry runs Numba's compiled kernels
 from C, by the address the Numba backend handed over when it compiled it.
 Each case runs through the fast path (the general path patched to fail) and
 through the general path (the fast path off), bit for bit: every entry,
-both dtypes, both passes, rrelu's training mode, ``out=``, in place; and the
+both dtypes (and float16, bfloat16), both passes, rrelu's training mode, prelu's
+layouts and weight gradient, ``out=``, in place; and the
 general path's errors, the routes while ``config`` blocks choose another
 backend, explain, and a process without the compiled extension.
 """
@@ -23,7 +24,18 @@ import fastact
 from fastact import _dispatch, _profile
 from fastact._profile import Plan
 from tests.conftest import BACKENDS, ENTRIES, TEST_SERIAL_BELOW, Call, example_params
-from tests.test_fast_path import BAD, HALF, both, data, fast_only, same, spy
+from tests.test_fast_path import (
+    BAD,
+    HALF,
+    PRELU_CASES,
+    _weight,
+    both,
+    data,
+    fast_only,
+    general_only,
+    same,
+    spy,
+)
 
 pytestmark = pytest.mark.skipif(
     not {"cython", "numba"} <= set(BACKENDS), reason="needs the Cython and Numba backends"
@@ -69,7 +81,10 @@ def calls_of(entry):
 @pytest.mark.parametrize("dtype", DTYPES + HALF, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("entry", NUMBA_FAST, ids=lambda e: e.name)
 def test_the_general_paths_bits(entry, dtype, on_numba):
-    """Also 16-bit arrays, which run Numba's float32 kernel on blocks widened in C."""
+    """Also 16-bit arrays, which run Numba's float32 kernel on blocks widened in C (but
+    prelu's: the Numba backend runs them in float32 blocks from Python)."""
+    if entry.channel_param and np.dtype(dtype).itemsize == 2:
+        pytest.skip("16-bit per-channel calls take the general path on the Numba backend")
     NUMBA.compile(entry, dtypes=(SFX.get(dtype, "f32"),))
     x = data(shape_of(entry), dtype)
     g = data(x.shape, dtype, seed=1)
@@ -166,12 +181,44 @@ def test_serial_below_the_plans_size_parallel_above(on_numba):
         fastact.set_num_threads(old)
 
 
-def test_prelu_keeps_the_general_path(on_numba):
-    x = data((4, 3), np.float32)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("shape, kind", PRELU_CASES)
+def test_prelu_runs_numbas_kernels_from_c(dtype, shape, kind, on_numba):
+    """prelu's serial calls run Numba's per-channel kernels from C, unit by unit and
+    block by block as its drivers: the general path's bits, the weight gradient's
+    included, out of place and in place."""
+    rng = np.random.default_rng(len(shape))
+    x = data(shape, dtype)
+    g = data(shape, dtype, seed=1)
+    w = _weight(kind, shape, dtype, rng)
+    # the first calls compile the kernels they need, on the general path
+    fastact.prelu(x, w), fastact.prelu(x.copy(), w, out=np.empty_like(x))
+    a = x.copy()
+    fastact.prelu(a, w, out=a)
+    fastact.prelu_backward(g, x, w)
+    a = g.copy()
+    fastact.prelu_backward(a, x, w, out=a)
+    same(*both(fastact.prelu, x, w))
+    same(*both(fastact.prelu_backward, g, x, w))
+    with fast_only():
+        a = x.copy()
+        assert fastact.prelu(a, w, out=a) is a
+        same(a, fastact.prelu(x, w))
+        a = g.copy()
+        gx, gw = fastact.prelu_backward(a, x, w, out=a)
+        assert gx is a
+    with general_only():
+        same((gx, gw), fastact.prelu_backward(g, x, w))
+    assert any(
+        "calling Numba's compiled kernel from C" in r for r in fastact.explain("prelu", x).reasons
+    )
+
+
+def test_16_bit_prelu_keeps_the_general_path(on_numba):
+    x = data((4, 3), np.float16)
     with spy() as calls:
         fastact.prelu(x, 0.25)
     assert calls == ["channel_forward"]
-    assert not any("fast path" in r for r in fastact.explain("prelu", x).reasons)
 
 
 def test_explain_names_numbas_kernel(on_numba):
@@ -271,7 +318,8 @@ def test_without_the_compiled_extension(tmp_path):
 def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
     """Where the fast path takes a plain call on the Numba backend, decide picks Numba
     on one thread; it leaves the general path only the elementwise calls decide runs in
-    parallel and, as on Cython, rowwise calls from the plan's size."""
+    parallel, as on Cython rowwise and per-channel calls from the plan's size, and
+    16-bit per-channel calls."""
     old = fastact.get_num_threads()
     fastact.set_num_threads(threads)
     try:
@@ -285,7 +333,9 @@ def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
                         if fast:
                             assert (fast, nthreads) == (1, 1), (entry, pass_, n)
                             assert _dispatch.fast_numba(entry, pass_, dtype) is not None
-                        elif entry.rowwise:
+                        elif entry.channel_param and np.dtype(dtype).itemsize == 2:
+                            pass  # 16-bit per-channel calls: the general path
+                        elif entry.rowwise or entry.channel_param:
                             assert n >= TEST_SERIAL_BELOW, (entry, pass_, n)
                         elif entry in NUMBA_FAST:
                             assert nthreads > 1, (entry, pass_, n)

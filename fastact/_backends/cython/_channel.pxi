@@ -76,6 +76,64 @@ cdef inline Unit _unit(Py_ssize_t u, const Geometry *geo) noexcept nogil:
     return t
 
 
+# Per-channel entries (prelu) on Numba's kernels: the units of _channel.pxi, each a
+# call of the whole arrays over its element range, as the Numba backend's drivers
+# (drivers.channel_forward, channel_backward) make it: the weight at p + poff (poff:
+# the unit's channel, or the first element of its segment of a row for a weight per
+# element), rrelu's seed 0; the weight gradient's terms into acc at the same offset.
+
+cdef struct NbChannel:
+    void *fwd    # forward, one weight (or its in-place twin)
+    void *fwdv   # forward, a weight per element of a row
+    void *bwd    # grad-input, one weight; bwdv a weight per element
+    void *bwdv
+    void *pgrad  # the weight gradient's terms; pgradv per element
+    void *pgradv
+
+
+cdef bint _nb_channel(int pass_, int di, int kid, bint in_place, bint vector,
+                      NbChannel *k) noexcept:
+    """Numba's per-channel kernels of this call (``vector``: a weight per element of a
+    row; in-place twins where ``out`` is ``x``, or ``g``); False when one it needs is
+    not compiled yet (the general path, which compiles the same ones)."""
+    cdef int ip = 2 if in_place else 0
+    if pass_ == 0:
+        k.fwd = _NB[4 if in_place else 0][di][kid]
+        k.fwdv = _NB[NB_CHANNEL + ip][di][kid]
+        return (k.fwdv if vector else k.fwd) != NULL
+    k.bwd = _NB[5 if in_place else 1][di][kid]
+    k.bwdv = _NB[NB_CHANNEL + 1 + ip][di][kid]
+    k.pgrad = _NB[NB_PGRAD][di][kid]
+    k.pgradv = _NB[NB_PGRAD + 1][di][kid]
+    if vector:
+        return k.bwdv != NULL and k.pgradv != NULL
+    return k.bwd != NULL and k.pgrad != NULL
+
+
+cdef void _nb_units_forward(const NbChannel *k, const void *x, void *out, Py_ssize_t u0,
+                            Py_ssize_t u1, const Geometry *geo) noexcept nogil:
+    cdef Py_ssize_t u
+    cdef Unit t
+    for u in range(u0, u1):
+        t = _unit(u, geo)
+        (<nb_unary>(k.fwdv if geo.vector else k.fwd))(x, out, geo.w, t.acc, 0, t.off,
+                                                      t.off + t.n)
+
+
+cdef void _nb_units_backward(const NbChannel *k, const void *g, const void *s, void *out,
+                             Py_ssize_t u0, Py_ssize_t u1, const Geometry *geo,
+                             double *acc) noexcept nogil:
+    """As _units_backward: the weight gradient's terms first (``out`` may be ``g``)."""
+    cdef Py_ssize_t u
+    cdef Unit t
+    for u in range(u0, u1):
+        t = _unit(u, geo)
+        (<nb_pgrad>(k.pgradv if geo.vector else k.pgrad))(g, s, geo.w, t.acc, acc, t.acc,
+                                                          t.off, t.off + t.n)
+        (<nb_binary>(k.bwdv if geo.vector else k.bwd))(g, s, out, geo.w, t.acc, 0, t.off,
+                                                       t.off + t.n)
+
+
 cdef inline void _units_forward(int kid, const real *x, real *out, Py_ssize_t u0, Py_ssize_t u1,
                                 const Geometry *geo) noexcept nogil:
     cdef Py_ssize_t u
@@ -248,41 +306,52 @@ cdef void _fast_channel_fwd(int kid, const real *x, real *out, Py_ssize_t n, Py_
 
 
 # The element types of the serial fast backward: float32, float64, and 16-bit bits
-# (uint16_t, format ``fmt``: through float32 buffers, _half_units_backward).
+# (uint16_t: through float32 buffers, _half_units_backward).
 ctypedef fused chan_t:
     float
     double
     uint16_t
 
 
+# How the serial fast backward runs its units: Cython's kernels, Numba's (``nb`` not
+# NULL), or 16-bit arrays of format ``fmt`` through ``hbuf`` (three buffers of ``room``
+# floats), as half_channel_backward.
+cdef struct ChanVia:
+    const NbChannel *nb
+    int fmt
+    float *hbuf
+    Py_ssize_t room
+
+
 cdef void _fast_channel_part(int kid, const chan_t *g, const chan_t *s, chan_t *out,
                              Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
-                             const double *w, double *blk, double *psum, int fmt,
-                             float *hbuf, Py_ssize_t room) noexcept nogil:
+                             const double *w, double *blk, double *psum,
+                             const ChanVia *via) noexcept nogil:
     """channel_backward(..., outer, C, inner) on one thread: grad-input into ``out``
-    and ``psum`` = its partial sums reduced over the blocks, in block order.  16-bit
-    arrays go through ``hbuf`` (three buffers of ``room`` floats), as
-    half_channel_backward's."""
+    and ``psum`` = its partial sums reduced over the blocks, in block order."""
     cdef Geometry geo = _geometry(outer, C, inner, w)
-    cdef Py_ssize_t units = geo.rows * geo.segs, nblocks, b, c
+    cdef Py_ssize_t units = geo.rows * geo.segs, nblocks, b, c, u0, u1
     nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
     memset(psum, 0, C * sizeof(double))
     for b in range(nblocks):
         memset(blk, 0, C * sizeof(double))
+        u0 = b * units // nblocks
+        u1 = (b + 1) * units // nblocks
         if chan_t is uint16_t:
-            _half_units_backward(fmt, kid, g, s, out, b * units // nblocks,
-                                 (b + 1) * units // nblocks, &geo, blk, hbuf, room)
+            _half_units_backward(via.fmt, kid, g, s, out, u0, u1, &geo, blk, via.hbuf,
+                                 via.room)
+        elif via.nb != NULL:
+            _nb_units_backward(via.nb, g, s, out, u0, u1, &geo, blk)
         else:
-            _units_backward(kid, g, s, out, b * units // nblocks, (b + 1) * units // nblocks,
-                            &geo, blk)
+            _units_backward(kid, g, s, out, u0, u1, &geo, blk)
         for c in range(C):
             psum[c] += blk[c]
 
 
 cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *out,
                             Py_ssize_t n, Py_ssize_t outer, Py_ssize_t C, const double *w,
-                            double *buf, double *gw, chan_t *gw_out, int fmt,
-                            float *hbuf, Py_ssize_t room) noexcept nogil:
+                            double *buf, double *gw, chan_t *gw_out,
+                            const ChanVia *via) noexcept nogil:
     """fastact._api.channel_backward's parts, serial; the weight gradient in ``gw`` and,
     rounded, in ``gw_out`` (float types; NULL for 16-bit arrays, whose caller rounds
     ``gw``).  ``buf``: 3 * max(C, ROW_RUN) doubles."""
@@ -292,12 +361,12 @@ cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *o
     cdef double *psum = buf + most
     cdef double *tiled = buf + 2 * most
     if C == 1:
-        _fast_channel_part(kid, g, s, out, 1, 1, n, w, blk, psum, fmt, hbuf, room)
+        _fast_channel_part(kid, g, s, out, 1, 1, n, w, blk, psum, via)
         gw[0] = psum[0]
     else:
         inner = n // (outer * C)
         if inner != 1 or outer < 2 or C >= ROW_RUN:
-            _fast_channel_part(kid, g, s, out, outer, C, inner, w, blk, psum, fmt, hbuf, room)
+            _fast_channel_part(kid, g, s, out, outer, C, inner, w, blk, psum, via)
             for c in range(C):
                 gw[c] = psum[c]
         else:
@@ -307,8 +376,7 @@ cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *o
             width = run * C
             for k in range(width):
                 tiled[k] = w[k % C]
-            _fast_channel_part(kid, g, s, out, bulk // run, width, 1, tiled, blk, psum, fmt,
-                               hbuf, room)
+            _fast_channel_part(kid, g, s, out, bulk // run, width, 1, tiled, blk, psum, via)
             for c in range(C):
                 gw[c] = 0.0
             for f in range(run):
@@ -317,7 +385,7 @@ cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *o
             if bulk < outer:
                 k = bulk * C
                 _fast_channel_part(kid, g + k, s + k, out + k, outer - bulk, C, 1, w, blk, psum,
-                                   fmt, hbuf, room)
+                                   via)
                 for c in range(C):
                     gw[c] += psum[c]
     if chan_t is not uint16_t:
@@ -350,6 +418,7 @@ def fast_channel_forward(int kid, object x, object weight, object out):
     cdef const void *xp
     cdef void *op
     cdef Geometry geo
+    cdef NbChannel nb
     if di < 0:
         return _fast_half_channel_forward(kid, x, weight, out)
     if not _fast_channel_kernels(di, kid, False):
@@ -391,6 +460,13 @@ def fast_channel_forward(int kid, object x, object weight, object out):
                     _channel_fwd(kid, <const double *>xp, <double *>op, geo, nthreads)
             _par_end()
             return o
+        if _numba_serial(0, di, kid):
+            if not _nb_channel(0, di, kid, o is a, inner == 1, &nb):
+                return None
+            geo = _geometry(outer, C, inner, w)
+            with nogil:
+                _nb_units_forward(&nb, xp, op, 0, geo.rows * geo.segs, &geo)
+            return o
         with nogil:
             if di == 0:
                 _fast_channel_fwd(kid, <const float *>xp, <float *>op, n, outer, C, w)
@@ -415,6 +491,8 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
     cdef const void *sp
     cdef void *op
     cdef void *gwp
+    cdef NbChannel nb
+    cdef ChanVia via
     if di < 0:
         return _fast_half_channel_backward(kid, g, s, weight, out)
     if not _fast_channel_kernels(di, kid, True):
@@ -436,6 +514,12 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
         if res is None:
             return None
         o = <cnp.ndarray>res
+        via.nb = NULL
+        if _numba_serial(1, di, kid):
+            outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
+            if not _nb_channel(1, di, kid, o is ga, n // (outer * C) == 1, &nb):
+                return None
+            via.nb = &nb
         if type(weight) is float:
             gwa = cnp.PyArray_EMPTY(0, wdim, cnp.PyArray_TYPE(ga), 0)
         else:
@@ -454,10 +538,10 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
         with nogil:
             if di == 0:
                 _fast_channel_bwd(kid, <const float *>gp, <const float *>sp, <float *>op, n,
-                                  outer, C, w, buf, buf + 3 * most, <float *>gwp, 0, NULL, 0)
+                                  outer, C, w, buf, buf + 3 * most, <float *>gwp, &via)
             else:
                 _fast_channel_bwd(kid, <const double *>gp, <const double *>sp, <double *>op, n,
-                                  outer, C, w, buf, buf + 3 * most, <double *>gwp, 0, NULL, 0)
+                                  outer, C, w, buf, buf + 3 * most, <double *>gwp, &via)
         return o, gwa
     finally:
         if w != stack:

@@ -636,6 +636,7 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     cdef cnp.ndarray gw
     cdef Py_ssize_t room, c
     cdef bint big
+    cdef ChanVia via
     if fmt == 0 or not _fast_channel_kernels(0, kid, True):
         return None
     ga = <cnp.ndarray>g
@@ -667,9 +668,12 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
         sp = <const uint16_t *>cnp.PyArray_DATA(sa)
         op = <uint16_t *>cnp.PyArray_DATA(o)
         gwp = <double *>cnp.PyArray_DATA(gw)
+        via.nb = NULL
+        via.fmt = fmt
+        via.hbuf = hbuf
+        via.room = room
         with nogil:
-            _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp, <uint16_t *>NULL, fmt,
-                              hbuf, room)
+            _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp, <uint16_t *>NULL, &via)
             big = False
             for c in range(C):  # beyond the format's largest finite value, or NaN
                 if not fabs(gwp[c]) <= (65504.0 if fmt == 1 else 3.3895313892515355e38):

@@ -18,13 +18,19 @@ ctypedef void (*nb_rowf)(const void *, void *, const double *, int64_t, int64_t,
                          int64_t) noexcept nogil
 ctypedef void (*nb_rowb)(const void *, const void *, void *, const double *, int64_t, int64_t,
                          int64_t) noexcept nogil
+ctypedef void (*nb_pgrad)(const void *, const void *, const double *, int64_t, double *, int64_t,
+                          int64_t, int64_t) noexcept nogil
 
 # The kernel kinds with a slot, by the Numba backend's names: an elementwise
-# slot is (TRAIN table) * 2 + pass + 4 * (in place), then the rowwise ones.
+# slot is (TRAIN table) * 2 + pass + 4 * (in place), then the rowwise ones, then
+# the per-channel ones (prelu: a weight per element of a row, "v", at pass + 2 *
+# (in place) from NB_CHANNEL, and the weight gradient's, plain and "v").
 NUMBA_KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwd_ip", "bwd_ip", "tfwd_ip", "tbwd_ip",
-               "rfwd", "rbwd")
-DEF NB_SLOTS = 10
+               "rfwd", "rbwd", "fwdv", "bwdv", "fwdv_ip", "bwdv_ip", "pgrad", "pgradv")
+DEF NB_SLOTS = 16
 DEF NB_ROWS = 8
+DEF NB_CHANNEL = 10
+DEF NB_PGRAD = 14
 
 cdef void *_NB[NB_SLOTS][N_DTYPES][MAX_FAST_KERNELS]
 cdef double _NB_NOPARAMS[MAX_PARAMS]
@@ -102,3 +108,4 @@ cdef object _numba_rows(int pass_, int di, int kid, const void *ap, const void *
         with nogil:
             _nb_rows(k, ap, bp, op, rows, rowlen)
     return o
+
