@@ -465,29 +465,21 @@ def _wide_channel_threads(entry: Activation, dtype, n: int) -> int:
     limit (as for an elementwise call: the forward reduces nothing), but for a weight
     per element of short rows."""
     cy = _cython()
-    half = _half.is_half(dtype)
     dtype = _half.compute_dtype(np.dtype(dtype))
     if cy is None or entry.kernel_id is None or dtype.name not in DTYPES:
         return 0
     d = DTYPES.index(dtype.name)
-    wide = cy.fast_threads(KINDS.index("elementwise"), 0, d, entry.kernel_id, n)
-    if half and wide == 1 and fast_numba(entry, "forward", dtype) is not None:
-        return 0  # as in _fast_threads_half
-    return wide
+    return cy.fast_threads(KINDS.index("elementwise"), 0, d, entry.kernel_id, n)
 
 
 def _fast_threads_half(entry: Activation, pass_: str, n: int) -> int:
-    """:func:`fast_threads` of a 16-bit call (rowwise: rows of at most
-    ``fastact._half.NATIVE_ROW_MAX`` elements): float32's call, through float32
-    buffers; but a per-channel call whose float32 call runs Numba's serial kernel
-    takes the general path."""
+    """:func:`fast_threads` of a 16-bit call: float32's call, through float32 buffers
+    (but rows longer than ``fastact._half.NATIVE_ROW_MAX``, and per-channel calls of
+    more than ``fastact._half.BLOCK`` elements on Numba's kernels, which take the
+    general path)."""
     if _cython() is None:
         return 0
-    t = fast_threads(entry, pass_, _half.FLOAT32, n)
-    channel = kind_of(entry) == "channel"
-    if t == 1 and channel and fast_numba(entry, pass_, _half.FLOAT32) is not None:
-        return 0
-    return t
+    return fast_threads(entry, pass_, _half.FLOAT32, n)
 
 
 def fast_numba(entry: Activation, pass_: str, dtype) -> str | None:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import fastact
-from fastact import _dispatch, _profile
+from fastact import _dispatch, _half, _profile
 from fastact._profile import Plan
 from tests.conftest import BACKENDS, ENTRIES, TEST_SERIAL_BELOW, Call, example_params
 from tests.test_fast_path import (
@@ -31,6 +31,7 @@ from tests.test_fast_path import (
     _weight,
     both,
     data,
+    fast_limit,
     fast_only,
     general_only,
     same,
@@ -81,10 +82,7 @@ def calls_of(entry):
 @pytest.mark.parametrize("dtype", DTYPES + HALF, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("entry", NUMBA_FAST, ids=lambda e: e.name)
 def test_the_general_paths_bits(entry, dtype, on_numba):
-    """Also 16-bit arrays, which run Numba's float32 kernel on blocks widened in C (but
-    prelu's: the Numba backend runs them in float32 blocks from Python)."""
-    if entry.channel_param and np.dtype(dtype).itemsize == 2:
-        pytest.skip("16-bit per-channel calls take the general path on the Numba backend")
+    """Also 16-bit arrays, which run Numba's float32 kernels on blocks widened in C."""
     NUMBA.compile(entry, dtypes=(SFX.get(dtype, "f32"),))
     x = data(shape_of(entry), dtype)
     g = data(x.shape, dtype, seed=1)
@@ -181,12 +179,13 @@ def test_serial_below_the_plans_size_parallel_above(on_numba):
         fastact.set_num_threads(old)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES + HALF, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("shape, kind", PRELU_CASES)
 def test_prelu_runs_numbas_kernels_from_c(dtype, shape, kind, on_numba):
     """prelu's serial calls run Numba's per-channel kernels from C, unit by unit and
     block by block as its drivers: the general path's bits, the weight gradient's
-    included, out of place and in place."""
+    included, out of place and in place; 16-bit arrays widened whole, as the Numba
+    backend's blockwise driver widens one block."""
     rng = np.random.default_rng(len(shape))
     x = data(shape, dtype)
     g = data(shape, dtype, seed=1)
@@ -214,11 +213,12 @@ def test_prelu_runs_numbas_kernels_from_c(dtype, shape, kind, on_numba):
     )
 
 
-def test_16_bit_prelu_keeps_the_general_path(on_numba):
-    x = data((4, 3), np.float16)
-    with spy() as calls:
+def test_16_bit_prelu_beyond_one_block_keeps_the_general_path(on_numba):
+    x = data((_half.BLOCK + 1,), np.float16)
+    with fast_limit("prelu", 10**6), spy() as calls:
         fastact.prelu(x, 0.25)
-    assert calls == ["channel_forward"]
+        fastact.prelu_backward(x, x, 0.25)
+    assert calls == ["channel_forward", "channel_backward"]
 
 
 def test_explain_names_numbas_kernel(on_numba):
@@ -318,8 +318,7 @@ def test_without_the_compiled_extension(tmp_path):
 def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
     """Where the fast path takes a plain call on the Numba backend, decide picks Numba
     on one thread; it leaves the general path only the elementwise calls decide runs in
-    parallel, as on Cython rowwise and per-channel calls from the plan's size, and
-    16-bit per-channel calls."""
+    parallel and, as on Cython, rowwise and per-channel calls from the plan's size."""
     old = fastact.get_num_threads()
     fastact.set_num_threads(threads)
     try:
@@ -333,8 +332,6 @@ def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
                         if fast:
                             assert (fast, nthreads) == (1, 1), (entry, pass_, n)
                             assert _dispatch.fast_numba(entry, pass_, dtype) is not None
-                        elif entry.channel_param and np.dtype(dtype).itemsize == 2:
-                            pass  # 16-bit per-channel calls: the general path
                         elif entry.rowwise or entry.channel_param:
                             assert n >= TEST_SERIAL_BELOW, (entry, pass_, n)
                         elif entry in NUMBA_FAST:

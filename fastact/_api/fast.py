@@ -43,10 +43,11 @@ if _kernels is not None:
     from .epilogue import BLOCK_MIN, BLOCKS, PER_CHANNEL
 
     _kernels.set_bias_blocks(BLOCKS, BLOCK_MIN, PER_CHANNEL)
-    # so are the rows that 16-bit calls run through the row kernels' buffers
+    # so are the rows that 16-bit calls run through the row kernels' buffers, and the
+    # blocks of the blockwise 16-bit drivers
     from .. import _half
 
-    _kernels.half_set_row_max(_half.NATIVE_ROW_MAX)
+    _kernels.half_set_limits(_half.NATIVE_ROW_MAX, _half.BLOCK)
 
 # rrelu's seed as the fast functions take it (a uint64_t)
 SEED_LIMIT = 2**64

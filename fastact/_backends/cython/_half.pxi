@@ -388,12 +388,15 @@ def half_rowwise(int fmt, int kind, int kid, cnp.ndarray a, object b, cnp.ndarra
 # the batches of widened rows run that kernel, as the Numba backend's 16-bit driver).
 
 cdef Py_ssize_t _half_row_max = 0
+cdef Py_ssize_t _half_block = 0
 
 
-def half_set_row_max(Py_ssize_t n):
-    """The longest row the fast path runs through the 16-bit row buffers."""
-    global _half_row_max
-    _half_row_max = n
+def half_set_limits(Py_ssize_t row_max, Py_ssize_t block):
+    """The longest row the fast path runs through the 16-bit row buffers, and the
+    elements of a block of the blockwise 16-bit drivers (fastact._half.BLOCK)."""
+    global _half_row_max, _half_block
+    _half_row_max = row_max
+    _half_block = block
 
 
 cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object out):
@@ -579,6 +582,9 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
     cdef Geometry geo
     cdef const uint16_t *xp
     cdef uint16_t *op
+    cdef bint numba
+    cdef NbChannel nb
+    cdef float *f
     if fmt == 0 or not _fast_channel_kernels(0, kid, False):
         return None
     a = <cnp.ndarray>x
@@ -587,8 +593,11 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
     above = nthreads != 1
     if above:
         nthreads = _decide(n, 0, 0, kid, True)
-    if nthreads == 0 or (nthreads == 1 and _numba_serial(0, 0, kid)):
+    if nthreads == 0:
         return None
+    numba = nthreads == 1 and _numba_serial(0, 0, kid)
+    if numba and n > _half_block:
+        return None  # the Numba backend's blocks from Python
     w = _fast_weight(weight, a, 0, stack, &C)
     if w == NULL:
         return None
@@ -597,6 +606,8 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
         inner = n // (outer * C) if C > 1 else n
         if above and C > 1 and inner == 1 and C < ROW_RUN:
             return None
+        if numba and not _nb_channel(0, 0, kid, False, inner == 1, &nb):
+            return None
         res = _fast_out(a, out, n * 2, None)
         if res is None:
             return None
@@ -604,6 +615,17 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
         geo = _geometry(outer, C, inner, w)
         xp = <const uint16_t *>cnp.PyArray_DATA(a)
         op = <uint16_t *>cnp.PyArray_DATA(o)
+        if numba:
+            # the Numba backend's 16-bit driver on one block: the array widened whole
+            f = <float *>malloc(2 * n * sizeof(float))
+            if f == NULL:
+                return None
+            with nogil:
+                fa_half_widen(fmt, xp, f, n)
+                _nb_units_forward(&nb, f, f + n, 0, geo.rows * geo.segs, &geo)
+                fa_half_narrow(fmt, f + n, op, n)
+            free(f)
+            return o
         if nthreads > 1:
             nthreads = _par_begin(nthreads)
             with nogil:
@@ -635,14 +657,18 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     cdef double *gwp
     cdef cnp.ndarray gw
     cdef Py_ssize_t room, c
-    cdef bint big
+    cdef bint big, numba
     cdef ChanVia via
+    cdef NbChannel nb
     if fmt == 0 or not _fast_channel_kernels(0, kid, True):
         return None
     ga = <cnp.ndarray>g
     n = cnp.PyArray_SIZE(ga)
-    if _decide(n, 1, 0, kid, False) != 1 or _numba_serial(1, 0, kid):
+    if _decide(n, 1, 0, kid, False) != 1:
         return None
+    numba = _numba_serial(1, 0, kid)
+    if numba and n > _half_block:
+        return None  # the Numba backend's blocks from Python
     if not _plain(s, cnp.PyArray_TYPE(ga)) or not _same_shape(ga, <cnp.ndarray>s):
         return None
     sa = <cnp.ndarray>s
@@ -672,8 +698,27 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
         via.fmt = fmt
         via.hbuf = hbuf
         via.room = room
+        if numba:
+            # the Numba backend's 16-bit driver on one block: float32's call on the
+            # arrays widened whole (hbuf: g, s, the gradient and C floats)
+            if not _nb_channel(1, 0, kid, False, n // (outer * C) == 1, &nb):
+                return None
+            free(hbuf)
+            hbuf = <float *>malloc((3 * n + C) * sizeof(float))
+            if hbuf == NULL:
+                return None
+            via.nb = &nb
+            with nogil:
+                fa_half_widen(fmt, gp, hbuf, n)
+                fa_half_widen(fmt, sp, hbuf + n, n)
+                _fast_channel_bwd(kid, <const float *>hbuf, <const float *>(hbuf + n),
+                                  hbuf + 2 * n, n, outer, C, w, buf, gwp, hbuf + 3 * n, &via)
+                fa_half_narrow(fmt, hbuf + 2 * n, op, n)
+        else:
+            with nogil:
+                _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp,
+                                  <uint16_t *>NULL, &via)
         with nogil:
-            _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp, <uint16_t *>NULL, &via)
             big = False
             for c in range(C):  # beyond the format's largest finite value, or NaN
                 if not fabs(gwp[c]) <= (65504.0 if fmt == 1 else 3.3895313892515355e38):
