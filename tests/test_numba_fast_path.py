@@ -133,6 +133,16 @@ def test_numbas_kernel_runs_and_a_missing_one_takes_the_general_path(on_numba):
         _kernels.set_numba_kernel(slot, 0, relu.kernel_id, addr)
 
 
+@pytest.mark.parametrize("kind", ["rfwd_ip", "rbwd_ip", "fwdv", "bwdv_ip", "pgrad", "pgradv"])
+def test_row_twins_and_per_channel_kernels_are_handed_over(kind, on_numba):
+    """In-place row calls run the in-place twin (two equal pointers would keep the
+    plain kernel's loops scalar) and prelu its per-channel kernels: the backend hands
+    their addresses to the fast path's table as it compiles them."""
+    entry = fastact.activation("prelu" if kind.startswith(("fwdv", "bwdv", "pgrad")) else "softmax")
+    addr = NUMBA.kernel(entry, kind, "f32")
+    assert _kernels.numba_kernel(_kernels.NUMBA_KINDS.index(kind), 0, entry.kernel_id) == addr != 0
+
+
 def test_the_table_refuses_slots_out_of_range():
     for args in [(-1, 0, 0), (len(_kernels.NUMBA_KINDS), 0, 0), (0, 2, 0), (0, 0, len(ENTRIES))]:
         with pytest.raises(ValueError, match="out of range"):

@@ -24,13 +24,16 @@ ctypedef void (*nb_pgrad)(const void *, const void *, const double *, int64_t, d
 # The kernel kinds with a slot, by the Numba backend's names: an elementwise
 # slot is (TRAIN table) * 2 + pass + 4 * (in place), then the rowwise ones, then
 # the per-channel ones (prelu: a weight per element of a row, "v", at pass + 2 *
-# (in place) from NB_CHANNEL, and the weight gradient's, plain and "v").
+# (in place) from NB_CHANNEL, and the weight gradient's, plain and "v"), then the
+# rowwise in-place twins.
 NUMBA_KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwd_ip", "bwd_ip", "tfwd_ip", "tbwd_ip",
-               "rfwd", "rbwd", "fwdv", "bwdv", "fwdv_ip", "bwdv_ip", "pgrad", "pgradv")
-DEF NB_SLOTS = 16
+               "rfwd", "rbwd", "fwdv", "bwdv", "fwdv_ip", "bwdv_ip", "pgrad", "pgradv",
+               "rfwd_ip", "rbwd_ip")
+DEF NB_SLOTS = 18
 DEF NB_ROWS = 8
 DEF NB_CHANNEL = 10
 DEF NB_PGRAD = 14
+DEF NB_ROWS_IP = 16
 
 cdef void *_NB[NB_SLOTS][N_DTYPES][MAX_FAST_KERNELS]
 cdef double _NB_NOPARAMS[MAX_PARAMS]
@@ -97,8 +100,11 @@ cdef inline void _nb_rows(void *k, const void *a, const void *b, void *out, Py_s
 
 cdef object _numba_rows(int pass_, int di, int kid, const void *ap, const void *bp,
                         cnp.ndarray o, Py_ssize_t rows, Py_ssize_t rowlen):
-    """Numba's rowwise kernel over all rows; None when it is not compiled yet."""
-    cdef void *k = _NB[NB_ROWS + pass_][di][kid]
+    """Numba's rowwise kernel over all rows (its in-place twin when ``o`` is the first
+    input, ``x`` or ``g``: with two equal pointers its loops would run scalar); None
+    when it is not compiled yet."""
+    cdef bint ip = cnp.PyArray_DATA(o) == ap
+    cdef void *k = _NB[(NB_ROWS_IP if ip else NB_ROWS) + pass_][di][kid]
     cdef void *op = cnp.PyArray_DATA(o)
     if k == NULL:
         return None
