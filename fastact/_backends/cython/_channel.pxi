@@ -80,7 +80,8 @@ cdef inline Unit _unit(Py_ssize_t u, const Geometry *geo) noexcept nogil:
 # call of the whole arrays over its element range, as the Numba backend's drivers
 # (drivers.channel_forward, channel_backward) make it: the weight at p + poff (poff:
 # the unit's channel, or the first element of its segment of a row for a weight per
-# element), rrelu's seed 0; the weight gradient's terms into acc at the same offset.
+# element), the seed 0 (unused); the weight gradient's terms into acc at the same
+# offset.
 
 cdef struct NbChannel:
     void *fwd    # forward, one weight (or its in-place twin)
