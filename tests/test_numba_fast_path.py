@@ -201,7 +201,8 @@ def test_prelu_runs_numbas_kernels_from_c(dtype, shape, kind, on_numba):
     g = data(shape, dtype, seed=1)
     w = _weight(kind, shape, dtype, rng)
     # the first calls compile the kernels they need, on the general path
-    fastact.prelu(x, w), fastact.prelu(x.copy(), w, out=np.empty_like(x))
+    fastact.prelu(x, w)
+    fastact.prelu(x.copy(), w, out=np.empty_like(x))
     a = x.copy()
     fastact.prelu(a, w, out=a)
     fastact.prelu_backward(g, x, w)
