@@ -682,32 +682,28 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
         if res is None:
             return None
         o = <cnp.ndarray>res
+        outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
+        if numba and not _nb_channel(1, 0, kid, False, n // (outer * C) == 1, &nb):
+            return None
         gw = np.empty(C)
         most = C if C > ROW_RUN else ROW_RUN
         room = n if n < SEGMENT else SEGMENT
         buf = <double *>PyMem_Malloc(3 * most * sizeof(double))
-        hbuf = <float *>malloc(3 * room * sizeof(float))
+        # Numba's: g, s and the gradient widened whole, and C floats; else three units
+        hbuf = <float *>malloc(((3 * n + C) if numba else 3 * room) * sizeof(float))
         if buf == NULL or hbuf == NULL:
             return None
-        outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
         gp = <const uint16_t *>cnp.PyArray_DATA(ga)
         sp = <const uint16_t *>cnp.PyArray_DATA(sa)
         op = <uint16_t *>cnp.PyArray_DATA(o)
         gwp = <double *>cnp.PyArray_DATA(gw)
-        via.nb = NULL
+        via.nb = &nb if numba else NULL
         via.fmt = fmt
         via.hbuf = hbuf
         via.room = room
         if numba:
             # the Numba backend's 16-bit driver on one block: float32's call on the
-            # arrays widened whole (hbuf: g, s, the gradient and C floats)
-            if not _nb_channel(1, 0, kid, False, n // (outer * C) == 1, &nb):
-                return None
-            free(hbuf)
-            hbuf = <float *>malloc((3 * n + C) * sizeof(float))
-            if hbuf == NULL:
-                return None
-            via.nb = &nb
+            # arrays widened whole
             with nogil:
                 fa_half_widen(fmt, gp, hbuf, n)
                 fa_half_widen(fmt, sp, hbuf + n, n)
@@ -718,11 +714,10 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
             with nogil:
                 _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp,
                                   <uint16_t *>NULL, &via)
-        with nogil:
-            big = False
-            for c in range(C):  # beyond the format's largest finite value, or NaN
-                if not fabs(gwp[c]) <= (65504.0 if fmt == 1 else 3.3895313892515355e38):
-                    big = True
+        big = False
+        for c in range(C):  # beyond the format's largest finite value, or NaN
+            if not fabs(gwp[c]) <= (65504.0 if fmt == 1 else 3.3895313892515355e38):
+                big = True
         if big:  # fastact._half.round_to: overflow to inf without a warning
             with np.errstate(over="ignore"):
                 gwa = gw.astype(ga.dtype)
