@@ -120,6 +120,52 @@ def _unswitch(src: str, params: set[str]) -> list[tuple[str | None, str]]:
     return [(None, src)]
 
 
+def _opaque_bounds(src: str, ctype: str) -> tuple[str, list[str]]:
+    """``src`` with the literal bound of each min/max-shaped select read from a local.
+
+    A select ``c if e < c else e`` (any comparison; ``e`` on either side, ``c`` in
+    either branch) is a minimum or a maximum.  gcc 12 compiles it to one
+    ``vminps``/``vmaxps`` where ``c`` is a variable, but to a compare and a blend
+    that load ``e`` again where it is a literal (relu6's forward in place at 10^6
+    floats: 1.5x the streaming limit, against hardtanh's 1.07x).  So each such
+    ``c`` becomes a local ``fa_bN``, set through ``fa_opaque`` (fa_intrinsics.h),
+    which hides its value from the optimizer.  Same values, same bits.
+    """
+    tree = ast.parse(src, mode="eval")
+    bounds: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.IfExp) and isinstance(node.test, ast.Compare)):
+            continue
+        test = node.test
+        if len(test.ops) != 1:
+            continue
+        sides = [test.left, test.comparators[0]]
+        consts = [x for x in sides if isinstance(x, ast.Constant)]
+        if len(consts) != 1:
+            continue
+        c = consts[0]
+        e = sides[1] if sides[0] is c else sides[0]
+        values = {ast.dump(node.body), ast.dump(node.orelse)}
+        if values != {ast.dump(c), ast.dump(e)}:
+            continue
+        name = bounds.setdefault(repr(c.value), f"fa_b{len(bounds)}")
+        for v in ("body", "orelse"):
+            if isinstance(getattr(node, v), ast.Constant):
+                setattr(node, v, ast.Name(name, ast.Load()))
+        if sides[0] is c:
+            test.left = ast.Name(name, ast.Load())
+        else:
+            test.comparators = [ast.Name(name, ast.Load())]
+    if not bounds:
+        return src, []
+    sfx = "f32" if ctype == "float" else "f64"
+    lines = [
+        f"    const {ctype} {name} = fa_opaque_{sfx}({expr_to_c(value, sfx)});"
+        for value, name in bounds.items()
+    ]
+    return ast.unparse(tree), lines
+
+
 def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str], bias: bool = False) -> str:
     """The kernel of ``kind`` in float type ``sfx``.
 
@@ -149,6 +195,8 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str], bias: bo
         "    (void)seed; (void)off; (void)p;",
         *_param_lines(entry, ctype, vector, src),
     ]
+    src, bound_lines = _opaque_bounds(src, ctype)
+    lines += bound_lines
     scalar_params = {
         p.name for p in entry.parameters if not (vector and p.name == entry.channel_param)
     }
@@ -202,47 +250,64 @@ def _driver(
 ) -> list[str]:
     """The kernel ``name`` over a chunk: its ``_range`` loop on the head until
     ``out`` is 64-byte aligned (every vector store of the main loop then fills one
-    cache line: fa_head), then on the rest, in blocks that prefetch ahead in large
-    chunks (fa_prefetch) and, for a memory-bound kernel (``nt_ok``: :func:`nt_stores`)
-    in chunks too large to stay in cache with an output that is none of the
-    inputs, store each block through a buffer by non-temporal stores
-    (fa_nt_stores; all in fa_intrinsics.h).  A kernel of one
-    input prefetches it (a memory-bound one only in place); one of several
-    prefetches ``out`` where it is one of them (in place): with two streams of loads and a separate output the
-    hardware prefetcher keeps up, and prefetching both cost 10-18% at 10^6
-    elements.  Each block runs the range function on pointers offset to its
-    start (and ``off`` with them: the element index of rrelu's slopes; ``p``
-    too where it holds one parameter per element, ``vector``)."""
+    cache line: fa_head), then on the rest, in blocks.
+
+    A memory-bound kernel (``nt_ok``: :func:`nt_stores`) stores each block of a
+    chunk too large to stay in cache through a buffer by non-temporal stores,
+    where ``out`` is none of its inputs (fa_nt_stores), and never prefetches: on
+    the Zen 4 machine the hardware prefetcher keeps up, and software prefetches
+    cost 10-15% out of place and 20-45% in place (relu at 10^6 floats in place:
+    1.46x the streaming limit with them, 1.00x without; its backward in place,
+    112 us against 91).  A compute-bound one prefetches ahead in large chunks
+    (fa_prefetch): its input, or ``out`` where ``out`` is one of several inputs
+    (in place; with two streams of loads and a separate output the hardware
+    prefetcher keeps up, and prefetching both cost 10-18% at 10^6 elements).  Each
+    block runs the range function on pointers offset to its start (and ``off``
+    with them: the element index of rrelu's slopes; ``p`` too where it holds one
+    parameter per element, ``vector``)."""
     args = ", ".join((*inputs, "out"))
     size = f"sizeof({ctype})"
-    if len(inputs) == 1:
-        # a memory-bound kernel out of place: the hardware prefetcher keeps up
-        ahead, cond = inputs[0], (f" && {inputs[0]} == out" if nt_ok else "")
-    else:
-        ahead = "out"
-        cond = " && (" + " || ".join(f"{x} == out" for x in inputs) + ")"
-    apart = " && ".join(f"{x} != out" for x in inputs)
-    nt = f"{apart} && fa_nt_stores(out + h, n - h, {size}, {len(inputs) + 1})" if nt_ok else "0"
-    why = "" if nt_ok else "  /* compute-bound: stores through the cache */"
     block = ", ".join(f"{x} + k" for x in inputs)
     pk = "p + k" if vector else "p"
-    return [
+    head = [
         f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
         "uint64_t seed, int64_t off) {",
         f"    const Py_ssize_t h = fa_head(out, n, {size});",
-        f"    const int pf = fa_prefetching(n, {size}){cond};",
-        f"    const int nt = {nt};{why}",
-        f"    const Py_ssize_t b = pf || nt ? (Py_ssize_t)(FA_BLOCK_BYTES / {size}) : n - h;",
-        f"    const Py_ssize_t a = FA_AHEAD_BYTES / {size};",
+    ]
+    tail = [
         f"    {ctype} buf[FA_BLOCK_BYTES / {size}] FA_ALIGN64;",
         f"    {name}_range({args}, 0, h, p, seed, off);",
         "    for (Py_ssize_t k = h; k < n; k += b) {",
         "        const Py_ssize_t m = n - k > b ? b : n - k;",
+    ]
+    if nt_ok:
+        apart = " && ".join(f"{x} != out" for x in inputs)
+        return [
+            *head,
+            f"    const int nt = {apart} && fa_nt_stores(out + h, n - h, {size}, "
+            f"{len(inputs) + 1});",
+            f"    const Py_ssize_t b = nt ? (Py_ssize_t)(FA_BLOCK_BYTES / {size}) : n - h;",
+            *tail,
+            f"        {name}_range({block}, nt ? buf : out + k, 0, m, {pk}, seed, off + (int64_t)k);",
+            f"        if (nt) fa_nt_copy(out + k, buf, (size_t)m * {size});",
+            "    }",
+            "    if (nt) fa_nt_fence();",
+            "}",
+        ]
+    if len(inputs) == 1:
+        ahead, cond = inputs[0], ""
+    else:
+        ahead = "out"
+        cond = " && (" + " || ".join(f"{x} == out" for x in inputs) + ")"
+    return [
+        *head,
+        f"    const int pf = fa_prefetching(n, {size}){cond};",
+        f"    const Py_ssize_t b = pf ? (Py_ssize_t)(FA_BLOCK_BYTES / {size}) : n - h;",
+        f"    const Py_ssize_t a = FA_AHEAD_BYTES / {size};",
+        *tail[1:],
         f"        if (pf) fa_prefetch({ahead}, k + a, k + m + a, n, {size});",
-        f"        {name}_range({block}, nt ? buf : out + k, 0, m, {pk}, seed, off + (int64_t)k);",
-        f"        if (nt) fa_nt_copy(out + k, buf, (size_t)m * {size});",
+        f"        {name}_range({block}, out + k, 0, m, {pk}, seed, off + (int64_t)k);",
         "    }",
-        "    if (nt) fa_nt_fence();",
         "}",
     ]
 

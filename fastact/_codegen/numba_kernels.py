@@ -314,11 +314,13 @@ def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) 
         lines += loads + per_elem
         lines.append(f"        _fa_acc[_fa_aoff + _fa_k - _fa_start] += np.float64({body})")
         return "\n".join(lines)
-    # Blocks that prefetch ahead in large chunks, as the C kernels (fa_intrinsics.h):
-    # the input of a unary kernel (a memory-bound one only in place), the input
-    # stored into by an in-place one.
-    if base in UNARY:
-        ahead = "_fa_x" if inplace or not memory_bound(entry, base) else None
+    # Blocks that prefetch ahead in large chunks, as the C kernels (their driver in
+    # c_kernels.py says why): a compute-bound kernel's input, or the input stored
+    # into by an in-place one; never a memory-bound kernel's.
+    if memory_bound(entry, base):
+        ahead = None
+    elif base in UNARY:
+        ahead = "_fa_x"
     else:
         ahead = "_fa_g" if inplace else None
     if ahead is None:

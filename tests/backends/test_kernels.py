@@ -212,8 +212,9 @@ def test_lists_and_scalars(entry):
     assert np.ndim(s) == 0 and not isinstance(s, np.ndarray)
 
 
-# Two threads' chunks of at least 1 MiB of float32: the kernels' blocked, prefetching
-# main loop (fa_prefetching in fa_intrinsics.h); pieces of PIECE elements run in one block.
+# Two threads' chunks of at least 1 MiB of float32: the kernels' blocked main loop
+# (prefetching in the compute-bound ones: fa_prefetching in fa_intrinsics.h); pieces of
+# PIECE elements run in one block.
 LARGE_N = 2 * (1 << 20) // 4 + 4099
 PIECE = 20_011
 

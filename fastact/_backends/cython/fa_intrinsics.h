@@ -102,6 +102,22 @@ static inline int fa_cpuid_ecx(unsigned leaf, unsigned bits) {
 FA_INLINE float fa_sel_f32(int c, float a, float b) { return c ? a : b; }
 FA_INLINE double fa_sel_f64(int c, double a, double b) { return c ? a : b; }
 
+/* c, its value hidden from the optimizer (an empty asm that may change it), so
+ * that code using it is compiled as for a variable: a literal bound of a min or
+ * max (fastact/_codegen/c_kernels.py: _opaque_bounds). */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define FA_OPAQUE_REG "+x"
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+#define FA_OPAQUE_REG "+w"
+#endif
+#ifdef FA_OPAQUE_REG
+FA_INLINE float fa_opaque_f32(float c) { __asm__("" : FA_OPAQUE_REG(c)); return c; }
+FA_INLINE double fa_opaque_f64(double c) { __asm__("" : FA_OPAQUE_REG(c)); return c; }
+#else
+FA_INLINE float fa_opaque_f32(float c) { return c; }
+FA_INLINE double fa_opaque_f64(double c) { return c; }
+#endif
+
 /* fma(a, b, c) = a * b + c rounded once.  The x86-64-v3/v4 clones (and every
  * ARMv8 build) compile it to the FMA instruction, which vectorizes; elsewhere
  * it is the C library's correctly rounded fma (slower, same bits).  The Numba

@@ -1,0 +1,65 @@
+"""The C generator's rewrites keep every value: checked by evaluating the formulas."""
+
+import math
+import re
+
+import pytest
+
+from fastact import table
+from fastact._codegen.c_kernels import _opaque_bounds
+
+VALUES = (-math.inf, -7.0, -0.0, 0.0, 1e-45, 3.0, 6.0, 6.5, math.inf, math.nan)
+
+
+def _evaluate(src: str, x: float, names: dict[str, float]) -> float:
+    return eval(src, {}, {"x": x, **names})
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or (
+        a == b and math.copysign(1, a) == math.copysign(1, b)
+    )
+
+
+@pytest.mark.parametrize(
+    ("src", "bounds"),
+    [
+        ("0 if x < 0 else (6 if x > 6 else x)", ["6.0"]),
+        ("6 if 6 < x else x", ["6.0"]),
+        ("x if x <= 6 else 6", ["6.0"]),
+        ("0 if x <= 0 else x", ["0.0"]),
+        ("0 if x < 0 else x * 2", []),
+        ("x if x > 0 else x * 0.5", []),
+        ("1 if x < 3 else x", []),
+    ],
+)
+def test_min_and_max_shaped_selects_read_their_bound_from_a_local(src, bounds):
+    new, lines = _opaque_bounds(src, "double")
+    declared = dict(re.findall(r"double (fa_b\d+) = fa_opaque_f64\(([^)]*)\);", "\n".join(lines)))
+    assert sorted(declared.values()) == sorted(bounds)
+    assert (new == src) == (not bounds)
+    names = {k: float(v) for k, v in declared.items()}
+    for x in VALUES:
+        assert _same(_evaluate(new, x, names), _evaluate(src, x, {})), (src, x)
+
+
+def test_a_float_kernel_declares_float_bounds():
+    _, lines = _opaque_bounds("6 if x > 6 else x", "float")
+    assert lines == ["    const float fa_b0 = fa_opaque_f32(6.0f);"]
+
+
+def test_the_tables_rewritten_formulas_keep_their_values():
+    for entry in table.TABLE:
+        src = entry.forward
+        new, lines = _opaque_bounds(src, "double")
+        if not lines:
+            continue
+        names = {
+            k: float(v)
+            for k, v in re.findall(r"(fa_b\d+) = fa_opaque_f64\(([^)]*)\)", "\n".join(lines))
+        }
+        params = {p.name: p.default for p in entry.parameters}
+        for x in VALUES:
+            assert _same(_evaluate(new, x, {**params, **names}), _evaluate(src, x, params)), (
+                entry.name
+            )
