@@ -227,7 +227,18 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str], bias: bo
         ]
         return "\n".join(lines)
     inputs = ("xp",) if kind in UNARY else ("gp", "sp")
-    lines += _driver(name, sig, ctype, inputs, nt_stores(entry, kind), vector)
+    nt_ok = nt_stores(entry, kind)
+    back = nt_ok and not uses_uniform_slope(src)
+    if back:
+        # The same loops from the last element to the first (fa_backwards).
+        forward = "for (Py_ssize_t k = k0; k < k1; k++) {"
+        lines += [
+            ln.replace(f"{name}_range(", f"{name}_back(").replace(
+                forward, "for (Py_ssize_t k = k1 - 1; k >= k0; k--) {"
+            )
+            for ln in lines
+        ]
+    lines += _driver(name, sig, ctype, inputs, nt_ok, vector, back)
     return "\n".join(lines)
 
 
@@ -247,6 +258,7 @@ def _driver(
     inputs: tuple[str, ...],
     nt_ok: bool,
     vector: bool = False,
+    back: bool = False,
 ) -> list[str]:
     """The kernel ``name`` over a chunk: its ``_range`` loop on the head until
     ``out`` is 64-byte aligned (every vector store of the main loop then fills one
@@ -264,7 +276,10 @@ def _driver(
     prefetcher keeps up, and prefetching both cost 10-18% at 10^6 elements).  Each
     block runs the range function on pointers offset to its start (and ``off``
     with them: the element index of rrelu's slopes; ``p`` too where it holds one
-    parameter per element, ``vector``)."""
+    parameter per element, ``vector``).  With ``back`` (a memory-bound kernel
+    whose elements do not depend on their order), a chunk whose output leads an
+    input by a few lines modulo a page runs its ``_back`` loop after the head
+    (fa_backwards: the loads would wait on the stores otherwise)."""
     args = ", ".join((*inputs, "out"))
     size = f"sizeof({ctype})"
     block = ", ".join(f"{x} + k" for x in inputs)
@@ -282,10 +297,21 @@ def _driver(
     ]
     if nt_ok:
         apart = " && ".join(f"{x} != out" for x in inputs)
+        head.append(
+            f"    const int nt = {apart} && fa_nt_stores(out + h, n - h, {size}, "
+            f"{len(inputs) + 1});"
+        )
+        if back:
+            second = f"{inputs[1]} + h" if len(inputs) > 1 else "NULL"
+            head += [
+                f"    if (!nt && fa_backwards(out + h, {inputs[0]} + h, {second})) {{",
+                f"        {name}_range({args}, 0, h, p, seed, off);",
+                f"        {name}_back({args}, h, n, p, seed, off);",
+                "        return;",
+                "    }",
+            ]
         return [
             *head,
-            f"    const int nt = {apart} && fa_nt_stores(out + h, n - h, {size}, "
-            f"{len(inputs) + 1});",
             f"    const Py_ssize_t b = nt ? (Py_ssize_t)(FA_BLOCK_BYTES / {size}) : n - h;",
             *tail,
             f"        {name}_range({block}, nt ? buf : out + k, 0, m, {pk}, seed, off + (int64_t)k);",

@@ -272,3 +272,43 @@ def test_large_arrays_in_place_match_pieces(elementwise_entry, backend, dtype, s
             sx = s.copy()
             call.backward(g, sx, out=sx)
             np.testing.assert_array_equal(sx, g_ref, err_msg=what + " backward out = saved")
+
+
+def _at_page_offset(size: int, dtype, offset: int) -> np.ndarray:
+    """An empty array of ``size`` elements starting ``offset`` bytes into a page."""
+    raw = np.empty(size * np.dtype(dtype).itemsize + 2 * 4096, np.uint8)
+    start = -raw.ctypes.data % 4096 + offset
+    return raw[start : start + size * np.dtype(dtype).itemsize].view(dtype)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("lead", [0, 4, 48, 64, 248, 256, 264, -64, -256])
+def test_outputs_near_their_inputs_modulo_a_page_get_the_same_bits(
+    elementwise_entry, backend, dtype, lead
+):
+    """Out of place with ``out`` starting ``lead`` bytes after the inputs modulo a
+    page, where the C kernels of memory-bound entries run backwards
+    (fa_backwards in fa_intrinsics.h): forward and backward give the bits of the
+    same calls on pieces of 5 elements, with special values at the head, in the
+    vector body and at the last elements."""
+    entry = elementwise_entry
+    n = 4099
+    x, g = _at_page_offset(n, dtype, 16), _at_page_offset(n, dtype, 16)
+    x[:] = sample(entry, n, dtype)
+    g[:] = sample(entry, n, dtype, seed=9)
+    at = np.r_[0, 1, 17, 130:n:97, n - 1]
+    x[at] = np.resize(np.asarray(SPECIALS, dtype), at.size)
+    call = Call(entry)
+    with fastact.config(backend=backend, num_threads=1):
+        call.weight(x)
+        y_ref = np.concatenate([call.forward(x[k : k + 5]) for k in range(0, n, 5)])
+        s = call.saved(x, y_ref)
+        s_at = _at_page_offset(n, dtype, 16)
+        s_at[:] = s
+        g_ref = np.concatenate([call.backward(g[k : k + 5], s[k : k + 5]) for k in range(0, n, 5)])
+        out = _at_page_offset(n, dtype, (16 + lead) % 4096)
+        what = f"{entry.name} {backend} out {lead} bytes after"
+        assert call.forward(x, out=out) is out
+        np.testing.assert_array_equal(out, y_ref, err_msg=what + " forward")
+        assert call.backward(g, s_at, out=out) is out
+        np.testing.assert_array_equal(out, g_ref, err_msg=what + " backward")
