@@ -706,7 +706,7 @@ TABLE: tuple[Activation, ...] = (
     Activation(
         name="hardsigmoid",
         formula="hardsigmoid(x) = min(max(x / 6 + 1/2, 0), 1)",
-        forward="0 if x <= -3 else (1 if x >= 3 else (x + 3) * 0.16666666666666666)",
+        forward="clamp((x + 3) * 0.16666666666666666, 0, 1)",
         backward="keepnan(x, 0 if (x <= -3 or x >= 3) else g / 6)",
         saves="input",
         doc=(
@@ -820,7 +820,7 @@ TABLE: tuple[Activation, ...] = (
         name="softshrink",
         formula="softshrink(x) = x - lambd if x > lambd, x + lambd if x < -lambd, else 0",
         parameters=(Param("lambd", 0.5, "half-width of the zeroed interval, >= 0"),),
-        forward="0 if (x >= -lambd and x <= lambd) else (x - lambd if x > lambd else x + lambd)",
+        forward="x - clamp(x, -lambd, lambd)",
         backward="keepnan(y, 0 if y == 0 else g)",
         saves="output",
         checks=(("lambd >= 0", "lambd must be >= 0"),),

@@ -7,12 +7,13 @@ import pytest
 
 from fastact import table
 from fastact._codegen.c_kernels import _opaque_bounds
+from fastact._math import functions
 
 VALUES = (-math.inf, -7.0, -0.0, 0.0, 1e-45, 3.0, 6.0, 6.5, math.inf, math.nan)
 
 
 def _evaluate(src: str, x: float, names: dict[str, float]) -> float:
-    return eval(src, {}, {"x": x, **names})
+    return eval(src, {"clamp": functions.clamp}, {"x": x, **names})
 
 
 def _same(a: float, b: float) -> bool:
@@ -63,3 +64,9 @@ def test_the_tables_rewritten_formulas_keep_their_values():
             assert _same(_evaluate(new, x, {**params, **names}), _evaluate(src, x, params)), (
                 entry.name
             )
+
+
+def test_clamps_literal_bounds_are_read_from_locals():
+    new, lines = _opaque_bounds("clamp((x + 3) * 0.5, 0, 1) + clamp(x, -lambd, 2)", "double")
+    assert new == "clamp((x + 3) * 0.5, fa_b0, fa_b1) + clamp(x, -lambd, fa_b2)"
+    assert [ln.split("(")[-1] for ln in lines] == ["0.0);", "1.0);", "2.0);"]
