@@ -371,10 +371,11 @@ def function_to_python(fn: Callable, helpers: Iterable[str]) -> str:
 # order.  The order depends on the row only, so a long row may spread over
 # threads segment by segment; a row of at most this length sums as one segment.
 ROW_SPLIT = 65536
-# A backward's row sums (softmax's of g * y) add into 16 lanes, two chains of 8
-# (one chain's latency bounded the float32 pass); each 8 combine pairwise,
-# then the two totals are added.  Forward sums keep 8 lanes.
-BACKWARD_LANES = 16
+# A backward's row sums (softmax's of g * y) add into 32 lanes, four chains of 8
+# (fewer chains left the pass bounded by the latency of the double additions);
+# each 8 combine pairwise, then the four totals are added in order.  Forward
+# sums keep 8 lanes.
+BACKWARD_LANES = 32
 
 UNARY = ("fwd", "tfwd", "fwdv")
 BINARY = ("bwd", "tbwd", "bwdv")

@@ -87,7 +87,9 @@ DTYPES = {"f32": "np.float32", "f64": "np.float64"}
 INPLACE = {kind: f"{kind}_ip" for kind in UNARY + BINARY + ROWWISE}
 KINDS = UNARY + BINARY + PGRAD + ROWWISE + tuple(INPLACE.values())
 PGRAD_LANES = 8  # pgrad's partial sums (the C generator's _pgrad: the same order)
-PGRAD_BLOCK = 128  # terms per block of pgrad's and row sums' stack buffer (a multiple of 8)
+PGRAD_BLOCK = (
+    128  # terms per block of pgrad's and row sums' stack buffer (a multiple of BACKWARD_LANES)
+)
 
 # Emitted Python that Numba would compile with other semantics than C:
 # Numba's math.floor returns an int64 (garbage for inf/NaN/huge values).
@@ -387,10 +389,10 @@ def _row_sum_lines(
     :func:`_pgrad_lines`, a plain loop (vectorized) writes each block's values
     to the stack buffer ``_fa_buf`` (its length is a multiple of 8, so every
     block starts in lane 0), the ``<8 x double>`` lanes add it eight at a
-    time, and the last block is padded with -0.0.  With ``width`` 16 (a
-    backward's sums, ``BACKWARD_LANES``) two such sets of eight lanes take
-    alternate groups of eight, and a segment's total is the first set's plus
-    the second's.  ``keep``: the array that also gets each value (the row's
+    time, and the last block is padded with -0.0.  With a ``width`` of
+    ``8 * s`` (a backward's sums, ``BACKWARD_LANES``) ``s`` such sets of eight
+    lanes take the groups of eight in turn, and a segment's total adds the
+    sets' totals in order.  ``keep``: the array that also gets each value (the row's
     output: :func:`~fastact._codegen.dialect.cached_stage`).
     """
     lanes = PGRAD_LANES

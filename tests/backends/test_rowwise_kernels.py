@@ -1,12 +1,12 @@
-"""softmax/log_softmax kernels: the row maximum in lanes, sums in 8 or 16 lanes.
+"""softmax/log_softmax kernels: the row maximum in lanes, sums in 8 or BACKWARD_LANES lanes.
 
 The kernels find a row's maximum in independent lanes (C: four blocks of
 eight vectorized lanes; Numba: eight chains), exact in any order; both compiled
 backends add a forward's row sums in double in eight lanes (element ``k`` into
 lane ``k % 8``, in increasing ``k``, from 0.0), combined as ``((l0 + l1) + (l2 +
 l3)) + ((l4 + l5) + (l6 + l7))``: the order of prelu's weight gradient, the
-same bits in both; a backward's in 16 lanes, each set of eight combined so and
-the two totals added.  Rows of every length up to a few lane widths put the
+same bits in both; a backward's in BACKWARD_LANES lanes, each set of eight
+combined so and the sets' totals added in order.  Rows of every length up to a few lane widths put the
 maximum, and each special value, in every position.
 """
 
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import fastact
+from fastact._codegen.dialect import BACKWARD_LANES
 from tests.conftest import BACKENDS
 
 needs_cython = pytest.mark.skipif(
@@ -92,20 +93,24 @@ def _eight_sums(a: np.ndarray) -> np.float64:
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
-def _sixteen_sums(a: np.ndarray) -> np.float64:
-    """A backward's row-sum order: element k into lane k % 16, each set of eight lanes
-    combined as in :func:`_eight_sums`, then the first set's total plus the second's."""
+def _backward_sums(a: np.ndarray) -> np.float64:
+    """A backward's row-sum order: element k into lane k % BACKWARD_LANES, each set of
+    eight lanes combined as in :func:`_eight_sums`, then the sets' totals in order."""
+    w = BACKWARD_LANES
     t = a.astype(np.float64)
-    pad = -len(t) % 16
-    groups = np.concatenate([t, np.full(pad, -0.0)]).reshape(-1, 16)
-    lane = np.zeros(16)
+    pad = -len(t) % w
+    groups = np.concatenate([t, np.full(pad, -0.0)]).reshape(-1, w)
+    lane = np.zeros(w)
     for row in groups:
         lane = lane + row
     tot = [
         ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
-        for a in (lane[:8], lane[8:])
+        for a in lane.reshape(-1, 8)
     ]
-    return tot[0] + tot[1]
+    total = tot[0]
+    for t8 in tot[1:]:
+        total = total + t8
+    return total
 
 
 def _wide(rng, shape, dtype) -> np.ndarray:
@@ -119,7 +124,7 @@ SUM_LENGTHS = [*range(1, 42), 127, 128, 129, 255, 256, 257, 1000, 4099]
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", SUM_LENGTHS)
-def test_backward_row_sums_add_in_sixteen_lanes(backend, dtype, n):
+def test_backward_row_sums_add_in_backward_lanes(backend, dtype, n):
     """log_softmax at y = 0 is g - exp(0) * d, softmax at y = 1 is 1 * (g - d): d's bits."""
     rng = np.random.default_rng(n)
     g = _wide(rng, (3, n), dtype)
@@ -127,25 +132,27 @@ def test_backward_row_sums_add_in_sixteen_lanes(backend, dtype, n):
         lg = fastact.log_softmax_backward(g, np.zeros_like(g))
         sg = fastact.softmax_backward(g, np.ones_like(g))
     for r in range(3):
-        d = dtype(_sixteen_sums(g[r]))
+        d = dtype(_backward_sums(g[r]))
         np.testing.assert_array_equal(lg[r], g[r] - d)
         np.testing.assert_array_equal(sg[r], g[r] - d)
     if n in (1000, 4099) and dtype == np.float64:  # the data tells the orders apart
-        assert _sequential(g[0]) != _sixteen_sums(g[0]) != _eight_sums(g[0])
+        sums = [(_sequential(v), _backward_sums(v), _eight_sums(v)) for v in g]
+        assert any(s != b for s, b, _ in sums) and any(e != b for _, b, e in sums)
 
 
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_row_sum_order_decides_the_result(backend, dtype):
-    """1e20, fifteen 1s, -1e20, 0.5: 15.5 in 16 lanes (1e20 and -1e20 share lane 0),
-    0.5 in order, 7.5 in eight lanes."""
-    g = np.array([[1e20] + [1] * 15 + [-1e20, 0.5]], dtype)
-    assert _sequential(g[0]) == 0.5 and _sixteen_sums(g[0]) == 15.5
+    """1e20, W - 1 ones, -1e20, 0.5 (W = BACKWARD_LANES): W - 0.5 in W lanes (1e20 and
+    -1e20 share lane 0), 0.5 in order."""
+    w = BACKWARD_LANES
+    g = np.array([[1e20] + [1] * (w - 1) + [-1e20, 0.5]], dtype)
+    assert _sequential(g[0]) == 0.5 and _backward_sums(g[0]) == w - 0.5
     with fastact.config(backend=backend, num_threads=1):
         lg = fastact.log_softmax_backward(g, np.zeros_like(g))
         sg = fastact.softmax_backward(g, np.ones_like(g))
-    np.testing.assert_array_equal(lg, g - dtype(15.5))
-    np.testing.assert_array_equal(sg, g - dtype(15.5))
+    np.testing.assert_array_equal(lg, g - dtype(w - 0.5))
+    np.testing.assert_array_equal(sg, g - dtype(w - 0.5))
 
 
 def _exp_bits(backend, v: np.ndarray) -> np.ndarray:
