@@ -1029,11 +1029,12 @@ def _half_kernel(entry: Activation, kind: str, store: str, attr: str, conv: str)
     if kind not in ORDERED_KINDS:
         conv = REORDERING_STORES.get(store, conv)
     args = f"{conv}_widen, {conv}_narrow, fa_{entry.name}_{kind}_f32_range, {nt}"
+    run = "_RUN" if kind in ORDERED_KINDS else ""
     if kind in UNARY:
-        sig, body = "const uint16_t *xp, uint16_t *out", f"FA_H16_UNARY({args})"
+        sig, body = "const uint16_t *xp, uint16_t *out", f"FA_H16_UNARY{run}({args})"
     else:
         sig = "const uint16_t *gp, const uint16_t *sp, uint16_t *out"
-        body = f"FA_H16_BINARY({args})"
+        body = f"FA_H16_BINARY{run}({args})"
     return (
         f"{attr}static void fa_{entry.name}_{kind}_{store}({sig}, Py_ssize_t n, const double *p, "
         f"uint64_t seed, int64_t off) {{\n    {body}\n}}"

@@ -199,6 +199,59 @@ FA_INLINE const uint16_t *fa_h16_chunk(const uint16_t *h, Py_ssize_t m, uint16_t
 /* The length of the chunk from k0: the head h first (0 but with nt: out + h
  * is then 64-byte aligned), then FA_H16_CHUNK or what is left. */
 #define FA_H16_LEN(k0) ((k0) == 0 && h > 0 ? h : (n - (k0) < FA_H16_CHUNK ? n - (k0) : FA_H16_CHUNK))
+/* The training kinds' 16-bit kernels (FA_H16_UNARY_RUN, FA_H16_BINARY_RUN): their
+ * range functions draw the noise of each element from its position, and their
+ * loops run the generator's runs with a variable trip count, so each call has a
+ * setup that chunks of FA_H16_CHUNK elements pay too often.  They widen up to
+ * FA_H16_RUN chunks (a span ends after a short chunk, so that the buffer's
+ * elements stay at their positions) and call the range function once. */
+#ifndef FA_H16_RUN
+#define FA_H16_RUN 8
+#endif
+#define FA_H16_SPAN(WIDEN_ALL, CALL, NARROW, SRC)                                    \
+    for (Py_ssize_t k0 = 0, m; k0 < n; k0 += m) {                                     \
+        Py_ssize_t lens[FA_H16_RUN];                                                  \
+        int nc = 0;                                                                   \
+        m = 0;                                                                        \
+        do {                                                                          \
+            const Py_ssize_t mj = FA_H16_LEN(k0 + m);                                 \
+            const int j = nc;                                                         \
+            WIDEN_ALL                                                                 \
+            lens[nc++] = mj;                                                          \
+            m += mj;                                                                  \
+        } while (nc < FA_H16_RUN && lens[nc - 1] == FA_H16_CHUNK && k0 + m < n);      \
+        CALL;                                                                         \
+        for (int j = 0; j < nc; j++) {                                                \
+            const Py_ssize_t c0 = k0 + (Py_ssize_t)j * FA_H16_CHUNK, mj = lens[j];    \
+            if (nt) {                                                                 \
+                NARROW(SRC + j * FA_H16_CHUNK, t);                                    \
+                fa_nt_copy(out + c0, t, (size_t)mj * sizeof(uint16_t));               \
+            } else if (mj == FA_H16_CHUNK) {                                          \
+                NARROW(SRC + j * FA_H16_CHUNK, out + c0);                             \
+            } else {                                                                  \
+                NARROW(SRC + j * FA_H16_CHUNK, t);                                    \
+                memcpy(out + c0, t, (size_t)mj * sizeof(uint16_t));                   \
+            }                                                                         \
+        }                                                                             \
+    }
+#define FA_H16_UNARY_RUN(WIDEN, NARROW, RANGE, NT)                                    \
+    float a[FA_H16_CHUNK * FA_H16_RUN] FA_ALIGN64, b[FA_H16_CHUNK * FA_H16_RUN] FA_ALIGN64; \
+    uint16_t t[FA_H16_CHUNK];                                                         \
+    const int nt = NT && xp != out && fa_nt_stores(out, n, sizeof(uint16_t), 2);      \
+    const Py_ssize_t h = nt ? fa_head(out, n, sizeof(uint16_t)) : 0;                  \
+    FA_H16_SPAN(WIDEN(fa_h16_chunk(xp + k0 + m, mj, t), a + j * FA_H16_CHUNK);,       \
+                RANGE(a, b, 0, nc * FA_H16_CHUNK, p, seed, off + (int64_t)k0), NARROW, b) \
+    if (nt) fa_nt_fence();
+#define FA_H16_BINARY_RUN(WIDEN, NARROW, RANGE, NT)                                   \
+    float a[FA_H16_CHUNK * FA_H16_RUN] FA_ALIGN64, b[FA_H16_CHUNK * FA_H16_RUN] FA_ALIGN64, \
+        c[FA_H16_CHUNK * FA_H16_RUN] FA_ALIGN64;                                      \
+    uint16_t t[FA_H16_CHUNK];                                                         \
+    const int nt = NT && gp != out && sp != out && fa_nt_stores(out, n, sizeof(uint16_t), 3);\
+    const Py_ssize_t h = nt ? fa_head(out, n, sizeof(uint16_t)) : 0;                  \
+    FA_H16_SPAN(WIDEN(fa_h16_chunk(gp + k0 + m, mj, t), a + j * FA_H16_CHUNK);        \
+                WIDEN(fa_h16_chunk(sp + k0 + m, mj, t), b + j * FA_H16_CHUNK);,       \
+                RANGE(a, b, c, 0, nc * FA_H16_CHUNK, p, seed, off + (int64_t)k0), NARROW, c) \
+    if (nt) fa_nt_fence();
 #define FA_H16_UNARY(WIDEN, NARROW, RANGE, NT)                                        \
     float a[FA_H16_CHUNK] FA_ALIGN64, b[FA_H16_CHUNK] FA_ALIGN64;                     \
     uint16_t t[FA_H16_CHUNK];                                                         \
