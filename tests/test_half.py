@@ -628,3 +628,37 @@ def test_rowwise_and_per_channel_are_float32_rounded_once(entry, half, backend):
                     gws.append(r[1])
             if gws:
                 _same_bits(gws[0], gws[1], f"{entry.name} {shape} weight gradient, 1 and 2 threads")
+
+
+ROW_LENGTHS = (1, 2, 31, 32, 33, 127, 128, 129, 257, 1000, 4099)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.rowwise], ids=entry_id)
+def test_backward_rows_in_16_bits_are_float32_rounded_once(entry, half):
+    """The backward of rows whose lengths straddle the row sum's lanes and the rounding's
+    chunks, special values at each chunk's edges, into a new array and in place over
+    either input: the float32 kernel's result rounded once (bfloat16's row kernels
+    read and write 16 bits; float16's go through float32 buffers)."""
+    rng = np.random.default_rng(5)
+    vals = specials(entry, {}, half)
+    for rowlen in ROW_LENGTHS:
+        x = rng.normal(0, 3, (3, rowlen))
+        g = rng.normal(0, 3, (3, rowlen))
+        for a in (0, 31, 32, 127, 128, rowlen - len(vals)):
+            if 0 <= a < rowlen:
+                g[1, a : a + len(vals)] = vals[: rowlen - a]
+                x[2, a : a + len(vals)] = vals[::-1][: rowlen - a]
+        x, g = _half.round_to(x, half), _half.round_to(g, half)
+        fwd, bwd = getattr(fastact, entry.name), getattr(fastact, entry.name + "_backward")
+        with fastact.config(backend="cython"), np.errstate(all="ignore"):
+            y = fwd(x)
+            want = bwd(g.astype(np.float32), y.astype(np.float32)).astype(half)
+        for conv in _conversions(half):
+            for threads in (1, 2):
+                what = f"{entry.name} {half.name} rows of {rowlen} {conv} {threads} threads"
+                with _converting(half, conv), fastact.config(backend="cython", num_threads=threads):
+                    _same_bits(bwd(g, y), want, what)
+                    g2, y2 = g.copy(), y.copy()
+                    _same_bits(bwd(g2, y, out=g2), want, what + " in place over g")
+                    _same_bits(bwd(g, y2, out=y2), want, what + " in place over y")

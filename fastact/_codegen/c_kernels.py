@@ -646,7 +646,33 @@ def _row_ops(entry: Activation, backward: bool) -> list[int]:
     return ops
 
 
-def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) -> str:
+# The 16-bit formats whose backward row kernels read and write 16 bits in the row
+# loops ({store: (attribute, chunk rounding)}): a shift widens bfloat16 exactly
+# and vectorizes inside the loops; the map computes FA_H16_CHUNK floats at a time
+# into a buffer that the chunk rounding (fa_convert.h) stores.  float16's
+# widening in C does not vectorize: its rows go through float32 buffers
+# (fastact/_backends/cython/_half.pxi), as every 16-bit forward's.
+ROW_STORES = {
+    "bf16": ("", "fa_chunk_bf16_narrow"),
+    "bf16v4": ("FA_BF16V4 ", "fa_chunk_bf16_v4_narrow"),
+}
+
+
+def has_half_row_bwd(entry: Activation) -> bool:
+    """Whether the entry's backward has :data:`ROW_STORES` kernels: a rowwise entry
+    whose backward keeps no stage's values in the output (16 bits cannot hold them)."""
+    if not entry.rowwise:
+        return False
+    return cached_stage(entry.row_backward, entry.backward, {"g", "y"}) is None
+
+
+def _rowwise(
+    entry: Activation,
+    backward: bool,
+    sfx: str,
+    helpers: list[str],
+    store: str | None = None,
+) -> str:
     """The row kernels of one pass: a function per reduction stage and one for the map
     (each over one run of a row, for the driver of long rows), and the kernel over
     ``rows`` contiguous rows of length ``n`` that runs them in order.
@@ -662,12 +688,17 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
     stages = entry.row_backward if backward else entry.row_forward
     final = entry.backward if backward else entry.forward
     where = f"{entry.name}.{'backward' if backward else 'forward'}"
-    name = f"fa_{entry.name}_r{'bwd' if backward else 'fwd'}_{sfx}"
+    name = f"fa_{entry.name}_r{'bwd' if backward else 'fwd'}_{store or sfx}"
+    # the arrays' element type, and an element of g_r or s_r as a float
+    etype, elem = (ctype, "{}") if store is None else ("uint16_t", "fa_bf16_to_f32({})")
     if backward:
         a, b = "g_r", "s_r"
 
         def load(i: str) -> list[str]:
-            return [f"const {ctype} g = g_r[{i}];", f"const {ctype} y = s_r[{i}];"]
+            return [
+                f"const {ctype} g = {elem.format(f'g_r[{i}]')};",
+                f"const {ctype} y = {elem.format(f's_r[{i}]')};",
+            ]
 
     else:
         a, b = "x_r", "b_r"
@@ -675,9 +706,12 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
         def load(i: str) -> list[str]:
             return [f"const {ctype} x = x_r[{i}];"]
 
-    sig = f"const {ctype} *{a}, const {ctype} *{b}, {ctype} *o_r, Py_ssize_t n, const double *acc"
+    sig = f"const {etype} *{a}, const {etype} *{b}, {etype} *o_r, Py_ssize_t n, const double *acc"
     loads = {"g", "y"} if backward else {"x"}
     cached = cached_stage(stages, final, loads)
+    if store is not None and (not backward or cached is not None):
+        raise ValueError(f"{where}: no {store} row kernel (has_half_row_bwd)")
+    attr, narrow = ROW_STORES[store] if store is not None else ("", None)
     out: list[str] = []
 
     def declare(upto: int, used: set[str]) -> list[str]:
@@ -715,16 +749,45 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
             lines.append("    Py_ssize_t k;")  # the lane loops' index, shared with the tail
         lines += [ln[4:] for ln in red]
         lines += [f"    return (double){var}_acc;", "}"]
-        lines += [
-            f"FA_CLONES static double {name}_s{i}({sig}) {{",
-            f"    return {name}_s{i}_body({a}, {b}, o_r, n, acc);",
-            "}",
-        ]
+        if store is None:  # the long-row driver's stages (float32 and float64 only)
+            lines += [
+                f"FA_CLONES static double {name}_s{i}({sig}) {{",
+                f"    return {name}_s{i}_body({a}, {b}, o_r, n, acc);",
+                "}",
+            ]
         out.append("\n".join(lines))
     used = free_names(cached[1] if cached is not None else final)
-    lines = [f"FA_INLINE void {name}_map_body({sig}) {{", void, *declare(len(stages), used)]
+    lines = [f"{attr}FA_INLINE void {name}_map_body({sig}) {{", void, *declare(len(stages), used)]
     declared = [var for var, _, _ in stages]
-    if cached is not None:
+    if store is not None:
+        body = expr_to_c(final, sfx, helpers, where)
+        step = [
+            *load("k0 + j"),
+            *[f"const {ctype} {d} = {d}_acc_t;" for d in declared if d in used],
+            f"buf[j] = {body};",
+        ]
+        lines += [
+            f"    {ctype} buf[FA_H16_CHUNK] FA_ALIGN64;",
+            "    uint16_t t[FA_H16_CHUNK];",
+            "    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {",
+            "        if (n - k0 >= FA_H16_CHUNK) {",
+            "            for (Py_ssize_t j = 0; j < FA_H16_CHUNK; j++) {",
+            *["                " + ln for ln in step],
+            "            }",
+            f"            {narrow}(buf, o_r + k0);",
+            "        } else {",
+            "            const Py_ssize_t m = n - k0;",
+            "            for (Py_ssize_t j = 0; j < FA_H16_CHUNK; j++) buf[j] = 0.0f;",
+            "            for (Py_ssize_t j = 0; j < m; j++) {",
+            *["                " + ln for ln in step],
+            "            }",
+            f"            {narrow}(buf, t);",
+            "            memcpy(o_r + k0, t, (size_t)m * sizeof(uint16_t));",
+            "        }",
+            "    }",
+            "}",
+        ]
+    elif cached is not None:
         body = expr_to_c(cached[1], sfx, helpers, where)
         lines.append("    for (Py_ssize_t k = 0; k < n; k++) {")
         lines.append(f"        const {ctype} {cached[0]}_elem = o_r[k];")
@@ -732,26 +795,28 @@ def _rowwise(entry: Activation, backward: bool, sfx: str, helpers: list[str]) ->
         body = expr_to_c(final, sfx, helpers, where)
         lines.append("    for (Py_ssize_t k = 0; k < n; k++) {")
         lines += ["        " + ld for ld in load("k")]
-    lines += [f"        const {ctype} {d} = {d}_acc_t;" for d in declared if d in used]
-    lines += [f"        o_r[k] = {body};", "    }", "}"]
-    lines += [
-        f"FA_CLONES static void {name}_map({sig}) {{",
-        f"    {name}_map_body({a}, {b}, o_r, n, acc);",
-        "}",
-    ]
+    if store is None:
+        lines += [f"        const {ctype} {d} = {d}_acc_t;" for d in declared if d in used]
+        lines += [f"        o_r[k] = {body};", "    }", "}"]
+        lines += [
+            f"FA_CLONES static void {name}_map({sig}) {{",
+            f"    {name}_map_body({a}, {b}, o_r, n, acc);",
+            "}",
+        ]
     out.append("\n".join(lines))
     if backward:
-        rsig = f"const {ctype} *gp, const {ctype} *sp, {ctype} *out"
-        offs = [f"const {ctype} *g_r = gp + r * n;", f"const {ctype} *s_r = sp + r * n;"]
+        rsig = f"const {etype} *gp, const {etype} *sp, {etype} *out"
+        offs = [f"const {etype} *g_r = gp + r * n;", f"const {etype} *s_r = sp + r * n;"]
     else:
         rsig = f"const {ctype} *xp, {ctype} *out"
         offs = [f"const {ctype} *x_r = xp + r * n;", f"const {ctype} *b_r = x_r;"]
     lines = [
-        f"FA_CLONES static void {name}({rsig}, Py_ssize_t rows, Py_ssize_t n, const double *p) {{",
+        f"{attr or 'FA_CLONES '}static void {name}({rsig}, Py_ssize_t rows, Py_ssize_t n, "
+        "const double *p) {",
         "    (void)p;",
         "    for (Py_ssize_t r = 0; r < rows; r++) {",
         *["        " + o for o in offs],
-        f"        {ctype} *o_r = out + r * n;",
+        f"        {etype} *o_r = out + r * n;",
         # zeros: a row of length 0 runs no sum loop, and the map then reads nothing
         f"        double acc[{max(len(stages), 1)}] = {{0.0}};",
     ]
@@ -907,6 +972,8 @@ typedef void (*fa_unary_h16)(const uint16_t *, uint16_t *, Py_ssize_t, const dou
                              int64_t);
 typedef void (*fa_binary_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t,
                               const double *, uint64_t, int64_t);
+typedef void (*fa_rowb_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t,
+                            Py_ssize_t, const double *);
 """
 
 
@@ -961,6 +1028,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 + "\n};"
             )
     out += _half_kernels(table, names)
+    out += _half_row_kernels(table, names)
     out += _row_stage_tables(table)
     for sfx in CTYPES:
         for v in ("", "v"):
@@ -992,6 +1060,24 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
     )
     out.append(f"#define FA_N_KERNELS {len(table)}\n#endif")
     return "\n\n".join(out) + "\n"
+
+
+def _half_row_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
+    """The backward row kernels of :data:`ROW_STORES` and their pointer tables
+    (``FA_RBWD_BF16``...: NULL where the entry has none, :func:`has_half_row_bwd`)."""
+    out = []
+    for store in ROW_STORES:
+        block = [_rowwise(e, True, "f32", names, store) for e in table if has_half_row_bwd(e)]
+        ptrs = [f"fa_{e.name}_rbwd_{store}" if has_half_row_bwd(e) else "NULL" for e in table]
+        block.append(
+            f"static fa_rowb_h16 FA_RBWD_{store.upper()}[{len(table)}] = {{\n    "
+            + ",\n    ".join(ptrs)
+            + "\n};"
+        )
+        if store in INSTRUCTION_STORES:
+            block = ["#if FA_HAVE_CLONES", *block, "#endif"]
+        out += block
+    return out
 
 
 def _half_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:

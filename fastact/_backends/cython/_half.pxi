@@ -20,6 +20,7 @@ cdef extern from "fa_half.h" nogil:
 cdef extern from "fa_kernels.h" nogil:
     ctypedef void (*fa_unary_h16)(const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     ctypedef void (*fa_binary_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_rowb_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
 
 cdef extern from "fa_half.h" nogil:
     fa_unary_h16 *fa_f16_unary[2]
@@ -28,6 +29,7 @@ cdef extern from "fa_half.h" nogil:
     fa_binary_h16 *fa_bf16_binary[2]
     int fa_half_use_bf16v4(int on)
     int fa_bf16v4
+    fa_rowb_h16 fa_half_rbwd(int fmt, int kid)
 
 fa_half_init()
 
@@ -302,9 +304,13 @@ cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uin
     cdef Py_ssize_t batch = _half_batch(rowlen), r, m, span = batch * rowlen
     cdef Py_ssize_t n = rows * rowlen, k
     cdef bint pf = fa_prefetching(n, sizeof(uint16_t))
+    cdef fa_rowb_h16 fused = fa_half_rbwd(fmt, kid) if b != NULL and nb == NULL else NULL
     cdef float *fa = buf
     cdef float *fb = buf + span
     cdef float *fo = buf + 2 * span
+    if fused != NULL:  # 16-bit loads and stores in the row loops: no buffers
+        fused(a, b, out, rows, rowlen, NULL)
+        return
     r = 0
     while r < rows:
         m = batch if r + batch <= rows else rows - r

@@ -168,6 +168,17 @@ FA_BF16V4 static void fa_narrow_bf16_v4(const float *f, uint16_t *h, Py_ssize_t 
 }
 #endif
 
+/* The backward row kernel of entry kid reading and writing the format's 16 bits
+ * (bfloat16: fa_kernels.h's FA_RBWD_BF16, rounding by AVX512_BF16 where chosen),
+ * or NULL: those rows go through float32 buffers (fastact/_backends/cython/_half.pxi). */
+static fa_rowb_h16 fa_half_rbwd(int fmt, int kid) {
+    if (fmt != FA_BFLOAT16) return NULL;
+#if FA_HAVE_CLONES
+    if (fa_bf16v4) return FA_RBWD_BF16V4[kid];
+#endif
+    return FA_RBWD_BF16[kid];
+}
+
 static void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n) {
 #if FA_HAVE_CLONES
     if (fmt == FA_FLOAT16 && fa_f16v4) {
