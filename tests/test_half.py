@@ -638,8 +638,8 @@ ROW_LENGTHS = (1, 2, 31, 32, 33, 127, 128, 129, 257, 1000, 4099)
 def test_backward_rows_in_16_bits_are_float32_rounded_once(entry, half):
     """The backward of rows whose lengths straddle the row sum's lanes and the rounding's
     chunks, special values at each chunk's edges, into a new array and in place over
-    either input: the float32 kernel's result rounded once (bfloat16's row kernels
-    read and write 16 bits; float16's go through float32 buffers)."""
+    either input: the float32 kernel's result rounded once (the 16-bit row kernels
+    widen and round chunk by chunk, the row sum's lanes carried across chunks)."""
     rng = np.random.default_rng(5)
     vals = specials(entry, {}, half)
     for rowlen in ROW_LENGTHS:

@@ -566,6 +566,7 @@ def _lane_sum(
     keep: bool,
     costly: bool,
     width: int = 8,
+    stop: str = "n",
 ) -> list[str]:
     """The sum of a run of a row in double, in ``width`` lanes (element ``k`` into
     lane ``k % width``; 8, or BACKWARD_LANES).
@@ -576,7 +577,8 @@ def _lane_sum(
     lanes) and of the Numba kernels (the same bits).  The values
     are computed apart from the additions where that lets them vectorize:
     into the output row when the map reads them back (``keep``), else, for a
-    formula with calls, block by block into a stack buffer.
+    formula with calls, block by block into a stack buffer.  ``stop``: the run's
+    length (computed values only).
     """
     lines = [f"        double {var}_lane[{width}] = {{{', '.join(['0.0'] * width)}}};"]
 
@@ -612,7 +614,7 @@ def _lane_sum(
             "        }",
         ]
     else:
-        lines += ["        " + ln for ln in _lane_adds(var, computed, "k", "n", width)]
+        lines += ["        " + ln for ln in _lane_adds(var, computed, "k", stop, width)]
     totals = []
     for b in range(0, width, 8):
         lv = [f"{var}_lane[{b + j}]" for j in range(8)]
@@ -646,22 +648,19 @@ def _row_ops(entry: Activation, backward: bool) -> list[int]:
     return ops
 
 
-# The 16-bit formats whose backward row kernels read and write 16 bits in the row
-# loops ({store: (attribute, chunk rounding)}): a shift widens bfloat16 exactly
-# and vectorizes inside the loops; the map computes FA_H16_CHUNK floats at a time
-# into a buffer that the chunk rounding (fa_convert.h) stores.  float16's
-# widening in C does not vectorize: its rows go through float32 buffers
-# (fastact/_backends/cython/_half.pxi), as every 16-bit forward's.
-ROW_STORES = {
-    "bf16": ("", "fa_chunk_bf16_narrow"),
-    "bf16v4": ("FA_BF16V4 ", "fa_chunk_bf16_v4_narrow"),
-}
+# The 16-bit backward row kernels run their stages on chunks of FA_H16_CHUNK
+# elements widened into float32 buffers by the format's chunk conversions (as
+# the elementwise 16-bit kernels do), each stage reading its row from memory in
+# 16 bits: one kernel per store of HALF_STORES and INSTRUCTION_STORES.  (A
+# bfloat16 row widened by a shift in the row loops themselves measured 5-10%
+# slower than its chunks; float16 has no such shift.)
+ROW_STORES = {**HALF_STORES, **INSTRUCTION_STORES}
 
 
 def has_half_row_bwd(entry: Activation) -> bool:
     """Whether the entry's backward has :data:`ROW_STORES` kernels: a rowwise entry
     whose backward keeps no stage's values in the output (16 bits cannot hold them)."""
-    if not entry.rowwise:
+    if not entry.rowwise or any(op not in ("sum", "log") for _, op, _ in entry.row_backward):
         return False
     return cached_stage(entry.row_backward, entry.backward, {"g", "y"}) is None
 
@@ -689,16 +688,14 @@ def _rowwise(
     final = entry.backward if backward else entry.forward
     where = f"{entry.name}.{'backward' if backward else 'forward'}"
     name = f"fa_{entry.name}_r{'bwd' if backward else 'fwd'}_{store or sfx}"
-    # the arrays' element type, and an element of g_r or s_r as a float
-    etype, elem = (ctype, "{}") if store is None else ("uint16_t", "fa_bf16_to_f32({})")
+    # the arrays' element type, and where the stages' loops read: the rows, or (16
+    # bits) the chunk buffers g_c and s_c their elements are widened into
+    etype, ga, sa = (ctype, "g_r", "s_r") if store is None else ("uint16_t", "g_c", "s_c")
     if backward:
         a, b = "g_r", "s_r"
 
         def load(i: str) -> list[str]:
-            return [
-                f"const {ctype} g = {elem.format(f'g_r[{i}]')};",
-                f"const {ctype} y = {elem.format(f's_r[{i}]')};",
-            ]
+            return [f"const {ctype} g = {ga}[{i}];", f"const {ctype} y = {sa}[{i}];"]
 
     else:
         a, b = "x_r", "b_r"
@@ -711,7 +708,17 @@ def _rowwise(
     cached = cached_stage(stages, final, loads)
     if store is not None and (not backward or cached is not None):
         raise ValueError(f"{where}: no {store} row kernel (has_half_row_bwd)")
-    attr, narrow = ROW_STORES[store] if store is not None else ("", None)
+    attr, conv = ROW_STORES[store] if store is not None else ("", None)
+    # the inlined bodies call the chunk conversions: their target, not the clones
+    battr = attr if store in INSTRUCTION_STORES else ""
+    chunks = [
+        f"    {ctype} g_c[FA_H16_CHUNK] FA_ALIGN64, s_c[FA_H16_CHUNK] FA_ALIGN64;",
+        "    uint16_t t[FA_H16_CHUNK];",
+    ]
+    widen = [
+        f"{conv}_widen(fa_h16_chunk(g_r + k0, kn, t), g_c);",
+        f"{conv}_widen(fa_h16_chunk(s_r + k0, kn, t), s_c);",
+    ]
     out: list[str] = []
 
     def declare(upto: int, used: set[str]) -> list[str]:
@@ -729,7 +736,7 @@ def _rowwise(
         used = free_names(expr)
         consts = [f"const {ctype} {d} = {d}_acc_t;" for d, _, _ in stages[:i] if d in used]
         lines = [
-            f"FA_INLINE double {name}_s{i}_body({sig}) {{",
+            f"{battr}FA_INLINE double {name}_s{i}_body({sig}) {{",
             void,
             *declare(i, used),
         ]
@@ -742,9 +749,30 @@ def _rowwise(
         else:
             keep = cached is not None and cached[0] == var
             width = BACKWARD_LANES if backward else 8
-            red = _lane_sum(
-                var, ctype, body, load_used, consts, keep, bool(called_names(expr)), width
-            )
+            costly = bool(called_names(expr))
+            if store is not None:  # chunk by chunk (a multiple of the lanes), in order
+                # a whole chunk in a loop of one trip count (its lanes stay in registers)
+                whole = _lane_sum(
+                    var, ctype, body, load_used, consts, False, False, width, "FA_H16_CHUNK"
+                )[1:-1]
+                whole = whole[: whole.index("        }") + 1]  # no tail: a multiple of the lanes
+                red = _lane_sum(var, ctype, body, load_used, consts, False, False, width, "kn")
+                red = [
+                    red[0],
+                    *["    " + ln for ln in chunks],
+                    "        for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {",
+                    "            const Py_ssize_t kn = n - k0 < FA_H16_CHUNK ? n - k0 : FA_H16_CHUNK;",
+                    *["            " + ln for ln in widen],
+                    "            if (kn == FA_H16_CHUNK) {",
+                    *["        " + ln for ln in whole],
+                    "            } else {",
+                    *["        " + ln for ln in red[1:-1]],
+                    "            }",
+                    "        }",
+                    red[-1],
+                ]
+            else:
+                red = _lane_sum(var, ctype, body, load_used, consts, keep, costly, width)
         if any(re.search(r"\bk\b", ln) and "Py_ssize_t k " not in ln for ln in red):
             lines.append("    Py_ssize_t k;")  # the lane loops' index, shared with the tail
         lines += [ln[4:] for ln in red]
@@ -757,32 +785,27 @@ def _rowwise(
             ]
         out.append("\n".join(lines))
     used = free_names(cached[1] if cached is not None else final)
-    lines = [f"{attr}FA_INLINE void {name}_map_body({sig}) {{", void, *declare(len(stages), used)]
+    lines = [f"{battr}FA_INLINE void {name}_map_body({sig}) {{", void, *declare(len(stages), used)]
     declared = [var for var, _, _ in stages]
     if store is not None:
+        # a short last chunk is padded with zeros (computed, not stored): one trip count
         body = expr_to_c(final, sfx, helpers, where)
-        step = [
-            *load("k0 + j"),
-            *[f"const {ctype} {d} = {d}_acc_t;" for d in declared if d in used],
-            f"buf[j] = {body};",
-        ]
         lines += [
-            f"    {ctype} buf[FA_H16_CHUNK] FA_ALIGN64;",
-            "    uint16_t t[FA_H16_CHUNK];",
+            *chunks,
+            f"    {ctype} o_c[FA_H16_CHUNK] FA_ALIGN64;",
             "    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {",
-            "        if (n - k0 >= FA_H16_CHUNK) {",
-            "            for (Py_ssize_t j = 0; j < FA_H16_CHUNK; j++) {",
-            *["                " + ln for ln in step],
-            "            }",
-            f"            {narrow}(buf, o_r + k0);",
+            "        const Py_ssize_t kn = n - k0 < FA_H16_CHUNK ? n - k0 : FA_H16_CHUNK;",
+            *["        " + ln for ln in widen],
+            "        for (Py_ssize_t k = 0; k < FA_H16_CHUNK; k++) {",
+            *["            " + ln for ln in load("k")],
+            *[f"            const {ctype} {d} = {d}_acc_t;" for d in declared if d in used],
+            f"            o_c[k] = {body};",
+            "        }",
+            "        if (kn == FA_H16_CHUNK) {",
+            f"            {conv}_narrow(o_c, o_r + k0);",
             "        } else {",
-            "            const Py_ssize_t m = n - k0;",
-            "            for (Py_ssize_t j = 0; j < FA_H16_CHUNK; j++) buf[j] = 0.0f;",
-            "            for (Py_ssize_t j = 0; j < m; j++) {",
-            *["                " + ln for ln in step],
-            "            }",
-            f"            {narrow}(buf, t);",
-            "            memcpy(o_r + k0, t, (size_t)m * sizeof(uint16_t));",
+            f"            {conv}_narrow(o_c, t);",
+            "            memcpy(o_r + k0, t, (size_t)kn * sizeof(uint16_t));",
             "        }",
             "    }",
             "}",
@@ -811,7 +834,7 @@ def _rowwise(
         rsig = f"const {ctype} *xp, {ctype} *out"
         offs = [f"const {ctype} *x_r = xp + r * n;", f"const {ctype} *b_r = x_r;"]
     lines = [
-        f"{attr or 'FA_CLONES '}static void {name}({rsig}, Py_ssize_t rows, Py_ssize_t n, "
+        f"{attr if store else 'FA_CLONES '}static void {name}({rsig}, Py_ssize_t rows, Py_ssize_t n, "
         "const double *p) {",
         "    (void)p;",
         "    for (Py_ssize_t r = 0; r < rows; r++) {",

@@ -296,9 +296,10 @@ cdef inline Py_ssize_t _half_batch(Py_ssize_t rowlen) noexcept nogil:
 
 cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uint16_t *out,
                      Py_ssize_t rows, Py_ssize_t rowlen, float *buf, void *nb) noexcept nogil:
-    """Rows 0:rows through ``buf`` (3 * _half_batch(rowlen) * rowlen floats), by the C
-    row kernel or, ``nb`` not NULL, by Numba's (rows are independent: the batches do
-    not change their bits).  A large block prefetches into L2 the lines of the batch
+    """Rows 0:rows: a backward by the 16-bit row kernel (fa_half_rbwd: chunks widened
+    and rounded inside the row loops, no buffers), else through ``buf`` (3 *
+    _half_batch(rowlen) * rowlen floats), by the C row kernel or, ``nb`` not NULL, by
+    Numba's (rows are independent: the batches do not change their bits).  A large block prefetches into L2 the lines of the batch
     after the next one (inputs and output: a batch is about a page of each, where the
     hardware prefetcher starts over)."""
     cdef Py_ssize_t batch = _half_batch(rowlen), r, m, span = batch * rowlen
@@ -308,7 +309,7 @@ cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uin
     cdef float *fa = buf
     cdef float *fb = buf + span
     cdef float *fo = buf + 2 * span
-    if fused != NULL:  # 16-bit loads and stores in the row loops: no buffers
+    if fused != NULL:
         fused(a, b, out, rows, rowlen, NULL)
         return
     r = 0

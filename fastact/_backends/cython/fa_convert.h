@@ -124,14 +124,12 @@ FA_BF16V4 FA_INLINE void fa_chunk_bf16_v4_widen(const uint16_t *h, float *f) {
     }
 }
 FA_BF16V4 FA_INLINE void fa_chunk_bf16_v4_narrow(const float *f, uint16_t *h) {
-    const __m512i one = _mm512_set1_epi32(1), most = _mm512_set1_epi32(0x007fffff);
+    const __m512i one = _mm512_set1_epi32(1);
     for (int j = 0; j < FA_H16_CHUNK; j += 16) {
         const __m512 v = _mm512_load_ps(f + j);
         const __m512i u = _mm512_castps_si512(v);
         __m256i r = (__m256i)_mm512_cvtneps_pbh(v);
-        /* 1 <= |u| <= 0x007fffff: a subnormal */
-        const __m512i a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
-        const __mmask16 sub = _mm512_cmple_epu32_mask(_mm512_sub_epi32(a, one), _mm512_sub_epi32(most, one));
+        const __mmask16 sub = _mm512_fpclass_ps_mask(v, 0x20); /* the subnormal lanes */
         if (sub) {
             const __m512i even = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
             const __m512i t = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), even);

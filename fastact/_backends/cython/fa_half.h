@@ -111,6 +111,8 @@ FA_V4 static void fa_narrow_f16_v4(const float *f, uint16_t *h, Py_ssize_t n) {
 /* Whether whole float16 arrays convert by the x86-64-v4 copies above: F16C is on
  * and the CPU has the level. */
 static int fa_f16v4 = 0;
+/* ... and the 16-bit row kernels by the x86-64-v3 copy (F16C, no x86-64-v4). */
+static int fa_f16v3 = 0;
 /* Whether float16 is rounded by F16C: the CPU has it (fa_half_init, at module
  * load), and fa_half_use_f16c has not turned it off (the tests compare both). */
 static int fa_f16c = 0;
@@ -118,6 +120,7 @@ static int fa_half_use_f16c(int on) {
     const int was = fa_f16c;
     fa_f16c = on && FA_CPU_F16C;
     fa_f16v4 = fa_f16c && FA_CPU_V4;
+    fa_f16v3 = fa_f16c && !fa_f16v4 && FA_CPU_V3;
     fa_f16_select(fa_f16c);
     return was;
 }
@@ -168,15 +171,16 @@ FA_BF16V4 static void fa_narrow_bf16_v4(const float *f, uint16_t *h, Py_ssize_t 
 }
 #endif
 
-/* The backward row kernel of entry kid reading and writing the format's 16 bits
- * (bfloat16: fa_kernels.h's FA_RBWD_BF16, rounding by AVX512_BF16 where chosen),
+/* The backward row kernel of entry kid on the format's 16 bits (fa_kernels.h's
+ * FA_RBWD_BF16...: chunks converted by the instructions chosen above, else in C),
  * or NULL: those rows go through float32 buffers (fastact/_backends/cython/_half.pxi). */
 static fa_rowb_h16 fa_half_rbwd(int fmt, int kid) {
-    if (fmt != FA_BFLOAT16) return NULL;
 #if FA_HAVE_CLONES
-    if (fa_bf16v4) return FA_RBWD_BF16V4[kid];
+    if (fmt == FA_BFLOAT16 && fa_bf16v4) return FA_RBWD_BF16V4[kid];
+    if (fmt == FA_FLOAT16 && fa_f16v4) return FA_RBWD_F16V4[kid];
+    if (fmt == FA_FLOAT16 && fa_f16v3) return FA_RBWD_F16V3[kid];
 #endif
-    return FA_RBWD_BF16[kid];
+    return fmt == FA_BFLOAT16 ? FA_RBWD_BF16[kid] : FA_RBWD_F16[kid];
 }
 
 static void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n) {
