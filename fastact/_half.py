@@ -41,6 +41,9 @@ BLOCK = 1 << 16
 # Longest row a backend's own 16-bit rowwise kernels take (float32 buffers per thread);
 # longer rows go through the blockwise drivers, which spread one row over threads.
 NATIVE_ROW_MAX = 1 << 16
+# Elements of the rows widened together into float32 buffers by the row drivers (three
+# buffers, 24 KiB in all: L1), at least one row; any count gives the same bits.
+ROW_BATCH = 2048
 
 
 _bfloat16: list[np.dtype | None] = []

@@ -286,12 +286,12 @@ cdef void _numba_half(void *k, int fmt, const uint16_t *a, const uint16_t *b, ui
 
 from cython.parallel cimport threadid
 
-DEF HALF_ROW_BATCH = 2048  # rows widened together: three float32 buffers, 24 KiB in all (L1)
+cdef Py_ssize_t _half_row_batch = 0  # fastact._half.ROW_BATCH, set at import
 
 
 cdef inline Py_ssize_t _half_batch(Py_ssize_t rowlen) noexcept nogil:
-    """Rows widened together: about HALF_ROW_BATCH elements, at least one row."""
-    return HALF_ROW_BATCH // rowlen if rowlen < HALF_ROW_BATCH else 1
+    """Rows widened together: about fastact._half.ROW_BATCH elements, at least one row."""
+    return _half_row_batch // rowlen if rowlen < _half_row_batch else 1
 
 
 cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uint16_t *out,
@@ -398,12 +398,14 @@ cdef Py_ssize_t _half_row_max = 0
 cdef Py_ssize_t _half_block = 0
 
 
-def half_set_limits(Py_ssize_t row_max, Py_ssize_t block):
-    """The longest row the fast path runs through the 16-bit row buffers, and the
-    elements of a block of the blockwise 16-bit drivers (fastact._half.BLOCK)."""
-    global _half_row_max, _half_block
+def half_set_limits(Py_ssize_t row_max, Py_ssize_t block, Py_ssize_t row_batch):
+    """The longest row the fast path runs through the 16-bit row buffers, the elements
+    of a block of the blockwise 16-bit drivers (fastact._half.BLOCK) and of the rows
+    widened together (fastact._half.ROW_BATCH)."""
+    global _half_row_max, _half_block, _half_row_batch
     _half_row_max = row_max
     _half_block = block
+    _half_row_batch = row_batch
 
 
 cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object out):

@@ -28,13 +28,12 @@ from fastact._backends.numba.intrinsics import (
     f16_widen,
     shifted,
 )
-from fastact._half import FORMATS
+from fastact._half import FORMATS, ROW_BATCH
 
 MIN_CHUNK = 4096  # no chunk of fewer elements (but a call's only one)
 SEGMENT = 16384  # the longest run of a per-channel row one kernel call takes
 PGRAD_BLOCKS = 64  # the partial sums of a per-channel parameter gradient
 HALF_BLOCK = 1024  # 16-bit elements widened into a float32 buffer per kernel call
-HALF_ROW_BATCH = 2048  # elements of the 16-bit rows widened together (any count: same bits)
 FLOAT16 = FORMATS["float16"]  # the format code the 16-bit drivers take (else bfloat16)
 
 _SEED0 = np.uint64(0)
@@ -401,7 +400,7 @@ def half_rows(kernel, xa, xb, out, p, rowlen, r0, r1, binary, fmt):
     """Rows r0..r1-1 of the 16-bit patterns xa (and xb, a backward's saved values, where
     ``binary``) of format ``fmt``: a batch of whole rows at a time widened into float32
     buffers, the float32 row kernel, rounded into out."""
-    batch = max(1, HALF_ROW_BATCH // rowlen)
+    batch = max(1, ROW_BATCH // rowlen)
     span = batch * rowlen
     a = np.empty(span, np.float32)
     b = np.empty(span if binary else 0, np.float32)
