@@ -682,6 +682,11 @@ def _rowwise(
     order) per segment of ``ROW_SPLIT`` elements, the segments' totals added in
     order.  The result depends on the row only, not on threads nor on how the
     row's segments are shared among them.
+
+    ``store`` (a backward, :func:`has_half_row_bwd`): the kernel on 16-bit rows of
+    that store of :data:`ROW_STORES`, float32 inside (``sfx`` "f32"): each stage
+    widens its row chunk by chunk, the map rounds chunk by chunk; the same bits as
+    the float32 kernel on the widened rows, rounded once.
     """
     ctype = CTYPES[sfx]
     stages = entry.row_backward if backward else entry.row_forward

@@ -111,7 +111,7 @@ FA_V4 FA_INLINE void fa_chunk_f16c_v4_narrow(const float *f, uint16_t *h) {
  * conversion above takes some eight.  It rounds to nearest even whatever MXCSR
  * says, overflows to inf and quiets a NaN as fa_f32_to_bf16 does (the top bits,
  * the quiet bit set), but takes a subnormal float32 as zero: the vectors that
- * hold one (a compare on the magnitude's bits, rarely true) are rounded in
+ * hold one (VFPCLASSPS, rarely true) are rounded in
  * integers as in C, so the bits are fa_f32_to_bf16's for every float32 (only
  * subnormal float32 round to subnormal bfloat16: the formats share their
  * exponent range).  The widening is a shift, exact for every value. */
