@@ -197,14 +197,14 @@ FA_INLINE const uint16_t *fa_h16_chunk(const uint16_t *h, Py_ssize_t m, uint16_t
 /* The length of the chunk from k0: the head h first (0 but with nt: out + h
  * is then 64-byte aligned), then FA_H16_CHUNK or what is left. */
 #define FA_H16_LEN(k0) ((k0) == 0 && h > 0 ? h : (n - (k0) < FA_H16_CHUNK ? n - (k0) : FA_H16_CHUNK))
-/* The training kinds' 16-bit kernels (FA_H16_UNARY_RUN, FA_H16_BINARY_RUN): their
+/* The training kinds' bfloat16 kernels (FA_H16_UNARY_RUN, FA_H16_BINARY_RUN): their
  * range functions draw the noise of each element from its position, and their
  * loops run the generator's runs with a variable trip count, so each call has a
  * setup that chunks of FA_H16_CHUNK elements pay too often.  They widen up to
  * FA_H16_RUN chunks (a span ends after a short chunk, so that the buffer's
  * elements stay at their positions) and call the range function once. */
 #ifndef FA_H16_RUN
-#define FA_H16_RUN 8
+#define FA_H16_RUN 4
 #endif
 #define FA_H16_SPAN(WIDEN_ALL, CALL, NARROW, SRC)                                    \
     for (Py_ssize_t k0 = 0, m; k0 < n; k0 += m) {                                     \
