@@ -87,9 +87,8 @@ DTYPES = {"f32": "np.float32", "f64": "np.float64"}
 INPLACE = {kind: f"{kind}_ip" for kind in UNARY + BINARY + ROWWISE}
 KINDS = UNARY + BINARY + PGRAD + ROWWISE + tuple(INPLACE.values())
 PGRAD_LANES = 8  # pgrad's partial sums (the C generator's _pgrad: the same order)
-PGRAD_BLOCK = (
-    128  # terms per block of pgrad's and row sums' stack buffer (a multiple of BACKWARD_LANES)
-)
+# terms per block of pgrad's and row sums' stack buffer (a multiple of BACKWARD_LANES)
+PGRAD_BLOCK = 128
 
 # Emitted Python that Numba would compile with other semantics than C:
 # Numba's math.floor returns an int64 (garbage for inf/NaN/huge values).

@@ -299,9 +299,10 @@ cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uin
     """Rows 0:rows: a backward by the 16-bit row kernel (fa_half_rbwd: chunks widened
     and rounded inside the row loops, no buffers), else through ``buf`` (3 *
     _half_batch(rowlen) * rowlen floats), by the C row kernel or, ``nb`` not NULL, by
-    Numba's (rows are independent: the batches do not change their bits).  A large block prefetches into L2 the lines of the batch
-    after the next one (inputs and output: a batch is about a page of each, where the
-    hardware prefetcher starts over)."""
+    Numba's (rows are independent: the batches do not change their bits).  A large
+    block prefetches into L2 the lines of the batch after the next one (inputs and
+    output: a batch is about a page of each, where the hardware prefetcher starts
+    over)."""
     cdef Py_ssize_t batch = _half_batch(rowlen), r, m, span = batch * rowlen
     cdef Py_ssize_t n = rows * rowlen, k
     cdef bint pf = fa_prefetching(n, sizeof(uint16_t))
