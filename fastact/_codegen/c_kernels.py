@@ -35,7 +35,10 @@ from pathlib import Path
 from ..table import Activation
 from .dialect import (
     BACKWARD_LANES,
+    CHANNEL_SEGMENT,
     CTYPES,
+    MIN_CHUNK,
+    PGRAD_BLOCKS,
     ROW_SPLIT,
     UNARY,
     cached_stage,
@@ -961,6 +964,11 @@ PROLOGUE = """\
 #define FA_ROW_BLOCK 256
 /* Row sums add their segments of this many elements in order (ROW_SPLIT). */
 #define FA_ROW_SPLIT {row_split}
+/* The drivers' layout (fastact/_codegen/dialect.py): CHANNEL_SEGMENT, PGRAD_BLOCKS,
+ * MIN_CHUNK. */
+#define FA_CHANNEL_SEGMENT {channel_segment}
+#define FA_PGRAD_BLOCKS {pgrad_blocks}
+#define FA_MIN_CHUNK {min_chunk}
 #define FA_RSTAGES {rstages}
 #define FA_ROP_MAX {rop_max}
 #define FA_ROP_SUM {rop_sum}
@@ -1014,6 +1022,9 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
     names = [h.__name__ for h in helpers]
     out = [
         PROLOGUE.replace("{row_split}", str(ROW_SPLIT))
+        .replace("{channel_segment}", str(CHANNEL_SEGMENT))
+        .replace("{pgrad_blocks}", str(PGRAD_BLOCKS))
+        .replace("{min_chunk}", str(MIN_CHUNK))
         .replace("{rstages}", str(RSTAGES))
         .replace("{rop_max}", str(ROP_MAX))
         .replace("{rop_sum}", str(ROP_SUM))

@@ -376,6 +376,16 @@ ROW_SPLIT = 65536
 # each 8 combine pairwise, then the four totals are added in order.  Forward
 # sums keep 8 lanes.
 BACKWARD_LANES = 32
+# The drivers of both backends (fastact/_backends/cython/_channel.pxi,
+# fastact/_backends/numba/drivers.py) cut a per-channel row into segments of at
+# most CHANNEL_SEGMENT elements (one long row, one channel, still spreads over
+# threads) and sum a parameter gradient in at most PGRAD_BLOCKS partial sums: the
+# order then depends on the shape only, so any thread count gives the same bits.
+# No thread takes a chunk of fewer than MIN_CHUNK elements (but a call's only one;
+# a multiple of 16, so chunk boundaries fall on 64-byte lines for both float types).
+CHANNEL_SEGMENT = 16384
+PGRAD_BLOCKS = 64
+MIN_CHUNK = 4096
 
 UNARY = ("fwd", "tfwd", "fwdv")
 BINARY = ("bwd", "tbwd", "bwdv")

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 import fastact
+from fastact._codegen.dialect import CHANNEL_SEGMENT as SEGMENT
+from fastact._codegen.dialect import PGRAD_BLOCKS
 from tests.conftest import BACKENDS
 
 pytestmark = pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
-
-SEGMENT = 16384  # _channel.pxi
-PGRAD_BLOCKS = 64
 
 
 def _terms(g: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -2,9 +2,11 @@
 #
 # Rows of a per-channel entry are cut into segments of at most SEGMENT elements,
 # so that one long row (a single channel) still spreads over threads and the
-# partial sums of a parameter gradient never depend on the thread count.
-
-DEF SEGMENT = 16384
+# partial sums of a parameter gradient never depend on the thread count
+# (CHANNEL_SEGMENT of fastact/_codegen/dialect.py).
+cdef extern from "fa_kernels.h":
+    enum:
+        SEGMENT "FA_CHANNEL_SEGMENT"
 # Channel weights held on the stack by the fast path; more go to PyMem_Malloc.
 DEF FAST_STACK_W = 64
 # fastact._api.ROW_RUN: (N, C) input runs ROW_RUN // C rows per kernel call.

@@ -51,13 +51,13 @@ COMPILER = FA_COMPILER.decode().strip()
 SIMD_CLONES = FA_SIMD_CLONES.decode()
 SOURCE_KEY = FA_SOURCE_KEY.decode()
 
-# Smallest chunk handed to a thread, in elements (a multiple of 16 so that
-# chunk boundaries fall on 64-byte lines for both float types).
-DEF MIN_CHUNK = 4096
 DEF MAX_PARAMS = 8
-# Fixed number of partial sums for a parameter gradient: the reduction order
-# then depends on the shape only, so any thread count gives the same bits.
-DEF PGRAD_BLOCKS = 64
+# The smallest chunk handed to a thread, in elements, and the fixed number of
+# partial sums of a parameter gradient (fastact/_codegen/dialect.py).
+cdef extern from "fa_kernels.h":
+    enum:
+        MIN_CHUNK "FA_MIN_CHUNK"
+        PGRAD_BLOCKS "FA_PGRAD_BLOCKS"
 
 include "_fast.pxi"
 include "_numba.pxi"

@@ -65,6 +65,7 @@ import numpy as np
 from numba import types
 
 from ..._codegen import numba_kernels as gen
+from ..._codegen.dialect import MIN_CHUNK, PGRAD_BLOCKS
 from ..._math.functions import HELPERS
 from ...table import Activation
 from . import drivers
@@ -145,7 +146,7 @@ def _n_chunks(n: int, nthreads: int) -> int:
     """As the Cython driver: one chunk per thread, none under MIN_CHUNK elements."""
     if nthreads <= 1:
         return 1
-    return min(nthreads, (n + drivers.MIN_CHUNK - 1) // drivers.MIN_CHUNK)
+    return min(nthreads, (n + MIN_CHUNK - 1) // MIN_CHUNK)
 
 
 def _omp_library():
@@ -409,7 +410,7 @@ class NumbaBackend:
         p = self._params(params) if params else _NOPARAMS
         if first.ndim != 1:
             arrays = tuple(_flat(a) for a in arrays)
-        if nthreads > 1 and first.size > drivers.MIN_CHUNK:
+        if nthreads > 1 and first.size > MIN_CHUNK:
             nch = _n_chunks(first.size, nthreads)
             self._run(driver, sfx, nch, k, *arrays, p, seed, nch)
             return
@@ -434,7 +435,7 @@ class NumbaBackend:
         k = self._addr.get((entry.name, kind, "f32")) or self.kernel(entry, kind, "f32")
         p = self._params(params) if params else _NOPARAMS
         n = arrays[0].size
-        nch = _n_chunks(n, nthreads) if nthreads > 1 and n > drivers.MIN_CHUNK else 1
+        nch = _n_chunks(n, nthreads) if nthreads > 1 and n > MIN_CHUNK else 1
         self._run(driver, "f32", nch, k, *arrays, p, seed, nch, fmt)
 
     def _serial(self, name: str, sfx: str):
@@ -451,7 +452,7 @@ class NumbaBackend:
 
     @staticmethod
     def _channel_threads(rows: int, rowlen: int, nthreads: int) -> int:
-        return 1 if nthreads < 1 or rows * rowlen < 2 * drivers.MIN_CHUNK else nthreads
+        return 1 if nthreads < 1 or rows * rowlen < 2 * MIN_CHUNK else nthreads
 
     def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
         sfx = _sfx(x)
@@ -466,7 +467,7 @@ class NumbaBackend:
         sfx = _sfx(g)
         rows, rowlen, segs, vector = self._geometry(outer, channels, inner)
         units = rows * segs
-        nblocks = min(units, drivers.PGRAD_BLOCKS)
+        nblocks = min(units, PGRAD_BLOCKS)
         if nblocks < 1:
             return np.zeros(channels)
         kind = "bwdv" if vector else "bwd"

@@ -28,11 +28,10 @@ from fastact._backends.numba.intrinsics import (
     f16_widen,
     shifted,
 )
+from fastact._codegen.dialect import CHANNEL_SEGMENT as SEGMENT
 from fastact._half import FORMATS, ROW_BATCH
 
-MIN_CHUNK = 4096  # no chunk of fewer elements (but a call's only one)
-SEGMENT = 16384  # the longest run of a per-channel row one kernel call takes
-PGRAD_BLOCKS = 64  # the partial sums of a per-channel parameter gradient
+# SEGMENT: the longest run of a per-channel row one kernel call takes (as the C drivers)
 HALF_BLOCK = 1024  # 16-bit elements widened into a float32 buffer per kernel call
 FLOAT16 = FORMATS["float16"]  # the format code the 16-bit drivers take (else bfloat16)
 
