@@ -6,8 +6,8 @@ backends add a forward's row sums in double in eight lanes (element ``k`` into
 lane ``k % 8``, in increasing ``k``, from 0.0), combined as ``((l0 + l1) + (l2 +
 l3)) + ((l4 + l5) + (l6 + l7))``: the order of prelu's weight gradient, the
 same bits in both; a backward's in BACKWARD_LANES lanes, each set of eight
-combined so and the sets' totals added in order.  Rows of every length up to a few lane widths put the
-maximum, and each special value, in every position.
+combined so and the sets' totals added in order.  Rows of every length up to a
+few lane widths put the maximum, and each special value, in every position.
 """
 
 from __future__ import annotations
