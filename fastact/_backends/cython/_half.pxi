@@ -307,12 +307,13 @@ cdef void _half_rows(int fmt, int kid, const uint16_t *a, const uint16_t *b, uin
     cdef Py_ssize_t n = rows * rowlen, k
     cdef bint pf = fa_prefetching(n, sizeof(uint16_t))
     cdef fa_rowb_h16 fused = fa_half_rbwd(fmt, kid) if b != NULL and nb == NULL else NULL
-    cdef float *fa = buf
-    cdef float *fb = buf + span
-    cdef float *fo = buf + 2 * span
-    if fused != NULL:
+    cdef float *fa
+    cdef float *fb
+    cdef float *fo
+    if fused != NULL:  # buf may be NULL
         fused(a, b, out, rows, rowlen, NULL)
         return
+    fa, fb, fo = buf, buf + span, buf + 2 * span
     r = 0
     while r < rows:
         m = batch if r + batch <= rows else rows - r
@@ -338,20 +339,21 @@ cdef int _half_rows_run(int fmt, int kid, const uint16_t *ap, const uint16_t *bp
                         uint16_t *op, Py_ssize_t rows, Py_ssize_t rowlen, int nthreads,
                         void *nb) noexcept nogil:
     """Rows 0:rows, each thread a static block of whole rows with buffers of its own
-    (``nb``: Numba's row kernel, serial); -1 when the buffers cannot be had (nothing
-    written)."""
-    cdef Py_ssize_t nblk, step, c, r0, r1, per
-    cdef float *bufs
+    (``nb``: Numba's row kernel, serial; none for the 16-bit row kernels, which need
+    none); -1 when the buffers cannot be had (nothing written)."""
+    cdef Py_ssize_t nblk, step, c, r0, r1, per = 0
+    cdef float *bufs = NULL
     if rows < 1 or rowlen < 1:
         return 0
     nblk = _n_chunks(rows * rowlen, nthreads)
     if nblk > rows:
         nblk = rows
     step = (rows + nblk - 1) // nblk
-    per = 3 * _half_batch(rowlen) * rowlen
-    bufs = <float *>malloc(nblk * per * sizeof(float))
-    if bufs == NULL:
-        return -1
+    if bp == NULL or (nb != NULL and nblk == 1) or fa_half_rbwd(fmt, kid) == NULL:
+        per = 3 * _half_batch(rowlen) * rowlen
+        bufs = <float *>malloc(nblk * per * sizeof(float))
+        if bufs == NULL:
+            return -1
     if nblk == 1:
         _half_rows(fmt, kid, ap, bp, op, rows, rowlen, bufs, nb)
     else:
