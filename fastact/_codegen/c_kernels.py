@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..table import Activation
@@ -46,6 +47,7 @@ from .dialect import (
     expr_to_c,
     free_names,
     function_to_c,
+    hide_bounds,
     kernel_formula,
     memory_bound,
     saved_name,
@@ -127,59 +129,26 @@ def _unswitch(src: str, params: set[str]) -> list[tuple[str | None, str]]:
     return [(None, src)]
 
 
-def _opaque_bounds(src: str, ctype: str) -> tuple[str, list[str]]:
-    """``src`` with the literal bound of each min/max-shaped select read from a local.
+def _opaque_bounds(src: str, ctype: str, helpers: Iterable[str] = ()) -> tuple[str, list[str]]:
+    """``src`` with each constant bound of a min or a max read from a local.
 
-    A select ``c if e < c else e`` (any comparison; ``e`` on either side, ``c`` in
-    either branch) is a minimum or a maximum.  gcc 12 compiles it to one
-    ``vminps``/``vmaxps`` where ``c`` is a variable, but to a compare and a blend
-    that load ``e`` again where it is a literal (relu6's forward in place at 10^6
-    floats: 1.5x the streaming limit, against hardtanh's 1.07x).  So each such
-    ``c`` becomes a local ``fa_bN``, set through ``fa_opaque`` (fa_intrinsics.h),
-    which hides its value from the optimizer; so does each literal bound of
-    ``clamp(e, lo, hi)`` (fastact/_math/functions.py), a select of that shape
-    (hardsigmoid's forward in place at 10^6 floats: 1.45x the limit, against
-    1.0x).  Same values, same bits.
+    The bounds are :func:`~fastact._codegen.dialect.hide_bounds`'s; each becomes a
+    local ``fa_bN`` set once through ``fa_opaque`` (fa_intrinsics.h), which hides
+    its value from the optimizer (hardsigmoid's forward in place at 10^6 floats:
+    1.45x the streaming limit with literal bounds, against 1.0x).
     """
     tree = ast.parse(src, mode="eval")
     bounds: dict[str, str] = {}
 
-    def bound(c: ast.Constant) -> ast.Name:
-        return ast.Name(bounds.setdefault(repr(c.value), f"fa_b{len(bounds)}"), ast.Load())
+    def local(c: ast.expr) -> ast.Name:
+        return ast.Name(bounds.setdefault(ast.unparse(c), f"fa_b{len(bounds)}"), ast.Load())
 
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "clamp":
-            node.args = [
-                bound(a) if j and isinstance(a, ast.Constant) else a
-                for j, a in enumerate(node.args)
-            ]
-            continue
-        if not (isinstance(node, ast.IfExp) and isinstance(node.test, ast.Compare)):
-            continue
-        test = node.test
-        if len(test.ops) != 1:
-            continue
-        sides = [test.left, test.comparators[0]]
-        consts = [x for x in sides if isinstance(x, ast.Constant)]
-        if len(consts) != 1:
-            continue
-        c = consts[0]
-        e = sides[1] if sides[0] is c else sides[0]
-        values = {ast.dump(node.body), ast.dump(node.orelse)}
-        if values != {ast.dump(c), ast.dump(e)}:
-            continue
-        for v in ("body", "orelse"):
-            if isinstance(getattr(node, v), ast.Constant):
-                setattr(node, v, bound(c))
-        if sides[0] is c:
-            test.left = bound(c)
-        else:
-            test.comparators = [bound(c)]
+    hide_bounds(tree, local)
     if not bounds:
         return src, []
     sfx = "f32" if ctype == "float" else "f64"
     lines = [
-        f"    const {ctype} {name} = fa_opaque_{sfx}({expr_to_c(value, sfx)});"
+        f"    const {ctype} {name} = fa_opaque_{sfx}({expr_to_c(value, sfx, helpers)});"
         for value, name in bounds.items()
     ]
     return ast.unparse(tree), lines
@@ -214,7 +183,7 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str], bias: bo
         "    (void)seed; (void)off; (void)p;",
         *_param_lines(entry, ctype, vector, src),
     ]
-    src, bound_lines = _opaque_bounds(src, ctype)
+    src, bound_lines = _opaque_bounds(src, ctype, helpers)
     lines += bound_lines
     scalar_params = {
         p.name for p in entry.parameters if not (vector and p.name == entry.channel_param)

@@ -94,8 +94,9 @@ def exp_hi():
 
 
 def clamp(x, lo, hi):
-    """x clamped to [lo, hi] (NaN stays NaN)."""
-    return lo if x < lo else (hi if x > hi else x)
+    """x clamped to [lo, hi] for lo <= hi (NaN stays NaN), a maximum then a minimum."""
+    m = lo if x < lo else x
+    return hi if m > hi else m
 
 
 def expm1_q(r):

@@ -1,5 +1,6 @@
 """The C generator's rewrites keep every value: checked by evaluating the formulas."""
 
+import ast
 import math
 import re
 
@@ -7,6 +8,7 @@ import pytest
 
 from fastact import table
 from fastact._codegen.c_kernels import _opaque_bounds
+from fastact._codegen.dialect import expr_to_c, expr_to_python, function_to_c, hide_bounds
 from fastact._math import functions
 
 VALUES = (-math.inf, -7.0, -0.0, 0.0, 1e-45, 3.0, 6.0, 6.5, math.inf, math.nan)
@@ -70,3 +72,31 @@ def test_clamps_literal_bounds_are_read_from_locals():
     new, lines = _opaque_bounds("clamp((x + 3) * 0.5, 0, 1) + clamp(x, -lambd, 2)", "double")
     assert new == "clamp((x + 3) * 0.5, fa_b0, fa_b1) + clamp(x, -lambd, fa_b2)"
     assert [ln.split("(")[-1] for ln in lines] == ["0.0);", "1.0);", "2.0);"]
+
+
+BOUNDS = (-7.0, -0.0, 0.0, 3.0, 6.0, math.inf)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(a, b) for a in BOUNDS for b in BOUNDS if a <= b])
+def test_clamp_is_the_select_of_its_docstring(lo, hi):
+    for x in VALUES:
+        want = lo if x < lo else (hi if x > hi else x)
+        assert _same(functions.clamp(x, lo, hi), want), (x, lo, hi)
+
+
+def test_math_helpers_read_their_literal_bounds_through_fa_bound():
+    names = [h.__name__ for h in functions.HELPERS]
+    c = function_to_c(functions.one_minus_exp, "f32", names)
+    assert "fa_clamp_f32(x, fa_bound_f32((-20.0f)), fa_bound_f32(0.0f))" in c
+    c = function_to_c(functions.exp, "f64", names)
+    assert "fa_bound_f64(fa_exp_lo_f64()), fa_bound_f64(fa_exp_hi_f64())" in c
+
+
+def test_hidden_bounds_are_not_hidden_twice():
+    tree = ast.parse("clamp(x, 0, opaque(1))", mode="eval")
+    hide_bounds(tree, lambda c: ast.Call(ast.Name("opaque", ast.Load()), [c], []))
+    assert ast.unparse(tree) == "clamp(x, opaque(0), opaque(1))"
+    assert expr_to_c(ast.unparse(tree), "f32", ["clamp"]) == (
+        "fa_clamp_f32(x, fa_bound_f32(0.0f), fa_bound_f32(1.0f))"
+    )
+    assert "opaque" not in expr_to_python(ast.unparse(tree), ["clamp"])
