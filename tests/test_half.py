@@ -457,11 +457,19 @@ def test_rounding_dense_sweep(name):
 
 def _conversions(half: np.dtype) -> list[str]:
     """The conversions the compiled 16-bit kernels can use here: by instructions
-    (float16: F16C, bfloat16: AVX512_BF16, where the CPU has them) and C."""
+    (float16: F16C, bfloat16: AVX512_BF16, where the CPU has them), for float16 also
+    the x86-64-v3 copies where the CPU runs the x86-64-v4 ones, and C."""
     from fastact._backends.cython import _kernels
 
-    has = _kernels.half_has_f16c if half.name == "float16" else _kernels.half_has_bf16v4
-    return ["instructions", "c"] if has() else ["c"]
+    if half.name == "bfloat16":
+        return ["instructions", "c"] if _kernels.half_has_bf16v4() else ["c"]
+    if not _kernels.half_has_f16c():
+        return ["c"]
+    v3 = ["x86-64-v3"] if _kernels.half_f16c_copy() == 4 else []
+    return ["instructions", *v3, "c"]
+
+
+_LEVELS = {"instructions": 4, "x86-64-v3": 3, "c": 0}
 
 
 @contextlib.contextmanager
@@ -469,12 +477,16 @@ def _converting(half: np.dtype, conv: str):
     """The compiled 16-bit kernels of ``half`` converting by ``conv`` in the block."""
     from fastact._backends.cython import _kernels
 
-    use = _kernels.half_use_f16c if half.name == "float16" else _kernels.half_use_bf16v4
-    was = use(conv == "instructions")
+    if half.name == "float16":
+        was = _kernels.half_use_f16c(_LEVELS[conv])
+        restore = _kernels.half_use_f16c
+    else:
+        was = _kernels.half_use_bf16v4(conv == "instructions")
+        restore = _kernels.half_use_bf16v4
     try:
         yield
     finally:
-        use(was)
+        restore(was)
 
 
 @pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
@@ -556,14 +568,14 @@ def test_float16_rounding_by_f16c_is_the_c_rounding():
             for t in range(9)
         ]
         y_hw = fastact.gelu(x), fastact.silu_backward(x, x)
-        _kernels.half_use_f16c(False)
+        _kernels.half_use_f16c(0)
         c = [
             _half._narrow_bits(1, f[: f.size - t], np.empty(f.size - t, np.uint16), 1)
             for t in range(9)
         ]
         y_c = fastact.gelu(x), fastact.silu_backward(x, x)
     finally:
-        _kernels.half_use_f16c(True)
+        _kernels.half_use_f16c(4)
     for t in range(9):
         np.testing.assert_array_equal(hw[t], c[t])
     for a, b in zip(y_hw, y_c):

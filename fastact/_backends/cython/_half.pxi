@@ -11,7 +11,8 @@ cdef extern from "fa_half.h" nogil:
     void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n)
     void fa_half_narrow(int fmt, const float *f, uint16_t *h, Py_ssize_t n)
     void fa_half_init()
-    int fa_half_use_f16c(int on)
+    int fa_half_use_f16c(int level)
+    int fa_half_f16_copy()
     int FA_HAVE_F16C
     int fa_f16c
 
@@ -171,10 +172,19 @@ def half_use_bf16v4(bint on):
     return bool(fa_half_use_bf16v4(on))
 
 
-def half_use_f16c(bint on):
-    """Round float16 by F16C where the CPU has it (True, the default) or in C (False:
-    the same bits, for tests); returns whether it was used before."""
-    return bool(fa_half_use_f16c(on))
+def half_use_f16c(int level):
+    """Convert float16 by the best F16C copy the CPU runs (4, the default), by the
+    x86-64-v3 copies at most (3), or in C (0): the same bits, for tests; returns the
+    level asked for before."""
+    if level not in (0, 3, 4):
+        raise ValueError(f"level must be 0, 3 or 4, not {level!r}")
+    return fa_half_use_f16c(level)
+
+
+def half_f16c_copy():
+    """The float16 kernels' copy in use: 4 (x86-64-v4), 3 (x86-64-v3), 1 (F16C rounds
+    whole arrays, the kernels convert in C) or 0 (C)."""
+    return fa_half_f16_copy()
 
 
 cdef inline int _fast_half_fmt(object x, int kid) noexcept:

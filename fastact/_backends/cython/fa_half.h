@@ -22,19 +22,19 @@
  * copy for the CPU where F16C rounds float16 (fa_f16c), else the C ones. */
 static fa_unary_h16 *fa_f16_unary[2] = {FA_FWD_F16, FA_TFWD_F16};
 static fa_binary_h16 *fa_f16_binary[2] = {FA_BWD_F16, FA_TBWD_F16};
-static void fa_f16_select(int f16c) {
+static void fa_f16_select(int v4, int v3) {
     fa_f16_unary[0] = FA_FWD_F16; fa_f16_unary[1] = FA_TFWD_F16;
     fa_f16_binary[0] = FA_BWD_F16; fa_f16_binary[1] = FA_TBWD_F16;
 #if FA_HAVE_CLONES
-    if (f16c && FA_CPU_V4) {
+    if (v4) {
         fa_f16_unary[0] = FA_FWD_F16V4; fa_f16_unary[1] = FA_TFWD_F16V4;
         fa_f16_binary[0] = FA_BWD_F16V4; fa_f16_binary[1] = FA_TBWD_F16V4;
-    } else if (f16c && FA_CPU_V3) {
+    } else if (v3) {
         fa_f16_unary[0] = FA_FWD_F16V3; fa_f16_unary[1] = FA_TFWD_F16V3;
         fa_f16_binary[0] = FA_BWD_F16V3; fa_f16_binary[1] = FA_TBWD_F16V3;
     }
 #else
-    (void)f16c;
+    (void)v4; (void)v3;
 #endif
 }
 
@@ -116,14 +116,22 @@ static int fa_f16v3 = 0;
 /* Whether float16 is rounded by F16C: the CPU has it (fa_half_init, at module
  * load), and fa_half_use_f16c has not turned it off (the tests compare both). */
 static int fa_f16c = 0;
-static int fa_half_use_f16c(int on) {
-    const int was = fa_f16c;
-    fa_f16c = on && FA_CPU_F16C;
-    fa_f16v4 = fa_f16c && FA_CPU_V4;
+static int fa_f16_level = 0;
+/* float16 converted in C (level 0), by F16C in the x86-64-v3 copies at most (3:
+ * the tests run them on an x86-64-v4 CPU), or by the best copy the CPU runs (4).
+ * Returns the level asked for before. */
+static int fa_half_use_f16c(int level) {
+    const int was = fa_f16_level;
+    fa_f16_level = level;
+    fa_f16c = level > 0 && FA_CPU_F16C;
+    fa_f16v4 = fa_f16c && level >= 4 && FA_CPU_V4;
     fa_f16v3 = fa_f16c && !fa_f16v4 && FA_CPU_V3;
-    fa_f16_select(fa_f16c);
+    fa_f16_select(fa_f16v4, fa_f16v3);
     return was;
 }
+/* The float16 copies in use: 4 (x86-64-v4), 3 (x86-64-v3), 1 (F16C narrows
+ * whole arrays, the kernels convert in C) or 0 (C). */
+static int fa_half_f16_copy(void) { return fa_f16v4 ? 4 : fa_f16v3 ? 3 : fa_f16c ? 1 : 0; }
 /* Whether bfloat16 kernels round by AVX512_BF16: the CPU has it and the
  * x86-64-v4 level, and fa_half_use_bf16v4 has not turned it off (the tests
  * compare both). */
@@ -136,15 +144,16 @@ static int fa_half_use_bf16v4(int on) {
 }
 static void fa_half_init(void) {
     __builtin_cpu_init();
-    fa_half_use_f16c(1);
+    fa_half_use_f16c(4);
     fa_half_use_bf16v4(1);
 }
 #else
 #define FA_HAVE_F16C 0
 static const int fa_f16c = 0;
 static const int fa_bf16v4 = 0;
-static void fa_half_init(void) { fa_f16_select(0); fa_bf16_select(0); }
-static int fa_half_use_f16c(int on) { (void)on; return 0; }
+static void fa_half_init(void) { fa_f16_select(0, 0); fa_bf16_select(0); }
+static int fa_half_use_f16c(int level) { (void)level; return 0; }
+static int fa_half_f16_copy(void) { return 0; }
 static int fa_half_use_bf16v4(int on) { (void)on; return 0; }
 #endif
 
