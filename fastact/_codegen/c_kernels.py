@@ -38,6 +38,7 @@ from .dialect import (
     BACKWARD_LANES,
     CHANNEL_SEGMENT,
     CTYPES,
+    HALF_BLOCK,
     MIN_CHUNK,
     PGRAD_BLOCKS,
     ROW_SPLIT,
@@ -934,10 +935,11 @@ PROLOGUE = """\
 /* Row sums add their segments of this many elements in order (ROW_SPLIT). */
 #define FA_ROW_SPLIT {row_split}
 /* The drivers' layout (fastact/_codegen/dialect.py): CHANNEL_SEGMENT, PGRAD_BLOCKS,
- * MIN_CHUNK. */
+ * MIN_CHUNK, HALF_BLOCK. */
 #define FA_CHANNEL_SEGMENT {channel_segment}
 #define FA_PGRAD_BLOCKS {pgrad_blocks}
 #define FA_MIN_CHUNK {min_chunk}
+#define FA_HALF_BLOCK {half_block}
 #define FA_RSTAGES {rstages}
 #define FA_ROP_MAX {rop_max}
 #define FA_ROP_SUM {rop_sum}
@@ -994,6 +996,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
         .replace("{channel_segment}", str(CHANNEL_SEGMENT))
         .replace("{pgrad_blocks}", str(PGRAD_BLOCKS))
         .replace("{min_chunk}", str(MIN_CHUNK))
+        .replace("{half_block}", str(HALF_BLOCK))
         .replace("{rstages}", str(RSTAGES))
         .replace("{rop_max}", str(ROP_MAX))
         .replace("{rop_sum}", str(ROP_SUM))

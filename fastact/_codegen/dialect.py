@@ -454,6 +454,10 @@ BACKWARD_LANES = 32
 CHANNEL_SEGMENT = 16384
 PGRAD_BLOCKS = 64
 MIN_CHUNK = 4096
+# A Numba float32 kernel runs on 16-bit arrays through float32 buffers of
+# HALF_BLOCK elements, in Numba's driver and in the Cython driver's calls of
+# Numba kernels (fastact/_backends/cython/_half.pxi); the bits do not depend on it.
+HALF_BLOCK = 1024
 
 UNARY = ("fwd", "tfwd", "fwdv")
 BINARY = ("bwd", "tbwd", "bwdv")

@@ -260,7 +260,8 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     return o
 
 
-DEF NB_HALF_BLOCK = 1024  # 16-bit elements widened per call of a Numba kernel
+cdef extern from "fa_kernels.h":
+    enum: NB_HALF_BLOCK "FA_HALF_BLOCK"  # 16-bit elements widened per Numba kernel call
 
 
 cdef void _numba_half(void *k, int fmt, const uint16_t *a, const uint16_t *b, uint16_t *out,

@@ -29,10 +29,10 @@ from fastact._backends.numba.intrinsics import (
     shifted,
 )
 from fastact._codegen.dialect import CHANNEL_SEGMENT as SEGMENT
+from fastact._codegen.dialect import HALF_BLOCK
 from fastact._half import FORMATS, ROW_BATCH
 
 # SEGMENT: the longest run of a per-channel row one kernel call takes (as the C drivers)
-HALF_BLOCK = 1024  # 16-bit elements widened into a float32 buffer per kernel call
 FLOAT16 = FORMATS["float16"]  # the format code the 16-bit drivers take (else bfloat16)
 
 _SEED0 = np.uint64(0)
