@@ -13,9 +13,12 @@ values (NaN, +-inf, +-0, tiny, huge) at positions in the vector body and the
 tail.  Every output is compared with the float64 reference computed on this
 machine (``fastact.reference``, with the test-suite's tolerances), and
 with this machine's compiled kernels bit for bit where they are built.
-Exits 1 on any mismatch with the reference, and with ``--same-bits`` on any
-value that is not bit-identical to the compiled kernels' (or when there are
-none to compare with).
+Where they are built, the 16-bit kernels of every elementwise entry (float16,
+and bfloat16 with ml_dtypes) run on all 65536 patterns and must give the
+compiled kernels' bits (any NaN equal to any NaN).
+Exits 1 on any mismatch with the reference or in 16 bits, and with
+``--same-bits`` on any value that is not bit-identical to the compiled kernels'
+(or when there are none to compare with).
 """
 
 from __future__ import annotations
@@ -72,13 +75,30 @@ int main(void) {
         int64_t nr[2]; double p[8]; uint64_t seed;
         if (fread(nr, sizeof nr, 1, stdin) != 1 || fread(p, sizeof p, 1, stdin) != 1
             || fread(&seed, sizeof seed, 1, stdin) != 1) return 2;
-        const int op = h[0], kid = h[1], f32 = h[2] == 0;
+        const int op = h[0], kid = h[1], f32 = h[2] == 0, h16 = h[2] >= 2, bf = h[2] == 3;
         const Py_ssize_t n = (Py_ssize_t)nr[0], rows = (Py_ssize_t)nr[1];
-        const size_t es = f32 ? sizeof(float) : sizeof(double);
+        const size_t es = h16 ? sizeof(uint16_t) : f32 ? sizeof(float) : sizeof(double);
         const int binary = op == 1 || op == 3 || op == 5;
         void *a = take((size_t)n * es), *b = binary ? take((size_t)n * es) : NULL;
         void *out = malloc((size_t)n * es + 1);
         if (kid < 0 || kid >= FA_N_KERNELS) return 3;
+        if (h16) {
+            /* the 16-bit kernels: float16 (2), bfloat16 (3) */
+            fa_unary_h16 u = NULL;
+            fa_binary_h16 v = NULL;
+            switch (op) {
+            case 0: u = (bf ? FA_FWD_BF16 : FA_FWD_F16)[kid]; break;
+            case 1: v = (bf ? FA_BWD_BF16 : FA_BWD_F16)[kid]; break;
+            case 2: u = (bf ? FA_TFWD_BF16 : FA_TFWD_F16)[kid]; break;
+            case 3: v = (bf ? FA_TBWD_BF16 : FA_TBWD_F16)[kid]; break;
+            default: return 3;
+            }
+            NEED(u || v);
+            if (u) u(a, out, n, p, seed, 0); else v(a, b, out, n, p, seed, 0);
+            fwrite(out, es, (size_t)n, stdout);
+            free(a); free(b); free(out);
+            continue;
+        }
         switch (op * 2 + f32) {
         case 0: NEED(FA_FWD_F64[kid]); FA_FWD_F64[kid](a, out, n, p, seed, 0); break;
         case 1: NEED(FA_FWD_F32[kid]); FA_FWD_F32[kid](a, out, n, p, seed, 0); break;
@@ -226,13 +246,87 @@ def cases() -> list[Case]:
     return out
 
 
+def _half_dtypes() -> list[np.dtype]:
+    """float16, and bfloat16 where ml_dtypes is installed."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return [np.dtype(np.float16)]
+    return [np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)]
+
+
+def cases16() -> list[Case]:
+    """The 16-bit kernels of every elementwise entry on all 65536 patterns (the
+    gradient reversed), compared bit for bit with this machine's compiled kernels
+    (any NaN equal to any NaN): none where they are not built."""
+    if "cython" not in fastact.backends():
+        return []
+    out: list[Case] = []
+    x16 = np.arange(65536, dtype=np.uint16)
+    for kid, entry in enumerate(TABLE):
+        if entry.rowwise:
+            continue
+        for half in _half_dtypes():
+            x, g = x16.view(half), x16[::-1].copy().view(half)
+            for params in (
+                {**entry.example_params, **s}
+                for s in example_params(entry)
+                if s.get(entry.channel_param, 0) is not None
+                and np.ndim(s.get(entry.channel_param, 0)) == 0
+            ):
+                for training in (False, True) if entry.has_training_mode else (False,):
+                    call = Call(entry, dict(params), training=training, seed=SEED)
+                    with np.errstate(all="ignore"):
+                        y = _host(entry, call, x, g, None, True)
+                        saved = call.saved(x, y)
+                        gx = _host(entry, call, x, g, saved, False)
+                    what = f"{entry.name} {half.name} {params} training={training}"
+                    p = _kernel_params(entry, call.params)
+                    for op, a, b, host in (
+                        ("tfwd" if training else "fwd", x, None, y),
+                        ("tbwd" if training else "bwd", g, saved, gx),
+                    ):
+                        out.append(
+                            Case(
+                                f"{what} {op}",
+                                op,
+                                kid,
+                                half,
+                                p,
+                                a,
+                                b,
+                                _same16(host, f"{what} {op}"),
+                                host,
+                                0,
+                            )
+                        )
+    return out
+
+
+def _same16(host: np.ndarray, what: str):
+    def check(got: np.ndarray) -> None:
+        h = np.ascontiguousarray(host).reshape(-1)
+        same = (got.view(np.uint16) == h.view(np.uint16)) | (np.isnan(got) & np.isnan(h))
+        if not same.all():
+            i = np.flatnonzero(~same)[:3]
+            raise AssertionError(
+                f"{what}: {int((~same).sum())} values differ from this machine's kernels, e.g. "
+                f"patterns {[hex(int(v)) for v in i]}: {got[i]} against {h[i]}"
+            )
+
+    return check
+
+
+DTYPE_CODES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 3}
+
+
 def _encode(c: Case) -> bytes:
     a = np.ascontiguousarray(c.a, c.dtype)
     head = struct.pack(
         "<4i2q8dQ",
         OPS[c.op],
         c.kid,
-        0 if c.dtype == np.float32 else 1,
+        DTYPE_CODES[np.dtype(c.dtype).name],
         0,
         a.size,
         ROWS if c.op in ("rfwd", "rbwd") else 1,
@@ -271,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd.append("-lm")
         print("compiling:", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
-        all_cases = cases()
+        all_cases = cases() + cases16()
         stdin = b"".join(_encode(c) for c in all_cases)
         runner = [*args.run.split(), str(exe)] if args.run else [str(exe)]
         print(f"running: {' '.join(runner)} on {len(all_cases)} kernel calls", flush=True)

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fastact
@@ -36,3 +37,21 @@ def test_this_build_passes_the_script_s_checks(check_cross):
     for c in check_cross.cases():
         assert c.host is not None, c.what
         c.check(c.host)
+
+
+@pytest.mark.skipif("cython" not in fastact.backends(), reason="the C extension is not built")
+def test_the_16_bit_cases_cover_every_elementwise_entry_and_catch_one_changed_bit(check_cross):
+    cases = check_cross.cases16()
+    want = {k for k, e in enumerate(TABLE) if not e.rowwise}
+    for half in check_cross._half_dtypes():
+        mine = [c for c in cases if c.dtype == half]
+        assert {c.kid for c in mine} == want, half
+        assert {c.op for c in mine} >= {"fwd", "bwd"}
+    c = next(c for c in cases if c.op == "fwd")
+    got = c.host.copy()
+    c.check(got)
+    bits = got.view("u2")
+    k = int(np.flatnonzero(~np.isnan(got))[100])
+    bits[k] ^= 1
+    with pytest.raises(AssertionError, match="1 values differ"):
+        c.check(got)

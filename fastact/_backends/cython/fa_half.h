@@ -59,7 +59,11 @@ FA_CLONES static void fa_widen_f16(const uint16_t *h, float *f, Py_ssize_t n) {
     for (Py_ssize_t k = 0; k < n; k++) f[k] = fa_f16_to_f32(h[k]);
 }
 FA_CLONES static void fa_narrow_f16_c(const float *f, uint16_t *h, Py_ssize_t n) {
+#ifdef FA_F16_NEON
+    fa_f16_neon_narrow(f, h, n);
+#else
     for (Py_ssize_t k = 0; k < n; k++) h[k] = fa_f32_to_f16(f[k]);
+#endif
 }
 
 /* float32 -> float16 by the F16C instruction (x86-64 with clones): the same
