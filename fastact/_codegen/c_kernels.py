@@ -43,6 +43,8 @@ from .dialect import (
     PGRAD_BLOCKS,
     ROW_SPLIT,
     UNARY,
+    HelperNames,
+    bounds_pointer,
     cached_stage,
     called_names,
     expr_to_c,
@@ -693,14 +695,24 @@ def _rowwise(
     attr, conv = ROW_STORES[store] if store is not None else ("", None)
     # the inlined bodies call the chunk conversions: their target, not the clones
     battr = attr if store in INSTRUCTION_STORES else ""
-    chunks = [
-        f"    {ctype} g_c[FA_H16_CHUNK] FA_ALIGN64, s_c[FA_H16_CHUNK] FA_ALIGN64;",
-        "    uint16_t t[FA_H16_CHUNK];",
-    ]
-    widen = [
-        f"{conv}_widen(fa_h16_chunk(g_r + k0, kn, t), g_c);",
-        f"{conv}_widen(fa_h16_chunk(s_r + k0, kn, t), s_c);",
-    ]
+
+    def chunks(used: set[str]) -> list[str]:
+        """The chunk buffers of the rows a loop reads."""
+        bufs = [
+            f"{buf}[FA_H16_CHUNK] FA_ALIGN64"
+            for v, buf in (("g", "g_c"), ("y", "s_c"))
+            if v in used
+        ]
+        return [f"    {ctype} {', '.join(bufs)};", "    uint16_t t[FA_H16_CHUNK];"]
+
+    def widen(used: set[str]) -> list[str]:
+        """The chunk conversions of the rows a loop reads (g, y)."""
+        return [
+            f"{conv}_widen(fa_h16_chunk({row} + k0, kn, t), {buf});"
+            for v, row, buf in (("g", "g_r", "g_c"), ("y", "s_r", "s_c"))
+            if v in used
+        ]
+
     out: list[str] = []
 
     def declare(upto: int, used: set[str]) -> list[str]:
@@ -741,10 +753,10 @@ def _rowwise(
                 red = _lane_sum(var, ctype, body, load_used, consts, False, False, width, "kn")
                 red = [
                     red[0],
-                    *["    " + ln for ln in chunks],
+                    *["    " + ln for ln in chunks(used)],
                     "        for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {",
                     "            const Py_ssize_t kn = n - k0 < FA_H16_CHUNK ? n - k0 : FA_H16_CHUNK;",
-                    *["            " + ln for ln in widen],
+                    *["            " + ln for ln in widen(used)],
                     "            if (kn == FA_H16_CHUNK) {",
                     *["        " + ln for ln in whole],
                     "            } else {",
@@ -773,13 +785,13 @@ def _rowwise(
         # a short last chunk is padded with zeros (computed, not stored): one trip count
         body = expr_to_c(final, sfx, helpers, where)
         lines += [
-            *chunks,
+            *chunks(used),
             f"    {ctype} o_c[FA_H16_CHUNK] FA_ALIGN64;",
             "    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {",
             "        const Py_ssize_t kn = n - k0 < FA_H16_CHUNK ? n - k0 : FA_H16_CHUNK;",
-            *["        " + ln for ln in widen],
+            *["        " + ln for ln in widen(used)],
             "        for (Py_ssize_t k = 0; k < FA_H16_CHUNK; k++) {",
-            *["            " + ln for ln in load("k")],
+            *["            " + ln for ln in load("k") if ln.split()[2] in used],
             *[f"            const {ctype} {d} = {d}_acc_t;" for d in declared if d in used],
             f"            o_c[k] = {body};",
             "        }",
@@ -988,9 +1000,51 @@ typedef void (*fa_rowb_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_s
 """
 
 
+def _bounds_struct(names: HelperNames, sfx: str) -> str:
+    """The helpers' bounds (:class:`~fastact._codegen.dialect.HelperNames`) in C: the
+    struct, and ``FA_HB_F32`` (``_F64``), which declares it set through ``fa_opaque``
+    and the pointer the helpers take."""
+    ctype, hb = CTYPES[sfx], bounds_pointer(sfx)
+    members = " ".join(f"{ctype} b{j};" for j in range(len(names.bounds)))
+    values = ", ".join(f"fa_opaque_{sfx}({expr_to_c(b, sfx, names)})" for b in names.bounds)
+    return "\n".join(
+        [
+            f"typedef struct {{ {members} }} fa_hb_{sfx};",
+            f"#define FA_HB_{sfx.upper()} \\",
+            f"    const fa_hb_{sfx} {hb}_v = {{{values}}}; \\",
+            f"    const fa_hb_{sfx} *const {hb} = &{hb}_v; \\",
+            f"    (void){hb}",
+        ]
+    )
+
+
+def declare_bounds(text: str) -> str:
+    """``text`` with ``FA_HB_F32;`` (``_F64``) at the top of each function that passes
+    the helpers' bounds (:func:`_bounds_struct`) without taking them.
+
+    A function starts at a line at column 0 that ends with ``{`` and ends at the
+    next line ``}``, as the generator writes them.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    start = None
+    for line in lines:
+        out.append(line)
+        if start is None and line.endswith("{") and line[:1] not in ("", " ", "#", "/"):
+            start = len(out) - 1
+        elif start is not None and line == "}":
+            body = "\n".join(out[start + 1 :])
+            for sfx in CTYPES:
+                hb = bounds_pointer(sfx)
+                if re.search(rf"\b{hb}\b", body) and not re.search(rf"\b{hb}\b", out[start]):
+                    out.insert(start + 1, f"    FA_HB_{sfx.upper()};")
+            start = None
+    return "\n".join(out)
+
+
 def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
     """The whole header: helpers, kernels, and pointer tables."""
-    names = [h.__name__ for h in helpers]
+    names = HelperNames(helpers)
     out = [
         PROLOGUE.replace("{row_split}", str(ROW_SPLIT))
         .replace("{channel_segment}", str(CHANNEL_SEGMENT))
@@ -1003,6 +1057,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
         .replace("{rop_log}", str(ROP_LOG))
     ]
     for sfx in CTYPES:
+        out.append(_bounds_struct(names, sfx))
         for h in helpers:
             out.append(function_to_c(h, sfx, names))
     for sfx in CTYPES:
@@ -1074,7 +1129,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
         f"static const unsigned char FA_NT_FWD[{len(table)}] = {{{flags}}};"
     )
     out.append(f"#define FA_N_KERNELS {len(table)}\n#endif")
-    return "\n\n".join(out) + "\n"
+    return declare_bounds("\n\n".join(out)) + "\n"
 
 
 def _half_row_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:

@@ -17,9 +17,7 @@ Both are parsed with :mod:`ast` and re-emitted:
 ``poly(t, c0, ..., cn)`` expands to Horner's scheme with fused multiply-adds
 (``fma``) at translation time;
 ``by_type(a, b)`` is ``a`` in float32 code and ``b`` in float64 code (so a
-helper can use a shorter polynomial in float32);
-``opaque(c)`` is ``c`` hidden from the C compiler's optimizer (``fa_bound``),
-written by :func:`hide_bounds` into the math helpers' C, ``c`` in Python.
+helper can use a shorter polynomial in float32).
 Only the constructs listed here are accepted; anything else is a
 ``SyntaxError`` naming the construct, raised when the code is generated.
 
@@ -154,11 +152,6 @@ class _Emitter:
             if name == "isnan":
                 (a,) = args
                 return f"({a} != {a})"
-            if name == "opaque":
-                # opaque(c): c, hidden from the C compiler's optimizer (hide_bounds).
-                if len(args) != 1:
-                    raise SyntaxError(f"{self.where}: opaque takes one value")
-                return self.opaque(args[0])
             if name == "by_type":
                 # by_type(a, b): a in float32 code, b in float64 code.
                 if len(args) != 2:
@@ -186,6 +179,7 @@ class _CEmitter(_Emitter):
     def __init__(self, where: str, helpers: Iterable[str], sfx: str):
         super().__init__(where, helpers)
         self.sfx = sfx
+        self.bounded = getattr(helpers, "bounded", frozenset())
 
     def literal(self, value: float) -> str:
         text = repr(float(value))
@@ -210,9 +204,6 @@ class _CEmitter(_Emitter):
     def by_type(self, a: str, b: str) -> str:
         return a if self.sfx == "f32" else b
 
-    def opaque(self, a: str) -> str:
-        return f"fa_bound_{self.sfx}({a})"
-
     def uniform_slope(self, lo: str, hi: str) -> str:
         if self.sfx == "f32":
             return f"fa_slope_f32(fa_w, fa_kh, {lo}, {hi})"
@@ -222,6 +213,8 @@ class _CEmitter(_Emitter):
         # Helpers first: a helper named like an intrinsic replaces it.
         if name in self.helpers:
             cname = f"fa_{name}_{self.sfx}"
+            if name in self.bounded:
+                args = [*args, bounds_pointer(self.sfx)]
         elif name in INTRINSICS:
             cname = INTRINSICS[name][0 if self.sfx == "f32" else 1]
         else:
@@ -248,9 +241,6 @@ class _PyEmitter(_Emitter):
         # so only the chosen branch is left in the compiled code.
         return f"({a} if T(16777217.0) == T(16777216.0) else {b})"
 
-    def opaque(self, a: str) -> str:
-        return a
-
     def uniform_slope(self, lo: str, hi: str) -> str:
         return f"uniform_slope(_fa_w, _fa_kh, {lo}, {hi})"
 
@@ -267,14 +257,8 @@ class _PyEmitter(_Emitter):
 
 
 def _constant(node: ast.AST) -> bool:
-    """Whether ``node`` reads no variable: literals, and calls (``by_type``, ``exp_hi()``) of them.
-
-    ``opaque(c)`` is not constant: it is what :func:`hide_bounds` makes of one.
-    """
-    calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
-    if any(getattr(n.func, "id", None) == "opaque" for n in calls):
-        return False
-    called = {id(n.func) for n in calls}
+    """Whether ``node`` reads no variable: literals, and calls (``by_type``, ``exp_hi()``) of them."""
+    called = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
     return not any(isinstance(n, ast.Name) and id(n) not in called for n in ast.walk(node))
 
 
@@ -290,8 +274,8 @@ def hide_bounds(tree: ast.AST, hide: Callable[[ast.expr], ast.expr]) -> None:
     floats ran at 1.5x the streaming limit against hardtanh's 1.07x, logsigmoid's
     backward (its helper clamps to [-20, 0]) 20% slower.  ``hide`` returns the
     same value hidden from the optimizer: a kernel's local set once through
-    ``fa_opaque`` (:func:`fastact._codegen.c_kernels._kernel`), or ``opaque(c)``
-    in a math helper's C.  Same values, same bits.
+    ``fa_opaque`` (:func:`fastact._codegen.c_kernels._kernel`), or a member of
+    the helpers' bounds (:class:`HelperNames`).  Same values, same bits.
     """
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "clamp":
@@ -395,14 +379,76 @@ def _function_parts(fn: Callable) -> tuple[str, list[str], list[tuple[str, ast.A
     return tree.name, args, assigns, body[-1].value
 
 
+def bounds_pointer(sfx: str) -> str:
+    """The C name of the pointer to the helpers' bounds in code of type ``sfx``."""
+    return f"fa_hb{sfx[1:]}"
+
+
+def _bound_key(c: ast.expr) -> str:
+    """A constant bound as text, a number as a float (``0`` and ``0.0`` alike)."""
+    if isinstance(c, ast.Constant):
+        return repr(float(c.value))
+    return ast.unparse(c)
+
+
+class HelperNames(list):
+    """The math helpers' names, with their constant bounds of a min or a max.
+
+    A bound (:func:`hide_bounds`) inlined into a kernel's loop as a literal costs a
+    compare and a blend; hidden from the optimizer in the loop (an asm barrier, a
+    call), it stops the vectorizer or costs a call where gcc does not hoist it (in
+    the 16-bit kernels' chunk loops).  So each distinct bound is a member ``bN``
+    of a struct (``fa_hb_f32``, ``fa_hb_f64``) that a kernel function sets once
+    at its top through ``fa_opaque`` (``FA_HB_F32``: ``c_kernels.declare_bounds``) and
+    passes by pointer (:func:`bounds_pointer`) to each helper that reads a bound,
+    itself or through a helper it calls (``bounded``).
+    """
+
+    def __init__(self, helpers: Iterable[Callable]):
+        helpers = list(helpers)
+        super().__init__(h.__name__ for h in helpers)
+        self.bounds: list[str] = []
+        calls: dict[str, set[str]] = {}
+        own: set[str] = set()
+
+        def record(c: ast.expr) -> ast.expr:
+            key = _bound_key(c)
+            if key not in self.bounds:
+                self.bounds.append(key)
+            own.add(name)
+            return c
+
+        for h in helpers:
+            name, _, assigns, ret = _function_parts(h)
+            nodes = [ret, *(value for _, value in assigns)]
+            calls[name] = set().union(*(called_names(ast.unparse(n)) for n in nodes))
+            for node in nodes:
+                hide_bounds(node, record)
+        bounded = set(own)
+        while True:
+            more = {n for n, c in calls.items() if c & bounded} - bounded
+            if not more:
+                break
+            bounded |= more
+        self.bounded = frozenset(bounded)
+
+    def member(self, c: ast.expr, sfx: str) -> ast.Name:
+        """The struct member that holds the bound ``c``."""
+        return ast.Name(f"{bounds_pointer(sfx)}->b{self.bounds.index(_bound_key(c))}", ast.Load())
+
+
 def function_to_c(fn: Callable, sfx: str, helpers: Iterable[str]) -> str:
-    """An always-inlined C function (``FA_INLINE``) for the dialect helper ``fn``."""
+    """An always-inlined C function (``FA_INLINE``) for the dialect helper ``fn``; one
+    that reads a bound (:class:`HelperNames`) takes a pointer to them last."""
     name, args, assigns, ret = _function_parts(fn)
-    for node in [ret, *(value for _, value in assigns)]:
-        hide_bounds(node, lambda c: ast.Call(ast.Name("opaque", ast.Load()), [c], []))
-    em = _CEmitter(f"helper {name}", helpers, sfx)
     ctype = CTYPES[sfx]
     params = ", ".join(f"{ctype} {a}" for a in args)
+    if isinstance(helpers, HelperNames):
+        for node in [ret, *(value for _, value in assigns)]:
+            hide_bounds(node, lambda c: helpers.member(c, sfx))
+        if name in helpers.bounded:
+            params += f"{', ' if params else ''}const fa_hb_{sfx} *{bounds_pointer(sfx)}"
+    em = _CEmitter(f"helper {name}", helpers, sfx)
     # FA_INLINE (fa_intrinsics.h): always inlined, so the loops that call a helper
     # see straight-line code they can vectorize.
     body = [f"    return {em.expr(ret)};"]

@@ -104,7 +104,8 @@ FA_INLINE double fa_sel_f64(int c, double a, double b) { return c ? a : b; }
 
 /* c, its value hidden from the optimizer (an empty asm that may change it), so
  * that code using it is compiled as for a variable: a literal bound of a min or
- * max (fastact/_codegen/dialect.py: hide_bounds), hoisted by the kernels. */
+ * max, set once at the top of a kernel function (fastact/_codegen/dialect.py:
+ * hide_bounds, HelperNames). */
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define FA_OPAQUE_REG "+x"
 #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
@@ -116,21 +117,6 @@ FA_INLINE double fa_opaque_f64(double c) { __asm__("" : FA_OPAQUE_REG(c)); retur
 #else
 FA_INLINE float fa_opaque_f32(float c) { return c; }
 FA_INLINE double fa_opaque_f64(double c) { return c; }
-#endif
-
-/* c, its value hidden from gcc's optimizer inside a loop: a const function that
- * gcc neither inlines nor analyzes (noipa), so a call to it in a loop body is
- * hoisted out of the loop (it is const) and the loop is vectorized with c in a
- * register.  The math helpers' literal bounds of a min or max go through it
- * (fastact/_codegen/dialect.py: hide_bounds); fa_opaque in a loop body stops
- * the vectorizer.  clang compiles a select with a literal bound to a min or a
- * max anyway, so elsewhere it is c. */
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((noipa, const)) static float fa_bound_f32(float c) { return c; }
-__attribute__((noipa, const)) static double fa_bound_f64(double c) { return c; }
-#else
-FA_INLINE float fa_bound_f32(float c) { return c; }
-FA_INLINE double fa_bound_f64(double c) { return c; }
 #endif
 
 /* fma(a, b, c) = a * b + c rounded once.  The x86-64-v3/v4 clones (and every
