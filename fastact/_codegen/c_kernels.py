@@ -1022,17 +1022,16 @@ def declare_bounds(text: str) -> str:
     """``text`` with ``FA_HB_F32;`` (``_F64``) at the top of each function that passes
     the helpers' bounds (:func:`_bounds_struct`) without taking them.
 
-    A function starts at a line at column 0 that ends with ``{`` and ends at the
-    next line ``}``, as the generator writes them.
+    A definition (a function's, a table's) starts at a line at column 0 that ends
+    with ``{`` and ends at the next line ``}`` or ``};``, as the generator writes them.
     """
-    lines = text.split("\n")
     out: list[str] = []
     start = None
-    for line in lines:
+    for line in text.split("\n"):
         out.append(line)
-        if start is None and line.endswith("{") and line[:1] not in ("", " ", "#", "/"):
+        if line.endswith("{") and line[:1] not in ("", " ", "#", "/"):
             start = len(out) - 1
-        elif start is not None and line == "}":
+        elif start is not None and line in ("}", "};"):
             body = "\n".join(out[start + 1 :])
             for sfx in CTYPES:
                 hb = bounds_pointer(sfx)

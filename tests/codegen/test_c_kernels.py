@@ -108,3 +108,23 @@ def test_each_kernel_function_declares_the_bounds_it_passes():
     lo = HelperNames(functions.HELPERS).bounds.index("by_type(-20.0, -40.0)")
     values = re.search(r"fa_hb_f32 fa_hb32_v = \{(.*)\};", text).group(1).split(", fa_opaque")
     assert values[lo].endswith("_f32((-20.0f))")
+
+
+def test_bounds_are_declared_in_functions_not_in_tables():
+    text = "\n".join(
+        [
+            "static fa_unary_f32 FA_X[2] = {",
+            "    fa_a_f32,",
+            "    NULL",
+            "};",
+            "FA_INLINE void fa_k_f32(const float *x, float *out) {",
+            "    out[0] = fa_exp_f32(x[0], fa_hb32);",
+            "}",
+            "FA_INLINE float fa_exp_f32(float x, const fa_hb_f32 *fa_hb32) {",
+            "    return fa_hb32->b0;",
+            "}",
+        ]
+    )
+    lines = c_kernels.declare_bounds(text).split("\n")
+    assert lines.count("    FA_HB_F32;") == 1
+    assert lines[lines.index("    FA_HB_F32;") - 1].startswith("FA_INLINE void fa_k_f32")
