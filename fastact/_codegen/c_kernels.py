@@ -146,7 +146,7 @@ def _opaque_bounds(src: str, ctype: str, helpers: Iterable[str] = ()) -> tuple[s
     def local(c: ast.expr) -> ast.Name:
         return ast.Name(bounds.setdefault(ast.unparse(c), f"fa_b{len(bounds)}"), ast.Load())
 
-    hide_bounds(tree, local)
+    hide_bounds(tree, local, getattr(helpers, "bound_args", None))
     if not bounds:
         return src, []
     sfx = "f32" if ctype == "float" else "f64"

@@ -28,9 +28,10 @@ formula of each (:func:`kernel_formula`).
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -262,13 +263,20 @@ def _constant(node: ast.AST) -> bool:
     return not any(isinstance(n, ast.Name) and id(n) not in called for n in ast.walk(node))
 
 
-def hide_bounds(tree: ast.AST, hide: Callable[[ast.expr], ast.expr]) -> None:
+def hide_bounds(
+    tree: ast.AST,
+    hide: Callable[[ast.expr], ast.expr],
+    calls: Mapping[str, Collection[int]] | None = None,
+    constant: Callable[[ast.AST], bool] = _constant,
+) -> None:
     """Replace, in place, each constant bound of a min or a max by ``hide(bound)``.
 
     A select ``c if e < c else e`` (any comparison; ``e`` on either side, ``c`` in
-    either branch) with ``c`` constant (:func:`_constant`) is a minimum or a
-    maximum, and so is ``clamp(e, lo, hi)`` (fastact/_math/functions.py) in each of
-    its constant bounds.  gcc 12 compiles such a select to one ``vminps``/``vmaxps``
+    either branch) with ``c`` constant (``constant``, :func:`_constant` by default)
+    is a minimum or a maximum, and so is ``clamp(e, lo, hi)``
+    (fastact/_math/functions.py) in each of its constant bounds, and a constant
+    argument of a helper at a position ``calls`` names (a parameter the helper
+    uses as such a bound: :class:`HelperNames`).  gcc 12 compiles such a select to one ``vminps``/``vmaxps``
     where ``c`` is a variable, but to a compare and a blend (which load ``e`` again
     where it is a load) where ``c`` is a literal: relu6's forward in place at 10^6
     floats ran at 1.5x the streaming limit against hardtanh's 1.07x, logsigmoid's
@@ -277,9 +285,11 @@ def hide_bounds(tree: ast.AST, hide: Callable[[ast.expr], ast.expr]) -> None:
     ``fa_opaque`` (:func:`fastact._codegen.c_kernels._kernel`), or a member of
     the helpers' bounds (:class:`HelperNames`).  Same values, same bits.
     """
+    calls = {**(calls or {}), "clamp": (1, 2)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "clamp":
-            node.args = [hide(a) if j and _constant(a) else a for j, a in enumerate(node.args)]
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in calls:
+            at = calls[node.func.id]
+            node.args = [hide(a) if j in at and constant(a) else a for j, a in enumerate(node.args)]
             continue
         if not (isinstance(node, ast.IfExp) and isinstance(node.test, ast.Compare)):
             continue
@@ -287,12 +297,15 @@ def hide_bounds(tree: ast.AST, hide: Callable[[ast.expr], ast.expr]) -> None:
         if len(test.ops) != 1:
             continue
         sides = [test.left, test.comparators[0]]
-        consts = [x for x in sides if _constant(x)]
+        consts = [x for x in sides if constant(x)]
         if len(consts) != 1:
             continue
         c = consts[0]
         e = sides[1] if sides[0] is c else sides[0]
-        if {ast.dump(node.body), ast.dump(node.orelse)} != {ast.dump(c), ast.dump(e)}:
+        if _constant(e) or {ast.dump(node.body), ast.dump(node.orelse)} != {
+            ast.dump(c),
+            ast.dump(e),
+        }:
             continue
         for v in ("body", "orelse"):
             if ast.dump(getattr(node, v)) == ast.dump(c):
@@ -418,12 +431,36 @@ class HelperNames(list):
             own.add(name)
             return c
 
+        parts = {}
         for h in helpers:
-            name, _, assigns, ret = _function_parts(h)
-            nodes = [ret, *(value for _, value in assigns)]
+            name, args, assigns, ret = _function_parts(h)
+            parts[name] = (args, [ret, *(value for _, value in assigns)])
+        # the parameters each helper uses as a bound, itself or through a helper it
+        # passes them to (exp16_neg(x, lo) clamps x to lo; silu passes it silu_lo())
+        self.bound_args: dict[str, set[int]] = {}
+        while True:
+            grew = False
+            for name, (args, nodes) in parts.items():
+                for j, a in enumerate(args):
+                    if j in self.bound_args.get(name, ()):
+                        continue
+                    found: list[ast.expr] = []
+                    for node in nodes:
+                        hide_bounds(
+                            copy.deepcopy(node),
+                            lambda c, found=found: found.append(c) or c,
+                            self.bound_args,
+                            lambda n, a=a: isinstance(n, ast.Name) and n.id == a,
+                        )
+                    if found:
+                        self.bound_args.setdefault(name, set()).add(j)
+                        grew = True
+            if not grew:
+                break
+        for name, (_, nodes) in parts.items():
             calls[name] = set().union(*(called_names(ast.unparse(n)) for n in nodes))
             for node in nodes:
-                hide_bounds(node, record)
+                hide_bounds(node, record, self.bound_args)
         bounded = set(own)
         while True:
             more = {n for n, c in calls.items() if c & bounded} - bounded
@@ -445,7 +482,7 @@ def function_to_c(fn: Callable, sfx: str, helpers: Iterable[str]) -> str:
     params = ", ".join(f"{ctype} {a}" for a in args)
     if isinstance(helpers, HelperNames):
         for node in [ret, *(value for _, value in assigns)]:
-            hide_bounds(node, lambda c: helpers.member(c, sfx))
+            hide_bounds(node, lambda c: helpers.member(c, sfx), helpers.bound_args)
         if name in helpers.bounded:
             params += f"{', ' if params else ''}const fa_hb_{sfx} *{bounds_pointer(sfx)}"
     em = _CEmitter(f"helper {name}", helpers, sfx)

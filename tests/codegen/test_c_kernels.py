@@ -128,3 +128,15 @@ def test_bounds_are_declared_in_functions_not_in_tables():
     lines = c_kernels.declare_bounds(text).split("\n")
     assert lines.count("    FA_HB_F32;") == 1
     assert lines[lines.index("    FA_HB_F32;") - 1].startswith("FA_INLINE void fa_k_f32")
+
+
+def test_a_constant_passed_to_a_helpers_bound_parameter_is_a_bound():
+    names = HelperNames(functions.HELPERS)
+    # exp16_neg(x, lo) takes the larger of x and lo; silu passes it silu_lo()
+    assert 1 in names.bound_args["exp16_neg"] and 1 in names.bound_args["sigmoid16"]
+    lo = names.bounds.index("silu_lo()")
+    assert f"fa_exp16_neg_f32((-fabsf(x)), fa_hb32->b{lo})" in function_to_c(
+        functions.silu, "f32", names
+    )
+    # a parameter that is a min or max only against a constant is not a bound
+    assert "softplus" not in names.bound_args
