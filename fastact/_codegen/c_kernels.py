@@ -44,6 +44,7 @@ from .dialect import (
     ROW_SPLIT,
     UNARY,
     HelperNames,
+    bound_key,
     bounds_pointer,
     cached_stage,
     called_names,
@@ -144,7 +145,7 @@ def _opaque_bounds(src: str, ctype: str, helpers: Iterable[str] = ()) -> tuple[s
     bounds: dict[str, str] = {}
 
     def local(c: ast.expr) -> ast.Name:
-        return ast.Name(bounds.setdefault(ast.unparse(c), f"fa_b{len(bounds)}"), ast.Load())
+        return ast.Name(bounds.setdefault(bound_key(c), f"fa_b{len(bounds)}"), ast.Load())
 
     hide_bounds(tree, local, getattr(helpers, "bound_args", None))
     if not bounds:

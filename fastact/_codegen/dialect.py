@@ -397,7 +397,7 @@ def bounds_pointer(sfx: str) -> str:
     return f"fa_hb{sfx[1:]}"
 
 
-def _bound_key(c: ast.expr) -> str:
+def bound_key(c: ast.expr) -> str:
     """A constant bound as text, a number as a float (``0`` and ``0.0`` alike)."""
     if isinstance(c, ast.Constant):
         return repr(float(c.value))
@@ -425,7 +425,7 @@ class HelperNames(list):
         own: set[str] = set()
 
         def record(c: ast.expr) -> ast.expr:
-            key = _bound_key(c)
+            key = bound_key(c)
             if key not in self.bounds:
                 self.bounds.append(key)
             own.add(name)
@@ -471,7 +471,7 @@ class HelperNames(list):
 
     def member(self, c: ast.expr, sfx: str) -> ast.Name:
         """The struct member that holds the bound ``c``."""
-        return ast.Name(f"{bounds_pointer(sfx)}->b{self.bounds.index(_bound_key(c))}", ast.Load())
+        return ast.Name(f"{bounds_pointer(sfx)}->b{self.bounds.index(bound_key(c))}", ast.Load())
 
 
 def function_to_c(fn: Callable, sfx: str, helpers: Iterable[str]) -> str:
