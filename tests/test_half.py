@@ -642,7 +642,7 @@ def test_rowwise_and_per_channel_are_float32_rounded_once(entry, half, backend):
                 _same_bits(gws[0], gws[1], f"{entry.name} {shape} weight gradient, 1 and 2 threads")
 
 
-ROW_LENGTHS = (1, 2, 31, 32, 33, 127, 128, 129, 257, 1000, 4099)
+ROW_LENGTHS = (1, 2, 31, 32, 33, 45, 127, 128, 129, 190, 257, 1000, 4099)
 
 
 @pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")

@@ -79,6 +79,23 @@ INSTRUCTION_STORES = {
 # kinds whose kernels do not read an element's position (the training kinds'
 # noise is drawn by position, so they keep the order).
 REORDERING_STORES = {"bf16v4": "fa_chunk_bf16_v4pairs"}
+# Their order: each block of PAIR_BLOCK elements is held as its even elements, then
+# its odd ones; buffer index j of a block holds element pair_position(j).
+PAIR_BLOCK = 32
+PAIR_POSITION_C = f"(j < {PAIR_BLOCK // 2} ? 2 * j : 2 * j - {PAIR_BLOCK - 1})"
+
+
+def pair_position(j: int) -> int:
+    """The element of a block held at buffer index ``j`` (the reordering conversions)."""
+    half = PAIR_BLOCK // 2
+    return 2 * j if j < half else 2 * (j - half) + 1
+
+
+def pair_lane(m: int) -> int:
+    """The buffer index holding element ``m`` of a block: the inverse of pair_position."""
+    return m // 2 + (PAIR_BLOCK // 2 if m % 2 else 0)
+
+
 ORDERED_KINDS = ("tfwd", "tbwd")
 # The stores whose ordered kinds widen several chunks per call of the float32 loop
 # (fa_convert.h's FA_H16_UNARY_RUN): bfloat16's (rrelu in training 1.15-1.2x faster at
@@ -595,14 +612,80 @@ def _lane_sum(
         ]
     else:
         lines += ["        " + ln for ln in _lane_adds(var, computed, "k", stop, width)]
+    lines.append("        " + _lane_total(var, width))
+    return lines
+
+
+def _lane_total(var: str, width: int, lane=lambda m: m) -> str:
+    """``{var}_acc``, the lanes' total in :func:`_lane_sum`'s order; ``lane(m)``: where
+    lane ``m`` is kept (the reordering chunk conversions move it)."""
     totals = []
     for b in range(0, width, 8):
-        lv = [f"{var}_lane[{b + j}]" for j in range(8)]
+        lv = [f"{var}_lane[{lane(b + j)}]" for j in range(8)]
         totals.append(
             f"(({lv[0]} + {lv[1]}) + ({lv[2]} + {lv[3]})) + (({lv[4]} + {lv[5]}) + ({lv[6]} + {lv[7]}))"
         )
-    lines.append(f"        const double {var}_acc = {' + '.join(f'({t})' for t in totals)};")
-    return lines
+    return f"const double {var}_acc = {' + '.join(f'({t})' for t in totals)};"
+
+
+def _half_lane_sum(
+    var: str,
+    ctype: str,
+    body: str,
+    load,
+    consts: list[str],
+    width: int,
+    widen,
+    pairs: bool,
+) -> list[str]:
+    """:func:`_lane_sum` on 16-bit rows: ``widen(at, kn)`` converts the chunk of the
+    row at ``at`` (``kn`` elements, or a whole chunk when None) into the buffers the
+    loads read.  Whole chunks first, in a loop of their own (its lanes stay in
+    registers), then the short last one, whose last block of lanes adds 0.0 where no
+    element is: a lane starts at +0.0 and is never -0.0, so adding +0.0 changes no
+    lane.  ``pairs``: the chunks are in the order of the reordering conversions
+    (:data:`PAIR_ORDER`): lane ``j`` of the buffers holds element
+    :func:`pair_position` ``(j)`` of its block, and the total reads the lanes back in
+    element order.
+    """
+    if pairs and width != PAIR_BLOCK:
+        raise ValueError(f"{var}: the reordering conversions need {PAIR_BLOCK} lanes")
+    pos = PAIR_POSITION_C if pairs else "j"
+    ctor = ", ".join(["0.0"] * width)
+
+    def blocks(stop: str) -> list[str]:
+        return [
+            f"for (k = 0; k + {width} <= {stop}; k += {width}) {{",
+            f"    for (int j = 0; j < {width}; j++) {{",
+            *["        " + ln for ln in load("k + j") + consts],
+            f"        const {ctype} v = {body};",
+            f"        {var}_lane[j] += (double)v;",
+            "    }",
+            "}",
+        ]
+
+    lines = [
+        f"double {var}_lane[{width}] = {{{ctor}}};",
+        "Py_ssize_t k0 = 0;",
+        "for (; k0 + FA_H16_CHUNK <= n; k0 += FA_H16_CHUNK) {",
+        *["    " + ln for ln in widen("k0", None)],
+        *["    " + ln for ln in blocks("FA_H16_CHUNK")],
+        "}",
+        "if (k0 < n) {",
+        "    const Py_ssize_t kn = n - k0;",
+        *["    " + ln for ln in widen("k0", "kn")],
+        *["    " + ln for ln in blocks("kn")],
+        "    if (k < kn) {",
+        f"        for (int j = 0; j < {width}; j++) {{",
+        *["            " + ln for ln in load("k + j") + consts],
+        f"            const {ctype} v = {pos} < kn - k ? ({body}) : ({ctype})0;",
+        f"            {var}_lane[j] += (double)v;",
+        "        }",
+        "    }",
+        "}",
+        _lane_total(var, width, pair_lane if pairs else (lambda m: m)),
+    ]
+    return ["        " + ln for ln in lines]
 
 
 # Row stages (row_forward/row_backward) as the driver of long rows sees them:
@@ -694,6 +777,9 @@ def _rowwise(
     if store is not None and (not backward or cached is not None):
         raise ValueError(f"{where}: no {store} row kernel (has_half_row_bwd)")
     attr, conv = ROW_STORES[store] if store is not None else ("", None)
+    # no stage nor map reads an element's position: the reordering conversions serve
+    pairs = store in REORDERING_STORES
+    conv = REORDERING_STORES.get(store, conv)
     # the inlined bodies call the chunk conversions: their target, not the clones
     battr = attr if store in INSTRUCTION_STORES else ""
 
@@ -706,12 +792,14 @@ def _rowwise(
         ]
         return [f"    {ctype} {', '.join(bufs)};", "    uint16_t t[FA_H16_CHUNK];"]
 
-    def widen(used: set[str]) -> list[str]:
-        """The chunk conversions of the rows a loop reads (g, y)."""
+    def widen(used: set[str], at: str = "k0", kn: str | None = "kn") -> list[str]:
+        """The chunk conversions of the rows a loop reads (g, y): the chunk at ``at``,
+        whole (``kn`` None) or of ``kn`` elements, padded."""
         return [
-            f"{conv}_widen(fa_h16_chunk({row} + k0, kn, t), {buf});"
+            f"{conv}_widen({src}, {buf});"
             for v, row, buf in (("g", "g_r", "g_c"), ("y", "s_r", "s_c"))
             if v in used
+            for src in [f"{row} + {at}" if kn is None else f"fa_h16_chunk({row} + {at}, {kn}, t)"]
         ]
 
     out: list[str] = []
@@ -746,25 +834,18 @@ def _rowwise(
             width = BACKWARD_LANES if backward else 8
             costly = bool(called_names(expr))
             if store is not None:  # chunk by chunk (a multiple of the lanes), in order
-                # a whole chunk in a loop of one trip count (its lanes stay in registers)
-                whole = _lane_sum(
-                    var, ctype, body, load_used, consts, False, False, width, "FA_H16_CHUNK"
-                )[1:-1]
-                whole = whole[: whole.index("        }") + 1]  # no tail: a multiple of the lanes
-                red = _lane_sum(var, ctype, body, load_used, consts, False, False, width, "kn")
                 red = [
-                    red[0],
                     *["    " + ln for ln in chunks(used)],
-                    "        for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {",
-                    "            const Py_ssize_t kn = n - k0 < FA_H16_CHUNK ? n - k0 : FA_H16_CHUNK;",
-                    *["            " + ln for ln in widen(used)],
-                    "            if (kn == FA_H16_CHUNK) {",
-                    *["        " + ln for ln in whole],
-                    "            } else {",
-                    *["        " + ln for ln in red[1:-1]],
-                    "            }",
-                    "        }",
-                    red[-1],
+                    *_half_lane_sum(
+                        var,
+                        ctype,
+                        body,
+                        load_used,
+                        consts,
+                        width,
+                        lambda at, kn, used=used: widen(used, at, kn),
+                        pairs,
+                    ),
                 ]
             else:
                 red = _lane_sum(var, ctype, body, load_used, consts, keep, costly, width)
