@@ -628,6 +628,16 @@ def _lane_total(var: str, width: int, lane=lambda m: m) -> str:
     return f"const double {var}_acc = {' + '.join(f'({t})' for t in totals)};"
 
 
+def _grouped(expr: str) -> str:
+    """``expr`` in parentheses, unless it is one parenthesized group already."""
+    depth = 0
+    for i, c in enumerate(expr):
+        depth += (c == "(") - (c == ")")
+        if depth == 0 and i < len(expr) - 1:
+            return f"({expr})"
+    return expr if expr.startswith("(") else f"({expr})"
+
+
 def _half_lane_sum(
     var: str,
     ctype: str,
@@ -678,7 +688,7 @@ def _half_lane_sum(
         "    if (k < kn) {",
         f"        for (int j = 0; j < {width}; j++) {{",
         *["            " + ln for ln in load("k + j") + consts],
-        f"            const {ctype} v = {pos} < kn - k ? ({body}) : ({ctype})0;",
+        f"            const {ctype} v = {pos} < kn - k ? {_grouped(body)} : ({ctype})0;",
         f"            {var}_lane[j] += (double)v;",
         "        }",
         "    }",
@@ -790,16 +800,17 @@ def _rowwise(
             for v, buf in (("g", "g_c"), ("y", "s_c"))
             if v in used
         ]
-        return [f"    {ctype} {', '.join(bufs)};", "    uint16_t t[FA_H16_CHUNK];"]
+        return [f"    {ctype} {', '.join(bufs)};"]
 
     def widen(used: set[str], at: str = "k0", kn: str | None = "kn") -> list[str]:
         """The chunk conversions of the rows a loop reads (g, y): the chunk at ``at``,
         whole (``kn`` None) or of ``kn`` elements, padded."""
         return [
-            f"{conv}_widen({src}, {buf});"
+            f"{conv}_widen({row} + {at}, {buf});"
+            if kn is None
+            else f"{conv}_widen_n({row} + {at}, {kn}, {buf});"
             for v, row, buf in (("g", "g_r", "g_c"), ("y", "s_r", "s_c"))
             if v in used
-            for src in [f"{row} + {at}" if kn is None else f"fa_h16_chunk({row} + {at}, {kn}, t)"]
         ]
 
     out: list[str] = []
@@ -866,23 +877,26 @@ def _rowwise(
     if store is not None:
         # a short last chunk is padded with zeros (computed, not stored): one trip count
         body = expr_to_c(final, sfx, helpers, where)
+        chunk = [
+            "    for (Py_ssize_t k = 0; k < FA_H16_CHUNK; k++) {",
+            *["        " + ln for ln in load("k") if ln.split()[2] in used],
+            *[f"        const {ctype} {d} = {d}_acc_t;" for d in declared if d in used],
+            f"        o_c[k] = {body};",
+            "    }",
+        ]
         lines += [
             *chunks(used),
             f"    {ctype} o_c[FA_H16_CHUNK] FA_ALIGN64;",
-            "    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {",
-            "        const Py_ssize_t kn = n - k0 < FA_H16_CHUNK ? n - k0 : FA_H16_CHUNK;",
-            *["        " + ln for ln in widen(used)],
-            "        for (Py_ssize_t k = 0; k < FA_H16_CHUNK; k++) {",
-            *["            " + ln for ln in load("k") if ln.split()[2] in used],
-            *[f"            const {ctype} {d} = {d}_acc_t;" for d in declared if d in used],
-            f"            o_c[k] = {body};",
-            "        }",
-            "        if (kn == FA_H16_CHUNK) {",
-            f"            {conv}_narrow(o_c, o_r + k0);",
-            "        } else {",
-            f"            {conv}_narrow(o_c, t);",
-            "            memcpy(o_r + k0, t, (size_t)kn * sizeof(uint16_t));",
-            "        }",
+            "    Py_ssize_t k0 = 0;",
+            "    for (; k0 + FA_H16_CHUNK <= n; k0 += FA_H16_CHUNK) {",
+            *["        " + ln for ln in widen(used, "k0", None)],
+            *["    " + ln for ln in chunk],
+            f"        {conv}_narrow(o_c, o_r + k0);",
+            "    }",
+            "    if (k0 < n) {",
+            *["        " + ln for ln in widen(used, "k0", "n - k0")],
+            *["    " + ln for ln in chunk],
+            f"        {conv}_narrow_n(o_c, o_r + k0, n - k0);",
             "    }",
             "}",
         ]

@@ -207,6 +207,59 @@ FA_INLINE const uint16_t *fa_h16_chunk(const uint16_t *h, Py_ssize_t m, uint16_t
     memcpy(t, h, (size_t)m * sizeof(uint16_t));
     return t;
 }
+
+/* The short last chunk of a row (the 16-bit row kernels): P_widen_n widens its
+ * n < FA_H16_CHUNK elements into f, zeros after them; P_narrow_n rounds the first
+ * n of f into h.  By a copy in t here; the x86-64-v4 copies below load and store
+ * under a mask instead (no copy, no call to memset or memcpy). */
+#define FA_CHUNK_N(P, ATTR)                                                            \
+    ATTR FA_INLINE void P##_widen_n(const uint16_t *h, Py_ssize_t n, float *f) {       \
+        uint16_t t[FA_H16_CHUNK];                                                      \
+        P##_widen(fa_h16_chunk(h, n, t), f);                                           \
+    }                                                                                  \
+    ATTR FA_INLINE void P##_narrow_n(const float *f, uint16_t *h, Py_ssize_t n) {      \
+        uint16_t t[FA_H16_CHUNK];                                                      \
+        P##_narrow(f, t);                                                              \
+        memcpy(h, t, (size_t)n * sizeof(uint16_t));                                    \
+    }
+FA_CHUNK_N(fa_chunk_bf16, )
+FA_CHUNK_N(fa_chunk_f16, )
+#if FA_HAVE_CLONES
+FA_CHUNK_N(fa_chunk_f16c_v3, FA_V3)
+
+/* The mask of the elements j.. of a chunk's n: those below n. */
+FA_V4 FA_INLINE __mmask16 fa_mask16(Py_ssize_t n, int j) {
+    const Py_ssize_t m = n - j;
+    return m >= 16 ? (__mmask16)0xffffu : m <= 0 ? (__mmask16)0 : (__mmask16)((1u << m) - 1u);
+}
+FA_V4 FA_INLINE __mmask32 fa_mask32(Py_ssize_t n, int j) {
+    const Py_ssize_t m = n - j;
+    return m >= 32 ? (__mmask32)0xffffffffu : m <= 0 ? (__mmask32)0 : (__mmask32)((1u << m) - 1u);
+}
+FA_V4 FA_INLINE void fa_chunk_f16c_v4_widen_n(const uint16_t *h, Py_ssize_t n, float *f) {
+    for (int j = 0; j < FA_H16_CHUNK; j += 16)
+        _mm512_store_ps(f + j, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(fa_mask16(n, j), h + j)));
+}
+FA_V4 FA_INLINE void fa_chunk_f16c_v4_narrow_n(const float *f, uint16_t *h, Py_ssize_t n) {
+    for (int j = 0; j < FA_H16_CHUNK && j < n; j += 16)
+        _mm256_mask_storeu_epi16(h + j, fa_mask16(n, j),
+                                 _mm512_cvtps_ph(_mm512_load_ps(f + j), _MM_FROUND_TO_NEAREST_INT));
+}
+FA_BF16V4 FA_INLINE void fa_chunk_bf16_v4pairs_widen_n(const uint16_t *h, Py_ssize_t n, float *f) {
+    const __m512i odd = _mm512_set1_epi32((int)0xffff0000u);
+    for (int j = 0; j < FA_H16_CHUNK; j += 32) {
+        const __m512i w = _mm512_maskz_loadu_epi16(fa_mask32(n, j), h + j);
+        _mm512_store_si512((void *)(f + j), _mm512_slli_epi32(w, 16));
+        _mm512_store_si512((void *)(f + j + 16), _mm512_and_si512(w, odd));
+    }
+}
+FA_BF16V4 FA_INLINE void fa_chunk_bf16_v4pairs_narrow_n(const float *f, uint16_t *h, Py_ssize_t n) {
+    uint16_t t[FA_H16_CHUNK];
+    fa_chunk_bf16_v4pairs_narrow(f, t);
+    for (int j = 0; j < FA_H16_CHUNK && j < n; j += 32)
+        _mm512_mask_storeu_epi16(h + j, fa_mask32(n, j), _mm512_loadu_si512((const void *)(t + j)));
+}
+#endif
 /* Where the kernel is memory-bound (NT: fastact/_codegen/c_kernels.py's
  * nt_stores), the chunk too large to stay in cache and out none of the inputs
  * (fa_nt_stores), each chunk is rounded into t and stored non-temporally
