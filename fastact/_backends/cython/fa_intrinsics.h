@@ -4,7 +4,7 @@
 #ifndef FA_INTRINSICS_H
 #define FA_INTRINSICS_H
 #ifdef FA_STANDALONE
-/* Outside CPython (the cross-compiled kernel check, scripts/check_aarch64.py). */
+/* Outside CPython (the cross-compiled kernel check, scripts/check_cross.py). */
 #include <stddef.h>
 typedef ptrdiff_t Py_ssize_t;
 #else
