@@ -312,21 +312,26 @@ def kind_of(entry: Activation) -> str:
 
 @dataclass(frozen=True)
 class FastPolicy:
-    """What the compiled fast path decides alone, as one plain table.
+    """What the compiled fast path decides alone, as plain tables.
 
     ``limits[0, pass, dtype, kid]``: below this size a plain call runs a
     serial kernel (0: never, the general path decides): Cython's, or Numba's
     where ``serial_numba[pass, dtype, kid]`` is 1;
     ``limits[1, pass, dtype, kid]``: from this size a plain elementwise call
-    runs the OpenMP driver (-1: never).  ``enabled``: the backend in force is
-    one the fast path runs (auto, cython or numba; see :func:`fast_policy` for
-    ``config`` blocks); ``serial_all``: one thread in force everywhere, so
-    elementwise calls are serial at every size; ``par_threads``: the thread
-    count in force everywhere (0 while a config block sets one, or in a forked
-    child); ``block_threads``: while config blocks set thread counts, the count of
-    the calls outside them (the fast path reads a block's own count from its
-    context; 0: those calls take the general path); ``omp_default``: the OpenMP thread count against which a lower
-    ``threadpoolctl`` limit of the calling thread is recognised.
+    runs the OpenMP driver (-1: never).  These are the tables of the calls
+    outside config blocks that choose a backend; ``enabled``: the backend set
+    is one the fast path runs (auto, cython or numba).  ``block_backends``:
+    while such blocks are open (in any thread), the fast backends, whose tables
+    ``block_limits[j]`` and ``block_numba[j]`` the calls inside a block of
+    ``block_backends[j]`` follow (the fast path reads the block of the calling
+    context; a call in a block of another backend takes the general path).
+    ``serial_all``: one thread in force everywhere, so elementwise calls are
+    serial at every size; ``par_threads``: the thread count in force everywhere
+    (0 while a config block sets one, or in a forked child); ``block_threads``:
+    while config blocks set thread counts, the count of the calls outside them
+    (the fast path reads a block's own count from its context; 0: those calls
+    take the general path); ``omp_default``: the OpenMP thread count against
+    which a lower ``threadpoolctl`` limit of the calling thread is recognised.
     """
 
     enabled: bool
@@ -336,6 +341,20 @@ class FastPolicy:
     limits: np.ndarray = field(repr=False)
     serial_numba: np.ndarray = field(repr=False)
     block_threads: int = 0
+    block_backends: tuple[str, ...] = ()
+    block_limits: np.ndarray | None = field(default=None, repr=False)
+    block_numba: np.ndarray | None = field(default=None, repr=False)
+
+    def route(self, backend: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(limits, serial_numba) of a call in a config block of ``backend`` (None:
+        outside blocks that choose one); None where such a call takes the general
+        path."""
+        if backend is None:
+            return (self.limits, self.serial_numba) if self.enabled else None
+        if backend not in self.block_backends:
+            return None
+        j = self.block_backends.index(backend)
+        return self.block_limits[j], self.block_numba[j]
 
 
 # The backends whose choice the fast path can follow, and the kinds of entry
@@ -383,36 +402,31 @@ def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fast_policy() -> FastPolicy:
-    """The fast path's table for the plans and settings in force now.
-
-    With ``config`` blocks open (in any thread) that choose another backend
-    than the one in force, the fast path keeps only the decisions on which
-    all of them agree: a serial call of a size and kernel that every one of
-    those backends runs on the same kernel, a parallel call that every one
-    runs on the OpenMP driver.  The other calls take the general path, which
-    sees the block of the calling thread.
-    """
-    backends = {STATE.backend, *STATE.backend_blocks}
-    enabled = backends <= set(FAST_BACKENDS)
-    limits, numba = _fast_routes(STATE.backend)
-    limits, numba = limits.copy(), numba.copy()
-    for other in backends - {STATE.backend} if enabled else ():
-        lim, nb = _fast_routes(other)
-        differ = (limits[0] != lim[0]) | (numba != nb)
-        limits[0][differ] = 0
-        numba[differ] = 0
-        limits[1][limits[1] != lim[1]] = -1
-    steady = enabled and STATE.thread_blocks == 0 and not STATE.forked
-    blocks = enabled and STATE.thread_blocks > 0 and not STATE.forked
+    """The fast path's tables for the plans and settings in force now: the backend
+    set's, and while config blocks choose backends, each fast backend's for the
+    calls inside them."""
+    enabled = STATE.backend in FAST_BACKENDS
+    limits, numba = _fast_routes(STATE.backend if enabled else "auto")
+    blocks = tuple(FAST_BACKENDS) if STATE.backend_blocks else ()
+    block_limits = block_numba = None
+    if blocks:
+        routes = [_fast_routes(b) for b in blocks]
+        block_limits = np.stack([r[0] for r in routes])
+        block_numba = np.stack([r[1] for r in routes])
+    steady = STATE.thread_blocks == 0 and not STATE.forked
+    blocked = STATE.thread_blocks > 0 and not STATE.forked
     default = _omp_default() or 0
     return FastPolicy(
         enabled=enabled,
         serial_all=steady and STATE.num_threads == 1,
         par_threads=STATE.num_threads if steady and default else 0,
         omp_default=default,
-        limits=limits,
-        serial_numba=numba,
-        block_threads=STATE.num_threads if blocks and default else 0,
+        limits=limits.copy(),
+        serial_numba=numba.copy(),
+        block_threads=STATE.num_threads if blocked and default else 0,
+        block_backends=blocks,
+        block_limits=block_limits,
+        block_numba=block_numba,
     )
 
 
@@ -434,6 +448,9 @@ def push(policy: FastPolicy | None = None) -> None:
         p.serial_numba,
         p.block_threads,
         OVERRIDE,
+        p.block_backends,
+        p.block_limits,
+        p.block_numba,
     )
     # bias calls run the epilogue's Cython kernels where Numba is the plan's serial
     # backend (the same bits), but not when Numba is the backend asked for
@@ -492,7 +509,9 @@ def fast_numba(entry: Activation, pass_: str, dtype) -> str | None:
     if cy is None or policy is None or kid is None or dtype.name not in DTYPES:
         return None
     p, d = PASSES.index(pass_), DTYPES.index(dtype.name)
-    if not policy.enabled or not policy.serial_numba[p, d, kid]:
+    block = OVERRIDE.get()
+    route = policy.route(block[0] if block is not None else None)
+    if route is None or not route[1][p, d, kid]:
         return None
     kind = ("rfwd", "rbwd")[p] if entry.rowwise else ("fwd", "bwd")[p]
     ready = cy.numba_kernel(cy.NUMBA_KINDS.index(kind), d, kid)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -245,29 +246,36 @@ def test_explain_names_numbas_kernel(on_numba):
         assert not any("Numba" in r for r in fastact.explain("relu", x).reasons)
 
 
-def test_config_blocks_keep_only_what_every_backend_agrees_on(on_numba):
-    """A config block is seen by its own thread only: while one chooses another backend
-    than the one set, the fast path leaves the calls they would run differently."""
+def test_config_blocks_run_their_own_backend_on_the_fast_path(on_numba):
+    """A config block is seen by its own thread only: a call inside one takes the fast
+    path on the block's backend, the calls outside keep the backend set, and a block of
+    a backend the fast path does not run (numpy) sends only its own calls to the
+    general path."""
+    relu = fastact.activation("relu")
     x = data((16,), np.float32)
-    fastact.relu(x)
+    want = fastact.relu(x)
     with spy() as calls, fastact.config(backend="cython"):
-        fastact.relu(x)
-        assert not _dispatch.pushed().serial_numba.any()
+        same(fastact.relu(x), want)
+        assert _dispatch.fast_numba(relu, "forward", np.float32) is None
         assert "Numba" not in str(fastact.explain("relu", x))
-    assert calls == ["forward"]
-    with spy() as calls, fastact.config(backend="numba"):
-        fastact.relu(x)
     assert calls == []
-    assert _dispatch.pushed().serial_numba.any()
+    with spy() as calls, fastact.config(backend="numba"):
+        same(fastact.relu(x), want)
+    assert calls == []
     with backend("auto"), spy() as calls, fastact.config(backend="numba"):
-        fastact.relu(x)
+        same(fastact.relu(x), want)
+        assert _dispatch.fast_numba(relu, "forward", np.float32) == "compiled"
         assert fastact.explain("relu", x).backend == "numba"
-    assert calls == ["forward"]
+    assert calls == []
     with spy() as calls, fastact.config(backend="numpy"):
-        fastact.relu(x)
-        assert not _dispatch.pushed().enabled
+        same(fastact.relu(x), want)
+        assert _dispatch.fast_threads(relu, "forward", np.float32, 16) == 0
+        assert _dispatch.fast_numba(relu, "forward", np.float32) is None
+        outside = threading.Thread(target=fastact.relu, args=(x,))  # a context of its own
+        outside.start()
+        outside.join()
     assert calls == ["forward"]
-    assert _dispatch.pushed().enabled
+    assert _dispatch.pushed().block_backends == ()
 
 
 @pytest.fixture

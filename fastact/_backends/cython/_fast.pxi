@@ -15,56 +15,82 @@
 DEF MAX_FAST_KERNELS = 256
 DEF GIL_RELEASE_MIN = 4096
 
-# The fast path's decision, pushed as one table by fastact._dispatch.push (see
-# FastPolicy there): below serial_below[pass][dtype][kid] elements a plain call
-# runs the serial kernel (0: never); from par_from[...] (-1: never) a plain
+# The fast path's decision, pushed by fastact._dispatch.push (see FastPolicy
+# there): one Route per backend the fast path runs, the plans' decisions for
+# that backend.  Below serial_below[pass][dtype][kid] elements a plain call runs
+# the serial kernel (0: never); from par_from[...] (-1: never) a plain
 # elementwise call runs the OpenMP driver with par_threads threads (0: never),
 # lowered by an OpenMP limit of the calling thread (threadpoolctl) below
 # omp_default, and shared with the other parallel calls running now
 # (_par_active, changed only with the GIL held, also by the general path through
-# par_enter/par_exit).  serial_all: one thread in force, elementwise calls whose
-# serial backend is compiled are serial at every size.  serial_numba[pass][dtype]
-# [kid]: the serial calls run Numba's compiled kernel (_numba.pxi), not Cython's.
-# block_threads: while config blocks choose thread counts, the count of a context
-# without one (0: such calls take the general path); a context inside one reads
-# its own count from the context variable _override (fastact._config.OVERRIDE).
-cdef struct Policy:
-    bint enabled
-    bint serial_all
-    int par_threads
-    int block_threads
-    int omp_default
+# par_enter/par_exit); serial_numba[...]: the serial calls run Numba's compiled
+# kernel (_numba.pxi), not Cython's.  A call runs on the route of its context's
+# config block when blocks choose backends (backend_blocks: it reads its own
+# from the context variable _override, fastact._config.OVERRIDE), else on
+# plain, the route of the backend set (enabled: one the fast path runs).
+# serial_all: one thread in force, elementwise calls whose serial backend is
+# compiled are serial at every size.  block_threads: while config blocks choose
+# thread counts, the count of a context without one (0: such calls take the
+# general path); a context inside one reads its own count from _override.
+cdef struct Route:
     Py_ssize_t serial_below[2][N_DTYPES][MAX_FAST_KERNELS]
     Py_ssize_t par_from[2][N_DTYPES][MAX_FAST_KERNELS]
     unsigned char serial_numba[2][N_DTYPES][MAX_FAST_KERNELS]
 
+DEF MAX_FAST_BACKENDS = 4
+
+cdef struct Policy:
+    bint enabled
+    bint backend_blocks
+    bint serial_all
+    int par_threads
+    int block_threads
+    int omp_default
+    Route plain
+    Route block[MAX_FAST_BACKENDS]
+
 cdef Policy _policy
 _policy.enabled = False
+_policy.backend_blocks = False
 _policy.block_threads = 0
 cdef object _override = None
+cdef dict _block_route = {}  # a config block's backend -> its index in _policy.block
 
 from cpython.ref cimport PyObject, Py_XDECREF
 
 cdef extern from "Python.h":
+    ctypedef struct PyThreadState:
+        pass
     int PyContextVar_Get(object var, PyObject *default_value, PyObject **value) except -1
+    PyThreadState *PyThreadState_Get()
+
+
+cdef object _context_block() noexcept:
+    """The calling context's config block: (backend or None, threads or None), or
+    None outside blocks (or when it cannot be read)."""
+    cdef PyObject *value = NULL
+    cdef object o
+    if _override is None:
+        return None
+    try:
+        PyContextVar_Get(_override, NULL, &value)
+    except BaseException:
+        return None
+    if value == NULL:
+        return None
+    o = <object>value
+    Py_XDECREF(value)
+    if type(o) is not tuple or len(<tuple>o) != 2:
+        return None
+    return o
 
 
 cdef int _context_threads() noexcept:
     """The thread count of the calling context's config block, else block_threads
     (0 when it cannot be read: the general path decides)."""
-    cdef PyObject *value = NULL
-    cdef object o, n
-    if _override is None:
-        return 0
-    try:
-        PyContextVar_Get(_override, NULL, &value)
-    except BaseException:
-        return 0
-    if value == NULL:
-        return _policy.block_threads
-    o = <object>value
-    Py_XDECREF(value)
-    if type(o) is not tuple or len(<tuple>o) != 2:
+    cdef object o = _context_block()
+    cdef object n
+    if o is None:
         return _policy.block_threads
     n = (<tuple>o)[1]
     if n is None:
@@ -72,47 +98,98 @@ cdef int _context_threads() noexcept:
     if type(n) is not int:
         return 0
     return <int>n
+
+
+cdef Route *_decided = NULL  # the route of the last _decide, and the thread it ran on
+cdef PyThreadState *_decided_by = NULL
+
+
+cdef Route *_route() noexcept:
+    """The route of the calling context (NULL: the general path)."""
+    cdef object o, b, i
+    if _policy.backend_blocks:
+        o = _context_block()
+        b = (<tuple>o)[0] if o is not None else None
+        if b is not None:
+            i = _block_route.get(b)
+            return &_policy.block[<int>i] if i is not None else NULL
+    return &_policy.plain if _policy.enabled else NULL
+
+
+cdef void _set_route(Route *r, const cnp.int64_t *lim, const cnp.uint8_t *nb) noexcept:
+    """``r`` from limits (2, 2, N_DTYPES, N_KERNELS) and serial_numba (2, N_DTYPES,
+    N_KERNELS) laid out as set_policy takes them."""
+    cdef Py_ssize_t p, d, k
+    for p in range(2):
+        for d in range(N_DTYPES):
+            for k in range(FA_N_KERNELS):
+                r.serial_below[p][d][k] = lim[((0 * 2 + p) * N_DTYPES + d) * FA_N_KERNELS + k]
+                r.par_from[p][d][k] = lim[((1 * 2 + p) * N_DTYPES + d) * FA_N_KERNELS + k]
+                r.serial_numba[p][d][k] = nb[(p * N_DTYPES + d) * FA_N_KERNELS + k]
+
+
+cdef int _check_route(cnp.ndarray limits, cnp.ndarray serial_numba, int lead) except -1:
+    """ValueError unless the arrays have set_policy's layout (``lead`` leading axes of
+    one backend each: 0 or 1)."""
+    cdef int j = lead
+    if (cnp.PyArray_TYPE(serial_numba) != cnp.NPY_UINT8
+            or not cnp.PyArray_IS_C_CONTIGUOUS(serial_numba)
+            or cnp.PyArray_NDIM(serial_numba) != 3 + lead
+            or cnp.PyArray_DIM(serial_numba, j) != 2
+            or cnp.PyArray_DIM(serial_numba, j + 1) != N_DTYPES
+            or cnp.PyArray_DIM(serial_numba, j + 2) != FA_N_KERNELS):
+        raise ValueError("serial_numba must be a C-contiguous uint8 array (2, N_DTYPES, N_KERNELS)")
+    if (cnp.PyArray_TYPE(limits) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(limits)
+            or cnp.PyArray_NDIM(limits) != 4 + lead or cnp.PyArray_DIM(limits, j) != 2
+            or cnp.PyArray_DIM(limits, j + 1) != 2 or cnp.PyArray_DIM(limits, j + 2) != N_DTYPES
+            or cnp.PyArray_DIM(limits, j + 3) != FA_N_KERNELS or FA_N_KERNELS > MAX_FAST_KERNELS):
+        raise ValueError("limits must be a C-contiguous int64 array (2, 2, N_DTYPES, N_KERNELS)")
+    if lead and (cnp.PyArray_DIM(limits, 0) != cnp.PyArray_DIM(serial_numba, 0)
+                 or cnp.PyArray_DIM(limits, 0) > MAX_FAST_BACKENDS):
+        raise ValueError("one route of limits and serial_numba per block backend")
+    return 0
+
+
 cdef int _par_active = 0
 cdef bint _par_used = False
 
 
 def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
-               cnp.ndarray limits, cnp.ndarray serial_numba=None, int block_threads=0,
-               object override=None):
-    """Install the fast path's decision: the flags, ``block_threads`` and the context
-    variable ``override`` of config blocks (see Policy), and ``limits``, an int64 array
-    (2, 2, N_DTYPES, N_KERNELS) of [serial_below, par_from][pass][dtype][kernel id];
-    ``serial_numba``, a uint8 array (2, N_DTYPES, N_KERNELS): 1 where the serial
-    calls run Numba's kernel (None: nowhere)."""
-    cdef Py_ssize_t p, d, k
-    cdef const cnp.int64_t *lim
-    cdef const cnp.uint8_t *nb = NULL
-    if serial_numba is not None:
-        if (cnp.PyArray_TYPE(serial_numba) != cnp.NPY_UINT8
-                or not cnp.PyArray_IS_C_CONTIGUOUS(serial_numba)
-                or cnp.PyArray_NDIM(serial_numba) != 3 or cnp.PyArray_DIM(serial_numba, 0) != 2
-                or cnp.PyArray_DIM(serial_numba, 1) != N_DTYPES
-                or cnp.PyArray_DIM(serial_numba, 2) != FA_N_KERNELS):
-            raise ValueError("serial_numba must be a C-contiguous uint8 array (2, N_DTYPES, N_KERNELS)")
-        nb = <const cnp.uint8_t *>cnp.PyArray_DATA(serial_numba)
-    if (cnp.PyArray_TYPE(limits) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(limits)
-            or cnp.PyArray_NDIM(limits) != 4 or cnp.PyArray_DIM(limits, 0) != 2
-            or cnp.PyArray_DIM(limits, 1) != 2 or cnp.PyArray_DIM(limits, 2) != N_DTYPES
-            or cnp.PyArray_DIM(limits, 3) != FA_N_KERNELS or FA_N_KERNELS > MAX_FAST_KERNELS):
-        raise ValueError("limits must be a C-contiguous int64 array (2, 2, N_DTYPES, N_KERNELS)")
-    lim = <const cnp.int64_t *>cnp.PyArray_DATA(limits)
-    for p in range(2):
-        for d in range(N_DTYPES):
-            for k in range(FA_N_KERNELS):
-                _policy.serial_below[p][d][k] = lim[((0 * 2 + p) * N_DTYPES + d) * FA_N_KERNELS + k]
-                _policy.par_from[p][d][k] = lim[((1 * 2 + p) * N_DTYPES + d) * FA_N_KERNELS + k]
-                _policy.serial_numba[p][d][k] = nb[(p * N_DTYPES + d) * FA_N_KERNELS + k] if nb else 0
+               cnp.ndarray limits, cnp.ndarray serial_numba, int block_threads=0,
+               object override=None, tuple block_backends=(), cnp.ndarray block_limits=None,
+               cnp.ndarray block_numba=None):
+    """Install the fast path's decision (see Policy): the flags, ``block_threads`` and
+    the context variable ``override`` of config blocks; the route of the calls outside
+    backend blocks, ``limits``, an int64 array (2, 2, N_DTYPES, N_KERNELS) of
+    [serial_below, par_from][pass][dtype][kernel id], and ``serial_numba``, a uint8
+    array (2, N_DTYPES, N_KERNELS): 1 where the serial calls run Numba's kernel;
+    ``block_backends``: while config blocks choose backends, the backends whose
+    blocks the fast path runs, route j of ``block_limits`` and ``block_numba`` (one
+    more leading axis) for a block of ``block_backends[j]``."""
+    cdef Py_ssize_t j, nb = len(block_backends)
+    _check_route(limits, serial_numba, 0)
+    if nb:
+        if block_limits is None or block_numba is None:
+            raise ValueError("block_backends needs block_limits and block_numba")
+        _check_route(block_limits, block_numba, 1)
+        if cnp.PyArray_DIM(block_limits, 0) != nb:
+            raise ValueError("one route of block_limits and block_numba per block backend")
+    _policy.enabled = False  # no call reads a half-written table
+    _policy.backend_blocks = False
+    _set_route(&_policy.plain, <const cnp.int64_t *>cnp.PyArray_DATA(limits),
+               <const cnp.uint8_t *>cnp.PyArray_DATA(serial_numba))
+    for j in range(nb):
+        _set_route(&_policy.block[j],
+                   <const cnp.int64_t *>cnp.PyArray_DATA(block_limits) + j * 4 * N_DTYPES * FA_N_KERNELS,
+                   <const cnp.uint8_t *>cnp.PyArray_DATA(block_numba) + j * 2 * N_DTYPES * FA_N_KERNELS)
+    global _block_route, _override
+    _block_route = {b: j for j, b in enumerate(block_backends)}
     _policy.serial_all = serial_all
     _policy.par_threads = par_threads
     _policy.block_threads = block_threads if override is not None else 0
     _policy.omp_default = omp_default
-    global _override
     _override = override
+    _policy.backend_blocks = nb > 0 and override is not None
     _policy.enabled = enabled
 
 
@@ -149,11 +226,14 @@ cdef inline int _decide(Py_ssize_t n, int pass_, int di, int kid, bint elementwi
     0 the general path (the path on, ``kid`` and ``di`` in range).  ``elementwise``:
     a kernel the fast path runs at every size (elementwise and rowwise ones); the
     others (per-channel) only below the serial limit."""
-    cdef Py_ssize_t limit = _policy.serial_below[pass_][di][kid]
-    cdef Py_ssize_t start
+    cdef Route *r = _route()
+    cdef Py_ssize_t limit, start
     cdef int nthreads, most
-    if n <= 0:
+    global _decided, _decided_by
+    _decided, _decided_by = r, PyThreadState_Get()
+    if n <= 0 or r == NULL:
         return 0
+    limit = r.serial_below[pass_][di][kid]
     if n < limit:
         return 1
     if not elementwise:
@@ -165,7 +245,7 @@ cdef inline int _decide(Py_ssize_t n, int pass_, int di, int kid, bint elementwi
         nthreads = _context_threads()
         if nthreads == 1:  # as serial_all, for the calling context
             return 1 if limit > 0 else 0
-    start = _policy.par_from[pass_][di][kid]
+    start = r.par_from[pass_][di][kid]
     if nthreads <= 1 or start < 0 or n < start:
         return 0
     most = openmp.omp_get_max_threads()
@@ -180,7 +260,8 @@ def fast_threads(int kind, int pass_, int dtype_index, int kid, Py_ssize_t n):
     """What the fast path decides for a plain call of ``n`` elements of kernel ``kid``
     (``kind`` 0: elementwise, 1: rowwise, 2: per-channel): 0 the general path,
     1 serial, k > 1 the OpenMP driver with k threads before sharing."""
-    if (not _policy.enabled or not 0 <= pass_ < 2 or not 0 <= dtype_index < N_DTYPES
+    if (not (_policy.enabled or _policy.backend_blocks) or not 0 <= pass_ < 2
+            or not 0 <= dtype_index < N_DTYPES
             or not 0 <= kid < FA_N_KERNELS):
         return 0
     return _decide(n, pass_, dtype_index, kid, kind <= 1)
@@ -233,8 +314,8 @@ cdef inline bint _plain(object x, int typenum) noexcept:
 
 cdef inline int _fast_dtype(object x, int kid) noexcept:
     """The dtype index of an exact ndarray, for a kernel id and the path on; else -1."""
-    if (not _policy.enabled or type(x) is not cnp.ndarray or kid < 0
-            or kid >= MAX_FAST_KERNELS or kid >= FA_N_KERNELS):
+    if (not (_policy.enabled or _policy.backend_blocks) or type(x) is not cnp.ndarray
+            or kid < 0 or kid >= MAX_FAST_KERNELS or kid >= FA_N_KERNELS):
         return -1
     return _dtype_index(<cnp.ndarray>x)
 

@@ -74,9 +74,12 @@ def set_policy(
     par_threads: int,
     omp_default: int,
     limits: np.ndarray,
-    serial_numba: np.ndarray | None = ...,
+    serial_numba: np.ndarray,
     block_threads: int = ...,
     override: object = ...,
+    block_backends: tuple[str, ...] = ...,
+    block_limits: np.ndarray | None = ...,
+    block_numba: np.ndarray | None = ...,
 ) -> None: ...
 def fast_threads(kind: int, pass_: int, dtype_index: int, kid: int, n: int) -> int: ...
 def par_enter(nthreads: int) -> int: ...

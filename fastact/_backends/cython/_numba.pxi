@@ -59,8 +59,11 @@ def numba_kernel(int slot, int dtype_index, int kid):
 
 
 cdef inline bint _numba_serial(int pass_, int di, int kid) noexcept:
-    """The policy gives this serial call to Numba's kernel (``di``, ``kid`` in range)."""
-    return _policy.serial_numba[pass_][di][kid] != 0
+    """The calling context's route gives this serial call to Numba's kernel (``di``,
+    ``kid`` in range): the route _decide chose for it, where this thread ran the last
+    _decide (no second read of the context)."""
+    cdef Route *r = _decided if _decided_by == PyThreadState_Get() else _route()
+    return r != NULL and r.serial_numba[pass_][di][kid] != 0
 
 
 cdef inline void _nb_run(void *k, const void *a, const void *b, void *out, Py_ssize_t n,
