@@ -53,7 +53,10 @@ def kid(name: str) -> int:
 @contextlib.contextmanager
 def general_only():
     policy = _dispatch.pushed()
-    _dispatch.push(dataclasses.replace(policy, enabled=False))
+    if policy is None:  # no compiled fast path: every call takes the general path
+        yield
+        return
+    _dispatch.push(dataclasses.replace(policy, enabled=False, block_backends=()))
     try:
         yield
     finally:

@@ -28,6 +28,7 @@ from fastact._codegen import numba_kernels as gen
 from fastact._math.functions import HELPERS
 from fastact.table import TABLE
 from tests.conftest import SPECIALS, Call, example_params, sample
+from tests.test_fast_path import general_only
 
 pytest.importorskip("numba")
 
@@ -618,7 +619,8 @@ def test_inplace_calls_run_the_inplace_kernels(monkeypatch, n):
             ("bwd", lambda: fastact.prelu_backward(vg, xv, w4, out=vg)),
         ]
 
-    with fastact.config(backend="numba", num_threads=2):
+    # the general path's choice (serial calls in the block take the fast path otherwise)
+    with fastact.config(backend="numba", num_threads=2), general_only():
         for _, f in calls(x.copy()) + channel_calls():
             f()  # compile everything first: the spy then only sees look-ups
         for kind, f in calls(x.copy()) + channel_calls():
@@ -655,7 +657,11 @@ def test_rowwise_inplace_gives_the_bits_of_a_separate_out(entry, dtype, shape, m
     x = x.reshape(shape)
     g = sample(entry, n, dtype, seed=4).reshape(shape)
     f, fb = getattr(fastact, entry.name), getattr(fastact, f"{entry.name}_backward")
-    with fastact.config(backend="numba", num_threads=2), np.errstate(all="ignore"):
+    with (
+        fastact.config(backend="numba", num_threads=2),
+        general_only(),  # the Numba backend's own drivers, not the fast path
+        np.errstate(all="ignore"),
+    ):
         y = f(x, out=np.empty_like(x))
         gx = fb(g, y, out=np.empty_like(g))
         buf, gbuf = x.copy(), g.copy()
