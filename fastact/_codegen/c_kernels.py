@@ -654,9 +654,9 @@ def _half_lane_sum(
     registers), then the short last one, whose last block of lanes adds 0.0 where no
     element is: a lane starts at +0.0 and is never -0.0, so adding +0.0 changes no
     lane.  ``pairs``: the chunks are in the order of the reordering conversions
-    (:data:`PAIR_ORDER`): lane ``j`` of the buffers holds element
+    (:data:`PAIR_BLOCK`): lane ``j`` of the buffers holds element
     :func:`pair_position` ``(j)`` of its block, and the total reads the lanes back in
-    element order.
+    element order (:func:`pair_lane`).
     """
     if pairs and width != PAIR_BLOCK:
         raise ValueError(f"{var}: the reordering conversions need {PAIR_BLOCK} lanes")
@@ -802,7 +802,7 @@ def _rowwise(
         ]
         return [f"    {ctype} {', '.join(bufs)};"]
 
-    def widen(used: set[str], at: str = "k0", kn: str | None = "kn") -> list[str]:
+    def widen(used: set[str], at: str, kn: str | None) -> list[str]:
         """The chunk conversions of the rows a loop reads (g, y): the chunk at ``at``,
         whole (``kn`` None) or of ``kn`` elements, padded."""
         return [

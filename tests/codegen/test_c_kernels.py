@@ -140,3 +140,30 @@ def test_a_constant_passed_to_a_helpers_bound_parameter_is_a_bound():
     )
     # a parameter that is a min or max only against a constant is not a bound
     assert "softplus" not in names.bound_args
+
+
+def test_the_reordering_conversions_order_is_stated_once():
+    """pair_position, its C form and pair_lane describe one permutation of a block, the
+    one fa_convert.h's even/odd conversions make (the row sums read their lanes back
+    in element order through it)."""
+    block = c_kernels.PAIR_BLOCK
+    cond, then, other = re.fullmatch(r"\((.+) \? (.+) : (.+)\)", c_kernels.PAIR_POSITION_C).groups()
+    c_expr = f"({then}) if ({cond}) else ({other})"  # C's ternary, in Python
+    positions = [c_kernels.pair_position(j) for j in range(block)]
+    assert sorted(positions) == list(range(block))
+    assert positions[:3] == [0, 2, 4] and positions[block // 2] == 1
+    assert [eval(c_expr, {"j": j}) for j in range(block)] == positions  # noqa: S307
+    assert [c_kernels.pair_lane(m) for m in positions] == list(range(block))
+
+
+def test_the_16_bit_row_sums_take_whole_chunks_apart_from_the_short_one():
+    """The 16-bit row kernels' sums: a loop of whole chunks without a test for the short
+    one inside (the lanes stay in registers), the short chunk after it loaded under a
+    mask (widen_n), and the reordering conversions' lanes read back in element order."""
+    text = c_kernels.generate(table.TABLE, functions.HELPERS)
+    body = re.search(r"double fa_softmax_rbwd_bf16v4_s0_body\(.*?\n\}\n", text, re.S).group(0)
+    whole = body[body.index("for (; k0 + FA_H16_CHUNK <= n;") : body.index("if (k0 < n)")]
+    assert "kn" not in whole and "fa_chunk_bf16_v4pairs_widen(g_r + k0, g_c)" in whole
+    assert "fa_chunk_bf16_v4pairs_widen_n(g_r + k0, kn, g_c)" in body
+    assert "fa_h16_chunk" not in body and "memcpy" not in body
+    assert "(d_lane[0] + d_lane[16]) + (d_lane[1] + d_lane[17])" in body
