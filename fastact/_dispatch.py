@@ -401,6 +401,19 @@ def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
     return limits, numba
 
 
+def _block_routes() -> tuple[np.ndarray, np.ndarray]:
+    """The routes of FAST_BACKENDS, stacked in their order (FastPolicy.block_limits,
+    block_numba)."""
+    key = "|".join(FAST_BACKENDS)
+    routes = _ROUTES.get(key)
+    if routes is None:
+        each = [_fast_routes(b) for b in FAST_BACKENDS]
+        routes = (np.stack([r[0] for r in each]), np.stack([r[1] for r in each]))
+        routes[0].flags.writeable = routes[1].flags.writeable = False
+        _ROUTES[key] = routes
+    return routes
+
+
 def fast_policy() -> FastPolicy:
     """The fast path's tables for the plans and settings in force now: the backend
     set's, and while config blocks choose backends, each fast backend's for the
@@ -408,11 +421,7 @@ def fast_policy() -> FastPolicy:
     enabled = STATE.backend in FAST_BACKENDS
     limits, numba = _fast_routes(STATE.backend if enabled else "auto")
     blocks = tuple(FAST_BACKENDS) if STATE.backend_blocks else ()
-    block_limits = block_numba = None
-    if blocks:
-        routes = [_fast_routes(b) for b in blocks]
-        block_limits = np.stack([r[0] for r in routes])
-        block_numba = np.stack([r[1] for r in routes])
+    block_limits, block_numba = _block_routes() if blocks else (None, None)
     steady = STATE.thread_blocks == 0 and not STATE.forked
     blocked = STATE.thread_blocks > 0 and not STATE.forked
     default = _omp_default() or 0
