@@ -4,14 +4,16 @@ For each elementwise and rowwise activation (prelu aside), float32 and float64,
 forward and backward (parameters at their defaults), this times batches of
 calls on 16 elements, alternating the backends between batches so that load
 on a shared machine hits them alike, and prints the best batch of each and
-their ratio (target: Numba within 1.5x of Cython).
+their ratio (target: Numba within 1.5x of Cython).  ``--blocks`` chooses each
+backend by a ``fastact.config(backend=...)`` block instead of ``set_backend``.
 
-    python benchmarks/bench_small_calls.py [--activation NAMES] [--rounds 30]
+    python benchmarks/bench_small_calls.py [--activation NAMES] [--rounds 30] [--blocks]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import time
 
@@ -24,19 +26,26 @@ BACKENDS = ("cython", "numba")
 BATCH = 200
 
 
-def best_batches(fn, rounds: int) -> dict[str, float]:
-    """Seconds per call of ``fn`` on each backend: the best batch, batches interleaved."""
+@contextlib.contextmanager
+def set_backend(backend: str):
+    fastact.set_backend(backend)
+    yield
+
+
+def best_batches(fn, rounds: int, choose=set_backend) -> dict[str, float]:
+    """Seconds per call of ``fn`` on each backend (in force inside ``choose(backend)``):
+    the best batch, batches interleaved."""
     for backend in BACKENDS:
-        fastact.set_backend(backend)
-        fn()  # compiles Numba's kernel on its first call
+        with choose(backend):
+            fn()  # compiles Numba's kernel on its first call
     best = dict.fromkeys(BACKENDS, float("inf"))
     for _ in range(rounds):
         for backend in BACKENDS:
-            fastact.set_backend(backend)
-            t0 = time.perf_counter()
-            for _ in range(BATCH):
-                fn()
-            best[backend] = min(best[backend], (time.perf_counter() - t0) / BATCH)
+            with choose(backend):
+                t0 = time.perf_counter()
+                for _ in range(BATCH):
+                    fn()
+                best[backend] = min(best[backend], (time.perf_counter() - t0) / BATCH)
     return best
 
 
@@ -44,7 +53,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--activation", help="comma-separated names (default: all but prelu)")
     ap.add_argument("--rounds", type=int, default=30, help="batches per backend (default 30)")
+    ap.add_argument(
+        "--blocks", action="store_true", help="choose the backends by fastact.config blocks"
+    )
     args = ap.parse_args()
+    choose = (lambda b: fastact.config(backend=b)) if args.blocks else set_backend
     if not set(BACKENDS) <= set(fastact.backends()):
         raise SystemExit("needs the Cython and Numba backends")
     names = args.activation.split(",") if args.activation else None
@@ -68,7 +81,7 @@ def main() -> None:
                     ("fwd", functools.partial(fwd, x, **kw)),
                     ("bwd", functools.partial(bwd, g, s, **kw)),
                 ):
-                    best = best_batches(fn, args.rounds)
+                    best = best_batches(fn, args.rounds, choose)
                     ratio = best["numba"] / best["cython"]
                     ratios.append(ratio)
                     print(
