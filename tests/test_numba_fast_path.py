@@ -373,3 +373,34 @@ def test_a_profile_choosing_numba_does_not_import_it_at_import(profile_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["compiled"]
+
+
+def test_threads_in_blocks_of_different_backends_at_once(on_numba):
+    """Threads each in a config block of another backend (and one in none), calling at the
+    same time: each call follows its own block, and every result is the one alone."""
+    x = data((64,), np.float32)
+    r = data((4, 33), np.float64)
+    want = (fastact.tanh(x), fastact.softmax(r), fastact.sigmoid_backward(x, x))
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def run(backend_name):
+        try:
+            block = (
+                fastact.config(backend=backend_name) if backend_name else contextlib.nullcontext()
+            )
+            with block:
+                start.wait()
+                for _ in range(300):
+                    got = (fastact.tanh(x), fastact.softmax(r), fastact.sigmoid_backward(x, x))
+                    for a, b in zip(got, want):
+                        np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in ("numba", "cython", "numpy", None)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
