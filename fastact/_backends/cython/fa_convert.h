@@ -210,8 +210,9 @@ FA_INLINE const uint16_t *fa_h16_chunk(const uint16_t *h, Py_ssize_t m, uint16_t
 
 /* The short last chunk of a row (the 16-bit row kernels): P_widen_n widens its
  * n < FA_H16_CHUNK elements into f, zeros after them; P_narrow_n rounds the first
- * n of f into h.  By a copy in t here; the x86-64-v4 copies below load and store
- * under a mask instead (no copy, no call to memset or memcpy). */
+ * n of f into h.  By a copy in t here; the x86-64-v4 copies below (float16's by
+ * F16C, bfloat16's even/odd ones, which the row kernels use) load and store under
+ * a mask instead (no copy, no call to memset or memcpy). */
 #define FA_CHUNK_N(P, ATTR)                                                            \
     ATTR FA_INLINE void P##_widen_n(const uint16_t *h, Py_ssize_t n, float *f) {       \
         uint16_t t[FA_H16_CHUNK];                                                      \
@@ -260,6 +261,7 @@ FA_BF16V4 FA_INLINE void fa_chunk_bf16_v4pairs_narrow_n(const float *f, uint16_t
         _mm512_mask_storeu_epi16(h + j, fa_mask32(n, j), _mm512_loadu_si512((const void *)(t + j)));
 }
 #endif
+
 /* Where the kernel is memory-bound (NT: fastact/_codegen/c_kernels.py's
  * nt_stores), the chunk too large to stay in cache and out none of the inputs
  * (fa_nt_stores), each chunk is rounded into t and stored non-temporally
