@@ -460,10 +460,10 @@ def push(policy: FastPolicy | None = None) -> None:
         p.block_backends,
         p.block_limits,
         p.block_numba,
+        # bias calls run the epilogue's Cython kernels where Numba is the plan's
+        # serial backend (the same bits), but not where Numba is the backend asked for
+        (STATE.backend == "numba", *(b == "numba" for b in p.block_backends)),
     )
-    # bias calls run the epilogue's Cython kernels where Numba is the plan's serial
-    # backend (the same bits), but not when Numba is the backend asked for
-    cy.set_bias_cython("numba" not in {STATE.backend, *STATE.backend_blocks})
     _pushed[:] = [p]
 
 

@@ -13,6 +13,7 @@ raises the general path's error naming the argument, and writes nothing.
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -289,3 +290,19 @@ def test_numba_asked_for_takes_the_general_path():
     same(got, want)
     with fast_only():
         same(fastact.relu(x, bias=b), want)
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="Numba is not installed")
+def test_numba_asked_for_by_a_block_sends_only_that_blocks_bias_calls_to_the_general_path():
+    x = data((6, 40), np.float32)
+    b = data((40,), np.float32, seed=2)
+    with general_only():
+        want = fastact.relu(x, bias=b)
+    outside: list = []
+    with spy() as ran, fastact.config(backend="numba"):
+        same(fastact.relu(x, bias=b), want)
+        t = threading.Thread(target=lambda: outside.append(fastact.relu(x, bias=b)))
+        t.start()
+        t.join()
+    assert ran == ["bias_forward"]  # the block's call; the other thread's took the fast path
+    same(outside[0], want)

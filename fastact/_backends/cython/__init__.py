@@ -124,7 +124,6 @@ class CythonBackend:
     parallel = HAS_OPENMP
     max_threads = staticmethod(_kernels.max_threads if HAS_OPENMP else _process_openmp_max_threads)
     set_policy = staticmethod(_kernels.set_policy)
-    set_bias_cython = staticmethod(_kernels.set_bias_cython)
     fast_threads = staticmethod(_kernels.fast_threads)
     # rows of a weight per element shorter than this leave prelu's large forwards to
     # the general path (which tiles the weight)

@@ -36,6 +36,7 @@ cdef struct Route:
     Py_ssize_t serial_below[2][N_DTYPES][MAX_FAST_KERNELS]
     Py_ssize_t par_from[2][N_DTYPES][MAX_FAST_KERNELS]
     unsigned char serial_numba[2][N_DTYPES][MAX_FAST_KERNELS]
+    bint numba_asked  # the route of the Numba backend (not auto's choice of Numba)
 
 DEF MAX_FAST_BACKENDS = 4
 
@@ -157,7 +158,7 @@ cdef bint _par_used = False
 def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
                cnp.ndarray limits, cnp.ndarray serial_numba, int block_threads=0,
                object override=None, tuple block_backends=(), cnp.ndarray block_limits=None,
-               cnp.ndarray block_numba=None):
+               cnp.ndarray block_numba=None, tuple numba_asked=(False,)):
     """Install the fast path's decision (see Policy): the flags, ``block_threads`` and
     the context variable ``override`` of config blocks; the route of the calls outside
     backend blocks, ``limits``, an int64 array (2, 2, N_DTYPES, N_KERNELS) of
@@ -165,7 +166,8 @@ def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
     array (2, N_DTYPES, N_KERNELS): 1 where the serial calls run Numba's kernel;
     ``block_backends``: while config blocks choose backends, the backends whose
     blocks the fast path runs, route j of ``block_limits`` and ``block_numba`` (one
-    more leading axis) for a block of ``block_backends[j]``."""
+    more leading axis) for a block of ``block_backends[j]``; ``numba_asked``: whether
+    each route (the plain one, then the blocks') is the Numba backend's."""
     cdef Py_ssize_t j, nb = len(block_backends)
     _check_route(limits, serial_numba, 0)
     if nb:
@@ -174,11 +176,15 @@ def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
         _check_route(block_limits, block_numba, 1)
         if cnp.PyArray_DIM(block_limits, 0) != nb:
             raise ValueError("one route of block_limits and block_numba per block backend")
+    if len(numba_asked) != nb + 1:
+        raise ValueError("numba_asked: one flag for the plain route and each block's")
     _policy.enabled = False  # no call reads a half-written table
     _policy.backend_blocks = False
     _set_route(&_policy.plain, <const cnp.int64_t *>cnp.PyArray_DATA(limits),
                <const cnp.uint8_t *>cnp.PyArray_DATA(serial_numba))
+    _policy.plain.numba_asked = numba_asked[0]
     for j in range(nb):
+        _policy.block[j].numba_asked = numba_asked[j + 1]
         _set_route(&_policy.block[j],
                    <const cnp.int64_t *>cnp.PyArray_DATA(block_limits) + j * 4 * N_DTYPES * FA_N_KERNELS,
                    <const cnp.uint8_t *>cnp.PyArray_DATA(block_numba) + j * 2 * N_DTYPES * FA_N_KERNELS)

@@ -66,6 +66,12 @@ cdef inline bint _numba_serial(int pass_, int di, int kid) noexcept:
     return r != NULL and r.serial_numba[pass_][di][kid] != 0
 
 
+cdef inline bint _numba_asked() noexcept:
+    """The calling context's route is the Numba backend's (as _numba_serial reads it)."""
+    cdef Route *r = _decided if _decided_by == PyThreadState_Get() else _route()
+    return r != NULL and r.numba_asked
+
+
 cdef inline void _nb_run(void *k, const void *a, const void *b, void *out, Py_ssize_t n,
                          const double *p, uint64_t seed) noexcept nogil:
     if b == NULL:
