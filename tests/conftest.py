@@ -7,7 +7,10 @@ tested by every test that takes the ``entry`` fixture without editing them.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +81,23 @@ def test_profile(tmp_path_factory):
     else:
         os.environ["FASTACT_PROFILE"] = old
     _dispatch.load_profile()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(path: str):
+    """The module of a script of this checkout (``benchmarks/...``, ``scripts/...``),
+    registered under its name (dataclasses look their module up there); a skip
+    outside a source checkout."""
+    file = ROOT / path
+    if not file.exists():
+        pytest.skip("not a source checkout")
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def entry_id(e: Activation) -> str:

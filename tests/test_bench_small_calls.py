@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 import fastact
 from fastact import _config
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_small_calls.py"
+from tests.conftest import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_small_calls", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/bench_small_calls.py")
 
 
 def _backend_in_force() -> str:

@@ -273,12 +273,17 @@ def test_numba_as_the_plan_s_serial_backend(dtype):
         _dispatch.push(policy)
 
 
-@pytest.mark.skipif("numba" not in BACKENDS, reason="Numba is not installed")
-def test_numba_asked_for_takes_the_general_path():
+def _relu_bias_case():
+    """x, a bias, and relu(x + bias) by the general path."""
     x = data((6, 40), np.float32)
     b = data((40,), np.float32, seed=2)
     with general_only():
-        want = fastact.relu(x, bias=b)
+        return x, b, fastact.relu(x, bias=b)
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="Numba is not installed")
+def test_numba_asked_for_takes_the_general_path():
+    x, b, want = _relu_bias_case()
     old = fastact.get_backend()
     fastact.set_backend("numba")
     try:
@@ -294,10 +299,7 @@ def test_numba_asked_for_takes_the_general_path():
 
 @pytest.mark.skipif("numba" not in BACKENDS, reason="Numba is not installed")
 def test_numba_asked_for_by_a_block_sends_only_that_blocks_bias_calls_to_the_general_path():
-    x = data((6, 40), np.float32)
-    b = data((40,), np.float32, seed=2)
-    with general_only():
-        want = fastact.relu(x, bias=b)
+    x, b, want = _relu_bias_case()
     outside: list = []
     with spy() as ran, fastact.config(backend="numba"):
         same(fastact.relu(x, bias=b), want)

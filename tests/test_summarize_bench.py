@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "summarize_bench.py"
+from tests.conftest import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("summarize_bench", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/summarize_bench.py")
 
 
 def _cell(case, size, threads, impl, seconds, pass_="fwd"):

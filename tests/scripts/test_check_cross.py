@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import fastact
 from fastact.table import TABLE
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "check_cross.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def check_cross():
-    spec = importlib.util.spec_from_file_location("check_cross", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/check_cross.py")
 
 
 def test_every_parameter_set_gives_every_kernel_parameter(check_cross):
