@@ -530,8 +530,9 @@ def _lane_max(var: str, ctype: str, body: str, load, consts: list[str]) -> list[
     return lines
 
 
-def _lane_adds(var: str, value, i: str, stop: str, width: int = 8) -> list[str]:
-    """Add elements ``0..stop-1`` (index ``i``) to the lanes ``{var}_lane``, ``i`` to lane ``i % 8``.
+def _lane_adds(var: str, value, i: str, stop: str, width: int = 8, tail: bool = True) -> list[str]:
+    """Add elements ``0..stop-1`` (index ``i``) to the lanes ``{var}_lane``, ``i`` to lane ``i % 8``
+    (without ``tail``, the whole blocks of ``width`` only).
 
     ``value(idx)`` gives the statements that set ``v`` (a T) to the value of
     element ``idx``.  Element 0 is the row's first or a multiple of 8 after
@@ -540,18 +541,29 @@ def _lane_adds(var: str, value, i: str, stop: str, width: int = 8) -> list[str]:
     that the vectorizer packs, reassociating nothing.
     """
     lane = f"{var}_lane"
-    return [
+    blocks = [
         f"for ({i} = 0; {i} + {width} <= {stop}; {i} += {width}) {{",
         f"    for (int j = 0; j < {width}; j++) {{",
         *["        " + ln for ln in value(f"{i} + j")],
         f"        {lane}[j] += (double)v;",
         "    }",
         "}",
+    ]
+    if not tail:
+        return blocks
+    return [
+        *blocks,
         f"for (int j = 0; {i} < {stop}; {i}++, j++) {{",
         *["    " + ln for ln in value(i)],
         f"    {lane}[j] += (double)v;",
         "}",
     ]
+
+
+def _computed(ctype: str, body: str, load, consts: list[str]):
+    """``value(idx)`` for :func:`_lane_adds`: the loads of element ``idx``, the consts,
+    and ``v`` computed by ``body``."""
+    return lambda idx: [*load(idx), *consts, f"const {ctype} v = {body};"]
 
 
 def _lane_sum(
@@ -579,8 +591,7 @@ def _lane_sum(
     """
     lines = [f"        double {var}_lane[{width}] = {{{', '.join(['0.0'] * width)}}};"]
 
-    def computed(idx: str) -> list[str]:
-        return [*load(idx), *consts, f"const {ctype} v = {body};"]
+    computed = _computed(ctype, body, load, consts)
 
     def stored(buf: str):
         return lambda idx: [f"const {ctype} v = {buf}[{idx}];"]
@@ -663,16 +674,10 @@ def _half_lane_sum(
     pos = PAIR_POSITION_C if pairs else "j"
     ctor = ", ".join(["0.0"] * width)
 
+    computed = _computed(ctype, body, load, consts)
+
     def blocks(stop: str) -> list[str]:
-        return [
-            f"for (k = 0; k + {width} <= {stop}; k += {width}) {{",
-            f"    for (int j = 0; j < {width}; j++) {{",
-            *["        " + ln for ln in load("k + j") + consts],
-            f"        const {ctype} v = {body};",
-            f"        {var}_lane[j] += (double)v;",
-            "    }",
-            "}",
-        ]
+        return _lane_adds(var, computed, "k", stop, width, tail=False)
 
     lines = [
         f"double {var}_lane[{width}] = {{{ctor}}};",

@@ -117,6 +117,18 @@ cdef Route *_route() noexcept:
     return &_policy.plain if _policy.enabled else NULL
 
 
+cdef inline Route *_decided_route() noexcept:
+    """The route _decide chose for the call now running (this thread ran the last
+    _decide), without reading the context again; else the context's."""
+    return _decided if _decided_by == PyThreadState_Get() else _route()
+
+
+cdef inline bint _may_run() noexcept:
+    """Some context's calls can take the fast path (the backend set is one it runs, or
+    config blocks choose backends)."""
+    return _policy.enabled or _policy.backend_blocks
+
+
 cdef void _set_route(Route *r, const cnp.int64_t *lim, const cnp.uint8_t *nb) noexcept:
     """``r`` from limits (2, 2, N_DTYPES, N_KERNELS) and serial_numba (2, N_DTYPES,
     N_KERNELS) laid out as set_policy takes them."""
@@ -266,7 +278,7 @@ def fast_threads(int kind, int pass_, int dtype_index, int kid, Py_ssize_t n):
     """What the fast path decides for a plain call of ``n`` elements of kernel ``kid``
     (``kind`` 0: elementwise, 1: rowwise, 2: per-channel): 0 the general path,
     1 serial, k > 1 the OpenMP driver with k threads before sharing."""
-    if (not (_policy.enabled or _policy.backend_blocks) or not 0 <= pass_ < 2
+    if (not _may_run() or not 0 <= pass_ < 2
             or not 0 <= dtype_index < N_DTYPES
             or not 0 <= kid < FA_N_KERNELS):
         return 0
@@ -320,7 +332,7 @@ cdef inline bint _plain(object x, int typenum) noexcept:
 
 cdef inline int _fast_dtype(object x, int kid) noexcept:
     """The dtype index of an exact ndarray, for a kernel id and the path on; else -1."""
-    if (not (_policy.enabled or _policy.backend_blocks) or type(x) is not cnp.ndarray
+    if (not _may_run() or type(x) is not cnp.ndarray
             or kid < 0 or kid >= MAX_FAST_KERNELS or kid >= FA_N_KERNELS):
         return -1
     return _dtype_index(<cnp.ndarray>x)

@@ -191,7 +191,7 @@ cdef inline int _fast_half_fmt(object x, int kid) noexcept:
     """For the fast path: 1 (float16) or 2 (bfloat16) for a plain ndarray of that
     dtype and a kernel id in range, the path on; else 0."""
     cdef int typenum
-    if (not (_policy.enabled or _policy.backend_blocks) or type(x) is not cnp.ndarray
+    if (not _may_run() or type(x) is not cnp.ndarray
             or kid < 0 or kid >= MAX_FAST_KERNELS or kid >= FA_N_KERNELS):
         return 0
     typenum = cnp.PyArray_TYPE(<cnp.ndarray>x)

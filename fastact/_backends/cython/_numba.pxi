@@ -62,13 +62,13 @@ cdef inline bint _numba_serial(int pass_, int di, int kid) noexcept:
     """The calling context's route gives this serial call to Numba's kernel (``di``,
     ``kid`` in range): the route _decide chose for it, where this thread ran the last
     _decide (no second read of the context)."""
-    cdef Route *r = _decided if _decided_by == PyThreadState_Get() else _route()
+    cdef Route *r = _decided_route()
     return r != NULL and r.serial_numba[pass_][di][kid] != 0
 
 
 cdef inline bint _numba_asked() noexcept:
     """The calling context's route is the Numba backend's (as _numba_serial reads it)."""
-    cdef Route *r = _decided if _decided_by == PyThreadState_Get() else _route()
+    cdef Route *r = _decided_route()
     return r != NULL and r.numba_asked
 
 
