@@ -727,9 +727,11 @@ def _row_ops(entry: Activation, backward: bool) -> list[int]:
 
 
 # The 16-bit backward row kernels run their stages on chunks of FA_H16_CHUNK
-# elements widened into float32 buffers by the format's chunk conversions (as
-# the elementwise 16-bit kernels do), each stage reading its row from memory in
-# 16 bits: one kernel per store of HALF_STORES and INSTRUCTION_STORES.  (A
+# elements widened into float32 by the format's chunk conversions (as the
+# elementwise 16-bit kernels do): into a float32 copy of the row kept for all the
+# passes where it fits FA_H16_ROW_KEPT (each conversion done once), else into
+# chunk buffers by each pass, which reads its row from memory in 16 bits.  One
+# kernel per store of HALF_STORES and INSTRUCTION_STORES.  (A
 # bfloat16 row widened by a shift in the row loops themselves measured 5-10%
 # slower than its chunks; float16 has no such shift.)
 ROW_STORES = {**HALF_STORES, **INSTRUCTION_STORES}
@@ -762,9 +764,11 @@ def _rowwise(
     row's segments are shared among them.
 
     ``store`` (a backward, :func:`has_half_row_bwd`): the kernel on 16-bit rows of
-    that store of :data:`ROW_STORES`, float32 inside (``sfx`` "f32"): each stage
-    widens its row chunk by chunk, the map rounds chunk by chunk; the same bits as
-    the float32 kernel on the widened rows, rounded once.
+    that store of :data:`ROW_STORES`, float32 inside (``sfx`` "f32"): a row of at
+    most FA_H16_ROW_KEPT elements is widened once, by the first stage that reads it,
+    into float32 rows on the stack that the later passes read back; a longer one by
+    each pass, chunk by chunk.  The map rounds chunk by chunk: the same bits as the
+    float32 kernel on the widened rows, rounded once.
     """
     ctype = CTYPES[sfx]
     stages = entry.row_backward if backward else entry.row_forward
@@ -772,8 +776,9 @@ def _rowwise(
     where = f"{entry.name}.{'backward' if backward else 'forward'}"
     name = f"fa_{entry.name}_r{'bwd' if backward else 'fwd'}_{store or sfx}"
     # the arrays' element type, and where the stages' loops read: the rows, or (16
-    # bits) the chunk buffers g_c and s_c their elements are widened into
-    etype, ga, sa = (ctype, "g_r", "s_r") if store is None else ("uint16_t", "g_c", "s_c")
+    # bits) the float32 copies g_b and s_b of their chunks (widened into the chunk
+    # buffers g_c and s_c, or into the kept rows g_k and s_k)
+    etype, ga, sa = (ctype, "g_r", "s_r") if store is None else ("uint16_t", "g_b", "s_b")
     if backward:
         a, b = "g_r", "s_r"
 
@@ -787,6 +792,8 @@ def _rowwise(
             return [f"const {ctype} x = x_r[{i}];"]
 
     sig = f"const {etype} *{a}, const {etype} *{b}, {etype} *o_r, Py_ssize_t n, const double *acc"
+    if store is not None:
+        sig += ", float *g_k, float *s_k"
     loads = {"g", "y"} if backward else {"x"}
     cached = cached_stage(stages, final, loads)
     if store is not None and (not backward or cached is not None):
@@ -807,16 +814,31 @@ def _rowwise(
         ]
         return [f"    {ctype} {', '.join(bufs)};"]
 
-    def widen(used: set[str], at: str, kn: str | None) -> list[str]:
-        """The chunk conversions of the rows a loop reads (g, y): the chunk at ``at``,
-        whole (``kn`` None) or of ``kn`` elements, padded."""
-        return [
-            f"{conv}_widen({row} + {at}, {buf});"
-            if kn is None
-            else f"{conv}_widen_n({row} + {at}, {kn}, {buf});"
-            for v, row, buf in (("g", "g_r", "g_c"), ("y", "s_r", "s_c"))
-            if v in used
-        ]
+    # the rows a stage reads are kept in float32 (g_k, s_k) where the driver has room
+    # for them (FA_H16_ROW_KEPT): the first stage to read one widens it, the stages
+    # and the map after it read it back
+    kept = {v for _, op, expr in stages if op != "log" for v in free_names(expr) & loads}
+
+    def widen(used: set[str], at: str, kn: str | None, first: set[str]) -> list[str]:
+        """The chunk at ``at`` (whole: ``kn`` None, else ``kn`` elements, padded) of
+        the rows a loop reads (g, y) in float32 at g_b and s_b: in the kept rows or
+        the chunk buffers, widened there unless an earlier stage did (``first``: the
+        rows no earlier stage read)."""
+        lines = []
+        for v, row, buf in (("g", "g_r", "g"), ("y", "s_r", "s")):
+            if v not in used:
+                continue
+            call = (
+                f"{conv}_widen({row} + {at}, {buf}_b);"
+                if kn is None
+                else f"{conv}_widen_n({row} + {at}, {kn}, {buf}_b);"
+            )
+            if v in kept:
+                lines.append(f"float *const {buf}_b = {buf}_k ? {buf}_k + {at} : {buf}_c;")
+                lines.append(call if v in first else f"if (!{buf}_k) {call}")
+            else:
+                lines += [f"float *const {buf}_b = {buf}_c;", call]
+        return lines
 
     out: list[str] = []
 
@@ -828,6 +850,9 @@ def _rowwise(
         ]
 
     void = f"    (void){a}; (void){b}; (void)o_r; (void)acc;"
+    if store is not None:
+        void += " (void)g_k; (void)s_k;"
+    read: set[str] = set()  # the rows the stages so far read
     for i, (var, op, expr) in enumerate(stages):
         if op == "log":
             continue
@@ -859,10 +884,11 @@ def _rowwise(
                         load_used,
                         consts,
                         width,
-                        lambda at, kn, used=used: widen(used, at, kn),
+                        lambda at, kn, used=used, first=used - read: widen(used, at, kn, first),
                         pairs,
                     ),
                 ]
+                read |= used & loads
             else:
                 red = _lane_sum(var, ctype, body, load_used, consts, keep, costly, width)
         if any(re.search(r"\bk\b", ln) and "Py_ssize_t k " not in ln for ln in red):
@@ -894,12 +920,12 @@ def _rowwise(
             f"    {ctype} o_c[FA_H16_CHUNK] FA_ALIGN64;",
             "    Py_ssize_t k0 = 0;",
             "    for (; k0 + FA_H16_CHUNK <= n; k0 += FA_H16_CHUNK) {",
-            *["        " + ln for ln in widen(used, "k0", None)],
+            *["        " + ln for ln in widen(used, "k0", None, used - read)],
             *["    " + ln for ln in chunk],
             f"        {conv}_narrow(o_c, o_r + k0);",
             "    }",
             "    if (k0 < n) {",
-            *["        " + ln for ln in widen(used, "k0", "n - k0")],
+            *["        " + ln for ln in widen(used, "k0", "n - k0", used - read)],
             *["    " + ln for ln in chunk],
             f"        {conv}_narrow_n(o_c, o_r + k0, n - k0);",
             "    }",
@@ -928,31 +954,56 @@ def _rowwise(
     else:
         rsig = f"const {ctype} *xp, {ctype} *out"
         offs = [f"const {ctype} *x_r = xp + r * n;", f"const {ctype} *b_r = x_r;"]
-    lines = [
+
+    def run(extra: str, split: bool) -> list[str]:
+        """The row's stages and map (``extra``: the kept rows' arguments), its sums in
+        segments of FA_ROW_SPLIT (``split``) or as one."""
+        lines = []
+        for i, (_var, op, expr) in enumerate(stages):
+            if op == "log":
+                j = [v for v, _, _ in stages].index(expr)
+                lines.append(f"acc[{i}] = log(acc[{j}]);")
+            elif op == "max" or not split:
+                lines.append(f"acc[{i}] = {name}_s{i}_body({a}, {b}, o_r, n, acc{extra});")
+            else:
+                lines += [
+                    "for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_ROW_SPLIT) {",
+                    "    const Py_ssize_t kn = n - k0 < FA_ROW_SPLIT ? n - k0 : FA_ROW_SPLIT;",
+                    f"    const double t = {name}_s{i}_body({a} + k0, {b} + k0, o_r + k0, kn, acc{extra});",
+                    f"    acc[{i}] = k0 ? acc[{i}] + t : t;",
+                    "}",
+                ]
+        return [*lines, f"{name}_map_body({a}, {b}, o_r, n, acc{extra});"]
+
+    head = [
         f"{attr if store else 'FA_CLONES '}static void {name}({rsig}, Py_ssize_t rows, Py_ssize_t n, "
         "const double *p) {",
         "    (void)p;",
+    ]
+    if store is not None:
+        held = [f"{buf}_k" if v in kept else "NULL" for v, buf in (("g", "g"), ("y", "s"))]
+        head += [f"    float {k}[FA_H16_ROW_KEPT] FA_ALIGN64;" for k in held if k != "NULL"]
+        # a kept row is one segment of its sums
+        body = [
+            "if (n <= FA_H16_ROW_KEPT) {",
+            *["    " + ln for ln in run(f", {held[0]}, {held[1]}", False)],
+            "} else {",
+            *["    " + ln for ln in run(", NULL, NULL", True)],
+            "}",
+        ]
+    else:
+        body = run("", True)
+    lines = [
+        *head,
         "    for (Py_ssize_t r = 0; r < rows; r++) {",
         *["        " + o for o in offs],
         f"        {etype} *o_r = out + r * n;",
         # zeros: a row of length 0 runs no sum loop, and the map then reads nothing
         f"        double acc[{max(len(stages), 1)}] = {{0.0}};",
+        *["        " + ln for ln in body],
+        "    }",
+        "}",
     ]
-    for i, (_var, op, expr) in enumerate(stages):
-        if op == "log":
-            j = [v for v, _, _ in stages].index(expr)
-            lines.append(f"        acc[{i}] = log(acc[{j}]);")
-        elif op == "max":
-            lines.append(f"        acc[{i}] = {name}_s{i}_body({a}, {b}, o_r, n, acc);")
-        else:
-            lines += [
-                "        for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_ROW_SPLIT) {",
-                "            const Py_ssize_t kn = n - k0 < FA_ROW_SPLIT ? n - k0 : FA_ROW_SPLIT;",
-                f"            const double t = {name}_s{i}_body({a} + k0, {b} + k0, o_r + k0, kn, acc);",
-                f"            acc[{i}] = k0 ? acc[{i}] + t : t;",
-                "        }",
-            ]
-    lines += [f"        {name}_map_body({a}, {b}, o_r, n, acc);", "    }", "}"]
     out.append("\n".join(lines))
     return "\n\n".join(out)
 
@@ -1047,6 +1098,14 @@ PROLOGUE = """\
 #define FA_ROW_BLOCK 256
 /* Row sums add their segments of this many elements in order (ROW_SPLIT). */
 #define FA_ROW_SPLIT {row_split}
+/* The 16-bit backward row kernels keep a row of at most this many elements in
+ * float32 (on the stack, in L1 with its partner row), widened once for all the
+ * row's passes; a longer row is widened by each pass, chunk by chunk.  One
+ * segment of the row sums. */
+#define FA_H16_ROW_KEPT 2048
+#if FA_H16_ROW_KEPT > FA_ROW_SPLIT || FA_H16_ROW_KEPT % FA_H16_CHUNK
+#error "a kept 16-bit row is one segment of the row sums and whole chunks"
+#endif
 /* The drivers' layout (fastact/_codegen/dialect.py): CHANNEL_SEGMENT, PGRAD_BLOCKS,
  * MIN_CHUNK, HALF_BLOCK. */
 #define FA_CHANNEL_SEGMENT {channel_segment}

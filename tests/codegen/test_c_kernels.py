@@ -163,7 +163,37 @@ def test_the_16_bit_row_sums_take_whole_chunks_apart_from_the_short_one():
     text = c_kernels.generate(table.TABLE, functions.HELPERS)
     body = re.search(r"double fa_softmax_rbwd_bf16v4_s0_body\(.*?\n\}\n", text, re.S).group(0)
     whole = body[body.index("for (; k0 + FA_H16_CHUNK <= n;") : body.index("if (k0 < n)")]
-    assert "kn" not in whole and "fa_chunk_bf16_v4pairs_widen(g_r + k0, g_c)" in whole
-    assert "fa_chunk_bf16_v4pairs_widen_n(g_r + k0, kn, g_c)" in body
+    assert "kn" not in whole and "fa_chunk_bf16_v4pairs_widen(g_r + k0, g_b)" in whole
+    assert "fa_chunk_bf16_v4pairs_widen_n(g_r + k0, kn, g_b)" in body
     assert "fa_h16_chunk" not in body and "memcpy" not in body
     assert "(d_lane[0] + d_lane[16]) + (d_lane[1] + d_lane[17])" in body
+
+
+def _function(text: str, head: str) -> str:
+    return re.search(re.escape(head) + r"\(.*?\n\}\n", text, re.S).group(0)
+
+
+def test_16_bit_rows_that_fit_are_widened_once_for_all_their_passes():
+    """A 16-bit backward row of at most FA_H16_ROW_KEPT elements is widened into the
+    kept float32 rows by the first stage that reads it; the later passes read it back
+    unconverted.  A row no stage reads (log_softmax's y) is widened by the map alone,
+    and a longer row goes chunk by chunk, its sums in segments."""
+    text = c_kernels.generate(table.TABLE, functions.HELPERS)
+    sm = _function(text, "static void fa_softmax_rbwd_f16v4")
+    kept, chunked = sm.split("} else {")
+    assert "if (n <= FA_H16_ROW_KEPT)" in kept and "FA_ROW_SPLIT" not in kept
+    assert "s0_body(g_r, s_r, o_r, n, acc, g_k, s_k)" in kept
+    assert "map_body(g_r, s_r, o_r, n, acc, g_k, s_k)" in kept
+    assert "FA_ROW_SPLIT" in chunked and "NULL, NULL" in chunked
+    stage = _function(text, "double fa_softmax_rbwd_f16v4_s0_body")
+    assert "    fa_chunk_f16c_v4_widen(g_r + k0, g_b);" in stage
+    assert "float *const g_b = g_k ? g_k + k0 : g_c;" in stage
+    mapped = _function(text, "void fa_softmax_rbwd_f16v4_map_body")
+    assert "if (!g_k) fa_chunk_f16c_v4_widen(g_r + k0, g_b);" in mapped
+    assert "if (!s_k) fa_chunk_f16c_v4_widen(s_r + k0, s_b);" in mapped
+    ls = _function(text, "static void fa_log_softmax_rbwd_f16v4")
+    assert "n, acc, g_k, NULL)" in ls and "s_k" not in ls
+    ls_map = _function(text, "void fa_log_softmax_rbwd_f16v4_map_body")
+    assert "float *const s_b = s_c;\n" in ls_map
+    assert "        fa_chunk_f16c_v4_widen(s_r + k0, s_b);" in ls_map
+    assert "#define FA_H16_ROW_KEPT" in text
