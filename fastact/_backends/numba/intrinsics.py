@@ -371,16 +371,37 @@ def bf16_widen(h, k, m, a):
         a[j] = _as_float(np.uint32(np.uint32(hs[j]) << np.uint32(16)))
 
 
+@intrinsic
+def _f32_to_bf16(typingctx, v):
+    """The float32 v rounded once to nearest even to a bfloat16 pattern (uint16), a NaN
+    to the quiet NaN of its sign and leading payload.  In 32-bit integers throughout:
+    Numba's typing of the same steps widens them to 64 bits, which halved the lanes
+    of the vectorized loop."""
+    if not isinstance(v, types.Float) or v.bitwidth != 32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+
+        def c(x: int) -> ir.Constant:
+            return ir.Constant(i32, x)
+
+        u = builder.bitcast(args[0], i32)
+        hi = builder.lshr(u, c(16))
+        r = builder.lshr(builder.add(builder.add(u, c(0x7FFF)), builder.and_(hi, c(1))), c(16))
+        q = builder.or_(hi, c(0x40))
+        nan = builder.icmp_unsigned(">", builder.and_(u, c(0x7FFFFFFF)), c(0x7F800000))
+        return builder.trunc(builder.select(nan, q, r), ir.IntType(16))
+
+    return types.uint16(v), codegen
+
+
 @njit(**_OPTS)
 def bf16_narrow(o, out, k, m):
     """The float32 o[0..m) rounded once into the bfloat16 patterns out[k..k+m)."""
     os = out[k : k + m]
     for j in range(m):
-        u = _as_uint(o[j])
-        r = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
-        q = (u >> np.uint32(16)) | np.uint32(0x40)
-        nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
-        os[j] = np.uint16((q if nan else r) & np.uint32(0xFFFF))
+        os[j] = _f32_to_bf16(o[j])
 
 
 # --- a row's maximum in vector lanes (softmax's forward) -----------------------------
