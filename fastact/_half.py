@@ -13,8 +13,10 @@ The Cython backend runs the float32 kernel of an elementwise entry inside
 each thread's chunk, fused: on chunks of 128 elements widened as loaded and
 rounded as stored (``fa_convert.h``; float16 by the F16C instructions where
 the CPU has them, ``fa_half.h`` choosing at load); plain C-contiguous calls
-take the compiled fast path, as float32 ones do.  Rowwise and per-channel entries, and the Numba backend,
-run the float32 drivers here on blocks widened into float32 buffers.  The
+take the compiled fast path, as float32 ones do.  The Numba backend's elementwise
+kernels for each format widen each element as loaded and round it as stored, in one
+vectorized loop.  Rowwise and per-channel entries on Numba, and registered
+activations, run the float32 drivers on blocks widened into float32 buffers.  The
 NumPy backend widens to float64 and rounds its reference once.  The
 conversions below are those of ``fa_convert.h``, bit for bit: integer and
 float32 operations that the compiler vectorizes (float16's rounding by the
@@ -212,9 +214,10 @@ class HalfBackend:
 
     The arrays it receives are validated by the API as for the other dtypes
     (one 16-bit dtype, contiguous in one order).  The elementwise kernels of a
-    backend that converts a format itself (``half_formats``: the Cython
-    backend's both, the Numba backend's bfloat16) run fused (widen, float32
-    kernel, round, per block of each thread's chunk); everything else runs the float32 driver on blocks of
+    backend that converts a format itself (``half_formats``: both, on the Cython
+    and the Numba backends) run fused (widen, float32 kernel, round, element by
+    element or per block of each thread's chunk); everything else runs the float32
+    driver on blocks of
     :data:`BLOCK` elements (whole rows, whole ``outer`` slices of prelu),
     widened into float32 buffers and rounded back: the same bits, the blocks
     cut by the shape only.  The NumPy backend computes its float64 reference

@@ -38,7 +38,7 @@ from .dialect import (
     BACKWARD_LANES,
     CHANNEL_SEGMENT,
     CTYPES,
-    HALF_BLOCK,
+    HALF_KINDS,
     MIN_CHUNK,
     PGRAD_BLOCKS,
     ROW_SPLIT,
@@ -101,8 +101,6 @@ ORDERED_KINDS = ("tfwd", "tbwd")
 # (fa_convert.h's FA_H16_UNARY_RUN): bfloat16's (rrelu in training 1.15-1.2x faster at
 # 10^6 elements); float16's took 7-10% longer at 10^7 that way and keep one chunk.
 RUN_STORES = ("bf16", "bf16v4")
-# The kinds the 16-bit elementwise driver runs (plain and training mode).
-HALF_KINDS = ("fwd", "bwd", "tfwd", "tbwd")
 
 
 def _param_lines(entry: Activation, ctype: str, vector: bool, src: str | None = None) -> list[str]:
@@ -1107,11 +1105,10 @@ PROLOGUE = """\
 #error "a kept 16-bit row is one segment of the row sums and whole chunks"
 #endif
 /* The drivers' layout (fastact/_codegen/dialect.py): CHANNEL_SEGMENT, PGRAD_BLOCKS,
- * MIN_CHUNK, HALF_BLOCK. */
+ * MIN_CHUNK. */
 #define FA_CHANNEL_SEGMENT {channel_segment}
 #define FA_PGRAD_BLOCKS {pgrad_blocks}
 #define FA_MIN_CHUNK {min_chunk}
-#define FA_HALF_BLOCK {half_block}
 #define FA_RSTAGES {rstages}
 #define FA_ROP_MAX {rop_max}
 #define FA_ROP_SUM {rop_sum}
@@ -1209,7 +1206,6 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
         .replace("{channel_segment}", str(CHANNEL_SEGMENT))
         .replace("{pgrad_blocks}", str(PGRAD_BLOCKS))
         .replace("{min_chunk}", str(MIN_CHUNK))
-        .replace("{half_block}", str(HALF_BLOCK))
         .replace("{rstages}", str(RSTAGES))
         .replace("{rop_max}", str(ROP_MAX))
         .replace("{rop_sum}", str(ROP_SUM))

@@ -537,13 +537,16 @@ BACKWARD_LANES = 32
 CHANNEL_SEGMENT = 16384
 PGRAD_BLOCKS = 64
 MIN_CHUNK = 4096
-# A Numba float32 kernel runs on 16-bit arrays through float32 buffers of
-# HALF_BLOCK elements, in Numba's driver and in the Cython driver's calls of
-# Numba kernels (fastact/_backends/cython/_half.pxi); the bits do not depend on it.
+# A registered activation's Numba float32 kernel runs on 16-bit arrays through float32
+# buffers of HALF_BLOCK elements (the table's entries have kernels for the formats:
+# fastact/_codegen/numba_kernels.py); the bits do not depend on it.
 HALF_BLOCK = 1024
 
 UNARY = ("fwd", "tfwd", "fwdv")
 BINARY = ("bwd", "tbwd", "bwdv")
+# The kinds with kernels on 16-bit storage in both backends (plain and training mode):
+# the float32 formula on each element widened exactly, rounded once as stored.
+HALF_KINDS = ("fwd", "bwd", "tfwd", "tbwd")
 
 
 def memory_bound(entry: Activation, kind: str) -> bool:

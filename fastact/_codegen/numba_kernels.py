@@ -62,6 +62,7 @@ from ..table import Activation
 from .dialect import (
     BACKWARD_LANES,
     BINARY,
+    HALF_KINDS,
     INTRINSICS,
     PGRAD,
     ROW_SPLIT,
@@ -78,6 +79,12 @@ from .dialect import (
 )
 
 DTYPES = {"f32": "np.float32", "f64": "np.float64"}
+# The 16-bit formats' kernels (HALF_KINDS and their in-place twins), one module per
+# (entry, format): float32 inside (T = np.float32), each element widened as loaded and
+# rounded once as stored by the format's conversions in the intrinsics (the C
+# kernels' bits), so that LLVM vectorizes one loop with no float32 buffers.
+HALF_SFX = {"f16": "float16", "bf16": "bfloat16"}
+HALF_IMPORTS = {"_fa_widen": "widen_{sfx}", "_fa_narrow": "narrow_{sfx}"}
 
 # In-place twins of the elementwise and row kinds (``<kind>_ip``): same
 # signature, but they read and write one buffer (x for the unary kinds and
@@ -151,7 +158,14 @@ def _header(what: str, sfx: str) -> str:
 
 
 def _imports(sfx: str) -> str:
-    names = [f"    {real.format(sfx=sfx)} as {name}," for name, real in IMPORTS.items()]
+    """The intrinsics a module of float type ``sfx`` imports (a 16-bit format's: the
+    float32 ones and the format's conversions)."""
+    names = [
+        f"    {real.format(sfx='f32' if sfx in HALF_SFX else sfx)} as {name},"
+        for name, real in IMPORTS.items()
+    ]
+    if sfx in HALF_SFX:
+        names += [f"    {real.format(sfx=sfx)} as {name}," for name, real in HALF_IMPORTS.items()]
     return "\n".join([f"from {INTRINSICS_MODULE} import (  # noqa: F401", *names, ")"])
 
 
@@ -214,9 +228,13 @@ def formula(entry: Activation, kind: str) -> str | None:
     return kernel_formula(entry, kind)
 
 
-def kinds_of(entry: Activation) -> list[str]:
-    """The kernel kinds ``entry`` has."""
-    return [k for k in KINDS if formula(entry, k) is not None]
+def kinds_of(entry: Activation, sfx: str = "f32") -> list[str]:
+    """The kernel kinds ``entry`` has for float type ``sfx`` (a 16-bit format's: those of
+    HALF_KINDS and their in-place twins)."""
+    kinds = [k for k in KINDS if formula(entry, k) is not None]
+    if sfx in HALF_SFX:
+        return [k for k in kinds if k.removesuffix("_ip") in HALF_KINDS]
+    return kinds
 
 
 def _reductions(entry: Activation, kind: str) -> tuple:
@@ -253,18 +271,26 @@ def _check_vector(entry: Activation, kind: str) -> None:
         )
 
 
-def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) -> str:
+def elementwise_kernel(
+    entry: Activation, kind: str, body: str, uses: set[str], half: bool = False
+) -> str:
     """Source of kernel ``_fa_<kind>`` computing the Python expression ``body``.
 
     ``uses`` are the dialect variables the body reads (``x``, ``y``, ``g``,
     ``i``, ``seed``...), so that only those are loaded.  An in-place kind
     (``fwd_ip``, ``bwd_ip``...) has its base kind's signature but stores into
     the buffer it reads (``x``, or ``g`` for the binary kinds), not ``out``.
+    ``half``: the buffers hold a 16-bit format (:data:`HALF_SFX`), each element
+    widened as loaded and the float32 result rounded once as stored.
     """
     inplace = kind.endswith("_ip")
     base = kind[: -len("_ip")] if inplace else kind
     vector = base.endswith("v")
     _check_vector(entry, base)
+    if half and base not in HALF_KINDS:
+        raise ValueError(f"{entry.name}.{kind}: no 16-bit kernel")
+    if half:
+        body = f"_fa_narrow(T({body}))"
     cp = entry.channel_param
     per_elem = [f"        {cp} = T(_fa_p[_fa_poff + _fa_k - _fa_start])"] if vector else []
     if "i" in uses:
@@ -272,13 +298,17 @@ def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) 
     head: list[str] = []
     if "seed" in uses:
         head.append("    seed = _fa_seed")
+
+    def load(name: str, buf: str) -> str:
+        return f"        {name} = " + (f"_fa_widen({buf}[_fa_k])" if half else f"{buf}[_fa_k]")
+
     if base in UNARY:
         args = "_fa_x, _fa_out, _fa_p, _fa_poff, _fa_seed, _fa_start, _fa_stop"
-        loads = ["        x = _fa_x[_fa_k]"]
+        loads = [load("x", "_fa_x")]
         target = "_fa_x" if inplace else "_fa_out"
     elif base in BINARY or base in PGRAD:
         saved = saved_name(entry)
-        loads = ["        g = _fa_g[_fa_k]", f"        {saved} = _fa_s[_fa_k]"]
+        loads = [load("g", "_fa_g"), load(saved, "_fa_s")]
         target = "_fa_g" if inplace else "_fa_out"
         if base in BINARY:
             args = "_fa_g, _fa_s, _fa_out, _fa_p, _fa_poff, _fa_seed, _fa_start, _fa_stop"
@@ -318,7 +348,7 @@ def elementwise_kernel(entry: Activation, kind: str, body: str, uses: set[str]) 
     # Blocks that prefetch ahead in large chunks, as the C kernels (their driver in
     # c_kernels.py says why): a compute-bound kernel's input, or the input stored
     # into by an in-place one; never a memory-bound kernel's.
-    if memory_bound(entry, base):
+    if memory_bound(entry, base) or half:  # (the prefetch takes float arrays)
         ahead = None
     elif base in UNARY:
         ahead = "_fa_x"
@@ -536,22 +566,27 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
     return "\n".join(lines)
 
 
-def kernel_source(entry: Activation, kind: str, helpers: list[str]) -> str:
-    """Source of one kernel of a table entry (formulas in the dialect)."""
+def kernel_source(entry: Activation, kind: str, helpers: list[str], half: bool = False) -> str:
+    """Source of one kernel of a table entry (formulas in the dialect); ``half``: on
+    16-bit storage (:func:`elementwise_kernel`)."""
     if kind in ROWWISE or kind in (INPLACE[k] for k in ROWWISE):
         return rowwise_kernel(entry, kind, helpers)
     src = formula(entry, kind)
     where = f"{entry.name}.{kind}"
     body = _py(src, helpers, where)
-    return elementwise_kernel(entry, kind, body, free_names(src))
+    return elementwise_kernel(entry, kind, body, free_names(src), half)
 
 
 def entry_module(entry: Activation, sfx: str, helpers: tuple) -> str:
-    """The whole module of ``entry``'s kernels for float type ``sfx`` ("f32"/"f64")."""
+    """The whole module of ``entry``'s kernels for float type ``sfx`` ("f32"/"f64", or
+    a 16-bit format of :data:`HALF_SFX`: its kernels of :data:`HALF_KINDS`)."""
     used = helpers_used(_all_formulas(entry), helpers)
     names = [h.__name__ for h in helpers]
-    parts = [_header(f"{entry.name}, {DTYPES[sfx]}", sfx) + "\n" + _imports(sfx)]
-    if "pgrad" in kinds_of(entry) or entry.rowwise:
+    half = sfx in HALF_SFX
+    what = f"{HALF_SFX[sfx]} stored, np.float32 inside" if half else DTYPES[sfx]
+    head = _header(f"{entry.name}, {what}", "f32" if half else sfx)
+    parts = [head + "\n" + _imports(sfx)]
+    if not half and ("pgrad" in kinds_of(entry) or entry.rowwise):
         parts[0] += f"\n\n_FA_PBLOCK = {PGRAD_BLOCK}  # a literal: the length of a stack buffer"
     for h in used:
         src = function_to_python(h, names)
@@ -564,8 +599,8 @@ def entry_module(entry: Activation, sfx: str, helpers: tuple) -> str:
             f"{src}\n\n\n{h.__name__} = "
             f"njit(nogil=True, error_model='numpy', inline='always')({h.__name__})"
         )
-    for kind in kinds_of(entry):
-        src = kernel_source(entry, kind, names)
+    for kind in kinds_of(entry, sfx):
+        src = kernel_source(entry, kind, names, half)
         _check_intrinsics(src, f"{entry.name}.{kind}")
         parts.append(src)
     return "\n\n\n".join(parts) + "\n"

@@ -15,6 +15,7 @@ import ast
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -23,12 +24,12 @@ import numpy as np
 import pytest
 
 import fastact
-from fastact import reference
+from fastact import _dispatch, reference
 from fastact._codegen import numba_kernels as gen
 from fastact._math.functions import HELPERS
 from fastact.table import TABLE
 from tests.conftest import SPECIALS, Call, example_params, sample
-from tests.test_fast_path import general_only
+from tests.test_fast_path import fast_only, general_only
 
 pytest.importorskip("numba")
 
@@ -530,9 +531,11 @@ class _SeenKinds(dict):
     def __init__(self, addr: dict):
         super().__init__(addr)
         self.kinds: list[str] = []
+        self.keys: list[tuple] = []
 
     def get(self, key, default=None):
         self.kinds.append(key[1])
+        self.keys.append(key)
         return super().get(key, default)
 
 
@@ -868,3 +871,93 @@ def test_16_bit_conversions_are_numpys():
         np.testing.assert_array_equal(got[~nan], rounded[~nan], name)
         quiet = 0x7E00 if name == "float16" else 0x7FC0
         assert ((got[nan] & quiet) == quiet).all(), name
+
+
+# --- 16-bit storage: the formats' own kernels ----------------------------------------
+
+
+@pytest.mark.parametrize("sfx", list(gen.HALF_SFX))
+def test_16_bit_modules_widen_each_load_and_round_each_store(sfx):
+    """A format's module has the elementwise kinds of HALF_KINDS and their in-place
+    twins, float32 inside: each element widened as loaded, the float32 result rounded
+    once as stored, with no prefetch (it takes float arrays) and no float literal
+    outside T."""
+    for entry in TABLE:
+        src = gen.entry_module(entry, sfx, HELPERS)
+        kinds = gen.kinds_of(entry, sfx)
+        assert kinds == [k for k in gen.kinds_of(entry) if k.removesuffix("_ip") in gen.HALF_KINDS]
+        assert "T = np.float32" in src and f"widen_{sfx} as _fa_widen" in src
+        assert _float_literals_outside_T(src) == [], entry.name
+        fns = {f.name: f for f in ast.parse(src).body if isinstance(f, ast.FunctionDef)}
+        assert {n for n in fns if n.startswith("_fa_")} == {f"_fa_{k}" for k in kinds}
+        for kind in kinds:
+            body = ast.unparse(fns[f"_fa_{kind}"])
+            stores = [
+                ln for ln in body.splitlines() if re.match(r"\s*_fa_(out|x|g)\[_fa_k\] =", ln)
+            ]
+            assert stores and all("= _fa_narrow(T(" in ln for ln in stores), (entry.name, kind)
+            loads = re.findall(r"= (\S+)\(_fa_[xgs]\[_fa_k\]\)", body)
+            assert loads and set(loads) == {"_fa_widen"}, (entry.name, kind)
+            assert (
+                "_fa_prefetch(" not in body and "_fa_out[" not in body or not kind.endswith("_ip")
+            )
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_16_bit_calls_run_the_formats_kernels(half, monkeypatch):
+    """The Numba backend runs a table entry's 16-bit call by the format's kernel (its
+    in-place twin where out is the input), a registered activation's by the float32
+    kernel on widened blocks; the fast path runs the format's kernel from C once it is
+    compiled.  The same bits every way."""
+    from fastact import _half
+    from fastact._register import unregister
+
+    dtype = np.dtype(np.float16) if half == "float16" else _half.BFLOAT16
+    if dtype is None:
+        pytest.skip("ml_dtypes is not installed")
+    sfx = {"float16": "f16", "bfloat16": "bf16"}[half]
+    x = _half.round_to(np.linspace(-6, 6, 3001), dtype)
+    g = _half.round_to(np.cos(np.linspace(-6, 6, 3001)), dtype)
+    with fastact.config(backend="cython"):
+        want_y, want_g = fastact.tanh(x), fastact.tanh_backward(g, fastact.tanh(x))
+    with fastact.config(backend="numba", num_threads=1), general_only():
+        fastact.tanh(x), fastact.tanh_backward(g, want_y)  # compiled: the spy sees look-ups
+        for call, kind in [
+            (lambda: fastact.tanh(x), "fwd"),
+            (lambda: fastact.tanh_backward(g, want_y), "bwd"),
+        ]:
+            seen = _SeenKinds(NUMBA._addr)
+            monkeypatch.setattr(NUMBA, "_addr", seen)
+            call()
+            monkeypatch.undo()
+            assert seen.keys == [("tanh", kind, sfx)], seen.keys
+        xi, gi = x.copy(), g.copy()
+        y = fastact.tanh(xi, out=xi)
+        gx = fastact.tanh_backward(gi, want_y, out=gi)
+        assert ("tanh", "fwd_ip", sfx) in NUMBA._addr and ("tanh", "bwd_ip", sfx) in NUMBA._addr
+    np.testing.assert_array_equal(y.view(np.uint16), want_y.view(np.uint16))
+    np.testing.assert_array_equal(gx.view(np.uint16), want_g.view(np.uint16))
+    if _dispatch.pushed() is not None:  # the compiled fast path
+        from fastact._backends.cython import _kernels
+
+        kid = next(e for e in TABLE if e.name == "tanh").kernel_id
+        di = {"f16": 2, "bf16": 3}[sfx]
+        assert _kernels.numba_kernel(_kernels.NUMBA_KINDS.index("fwd"), di, kid) != 0
+        with fastact.config(backend="numba", num_threads=1), fast_only():
+            np.testing.assert_array_equal(fastact.tanh(x).view(np.uint16), want_y.view(np.uint16))
+    name = f"fa_test_half_softish_{os.getpid()}"
+    fastact.register(name, _softish, _softish_grad, params={"a": 2.0})
+    try:
+        with fastact.config(backend="numba"), general_only():
+            seen = _SeenKinds(NUMBA._addr)
+            monkeypatch.setattr(NUMBA, "_addr", seen)
+            y = getattr(fastact, name)(x)
+            monkeypatch.undo()
+        assert y.dtype == dtype and set(seen.kinds) == {"fwd"}
+        assert (name, "fwd", "f32") in seen and (name, "fwd", sfx) not in seen
+        with fastact.config(backend="cython"):
+            np.testing.assert_array_equal(
+                y.view(np.uint16), getattr(fastact, name)(x).view(np.uint16)
+            )
+    finally:
+        unregister(name)

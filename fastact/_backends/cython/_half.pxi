@@ -219,10 +219,7 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     nthreads = _decide(n, pass_, 0, kid, True)
     if nthreads == 0:
         return None
-    if nthreads == 1 and _numba_serial(pass_, 0, kid):
-        nb = _NB[(2 if table == TRAIN else 0) + pass_][0][kid]
-        if nb == NULL:
-            return None  # not compiled yet: the general path compiles it
+    cdef bint numba = nthreads == 1 and _numba_serial(pass_, 0, kid)
     if _fast_params(params, p) < 0:
         return None
     if pass_ == 0:
@@ -241,12 +238,15 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
     cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(o)
     cdef bint parallel = nthreads > 1
-    if nb != NULL:
+    if numba:  # Numba's kernel for the format, its in-place twin where out is a
+        nb = _NB_HALF[(2 if table == TRAIN else 0) + pass_ + (4 if op == ap else 0)][fmt - 1][kid]
+        if nb == NULL:
+            return None  # not compiled yet: the general path compiles it
         if n < GIL_RELEASE_MIN:
-            _numba_half(nb, fmt, ap, bp, op, n, p, seed)
+            _numba_half(nb, ap, bp, op, n, p, seed)
         else:
             with nogil:
-                _numba_half(nb, fmt, ap, bp, op, n, p, seed)
+                _numba_half(nb, ap, bp, op, n, p, seed)
         return o
     if parallel:
         nthreads = _par_begin(nthreads)
@@ -260,32 +260,15 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     return o
 
 
-cdef extern from "fa_kernels.h":
-    enum: NB_HALF_BLOCK "FA_HALF_BLOCK"  # 16-bit elements widened per Numba kernel call
-
-
-cdef void _numba_half(void *k, int fmt, const uint16_t *a, const uint16_t *b, uint16_t *out,
-                      Py_ssize_t n, const double *p, uint64_t seed) noexcept nogil:
-    """Numba's float32 kernel ``k`` (a plain serial call the policy gives to Numba) on
-    blocks widened into float32 buffers, each result rounded into ``out``: the bits of
-    the Numba backend's 16-bit driver (drivers.half_chunk), whose kernel takes element
-    indices k0..k0+m-1 of buffers shifted by -k0, so that rrelu's slopes follow the
-    index in the array."""
-    cdef float fa[NB_HALF_BLOCK]
-    cdef float fb[NB_HALF_BLOCK]
-    cdef float fo[NB_HALF_BLOCK]
-    cdef Py_ssize_t k0 = 0, m
-    while k0 < n:
-        m = NB_HALF_BLOCK if n - k0 > NB_HALF_BLOCK else n - k0
-        fa_half_widen(fmt, a + k0, fa, m)
-        if b == NULL:
-            (<nb_unary>k)(<const void *>(fa - k0), <void *>(fo - k0), p, 0, seed, k0, k0 + m)
-        else:
-            fa_half_widen(fmt, b + k0, fb, m)
-            (<nb_binary>k)(<const void *>(fa - k0), <const void *>(fb - k0),
-                           <void *>(fo - k0), p, 0, seed, k0, k0 + m)
-        fa_half_narrow(fmt, fo, out + k0, m)
-        k0 += m
+cdef inline void _numba_half(void *k, const uint16_t *a, const uint16_t *b, uint16_t *out,
+                             Py_ssize_t n, const double *p, uint64_t seed) noexcept nogil:
+    """Numba's kernel ``k`` for the format (a plain serial call the policy gives to
+    Numba), which widens and rounds each element itself: the whole array as one chunk,
+    as the Numba backend's serial driver runs it."""
+    if b == NULL:
+        (<nb_unary>k)(<const void *>a, <void *>out, p, 0, seed, 0, n)
+    else:
+        (<nb_binary>k)(<const void *>a, <const void *>b, <void *>out, p, 0, seed, 0, n)
 
 
 # Rowwise and per-channel entries on 16-bit arrays: each thread widens a few rows

@@ -78,9 +78,11 @@ _NOPARAMS.flags.writeable = False
 
 
 def _signatures(sfx: str) -> dict[str, object]:
-    """Numba signatures of the kernels (C ABI, pointers) and drivers (arrays) for ``sfx``."""
-    F = _FLOAT[sfx]
-    PT, PD = types.CPointer(F), types.CPointer(types.float64)
+    """Numba signatures of the kernels (C ABI, pointers) and drivers (arrays) for ``sfx``
+    (a 16-bit format of ``gen.HALF_SFX``: its kernels take the uint16 patterns)."""
+    F = _FLOAT.get(sfx, types.float32)
+    PT = types.CPointer(types.uint16 if sfx in gen.HALF_SFX else F)
+    PD = types.CPointer(types.float64)
     R = types.Array(F, 1, "C", readonly=True)
     A = types.Array(F, 1, "C")
     P = types.Array(types.float64, 1, "C", readonly=True)
@@ -102,8 +104,8 @@ def _signatures(sfx: str) -> dict[str, object]:
         "rowwise_backward": void(fn, R, R, A, P, i8, i8, i8),
         "bias_unary": void(fn, R, R, A, P, u8, i8, i8, i8),
         "bias_binary": void(fn, R, R, R, A, P, u8, i8, i8, b1, A64, i8),
-        "half_unary": void(fn, H, H16, P, u8, i8, i8),
-        "half_binary": void(fn, H, H, H16, P, u8, i8, i8),
+        "half_unary": void(fn, H, H16, P, u8, i8, i8, b1),
+        "half_binary": void(fn, H, H, H16, P, u8, i8, i8, b1),
         "half_rowwise_forward": void(fn, H, H16, P, i8, i8, i8, i8),
         "half_rowwise_backward": void(fn, H, H, H16, P, i8, i8, i8, i8),
     }
@@ -203,7 +205,10 @@ RUNTIME = _Runtime()
 
 
 _FAST: list = []
-_FAST_DTYPES = {"f32": 0, "f64": 1}  # fastact._dispatch.DTYPES
+# The fast path's dtype indices (fastact._dispatch.DTYPES, then the 16-bit formats:
+# set_numba_kernel), and fastact._half's formats' kernels (gen.HALF_SFX).
+_FAST_DTYPES = {"f32": 0, "f64": 1, "f16": 2, "bf16": 3}
+_HALF_SFX = {1: "f16", 2: "bf16"}
 
 
 def _fast_table():
@@ -330,19 +335,26 @@ class NumbaBackend:
                 self._kernels.pop(key, None)
 
     def compile(self, entry: Activation, dtypes=("f32", "f64"), parallel: bool = False) -> None:
-        """Compile (or load from the cache) every kernel of ``entry`` now, and the drivers."""
-        kinds = gen.USER_KINDS if entry.extra.get("user") else gen.kinds_of(entry)
+        """Compile (or load from the cache) every kernel of ``entry`` now, and the drivers
+        (``dtypes``: "f32", "f64" and the 16-bit formats of ``gen.HALF_SFX``, whose
+        drivers are float32's)."""
+        user = entry.extra.get("user")
         for sfx in dtypes:
-            for kind in kinds:
+            half = sfx in gen.HALF_SFX
+            if half and user:
+                continue  # a registered activation's 16-bit calls run its float32 kernels
+            for kind in gen.USER_KINDS if user else gen.kinds_of(entry, sfx):
                 self.kernel(entry, kind, sfx)
             for name in drivers.NAMES:
-                if name.startswith("half_") and sfx != "f32":
-                    continue  # 16-bit storage runs the float32 kernels
+                if half or (name.startswith("half_") and sfx != "f32"):
+                    continue
                 self._driver(f"ser_{name}", sfx)
                 if parallel:
                     self._driver(f"par_{name}", sfx)
 
-    def warmup(self, entries=None, dtypes=("f32", "f64"), parallel: bool = True) -> float:
+    def warmup(
+        self, entries=None, dtypes=("f32", "f64", *gen.HALF_SFX), parallel: bool = True
+    ) -> float:
         """Compile (or load from the disk cache) every kernel of ``entries`` (default: the
         table) and the drivers, so that no later call waits; returns the seconds spent."""
         from ...table import TABLE
@@ -431,12 +443,22 @@ class NumbaBackend:
         self._half("half_binary", fmt, entry, (g, s, out), params, training, seed, nthreads)
 
     def _half(self, driver: str, fmt: int, entry, arrays, params, training, seed, nthreads):
+        """A table entry's kernel for the format (each element widened as loaded, rounded
+        as stored), in place where out is the first array; a registered activation's
+        float32 kernel on blocks widened into float32 buffers.  The same bits."""
         kind = ("t" if training else "") + ("fwd" if driver == "half_unary" else "bwd")
-        k = self._addr.get((entry.name, kind, "f32")) or self.kernel(entry, kind, "f32")
+        fused = not entry.extra.get("user")
+        if fused:
+            sfx = _HALF_SFX[fmt]
+            if _same_buffer(arrays[0], arrays[-1]):
+                kind += "_ip"
+        else:
+            sfx = "f32"
+        k = self._addr.get((entry.name, kind, sfx)) or self.kernel(entry, kind, sfx)
         p = self._params(params) if params else _NOPARAMS
         n = arrays[0].size
         nch = _n_chunks(n, nthreads) if nthreads > 1 and n > MIN_CHUNK else 1
-        self._run(driver, "f32", nch, k, *arrays, p, seed, nch, fmt)
+        self._run(driver, "f32", nch, k, *arrays, p, seed, nch, fmt, fused)
 
     def _serial(self, name: str, sfx: str):
         drv = self._driver("ser_" + name, sfx)

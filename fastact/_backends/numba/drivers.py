@@ -352,10 +352,17 @@ def half_narrow(fmt, o, out, k, m):
 
 
 @register_jitable
-def half_chunk(kernel, xa, xb, out, p, seed, start, stop, binary, fmt):
-    """Elements start..stop-1: the float32 kernel on the 16-bit patterns xa (and xb, a
-    backward's saved values, where ``binary``) of format ``fmt``, HALF_BLOCK at a time
-    through float32 buffers, rounded into out."""
+def half_chunk(kernel, xa, xb, out, p, seed, start, stop, binary, fmt, fused):
+    """Elements start..stop-1 of the 16-bit patterns xa (and xb, a backward's saved
+    values, where ``binary``) of format ``fmt`` into out: by the format's kernel
+    (``fused``: it widens and rounds each element itself), or by the float32 kernel,
+    HALF_BLOCK at a time through float32 buffers, rounded into out."""
+    if fused:
+        if binary:
+            call_kernel(kernel, xa, xb, out, p, 0, seed, start, stop)
+        else:
+            call_kernel(kernel, xa, out, p, 0, seed, start, stop)
+        return
     a = np.empty(HALF_BLOCK, np.float32)
     b = np.empty(HALF_BLOCK if binary else 0, np.float32)
     o = np.empty(HALF_BLOCK, np.float32)
@@ -374,24 +381,26 @@ def half_chunk(kernel, xa, xb, out, p, seed, start, stop, binary, fmt):
         k += m
 
 
-def half_unary(kernel, x, out, p, seed, nch, fmt):
-    """The float32 forward kernel on the 16-bit patterns x, rounded into out."""
+def half_unary(kernel, x, out, p, seed, nch, fmt, fused):
+    """A forward on the 16-bit patterns x into out (half_chunk), chunked over threads."""
     n = x.size
     step = chunk_step(n, nch)
     for c in prange(nch):
         start = c * step
         if start < n:
-            half_chunk(kernel, x, x, out, p, seed, start, min(start + step, n), False, fmt)
+            stop = min(start + step, n)
+            half_chunk(kernel, x, x, out, p, seed, start, stop, False, fmt, fused)
 
 
-def half_binary(kernel, g, s, out, p, seed, nch, fmt):
-    """As half_unary for a backward kernel of (g, s)."""
+def half_binary(kernel, g, s, out, p, seed, nch, fmt, fused):
+    """As half_unary for a backward of (g, s)."""
     n = g.size
     step = chunk_step(n, nch)
     for c in prange(nch):
         start = c * step
         if start < n:
-            half_chunk(kernel, g, s, out, p, seed, start, min(start + step, n), True, fmt)
+            stop = min(start + step, n)
+            half_chunk(kernel, g, s, out, p, seed, start, stop, True, fmt, fused)
 
 
 @register_jitable

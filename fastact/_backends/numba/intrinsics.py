@@ -337,14 +337,36 @@ def _f16_to_f32(typingctx, h):
 
 @intrinsic
 def _f32_to_f16(typingctx, v):
-    """The float32 v rounded once to nearest even to a float16 pattern (uint16)."""
+    """The float32 v rounded once to nearest even to a float16 pattern (uint16), a NaN
+    to a quiet NaN.  LLVM may fold the rounding of a value widened from float16 back
+    into that value, a signalling NaN included, where widening in C quiets it: the
+    quiet bit is set here."""
     if not isinstance(v, types.Float) or v.bitwidth != 32:
         return None
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+        i16 = ir.IntType(16)
+        h = builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), i16)
+        nan = builder.icmp_unsigned(
+            ">", builder.and_(h, ir.Constant(i16, 0x7FFF)), ir.Constant(i16, 0x7C00)
+        )
+        return builder.select(nan, builder.or_(h, ir.Constant(i16, 0x200)), h)
 
     return types.uint16(v), codegen
+
+
+@intrinsic
+def _bf16_to_f32(typingctx, h):
+    """The bfloat16 pattern h (uint16) as float32, exactly: h in the high half."""
+    if not isinstance(h, types.Integer) or h.bitwidth != 16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        u = builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16))
+        return builder.bitcast(u, ir.FloatType())
+
+    return types.float32(h), codegen
 
 
 @njit(**_OPTS)
@@ -368,7 +390,7 @@ def bf16_widen(h, k, m, a):
     """Elements k..k+m-1 of the bfloat16 patterns h (uint16) as float32 into a[0..m)."""
     hs = h[k : k + m]
     for j in range(m):
-        a[j] = _as_float(np.uint32(np.uint32(hs[j]) << np.uint32(16)))
+        a[j] = _bf16_to_f32(hs[j])
 
 
 @intrinsic
@@ -402,6 +424,11 @@ def bf16_narrow(o, out, k, m):
     os = out[k : k + m]
     for j in range(m):
         os[j] = _f32_to_bf16(o[j])
+
+
+# The conversions of the generated 16-bit kernels (numba_kernels.HALF_IMPORTS), by format.
+widen_f16, narrow_f16 = _f16_to_f32, _f32_to_f16
+widen_bf16, narrow_bf16 = _bf16_to_f32, _f32_to_bf16
 
 
 # --- a row's maximum in vector lanes (softmax's forward) -----------------------------
