@@ -83,8 +83,10 @@ def calls_of(entry):
 @pytest.mark.parametrize("dtype", DTYPES + HALF, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("entry", NUMBA_FAST, ids=lambda e: e.name)
 def test_the_general_paths_bits(entry, dtype, on_numba):
-    """Also 16-bit arrays, which run Numba's float32 kernels on blocks widened in C."""
-    NUMBA.compile(entry, dtypes=(SFX.get(dtype, "f32"),))
+    """Also 16-bit arrays, which run Numba's kernels for the format (elementwise, row
+    backwards) or its float32 row forward on rows widened in C."""
+    half = {"float16": ("f32", "f16"), "bfloat16": ("f32", "bf16")}.get(np.dtype(dtype).name)
+    NUMBA.compile(entry, dtypes=half or (SFX[dtype],))
     x = data(shape_of(entry), dtype)
     g = data(x.shape, dtype, seed=1)
     for call in calls_of(entry):
@@ -145,7 +147,16 @@ def test_row_twins_and_per_channel_kernels_are_handed_over(kind, on_numba):
 
 
 def test_the_table_refuses_slots_out_of_range():
-    for args in [(-1, 0, 0), (len(_kernels.NUMBA_KINDS), 0, 0), (0, 2, 0), (0, 0, len(ENTRIES))]:
+    # dtype indices: float32, float64, then the 16-bit formats float16 and bfloat16
+    slots = len(_kernels.NUMBA_KINDS)
+    for args in [
+        (-1, 0, 0),
+        (slots, 0, 0),
+        (slots, 3, 0),
+        (0, 4, 0),
+        (0, -1, 0),
+        (0, 0, len(ENTRIES)),
+    ]:
         with pytest.raises(ValueError, match="out of range"):
             _kernels.set_numba_kernel(*args, 0)
         with pytest.raises(ValueError, match="out of range"):

@@ -51,6 +51,7 @@ from .dialect import (
     expr_to_c,
     free_names,
     function_to_c,
+    has_half_row_bwd,
     hide_bounds,
     kernel_formula,
     memory_bound,
@@ -733,14 +734,6 @@ def _row_ops(entry: Activation, backward: bool) -> list[int]:
 # bfloat16 row widened by a shift in the row loops themselves measured 5-10%
 # slower than its chunks; float16 has no such shift.)
 ROW_STORES = {**HALF_STORES, **INSTRUCTION_STORES}
-
-
-def has_half_row_bwd(entry: Activation) -> bool:
-    """Whether the entry's backward has :data:`ROW_STORES` kernels: a rowwise entry
-    whose backward keeps no stage's values in the output (16 bits cannot hold them)."""
-    if not entry.rowwise or any(op not in ("sum", "log") for _, op, _ in entry.row_backward):
-        return False
-    return cached_stage(entry.row_backward, entry.backward, {"g", "y"}) is None
 
 
 def _rowwise(

@@ -586,6 +586,16 @@ def saved_name(entry: Activation) -> str:
     return "x" if entry.saves == "input" else "y"
 
 
+def has_half_row_bwd(entry: Activation) -> bool:
+    """Whether the entry's backward has row kernels on 16-bit storage in both backends
+    (float32 inside, each element widened as loaded, rounded once as stored): a rowwise
+    entry whose backward keeps no stage's values in the output (16 bits cannot hold
+    them)."""
+    if not entry.rowwise or any(op not in ("sum", "log") for _, op, _ in entry.row_backward):
+        return False
+    return cached_stage(entry.row_backward, entry.backward, {"g", "y"}) is None
+
+
 def cached_stage(stages, final: str, loads: set[str]) -> tuple[str, str] | None:
     """(var, final'): the last reduction's per-element values kept in ``out``.
 

@@ -73,6 +73,7 @@ from .dialect import (
     expr_to_python,
     free_names,
     function_to_python,
+    has_half_row_bwd,
     kernel_formula,
     memory_bound,
     saved_name,
@@ -230,10 +231,12 @@ def formula(entry: Activation, kind: str) -> str | None:
 
 def kinds_of(entry: Activation, sfx: str = "f32") -> list[str]:
     """The kernel kinds ``entry`` has for float type ``sfx`` (a 16-bit format's: those of
-    HALF_KINDS and their in-place twins)."""
+    HALF_KINDS, the row backward where :func:`has_half_row_bwd`, and their in-place
+    twins)."""
     kinds = [k for k in KINDS if formula(entry, k) is not None]
     if sfx in HALF_SFX:
-        return [k for k in kinds if k.removesuffix("_ip") in HALF_KINDS]
+        half = HALF_KINDS + (("rbwd",) if has_half_row_bwd(entry) else ())
+        return [k for k in kinds if k.removesuffix("_ip") in half]
     return kinds
 
 
@@ -507,25 +510,32 @@ def _row_max_lines(acc: str, loads: list[str], value: str) -> list[str]:
     return lines
 
 
-def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
+def rowwise_kernel(entry: Activation, kind: str, helpers: list[str], half: bool = False) -> str:
     """Source of a row kernel: the row reductions in order, then the elementwise map.
 
     The same arithmetic as the C generator's rows: ``max`` propagates NaN
     (once NaN, it stays NaN), ``sum`` accumulates in float64 also for float32
     rows, in eight lanes combined pairwise (:func:`_row_sum_lines`), and is
     rounded to T once, ``log`` takes the log of an earlier sum in float64
-    before rounding.
+    before rounding.  ``half``: a backward on 16-bit rows (:func:`has_half_row_bwd`),
+    each pass widening the elements it loads, the map rounding once as it stores.
     """
     where = f"{entry.name}.{kind}"
     inplace = kind.endswith("_ip")
     base = kind[: -len("_ip")] if inplace else kind
+    if half and (base != "rbwd" or not has_half_row_bwd(entry)):
+        raise ValueError(f"{where}: no 16-bit row kernel")
+
+    def load(name: str, buf: str) -> str:
+        return f"{name} = " + (f"_fa_widen({buf}[_fa_k])" if half else f"{buf}[_fa_k]")
+
     if base == "rfwd":
         args = "_fa_x, _fa_out, _fa_p, _fa_rowlen, _fa_r0, _fa_r1"
-        loads = ["x = _fa_x[_fa_k]"]
+        loads = [load("x", "_fa_x")]
         target = "_fa_x" if inplace else "_fa_out"
     else:
         args = "_fa_g, _fa_s, _fa_out, _fa_p, _fa_rowlen, _fa_r0, _fa_r1"
-        loads = ["g = _fa_g[_fa_k]", f"{saved_name(entry)} = _fa_s[_fa_k]"]
+        loads = [load("g", "_fa_g"), load(saved_name(entry), "_fa_s")]
         target = "_fa_g" if inplace else "_fa_out"
     lines = [f"def _fa_{kind}({args}):", "    _fa_poff = 0"]
     lines += _param_lines(entry, False, "    ")
@@ -562,6 +572,8 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str]) -> str:
     else:
         body = _py(final, helpers, where)
         lines += ["            " + ld for ld in loads]
+    if half:
+        body = f"_fa_narrow(T({body}))"
     lines.append(f"            {target}[_fa_k] = {body}")
     return "\n".join(lines)
 
@@ -570,7 +582,7 @@ def kernel_source(entry: Activation, kind: str, helpers: list[str], half: bool =
     """Source of one kernel of a table entry (formulas in the dialect); ``half``: on
     16-bit storage (:func:`elementwise_kernel`)."""
     if kind in ROWWISE or kind in (INPLACE[k] for k in ROWWISE):
-        return rowwise_kernel(entry, kind, helpers)
+        return rowwise_kernel(entry, kind, helpers, half)
     src = formula(entry, kind)
     where = f"{entry.name}.{kind}"
     body = _py(src, helpers, where)
@@ -586,7 +598,7 @@ def entry_module(entry: Activation, sfx: str, helpers: tuple) -> str:
     what = f"{HALF_SFX[sfx]} stored, np.float32 inside" if half else DTYPES[sfx]
     head = _header(f"{entry.name}, {what}", "f32" if half else sfx)
     parts = [head + "\n" + _imports(sfx)]
-    if not half and ("pgrad" in kinds_of(entry) or entry.rowwise):
+    if "pgrad" in kinds_of(entry, sfx) or entry.rowwise:
         parts[0] += f"\n\n_FA_PBLOCK = {PGRAD_BLOCK}  # a literal: the length of a stack buffer"
     for h in used:
         src = function_to_python(h, names)

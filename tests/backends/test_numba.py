@@ -878,14 +878,17 @@ def test_16_bit_conversions_are_numpys():
 
 @pytest.mark.parametrize("sfx", list(gen.HALF_SFX))
 def test_16_bit_modules_widen_each_load_and_round_each_store(sfx):
-    """A format's module has the elementwise kinds of HALF_KINDS and their in-place
-    twins, float32 inside: each element widened as loaded, the float32 result rounded
-    once as stored, with no prefetch (it takes float arrays) and no float literal
-    outside T."""
+    """A format's module has the elementwise kinds of HALF_KINDS, the row backward of
+    softmax and log_softmax, and their in-place twins, float32 inside: each element
+    widened as loaded, the float32 result rounded once as stored, with no prefetch (it
+    takes float arrays) and no float literal outside T."""
     for entry in TABLE:
         src = gen.entry_module(entry, sfx, HELPERS)
         kinds = gen.kinds_of(entry, sfx)
-        assert kinds == [k for k in gen.kinds_of(entry) if k.removesuffix("_ip") in gen.HALF_KINDS]
+        rows = ("rbwd",) if gen.has_half_row_bwd(entry) else ()
+        half_kinds = gen.HALF_KINDS + rows
+        assert kinds == [k for k in gen.kinds_of(entry) if k.removesuffix("_ip") in half_kinds]
+        assert bool(rows) == (entry.rowwise and entry.name in ("softmax", "log_softmax"))
         assert "T = np.float32" in src and f"widen_{sfx} as _fa_widen" in src
         assert _float_literals_outside_T(src) == [], entry.name
         fns = {f.name: f for f in ast.parse(src).body if isinstance(f, ast.FunctionDef)}
@@ -906,12 +909,14 @@ def test_16_bit_modules_widen_each_load_and_round_each_store(sfx):
 @pytest.mark.parametrize("half", ["float16", "bfloat16"])
 def test_16_bit_calls_run_the_formats_kernels(half, monkeypatch):
     """The Numba backend runs a table entry's 16-bit call by the format's kernel (its
-    in-place twin where out is the input), a registered activation's by the float32
-    kernel on widened blocks; the fast path runs the format's kernel from C once it is
-    compiled.  The same bits every way."""
+    in-place twin where out is the input; softmax's backward too), a registered
+    activation's by the float32 kernel on widened blocks; the fast path runs the
+    format's kernel from C once it is compiled.  The same bits every way."""
     from fastact import _half
     from fastact._register import unregister
 
+    if _dispatch.pushed() is not None:
+        from fastact._backends.cython import _kernels
     dtype = np.dtype(np.float16) if half == "float16" else _half.BFLOAT16
     if dtype is None:
         pytest.skip("ml_dtypes is not installed")
@@ -938,13 +943,30 @@ def test_16_bit_calls_run_the_formats_kernels(half, monkeypatch):
     np.testing.assert_array_equal(y.view(np.uint16), want_y.view(np.uint16))
     np.testing.assert_array_equal(gx.view(np.uint16), want_g.view(np.uint16))
     if _dispatch.pushed() is not None:  # the compiled fast path
-        from fastact._backends.cython import _kernels
-
         kid = next(e for e in TABLE if e.name == "tanh").kernel_id
         di = {"f16": 2, "bf16": 3}[sfx]
         assert _kernels.numba_kernel(_kernels.NUMBA_KINDS.index("fwd"), di, kid) != 0
         with fastact.config(backend="numba", num_threads=1), fast_only():
             np.testing.assert_array_equal(fastact.tanh(x).view(np.uint16), want_y.view(np.uint16))
+    # the row backwards: softmax's kernel for the format, on both paths
+    rows_x = _half.round_to(np.linspace(-6, 6, 3000).reshape(3, 1000), dtype)
+    with fastact.config(backend="cython"):
+        y = fastact.softmax(rows_x)
+        want = fastact.softmax_backward(rows_x, y)
+    with fastact.config(backend="numba", num_threads=1), general_only():
+        got = fastact.softmax_backward(rows_x, y)
+        gi = rows_x.copy()
+        got_ip = fastact.softmax_backward(gi, y, out=gi)
+    assert ("softmax", "rbwd", sfx) in NUMBA._addr and ("softmax", "rbwd_ip", sfx) in NUMBA._addr
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    np.testing.assert_array_equal(got_ip.view(np.uint16), want.view(np.uint16))
+    if _dispatch.pushed() is not None:
+        kid = next(e for e in TABLE if e.name == "softmax").kernel_id
+        di = {"f16": 2, "bf16": 3}[sfx]
+        assert _kernels.numba_kernel(_kernels.NUMBA_KINDS.index("rbwd"), di, kid) != 0
+        with fastact.config(backend="numba", num_threads=1), fast_only():
+            got = fastact.softmax_backward(rows_x, y)
+        np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
     name = f"fa_test_half_softish_{os.getpid()}"
     fastact.register(name, _softish, _softish_grad, params={"a": 2.0})
     try:

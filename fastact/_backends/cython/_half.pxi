@@ -425,7 +425,10 @@ cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object o
     nthreads = _decide(n, pass_, 0, kid, True)
     if nthreads == 0:
         return None
-    if nthreads == 1 and _numba_serial(pass_, 0, kid):
+    cdef bint numba = nthreads == 1 and _numba_serial(pass_, 0, kid)
+    # a backward with row kernels for the formats runs Numba's for this format
+    cdef bint fused = numba and pass_ == 1 and fa_half_rbwd(fmt, kid) != NULL
+    if numba and not fused:
         nb = _NB[NB_ROWS + pass_][0][kid]
         if nb == NULL:
             return None  # not compiled yet: the general path compiles it
@@ -439,6 +442,16 @@ cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object o
     o = <cnp.ndarray>res
     cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
     cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(o)
+    if fused:  # its in-place twin where out is g
+        nb = _NB_HALF[(NB_ROWS_IP if op == ap else NB_ROWS) + 1][fmt - 1][kid]
+        if nb == NULL:
+            return None  # not compiled yet: the general path compiles it
+        if n < GIL_RELEASE_MIN:
+            (<nb_rowb>nb)(ap, bp, op, _NB_NOPARAMS, rowlen, 0, n // rowlen)
+        else:
+            with nogil:
+                (<nb_rowb>nb)(ap, bp, op, _NB_NOPARAMS, rowlen, 0, n // rowlen)
+        return o
     if nthreads > 1:
         nthreads = _par_begin(nthreads)
         with nogil:

@@ -36,11 +36,10 @@ DEF NB_PGRAD = 14
 DEF NB_ROWS_IP = 16
 
 # The 16-bit formats' kernels (float16, bfloat16: dtype indices N_DTYPES and
-# N_DTYPES + 1), which widen and round each element themselves: the elementwise slots.
-DEF NB_HALF_SLOTS = 8
-
+# N_DTYPES + 1), which widen and round each element themselves: the elementwise kinds
+# and the row backwards (fastact/_codegen/numba_kernels.py, kinds_of).
 cdef void *_NB[NB_SLOTS][N_DTYPES][MAX_FAST_KERNELS]
-cdef void *_NB_HALF[NB_HALF_SLOTS][2][MAX_FAST_KERNELS]
+cdef void *_NB_HALF[NB_SLOTS][2][MAX_FAST_KERNELS]
 cdef double _NB_NOPARAMS[MAX_PARAMS]
 memset(_NB, 0, sizeof(_NB))
 memset(_NB_HALF, 0, sizeof(_NB_HALF))
@@ -51,7 +50,7 @@ cdef void **_nb_entry(int slot, int dtype_index, int kid) except NULL:
     if 0 <= kid < FA_N_KERNELS and kid < MAX_FAST_KERNELS:
         if 0 <= slot < NB_SLOTS and 0 <= dtype_index < N_DTYPES:
             return &_NB[slot][dtype_index][kid]
-        if 0 <= slot < NB_HALF_SLOTS and N_DTYPES <= dtype_index < N_DTYPES + 2:
+        if 0 <= slot < NB_SLOTS and N_DTYPES <= dtype_index < N_DTYPES + 2:
             return &_NB_HALF[slot][dtype_index - N_DTYPES][kid]
     raise ValueError("numba kernel slot out of range")
 
@@ -59,7 +58,7 @@ cdef void **_nb_entry(int slot, int dtype_index, int kid) except NULL:
 def set_numba_kernel(int slot, int dtype_index, int kid, size_t address):
     """Record the address of Numba's kernel ``NUMBA_KINDS[slot]`` of kernel ``kid``
     for dtype ``dtype_index`` (float32, float64, then the 16-bit formats float16 and
-    bfloat16, whose kernels are elementwise only; 0: forget it)."""
+    bfloat16; 0: forget it)."""
     _nb_entry(slot, dtype_index, kid)[0] = <void *>address
 
 

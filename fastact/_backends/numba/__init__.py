@@ -106,8 +106,8 @@ def _signatures(sfx: str) -> dict[str, object]:
         "bias_binary": void(fn, R, R, R, A, P, u8, i8, i8, b1, A64, i8),
         "half_unary": void(fn, H, H16, P, u8, i8, i8, b1),
         "half_binary": void(fn, H, H, H16, P, u8, i8, i8, b1),
-        "half_rowwise_forward": void(fn, H, H16, P, i8, i8, i8, i8),
-        "half_rowwise_backward": void(fn, H, H, H16, P, i8, i8, i8, i8),
+        "half_rowwise_forward": void(fn, H, H16, P, i8, i8, i8, i8, b1),
+        "half_rowwise_backward": void(fn, H, H, H16, P, i8, i8, i8, i8, b1),
     }
     for name, sig in driver_sigs.items():
         sigs[f"par_{name}"] = sig
@@ -522,11 +522,17 @@ class NumbaBackend:
         forward ``out = f(a)`` where ``b`` is None, else the backward of ``(g=a, y=b)``;
         rounded once into ``out``, which may be ``a``."""
         kind = "rfwd" if b is None else "rbwd"
-        k = self._addr.get((entry.name, kind, "f32")) or self.kernel(entry, kind, "f32")
+        sfx = "f32"
+        fused = b is not None and gen.has_half_row_bwd(entry)  # the format's row kernel
+        if fused:
+            sfx = _HALF_SFX[fmt]
+            if _same_buffer(a, out):
+                kind += "_ip"
+        k = self._addr.get((entry.name, kind, sfx)) or self.kernel(entry, kind, sfx)
         nch = self._row_chunks(rows, rowlen, nthreads)
         arrays = (a, out) if b is None else (a, b, out)
         name = "half_rowwise_forward" if b is None else "half_rowwise_backward"
-        self._run(name, "f32", nch, k, *arrays, _NOPARAMS, rowlen, rows, nch, fmt)
+        self._run(name, "f32", nch, k, *arrays, _NOPARAMS, rowlen, rows, nch, fmt, fused)
 
     def rowwise_backward(self, entry, g, s, out, rows, rowlen, nthreads, params=()):
         sfx = _sfx(g)

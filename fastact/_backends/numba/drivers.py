@@ -404,10 +404,14 @@ def half_binary(kernel, g, s, out, p, seed, nch, fmt, fused):
 
 
 @register_jitable
-def half_rows(kernel, xa, xb, out, p, rowlen, r0, r1, binary, fmt):
+def half_rows(kernel, xa, xb, out, p, rowlen, r0, r1, binary, fmt, fused):
     """Rows r0..r1-1 of the 16-bit patterns xa (and xb, a backward's saved values, where
-    ``binary``) of format ``fmt``: a batch of whole rows at a time widened into float32
-    buffers, the float32 row kernel, rounded into out."""
+    ``binary``) of format ``fmt``: by the format's row kernel (``fused``: it widens and
+    rounds each element itself), or a batch of whole rows at a time widened into
+    float32 buffers, the float32 row kernel, rounded into out."""
+    if fused:
+        call_kernel(kernel, xa, xb, out, p, rowlen, r0, r1)
+        return
     batch = max(1, ROW_BATCH // rowlen)
     span = batch * rowlen
     a = np.empty(span, np.float32)
@@ -427,20 +431,22 @@ def half_rows(kernel, xa, xb, out, p, rowlen, r0, r1, binary, fmt):
         r += m
 
 
-def half_rowwise_forward(kernel, x, out, p, rowlen, rows, nch, fmt):
+def half_rowwise_forward(kernel, x, out, p, rowlen, rows, nch, fmt, fused):
     """The float32 row kernel on the 16-bit rows x, rounded into out: blocks of whole
     rows, as rowwise_forward cuts them."""
     step = (rows + nch - 1) // nch
     for c in prange(nch):
         r0 = c * step
         if r0 < rows:
-            half_rows(kernel, x, x, out, p, rowlen, r0, min(r0 + step, rows), False, fmt)
+            r1 = min(r0 + step, rows)
+            half_rows(kernel, x, x, out, p, rowlen, r0, r1, False, fmt, fused)
 
 
-def half_rowwise_backward(kernel, g, s, out, p, rowlen, rows, nch, fmt):
-    """As half_rowwise_forward for the row kernel's backward of (g, s)."""
+def half_rowwise_backward(kernel, g, s, out, p, rowlen, rows, nch, fmt, fused):
+    """As half_rowwise_forward for the row kernel's backward of (g, s) (half_rows)."""
     step = (rows + nch - 1) // nch
     for c in prange(nch):
         r0 = c * step
         if r0 < rows:
-            half_rows(kernel, g, s, out, p, rowlen, r0, min(r0 + step, rows), True, fmt)
+            r1 = min(r0 + step, rows)
+            half_rows(kernel, g, s, out, p, rowlen, r0, r1, True, fmt, fused)
