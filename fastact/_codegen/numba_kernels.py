@@ -255,6 +255,16 @@ def _all_formulas(entry: Activation) -> list[str]:
 # --- kernel text ----------------------------------------------------------------
 
 
+def _load(name: str, buf: str, half: bool) -> str:
+    """``name = buf[_fa_k]``, the element widened from its 16-bit format where ``half``."""
+    return f"{name} = " + (f"_fa_widen({buf}[_fa_k])" if half else f"{buf}[_fa_k]")
+
+
+def _stored(body: str, half: bool) -> str:
+    """The value a kernel stores: ``body``, rounded once to the 16-bit format where ``half``."""
+    return f"_fa_narrow(T({body}))" if half else body
+
+
 def _param_lines(entry: Activation, vector: bool, indent: str) -> list[str]:
     lines = []
     for j, prm in enumerate(entry.parameters):
@@ -292,8 +302,7 @@ def elementwise_kernel(
     _check_vector(entry, base)
     if half and base not in HALF_KINDS:
         raise ValueError(f"{entry.name}.{kind}: no 16-bit kernel")
-    if half:
-        body = f"_fa_narrow(T({body}))"
+    body = _stored(body, half)
     cp = entry.channel_param
     per_elem = [f"        {cp} = T(_fa_p[_fa_poff + _fa_k - _fa_start])"] if vector else []
     if "i" in uses:
@@ -302,16 +311,13 @@ def elementwise_kernel(
     if "seed" in uses:
         head.append("    seed = _fa_seed")
 
-    def load(name: str, buf: str) -> str:
-        return f"        {name} = " + (f"_fa_widen({buf}[_fa_k])" if half else f"{buf}[_fa_k]")
-
     if base in UNARY:
         args = "_fa_x, _fa_out, _fa_p, _fa_poff, _fa_seed, _fa_start, _fa_stop"
-        loads = [load("x", "_fa_x")]
+        loads = ["        " + _load("x", "_fa_x", half)]
         target = "_fa_x" if inplace else "_fa_out"
     elif base in BINARY or base in PGRAD:
         saved = saved_name(entry)
-        loads = [load("g", "_fa_g"), load(saved, "_fa_s")]
+        loads = ["        " + _load(n, b, half) for n, b in (("g", "_fa_g"), (saved, "_fa_s"))]
         target = "_fa_g" if inplace else "_fa_out"
         if base in BINARY:
             args = "_fa_g, _fa_s, _fa_out, _fa_p, _fa_poff, _fa_seed, _fa_start, _fa_stop"
@@ -526,16 +532,13 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str], half: bool 
     if half and (base != "rbwd" or not has_half_row_bwd(entry)):
         raise ValueError(f"{where}: no 16-bit row kernel")
 
-    def load(name: str, buf: str) -> str:
-        return f"{name} = " + (f"_fa_widen({buf}[_fa_k])" if half else f"{buf}[_fa_k]")
-
     if base == "rfwd":
         args = "_fa_x, _fa_out, _fa_p, _fa_rowlen, _fa_r0, _fa_r1"
-        loads = [load("x", "_fa_x")]
+        loads = [_load("x", "_fa_x", half)]
         target = "_fa_x" if inplace else "_fa_out"
     else:
         args = "_fa_g, _fa_s, _fa_out, _fa_p, _fa_rowlen, _fa_r0, _fa_r1"
-        loads = [load("g", "_fa_g"), load(saved_name(entry), "_fa_s")]
+        loads = [_load(n, b, half) for n, b in (("g", "_fa_g"), (saved_name(entry), "_fa_s"))]
         target = "_fa_g" if inplace else "_fa_out"
     lines = [f"def _fa_{kind}({args}):", "    _fa_poff = 0"]
     lines += _param_lines(entry, False, "    ")
@@ -572,8 +575,7 @@ def rowwise_kernel(entry: Activation, kind: str, helpers: list[str], half: bool 
     else:
         body = _py(final, helpers, where)
         lines += ["            " + ld for ld in loads]
-    if half:
-        body = f"_fa_narrow(T({body}))"
+    body = _stored(body, half)
     lines.append(f"            {target}[_fa_k] = {body}")
     return "\n".join(lines)
 
