@@ -206,8 +206,8 @@ def test_serial_below_the_plans_size_parallel_above(on_numba):
 def test_prelu_runs_numbas_kernels_from_c(dtype, shape, kind, on_numba):
     """prelu's serial calls run Numba's per-channel kernels from C, unit by unit and
     block by block as its drivers: the general path's bits, the weight gradient's
-    included, out of place and in place; 16-bit arrays widened whole, as the Numba
-    backend's blockwise driver widens one block."""
+    included, out of place and in place; 16-bit arrays by the format's kernels, as the
+    Numba backend's drivers run them."""
     rng = np.random.default_rng(len(shape))
     x = data(shape, dtype)
     g = data(shape, dtype, seed=1)
@@ -236,12 +236,19 @@ def test_prelu_runs_numbas_kernels_from_c(dtype, shape, kind, on_numba):
     )
 
 
-def test_16_bit_prelu_beyond_one_block_keeps_the_general_path(on_numba):
-    x = data((_half.BLOCK + 1,), np.float16)
-    with fast_limit("prelu", 10**6), spy() as calls:
-        fastact.prelu(x, 0.25)
-        fastact.prelu_backward(x, x, 0.25)
-    assert calls == ["channel_forward", "channel_backward"]
+def test_16_bit_prelu_longer_than_a_block_runs_from_c(on_numba):
+    """The formats' per-channel kernels take an array of any length from C (no float32
+    blocks): the general path's bits, the weight gradient's included."""
+    x = data((2, 4, _half.BLOCK // 8 + 1), np.float16)
+    g = data(x.shape, np.float16, seed=1)
+    w = np.array([0.25, -0.5, 1.5, 2.0], np.float32)
+    with fast_limit("prelu", 10**6):
+        fastact.prelu(x, w), fastact.prelu_backward(g, x, w)  # compiles them
+        with spy() as calls:
+            got = fastact.prelu(x, w), fastact.prelu_backward(g, x, w)
+        assert calls == []
+        with general_only():
+            same(got, (fastact.prelu(x, w), fastact.prelu_backward(g, x, w)))
 
 
 def test_explain_names_numbas_kernel(on_numba):

@@ -47,7 +47,7 @@ if _kernels is not None:
     # blocks of the blockwise 16-bit drivers
     from .. import _half
 
-    _kernels.half_set_limits(_half.NATIVE_ROW_MAX, _half.BLOCK, _half.ROW_BATCH)
+    _kernels.half_set_limits(_half.NATIVE_ROW_MAX, _half.ROW_BATCH)
 
 # rrelu's seed as the fast functions take it (a uint64_t)
 SEED_LIMIT = 2**64

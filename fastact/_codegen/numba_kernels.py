@@ -85,6 +85,11 @@ DTYPES = {"f32": "np.float32", "f64": "np.float64"}
 # rounded once as stored by the format's conversions in the intrinsics (the C
 # kernels' bits), so that LLVM vectorizes one loop with no float32 buffers.
 HALF_SFX = {"f16": "float16", "bf16": "bfloat16"}
+# A per-channel entry's (prelu's) kinds on 16-bit storage besides HALF_KINDS, which the
+# Numba channel drivers run on the formats' patterns: a weight per element of a row,
+# and the weight gradient's partial sums (float32 terms of the widened elements,
+# summed in float64 as float32's).  The C backend runs its float32 kernels there.
+HALF_CHANNEL_KINDS = ("fwdv", "bwdv", "pgrad", "pgradv")
 HALF_IMPORTS = {"_fa_widen": "widen_{sfx}", "_fa_narrow": "narrow_{sfx}"}
 
 # In-place twins of the elementwise and row kinds (``<kind>_ip``): same
@@ -231,11 +236,11 @@ def formula(entry: Activation, kind: str) -> str | None:
 
 def kinds_of(entry: Activation, sfx: str = "f32") -> list[str]:
     """The kernel kinds ``entry`` has for float type ``sfx`` (a 16-bit format's: those of
-    HALF_KINDS, the row backward where :func:`has_half_row_bwd`, and their in-place
-    twins)."""
+    HALF_KINDS and HALF_CHANNEL_KINDS, the row backward where :func:`has_half_row_bwd`,
+    and their in-place twins)."""
     kinds = [k for k in KINDS if formula(entry, k) is not None]
     if sfx in HALF_SFX:
-        half = HALF_KINDS + (("rbwd",) if has_half_row_bwd(entry) else ())
+        half = HALF_KINDS + HALF_CHANNEL_KINDS + (("rbwd",) if has_half_row_bwd(entry) else ())
         return [k for k in kinds if k.removesuffix("_ip") in half]
     return kinds
 
@@ -300,9 +305,10 @@ def elementwise_kernel(
     base = kind[: -len("_ip")] if inplace else kind
     vector = base.endswith("v")
     _check_vector(entry, base)
-    if half and base not in HALF_KINDS:
+    if half and base not in HALF_KINDS + HALF_CHANNEL_KINDS:
         raise ValueError(f"{entry.name}.{kind}: no 16-bit kernel")
-    body = _stored(body, half)
+    if base not in PGRAD:  # a weight gradient's terms are summed, not stored
+        body = _stored(body, half)
     cp = entry.channel_param
     per_elem = [f"        {cp} = T(_fa_p[_fa_poff + _fa_k - _fa_start])"] if vector else []
     if "i" in uses:
@@ -593,7 +599,7 @@ def kernel_source(entry: Activation, kind: str, helpers: list[str], half: bool =
 
 def entry_module(entry: Activation, sfx: str, helpers: tuple) -> str:
     """The whole module of ``entry``'s kernels for float type ``sfx`` ("f32"/"f64", or
-    a 16-bit format of :data:`HALF_SFX`: its kernels of :data:`HALF_KINDS`)."""
+    a 16-bit format of :data:`HALF_SFX`: its kernels of :func:`kinds_of`)."""
     used = helpers_used(_all_formulas(entry), helpers)
     names = [h.__name__ for h in helpers]
     half = sfx in HALF_SFX

@@ -878,16 +878,18 @@ def test_16_bit_conversions_are_numpys():
 
 @pytest.mark.parametrize("sfx", list(gen.HALF_SFX))
 def test_16_bit_modules_widen_each_load_and_round_each_store(sfx):
-    """A format's module has the elementwise kinds of HALF_KINDS, the row backward of
-    softmax and log_softmax, and their in-place twins, float32 inside: each element
-    widened as loaded, the float32 result rounded once as stored, with no prefetch (it
-    takes float arrays) and no float literal outside T."""
+    """A format's module has the elementwise kinds of HALF_KINDS, prelu's per-channel
+    kinds, the row backward of softmax and log_softmax, and their in-place twins,
+    float32 inside: each element widened as loaded, the float32 result rounded once as
+    stored (a weight gradient's terms summed in float64, never rounded to 16 bits), with
+    no prefetch (it takes float arrays) and no float literal outside T."""
     assert any(gen.has_half_row_bwd(e) for e in TABLE)
+    assert any("pgrad" in gen.kinds_of(e, sfx) for e in TABLE)
     for entry in TABLE:
         src = gen.entry_module(entry, sfx, HELPERS)
         kinds = gen.kinds_of(entry, sfx)
         rows = ("rbwd",) if gen.has_half_row_bwd(entry) else ()
-        half_kinds = gen.HALF_KINDS + rows
+        half_kinds = gen.HALF_KINDS + gen.HALF_CHANNEL_KINDS + rows
         assert kinds == [k for k in gen.kinds_of(entry) if k.removesuffix("_ip") in half_kinds]
         assert "T = np.float32" in src and f"widen_{sfx} as _fa_widen" in src
         assert _float_literals_outside_T(src) == [], entry.name
@@ -898,7 +900,13 @@ def test_16_bit_modules_widen_each_load_and_round_each_store(sfx):
             stores = [
                 ln for ln in body.splitlines() if re.match(r"\s*_fa_(out|x|g)\[_fa_k\] =", ln)
             ]
-            assert stores and all("= _fa_narrow(T(" in ln for ln in stores), (entry.name, kind)
+            if kind in gen.PGRAD:
+                sums = re.findall(r"_fa_(?:buf|acc)\[[^]]*\] \+?= (.*)", body)
+                sums = [v for v in sums if v not in ("_FA_NEG0", "_fa_lanes_total(_fa_sums)")]
+                assert sums and all(v.startswith("np.float64(") for v in sums), (entry.name, kind)
+                assert not stores and "_fa_narrow" not in body, (entry.name, kind)
+            else:
+                assert stores and all("= _fa_narrow(T(" in ln for ln in stores), (entry.name, kind)
             loads = re.findall(r"= (\S+)\(_fa_[xgs]\[_fa_k\]\)", body)
             assert loads and set(loads) == {"_fa_widen"}, (entry.name, kind)
             assert not re.search(r"= _fa_[xgs]\[_fa_k\]", body), (entry.name, kind)
@@ -983,3 +991,44 @@ def test_16_bit_calls_run_the_formats_kernels(half, monkeypatch):
             )
     finally:
         unregister(name)
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_16_bit_per_channel_calls_run_the_formats_kernels(half, monkeypatch):
+    """prelu on 16-bit arrays runs the format's kernels on the Numba backend (a weight
+    per channel of an image, a weight per element of a row, one weight; forward,
+    backward, in place), never float32 blocks: the bits of the Cython backend, the
+    weight gradient included, on one thread and on two."""
+    from fastact import _half
+
+    dtype = np.dtype(np.float16) if half == "float16" else _half.BFLOAT16
+    if dtype is None:
+        pytest.skip("ml_dtypes is not installed")
+    sfx = {"float16": "f16", "bfloat16": "bf16"}[half]
+    rng = np.random.default_rng(7)
+    for shape, c in [((4, 3, 40, 50), 3), ((300, 70), 70), ((30001,), 1)]:
+        x = _half.round_to(rng.standard_normal(shape), dtype)
+        x.reshape(-1)[: len(SPECIALS)] = _half.round_to(SPECIALS, dtype)
+        g = _half.round_to(rng.standard_normal(shape), dtype)
+        w = rng.uniform(-1, 1, c).astype(np.float32)
+        with fastact.config(backend="cython"):
+            want_y = fastact.prelu(x, w)
+            want_gx, want_gw = fastact.prelu_backward(g, x, w)
+        for threads in (1, 2):
+            with fastact.config(backend="numba", num_threads=threads), general_only():
+                seen = _SeenKinds(NUMBA._addr)
+                monkeypatch.setattr(NUMBA, "_addr", seen)
+                y = fastact.prelu(x, w)
+                gx, gw = fastact.prelu_backward(g, x, w)
+                xi, gi = x.copy(), g.copy()
+                fastact.prelu(xi, w, out=xi)
+                fastact.prelu_backward(gi, x, w, out=gi)
+                monkeypatch.undo()
+            assert seen.looked_up and {k[2] for k in seen.looked_up} == {sfx}, seen.looked_up
+            vector = len(shape) == 2  # a weight per element of a row
+            assert {k[1] for k in seen.looked_up} >= {"pgradv" if vector else "pgrad"}
+            what = f"{shape} {half} threads={threads}"
+            for got, want in [(y, want_y), (gx, want_gx), (xi, want_y), (gi, want_gx)]:
+                assert got.dtype == dtype, what
+                np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16), what)
+            np.testing.assert_array_equal(gw.view(np.uint16), want_gw.view(np.uint16), what)

@@ -96,18 +96,19 @@ cdef struct NbChannel:
 
 cdef bint _nb_channel(int pass_, int di, int kid, bint in_place, bint vector,
                       NbChannel *k) noexcept:
-    """Numba's per-channel kernels of this call (``vector``: a weight per element of a
-    row; in-place twins where ``out`` is ``x``, or ``g``); False when one it needs is
-    not compiled yet (the general path, which compiles the same ones)."""
+    """Numba's per-channel kernels of this call (``di``: a dtype index of _nb_entry, the
+    16-bit formats' included; ``vector``: a weight per element of a row; in-place twins
+    where ``out`` is ``x``, or ``g``); False when one it needs is not compiled yet (the
+    general path, which compiles the same ones)."""
     cdef int ip = 2 if in_place else 0
     if pass_ == 0:
-        k.fwd = _NB[4 if in_place else 0][di][kid]
-        k.fwdv = _NB[NB_CHANNEL + ip][di][kid]
+        k.fwd = _nb_kernel(4 if in_place else 0, di, kid)
+        k.fwdv = _nb_kernel(NB_CHANNEL + ip, di, kid)
         return (k.fwdv if vector else k.fwd) != NULL
-    k.bwd = _NB[5 if in_place else 1][di][kid]
-    k.bwdv = _NB[NB_CHANNEL + 1 + ip][di][kid]
-    k.pgrad = _NB[NB_PGRAD][di][kid]
-    k.pgradv = _NB[NB_PGRAD + 1][di][kid]
+    k.bwd = _nb_kernel(5 if in_place else 1, di, kid)
+    k.bwdv = _nb_kernel(NB_CHANNEL + 1 + ip, di, kid)
+    k.pgrad = _nb_kernel(NB_PGRAD, di, kid)
+    k.pgradv = _nb_kernel(NB_PGRAD + 1, di, kid)
     if vector:
         return k.bwdv != NULL and k.pgradv != NULL
     return k.bwd != NULL and k.pgrad != NULL
@@ -340,11 +341,11 @@ cdef void _fast_channel_part(int kid, const chan_t *g, const chan_t *s, chan_t *
         memset(blk, 0, C * sizeof(double))
         u0 = b * units // nblocks
         u1 = (b + 1) * units // nblocks
-        if chan_t is uint16_t:
+        if via.nb != NULL:  # Numba's kernels for the dtype (a 16-bit format's included)
+            _nb_units_backward(via.nb, g, s, out, u0, u1, &geo, blk)
+        elif chan_t is uint16_t:
             _half_units_backward(via.fmt, kid, g, s, out, u0, u1, &geo, blk, via.hbuf,
                                  via.room)
-        elif via.nb != NULL:
-            _nb_units_backward(via.nb, g, s, out, u0, u1, &geo, blk)
         else:
             _units_backward(kid, g, s, out, u0, u1, &geo, blk)
         for c in range(C):

@@ -392,16 +392,13 @@ def half_rowwise(int fmt, int kind, int kid, cnp.ndarray a, object b, cnp.ndarra
 # the batches of widened rows run that kernel, as the Numba backend's 16-bit driver).
 
 cdef Py_ssize_t _half_row_max = 0
-cdef Py_ssize_t _half_block = 0
 
 
-def half_set_limits(Py_ssize_t row_max, Py_ssize_t block, Py_ssize_t row_batch):
-    """The longest row the fast path runs through the 16-bit row buffers, the elements
-    of a block of the blockwise 16-bit drivers (fastact._half.BLOCK) and of the rows
-    widened together (fastact._half.ROW_BATCH)."""
-    global _half_row_max, _half_block, _half_row_batch
+def half_set_limits(Py_ssize_t row_max, Py_ssize_t row_batch):
+    """The longest row the fast path runs through the 16-bit row buffers and the
+    elements of the rows widened together (fastact._half.ROW_BATCH)."""
+    global _half_row_max, _half_row_batch
     _half_row_max = row_max
-    _half_block = block
     _half_row_batch = row_batch
 
 
@@ -603,7 +600,6 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
     cdef uint16_t *op
     cdef bint numba
     cdef NbChannel nb
-    cdef float *f
     if fmt == 0 or not _fast_channel_kernels(0, kid, False):
         return None
     a = <cnp.ndarray>x
@@ -615,8 +611,6 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
     if nthreads == 0:
         return None
     numba = nthreads == 1 and _numba_serial(0, 0, kid)
-    if numba and n > _half_block:
-        return None  # the Numba backend's blocks from Python
     w = _fast_weight(weight, a, 0, stack, &C)
     if w == NULL:
         return None
@@ -625,25 +619,19 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
         inner = n // (outer * C) if C > 1 else n
         if above and C > 1 and inner == 1 and C < ROW_RUN:
             return None
-        if numba and not _nb_channel(0, 0, kid, False, inner == 1, &nb):
-            return None
         res = _fast_out(a, out, n * 2, None)
         if res is None:
             return None
         o = <cnp.ndarray>res
+        # Numba's kernels for the format, as its 16-bit driver runs them
+        if numba and not _nb_channel(0, N_DTYPES + fmt - 1, kid, o is a, inner == 1, &nb):
+            return None
         geo = _geometry(outer, C, inner, w)
         xp = <const uint16_t *>cnp.PyArray_DATA(a)
         op = <uint16_t *>cnp.PyArray_DATA(o)
         if numba:
-            # the Numba backend's 16-bit driver on one block: the array widened whole
-            f = <float *>malloc(2 * n * sizeof(float))
-            if f == NULL:
-                return None
             with nogil:
-                fa_half_widen(fmt, xp, f, n)
-                _nb_units_forward(&nb, f, f + n, 0, geo.rows * geo.segs, &geo)
-                fa_half_narrow(fmt, f + n, op, n)
-            free(f)
+                _nb_units_forward(&nb, xp, op, 0, geo.rows * geo.segs, &geo)
             return o
         if nthreads > 1:
             nthreads = _par_begin(nthreads)
@@ -686,8 +674,6 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     if _decide(n, 1, 0, kid, False) != 1:
         return None
     numba = _numba_serial(1, 0, kid)
-    if numba and n > _half_block:
-        return None  # the Numba backend's blocks from Python
     if not _plain(s, cnp.PyArray_TYPE(ga)) or not _same_shape(ga, <cnp.ndarray>s):
         return None
     sa = <cnp.ndarray>s
@@ -702,14 +688,15 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
             return None
         o = <cnp.ndarray>res
         outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
-        if numba and not _nb_channel(1, 0, kid, False, n // (outer * C) == 1, &nb):
+        # Numba's kernels for the format, as its 16-bit driver runs them
+        if numba and not _nb_channel(1, N_DTYPES + fmt - 1, kid, o is ga, n // (outer * C) == 1,
+                                     &nb):
             return None
         gw = np.empty(C)
         most = C if C > ROW_RUN else ROW_RUN
         room = n if n < SEGMENT else SEGMENT
         buf = <double *>PyMem_Malloc(3 * most * sizeof(double))
-        # Numba's: g, s and the gradient widened whole, and C floats; else three units
-        hbuf = <float *>malloc(((3 * n + C) if numba else 3 * room) * sizeof(float))
+        hbuf = <float *>malloc(3 * room * sizeof(float))  # three units widened
         if buf == NULL or hbuf == NULL:
             return None
         gp = <const uint16_t *>cnp.PyArray_DATA(ga)
@@ -720,19 +707,8 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
         via.fmt = fmt
         via.hbuf = hbuf
         via.room = room
-        if numba:
-            # the Numba backend's 16-bit driver on one block: float32's call on the
-            # arrays widened whole
-            with nogil:
-                fa_half_widen(fmt, gp, hbuf, n)
-                fa_half_widen(fmt, sp, hbuf + n, n)
-                _fast_channel_bwd(kid, <const float *>hbuf, <const float *>(hbuf + n),
-                                  hbuf + 2 * n, n, outer, C, w, buf, gwp, hbuf + 3 * n, &via)
-                fa_half_narrow(fmt, hbuf + 2 * n, op, n)
-        else:
-            with nogil:
-                _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp,
-                                  <uint16_t *>NULL, &via)
+        with nogil:
+            _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp, <uint16_t *>NULL, &via)
         big = False
         for c in range(C):  # beyond the format's largest finite value, or NaN
             if not fabs(gwp[c]) <= (65504.0 if fmt == 1 else 3.3895313892515355e38):

@@ -55,6 +55,13 @@ cdef void **_nb_entry(int slot, int dtype_index, int kid) except NULL:
     raise ValueError("numba kernel slot out of range")
 
 
+cdef inline void *_nb_kernel(int slot, int dtype_index, int kid) noexcept:
+    """The kernel _nb_entry records (a slot, dtype index and kernel id in range)."""
+    if dtype_index < N_DTYPES:
+        return _NB[slot][dtype_index][kid]
+    return _NB_HALF[slot][dtype_index - N_DTYPES][kid]
+
+
 def set_numba_kernel(int slot, int dtype_index, int kid, size_t address):
     """Record the address of Numba's kernel ``NUMBA_KINDS[slot]`` of kernel ``kid``
     for dtype ``dtype_index`` (float32, float64, then the 16-bit formats float16 and

@@ -108,6 +108,8 @@ def _signatures(sfx: str) -> dict[str, object]:
         "half_binary": void(fn, H, H, H16, P, u8, i8, i8, b1),
         "half_rowwise_forward": void(fn, H, H16, P, i8, i8, i8, i8, b1),
         "half_rowwise_backward": void(fn, H, H, H16, P, i8, i8, i8, i8, b1),
+        "half_channel_forward": void(fn, H, H16, P, i8, i8, i8, i8, b1),
+        "half_channel_backward": void(fn, fn, H, H, H16, P, A64, i8, i8, i8, i8, b1, i8),
     }
     for name, sig in driver_sigs.items():
         sigs[f"par_{name}"] = sig
@@ -476,17 +478,22 @@ class NumbaBackend:
     def _channel_threads(rows: int, rowlen: int, nthreads: int) -> int:
         return 1 if nthreads < 1 or rows * rowlen < 2 * MIN_CHUNK else nthreads
 
-    def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads):
-        sfx = _sfx(x)
+    def channel_forward(self, entry, x, out, weight, outer, channels, inner, nthreads, fmt=0):
+        """``out = f(x)`` with a weight per channel; ``fmt``: x and out hold the uint16
+        patterns of that 16-bit format (its kernels, on the drivers' 16-bit twins)."""
+        sfx, driver = (_HALF_SFX[fmt], "half_channel_forward") if fmt else (_sfx(x), None)
         rows, rowlen, segs, vector = self._geometry(outer, channels, inner)
         kind = "fwdv" if vector else "fwd"
         k = self.kernel(entry, gen.INPLACE[kind] if _same_buffer(x, out) else kind, sfx)
         args = (k, _flat(x), _flat(out), weight, rows, rowlen, segs, channels, vector)
-        self._run("channel_forward", sfx, self._channel_threads(rows, rowlen, nthreads), *args)
+        threads = self._channel_threads(rows, rowlen, nthreads)
+        self._run(driver or "channel_forward", "f32" if fmt else sfx, threads, *args)
         return out
 
-    def channel_backward(self, entry, g, s, out, weight, outer, channels, inner, nthreads):
-        sfx = _sfx(g)
+    def channel_backward(self, entry, g, s, out, weight, outer, channels, inner, nthreads, fmt=0):
+        """The gradient of the input into ``out`` and the weight's (float64, returned);
+        ``fmt`` as for :meth:`channel_forward`."""
+        sfx, driver = (_HALF_SFX[fmt], "half_channel_backward") if fmt else (_sfx(g), None)
         rows, rowlen, segs, vector = self._geometry(outer, channels, inner)
         units = rows * segs
         nblocks = min(units, PGRAD_BLOCKS)
@@ -498,7 +505,8 @@ class NumbaBackend:
         acc = np.zeros(nblocks * channels)
         args = (kb, kp, _flat(g), _flat(s), _flat(out), weight, acc)
         args += (rows, rowlen, segs, channels, vector, nblocks)
-        self._run("channel_backward", sfx, self._channel_threads(rows, rowlen, nthreads), *args)
+        threads = self._channel_threads(rows, rowlen, nthreads)
+        self._run(driver or "channel_backward", "f32" if fmt else sfx, threads, *args)
         # Partial sums per block, reduced in block order as the Cython driver does:
         # the same bits for any thread count, and on both backends.
         return acc.reshape(nblocks, channels).sum(axis=0)
@@ -533,6 +541,18 @@ class NumbaBackend:
         arrays = (a, out) if b is None else (a, b, out)
         name = "half_rowwise_forward" if b is None else "half_rowwise_backward"
         self._run(name, "f32", nch, k, *arrays, _NOPARAMS, rowlen, rows, nch, fmt, fused)
+
+    def half_channel_forward(self, fmt, entry, x, out, weight, outer, channels, inner, nthreads):
+        """:meth:`channel_forward` on 16-bit patterns of format ``fmt``."""
+        self.channel_forward(entry, x, out, weight, outer, channels, inner, nthreads, fmt)
+
+    def half_channel_backward(
+        self, fmt, entry, g, s, out, weight, outer, channels, inner, nthreads
+    ) -> np.ndarray:
+        """:meth:`channel_backward` on 16-bit patterns of format ``fmt``."""
+        return self.channel_backward(
+            entry, g, s, out, weight, outer, channels, inner, nthreads, fmt
+        )
 
     def rowwise_backward(self, entry, g, s, out, rows, rowlen, nthreads, params=()):
         sfx = _sfx(g)

@@ -50,6 +50,8 @@ NAMES = (
     "half_binary",
     "half_rowwise_forward",
     "half_rowwise_backward",
+    "half_channel_forward",
+    "half_channel_backward",
 )
 
 
@@ -101,6 +103,12 @@ def channel_backward(kernel, pgrad, g, s, out, w, partial, rows, rowlen, segs, C
             # The parameter gradient first: out may be g itself.
             call_kernel(pgrad, g, s, w, poff, partial, b * C + poff, off, off + ln)
             call_kernel(kernel, g, s, out, w, poff, _SEED0, off, off + ln)
+
+
+# The per-channel drivers on 16-bit patterns: the same loops, over the formats' kernels
+# (each widens and rounds the elements it runs itself), compiled for uint16 arrays.
+half_channel_forward = channel_forward
+half_channel_backward = channel_backward
 
 
 def rowwise_forward(kernel, x, out, p, rowlen, rows, nch):
