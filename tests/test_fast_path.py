@@ -241,8 +241,11 @@ def test_rowwise_other_axes_take_the_general_path():
 # --- per-channel: prelu ------------------------------------------------------
 
 PRELU_CASES = [
-    # (shape, weight kind): "float" a Python float; "1" one element; "C" one per channel
+    # (shape, weight kind): "float" a Python float; "scalar" a NumPy scalar; "1" one
+    # element; "C" one per channel
     ((), "float"),
+    ((9,), "scalar"),
+    ((3, 4, 37), "scalar"),
     ((1,), "1"),
     ((1000,), "float"),
     ((1000,), "1"),
@@ -263,6 +266,8 @@ PRELU_CASES = [
 def _weight(kind, shape, wdtype, rng):
     if kind == "float":
         return float(rng.uniform(-0.5, 0.9))
+    if kind == "scalar":
+        return np.dtype(wdtype).type(rng.uniform(-0.5, 0.9))
     if kind == "0d":
         return np.asarray(rng.uniform(-0.5, 0.9), wdtype)
     c = 1 if kind == "1" else shape[1]
@@ -374,10 +379,10 @@ def test_prelu_16_bit_weight_gradient_is_rounded_once_and_overflows_quietly(dtyp
         np.full(4, 0.25).astype(">f8"),  # byte-swapped
         np.full((4, 1), 0.25),
         [0.25] * 4,
-        np.float64(0.25),
+        np.int32(1),
         1,
     ],
-    ids=["int", "strided", "swapped", "2d", "list", "npscalar", "int-scalar"],
+    ids=["int", "strided", "swapped", "2d", "list", "int-npscalar", "int-scalar"],
 )
 def test_prelu_unusual_weights_take_the_general_path(weight):
     x = data((3, 4, 5), np.float32)

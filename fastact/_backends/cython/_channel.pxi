@@ -247,17 +247,20 @@ cdef double *_fast_weight(object weight, cnp.ndarray a, int di, double *stack,
                           Py_ssize_t *C) noexcept:
     """The weight as doubles rounded to the input's type; NULL unless plain.
 
-    Plain: a Python float, or a native, aligned, C-contiguous float32/float64
-    (or float16/bfloat16, widened exactly) array of at most one dimension holding
-    1 element or one per channel (axis 1 of ``a``).  The memory is ``stack`` or
-    from PyMem_Malloc.
+    Plain: a Python float or a NumPy float16/float32/float64/bfloat16 scalar, or a
+    native, aligned, C-contiguous float32/float64 (or float16/bfloat16, widened
+    exactly) array of at most one dimension holding 1 element or one per channel
+    (axis 1 of ``a``).  The memory is ``stack`` or from PyMem_Malloc.
     """
     cdef cnp.ndarray wa
     cdef Py_ssize_t m, c
     cdef int wt, wfmt = 0
     cdef double *w
     cdef float f
-    if type(weight) is float:
+    if (type(weight) is float or type(weight) is np.float32 or type(weight) is np.float64
+            or type(weight) is np.float16
+            or (_bf16_typenum >= 0 and isinstance(weight, np.generic)
+                and (<object>weight).dtype.num == _bf16_typenum)):
         stack[0] = _rounded(di, <double>weight)
         C[0] = 1
         return stack
@@ -524,7 +527,7 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
             if not _nb_channel(1, di, kid, o is ga, n // (outer * C) == 1, &nb):
                 return None
             via.nb = &nb
-        if type(weight) is float:
+        if type(weight) is not cnp.ndarray:  # a scalar: a 0-d gradient
             gwa = cnp.PyArray_EMPTY(0, wdim, cnp.PyArray_TYPE(ga), 0)
         else:
             gwa = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>weight),

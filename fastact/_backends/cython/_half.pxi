@@ -718,7 +718,7 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
                 gwa = gw.astype(ga.dtype)
         else:
             gwa = gw.astype(ga.dtype)
-        return o, gwa.reshape(() if type(weight) is float else (<object>weight).shape)
+        return o, gwa.reshape(() if type(weight) is not cnp.ndarray else (<object>weight).shape)
     finally:
         if w != stack:
             PyMem_Free(w)
