@@ -16,7 +16,8 @@ by the compiled fast path (``fastact._backends.cython._kernels.fast_*``):
 serial below the plan's size, and for elementwise entries the OpenMP driver
 above it.  Serial calls on the Numba backend (chosen, or the plan's serial
 backend) take the same path: it calls Numba's compiled kernel by its
-address, once the Numba backend has compiled it.  The fast path reads the
+address, once the Numba backend has compiled it; so do the parallel
+elementwise calls on the Numba backend, on the OpenMP driver's chunks.  The fast path reads the
 decision from one table, :class:`FastPolicy`, built here from the same plans
 and settings and pushed whenever they change; the compiled ``fast_threads``
 answers what it decides for a size, and explain reports that answer.
@@ -316,9 +317,10 @@ class FastPolicy:
 
     ``limits[0, pass, dtype, kid]``: below this size a plain call runs a
     serial kernel (0: never, the general path decides): Cython's, or Numba's
-    where ``serial_numba[pass, dtype, kid]`` is 1;
+    where ``numba[pass, dtype, kid]`` has bit :data:`NUMBA_SERIAL`;
     ``limits[1, pass, dtype, kid]``: from this size a plain elementwise call
-    runs the OpenMP driver (-1: never).  These are the tables of the calls
+    runs the OpenMP driver (-1: never), on Cython's kernels, or Numba's where
+    ``numba`` has bit :data:`NUMBA_PARALLEL`.  These are the tables of the calls
     outside config blocks that choose a backend; ``enabled``: the backend set
     is one the fast path runs (auto, cython or numba).  ``block_backends``:
     while such blocks are open (in any thread), the fast backends, whose tables
@@ -339,18 +341,18 @@ class FastPolicy:
     par_threads: int
     omp_default: int
     limits: np.ndarray = field(repr=False)
-    serial_numba: np.ndarray = field(repr=False)
+    numba: np.ndarray = field(repr=False)
     block_threads: int = 0
     block_backends: tuple[str, ...] = ()
     block_limits: np.ndarray | None = field(default=None, repr=False)
     block_numba: np.ndarray | None = field(default=None, repr=False)
 
     def route(self, backend: str | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """(limits, serial_numba) of a call in a config block of ``backend`` (None:
+        """(limits, numba) of a call in a config block of ``backend`` (None:
         outside blocks that choose one); None where such a call takes the general
         path."""
         if backend is None:
-            return (self.limits, self.serial_numba) if self.enabled else None
+            return (self.limits, self.numba) if self.enabled else None
         if backend not in self.block_backends:
             return None
         j = self.block_backends.index(backend)
@@ -361,41 +363,52 @@ class FastPolicy:
 # whose serial calls it runs on Numba's kernels.
 FAST_BACKENDS = ("auto", "cython", "numba")
 NUMBA_FAST_KINDS = ("elementwise", "rowwise", "channel")
+# The bits of a cell of FastPolicy.numba, as the compiled fast path reads them: its
+# serial calls, and its parallel elementwise calls, run Numba's kernels.
+NUMBA_SERIAL, NUMBA_PARALLEL = 1, 2
 _ROUTES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
-    """(limits, serial_numba) of FastPolicy when ``backend`` is in force, from the
+    """(limits, numba) of FastPolicy when ``backend`` is in force, from the
     plans (computed again when a profile loads).
 
-    auto: below the plan's size, the plan's serial backend (Cython, or Numba for
-    elementwise and rowwise entries); cython: Cython's serial kernel where it
-    is the plan's serial backend; both: the OpenMP driver above the plan's size
-    where Cython is the plan's parallel backend.  numba: Numba's serial kernel
-    below the plan's size (elementwise and rowwise entries), the general path
-    (Numba's threads) above it.
+    auto: below the plan's size, the plan's serial backend (Cython, or Numba);
+    cython: Cython's serial kernel where it is the plan's serial backend; both:
+    the OpenMP driver above the plan's size where Cython is the plan's parallel
+    backend.  numba: Numba's serial kernel below the plan's size; above it,
+    elementwise entries run Numba's kernels on the OpenMP driver (where the C
+    extension has OpenMP), the others take the general path (Numba's threads).
+    auto runs Numba's kernels on the OpenMP driver too where Numba is the plan's
+    parallel backend of an elementwise entry.
     """
     routes = _ROUTES.get(backend)
     if routes is not None:
         return routes
     limits = np.empty((2, len(PASSES), len(DTYPES), len(TABLE)), np.int64)
     numba = np.zeros((len(PASSES), len(DTYPES), len(TABLE)), np.uint8)
+    par_numba_ok = c_parallel()
     for kid, entry in enumerate(TABLE):
         nb_kind = kind_of(entry) in NUMBA_FAST_KINDS
+        nb_par = par_numba_ok and kind_of(entry) == "elementwise"
         for p, pass_ in enumerate(PASSES):
             for d, dtype in enumerate(DTYPES):
                 plan = plan_for(entry, pass_, np.dtype(dtype))
                 small, large = plan.small, plan.large
                 if backend == "numba":
                     small = large = "numba"
-                elif backend == "cython":
-                    small = "cython" if small == "cython" else ""  # others: the general path
+                elif backend == "cython":  # others: the general path
+                    small = "cython" if small == "cython" else ""
+                    large = "cython" if large == "cython" else ""
                 elif small != "numba" or importlib.util.find_spec("numba") is None:
                     small = _fallback(small)  # (without importing Numba here)
                 serial = small == "cython" or (small == "numba" and nb_kind)
+                par = large == "cython" or (large == "numba" and nb_par)
                 limits[0, p, d, kid] = plan.serial_below if serial else 0
-                limits[1, p, d, kid] = plan.serial_below if large == "cython" else -1
-                numba[p, d, kid] = serial and small == "numba"
+                limits[1, p, d, kid] = plan.serial_below if par else -1
+                numba[p, d, kid] = (NUMBA_SERIAL if serial and small == "numba" else 0) | (
+                    NUMBA_PARALLEL if par and large == "numba" else 0
+                )
     limits.flags.writeable = numba.flags.writeable = False
     _ROUTES[backend] = (limits, numba)
     return limits, numba
@@ -431,7 +444,7 @@ def fast_policy() -> FastPolicy:
         par_threads=STATE.num_threads if steady and default else 0,
         omp_default=default,
         limits=limits.copy(),
-        serial_numba=numba.copy(),
+        numba=numba.copy(),
         block_threads=STATE.num_threads if blocked and default else 0,
         block_backends=blocks,
         block_limits=block_limits,
@@ -454,7 +467,7 @@ def push(policy: FastPolicy | None = None) -> None:
         p.par_threads,
         p.omp_default,
         p.limits,
-        p.serial_numba,
+        p.numba,
         p.block_threads,
         OVERRIDE,
         p.block_backends,
@@ -499,31 +512,35 @@ def _wide_channel_threads(entry: Activation, dtype, n: int) -> int:
 
 
 def _fast_threads_half(entry: Activation, pass_: str, n: int) -> int:
-    """:func:`fast_threads` of a 16-bit call: float32's call, through float32 buffers
-    (but rows longer than ``fastact._half.NATIVE_ROW_MAX``, and per-channel calls of
-    more than ``fastact._half.BLOCK`` elements on Numba's kernels, which take the
-    general path)."""
+    """:func:`fast_threads` of a 16-bit call: float32's decision (but rows longer than
+    ``fastact._half.NATIVE_ROW_MAX`` take the general path)."""
     if _cython() is None:
         return 0
     return fast_threads(entry, pass_, _half.FLOAT32, n)
 
 
-def fast_numba(entry: Activation, pass_: str, dtype) -> str | None:
-    """Whether the compiled fast path runs the serial calls of this cell on Numba's
-    kernel: None (Cython's, or the general path), "compiled" (its address is
-    known), or "not compiled" (a call takes the general path, which compiles it)."""
+def fast_numba(entry: Activation, pass_: str, dtype, parallel: bool = False) -> str | None:
+    """Whether the compiled fast path runs the serial calls of this cell (``parallel``:
+    its calls on the OpenMP driver) on Numba's kernel: None (Cython's, or the general
+    path), "compiled" (its address is known), or "not compiled" (a call takes the
+    general path, which compiles it)."""
     cy, policy = _cython(), pushed()
-    dtype = _half.compute_dtype(np.dtype(dtype))
+    dtype = np.dtype(dtype)
+    compute = _half.compute_dtype(dtype)
     kid = entry.kernel_id
-    if cy is None or policy is None or kid is None or dtype.name not in DTYPES:
+    if cy is None or policy is None or kid is None or compute.name not in DTYPES:
         return None
-    p, d = PASSES.index(pass_), DTYPES.index(dtype.name)
+    p, d = PASSES.index(pass_), DTYPES.index(compute.name)
     block = OVERRIDE.get()
     route = policy.route(block[0] if block is not None else None)
-    if route is None or not route[1][p, d, kid]:
+    if route is None or not route[1][p, d, kid] & (NUMBA_PARALLEL if parallel else NUMBA_SERIAL):
         return None
     kind = ("rfwd", "rbwd")[p] if entry.rowwise else ("fwd", "bwd")[p]
-    ready = cy.numba_kernel(cy.NUMBA_KINDS.index(kind), d, kid)
+    # an elementwise entry's 16-bit calls run the format's own kernels, which follow
+    # float32's and float64's in the fast path's table
+    own = _half.is_half(dtype) and kind_of(entry) == "elementwise"
+    index = len(DTYPES) + _half.fmt(dtype) - 1 if own else d
+    ready = cy.numba_kernel(cy.NUMBA_KINDS.index(kind), index, kid)
     return "compiled" if ready else "not compiled"
 
 
@@ -562,7 +579,7 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
     fast = fast_threads(entry, pass_, dtype, n)
     if fast:
         what = "serial" if fast == 1 else "which runs the OpenMP driver from C"
-        numba = fast_numba(entry, pass_, dtype) if fast == 1 else None
+        numba = fast_numba(entry, pass_, dtype, parallel=fast > 1)
         if numba == "compiled":
             what += ", calling Numba's compiled kernel from C"
         elif numba is not None:

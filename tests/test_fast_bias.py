@@ -263,9 +263,9 @@ def test_numba_as_the_plan_s_serial_backend(dtype):
     """Where the plan runs plain serial calls on Numba, a bias call still takes the fast
     path (the epilogue's Cython kernels, the same bits as the general path)."""
     policy = _dispatch.pushed()
-    nb = np.ones_like(policy.serial_numba)
+    nb = np.ones_like(policy.numba)
     nb.flags.writeable = False
-    _dispatch.push(dataclasses.replace(policy, serial_numba=nb))
+    _dispatch.push(dataclasses.replace(policy, numba=nb))
     try:
         x = data((6, 40), dtype)
         compare(*calls(next(e for e in TABLE if e.name == "gelu")), x, x[::-1].copy(), x[0], -1)

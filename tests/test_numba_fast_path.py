@@ -110,6 +110,67 @@ def test_the_general_paths_bits(entry, dtype, on_numba):
             same(b, want_g)
 
 
+ELEMENTWISE = [e for e in NUMBA_FAST if _dispatch.kind_of(e) == "elementwise"]
+needs_openmp = pytest.mark.skipif(
+    not _dispatch.c_parallel(), reason="the C extension is built without OpenMP"
+)
+
+
+@needs_openmp
+@pytest.mark.parametrize("dtype", DTYPES + HALF, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("entry", ELEMENTWISE, ids=lambda e: e.name)
+def test_parallel_calls_run_numbas_kernels_on_the_openmp_driver(entry, dtype, on_numba):
+    """Above the plan's size, on two threads, the fast path runs Numba's kernel (the
+    format's own for 16-bit arrays) on the OpenMP driver's chunks: the bits of the general
+    path (Numba's drivers), out of place, in place and into the saved array, special
+    values at the chunks' edges and in the tail; without the kernel's address in its
+    table, the general path runs."""
+    half = {"float16": ("f32", "f16"), "bfloat16": ("f32", "bf16")}.get(np.dtype(dtype).name)
+    NUMBA.compile(entry, dtypes=half or (SFX[dtype],))
+    n = 2 * TEST_SERIAL_BELOW + 37
+    x = data((n,), dtype)
+    g = data((n,), dtype, seed=1)
+    for k in (n // 2 - 1, n // 2, n // 2 + 1, n - 1):  # about the chunk edge, the tail
+        x[k], g[k] = np.nan, np.inf
+    old = fastact.get_num_threads()
+    fastact.set_num_threads(2)
+    try:
+        assert _dispatch.fast_threads(entry, "forward", dtype, n) == 2
+        for call in calls_of(entry):
+            y, want = both(call.forward, x)
+            same(y, want)
+            s = call.saved(x, want)
+            fast_g, want_g = both(call.backward, g, s)
+            same(fast_g, want_g)
+            with fast_only():
+                a = x.copy()
+                assert call.forward(a, out=a) is a
+                same(a, want)
+                a = g.copy()
+                assert call.backward(a, s.copy(), out=a) is a
+                same(a, want_g)
+                b = s.copy()
+                assert call.backward(g, b, out=b) is b
+                same(b, want_g)
+        # the fast path's dtype index: float32, float64, then the 16-bit formats
+        name = np.dtype(dtype).name
+        index = (
+            len(_dispatch.DTYPES) + _half.fmt(dtype) - 1 if half else _dispatch.DTYPES.index(name)
+        )
+        slot = _kernels.NUMBA_KINDS.index("fwd")
+        addr = _kernels.numba_kernel(slot, index, entry.kernel_id)
+        assert addr != 0
+        _kernels.set_numba_kernel(slot, index, entry.kernel_id, 0)
+        try:
+            with spy() as calls:
+                Call(entry, next(iter(example_params(entry)))).forward(x)
+            assert calls == ["forward"]
+        finally:
+            _kernels.set_numba_kernel(slot, index, entry.kernel_id, addr)
+    finally:
+        fastact.set_num_threads(old)
+
+
 def test_numbas_kernel_runs_and_a_missing_one_takes_the_general_path(on_numba):
     """The fast path calls the address in its table: without one, the general path runs,
     and compiling the kernel hands its address over."""
@@ -175,24 +236,30 @@ def test_errors_name_the_argument_and_write_nothing(dtype, case, on_numba):
 
 
 def test_serial_below_the_plans_size_parallel_above(on_numba):
-    """Serial calls run from C; above the plan's size Numba's threads keep the general path,
-    and with one thread in force every size is serial (the general path's decision)."""
+    """Serial calls run from C; above the plan's size an elementwise call runs Numba's
+    kernel on the OpenMP driver from C (where the extension has OpenMP), a rowwise one
+    keeps the general path (Numba's threads), and with one thread in force every size
+    is serial (the general path's decision)."""
     x = data((TEST_SERIAL_BELOW - 1,), np.float32)
     fastact.sigmoid(x)
     with spy() as calls:
         fastact.sigmoid(x)
     assert calls == []
     big = data((TEST_SERIAL_BELOW + 5,), np.float32)
+    rows = data(((TEST_SERIAL_BELOW + 5) // 5, 5), np.float32)
+    sigmoid = fastact.activation("sigmoid")
     old = fastact.get_num_threads()
     try:
         fastact.set_num_threads(2)
+        fastact.softmax(rows)
         with spy() as calls:
             fastact.sigmoid(big)
-        assert calls == ["forward"]
-        assert (
-            _dispatch.fast_threads(fastact.activation("sigmoid"), "forward", np.float32, big.size)
-            == 0
-        )
+            fastact.softmax(rows)
+        openmp = _dispatch.c_parallel()
+        assert calls == (["rowwise_forward"] if openmp else ["forward", "rowwise_forward"])
+        assert _dispatch.fast_threads(sigmoid, "forward", np.float32, big.size) == 2 * openmp
+        if openmp:
+            assert _dispatch.fast_numba(sigmoid, "forward", np.float32, parallel=True)
         fastact.set_num_threads(1)
         with spy() as calls:
             fastact.sigmoid(big)
@@ -313,14 +380,14 @@ def test_auto_runs_numba_where_it_is_the_plans_serial_backend(profile_path):
     x = data((100,), np.float32)
     with backend("auto"):
         fastact.relu(x)
-        assert _dispatch.pushed().serial_numba[0, 0, relu.kernel_id]
-        assert _dispatch.pushed().serial_numba.sum() == 1
+        assert _dispatch.pushed().numba[0, 0, relu.kernel_id]
+        assert _dispatch.pushed().numba.sum() == 1
         with fast_only():
             same(fastact.relu(x), np.where(x < 0, np.float32(0), x))  # relu(-0) = -0
         ex = fastact.explain("relu", x)
         assert ex.backend == "numba" and "Numba's compiled kernel" in str(ex)
         with backend("cython"):
-            assert not _dispatch.pushed().serial_numba.any()
+            assert not _dispatch.pushed().numba.any()
             assert _dispatch.fast_threads(relu, "forward", np.float32, 100) == 0
 
 
@@ -354,8 +421,9 @@ def test_without_the_compiled_extension(tmp_path):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
     """Where the fast path takes a plain call on the Numba backend, decide picks Numba
-    on one thread; it leaves the general path only the elementwise calls decide runs in
-    parallel and, as on Cython, rowwise and per-channel calls from the plan's size."""
+    with the same thread count (more than one for elementwise calls only); it leaves the
+    general path, as on Cython, rowwise and per-channel calls from the plan's size, and
+    elementwise ones where the extension has no OpenMP."""
     old = fastact.get_num_threads()
     fastact.set_num_threads(threads)
     try:
@@ -367,12 +435,13 @@ def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
                         backend, nthreads = _dispatch.decide(entry, pass_, np.dtype(dtype), n)
                         assert backend.name == "numba"
                         if fast:
-                            assert (fast, nthreads) == (1, 1), (entry, pass_, n)
-                            assert _dispatch.fast_numba(entry, pass_, dtype) is not None
+                            assert fast == nthreads, (entry, pass_, n)
+                            assert fast == 1 or _dispatch.kind_of(entry) == "elementwise"
+                            assert _dispatch.fast_numba(entry, pass_, dtype, fast > 1)
                         elif entry.rowwise or entry.channel_param:
                             assert n >= TEST_SERIAL_BELOW, (entry, pass_, n)
                         elif entry in NUMBA_FAST:
-                            assert nthreads > 1, (entry, pass_, n)
+                            assert nthreads > 1 and not _dispatch.c_parallel(), (entry, n)
     finally:
         fastact.set_num_threads(old)
 

@@ -104,7 +104,8 @@ def stream(cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, int nthreads=1):
     return _elementwise(STREAM, 0, a, b, out, (1.0,), 0, nthreads)
 
 
-# The fast path of elementwise calls: serial, or the OpenMP driver from C.
+# The fast path of elementwise calls: serial, or the OpenMP driver from C (Cython's
+# kernels, or Numba's where the route gives the call to Numba).
 
 cdef object _fast_elementwise(int pass_, int table, int kid, object a_, object b_, object out,
                               tuple params, uint64_t seed):
@@ -134,9 +135,9 @@ cdef object _fast_elementwise(int pass_, int table, int kid, object a_, object b
     if res is None:
         return None
     o = <cnp.ndarray>res
-    if nthreads == 1 and _numba_serial(pass_, di, kid):
-        return _numba_elementwise(table, pass_, di, kid, a, bp, o, p, seed)
     cdef const void *ap = cnp.PyArray_DATA(a)
+    if _numba_runs(pass_, di, kid, nthreads):
+        return _numba_elementwise(table, pass_, di, kid, ap, bp, o, n, p, seed, nthreads)
     cdef void *op = cnp.PyArray_DATA(o)
     cdef bint parallel = nthreads > 1
     if parallel:

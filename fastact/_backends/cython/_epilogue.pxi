@@ -437,11 +437,10 @@ def bias_backward(int kind, int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray b
 # The bias gradient's blocks (fastact._api.epilogue.blocks, whose constants
 # these are, pushed by set_bias_blocks): 0 until pushed, the path then off.
 cdef Py_ssize_t _blocks_most = 0
-# Where the plan makes Numba the serial backend of a plain call (_numba_serial),
-# a bias call runs the epilogue's Cython kernels (the same bits as Numba's
-# drivers) unless Numba is the backend asked for by the calling context
-# (_numba_asked: the backend set, or its config block's): then it takes the
-# general path.
+# Where the plan makes Numba the backend of a plain call (_numba_runs), a bias
+# call runs the epilogue's Cython kernels (the same bits as Numba's drivers)
+# unless Numba is the backend asked for by the calling context (_numba_asked:
+# the backend set, or its config block's): then it takes the general path.
 
 cdef Py_ssize_t _block_min = 1
 cdef Py_ssize_t _per_channel = 1
@@ -535,7 +534,7 @@ cdef object _fast_bias_fwd(int table, int kid, object x_, object bias, object bi
         return None
     a = <cnp.ndarray>x_
     nthreads = _fast_threads(a, 0, di, kid)
-    if nthreads == 0 or (nthreads == 1 and _numba_serial(0, di, kid) and _numba_asked()):
+    if nthreads == 0 or (_numba_runs(0, di, kid, nthreads) and _numba_asked()):
         return None
     if _fast_bias_geometry(a, bias, bias_axis, &C, &inner) < 0:
         return None
@@ -577,7 +576,7 @@ cdef object _fast_bias_bwd(int table, int kid, bint recompute, object g_, object
         return None
     g = <cnp.ndarray>g_
     nthreads = _fast_threads(g, 1, di, kid)
-    if nthreads == 0 or (nthreads == 1 and _numba_serial(1, di, kid) and _numba_asked()):
+    if nthreads == 0 or (_numba_runs(1, di, kid, nthreads) and _numba_asked()):
         return None
     if not _plain(s_, cnp.PyArray_TYPE(g)) or not _same_shape(g, <cnp.ndarray>s_):
         return None

@@ -23,8 +23,9 @@ DEF GIL_RELEASE_MIN = 4096
 # lowered by an OpenMP limit of the calling thread (threadpoolctl) below
 # omp_default, and shared with the other parallel calls running now
 # (_par_active, changed only with the GIL held, also by the general path through
-# par_enter/par_exit); serial_numba[...]: the serial calls run Numba's compiled
-# kernel (_numba.pxi), not Cython's.  A call runs on the route of its context's
+# par_enter/par_exit); numba[...]: bits NB_SERIAL (the serial calls) and NB_PARALLEL
+# (the OpenMP driver's calls, elementwise entries) run Numba's compiled kernel
+# (_numba.pxi), not Cython's.  A call runs on the route of its context's
 # config block when blocks choose backends (backend_blocks: it reads its own
 # from the context variable _override, fastact._config.OVERRIDE), else on
 # plain, the route of the backend set (enabled: one the fast path runs).
@@ -35,7 +36,7 @@ DEF GIL_RELEASE_MIN = 4096
 cdef struct Route:
     Py_ssize_t serial_below[2][N_DTYPES][MAX_FAST_KERNELS]
     Py_ssize_t par_from[2][N_DTYPES][MAX_FAST_KERNELS]
-    unsigned char serial_numba[2][N_DTYPES][MAX_FAST_KERNELS]
+    unsigned char numba[2][N_DTYPES][MAX_FAST_KERNELS]
     bint numba_asked  # the route of the Numba backend (not auto's choice of Numba)
 
 DEF MAX_FAST_BACKENDS = 4
@@ -130,7 +131,7 @@ cdef inline bint _may_run() noexcept:
 
 
 cdef void _set_route(Route *r, const cnp.int64_t *lim, const cnp.uint8_t *nb) noexcept:
-    """``r`` from limits (2, 2, N_DTYPES, N_KERNELS) and serial_numba (2, N_DTYPES,
+    """``r`` from limits (2, 2, N_DTYPES, N_KERNELS) and numba (2, N_DTYPES,
     N_KERNELS) laid out as set_policy takes them."""
     cdef Py_ssize_t p, d, k
     for p in range(2):
@@ -138,28 +139,28 @@ cdef void _set_route(Route *r, const cnp.int64_t *lim, const cnp.uint8_t *nb) no
             for k in range(FA_N_KERNELS):
                 r.serial_below[p][d][k] = lim[((0 * 2 + p) * N_DTYPES + d) * FA_N_KERNELS + k]
                 r.par_from[p][d][k] = lim[((1 * 2 + p) * N_DTYPES + d) * FA_N_KERNELS + k]
-                r.serial_numba[p][d][k] = nb[(p * N_DTYPES + d) * FA_N_KERNELS + k]
+                r.numba[p][d][k] = nb[(p * N_DTYPES + d) * FA_N_KERNELS + k]
 
 
-cdef int _check_route(cnp.ndarray limits, cnp.ndarray serial_numba, int lead) except -1:
+cdef int _check_route(cnp.ndarray limits, cnp.ndarray numba, int lead) except -1:
     """ValueError unless the arrays have set_policy's layout (``lead`` leading axes of
     one backend each: 0 or 1)."""
     cdef int j = lead
-    if (cnp.PyArray_TYPE(serial_numba) != cnp.NPY_UINT8
-            or not cnp.PyArray_IS_C_CONTIGUOUS(serial_numba)
-            or cnp.PyArray_NDIM(serial_numba) != 3 + lead
-            or cnp.PyArray_DIM(serial_numba, j) != 2
-            or cnp.PyArray_DIM(serial_numba, j + 1) != N_DTYPES
-            or cnp.PyArray_DIM(serial_numba, j + 2) != FA_N_KERNELS):
-        raise ValueError("serial_numba must be a C-contiguous uint8 array (2, N_DTYPES, N_KERNELS)")
+    if (cnp.PyArray_TYPE(numba) != cnp.NPY_UINT8
+            or not cnp.PyArray_IS_C_CONTIGUOUS(numba)
+            or cnp.PyArray_NDIM(numba) != 3 + lead
+            or cnp.PyArray_DIM(numba, j) != 2
+            or cnp.PyArray_DIM(numba, j + 1) != N_DTYPES
+            or cnp.PyArray_DIM(numba, j + 2) != FA_N_KERNELS):
+        raise ValueError("numba must be a C-contiguous uint8 array (2, N_DTYPES, N_KERNELS)")
     if (cnp.PyArray_TYPE(limits) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(limits)
             or cnp.PyArray_NDIM(limits) != 4 + lead or cnp.PyArray_DIM(limits, j) != 2
             or cnp.PyArray_DIM(limits, j + 1) != 2 or cnp.PyArray_DIM(limits, j + 2) != N_DTYPES
             or cnp.PyArray_DIM(limits, j + 3) != FA_N_KERNELS or FA_N_KERNELS > MAX_FAST_KERNELS):
         raise ValueError("limits must be a C-contiguous int64 array (2, 2, N_DTYPES, N_KERNELS)")
-    if lead and (cnp.PyArray_DIM(limits, 0) != cnp.PyArray_DIM(serial_numba, 0)
+    if lead and (cnp.PyArray_DIM(limits, 0) != cnp.PyArray_DIM(numba, 0)
                  or cnp.PyArray_DIM(limits, 0) > MAX_FAST_BACKENDS):
-        raise ValueError("one route of limits and serial_numba per block backend")
+        raise ValueError("one route of limits and numba per block backend")
     return 0
 
 
@@ -168,20 +169,21 @@ cdef bint _par_used = False
 
 
 def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
-               cnp.ndarray limits, cnp.ndarray serial_numba, int block_threads=0,
+               cnp.ndarray limits, cnp.ndarray numba, int block_threads=0,
                object override=None, tuple block_backends=(), cnp.ndarray block_limits=None,
                cnp.ndarray block_numba=None, tuple numba_asked=(False,)):
     """Install the fast path's decision (see Policy): the flags, ``block_threads`` and
     the context variable ``override`` of config blocks; the route of the calls outside
     backend blocks, ``limits``, an int64 array (2, 2, N_DTYPES, N_KERNELS) of
-    [serial_below, par_from][pass][dtype][kernel id], and ``serial_numba``, a uint8
-    array (2, N_DTYPES, N_KERNELS): 1 where the serial calls run Numba's kernel;
+    [serial_below, par_from][pass][dtype][kernel id], and ``numba``, a uint8
+    array (2, N_DTYPES, N_KERNELS): bit NUMBA_SERIAL where the serial calls run
+    Numba's kernel, NUMBA_PARALLEL where the OpenMP driver's calls do;
     ``block_backends``: while config blocks choose backends, the backends whose
     blocks the fast path runs, route j of ``block_limits`` and ``block_numba`` (one
     more leading axis) for a block of ``block_backends[j]``; ``numba_asked``: whether
     each route (the plain one, then the blocks') is the Numba backend's."""
     cdef Py_ssize_t j, nb = len(block_backends)
-    _check_route(limits, serial_numba, 0)
+    _check_route(limits, numba, 0)
     if nb:
         if block_limits is None or block_numba is None:
             raise ValueError("block_backends needs block_limits and block_numba")
@@ -193,7 +195,7 @@ def set_policy(bint enabled, bint serial_all, int par_threads, int omp_default,
     _policy.enabled = False  # no call reads a half-written table
     _policy.backend_blocks = False
     _set_route(&_policy.plain, <const cnp.int64_t *>cnp.PyArray_DATA(limits),
-               <const cnp.uint8_t *>cnp.PyArray_DATA(serial_numba))
+               <const cnp.uint8_t *>cnp.PyArray_DATA(numba))
     _policy.plain.numba_asked = numba_asked[0]
     for j in range(nb):
         _policy.block[j].numba_asked = numba_asked[j + 1]

@@ -209,7 +209,6 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     cdef Py_ssize_t n
     cdef double p[MAX_PARAMS]
     cdef const uint16_t *bp = NULL
-    cdef void *nb = NULL
     fmt = _fast_half_fmt(a_, kid)
     if fmt == 0:
         return None
@@ -219,7 +218,7 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     nthreads = _decide(n, pass_, 0, kid, True)
     if nthreads == 0:
         return None
-    cdef bint numba = nthreads == 1 and _numba_serial(pass_, 0, kid)
+    cdef bint numba = _numba_runs(pass_, 0, kid, nthreads)
     if _fast_params(params, p) < 0:
         return None
     if pass_ == 0:
@@ -238,16 +237,9 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
     cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(o)
     cdef bint parallel = nthreads > 1
-    if numba:  # Numba's kernel for the format, its in-place twin where out is a
-        nb = _NB_HALF[(2 if table == TRAIN else 0) + pass_ + (4 if op == ap else 0)][fmt - 1][kid]
-        if nb == NULL:
-            return None  # not compiled yet: the general path compiles it
-        if n < GIL_RELEASE_MIN:
-            _numba_half(nb, ap, bp, op, n, p, seed)
-        else:
-            with nogil:
-                _numba_half(nb, ap, bp, op, n, p, seed)
-        return o
+    if numba:  # Numba's kernel for the format (not compiled yet: the general path)
+        return _numba_elementwise(table, pass_, N_DTYPES + fmt - 1, kid, ap, bp, o, n, p, seed,
+                                  nthreads)
     if parallel:
         nthreads = _par_begin(nthreads)
     if n < GIL_RELEASE_MIN:
@@ -258,17 +250,6 @@ cdef object _fast_half(int pass_, int table, int kid, object a_, object b_, obje
     if parallel:
         _par_end()
     return o
-
-
-cdef inline void _numba_half(void *k, const uint16_t *a, const uint16_t *b, uint16_t *out,
-                             Py_ssize_t n, const double *p, uint64_t seed) noexcept nogil:
-    """Numba's kernel ``k`` for the format (a plain serial call the policy gives to
-    Numba), which widens and rounds each element itself: the whole array as one chunk,
-    as the Numba backend's serial driver runs it."""
-    if b == NULL:
-        (<nb_unary>k)(<const void *>a, <void *>out, p, 0, seed, 0, n)
-    else:
-        (<nb_binary>k)(<const void *>a, <const void *>b, <void *>out, p, 0, seed, 0, n)
 
 
 # Rowwise and per-channel entries on 16-bit arrays: each thread widens a few rows

@@ -12,6 +12,8 @@ COMPILER: str
 SIMD_CLONES: str
 SOURCE_KEY: str
 NUMBA_KINDS: tuple[str, ...]
+NUMBA_SERIAL: int
+NUMBA_PARALLEL: int
 BIAS_ORDER: tuple[int, int, int, int]
 FAST_ROW_RUN: int
 
@@ -74,7 +76,7 @@ def set_policy(
     par_threads: int,
     omp_default: int,
     limits: np.ndarray,
-    serial_numba: np.ndarray,
+    numba: np.ndarray,
     block_threads: int = ...,
     override: object = ...,
     block_backends: tuple[str, ...] = ...,

@@ -3,10 +3,12 @@
 # The Numba backend compiles each kernel as a C-ABI function (a ``cfunc``) and
 # hands its address here (set_numba_kernel) the first time it compiles or
 # loads it, for the table's entries.  A plain serial call that the policy
-# gives to Numba (Policy.serial_numba) then runs that machine code from C,
+# gives to Numba (Route.numba, bit NB_SERIAL) then runs that machine code from C,
 # with the arguments the Numba backend's serial driver passes (the whole
 # buffer as one chunk, parameter offset 0): Numba's bits, without a Python
-# frame.  A kernel not compiled yet sends the call down the general path,
+# frame.  A parallel elementwise call it gives to Numba (bit NB_PARALLEL) runs
+# the kernel on the OpenMP driver's chunks (_nb_chunks): an elementwise result
+# does not depend on the cut, so these are Numba's drivers' bits too.  A kernel not compiled yet sends the call down the general path,
 # which compiles it.  The signatures (fastact/_codegen/numba_kernels.py) take
 # T* as the float type's pointer: void* here, one table for every dtype.
 
@@ -74,12 +76,27 @@ def numba_kernel(int slot, int dtype_index, int kid):
     return <size_t>_nb_entry(slot, dtype_index, kid)[0]
 
 
+# The bits of Route.numba (fastact._dispatch.NUMBA_SERIAL and NUMBA_PARALLEL).
+DEF NB_SERIAL = 1
+DEF NB_PARALLEL = 2
+NUMBA_SERIAL = NB_SERIAL
+NUMBA_PARALLEL = NB_PARALLEL
+
+
 cdef inline bint _numba_serial(int pass_, int di, int kid) noexcept:
     """The calling context's route gives this serial call to Numba's kernel (``di``,
     ``kid`` in range): the route _decide chose for it, where this thread ran the last
     _decide (no second read of the context)."""
     cdef Route *r = _decided_route()
-    return r != NULL and r.serial_numba[pass_][di][kid] != 0
+    return r != NULL and (r.numba[pass_][di][kid] & NB_SERIAL) != 0
+
+
+cdef inline bint _numba_runs(int pass_, int di, int kid, int nthreads) noexcept:
+    """The route gives this elementwise call of ``nthreads`` threads (as _decide
+    returned them) to Numba's kernel: serial, or on the OpenMP driver's chunks."""
+    cdef Route *r = _decided_route()
+    return r != NULL and (r.numba[pass_][di][kid]
+                          & (NB_SERIAL if nthreads == 1 else NB_PARALLEL)) != 0
 
 
 cdef inline bint _numba_asked() noexcept:
@@ -96,22 +113,46 @@ cdef inline void _nb_run(void *k, const void *a, const void *b, void *out, Py_ss
         (<nb_binary>k)(a, b, out, p, 0, seed, 0, n)
 
 
-cdef object _numba_elementwise(int table, int pass_, int di, int kid, cnp.ndarray a,
-                               const void *bp, cnp.ndarray o, const double *p, uint64_t seed):
-    """Numba's kernel over the whole buffer (its in-place twin when ``o`` is ``a``);
-    None when it is not compiled yet."""
-    cdef int slot = (2 if table == TRAIN else 0) + pass_ + (4 if o is a else 0)
-    cdef void *k = _NB[slot][di][kid]
-    cdef const void *ap = cnp.PyArray_DATA(a)
+cdef void _nb_chunks(void *k, const void *a, const void *b, void *out, Py_ssize_t n,
+                     const double *p, uint64_t seed, int nthreads) noexcept nogil:
+    """Numba's kernel ``k`` over elements 0:n, one static chunk per thread cut as the
+    C driver cuts them (_chunks): the kernels index from the buffers' starts."""
+    cdef Py_ssize_t nch = _n_chunks(n, nthreads), c, start, stop
+    cdef Py_ssize_t step = _chunk_len(n, nch)
+    if nch <= 1:
+        _nb_run(k, a, b, out, n, p, seed)
+        return
+    for c in prange(nch, schedule="static", num_threads=nch):
+        start = c * step
+        if start < n:
+            stop = start + step if start + step <= n else n
+            if b == NULL:
+                (<nb_unary>k)(a, out, p, 0, seed, start, stop)
+            else:
+                (<nb_binary>k)(a, b, out, p, 0, seed, start, stop)
+
+
+cdef object _numba_elementwise(int table, int pass_, int di, int kid, const void *ap,
+                               const void *bp, cnp.ndarray o, Py_ssize_t n, const double *p,
+                               uint64_t seed, int nthreads):
+    """Numba's kernel of dtype index ``di`` (a 16-bit format's from N_DTYPES on) over the
+    whole buffer, its in-place twin when ``o`` is the first input; serial, or on the
+    OpenMP driver's chunks for nthreads > 1.  None when it is not compiled yet."""
     cdef void *op = cnp.PyArray_DATA(o)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
+    cdef int slot = (2 if table == TRAIN else 0) + pass_ + (4 if op == ap else 0)
+    cdef void *k = _nb_kernel(slot, di, kid)
+    cdef bint parallel = nthreads > 1
     if k == NULL:
         return None
+    if parallel:
+        nthreads = _par_begin(nthreads)
     if n < GIL_RELEASE_MIN:
-        _nb_run(k, ap, bp, op, n, p, seed)
+        _nb_chunks(k, ap, bp, op, n, p, seed, nthreads)
     else:
         with nogil:
-            _nb_run(k, ap, bp, op, n, p, seed)
+            _nb_chunks(k, ap, bp, op, n, p, seed, nthreads)
+    if parallel:
+        _par_end()
     return o
 
 
