@@ -17,7 +17,8 @@ serial below the plan's size, and for elementwise entries the OpenMP driver
 above it.  Serial calls on the Numba backend (chosen, or the plan's serial
 backend) take the same path: it calls Numba's compiled kernel by its
 address, once the Numba backend has compiled it; so do the parallel
-elementwise calls on the Numba backend, on the OpenMP driver's chunks.  The fast path reads the
+elementwise and rowwise calls on the Numba backend, on the OpenMP driver's
+chunks and blocks of rows.  The fast path reads the
 decision from one table, :class:`FastPolicy`, built here from the same plans
 and settings and pushed whenever they change; the compiled ``fast_threads``
 answers what it decides for a size, and explain reports that answer.
@@ -364,7 +365,7 @@ class FastPolicy:
 FAST_BACKENDS = ("auto", "cython", "numba")
 NUMBA_FAST_KINDS = ("elementwise", "rowwise", "channel")
 # The bits of a cell of FastPolicy.numba, as the compiled fast path reads them: its
-# serial calls, and its parallel elementwise calls, run Numba's kernels.
+# serial calls, and its parallel elementwise and rowwise calls, run Numba's kernels.
 NUMBA_SERIAL, NUMBA_PARALLEL = 1, 2
 _ROUTES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -377,10 +378,10 @@ def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
     cython: Cython's serial kernel where it is the plan's serial backend; both:
     the OpenMP driver above the plan's size where Cython is the plan's parallel
     backend.  numba: Numba's serial kernel below the plan's size; above it,
-    elementwise entries run Numba's kernels on the OpenMP driver (where the C
-    extension has OpenMP), the others take the general path (Numba's threads).
-    auto runs Numba's kernels on the OpenMP driver too where Numba is the plan's
-    parallel backend of an elementwise entry.
+    elementwise and rowwise entries run Numba's kernels on the OpenMP driver (where
+    the C extension has OpenMP), per-channel ones take the general path (Numba's
+    threads).  auto runs Numba's kernels on the OpenMP driver too where Numba is the
+    plan's parallel backend of an elementwise or rowwise entry.
     """
     routes = _ROUTES.get(backend)
     if routes is not None:
@@ -390,7 +391,7 @@ def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
     par_numba_ok = c_parallel()
     for kid, entry in enumerate(TABLE):
         nb_kind = kind_of(entry) in NUMBA_FAST_KINDS
-        nb_par = par_numba_ok and kind_of(entry) == "elementwise"
+        nb_par = par_numba_ok and kind_of(entry) in ("elementwise", "rowwise")
         for p, pass_ in enumerate(PASSES):
             for d, dtype in enumerate(DTYPES):
                 plan = plan_for(entry, pass_, np.dtype(dtype))

@@ -110,7 +110,7 @@ def test_the_general_paths_bits(entry, dtype, on_numba):
             same(b, want_g)
 
 
-ELEMENTWISE = [e for e in NUMBA_FAST if _dispatch.kind_of(e) == "elementwise"]
+PARALLEL = [e for e in NUMBA_FAST if not e.channel_param]
 needs_openmp = pytest.mark.skipif(
     not _dispatch.c_parallel(), reason="the C extension is built without OpenMP"
 )
@@ -118,20 +118,21 @@ needs_openmp = pytest.mark.skipif(
 
 @needs_openmp
 @pytest.mark.parametrize("dtype", DTYPES + HALF, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("entry", ELEMENTWISE, ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", PARALLEL, ids=lambda e: e.name)
 def test_parallel_calls_run_numbas_kernels_on_the_openmp_driver(entry, dtype, on_numba):
     """Above the plan's size, on two threads, the fast path runs Numba's kernel (the
-    format's own for 16-bit arrays) on the OpenMP driver's chunks: the bits of the general
-    path (Numba's drivers), out of place, in place and into the saved array, special
-    values at the chunks' edges and in the tail; without the kernel's address in its
-    table, the general path runs."""
+    format's own for 16-bit arrays where it has one) on the OpenMP driver's chunks, or
+    blocks of rows: the bits of the general path (Numba's drivers), out of place, in
+    place and into the saved array, special values at the chunks' edges and in the tail;
+    without the kernel's address in its table, the general path runs."""
     half = {"float16": ("f32", "f16"), "bfloat16": ("f32", "bf16")}.get(np.dtype(dtype).name)
     NUMBA.compile(entry, dtypes=half or (SFX[dtype],))
-    n = 2 * TEST_SERIAL_BELOW + 37
-    x = data((n,), dtype)
-    g = data((n,), dtype, seed=1)
+    shape = (331, 53) if entry.rowwise else (2 * TEST_SERIAL_BELOW + 37,)
+    n = int(np.prod(shape))
+    x = data(shape, dtype)
+    g = data(shape, dtype, seed=1)
     for k in (n // 2 - 1, n // 2, n // 2 + 1, n - 1):  # about the chunk edge, the tail
-        x[k], g[k] = np.nan, np.inf
+        x.flat[k], g.flat[k] = np.nan, np.inf
     old = fastact.get_num_threads()
     fastact.set_num_threads(2)
     try:
@@ -152,19 +153,18 @@ def test_parallel_calls_run_numbas_kernels_on_the_openmp_driver(entry, dtype, on
                 b = s.copy()
                 assert call.backward(g, b, out=b) is b
                 same(b, want_g)
-        # the fast path's dtype index: float32, float64, then the 16-bit formats
-        name = np.dtype(dtype).name
-        index = (
-            len(_dispatch.DTYPES) + _half.fmt(dtype) - 1 if half else _dispatch.DTYPES.index(name)
-        )
-        slot = _kernels.NUMBA_KINDS.index("fwd")
+        # the fast path's dtype index: float32, float64, then the 16-bit formats' own
+        # kernels (16-bit row forwards run float32's on widened rows)
+        d = _dispatch.DTYPES.index(_half.compute_dtype(np.dtype(dtype)).name)
+        index = len(_dispatch.DTYPES) + _half.fmt(dtype) - 1 if half and not entry.rowwise else d
+        slot = _kernels.NUMBA_KINDS.index("rfwd" if entry.rowwise else "fwd")
         addr = _kernels.numba_kernel(slot, index, entry.kernel_id)
         assert addr != 0
         _kernels.set_numba_kernel(slot, index, entry.kernel_id, 0)
         try:
             with spy() as calls:
                 Call(entry, next(iter(example_params(entry)))).forward(x)
-            assert calls == ["forward"]
+            assert calls == ["rowwise_forward" if entry.rowwise else "forward"]
         finally:
             _kernels.set_numba_kernel(slot, index, entry.kernel_id, addr)
     finally:
@@ -236,10 +236,10 @@ def test_errors_name_the_argument_and_write_nothing(dtype, case, on_numba):
 
 
 def test_serial_below_the_plans_size_parallel_above(on_numba):
-    """Serial calls run from C; above the plan's size an elementwise call runs Numba's
-    kernel on the OpenMP driver from C (where the extension has OpenMP), a rowwise one
-    keeps the general path (Numba's threads), and with one thread in force every size
-    is serial (the general path's decision)."""
+    """Serial calls run from C; above the plan's size elementwise and rowwise calls run
+    Numba's kernels on the OpenMP driver from C (where the extension has OpenMP), a
+    per-channel one keeps the general path (Numba's threads), and with one thread in
+    force every size is serial (the general path's decision)."""
     x = data((TEST_SERIAL_BELOW - 1,), np.float32)
     fastact.sigmoid(x)
     with spy() as calls:
@@ -255,8 +255,10 @@ def test_serial_below_the_plans_size_parallel_above(on_numba):
         with spy() as calls:
             fastact.sigmoid(big)
             fastact.softmax(rows)
+            fastact.prelu(rows, 0.25)
         openmp = _dispatch.c_parallel()
-        assert calls == (["rowwise_forward"] if openmp else ["forward", "rowwise_forward"])
+        general = [] if openmp else ["forward", "rowwise_forward"]
+        assert calls == [*general, "channel_forward"]
         assert _dispatch.fast_threads(sigmoid, "forward", np.float32, big.size) == 2 * openmp
         if openmp:
             assert _dispatch.fast_numba(sigmoid, "forward", np.float32, parallel=True)
@@ -421,9 +423,9 @@ def test_without_the_compiled_extension(tmp_path):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
     """Where the fast path takes a plain call on the Numba backend, decide picks Numba
-    with the same thread count (more than one for elementwise calls only); it leaves the
-    general path, as on Cython, rowwise and per-channel calls from the plan's size, and
-    elementwise ones where the extension has no OpenMP."""
+    with the same thread count (more than one for elementwise and rowwise calls only); it
+    leaves the general path, as on Cython, per-channel calls from the plan's size, and
+    the others there where the extension has no OpenMP."""
     old = fastact.get_num_threads()
     fastact.set_num_threads(threads)
     try:
@@ -436,9 +438,9 @@ def test_the_fast_path_decides_as_the_general_path(threads, on_numba):
                         assert backend.name == "numba"
                         if fast:
                             assert fast == nthreads, (entry, pass_, n)
-                            assert fast == 1 or _dispatch.kind_of(entry) == "elementwise"
+                            assert fast == 1 or not entry.channel_param
                             assert _dispatch.fast_numba(entry, pass_, dtype, fast > 1)
-                        elif entry.rowwise or entry.channel_param:
+                        elif entry.channel_param:
                             assert n >= TEST_SERIAL_BELOW, (entry, pass_, n)
                         elif entry in NUMBA_FAST:
                             assert nthreads > 1 and not _dispatch.c_parallel(), (entry, n)

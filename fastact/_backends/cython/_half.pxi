@@ -314,7 +314,7 @@ cdef int _half_rows_run(int fmt, int kid, const uint16_t *ap, const uint16_t *bp
                         uint16_t *op, Py_ssize_t rows, Py_ssize_t rowlen, int nthreads,
                         void *nb) noexcept nogil:
     """Rows 0:rows, each thread a static block of whole rows with buffers of its own
-    (``nb``: Numba's row kernel, serial; none for the 16-bit row kernels, which need
+    (``nb``: Numba's float32 row kernel; none for the 16-bit row kernels, which need
     none); -1 when the buffers cannot be had (nothing written)."""
     cdef Py_ssize_t nblk, step, c, r0, r1, per = 0
     cdef float *bufs = NULL
@@ -324,7 +324,7 @@ cdef int _half_rows_run(int fmt, int kid, const uint16_t *ap, const uint16_t *bp
     if nblk > rows:
         nblk = rows
     step = (rows + nblk - 1) // nblk
-    if bp == NULL or (nb != NULL and nblk == 1) or fa_half_rbwd(fmt, kid) == NULL:
+    if bp == NULL or nb != NULL or fa_half_rbwd(fmt, kid) == NULL:
         per = 3 * _half_batch(rowlen) * rowlen
         bufs = <float *>malloc(nblk * per * sizeof(float))
         if bufs == NULL:
@@ -337,7 +337,7 @@ cdef int _half_rows_run(int fmt, int kid, const uint16_t *ap, const uint16_t *bp
             r1 = r0 + step if r0 + step < rows else rows
             if r0 < r1:
                 _half_rows(fmt, kid, ap + r0 * rowlen, bp + r0 * rowlen if bp != NULL else NULL,
-                           op + r0 * rowlen, r1 - r0, rowlen, bufs + c * per, NULL)
+                           op + r0 * rowlen, r1 - r0, rowlen, bufs + c * per, nb)
     free(bufs)
     return 0
 
@@ -403,7 +403,7 @@ cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object o
     nthreads = _decide(n, pass_, 0, kid, True)
     if nthreads == 0:
         return None
-    cdef bint numba = nthreads == 1 and _numba_serial(pass_, 0, kid)
+    cdef bint numba = _numba_runs(pass_, 0, kid, nthreads)
     # a backward with row kernels for the formats runs Numba's for this format
     cdef bint fused = numba and pass_ == 1 and fa_half_rbwd(fmt, kid) != NULL
     if numba and not fused:
@@ -420,20 +420,12 @@ cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object o
     o = <cnp.ndarray>res
     cdef const uint16_t *ap = <const uint16_t *>cnp.PyArray_DATA(a)
     cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(o)
-    if fused:  # its in-place twin where out is g
-        nb = _NB_HALF[(NB_ROWS_IP if op == ap else NB_ROWS) + 1][fmt - 1][kid]
-        if nb == NULL:
-            return None  # not compiled yet: the general path compiles it
-        if n < GIL_RELEASE_MIN:
-            (<nb_rowb>nb)(ap, bp, op, _NB_NOPARAMS, rowlen, 0, n // rowlen)
-        else:
-            with nogil:
-                (<nb_rowb>nb)(ap, bp, op, _NB_NOPARAMS, rowlen, 0, n // rowlen)
-        return o
+    if fused:  # not compiled yet: the general path compiles it
+        return _numba_rows(1, N_DTYPES + fmt - 1, kid, ap, bp, o, n // rowlen, rowlen, nthreads)
     if nthreads > 1:
         nthreads = _par_begin(nthreads)
         with nogil:
-            rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, nthreads, NULL)
+            rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, nthreads, nb)
         _par_end()
     elif n < GIL_RELEASE_MIN:
         rc = _half_rows_run(fmt, kid, ap, bp, op, n // rowlen, rowlen, 1, nb)

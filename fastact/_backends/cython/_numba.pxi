@@ -6,10 +6,11 @@
 # gives to Numba (Route.numba, bit NB_SERIAL) then runs that machine code from C,
 # with the arguments the Numba backend's serial driver passes (the whole
 # buffer as one chunk, parameter offset 0): Numba's bits, without a Python
-# frame.  A parallel elementwise call it gives to Numba (bit NB_PARALLEL) runs
-# the kernel on the OpenMP driver's chunks (_nb_chunks): an elementwise result
-# does not depend on the cut, so these are Numba's drivers' bits too.  A kernel not compiled yet sends the call down the general path,
-# which compiles it.  The signatures (fastact/_codegen/numba_kernels.py) take
+# frame.  A parallel elementwise or rowwise call it gives to Numba (bit
+# NB_PARALLEL) runs the kernel on the OpenMP driver's chunks (_nb_chunks) or
+# blocks of whole rows (_nb_row_blocks): an element's or a row's result does not
+# depend on the cut, so these are Numba's drivers' bits too.  A kernel not
+# compiled yet sends the call down the general path, which compiles it.  The signatures (fastact/_codegen/numba_kernels.py) take
 # T* as the float type's pointer: void* here, one table for every dtype.
 
 ctypedef void (*nb_unary)(const void *, void *, const double *, int64_t, uint64_t, int64_t,
@@ -164,20 +165,47 @@ cdef inline void _nb_rows(void *k, const void *a, const void *b, void *out, Py_s
         (<nb_rowb>k)(a, b, out, _NB_NOPARAMS, rowlen, 0, rows)
 
 
+cdef void _nb_row_blocks(void *k, const void *a, const void *b, void *out, Py_ssize_t rows,
+                         Py_ssize_t rowlen, int nthreads) noexcept nogil:
+    """Numba's row kernel ``k`` over rows 0:rows, one static block of whole rows per
+    thread (the kernels index from the buffers' starts; a row's bits do not depend
+    on its block)."""
+    cdef Py_ssize_t nblk = _n_chunks(rows * rowlen, nthreads), c, r0, step
+    if nblk > rows:
+        nblk = rows
+    if nblk <= 1:
+        _nb_rows(k, a, b, out, rows, rowlen)
+        return
+    step = (rows + nblk - 1) // nblk
+    for c in prange(nblk, schedule="static", num_threads=nblk):
+        r0 = c * step
+        if r0 < rows:
+            if b == NULL:
+                (<nb_rowf>k)(a, out, _NB_NOPARAMS, rowlen, r0, min(r0 + step, rows))
+            else:
+                (<nb_rowb>k)(a, b, out, _NB_NOPARAMS, rowlen, r0, min(r0 + step, rows))
+
+
 cdef object _numba_rows(int pass_, int di, int kid, const void *ap, const void *bp,
-                        cnp.ndarray o, Py_ssize_t rows, Py_ssize_t rowlen):
-    """Numba's rowwise kernel over all rows (its in-place twin when ``o`` is the first
-    input, ``x`` or ``g``: with two equal pointers its loops would run scalar); None
-    when it is not compiled yet."""
+                        cnp.ndarray o, Py_ssize_t rows, Py_ssize_t rowlen, int nthreads):
+    """Numba's rowwise kernel of dtype index ``di`` (a 16-bit format's row backward from
+    N_DTYPES on) over all rows (its in-place twin when ``o`` is the first input, ``x``
+    or ``g``: with two equal pointers its loops would run scalar); serial, or blocks of
+    rows on the OpenMP driver for nthreads > 1.  None when it is not compiled yet."""
     cdef bint ip = cnp.PyArray_DATA(o) == ap
-    cdef void *k = _NB[(NB_ROWS_IP if ip else NB_ROWS) + pass_][di][kid]
+    cdef void *k = _nb_kernel((NB_ROWS_IP if ip else NB_ROWS) + pass_, di, kid)
     cdef void *op = cnp.PyArray_DATA(o)
+    cdef bint parallel = nthreads > 1
     if k == NULL:
         return None
+    if parallel:
+        nthreads = _par_begin(nthreads)
     if rows * rowlen < GIL_RELEASE_MIN:
-        _nb_rows(k, ap, bp, op, rows, rowlen)
+        _nb_row_blocks(k, ap, bp, op, rows, rowlen, nthreads)
     else:
         with nogil:
-            _nb_rows(k, ap, bp, op, rows, rowlen)
+            _nb_row_blocks(k, ap, bp, op, rows, rowlen, nthreads)
+    if parallel:
+        _par_end()
     return o
 

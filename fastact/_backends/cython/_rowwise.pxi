@@ -189,8 +189,8 @@ cdef object _fast_rows(int kid, object a_, object b_, object axis, object out):
         return None
     o = <cnp.ndarray>res
     cdef const void *ap = cnp.PyArray_DATA(a)
-    if nthreads == 1 and _numba_serial(pass_, di, kid):
-        return _numba_rows(pass_, di, kid, ap, bp, o, n // rowlen, rowlen)
+    if _numba_runs(pass_, di, kid, nthreads):
+        return _numba_rows(pass_, di, kid, ap, bp, o, n // rowlen, rowlen, nthreads)
     cdef void *op = cnp.PyArray_DATA(o)
     if nthreads > 1:
         nthreads = _par_begin(nthreads)
