@@ -111,6 +111,17 @@ def test_the_general_paths_bits(entry, dtype, on_numba):
 
 
 PARALLEL = [e for e in NUMBA_FAST if not e.channel_param]
+
+
+def test_the_route_bits_are_the_extensions():
+    """The dispatch table's bits for Numba's calls are the ones the fast path reads."""
+    assert (_dispatch.NUMBA_SERIAL, _dispatch.NUMBA_PARALLEL) == (
+        _kernels.NUMBA_SERIAL,
+        _kernels.NUMBA_PARALLEL,
+    )
+    assert _dispatch.NUMBA_SERIAL & _dispatch.NUMBA_PARALLEL == 0
+
+
 needs_openmp = pytest.mark.skipif(
     not _dispatch.c_parallel(), reason="the C extension is built without OpenMP"
 )

@@ -10,8 +10,9 @@
 # NB_PARALLEL) runs the kernel on the OpenMP driver's chunks (_nb_chunks) or
 # blocks of whole rows (_nb_row_blocks): an element's or a row's result does not
 # depend on the cut, so these are Numba's drivers' bits too.  A kernel not
-# compiled yet sends the call down the general path, which compiles it.  The signatures (fastact/_codegen/numba_kernels.py) take
-# T* as the float type's pointer: void* here, one table for every dtype.
+# compiled yet sends the call down the general path, which compiles it.  The
+# signatures (fastact/_codegen/numba_kernels.py) take T* as the float type's
+# pointer: void* here, one table for every dtype.
 
 ctypedef void (*nb_unary)(const void *, void *, const double *, int64_t, uint64_t, int64_t,
                           int64_t) noexcept nogil
@@ -39,8 +40,9 @@ DEF NB_PGRAD = 14
 DEF NB_ROWS_IP = 16
 
 # The 16-bit formats' kernels (float16, bfloat16: dtype indices N_DTYPES and
-# N_DTYPES + 1), which widen and round each element themselves: the elementwise kinds
-# and the row backwards (fastact/_codegen/numba_kernels.py, kinds_of).
+# N_DTYPES + 1), which widen and round each element themselves: the elementwise kinds,
+# prelu's per-channel kinds and the row backwards (fastact/_codegen/numba_kernels.py,
+# kinds_of).
 cdef void *_NB[NB_SLOTS][N_DTYPES][MAX_FAST_KERNELS]
 cdef void *_NB_HALF[NB_SLOTS][2][MAX_FAST_KERNELS]
 cdef double _NB_NOPARAMS[MAX_PARAMS]
