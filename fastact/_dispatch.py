@@ -17,8 +17,8 @@ serial below the plan's size, and for elementwise entries the OpenMP driver
 above it.  Serial calls on the Numba backend (chosen, or the plan's serial
 backend) take the same path: it calls Numba's compiled kernel by its
 address, once the Numba backend has compiled it; so do the parallel
-elementwise and rowwise calls on the Numba backend, on the OpenMP driver's
-chunks and blocks of rows.  The fast path reads the
+calls on the Numba backend that the fast path takes (elementwise, rowwise,
+per-channel forwards), on the OpenMP driver's chunks, blocks of rows or units.  The fast path reads the
 decision from one table, :class:`FastPolicy`, built here from the same plans
 and settings and pushed whenever they change; the compiled ``fast_threads``
 answers what it decides for a size, and explain reports that answer.
@@ -365,7 +365,7 @@ class FastPolicy:
 FAST_BACKENDS = ("auto", "cython", "numba")
 NUMBA_FAST_KINDS = ("elementwise", "rowwise", "channel")
 # The bits of a cell of FastPolicy.numba, as the compiled fast path reads them: its
-# serial calls, and its parallel elementwise and rowwise calls, run Numba's kernels.
+# serial calls, and its parallel calls, run Numba's kernels.
 NUMBA_SERIAL, NUMBA_PARALLEL = 1, 2
 _ROUTES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -377,11 +377,11 @@ def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
     auto: below the plan's size, the plan's serial backend (Cython, or Numba);
     cython: Cython's serial kernel where it is the plan's serial backend; both:
     the OpenMP driver above the plan's size where Cython is the plan's parallel
-    backend.  numba: Numba's serial kernel below the plan's size; above it,
-    elementwise and rowwise entries run Numba's kernels on the OpenMP driver (where
-    the C extension has OpenMP), per-channel ones take the general path (Numba's
+    backend.  numba: Numba's serial kernel below the plan's size; above it, Numba's
+    kernels on the OpenMP driver (where the C extension has OpenMP; a per-channel
+    entry's forward only, its backward takes the general path there, Numba's
     threads).  auto runs Numba's kernels on the OpenMP driver too where Numba is the
-    plan's parallel backend of an elementwise or rowwise entry.
+    plan's parallel backend.
     """
     routes = _ROUTES.get(backend)
     if routes is not None:
@@ -391,7 +391,6 @@ def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
     par_numba_ok = c_parallel()
     for kid, entry in enumerate(TABLE):
         nb_kind = kind_of(entry) in NUMBA_FAST_KINDS
-        nb_par = par_numba_ok and kind_of(entry) in ("elementwise", "rowwise")
         for p, pass_ in enumerate(PASSES):
             for d, dtype in enumerate(DTYPES):
                 plan = plan_for(entry, pass_, np.dtype(dtype))
@@ -404,7 +403,7 @@ def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
                 elif small != "numba" or importlib.util.find_spec("numba") is None:
                     small = _fallback(small)  # (without importing Numba here)
                 serial = small == "cython" or (small == "numba" and nb_kind)
-                par = large == "cython" or (large == "numba" and nb_par)
+                par = large == "cython" or (large == "numba" and par_numba_ok)
                 limits[0, p, d, kid] = plan.serial_below if serial else 0
                 limits[1, p, d, kid] = plan.serial_below if par else -1
                 numba[p, d, kid] = (NUMBA_SERIAL if serial and small == "numba" else 0) | (
@@ -593,6 +592,8 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
         wide = _wide_channel_threads(entry, dtype, n)
         if wide:
             what = "serial" if wide == 1 else "which runs the OpenMP driver from C"
+            if wide > 1 and fast_numba(entry, pass_, dtype, parallel=True) == "compiled":
+                what += ", calling Numba's compiled kernels"
             reasons.append(
                 f"a plain C-contiguous call takes the compiled fast path, {what} (but for a "
                 f"weight per element of rows shorter than {_cython().fast_row_run}, which "

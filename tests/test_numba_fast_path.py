@@ -182,6 +182,36 @@ def test_parallel_calls_run_numbas_kernels_on_the_openmp_driver(entry, dtype, on
         fastact.set_num_threads(old)
 
 
+@needs_openmp
+@pytest.mark.parametrize("dtype", DTYPES + HALF, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(
+    "shape, kind", [((8, 3, 20, 30), "C"), ((30001,), "float"), ((4, 2, 2100), "1")]
+)
+def test_parallel_prelu_forwards_run_numbas_kernels(dtype, shape, kind, on_numba):
+    """Above the plan's size, on two threads, prelu's forward runs Numba's per-channel
+    kernels (the format's own for 16-bit arrays) on the OpenMP driver's units: the
+    general path's bits, out of place and in place; its backward, whose weight gradient
+    the general path reduces, keeps the general path there."""
+    x = data(shape, dtype)
+    w = _weight(kind, shape, dtype, np.random.default_rng(len(shape)))
+    old = fastact.get_num_threads()
+    fastact.set_num_threads(2)
+    try:
+        fastact.prelu(x, w)  # the first call compiles the kernels, on the general path
+        y, want = both(fastact.prelu, x, w)
+        same(y, want)
+        with fast_only():
+            a = x.copy()
+            assert fastact.prelu(a, w, out=a) is a
+            same(a, want)
+        assert "calling Numba's compiled kernels" in str(fastact.explain("prelu", x))
+        with spy() as calls:
+            fastact.prelu_backward(x, x, w)
+        assert calls == ["channel_backward"]
+    finally:
+        fastact.set_num_threads(old)
+
+
 def test_numbas_kernel_runs_and_a_missing_one_takes_the_general_path(on_numba):
     """The fast path calls the address in its table: without one, the general path runs,
     and compiling the kernel hands its address over."""
@@ -247,10 +277,10 @@ def test_errors_name_the_argument_and_write_nothing(dtype, case, on_numba):
 
 
 def test_serial_below_the_plans_size_parallel_above(on_numba):
-    """Serial calls run from C; above the plan's size elementwise and rowwise calls run
-    Numba's kernels on the OpenMP driver from C (where the extension has OpenMP), a
-    per-channel one keeps the general path (Numba's threads), and with one thread in
-    force every size is serial (the general path's decision)."""
+    """Serial calls run from C; above the plan's size elementwise and rowwise calls, and
+    per-channel forwards, run Numba's kernels on the OpenMP driver from C (where the
+    extension has OpenMP), and with one thread in force every size is serial (the
+    general path's decision)."""
     x = data((TEST_SERIAL_BELOW - 1,), np.float32)
     fastact.sigmoid(x)
     with spy() as calls:
@@ -268,8 +298,7 @@ def test_serial_below_the_plans_size_parallel_above(on_numba):
             fastact.softmax(rows)
             fastact.prelu(rows, 0.25)
         openmp = _dispatch.c_parallel()
-        general = [] if openmp else ["forward", "rowwise_forward"]
-        assert calls == [*general, "channel_forward"]
+        assert calls == ([] if openmp else ["forward", "rowwise_forward", "channel_forward"])
         assert _dispatch.fast_threads(sigmoid, "forward", np.float32, big.size) == 2 * openmp
         if openmp:
             assert _dispatch.fast_numba(sigmoid, "forward", np.float32, parallel=True)

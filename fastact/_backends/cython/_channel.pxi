@@ -124,6 +124,15 @@ cdef void _nb_units_forward(const NbChannel *k, const void *x, void *out, Py_ssi
                                                       t.off + t.n)
 
 
+cdef void _nb_channel_fwd(const NbChannel *k, const void *x, void *out, Geometry geo,
+                          int nthreads) noexcept nogil:
+    """Numba's per-channel forward over every unit, the units shared as _channel_fwd
+    shares them (a unit's result does not depend on the thread that runs it)."""
+    cdef Py_ssize_t u
+    for u in prange(geo.rows * geo.segs, schedule="static", num_threads=nthreads):
+        _nb_units_forward(k, x, out, u, u + 1, &geo)
+
+
 cdef void _nb_units_backward(const NbChannel *k, const void *g, const void *s, void *out,
                              Py_ssize_t u0, Py_ssize_t u1, const Geometry *geo,
                              double *acc) noexcept nogil:
@@ -418,7 +427,7 @@ def fast_channel_forward(int kid, object x, object weight, object out):
     general path gives a tiled weight."""
     cdef cnp.ndarray a, o
     cdef int di = _fast_dtype(x, kid), nthreads
-    cdef bint above
+    cdef bint above, numba
     cdef Py_ssize_t n, C = 1, outer, inner
     cdef double stack[FAST_STACK_W]
     cdef double *w
@@ -459,9 +468,14 @@ def fast_channel_forward(int kid, object x, object weight, object out):
             if geo.rows * geo.rowlen < 2 * MIN_CHUNK:
                 nthreads = 1
         if nthreads > 1:
+            numba = _numba_runs(0, di, kid, nthreads)
+            if numba and not _nb_channel(0, di, kid, o is a, inner == 1, &nb):
+                return None
             nthreads = _par_begin(nthreads)
             with nogil:
-                if di == 0:
+                if numba:
+                    _nb_channel_fwd(&nb, xp, op, geo, nthreads)
+                elif di == 0:
                     _channel_fwd(kid, <const float *>xp, <float *>op, geo, nthreads)
                 else:
                     _channel_fwd(kid, <const double *>xp, <double *>op, geo, nthreads)

@@ -583,7 +583,7 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
         nthreads = _decide(n, 0, 0, kid, True)
     if nthreads == 0:
         return None
-    numba = nthreads == 1 and _numba_serial(0, 0, kid)
+    numba = _numba_runs(0, 0, kid, nthreads)
     w = _fast_weight(weight, a, 0, stack, &C)
     if w == NULL:
         return None
@@ -602,6 +602,12 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
         geo = _geometry(outer, C, inner, w)
         xp = <const uint16_t *>cnp.PyArray_DATA(a)
         op = <uint16_t *>cnp.PyArray_DATA(o)
+        if numba and nthreads > 1:
+            nthreads = _par_begin(nthreads)
+            with nogil:
+                _nb_channel_fwd(&nb, xp, op, geo, nthreads)
+            _par_end()
+            return o
         if numba:
             with nogil:
                 _nb_units_forward(&nb, xp, op, 0, geo.rows * geo.segs, &geo)
