@@ -80,15 +80,9 @@ def calls_of(entry):
             yield Call(entry, params, training=True, seed=99)
 
 
-@pytest.mark.parametrize("dtype", DTYPES + HALF, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("entry", NUMBA_FAST, ids=lambda e: e.name)
-def test_the_general_paths_bits(entry, dtype, on_numba):
-    """Also 16-bit arrays, which run Numba's kernels for the format (elementwise, row
-    backwards) or its float32 row forward on rows widened in C."""
-    half = {"float16": ("f32", "f16"), "bfloat16": ("f32", "bf16")}.get(np.dtype(dtype).name)
-    NUMBA.compile(entry, dtypes=half or (SFX[dtype],))
-    x = data(shape_of(entry), dtype)
-    g = data(x.shape, dtype, seed=1)
+def check_the_general_paths_bits(entry, x, g) -> None:
+    """Every call of ``entry`` on ``x`` (and ``g`` backward) takes the fast path with the
+    general path's bits: out of place, into ``out``, in place and into the saved array."""
     for call in calls_of(entry):
         y, want = both(call.forward, x)
         same(y, want)
@@ -108,6 +102,17 @@ def test_the_general_paths_bits(entry, dtype, on_numba):
             b = s.copy()
             assert call.backward(g, b, out=b) is b
             same(b, want_g)
+
+
+@pytest.mark.parametrize("dtype", DTYPES + HALF, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("entry", NUMBA_FAST, ids=lambda e: e.name)
+def test_the_general_paths_bits(entry, dtype, on_numba):
+    """Also 16-bit arrays, which run Numba's kernels for the format (elementwise, row
+    backwards) or its float32 row forward on rows widened in C."""
+    half = {"float16": ("f32", "f16"), "bfloat16": ("f32", "bf16")}.get(np.dtype(dtype).name)
+    NUMBA.compile(entry, dtypes=half or (SFX[dtype],))
+    x = data(shape_of(entry), dtype)
+    check_the_general_paths_bits(entry, x, data(x.shape, dtype, seed=1))
 
 
 PARALLEL = [e for e in NUMBA_FAST if not e.channel_param]
@@ -148,22 +153,7 @@ def test_parallel_calls_run_numbas_kernels_on_the_openmp_driver(entry, dtype, on
     fastact.set_num_threads(2)
     try:
         assert _dispatch.fast_threads(entry, "forward", dtype, n) == 2
-        for call in calls_of(entry):
-            y, want = both(call.forward, x)
-            same(y, want)
-            s = call.saved(x, want)
-            fast_g, want_g = both(call.backward, g, s)
-            same(fast_g, want_g)
-            with fast_only():
-                a = x.copy()
-                assert call.forward(a, out=a) is a
-                same(a, want)
-                a = g.copy()
-                assert call.backward(a, s.copy(), out=a) is a
-                same(a, want_g)
-                b = s.copy()
-                assert call.backward(g, b, out=b) is b
-                same(b, want_g)
+        check_the_general_paths_bits(entry, x, g)
         # the fast path's dtype index: float32, float64, then the 16-bit formats' own
         # kernels (16-bit row forwards run float32's on widened rows)
         d = _dispatch.DTYPES.index(_half.compute_dtype(np.dtype(dtype)).name)
