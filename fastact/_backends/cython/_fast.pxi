@@ -24,8 +24,8 @@ DEF GIL_RELEASE_MIN = 4096
 # omp_default, and shared with the other parallel calls running now
 # (_par_active, changed only with the GIL held, also by the general path through
 # par_enter/par_exit); numba[...]: bits NB_SERIAL (the serial calls) and NB_PARALLEL
-# (the OpenMP driver's calls, elementwise entries) run Numba's compiled kernel
-# (_numba.pxi), not Cython's.  A call runs on the route of its context's
+# (the OpenMP driver's calls: elementwise, rowwise, per-channel forwards) run Numba's
+# compiled kernel (_numba.pxi), not Cython's.  A call runs on the route of its context's
 # config block when blocks choose backends (backend_blocks: it reads its own
 # from the context variable _override, fastact._config.OVERRIDE), else on
 # plain, the route of the backend set (enabled: one the fast path runs).

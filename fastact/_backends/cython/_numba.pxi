@@ -6,10 +6,11 @@
 # gives to Numba (Route.numba, bit NB_SERIAL) then runs that machine code from C,
 # with the arguments the Numba backend's serial driver passes (the whole
 # buffer as one chunk, parameter offset 0): Numba's bits, without a Python
-# frame.  A parallel elementwise or rowwise call it gives to Numba (bit
-# NB_PARALLEL) runs the kernel on the OpenMP driver's chunks (_nb_chunks) or
-# blocks of whole rows (_nb_row_blocks): an element's or a row's result does not
-# depend on the cut, so these are Numba's drivers' bits too.  A kernel not
+# frame.  A parallel elementwise or rowwise call, or a per-channel forward, it
+# gives to Numba (bit NB_PARALLEL) runs the kernels on the OpenMP driver's chunks
+# (_nb_chunks), blocks of whole rows (_nb_row_blocks) or units (_nb_channel_fwd):
+# an element's or a row's result does not depend on the cut, so these are
+# Numba's drivers' bits too.  A kernel not
 # compiled yet sends the call down the general path, which compiles it.  The
 # signatures (fastact/_codegen/numba_kernels.py) take T* as the float type's
 # pointer: void* here, one table for every dtype.
