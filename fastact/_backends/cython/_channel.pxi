@@ -266,15 +266,15 @@ cdef double *_fast_weight(object weight, cnp.ndarray a, int di, double *stack,
     cdef int wt, wfmt = 0
     cdef double *w
     cdef float f
-    if (type(weight) is float or type(weight) is np.float32 or type(weight) is np.float64
-            or type(weight) is np.float16
-            or (_bf16_typenum >= 0 and isinstance(weight, np.generic)
-                and (<object>weight).dtype.num == _bf16_typenum)):
+    if type(weight) is not cnp.ndarray:  # a scalar (an array weight skips these tests)
+        if not (type(weight) is float or type(weight) is np.float32
+                or type(weight) is np.float64 or type(weight) is np.float16
+                or (_bf16_typenum >= 0 and isinstance(weight, np.generic)
+                    and (<object>weight).dtype.num == _bf16_typenum)):
+            return NULL
         stack[0] = _rounded(di, <double>weight)
         C[0] = 1
         return stack
-    if type(weight) is not cnp.ndarray:
-        return NULL
     wa = <cnp.ndarray>weight
     wt = cnp.PyArray_TYPE(wa)
     if wt == cnp.NPY_FLOAT16:
