@@ -642,6 +642,35 @@ def test_rowwise_and_per_channel_are_float32_rounded_once(entry, half, backend):
                 _same_bits(gws[0], gws[1], f"{entry.name} {shape} weight gradient, 1 and 2 threads")
 
 
+@pytest.mark.parametrize("backend", ["cython", "numba"])
+@pytest.mark.parametrize("shape", [(1, 1, 1000), (3, 4, 37), (20, 5, 1001), (1, 3, 16384)])
+def test_16_bit_weight_gradient_sums_in_float32s_order(half, backend, shape):
+    """prelu's 16-bit weight gradient: the float32 terms of the widened arrays summed in
+    float64 in the float32 kernels' order (eight partial sums per unit, units in
+    blocks), rounded once to the 16-bit type; chunk edges of the 16-bit kernels inside
+    the units, one and two threads, every conversion."""
+    from tests.backends.test_pgrad_order import emulate
+
+    if backend not in BACKENDS:
+        pytest.skip(f"the {backend} backend is not available")
+    rng = np.random.default_rng(sum(shape))
+    x = _half.round_to(rng.normal(size=shape), half)
+    g = _half.round_to(rng.normal(size=shape), half)
+    x.reshape(-1)[[5, 127, 128, 300]] = [-np.inf, np.nan, -0.0, 1e4]
+    w = np.full(shape[1], 0.25, np.float32)
+    x32, g32 = x.astype(np.float32), g.astype(np.float32)
+    with np.errstate(all="ignore"), fastact.config(backend="numpy"):
+        want = emulate(g32, x32, shape[1], half)
+        want_g = fastact.prelu_backward(g32, x32, w)[0].astype(half)
+    for conv in _conversions(half):
+        for threads in (1, 2):
+            with _converting(half, conv), fastact.config(backend=backend, num_threads=threads):
+                gx, gw = fastact.prelu_backward(g, x, w)
+            what = f"{half.name} {shape} {conv} {threads} threads"
+            _same_bits(gw, want, what + " weight gradient")
+            _same_bits(gx, want_g, what + " gradient")
+
+
 ROW_LENGTHS = (1, 2, 31, 32, 33, 45, 127, 128, 129, 190, 257, 1000, 4099)
 
 

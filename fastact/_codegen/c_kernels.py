@@ -999,6 +999,46 @@ def _rowwise(
     return "\n\n".join(out)
 
 
+def _pgrad_loops(
+    body: str, entry: Activation, ctype: str, vector: bool, g: str, s: str, stop: str
+) -> list[str]:
+    """The parameter-gradient terms ``body`` of elements ``k`` to ``stop`` of a block
+    starting at element ``k0`` of the call (``g[k]`` and ``s[k]`` hold the element), into
+    ``part[(k0 + k) % 8]`` (``k0`` a multiple of 8) or, ``vector``, into ``acc[k0 + k]``."""
+    saved = saved_name(entry)
+    if vector:
+        cp = entry.channel_param
+        reads_cp = cp in free_names(entry.param_grad)
+        return [
+            f"for (; k < {stop}; k++) {{",
+            f"    const {ctype} g = {g}[k];",
+            f"    const {ctype} {saved} = {s}[k];",
+            *([f"    const {ctype} {cp} = ({ctype})p[k0 + k];"] if reads_cp else []),
+            f"    acc[k0 + k] += (double)({body});",
+            "}",
+        ]
+    return [
+        f"for (; k + 8 <= {stop}; k += 8) {{",
+        "    for (int j = 0; j < 8; j++) {",
+        f"        const {ctype} g = {g}[k + j];",
+        f"        const {ctype} {saved} = {s}[k + j];",
+        f"        part[j] += (double)({body});",
+        "    }",
+        "}",
+        f"for (int j = 0; k < {stop}; k++, j++) {{",
+        f"    const {ctype} g = {g}[k];",
+        f"    const {ctype} {saved} = {s}[k];",
+        f"    part[j] += (double)({body});",
+        "}",
+    ]
+
+
+PGRAD_TOTAL = (
+    "acc[0] += ((part[0] + part[1]) + (part[2] + part[3]))"
+    " + ((part[4] + part[5]) + (part[6] + part[7]));"
+)
+
+
 def _pgrad_bwd(entry: Activation, sfx: str, helpers: list[str], vector: bool) -> str:
     """The backward with the parameter gradient, in one pass over ``g`` and ``s``.
 
@@ -1013,7 +1053,6 @@ def _pgrad_bwd(entry: Activation, sfx: str, helpers: list[str], vector: bool) ->
     reassociating anything) or, in ``bwdpgv``, to each element's own sum.
     """
     ctype = CTYPES[sfx]
-    saved = saved_name(entry)
     v = "v" if vector else ""
     name = f"fa_{entry.name}_bwdpg{v}_{sfx}"
     body = expr_to_c(entry.param_grad, sfx, helpers, f"{entry.name}.param_grad")
@@ -1022,52 +1061,119 @@ def _pgrad_bwd(entry: Activation, sfx: str, helpers: list[str], vector: bool) ->
         "Py_ssize_t n, const double *p, double *acc) {",
         *_param_lines(entry, ctype, vector, entry.param_grad),
     ]
-    reads_cp = entry.channel_param in free_names(entry.param_grad)
     if not vector:
         lines.append("    double part[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};")
     lines += [
         "    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_ROW_BLOCK) {",
         "        const Py_ssize_t k1 = n - k0 < FA_ROW_BLOCK ? n - k0 : FA_ROW_BLOCK;",
+        "        const " + ctype + " *const g_b = gp + k0, *const s_b = sp + k0;",
         "        Py_ssize_t k = 0;",
-    ]
-    if vector:
-        cp = entry.channel_param
-        lines += [
-            "        for (; k < k1; k++) {",
-            f"            const {ctype} g = gp[k0 + k];",
-            f"            const {ctype} {saved} = sp[k0 + k];",
-            *([f"            const {ctype} {cp} = ({ctype})p[k0 + k];"] if reads_cp else []),
-            f"            acc[k0 + k] += (double)({body});",
-            "        }",
-        ]
-    else:
-        lines += [
-            "        for (; k + 8 <= k1; k += 8) {",
-            "            for (int j = 0; j < 8; j++) {",
-            f"                const {ctype} g = gp[k0 + k + j];",
-            f"                const {ctype} {saved} = sp[k0 + k + j];",
-            f"                part[j] += (double)({body});",
-            "            }",
-            "        }",
-            "        for (int j = 0; k < k1; k++, j++) {",
-            f"            const {ctype} g = gp[k0 + k];",
-            f"            const {ctype} {saved} = sp[k0 + k];",
-            f"            part[j] += (double)({body});",
-            "        }",
-        ]
-    lines += [
+        *["        " + ln for ln in _pgrad_loops(body, entry, ctype, vector, "g_b", "s_b", "k1")],
         f"        fa_{entry.name}_bwd{v}_{sfx}_range(gp + k0, sp + k0, out + k0, 0, k1, "
         + ("p + k0" if vector else "p")
         + ", 0, 0);",
         "    }",
     ]
     if not vector:
-        lines.append(
-            "    acc[0] += ((part[0] + part[1]) + (part[2] + part[3]))"
-            " + ((part[4] + part[5]) + (part[6] + part[7]));"
-        )
+        lines.append("    " + PGRAD_TOTAL)
     lines.append("}")
     return "\n".join(lines)
+
+
+def _half_channel(entry: Activation, kind: str, store: str, helpers: list[str]) -> str:
+    """The per-channel 16-bit kernel of ``kind`` (``fwdv``; ``bwdpg`` or ``bwdpgv``: the
+    backward with the parameter gradient) in ``store`` of :data:`ROW_STORES`.
+
+    Chunk by chunk (FA_H16_CHUNK elements, widened exactly into float32 buffers on the
+    stack and rounded once as stored): the float32 kernel's loops on each chunk, so
+    the results are the float32 kernel's on the widened arrays, bit for bit, the
+    parameter gradient's sums included (the same terms into the same partial sums, in
+    the same order).  The conversions keep each element's position (no reordering
+    store): the partial sums depend on it.
+    """
+    attr, conv = ROW_STORES[store]
+    vector = kind != "bwdpg"
+    name = f"fa_{entry.name}_{kind}_{store}"
+    if kind == "fwdv":
+        sig = "const uint16_t *xp, uint16_t *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off"
+        lines = [
+            f"{attr}static void {name}({sig}) {{",
+            "    float a[FA_H16_CHUNK] FA_ALIGN64, b[FA_H16_CHUNK] FA_ALIGN64;",
+            "    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {",
+            "        const Py_ssize_t m = n - k0 < FA_H16_CHUNK ? n - k0 : FA_H16_CHUNK;",
+            f"        if (m == FA_H16_CHUNK) {conv}_widen(xp + k0, a);",
+            f"        else {conv}_widen_n(xp + k0, m, a);",
+            f"        fa_{entry.name}_fwdv_f32_range(a, b, 0, m, p + k0, seed, off + (int64_t)k0);",
+            f"        if (m == FA_H16_CHUNK) {conv}_narrow(b, out + k0);",
+            f"        else {conv}_narrow_n(b, out + k0, m);",
+            "    }",
+            "}",
+        ]
+        return "\n".join(lines)
+    v = "v" if vector else ""
+    body = expr_to_c(entry.param_grad, "f32", helpers, f"{entry.name}.param_grad")
+    lines = [
+        f"{attr}static void {name}(const uint16_t *gp, const uint16_t *sp, uint16_t *out, "
+        "Py_ssize_t n, const double *p, double *acc) {",
+        *_param_lines(entry, "float", vector, entry.param_grad),
+        "    float g_c[FA_H16_CHUNK] FA_ALIGN64, s_c[FA_H16_CHUNK] FA_ALIGN64,"
+        " o_c[FA_H16_CHUNK] FA_ALIGN64;",
+    ]
+    if not vector:
+        lines.append("    double part[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};")
+    lines += [
+        "    for (Py_ssize_t k0 = 0; k0 < n; k0 += FA_H16_CHUNK) {",
+        "        const Py_ssize_t m = n - k0 < FA_H16_CHUNK ? n - k0 : FA_H16_CHUNK;",
+        "        if (m == FA_H16_CHUNK) {",
+        f"            {conv}_widen(gp + k0, g_c);",
+        f"            {conv}_widen(sp + k0, s_c);",
+        "        } else {",
+        f"            {conv}_widen_n(gp + k0, m, g_c);",
+        f"            {conv}_widen_n(sp + k0, m, s_c);",
+        "        }",
+        "        Py_ssize_t k = 0;",
+        *["        " + ln for ln in _pgrad_loops(body, entry, "float", vector, "g_c", "s_c", "m")],
+        f"        fa_{entry.name}_bwd{v}_f32_range(g_c, s_c, o_c, 0, m, "
+        + ("p + k0" if vector else "p")
+        + ", 0, 0);",
+        f"        if (m == FA_H16_CHUNK) {conv}_narrow(o_c, out + k0);",
+        f"        else {conv}_narrow_n(o_c, out + k0, m);",
+        "    }",
+    ]
+    if not vector:
+        lines.append("    " + PGRAD_TOTAL)
+    lines.append("}")
+    return "\n".join(lines)
+
+
+# The per-channel 16-bit kernels (:func:`_half_channel`) and their signatures.
+HALF_CHANNEL_KINDS = {"fwdv": "unary", "bwdpg": "bwdpg", "bwdpgv": "bwdpg"}
+
+
+def _half_channel_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
+    """The per-channel 16-bit kernels of every store of :data:`ROW_STORES` and their
+    pointer tables (``FA_BWDPG_BF16``...: NULL where the entry has no channel parameter)."""
+    out = []
+    for store in ROW_STORES:
+        block = [
+            _half_channel(e, kind, store, names)
+            for e in table
+            if e.param_grad is not None
+            for kind in HALF_CHANNEL_KINDS
+        ]
+        for kind, sig in HALF_CHANNEL_KINDS.items():
+            ptrs = [
+                f"fa_{e.name}_{kind}_{store}" if e.param_grad is not None else "NULL" for e in table
+            ]
+            block.append(
+                f"static fa_{sig}_h16 FA_{kind.upper()}_{store.upper()}[{len(table)}] = {{\n    "
+                + ",\n    ".join(ptrs)
+                + "\n};"
+            )
+        if store in INSTRUCTION_STORES:
+            block = ["#if FA_HAVE_CLONES", *block, "#endif"]
+        out += block
+    return out
 
 
 PROLOGUE = """\
@@ -1147,6 +1253,8 @@ typedef void (*fa_binary_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py
                               const double *, uint64_t, int64_t);
 typedef void (*fa_rowb_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t,
                             Py_ssize_t, const double *);
+typedef void (*fa_bwdpg_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t,
+                             const double *, double *);
 """
 
 
@@ -1247,6 +1355,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             )
     out += _half_kernels(table, names)
     out += _half_row_kernels(table, names)
+    out += _half_channel_kernels(table, names)
     out += _row_stage_tables(table)
     for sfx in CTYPES:
         for v in ("", "v"):

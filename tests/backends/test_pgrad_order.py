@@ -44,8 +44,9 @@ def sequential(t: np.ndarray) -> float:
     return total
 
 
-def emulate(g: np.ndarray, x: np.ndarray, channels: int) -> np.ndarray:
-    """grad_weight of (N, C, L) input (L <= SEGMENT) or of one channel (n <= SEGMENT)."""
+def emulate(g: np.ndarray, x: np.ndarray, channels: int, dtype=None) -> np.ndarray:
+    """grad_weight of (N, C, L) input (L <= SEGMENT) or of one channel (n <= SEGMENT),
+    rounded once to ``dtype`` (the arrays' by default)."""
     # one weight: the whole array is one row; else rows of L along axis 2...
     rows = x.reshape(1, -1) if channels == 1 else x.reshape(x.shape[0] * channels, -1)
     grows = g.reshape(rows.shape)
@@ -57,7 +58,7 @@ def emulate(g: np.ndarray, x: np.ndarray, channels: int) -> np.ndarray:
             partial[b, u % channels] += eight_sums(_terms(grows[u], rows[u]))
     gw = np.zeros(channels)
     gw += partial.sum(axis=0)
-    return gw.astype(x.dtype)
+    return gw.astype(x.dtype if dtype is None else dtype)
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 15, 1000, 4099, SEGMENT])

@@ -322,7 +322,7 @@ cdef void _fast_channel_fwd(int kid, const real *x, real *out, Py_ssize_t n, Py_
 
 
 # The element types of the serial fast backward: float32, float64, and 16-bit bits
-# (uint16_t: through float32 buffers, _half_units_backward).
+# (uint16_t: by the 16-bit kernels, _half_units_backward).
 ctypedef fused chan_t:
     float
     double
@@ -330,13 +330,10 @@ ctypedef fused chan_t:
 
 
 # How the serial fast backward runs its units: Cython's kernels, Numba's (``nb`` not
-# NULL), or 16-bit arrays of format ``fmt`` through ``hbuf`` (three buffers of ``room``
-# floats), as half_channel_backward.
+# NULL), or 16-bit arrays of format ``fmt`` as half_channel_backward.
 cdef struct ChanVia:
     const NbChannel *nb
     int fmt
-    float *hbuf
-    Py_ssize_t room
 
 
 cdef void _fast_channel_part(int kid, const chan_t *g, const chan_t *s, chan_t *out,
@@ -356,8 +353,7 @@ cdef void _fast_channel_part(int kid, const chan_t *g, const chan_t *s, chan_t *
         if via.nb != NULL:  # Numba's kernels for the dtype (a 16-bit format's included)
             _nb_units_backward(via.nb, g, s, out, u0, u1, &geo, blk)
         elif chan_t is uint16_t:
-            _half_units_backward(via.fmt, kid, g, s, out, u0, u1, &geo, blk, via.hbuf,
-                                 via.room)
+            _half_units_backward(via.fmt, kid, g, s, out, u0, u1, &geo, blk)
         else:
             _units_backward(kid, g, s, out, u0, u1, &geo, blk)
         for c in range(C):

@@ -32,6 +32,13 @@ cdef extern from "fa_half.h" nogil:
     int fa_bf16v4
     fa_rowb_h16 fa_half_rbwd(int fmt, int kid)
 
+cdef extern from "fa_kernels.h" nogil:
+    ctypedef void (*fa_bwdpg_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t, const double *, double *) noexcept nogil
+
+cdef extern from "fa_half.h" nogil:
+    fa_bwdpg_h16 fa_half_bwdpg(int fmt, int kid, int vector)
+    fa_unary_h16 fa_half_fwdv(int fmt, int kid)
+
 fa_half_init()
 
 
@@ -436,63 +443,47 @@ cdef object _fast_half_rows(int kid, object a_, object b_, object axis, object o
 
 
 cdef void _half_units_forward(int fmt, int kid, const uint16_t *x, uint16_t *out,
-                              Py_ssize_t u0, Py_ssize_t u1, const Geometry *geo,
-                              float *buf) noexcept nogil:
-    """Units u0:u1: one weight each by the fused 16-bit kernels, a weight per element
-    (geo.vector) through ``buf`` (SEGMENT floats)."""
+                              Py_ssize_t u0, Py_ssize_t u1, const Geometry *geo) noexcept nogil:
+    """Units u0:u1 by the fused 16-bit kernels: one weight each, or a weight per element
+    of a row (geo.vector)."""
     cdef Py_ssize_t u
     cdef Unit t
+    cdef fa_unary_h16 fwdv = fa_half_fwdv(fmt, kid) if geo.vector else NULL
     for u in range(u0, u1):
         t = _unit(u, geo)
         if geo.vector:
-            fa_half_widen(fmt, x + t.off, buf, t.n)
-            _unary(VECTOR, kid, <const float *>buf, buf, t.n, t.p, 0, 0)
-            fa_half_narrow(fmt, buf, out + t.off, t.n)
+            fwdv(x + t.off, out + t.off, t.n, t.p, 0, 0)
         else:
             _half_kernel(fmt, PLAIN, kid, x + t.off, NULL, out + t.off, t.n, t.p, 0, 0)
 
 
 cdef void _half_units_backward(int fmt, int kid, const uint16_t *g, const uint16_t *s,
                                uint16_t *out, Py_ssize_t u0, Py_ssize_t u1,
-                               const Geometry *geo, double *acc, float *buf,
-                               Py_ssize_t room) noexcept nogil:
-    """Grad-input of units u0:u1 through ``buf`` (three buffers of ``room`` floats, at
-    least the longest unit: SEGMENT, or the array's size if smaller), their parameter
-    gradient summed into ``acc`` as _units_backward sums float32's."""
+                               const Geometry *geo, double *acc) noexcept nogil:
+    """Grad-input of units u0:u1 by the fused 16-bit kernels, their parameter gradient
+    summed into ``acc`` as _units_backward sums float32's (the same bits)."""
     cdef Py_ssize_t u
     cdef Unit t
+    cdef fa_bwdpg_h16 k = fa_half_bwdpg(fmt, kid, geo.vector)
     for u in range(u0, u1):
         t = _unit(u, geo)
-        fa_half_widen(fmt, g + t.off, buf, t.n)
-        fa_half_widen(fmt, s + t.off, buf + room, t.n)
-        _pgrad_bwd(geo.vector, kid, <const float *>buf, <const float *>(buf + room),
-                   buf + 2 * room, t.n, t.p, acc + t.acc)
-        fa_half_narrow(fmt, buf + 2 * room, out + t.off, t.n)
+        k(g + t.off, s + t.off, out + t.off, t.n, t.p, acc + t.acc)
 
 
-cdef int _half_channel_fwd_run(int fmt, int kid, const uint16_t *xp, uint16_t *op,
-                               const Geometry *geo, int nthreads) noexcept nogil:
-    """All units of ``geo`` on up to ``nthreads`` threads; -1 when the buffers cannot be
-    had (nothing written)."""
+cdef void _half_channel_fwd_run(int fmt, int kid, const uint16_t *xp, uint16_t *op,
+                                const Geometry *geo, int nthreads) noexcept nogil:
+    """All units of ``geo`` on up to ``nthreads`` threads."""
     cdef Py_ssize_t units = geo.rows * geo.segs, c, nch
-    cdef float *bufs = NULL
     if nthreads < 1 or geo.rows * geo.rowlen < 2 * MIN_CHUNK:
         nthreads = 1
     nch = nthreads if nthreads < units else units
     if nch < 1:
-        return 0
-    if geo.vector:
-        bufs = <float *>malloc(nch * SEGMENT * sizeof(float))
-        if bufs == NULL:
-            return -1
+        return
     if nch == 1:
-        _half_units_forward(fmt, kid, xp, op, 0, units, geo, bufs)
+        _half_units_forward(fmt, kid, xp, op, 0, units, geo)
     else:
         for c in prange(nch, schedule="static", num_threads=nch):
-            _half_units_forward(fmt, kid, xp, op, c * units // nch, (c + 1) * units // nch,
-                                geo, bufs + c * SEGMENT if bufs != NULL else NULL)
-    free(bufs)
-    return 0
+            _half_units_forward(fmt, kid, xp, op, c * units // nch, (c + 1) * units // nch, geo)
 
 
 def half_channel_forward(int fmt, int kid, cnp.ndarray x, cnp.ndarray out,
@@ -500,7 +491,6 @@ def half_channel_forward(int fmt, int kid, cnp.ndarray x, cnp.ndarray out,
                          int nthreads=1):
     """channel_forward on 16-bit bits (uint16 views of format ``fmt``), in float32."""
     cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
-    cdef int rc
     if fmt != 1 and fmt != 2:
         raise ValueError("fmt must be 1 (float16) or 2 (bfloat16)")
     _check_half(x, "x")
@@ -508,9 +498,7 @@ def half_channel_forward(int fmt, int kid, cnp.ndarray x, cnp.ndarray out,
     cdef const uint16_t *xp = <const uint16_t *>cnp.PyArray_DATA(x)
     cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(out)
     with nogil:
-        rc = _half_channel_fwd_run(fmt, kid, xp, op, &geo, nthreads)
-    if rc < 0:
-        raise MemoryError("no room for the float32 buffers of a 16-bit per-channel call")
+        _half_channel_fwd_run(fmt, kid, xp, op, &geo, nthreads)
     return out
 
 
@@ -522,7 +510,6 @@ def half_channel_backward(int fmt, int kid, cnp.ndarray g, cnp.ndarray s, cnp.nd
     cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
     cdef Py_ssize_t units = geo.rows * geo.segs, blk
     cdef Py_ssize_t nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
-    cdef float *bufs
     if fmt != 1 and fmt != 2:
         raise ValueError("fmt must be 1 (float16) or 2 (bfloat16)")
     _check_half(g, "g")
@@ -536,9 +523,6 @@ def half_channel_backward(int fmt, int kid, cnp.ndarray g, cnp.ndarray s, cnp.nd
         nthreads = <int>nblocks
     partial = np.zeros((nblocks, C))
     cdef double *pp = <double *>cnp.PyArray_DATA(partial)
-    bufs = <float *>malloc(nthreads * 3 * SEGMENT * sizeof(float))
-    if bufs == NULL:
-        raise MemoryError("no room for the float32 buffers of a 16-bit per-channel call")
     cdef const uint16_t *gp = <const uint16_t *>cnp.PyArray_DATA(g)
     cdef const uint16_t *sp = <const uint16_t *>cnp.PyArray_DATA(s)
     cdef uint16_t *op = <uint16_t *>cnp.PyArray_DATA(out)
@@ -546,14 +530,11 @@ def half_channel_backward(int fmt, int kid, cnp.ndarray g, cnp.ndarray s, cnp.nd
         if nthreads == 1:
             for blk in range(nblocks):
                 _half_units_backward(fmt, kid, gp, sp, op, blk * units // nblocks,
-                                     (blk + 1) * units // nblocks, &geo, pp + blk * geo.C, bufs,
-                                     SEGMENT)
+                                     (blk + 1) * units // nblocks, &geo, pp + blk * geo.C)
         else:
             for blk in prange(nblocks, schedule="static", num_threads=nthreads):
                 _half_units_backward(fmt, kid, gp, sp, op, blk * units // nblocks,
-                                     (blk + 1) * units // nblocks, &geo, pp + blk * geo.C,
-                                     bufs + threadid() * 3 * SEGMENT, SEGMENT)
-    free(bufs)
+                                     (blk + 1) * units // nblocks, &geo, pp + blk * geo.C)
     return partial.sum(axis=0)
 
 
@@ -563,7 +544,7 @@ def half_channel_backward(int fmt, int kid, cnp.ndarray g, cnp.ndarray s, cnp.nd
 
 cdef object _fast_half_channel_forward(int kid, object x, object weight, object out):
     cdef cnp.ndarray a, o
-    cdef int fmt = _fast_half_fmt(x, kid), nthreads, rc
+    cdef int fmt = _fast_half_fmt(x, kid), nthreads
     cdef bint above
     cdef Py_ssize_t n, C = 1, outer, inner
     cdef double stack[FAST_STACK_W]
@@ -615,14 +596,14 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
         if nthreads > 1:
             nthreads = _par_begin(nthreads)
             with nogil:
-                rc = _half_channel_fwd_run(fmt, kid, xp, op, &geo, nthreads)
+                _half_channel_fwd_run(fmt, kid, xp, op, &geo, nthreads)
             _par_end()
         elif n < GIL_RELEASE_MIN:
-            rc = _half_channel_fwd_run(fmt, kid, xp, op, &geo, 1)
+            _half_channel_fwd_run(fmt, kid, xp, op, &geo, 1)
         else:
             with nogil:
-                rc = _half_channel_fwd_run(fmt, kid, xp, op, &geo, 1)
-        return o if rc == 0 else None
+                _half_channel_fwd_run(fmt, kid, xp, op, &geo, 1)
+        return o
     finally:
         if w != stack:
             PyMem_Free(w)
@@ -636,13 +617,12 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     cdef double stack[FAST_STACK_W]
     cdef double *w
     cdef double *buf = NULL
-    cdef float *hbuf = NULL
     cdef const uint16_t *gp
     cdef const uint16_t *sp
     cdef uint16_t *op
     cdef double *gwp
     cdef cnp.ndarray gw
-    cdef Py_ssize_t room, c
+    cdef Py_ssize_t c
     cdef bint big, numba
     cdef ChanVia via
     cdef NbChannel nb
@@ -673,10 +653,8 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
             return None
         gw = np.empty(C)
         most = C if C > ROW_RUN else ROW_RUN
-        room = n if n < SEGMENT else SEGMENT
         buf = <double *>PyMem_Malloc(3 * most * sizeof(double))
-        hbuf = <float *>malloc(3 * room * sizeof(float))  # three units widened
-        if buf == NULL or hbuf == NULL:
+        if buf == NULL:
             return None
         gp = <const uint16_t *>cnp.PyArray_DATA(ga)
         sp = <const uint16_t *>cnp.PyArray_DATA(sa)
@@ -684,8 +662,6 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
         gwp = <double *>cnp.PyArray_DATA(gw)
         via.nb = &nb if numba else NULL
         via.fmt = fmt
-        via.hbuf = hbuf
-        via.room = room
         with nogil:
             _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp, <uint16_t *>NULL, &via)
         big = False
@@ -702,4 +678,3 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
         if w != stack:
             PyMem_Free(w)
         PyMem_Free(buf)
-        free(hbuf)

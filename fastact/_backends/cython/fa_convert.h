@@ -227,6 +227,7 @@ FA_CHUNK_N(fa_chunk_bf16, )
 FA_CHUNK_N(fa_chunk_f16, )
 #if FA_HAVE_CLONES
 FA_CHUNK_N(fa_chunk_f16c_v3, FA_V3)
+FA_CHUNK_N(fa_chunk_bf16_v4, FA_BF16V4)
 
 /* The mask of the elements j.. of a chunk's n: those below n. */
 FA_V4 FA_INLINE __mmask16 fa_mask16(Py_ssize_t n, int j) {

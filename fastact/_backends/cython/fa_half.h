@@ -184,17 +184,26 @@ FA_BF16V4 static void fa_narrow_bf16_v4(const float *f, uint16_t *h, Py_ssize_t 
 }
 #endif
 
-/* The backward row kernel of entry kid on the format's 16 bits (fa_kernels.h's
- * FA_RBWD_BF16...: chunks converted by the instructions chosen above, else in C),
- * or NULL: those rows go through float32 buffers (fastact/_backends/cython/_half.pxi). */
-static fa_rowb_h16 fa_half_rbwd(int fmt, int kid) {
+/* Entry kid's kernel from the pointer tables T_BF16..., T_F16... of fa_kernels.h for
+ * the format: by the instructions chosen above, else the C copy. */
 #if FA_HAVE_CLONES
-    if (fmt == FA_BFLOAT16 && fa_bf16v4) return FA_RBWD_BF16V4[kid];
-    if (fmt == FA_FLOAT16 && fa_f16v4) return FA_RBWD_F16V4[kid];
-    if (fmt == FA_FLOAT16 && fa_f16v3) return FA_RBWD_F16V3[kid];
+#define FA_HALF_PICK(T, fmt, kid)                                                      \
+    ((fmt) == FA_BFLOAT16 ? (fa_bf16v4 ? T##_BF16V4 : T##_BF16)[kid]                 \
+                          : (fa_f16v4 ? T##_F16V4 : fa_f16v3 ? T##_F16V3 : T##_F16)[kid])
+#else
+#define FA_HALF_PICK(T, fmt, kid) ((fmt) == FA_BFLOAT16 ? T##_BF16 : T##_F16)[kid]
 #endif
-    return fmt == FA_BFLOAT16 ? FA_RBWD_BF16[kid] : FA_RBWD_F16[kid];
+
+/* The backward row kernel of entry kid on the format's 16 bits (FA_RBWD_BF16...),
+ * or NULL: those rows go through float32 buffers (fastact/_backends/cython/_half.pxi). */
+static fa_rowb_h16 fa_half_rbwd(int fmt, int kid) { return FA_HALF_PICK(FA_RBWD, fmt, kid); }
+/* The per-channel kernels on the format's 16 bits (NULL where kid has no channel
+ * parameter): the backward with the parameter gradient (``vector``: a weight per
+ * element), and the forward with a weight per element. */
+static fa_bwdpg_h16 fa_half_bwdpg(int fmt, int kid, int vector) {
+    return vector ? FA_HALF_PICK(FA_BWDPGV, fmt, kid) : FA_HALF_PICK(FA_BWDPG, fmt, kid);
 }
+static fa_unary_h16 fa_half_fwdv(int fmt, int kid) { return FA_HALF_PICK(FA_FWDV, fmt, kid); }
 
 static void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n) {
 #if FA_HAVE_CLONES
