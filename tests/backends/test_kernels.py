@@ -312,3 +312,37 @@ def test_outputs_near_their_inputs_modulo_a_page_get_the_same_bits(
         np.testing.assert_array_equal(out, y_ref, err_msg=what + " forward")
         assert call.backward(g, s_at, out=out) is out
         np.testing.assert_array_equal(out, g_ref, err_msg=what + " backward")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("lead", [0, 4, 16, 64, 256, -64])
+@pytest.mark.parametrize("shape", [(5, 1301), (40, 100), (3, 7)])
+def test_a_weight_per_element_near_its_output_modulo_a_page(backend, dtype, lead, shape):
+    """prelu on (N, C) input, a weight per element of a row, with ``out`` starting
+    ``lead`` bytes after the inputs modulo a page (the C kernels then run each row
+    backwards, the weights converted block by block): the bits of the same call into
+    an array elsewhere, rows longer than a block and shorter, special values at the
+    ends of rows and blocks."""
+    n = shape[0] * shape[1]
+    rng = np.random.default_rng(n)
+    x, g = _at_page_offset(n, dtype, 16), _at_page_offset(n, dtype, 2064)
+    x[:] = rng.normal(size=n)
+    g[:] = rng.normal(size=n)
+    at = np.r_[0, 1, 511, 512, 513, 1300, 1301, n - 2, n - 1]
+    at = at[at < n]
+    x[at] = np.resize(np.asarray(SPECIALS, dtype), at.size)
+    x, g = x.reshape(shape), g.reshape(shape)
+    w = rng.uniform(-1, 1, shape[1]).astype(dtype)
+    with fastact.config(backend=backend, num_threads=1), np.errstate(all="ignore"):
+        y_ref = fastact.prelu(x, w)
+        g_ref, gw_ref = fastact.prelu_backward(g, x, w)
+        out = _at_page_offset(n, dtype, (16 + lead) % 4096).reshape(shape)
+        what = f"{backend} {shape} out {lead} bytes after"
+        assert fastact.prelu(x, w, out=out) is out
+        np.testing.assert_array_equal(out, y_ref, err_msg=what + " forward")
+        gx, gw = fastact.prelu_backward(g, x, w, out=out)
+        assert gx is out
+        np.testing.assert_array_equal(out, g_ref, err_msg=what + " backward")
+        np.testing.assert_array_equal(gw, gw_ref, err_msg=what + " weight gradient")
+    want = np.where(x > 0, x, x * w)
+    np.testing.assert_array_equal(y_ref, want, err_msg=f"{backend} {shape} against NumPy")
