@@ -331,13 +331,16 @@ def test_prelu_one_weight_over_two_blocks_takes_the_general_path():
         ((2, 3, 2 * TEST_SERIAL_BELOW // 6 + 7), "C"),  # long channels
         ((40, 5, 7, 7), "C"),  # images of 7 x 7
         ((3, 2, 1, 3000), "C"),
-        ((5, _kernels.FAST_ROW_RUN + 3), "C") if "cython" in BACKENDS else ((5, 4099), "C"),
+        ((9, _kernels.FAST_ROW_RUN + 3), "C") if "cython" in BACKENDS else ((9, 1027), "C"),
+        ((TEST_SERIAL_BELOW, 3), "C"),  # rows shorter than FAST_ROW_RUN: runs of rows
+        ((TEST_SERIAL_BELOW // 100 + 1, 101), "C"),  # runs of 10 rows, one row left
+        ((3, TEST_SERIAL_BELOW // 3 + 1), "C"),  # three runs of one row
     ],
 )
 def test_prelu_forward_above_the_limit_takes_the_fast_path(dtype, shape, kind, n_threads):
     """Above the serial limit the forward takes the fast path (serial, or the OpenMP
-    driver with more threads): the general path's bits; but for a weight per element
-    of rows shorter than FAST_ROW_RUN (below)."""
+    driver with more threads): the general path's bits, rows shorter than FAST_ROW_RUN
+    in runs sharing a tiled weight as the general path runs them."""
     if n_threads > 1 and not _dispatch.c_parallel():
         pytest.skip("the C extension is built without OpenMP")
     rng = np.random.default_rng(5)
@@ -348,13 +351,6 @@ def test_prelu_forward_above_the_limit_takes_the_fast_path(dtype, shape, kind, n
         same(*both(fastact.prelu, x, w))
         with fast_only():
             fastact.prelu(x, w)
-
-
-def test_prelu_forward_above_the_limit_with_short_channels_takes_the_general_path():
-    x = data((TEST_SERIAL_BELOW, 3), np.float32)  # a weight per element of a row
-    with spy() as calls:
-        fastact.prelu(x, np.array([0.1, 0.2, 0.3], np.float32))
-    assert calls == ["channel_forward"]
 
 
 @pytest.mark.parametrize("dtype", HALF)

@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 
 from .. import _dispatch, _half
+from .._codegen.dialect import CHANNEL_ROW_RUN as ROW_RUN
 from ..table import Activation
 from .buffers import empty_result, plan, result
 from .checks import as_input, check_out, check_shapes
 from .handlers import handler_for
-
-ROW_RUN = 4096
 
 
 def geometry(a: np.ndarray, weight: Any, argname: str):

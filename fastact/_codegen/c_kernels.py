@@ -36,6 +36,7 @@ from pathlib import Path
 from ..table import Activation
 from .dialect import (
     BACKWARD_LANES,
+    CHANNEL_ROW_RUN,
     CHANNEL_SEGMENT,
     CTYPES,
     HALF_KINDS,
@@ -1230,6 +1231,7 @@ PROLOGUE = """\
 /* The drivers' layout (fastact/_codegen/dialect.py): CHANNEL_SEGMENT, PGRAD_BLOCKS,
  * MIN_CHUNK. */
 #define FA_CHANNEL_SEGMENT {channel_segment}
+#define FA_CHANNEL_ROW_RUN {channel_row_run}
 #define FA_PGRAD_BLOCKS {pgrad_blocks}
 #define FA_MIN_CHUNK {min_chunk}
 #define FA_RSTAGES {rstages}
@@ -1329,6 +1331,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
     out = [
         PROLOGUE.replace("{row_split}", str(ROW_SPLIT))
         .replace("{channel_segment}", str(CHANNEL_SEGMENT))
+        .replace("{channel_row_run}", str(CHANNEL_ROW_RUN))
         .replace("{pgrad_blocks}", str(PGRAD_BLOCKS))
         .replace("{min_chunk}", str(MIN_CHUNK))
         .replace("{rstages}", str(RSTAGES))

@@ -4,13 +4,13 @@
 # so that one long row (a single channel) still spreads over threads and the
 # partial sums of a parameter gradient never depend on the thread count
 # (CHANNEL_SEGMENT of fastact/_codegen/dialect.py).
+# (N, C) input runs ROW_RUN // C rows per kernel call (CHANNEL_ROW_RUN, ibid.).
 cdef extern from "fa_kernels.h":
     enum:
         SEGMENT "FA_CHANNEL_SEGMENT"
+        ROW_RUN "FA_CHANNEL_ROW_RUN"
 # Channel weights held on the stack by the fast path; more go to PyMem_Malloc.
 DEF FAST_STACK_W = 64
-# fastact._api.ROW_RUN: (N, C) input runs ROW_RUN // C rows per kernel call.
-DEF ROW_RUN = 4096
 
 
 cdef extern from "fa_kernels.h" nogil:
@@ -414,23 +414,71 @@ cdef inline bint _fast_channel_kernels(int di, int kid, bint backward) noexcept:
 FAST_ROW_RUN = ROW_RUN  # for fastact._dispatch.explain
 
 
+cdef void _fwd_units(int kid, int di, const NbChannel *nb, const void *xp, void *op,
+                     Geometry geo, int nthreads) noexcept nogil:
+    """Every unit of ``geo`` by Numba's kernels (``nb`` not NULL) or Cython's (dtype index
+    ``di``; -1 or -2: the 16-bit format 1 or 2), on the OpenMP driver (``nthreads`` > 1)
+    or serial."""
+    cdef Py_ssize_t units = geo.rows * geo.segs
+    if nb != NULL:
+        if nthreads > 1:
+            _nb_channel_fwd(nb, xp, op, geo, nthreads)
+        else:
+            _nb_units_forward(nb, xp, op, 0, units, &geo)
+    elif di < 0:
+        _half_channel_fwd_run(-di, kid, <const uint16_t *>xp, <uint16_t *>op, &geo, nthreads)
+    elif di == 0:
+        if nthreads > 1:
+            _channel_fwd(kid, <const float *>xp, <float *>op, geo, nthreads)
+        else:
+            _units_forward(kid, <const float *>xp, <float *>op, 0, units, &geo)
+    elif nthreads > 1:
+        _channel_fwd(kid, <const double *>xp, <double *>op, geo, nthreads)
+    else:
+        _units_forward(kid, <const double *>xp, <double *>op, 0, units, &geo)
+
+
+cdef Py_ssize_t _tile_rows(const double *w, Py_ssize_t outer, Py_ssize_t C,
+                           double *tiled) noexcept nogil:
+    """(N, C) input, a weight per element of rows shorter than ROW_RUN: the rows of a run
+    (as the general path's parts), their weights tiled into ``tiled``."""
+    cdef Py_ssize_t run = outer if outer < ROW_RUN // C else ROW_RUN // C, k
+    for k in range(run * C):
+        tiled[k] = w[k % C]
+    return run
+
+
+cdef void _fwd_tiled(int kid, int di, const NbChannel *nb, const char *xp, char *op,
+                     Py_ssize_t outer, Py_ssize_t C, const double *w, Py_ssize_t itemsize,
+                     int nthreads) noexcept nogil:
+    """(N, C) forward in runs of rows sharing a tiled weight (on ``nthreads``), then the
+    rows left (serial)."""
+    cdef double tiled[ROW_RUN]
+    cdef Py_ssize_t run = _tile_rows(w, outer, C, tiled)
+    cdef Py_ssize_t bulk = (outer // run) * run
+    _fwd_units(kid, di, nb, xp, op, _geometry(bulk // run, run * C, 1, tiled), nthreads)
+    if bulk < outer:
+        _fwd_units(kid, di, nb, xp + bulk * C * itemsize, op + bulk * C * itemsize,
+                   _geometry(outer - bulk, C, 1, w), 1)
+
+
 def fast_channel_forward(int kid, object x, object weight, object out):
     """Forward of a per-channel entry (prelu); None when the general path must run.
 
-    Below the serial limit, serial; above it, what the general path runs, serial or
-    on the OpenMP driver (the forward reduces nothing: any split gives the same bits),
-    but for a weight per element of rows shorter than ROW_RUN, whose runs of rows the
-    general path gives a tiled weight."""
+    Below the serial limit, serial; above it, serial or on the OpenMP driver (the
+    forward reduces nothing: any split gives the same bits).  A weight per element of
+    rows shorter than ROW_RUN runs in runs of rows sharing a tiled weight, as the
+    general path does."""
     cdef cnp.ndarray a, o
     cdef int di = _fast_dtype(x, kid), nthreads
-    cdef bint above, numba
-    cdef Py_ssize_t n, C = 1, outer, inner
+    cdef bint above, numba, tile
+    cdef Py_ssize_t n, C = 1, outer, inner, run
     cdef double stack[FAST_STACK_W]
     cdef double *w
     cdef const void *xp
     cdef void *op
-    cdef Geometry geo
     cdef NbChannel nb
+    cdef const NbChannel *via = NULL
     if di < 0:
         return _fast_half_channel_forward(kid, x, weight, out)
     if not _fast_channel_kernels(di, kid, False):
@@ -451,38 +499,37 @@ def fast_channel_forward(int kid, object x, object weight, object out):
     try:
         outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
         inner = n // (outer * C) if C > 1 else n
-        if above and C > 1 and inner == 1 and C < ROW_RUN:
-            return None
+        tile = C > 1 and inner == 1 and outer > 1 and C < ROW_RUN
+        # the elements the driver shares: the tiled runs' (the rows left run serial)
+        run = outer if outer < ROW_RUN // C else ROW_RUN // C
+        if nthreads > 1 and (n if not tile else (outer // run) * run * C) < 2 * MIN_CHUNK:
+            nthreads = 1
         res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), None)
         if res is None:
             return None
         o = <cnp.ndarray>res
         xp = cnp.PyArray_DATA(a)
         op = cnp.PyArray_DATA(o)
-        if nthreads > 1:
-            geo = _geometry(outer, C, inner, w)
-            if geo.rows * geo.rowlen < 2 * MIN_CHUNK:
-                nthreads = 1
-        if nthreads > 1:
-            numba = _numba_runs(0, di, kid, nthreads)
-            if numba and not _nb_channel(0, di, kid, o is a, inner == 1, &nb):
-                return None
-            nthreads = _par_begin(nthreads)
-            with nogil:
-                if numba:
-                    _nb_channel_fwd(&nb, xp, op, geo, nthreads)
-                elif di == 0:
-                    _channel_fwd(kid, <const float *>xp, <float *>op, geo, nthreads)
-                else:
-                    _channel_fwd(kid, <const double *>xp, <double *>op, geo, nthreads)
-            _par_end()
-            return o
-        if _numba_serial(0, di, kid):
+        numba = _numba_runs(0, di, kid, nthreads)
+        if numba:
             if not _nb_channel(0, di, kid, o is a, inner == 1, &nb):
                 return None
-            geo = _geometry(outer, C, inner, w)
+            via = &nb
+        if nthreads > 1:
+            nthreads = _par_begin(nthreads)
+        if tile and n < GIL_RELEASE_MIN and nthreads == 1:
+            _fwd_tiled(kid, di, via, <const char *>xp, <char *>op, outer, C, w,
+                       cnp.PyArray_ITEMSIZE(a), 1)
+        elif tile:
             with nogil:
-                _nb_units_forward(&nb, xp, op, 0, geo.rows * geo.segs, &geo)
+                _fwd_tiled(kid, di, via, <const char *>xp, <char *>op, outer, C, w,
+                           cnp.PyArray_ITEMSIZE(a), nthreads)
+        elif nthreads > 1 or numba:
+            with nogil:
+                _fwd_units(kid, di, via, xp, op, _geometry(outer, C, inner, w), nthreads)
+        if nthreads > 1:
+            _par_end()
+        if tile or nthreads > 1 or numba:
             return o
         with nogil:
             if di == 0:

@@ -545,15 +545,14 @@ def half_channel_backward(int fmt, int kid, cnp.ndarray g, cnp.ndarray s, cnp.nd
 cdef object _fast_half_channel_forward(int kid, object x, object weight, object out):
     cdef cnp.ndarray a, o
     cdef int fmt = _fast_half_fmt(x, kid), nthreads
-    cdef bint above
-    cdef Py_ssize_t n, C = 1, outer, inner
+    cdef bint above, tile, numba
+    cdef Py_ssize_t n, C = 1, outer, inner, run
     cdef double stack[FAST_STACK_W]
     cdef double *w
-    cdef Geometry geo
     cdef const uint16_t *xp
     cdef uint16_t *op
-    cdef bint numba
     cdef NbChannel nb
+    cdef const NbChannel *via = NULL
     if fmt == 0 or not _fast_channel_kernels(0, kid, False):
         return None
     a = <cnp.ndarray>x
@@ -564,45 +563,40 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
         nthreads = _decide(n, 0, 0, kid, True)
     if nthreads == 0:
         return None
-    numba = _numba_runs(0, 0, kid, nthreads)
     w = _fast_weight(weight, a, 0, stack, &C)
     if w == NULL:
         return None
     try:
         outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
         inner = n // (outer * C) if C > 1 else n
-        if above and C > 1 and inner == 1 and C < ROW_RUN:
-            return None
+        tile = C > 1 and inner == 1 and outer > 1 and C < ROW_RUN
+        run = outer if outer < ROW_RUN // C else ROW_RUN // C
+        if nthreads > 1 and (n if not tile else (outer // run) * run * C) < 2 * MIN_CHUNK:
+            nthreads = 1
         res = _fast_out(a, out, n * 2, None)
         if res is None:
             return None
         o = <cnp.ndarray>res
+        numba = _numba_runs(0, 0, kid, nthreads)
         # Numba's kernels for the format, as its 16-bit driver runs them
-        if numba and not _nb_channel(0, N_DTYPES + fmt - 1, kid, o is a, inner == 1, &nb):
-            return None
-        geo = _geometry(outer, C, inner, w)
+        if numba:
+            if not _nb_channel(0, N_DTYPES + fmt - 1, kid, o is a, inner == 1, &nb):
+                return None
+            via = &nb
         xp = <const uint16_t *>cnp.PyArray_DATA(a)
         op = <uint16_t *>cnp.PyArray_DATA(o)
-        if numba and nthreads > 1:
-            nthreads = _par_begin(nthreads)
-            with nogil:
-                _nb_channel_fwd(&nb, xp, op, geo, nthreads)
-            _par_end()
-            return o
-        if numba:
-            with nogil:
-                _nb_units_forward(&nb, xp, op, 0, geo.rows * geo.segs, &geo)
-            return o
         if nthreads > 1:
             nthreads = _par_begin(nthreads)
+        if tile:
             with nogil:
-                _half_channel_fwd_run(fmt, kid, xp, op, &geo, nthreads)
-            _par_end()
-        elif n < GIL_RELEASE_MIN:
-            _half_channel_fwd_run(fmt, kid, xp, op, &geo, 1)
+                _fwd_tiled(kid, -fmt, via, <const char *>xp, <char *>op, outer, C, w, 2, nthreads)
+        elif n < GIL_RELEASE_MIN and nthreads == 1:
+            _fwd_units(kid, -fmt, via, xp, op, _geometry(outer, C, inner, w), 1)
         else:
             with nogil:
-                _half_channel_fwd_run(fmt, kid, xp, op, &geo, 1)
+                _fwd_units(kid, -fmt, via, xp, op, _geometry(outer, C, inner, w), nthreads)
+        if nthreads > 1:
+            _par_end()
         return o
     finally:
         if w != stack:
