@@ -595,9 +595,9 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
             if wide > 1 and fast_numba(entry, pass_, dtype, parallel=True) == "compiled":
                 what += ", calling Numba's compiled kernels"
             reasons.append(
-                f"a plain C-contiguous call takes the compiled fast path, {what} (but for a "
-                f"weight per element of rows shorter than {_cython().fast_row_run}, which "
-                "the general path tiles)"
+                f"a plain C-contiguous call takes the compiled fast path, {what} (a weight "
+                f"per element of rows shorter than {_cython().fast_row_run}: runs of rows "
+                "sharing a tiled weight)"
             )
     if _half.is_half(dtype):
         runs = "a plain call takes the compiled fast path" if fast else "the general path runs it"
