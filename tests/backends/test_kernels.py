@@ -316,19 +316,20 @@ def test_outputs_near_their_inputs_modulo_a_page_get_the_same_bits(
 
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("lead", [0, 4, 16, 64, 256, -64])
-@pytest.mark.parametrize("shape", [(5, 1301), (40, 100), (3, 7)])
+@pytest.mark.parametrize("shape", [(5, 1301), (40, 100), (3, 7), (37, 1025), (20, 2049)])
 def test_a_weight_per_element_near_its_output_modulo_a_page(backend, dtype, lead, shape):
     """prelu on (N, C) input, a weight per element of a row, with ``out`` starting
     ``lead`` bytes after the inputs modulo a page (the C kernels then run each row
     backwards, the weights converted block by block): the bits of the same call into
-    an array elsewhere, rows longer than a block and shorter, special values at the
-    ends of rows and blocks."""
+    an array elsewhere, rows longer than a block and shorter, rows the forward runs in
+    column blocks (longer than 1024: a partial block, a partial group of rows), special
+    values at the ends of rows and blocks."""
     n = shape[0] * shape[1]
     rng = np.random.default_rng(n)
     x, g = _at_page_offset(n, dtype, 16), _at_page_offset(n, dtype, 2064)
     x[:] = rng.normal(size=n)
     g[:] = rng.normal(size=n)
-    at = np.r_[0, 1, 511, 512, 513, 1300, 1301, n - 2, n - 1]
+    at = np.r_[0, 1, 511, 512, 513, 1023, 1024, 1025, 1300, 1301, 2048, 2049, n - 2, n - 1]
     at = at[at < n]
     x[at] = np.resize(np.asarray(SPECIALS, dtype), at.size)
     x, g = x.reshape(shape), g.reshape(shape)
@@ -346,3 +347,12 @@ def test_a_weight_per_element_near_its_output_modulo_a_page(backend, dtype, lead
         np.testing.assert_array_equal(gw, gw_ref, err_msg=what + " weight gradient")
     want = np.where(x > 0, x, x * w)
     np.testing.assert_array_equal(y_ref, want, err_msg=f"{backend} {shape} against NumPy")
+    if backend == "cython":  # the OpenMP driver's units on two threads
+        from fastact._backends.cython import _kernels
+
+        y2 = np.empty_like(x)
+        kid = [e.name for e in fastact.table.TABLE].index("prelu")
+        w64 = w.astype(np.float64)
+        with np.errstate(all="ignore"):
+            _kernels.channel_forward(kid, x.reshape(-1), y2.reshape(-1), w64, *shape, 1, 2)
+        np.testing.assert_array_equal(y2, want, err_msg=f"{shape} two threads")

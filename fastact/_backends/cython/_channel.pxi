@@ -11,6 +11,9 @@ cdef extern from "fa_kernels.h":
         ROW_RUN "FA_CHANNEL_ROW_RUN"
 # Channel weights held on the stack by the fast path; more go to PyMem_Malloc.
 DEF FAST_STACK_W = 64
+# The rows a forward's column blocks run over at a time (_column_blocks): 16 rows of 4096
+# float32 elements took 122 us per 10^6 elements, all of a thread's rows 144, row by row 178.
+DEF BLOCK_ROWS = 16
 
 
 cdef extern from "fa_kernels.h" nogil:
@@ -147,11 +150,29 @@ cdef void _nb_units_backward(const NbChannel *k, const void *g, const void *s, v
                                                        t.off + t.n)
 
 
+cdef inline bint _column_blocks(const Geometry *geo) noexcept nogil:
+    """Whether the forward runs units u0:u1 (whole rows longer than ROW_RUN, a weight per
+    element) in blocks of ROW_RUN columns over BLOCK_ROWS rows at a time, so that a block's
+    weights stay in L1 while the rows stream (rows of 4096 float32 elements: 1.5x)."""
+    return geo.vector and geo.segs == 1 and geo.rowlen > ROW_RUN
+
+
 cdef inline void _units_forward(int kid, const real *x, real *out, Py_ssize_t u0, Py_ssize_t u1,
                                 const Geometry *geo) noexcept nogil:
-    cdef Py_ssize_t u
+    cdef Py_ssize_t u, r0, r1, c0, m
     cdef Unit t
     cdef int table = VECTOR if geo.vector else PLAIN
+    if _column_blocks(geo):
+        for r0 in range(u0, u1, BLOCK_ROWS):
+            r1 = r0 + BLOCK_ROWS if r0 + BLOCK_ROWS < u1 else u1
+            c0 = 0
+            while c0 < geo.rowlen:  # (range's step must be a literal to run in C)
+                m = ROW_RUN if c0 + ROW_RUN <= geo.rowlen else geo.rowlen - c0
+                for u in range(r0, r1):
+                    _unary(VECTOR, kid, x + u * geo.rowlen + c0, out + u * geo.rowlen + c0, m,
+                           geo.w + c0, 0, 0)
+                c0 += ROW_RUN
+        return
     for u in range(u0, u1):
         t = _unit(u, geo)
         _unary(table, kid, x + t.off, out + t.off, t.n, t.p, 0, 0)
@@ -170,9 +191,11 @@ cdef inline void _units_backward(int kid, const real *g, const real *s, real *ou
 
 cdef void _channel_fwd(int kid, const real *x, real *out, Geometry geo,
                        int nthreads) noexcept nogil:
-    cdef Py_ssize_t u
-    for u in prange(geo.rows * geo.segs, schedule="static", num_threads=nthreads):
-        _units_forward(kid, x, out, u, u + 1, &geo)
+    """Every unit of ``geo``, each thread a contiguous range of them."""
+    cdef Py_ssize_t units = geo.rows * geo.segs, c
+    cdef Py_ssize_t nch = nthreads if nthreads < units else units
+    for c in prange(nch, schedule="static", num_threads=nch):
+        _units_forward(kid, x, out, c * units // nch, (c + 1) * units // nch, &geo)
 
 
 cdef void _channel_bwd(int kid, const real *g, const real *s, real *out, Geometry geo,
@@ -309,13 +332,14 @@ cdef double *_fast_weight(object weight, cnp.ndarray a, int di, double *stack,
 cdef void _fast_channel_fwd(int kid, const real *x, real *out, Py_ssize_t n, Py_ssize_t outer,
                             Py_ssize_t C, const double *w) noexcept nogil:
     cdef Py_ssize_t inner, r
+    cdef Geometry geo
     if C == 1:
         _unary(PLAIN, kid, x, out, n, w, 0, 0)
         return
     inner = n // (outer * C)
     if inner == 1:
-        for r in range(outer):
-            _unary(VECTOR, kid, x + r * C, out + r * C, C, w, 0, 0)
+        geo = _geometry(outer, C, 1, w)
+        _units_forward(kid, x, out, 0, geo.rows * geo.segs, &geo)
         return
     for r in range(outer * C):
         _unary(PLAIN, kid, x + r * inner, out + r * inner, inner, w + r % C, 0, 0)

@@ -446,9 +446,19 @@ cdef void _half_units_forward(int fmt, int kid, const uint16_t *x, uint16_t *out
                               Py_ssize_t u0, Py_ssize_t u1, const Geometry *geo) noexcept nogil:
     """Units u0:u1 by the fused 16-bit kernels: one weight each, or a weight per element
     of a row (geo.vector)."""
-    cdef Py_ssize_t u
+    cdef Py_ssize_t u, r0, r1, c0, m
     cdef Unit t
     cdef fa_unary_h16 fwdv = fa_half_fwdv(fmt, kid) if geo.vector else NULL
+    if _column_blocks(geo):
+        for r0 in range(u0, u1, BLOCK_ROWS):
+            r1 = r0 + BLOCK_ROWS if r0 + BLOCK_ROWS < u1 else u1
+            c0 = 0
+            while c0 < geo.rowlen:  # (range's step must be a literal to run in C)
+                m = ROW_RUN if c0 + ROW_RUN <= geo.rowlen else geo.rowlen - c0
+                for u in range(r0, r1):
+                    fwdv(x + u * geo.rowlen + c0, out + u * geo.rowlen + c0, m, geo.w + c0, 0, 0)
+                c0 += ROW_RUN
+        return
     for u in range(u0, u1):
         t = _unit(u, geo)
         if geo.vector:
