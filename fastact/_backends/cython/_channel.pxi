@@ -119,8 +119,19 @@ cdef bint _nb_channel(int pass_, int di, int kid, bint in_place, bint vector,
 
 cdef void _nb_units_forward(const NbChannel *k, const void *x, void *out, Py_ssize_t u0,
                             Py_ssize_t u1, const Geometry *geo) noexcept nogil:
-    cdef Py_ssize_t u
+    cdef Py_ssize_t u, r0, r1, c0, m
     cdef Unit t
+    if _column_blocks(geo):  # as _units_forward
+        for r0 in range(u0, u1, BLOCK_ROWS):
+            r1 = r0 + BLOCK_ROWS if r0 + BLOCK_ROWS < u1 else u1
+            c0 = 0
+            while c0 < geo.rowlen:
+                m = ROW_RUN if c0 + ROW_RUN <= geo.rowlen else geo.rowlen - c0
+                for u in range(r0, r1):
+                    (<nb_unary>k.fwdv)(x, out, geo.w, c0, 0, u * geo.rowlen + c0,
+                                       u * geo.rowlen + c0 + m)
+                c0 += ROW_RUN
+        return
     for u in range(u0, u1):
         t = _unit(u, geo)
         (<nb_unary>(k.fwdv if geo.vector else k.fwd))(x, out, geo.w, t.acc, 0, t.off,
@@ -131,9 +142,10 @@ cdef void _nb_channel_fwd(const NbChannel *k, const void *x, void *out, Geometry
                           int nthreads) noexcept nogil:
     """Numba's per-channel forward over every unit, the units shared as _channel_fwd
     shares them (a unit's result does not depend on the thread that runs it)."""
-    cdef Py_ssize_t u
-    for u in prange(geo.rows * geo.segs, schedule="static", num_threads=nthreads):
-        _nb_units_forward(k, x, out, u, u + 1, &geo)
+    cdef Py_ssize_t units = geo.rows * geo.segs, c
+    cdef Py_ssize_t nch = nthreads if nthreads < units else units
+    for c in prange(nch, schedule="static", num_threads=nch):
+        _nb_units_forward(k, x, out, c * units // nch, (c + 1) * units // nch, &geo)
 
 
 cdef void _nb_units_backward(const NbChannel *k, const void *g, const void *s, void *out,
