@@ -583,7 +583,13 @@ def test_float16_rounding_by_f16c_is_the_c_rounding():
 
 
 ROWS = [(1, 1), (3, 7), (40, 1000), (5, 3000), (2, _half.NATIVE_ROW_MAX + 5)]
-CHANNELS = [((70_001,), 1), ((4000, 3), 3), ((300, 5, 7, 11), 5), ((2, 3, 20_000), 3)]
+CHANNELS = [
+    ((70_001,), 1),
+    ((4000, 3), 3),
+    ((300, 5, 7, 11), 5),
+    ((2, 3, 20_000), 3),
+    ((37, 2049), 2049),  # rows of column blocks
+]
 
 
 @pytest.mark.parametrize("backend", ["cython", "numba"])
