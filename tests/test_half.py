@@ -599,7 +599,7 @@ CHANNELS = [
 def test_rowwise_and_per_channel_are_float32_rounded_once(entry, half, backend):
     """softmax's rows (short, batched, longer than a batch, beyond the rows the kernels
     widen themselves) and prelu's layouts (one weight, a weight per element of a row,
-    per channel of an image, long channels): the float32 kernels' results on the
+    short and longer than a column block, per channel of an image, long channels): the float32 kernels' results on the
     widened arrays rounded once, the weight gradient within rounding of float32's, on
     one and two threads, converting by instructions and in C, special values included."""
     if backend not in BACKENDS:
