@@ -378,10 +378,8 @@ def _fast_routes(backend: str) -> tuple[np.ndarray, np.ndarray]:
     cython: Cython's serial kernel where it is the plan's serial backend; both:
     the OpenMP driver above the plan's size where Cython is the plan's parallel
     backend.  numba: Numba's serial kernel below the plan's size; above it, Numba's
-    kernels on the OpenMP driver (where the C extension has OpenMP; a per-channel
-    entry's forward only, its backward takes the general path there, Numba's
-    threads).  auto runs Numba's kernels on the OpenMP driver too where Numba is the
-    plan's parallel backend.
+    kernels on the OpenMP driver (where the C extension has OpenMP).  auto runs Numba's
+    kernels on the OpenMP driver too where Numba is the plan's parallel backend.
     """
     routes = _ROUTES.get(backend)
     if routes is not None:
@@ -495,20 +493,10 @@ def fast_threads(entry: Activation, pass_: str, dtype, n: int) -> int:
         return _fast_threads_half(entry, pass_, n)
     if cy is None or kid is None or dtype.name not in DTYPES:
         return 0
-    kind = KINDS.index(kind_of(entry))
+    # per-channel calls take the fast path at every size, as elementwise ones (the
+    # backward adds its blocks' partial sums in block order, as the general path does)
+    kind = KINDS.index("elementwise" if kind_of(entry) == "channel" else kind_of(entry))
     return cy.fast_threads(kind, PASSES.index(pass_), DTYPES.index(dtype.name), kid, n)
-
-
-def _wide_channel_threads(entry: Activation, dtype, n: int) -> int:
-    """What the compiled fast path does with a per-channel forward above the serial
-    limit (as for an elementwise call: the forward reduces nothing), but for a weight
-    per element of short rows."""
-    cy = _cython()
-    dtype = _half.compute_dtype(np.dtype(dtype))
-    if cy is None or entry.kernel_id is None or dtype.name not in DTYPES:
-        return 0
-    d = DTYPES.index(dtype.name)
-    return cy.fast_threads(KINDS.index("elementwise"), 0, d, entry.kernel_id, n)
 
 
 def _fast_threads_half(entry: Activation, pass_: str, n: int) -> int:
@@ -588,16 +576,10 @@ def explain(entry: Activation, pass_: str, dtype, n: int) -> Explanation:
                 "general path has compiled it"
             )
         reasons.append(f"a plain C-contiguous call takes the compiled fast path, {what}")
-    elif kind_of(entry) == "channel" and pass_ == "forward":
-        wide = _wide_channel_threads(entry, dtype, n)
-        if wide:
-            what = "serial" if wide == 1 else "which runs the OpenMP driver from C"
-            if wide > 1 and fast_numba(entry, pass_, dtype, parallel=True) == "compiled":
-                what += ", calling Numba's compiled kernels"
+        if kind_of(entry) == "channel":
             reasons.append(
-                f"a plain C-contiguous call takes the compiled fast path, {what} (a weight "
-                f"per element of rows shorter than {_cython().fast_row_run}: runs of rows "
-                "sharing a tiled weight)"
+                f"(N, C) input, a weight per element of rows shorter than "
+                f"{_cython().fast_row_run}: runs of rows sharing a tiled weight"
             )
     if _half.is_half(dtype):
         runs = "a plain call takes the compiled fast path" if fast else "the general path runs it"

@@ -312,13 +312,18 @@ def test_prelu_above_the_default_limit(dtype, shape, kind):
         same(*both(fastact.prelu_backward, g, x, w))
 
 
-def test_prelu_one_weight_over_two_blocks_takes_the_general_path():
-    """Three or more partial sums of one column are reduced by NumPy's pairwise sum."""
-    x = data((32769,), np.float64)
-    with fast_limit("prelu", 10**6), spy() as calls:
-        fastact.prelu_backward(x, x, 0.25)
-        fastact.prelu(x, 0.25)  # the forward has no reduction
-    assert calls == ["channel_backward"]
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_prelu_one_weight_over_many_blocks_takes_the_fast_path(n_threads):
+    """One column's partial sums, however many blocks, added in block order on both
+    paths (the general path's reduction is the fast path's), serial or threaded."""
+    x = data((5 * 16384 + 7,), np.float64)
+    g = data((5 * 16384 + 7,), np.float64, seed=2)
+    with fast_limit("prelu", 10**6), spy() as calls, threads(n_threads):
+        fastact.prelu_backward(g, x, 0.25)
+        fastact.prelu(x, 0.25)
+    assert calls == []
+    with threads(n_threads):
+        same(*both(fastact.prelu_backward, g, x, 0.25))
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -548,8 +553,6 @@ def test_not_taken_from_the_serial_limit(dtype):
                 t = _dispatch.fast_threads(
                     fastact.activation(name), ("forward", "backward")[p], x.dtype, limit
                 )
-            if name == "prelu" and p == 0:  # one weight: as an elementwise call
-                t = _dispatch._wide_channel_threads(fastact.activation(name), x.dtype, limit)
             # from the limit: the general path, or the OpenMP driver from C; never serial
             assert t != 1 and len(calls) == (t == 0), name
 

@@ -57,7 +57,8 @@ def emulate(g: np.ndarray, x: np.ndarray, channels: int, dtype=None) -> np.ndarr
         for u in range(b * units // nblocks, (b + 1) * units // nblocks):
             partial[b, u % channels] += eight_sums(_terms(grows[u], rows[u]))
     gw = np.zeros(channels)
-    gw += partial.sum(axis=0)
+    for row in partial:  # the blocks in order, from 0
+        gw = gw + row
     return gw.astype(x.dtype if dtype is None else dtype)
 
 
@@ -73,6 +74,28 @@ def test_one_channel_sums_in_eight_partial_sums(n):
     if n == 1000:
         # the data tells the orders apart: the old sequential sum fails here
         assert sequential(_terms(g, x)) != want
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_channel_over_many_blocks_adds_them_in_order(threads):
+    """A weight over 70 segments: 64 blocks, their sums added in block order."""
+    n = 70 * SEGMENT + 5
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=n)
+    g = rng.normal(size=n)
+    with fastact.config(backend="cython", num_threads=threads):
+        _, gw = fastact.prelu_backward(g, x, np.array([0.25]))
+    units = -(-n // SEGMENT)
+    nblocks = min(units, PGRAD_BLOCKS)
+    total = 0.0
+    for b in range(nblocks):
+        seg = slice(b * units // nblocks * SEGMENT, (b + 1) * units // nblocks * SEGMENT)
+        parts = [
+            eight_sums(_terms(g[k : k + SEGMENT], x[k : k + SEGMENT]))
+            for k in range(seg.start, min(seg.stop, n), SEGMENT)
+        ]
+        total = total + sum(parts[1:], parts[0]) if len(parts) > 1 else total + parts[0]
+    assert gw[0] == total, (gw[0], total)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -218,6 +218,26 @@ cdef void _channel_bwd(int kid, const real *g, const real *s, real *out, Geometr
                         partial + b * geo.C)
 
 
+cdef void _reduce_blocks(const double *partial, Py_ssize_t nblocks, Py_ssize_t C,
+                         double *total) noexcept nogil:
+    """``total`` = the blocks' partial sums (``nblocks`` rows of ``C``) added in block order,
+    from 0: the order of every backend and path (fastact._backends.numba's reduction)."""
+    cdef Py_ssize_t b, c
+    memset(total, 0, C * sizeof(double))
+    for b in range(nblocks):
+        for c in range(C):
+            total[c] += partial[b * C + c]
+
+
+cdef object _reduced(cnp.ndarray partial):
+    """_reduce_blocks of an (nblocks, C) array of doubles, as a new array."""
+    cdef Py_ssize_t C = cnp.PyArray_DIM(partial, 1)
+    total = np.empty(C)
+    _reduce_blocks(<const double *>cnp.PyArray_DATA(partial), cnp.PyArray_DIM(partial, 0), C,
+                   <double *>cnp.PyArray_DATA(total))
+    return total
+
+
 def channel_forward(int kid, cnp.ndarray x, cnp.ndarray out, cnp.ndarray weight,
                     Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, int nthreads=1):
     """Forward of an entry with a per-channel parameter (``weight``: C doubles)."""
@@ -268,7 +288,7 @@ def channel_backward(int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out,
         else:
             _channel_bwd(kid, <const double *>gp, <const double *>sp, <double *>op, geo,
                          nblocks, pp, nthreads)
-    return partial.sum(axis=0)
+    return _reduced(partial)
 
 
 # The fast path, serial.
@@ -365,33 +385,50 @@ ctypedef fused chan_t:
     uint16_t
 
 
-# How the serial fast backward runs its units: Cython's kernels, Numba's (``nb`` not
-# NULL), or 16-bit arrays of format ``fmt`` as half_channel_backward.
+# How the fast backward runs its units: Cython's kernels, Numba's (``nb`` not NULL), or
+# 16-bit arrays of format ``fmt`` as half_channel_backward; on ``nthreads`` with the
+# blocks' partial sums in ``partial`` (PGRAD_BLOCKS * max(C, ROW_RUN) doubles), or serial
+# (``partial`` NULL).
 cdef struct ChanVia:
     const NbChannel *nb
     int fmt
+    int nthreads
+    double *partial
+
+
+cdef void _block_backward(int kid, const chan_t *g, const chan_t *s, chan_t *out, Py_ssize_t b,
+                          Py_ssize_t nblocks, const Geometry *geo, double *blk,
+                          const ChanVia *via) noexcept nogil:
+    """Block ``b`` of ``nblocks``: grad-input of its units, their partial sums in ``blk``."""
+    cdef Py_ssize_t units = geo.rows * geo.segs
+    cdef Py_ssize_t u0 = b * units // nblocks, u1 = (b + 1) * units // nblocks
+    memset(blk, 0, geo.C * sizeof(double))
+    if via.nb != NULL:  # Numba's kernels for the dtype (a 16-bit format's included)
+        _nb_units_backward(via.nb, g, s, out, u0, u1, geo, blk)
+    elif chan_t is uint16_t:
+        _half_units_backward(via.fmt, kid, g, s, out, u0, u1, geo, blk)
+    else:
+        _units_backward(kid, g, s, out, u0, u1, geo, blk)
 
 
 cdef void _fast_channel_part(int kid, const chan_t *g, const chan_t *s, chan_t *out,
                              Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                              const double *w, double *blk, double *psum,
                              const ChanVia *via) noexcept nogil:
-    """channel_backward(..., outer, C, inner) on one thread: grad-input into ``out``
-    and ``psum`` = its partial sums reduced over the blocks, in block order."""
+    """channel_backward(..., outer, C, inner): grad-input into ``out`` and ``psum`` = its
+    blocks' partial sums added in block order (as _reduce_blocks), the blocks on
+    ``via.nthreads`` threads where ``via.partial`` holds their sums."""
     cdef Geometry geo = _geometry(outer, C, inner, w)
-    cdef Py_ssize_t units = geo.rows * geo.segs, nblocks, b, c, u0, u1
+    cdef Py_ssize_t units = geo.rows * geo.segs, nblocks, b, c
     nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
+    if via.partial != NULL and geo.rows * geo.rowlen >= 2 * MIN_CHUNK:
+        for b in prange(nblocks, schedule="static", num_threads=via.nthreads):
+            _block_backward(kid, g, s, out, b, nblocks, &geo, via.partial + b * C, via)
+        _reduce_blocks(via.partial, nblocks, C, psum)
+        return
     memset(psum, 0, C * sizeof(double))
     for b in range(nblocks):
-        memset(blk, 0, C * sizeof(double))
-        u0 = b * units // nblocks
-        u1 = (b + 1) * units // nblocks
-        if via.nb != NULL:  # Numba's kernels for the dtype (a 16-bit format's included)
-            _nb_units_backward(via.nb, g, s, out, u0, u1, &geo, blk)
-        elif chan_t is uint16_t:
-            _half_units_backward(via.fmt, kid, g, s, out, u0, u1, &geo, blk)
-        else:
-            _units_backward(kid, g, s, out, u0, u1, &geo, blk)
+        _block_backward(kid, g, s, out, b, nblocks, &geo, blk, via)
         for c in range(C):
             psum[c] += blk[c]
 
@@ -579,9 +616,12 @@ def fast_channel_forward(int kid, object x, object weight, object out):
 
 
 def fast_channel_backward(int kid, object g, object s, object weight, object out):
-    """Serial backward of a per-channel entry: ``(grad_input, grad_weight)``, or None."""
+    """Backward of a per-channel entry: ``(grad_input, grad_weight)``, or None when the
+    general path must run.  Below the serial limit, serial; above it, its blocks on the
+    OpenMP driver (the partial sums added in block order, as the general path adds them:
+    the same bits at any thread count)."""
     cdef cnp.ndarray ga, sa, o, gwa
-    cdef int di = _fast_dtype(g, kid)
+    cdef int di = _fast_dtype(g, kid), nthreads
     cdef Py_ssize_t n, C = 1, outer, most
     cdef double stack[FAST_STACK_W]
     cdef double *w
@@ -598,25 +638,26 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
     if not _fast_channel_kernels(di, kid, True):
         return None
     ga = <cnp.ndarray>g
-    if not _fast_size(ga, 1, di, kid) or not _plain(s, cnp.PyArray_TYPE(ga)):
+    if not _plain(ga, cnp.PyArray_TYPE(ga)) or not _plain(s, cnp.PyArray_TYPE(ga)):
         return None
     sa = <cnp.ndarray>s
     if not _same_shape(ga, sa):
         return None
     n = cnp.PyArray_SIZE(ga)
+    nthreads = _channel_threads(n, 1, di, kid)
+    if nthreads == 0:
+        return None
     w = _fast_weight(weight, ga, di, stack, &C)
     if w == NULL:
         return None
     try:
-        if C == 1 and n > 2 * SEGMENT:
-            return None  # three or more blocks of one column: NumPy's pairwise sum
         res = _fast_out(ga, out, n * cnp.PyArray_ITEMSIZE(ga), s)
         if res is None:
             return None
         o = <cnp.ndarray>res
+        outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
         via.nb = NULL
-        if _numba_serial(1, di, kid):
-            outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
+        if _numba_runs(1, di, kid, nthreads):
             if not _nb_channel(1, di, kid, o is ga, n // (outer * C) == 1, &nb):
                 return None
             via.nb = &nb
@@ -627,14 +668,15 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
                                     cnp.PyArray_DIMS(<cnp.ndarray>weight),
                                     cnp.PyArray_TYPE(ga), 0)
         most = C if C > ROW_RUN else ROW_RUN
-        buf = <double *>PyMem_Malloc((3 * most + C) * sizeof(double))
+        buf = _channel_buffers(most, n, outer, C, nthreads, &via)
         if buf == NULL:
             return None
-        outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
         gp = cnp.PyArray_DATA(ga)
         sp = cnp.PyArray_DATA(sa)
         op = cnp.PyArray_DATA(o)
         gwp = cnp.PyArray_DATA(gwa)
+        if nthreads > 1:
+            via.nthreads = _par_begin(nthreads)
         with nogil:
             if di == 0:
                 _fast_channel_bwd(kid, <const float *>gp, <const float *>sp, <float *>op, n,
@@ -642,8 +684,32 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
             else:
                 _fast_channel_bwd(kid, <const double *>gp, <const double *>sp, <double *>op, n,
                                   outer, C, w, buf, buf + 3 * most, <double *>gwp, &via)
+        if nthreads > 1:
+            _par_end()
         return o, gwa
     finally:
         if w != stack:
             PyMem_Free(w)
         PyMem_Free(buf)
+
+
+cdef inline int _channel_threads(Py_ssize_t n, int pass_, int di, int kid) noexcept:
+    """Threads of a per-channel call of ``n`` elements: 1 serial (below the serial limit,
+    or one thread in force), k > 1 the OpenMP driver, 0 the general path."""
+    if _decide(n, pass_, di, kid, False) == 1:  # below the serial limit
+        return 1
+    return _decide(n, pass_, di, kid, True)
+
+
+cdef double *_channel_buffers(Py_ssize_t most, Py_ssize_t n, Py_ssize_t outer, Py_ssize_t C,
+                              int nthreads, ChanVia *via) noexcept:
+    """The fast backward's doubles (3 * most + C; with threads, the blocks' partial sums
+    of its widest part after them, ``via.partial``), or NULL."""
+    cdef Py_ssize_t widest = C, extra
+    if C > 1 and n == outer * C and outer > 1 and C < ROW_RUN:  # runs of rows: tiled
+        widest = (outer if outer < ROW_RUN // C else ROW_RUN // C) * C
+    extra = PGRAD_BLOCKS * widest if nthreads > 1 else 0
+    cdef double *buf = <double *>PyMem_Malloc((3 * most + C + extra) * sizeof(double))
+    via.nthreads = nthreads
+    via.partial = buf + 3 * most + C if buf != NULL and extra > 0 else NULL
+    return buf

@@ -545,7 +545,7 @@ def half_channel_backward(int fmt, int kid, cnp.ndarray g, cnp.ndarray s, cnp.nd
             for blk in prange(nblocks, schedule="static", num_threads=nthreads):
                 _half_units_backward(fmt, kid, gp, sp, op, blk * units // nblocks,
                                      (blk + 1) * units // nblocks, &geo, pp + blk * geo.C)
-    return partial.sum(axis=0)
+    return _reduced(partial)
 
 
 # The fast path of 16-bit per-channel calls (prelu): as float32's (fast_channel_forward,
@@ -627,6 +627,7 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     cdef double *gwp
     cdef cnp.ndarray gw
     cdef Py_ssize_t c
+    cdef int nthreads
     cdef bint big, numba
     cdef ChanVia via
     cdef NbChannel nb
@@ -634,9 +635,10 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
         return None
     ga = <cnp.ndarray>g
     n = cnp.PyArray_SIZE(ga)
-    if _decide(n, 1, 0, kid, False) != 1:
+    nthreads = _channel_threads(n, 1, 0, kid)
+    if nthreads == 0:
         return None
-    numba = _numba_serial(1, 0, kid)
+    numba = _numba_runs(1, 0, kid, nthreads)
     if not _plain(s, cnp.PyArray_TYPE(ga)) or not _same_shape(ga, <cnp.ndarray>s):
         return None
     sa = <cnp.ndarray>s
@@ -644,8 +646,6 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     if w == NULL:
         return None
     try:
-        if C == 1 and n > 2 * SEGMENT:
-            return None  # three or more blocks of one column: NumPy's pairwise sum
         res = _fast_out(ga, out, n * 2, s)
         if res is None:
             return None
@@ -657,7 +657,7 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
             return None
         gw = np.empty(C)
         most = C if C > ROW_RUN else ROW_RUN
-        buf = <double *>PyMem_Malloc(3 * most * sizeof(double))
+        buf = _channel_buffers(most, n, outer, C, nthreads, &via)
         if buf == NULL:
             return None
         gp = <const uint16_t *>cnp.PyArray_DATA(ga)
@@ -666,8 +666,12 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
         gwp = <double *>cnp.PyArray_DATA(gw)
         via.nb = &nb if numba else NULL
         via.fmt = fmt
+        if nthreads > 1:
+            via.nthreads = _par_begin(nthreads)
         with nogil:
             _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp, <uint16_t *>NULL, &via)
+        if nthreads > 1:
+            _par_end()
         big = False
         for c in range(C):  # beyond the format's largest finite value, or NaN
             if not fabs(gwp[c]) <= (65504.0 if fmt == 1 else 3.3895313892515355e38):

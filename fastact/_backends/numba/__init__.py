@@ -507,9 +507,9 @@ class NumbaBackend:
         args += (rows, rowlen, segs, channels, vector, nblocks)
         threads = self._channel_threads(rows, rowlen, nthreads)
         self._run(driver or "channel_backward", "f32" if fmt else sfx, threads, *args)
-        # Partial sums per block, reduced in block order as the Cython driver does:
-        # the same bits for any thread count, and on both backends.
-        return acc.reshape(nblocks, channels).sum(axis=0)
+        # Partial sums per block, added in block order as the C extension adds them
+        # (_reduce_blocks): the same bits for any thread count, and on both backends.
+        return np.add.accumulate(acc.reshape(nblocks, channels), axis=0)[-1]
 
     @staticmethod
     def _row_chunks(rows: int, rowlen: int, nthreads: int) -> int:
