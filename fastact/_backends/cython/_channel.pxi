@@ -387,8 +387,8 @@ ctypedef fused chan_t:
 
 # How the fast backward runs its units: Cython's kernels, Numba's (``nb`` not NULL), or
 # 16-bit arrays of format ``fmt`` as half_channel_backward; on ``nthreads`` with the
-# blocks' partial sums in ``partial`` (PGRAD_BLOCKS * max(C, ROW_RUN) doubles), or serial
-# (``partial`` NULL).
+# blocks' partial sums in ``partial`` (PGRAD_BLOCKS rows of the widest part's C doubles:
+# _channel_buffers), or serial (``partial`` NULL).
 cdef struct ChanVia:
     const NbChannel *nb
     int fmt

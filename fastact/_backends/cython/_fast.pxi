@@ -340,11 +340,6 @@ cdef inline int _fast_dtype(object x, int kid) noexcept:
     return _dtype_index(<cnp.ndarray>x)
 
 
-cdef inline bint _fast_size(cnp.ndarray a, int pass_, int di, int kid) noexcept:
-    """A plain array of 1 to (serial limit - 1) elements."""
-    return _plain(a, cnp.PyArray_TYPE(a)) and _decide(cnp.PyArray_SIZE(a), pass_, di, kid, False) == 1
-
-
 cdef object _fast_out(cnp.ndarray a, object out, Py_ssize_t nbytes, object other):
     """The output array, or None when ``out`` is not a plain match."""
     cdef int typenum = cnp.PyArray_TYPE(a)
