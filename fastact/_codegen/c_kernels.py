@@ -1024,6 +1024,11 @@ def _rowwise(
     return "\n\n".join(out)
 
 
+def _pointer_table(ctype: str, name: str, ptrs: list[str]) -> str:
+    """A C table of kernel pointers, one per entry (NULL where it has none)."""
+    return f"static {ctype} {name}[{len(ptrs)}] = {{\n    " + ",\n    ".join(ptrs) + "\n};"
+
+
 def _pgrad_loops(
     body: str, entry: Activation, ctype: str, vector: bool, g: str, s: str, stop: str
 ) -> list[str]:
@@ -1191,9 +1196,7 @@ def _half_channel_kernels(table: tuple[Activation, ...], names: list[str]) -> li
                 f"fa_{e.name}_{kind}_{store}" if e.param_grad is not None else "NULL" for e in table
             ]
             block.append(
-                f"static fa_{sig}_h16 FA_{kind.upper()}_{store.upper()}[{len(table)}] = {{\n    "
-                + ",\n    ".join(ptrs)
-                + "\n};"
+                _pointer_table(f"fa_{sig}_h16", f"FA_{kind.upper()}_{store.upper()}", ptrs)
             )
         if store in INSTRUCTION_STORES:
             block = ["#if FA_HAVE_CLONES", *block, "#endif"]
@@ -1367,19 +1370,11 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             for entry in table:
                 has = kernel_formula(entry, kind) is not None
                 ptrs.append(f"fa_{entry.name}_{kind}_{sfx}" if has else "NULL")
-            out.append(
-                f"static fa_{sig}_{sfx} FA_{kind.upper()}_{sfx.upper()}[{len(table)}] = {{\n    "
-                + ",\n    ".join(ptrs)
-                + "\n};"
-            )
+            out.append(_pointer_table(f"fa_{sig}_{sfx}", f"FA_{kind.upper()}_{sfx.upper()}", ptrs))
     for sfx in CTYPES:
         for kind, sig in (("rfwd", "rowf"), ("rbwd", "rowb")):
             ptrs = [f"fa_{e.name}_{kind}_{sfx}" if e.rowwise else "NULL" for e in table]
-            out.append(
-                f"static fa_{sig}_{sfx} FA_{kind.upper()}_{sfx.upper()}[{len(table)}] = {{\n    "
-                + ",\n    ".join(ptrs)
-                + "\n};"
-            )
+            out.append(_pointer_table(f"fa_{sig}_{sfx}", f"FA_{kind.upper()}_{sfx.upper()}", ptrs))
     out += _half_kernels(table, names)
     out += _half_row_kernels(table, names)
     out += _half_channel_kernels(table, names)
@@ -1390,9 +1385,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 f"fa_{e.name}_bwdpg{v}_{sfx}" if e.param_grad is not None else "NULL" for e in table
             ]
             out.append(
-                f"static fa_bwdpg_{sfx} FA_BWDPG{v.upper()}_{sfx.upper()}[{len(table)}] = {{\n    "
-                + ",\n    ".join(ptrs)
-                + "\n};"
+                _pointer_table(f"fa_bwdpg_{sfx}", f"FA_BWDPG{v.upper()}_{sfx.upper()}", ptrs)
             )
     for sfx in CTYPES:
         for kind, has in (
@@ -1401,11 +1394,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             ("bwds", lambda e: _has_row_kernel(e, "bwd")),
         ):
             ptrs = [f"fa_{e.name}_{kind}_{sfx}" if has(e) else "NULL" for e in table]
-            out.append(
-                f"static fa_{kind}_{sfx} FA_{kind.upper()}_{sfx.upper()}[{len(table)}] = {{\n    "
-                + ",\n    ".join(ptrs)
-                + "\n};"
-            )
+            out.append(_pointer_table(f"fa_{kind}_{sfx}", f"FA_{kind.upper()}_{sfx.upper()}", ptrs))
     flags = ", ".join(str(int(nt_stores(e, "fwd"))) for e in table)
     out.append(
         "/* Whether the forward stores large outputs non-temporally (memory-bound): for the\n"
@@ -1423,11 +1412,7 @@ def _half_row_kernels(table: tuple[Activation, ...], names: list[str]) -> list[s
     for store in ROW_STORES:
         block = [_rowwise(e, True, "f32", names, store) for e in table if has_half_row_bwd(e)]
         ptrs = [f"fa_{e.name}_rbwd_{store}" if has_half_row_bwd(e) else "NULL" for e in table]
-        block.append(
-            f"static fa_rowb_h16 FA_RBWD_{store.upper()}[{len(table)}] = {{\n    "
-            + ",\n    ".join(ptrs)
-            + "\n};"
-        )
+        block.append(_pointer_table("fa_rowb_h16", f"FA_RBWD_{store.upper()}", ptrs))
         if store in INSTRUCTION_STORES:
             block = ["#if FA_HAVE_CLONES", *block, "#endif"]
         out += block
@@ -1454,9 +1439,7 @@ def _half_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
                     for e in table
                 ]
                 out.append(
-                    f"static fa_{sig}_h16 FA_{kind.upper()}_{store.upper()}[{len(table)}] = {{\n    "
-                    + ",\n    ".join(ptrs)
-                    + "\n};"
+                    _pointer_table(f"fa_{sig}_h16", f"FA_{kind.upper()}_{store.upper()}", ptrs)
                 )
     out.append("#endif")
     return out
