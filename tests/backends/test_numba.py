@@ -100,7 +100,7 @@ def test_numba_agrees_with_cython(entry, dtype):
 
 
 @pytest.mark.skipif(not HAVE_CYTHON, reason="the Cython backend is not built")
-@pytest.mark.parametrize("shape", [(70_001,), (3, 5, 40_000), (40_000, 3)])
+@pytest.mark.parametrize("shape", [(70_001,), (3, 5, 40_000), (40_000, 3), (64, 4097)])
 def test_prelu_weight_gradient_bits_match_cython(dtype, shape):
     """Same blocking and reduction order as the Cython driver, at any thread count."""
     rng = np.random.default_rng(1)
