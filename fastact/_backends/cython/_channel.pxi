@@ -11,7 +11,7 @@ cdef extern from "fa_kernels.h":
         ROW_RUN "FA_CHANNEL_ROW_RUN"
 # Channel weights held on the stack by the fast path; more go to PyMem_Malloc.
 DEF FAST_STACK_W = 64
-# The rows a forward's column blocks run over at a time (_column_blocks): 16 rows of 4096
+# The rows a forward's column blocks run over at a time (ColumnWalk): 16 rows of 4096
 # float32 elements took 122 us per 10^6 elements, all of a thread's rows 144, row by row 178.
 DEF BLOCK_ROWS = 16
 
@@ -119,18 +119,13 @@ cdef bint _nb_channel(int pass_, int di, int kid, bint in_place, bint vector,
 
 cdef void _nb_units_forward(const NbChannel *k, const void *x, void *out, Py_ssize_t u0,
                             Py_ssize_t u1, const Geometry *geo) noexcept nogil:
-    cdef Py_ssize_t u, r0, r1, c0, m
+    cdef Py_ssize_t u
     cdef Unit t
-    if _column_blocks(geo):  # as _units_forward
-        for r0 in range(u0, u1, BLOCK_ROWS):
-            r1 = r0 + BLOCK_ROWS if r0 + BLOCK_ROWS < u1 else u1
-            c0 = 0
-            while c0 < geo.rowlen:
-                m = ROW_RUN if c0 + ROW_RUN <= geo.rowlen else geo.rowlen - c0
-                for u in range(r0, r1):
-                    (<nb_unary>k.fwdv)(x, out, geo.w, c0, 0, u * geo.rowlen + c0,
-                                       u * geo.rowlen + c0 + m)
-                c0 += ROW_RUN
+    cdef ColumnWalk cw
+    if _column_walk(&cw, u0, u1, geo):
+        while _column_next(&cw):
+            u = cw.u * cw.rowlen + cw.c0
+            (<nb_unary>k.fwdv)(x, out, geo.w, cw.c0, 0, u, u + cw.m)
         return
     for u in range(u0, u1):
         t = _unit(u, geo)
@@ -162,28 +157,54 @@ cdef void _nb_units_backward(const NbChannel *k, const void *g, const void *s, v
                                                        t.off + t.n)
 
 
-cdef inline bint _column_blocks(const Geometry *geo) noexcept nogil:
-    """Whether the forward runs units u0:u1 (whole rows longer than ROW_RUN, a weight per
-    element) in blocks of ROW_RUN columns over BLOCK_ROWS rows at a time, so that a block's
-    weights stay in L1 while the rows stream (rows of 4096 float32 elements: 1.5x)."""
-    return geo.vector and geo.segs == 1 and geo.rowlen > ROW_RUN
+# A walk over whole rows longer than ROW_RUN with a weight per element, for the forward:
+# blocks of ROW_RUN columns over BLOCK_ROWS rows at a time, so that a block's weights stay
+# in L1 while the rows stream (rows of 4096 float32 elements: 1.5x).  Groups of rows in
+# order, each group's column blocks in order, each block over the group's rows in order.
+cdef struct ColumnWalk:
+    Py_ssize_t u       # the block's row
+    Py_ssize_t c0, m   # its first column and length
+    Py_ssize_t r0, r1, u1, rowlen
+
+
+cdef inline bint _column_walk(ColumnWalk *cw, Py_ssize_t u0, Py_ssize_t u1,
+                              const Geometry *geo) noexcept nogil:
+    """Start a walk over units u0:u1 (whole rows); False where the forward runs unit by
+    unit instead."""
+    if not (geo.vector and geo.segs == 1 and geo.rowlen > ROW_RUN) or u0 >= u1:
+        return False
+    cw.u1, cw.rowlen, cw.r0, cw.c0 = u1, geo.rowlen, u0, 0
+    cw.r1 = u0 + BLOCK_ROWS if u0 + BLOCK_ROWS < u1 else u1
+    cw.u = u0 - 1
+    return True
+
+
+cdef inline bint _column_next(ColumnWalk *cw) noexcept nogil:
+    """The walk's next block (``u``, ``c0``, ``m``); False past the last."""
+    cw.u += 1
+    if cw.u == cw.r1:  # the group's next column block, or the next group
+        cw.u = cw.r0
+        cw.c0 += ROW_RUN
+        if cw.c0 >= cw.rowlen:
+            cw.c0 = 0
+            cw.r0 = cw.u = cw.r1
+            if cw.r0 >= cw.u1:
+                return False
+            cw.r1 = cw.r0 + BLOCK_ROWS if cw.r0 + BLOCK_ROWS < cw.u1 else cw.u1
+    cw.m = ROW_RUN if cw.c0 + ROW_RUN <= cw.rowlen else cw.rowlen - cw.c0
+    return True
 
 
 cdef inline void _units_forward(int kid, const real *x, real *out, Py_ssize_t u0, Py_ssize_t u1,
                                 const Geometry *geo) noexcept nogil:
-    cdef Py_ssize_t u, r0, r1, c0, m
+    cdef Py_ssize_t u
     cdef Unit t
     cdef int table = VECTOR if geo.vector else PLAIN
-    if _column_blocks(geo):
-        for r0 in range(u0, u1, BLOCK_ROWS):
-            r1 = r0 + BLOCK_ROWS if r0 + BLOCK_ROWS < u1 else u1
-            c0 = 0
-            while c0 < geo.rowlen:  # (range's step must be a literal to run in C)
-                m = ROW_RUN if c0 + ROW_RUN <= geo.rowlen else geo.rowlen - c0
-                for u in range(r0, r1):
-                    _unary(VECTOR, kid, x + u * geo.rowlen + c0, out + u * geo.rowlen + c0, m,
-                           geo.w + c0, 0, 0)
-                c0 += ROW_RUN
+    cdef ColumnWalk cw
+    if _column_walk(&cw, u0, u1, geo):
+        while _column_next(&cw):
+            u = cw.u * cw.rowlen + cw.c0
+            _unary(VECTOR, kid, x + u, out + u, cw.m, geo.w + cw.c0, 0, 0)
         return
     for u in range(u0, u1):
         t = _unit(u, geo)
@@ -456,11 +477,9 @@ cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *o
                 gw[c] = psum[c]
         else:
             # (N, C): runs of ``run`` rows share a tiled weight; their sums are folded
-            run = outer if outer < ROW_RUN // C else ROW_RUN // C
+            run = _tile_rows(w, outer, C, tiled)
             bulk = (outer // run) * run
             width = run * C
-            for k in range(width):
-                tiled[k] = w[k % C]
             _fast_channel_part(kid, g, s, out, bulk // run, width, 1, tiled, blk, psum, via)
             for c in range(C):
                 gw[c] = 0.0
@@ -511,11 +530,16 @@ cdef void _fwd_units(int kid, int di, const NbChannel *nb, const void *xp, void 
         _units_forward(kid, <const double *>xp, <double *>op, 0, units, &geo)
 
 
+cdef inline Py_ssize_t _rows_per_run(Py_ssize_t outer, Py_ssize_t C) noexcept nogil:
+    """(N, C) input, a weight per element of rows shorter than ROW_RUN: the rows of a run
+    that share a tiled weight (as the general path's parts)."""
+    return outer if outer < ROW_RUN // C else ROW_RUN // C
+
+
 cdef Py_ssize_t _tile_rows(const double *w, Py_ssize_t outer, Py_ssize_t C,
                            double *tiled) noexcept nogil:
-    """(N, C) input, a weight per element of rows shorter than ROW_RUN: the rows of a run
-    (as the general path's parts), their weights tiled into ``tiled``."""
-    cdef Py_ssize_t run = outer if outer < ROW_RUN // C else ROW_RUN // C, k
+    """_rows_per_run, the run's weights tiled into ``tiled``."""
+    cdef Py_ssize_t run = _rows_per_run(outer, C), k
     for k in range(run * C):
         tiled[k] = w[k % C]
     return run
@@ -574,7 +598,7 @@ def fast_channel_forward(int kid, object x, object weight, object out):
         inner = n // (outer * C) if C > 1 else n
         tile = C > 1 and inner == 1 and outer > 1 and C < ROW_RUN
         # the elements the driver shares: the tiled runs' (the rows left run serial)
-        run = outer if outer < ROW_RUN // C else ROW_RUN // C
+        run = _rows_per_run(outer, C)
         if nthreads > 1 and (n if not tile else (outer // run) * run * C) < 2 * MIN_CHUNK:
             nthreads = 1
         res = _fast_out(a, out, n * cnp.PyArray_ITEMSIZE(a), None)
@@ -707,7 +731,7 @@ cdef double *_channel_buffers(Py_ssize_t most, Py_ssize_t n, Py_ssize_t outer, P
     of its widest part after them, ``via.partial``), or NULL."""
     cdef Py_ssize_t widest = C, extra
     if C > 1 and n == outer * C and outer > 1 and C < ROW_RUN:  # runs of rows: tiled
-        widest = (outer if outer < ROW_RUN // C else ROW_RUN // C) * C
+        widest = _rows_per_run(outer, C) * C
     extra = PGRAD_BLOCKS * widest if nthreads > 1 else 0
     cdef double *buf = <double *>PyMem_Malloc((3 * most + C + extra) * sizeof(double))
     via.nthreads = nthreads

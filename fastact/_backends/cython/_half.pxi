@@ -446,18 +446,14 @@ cdef void _half_units_forward(int fmt, int kid, const uint16_t *x, uint16_t *out
                               Py_ssize_t u0, Py_ssize_t u1, const Geometry *geo) noexcept nogil:
     """Units u0:u1 by the fused 16-bit kernels: one weight each, or a weight per element
     of a row (geo.vector)."""
-    cdef Py_ssize_t u, r0, r1, c0, m
+    cdef Py_ssize_t u
     cdef Unit t
     cdef fa_unary_h16 fwdv = fa_half_fwdv(fmt, kid) if geo.vector else NULL
-    if _column_blocks(geo):
-        for r0 in range(u0, u1, BLOCK_ROWS):
-            r1 = r0 + BLOCK_ROWS if r0 + BLOCK_ROWS < u1 else u1
-            c0 = 0
-            while c0 < geo.rowlen:  # (range's step must be a literal to run in C)
-                m = ROW_RUN if c0 + ROW_RUN <= geo.rowlen else geo.rowlen - c0
-                for u in range(r0, r1):
-                    fwdv(x + u * geo.rowlen + c0, out + u * geo.rowlen + c0, m, geo.w + c0, 0, 0)
-                c0 += ROW_RUN
+    cdef ColumnWalk cw
+    if _column_walk(&cw, u0, u1, geo):
+        while _column_next(&cw):
+            u = cw.u * cw.rowlen + cw.c0
+            fwdv(x + u, out + u, cw.m, geo.w + cw.c0, 0, 0)
         return
     for u in range(u0, u1):
         t = _unit(u, geo)
@@ -580,7 +576,7 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
         outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
         inner = n // (outer * C) if C > 1 else n
         tile = C > 1 and inner == 1 and outer > 1 and C < ROW_RUN
-        run = outer if outer < ROW_RUN // C else ROW_RUN // C
+        run = _rows_per_run(outer, C)
         if nthreads > 1 and (n if not tile else (outer // run) * run * C) < 2 * MIN_CHUNK:
             nthreads = 1
         res = _fast_out(a, out, n * 2, None)
