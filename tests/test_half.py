@@ -682,11 +682,12 @@ ROW_LENGTHS = (1, 2, 31, 32, 33, 45, 127, 128, 129, 190, 257, 1000, 4099)
 
 @pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
 @pytest.mark.parametrize("entry", [e for e in ENTRIES if e.rowwise], ids=entry_id)
-def test_backward_rows_in_16_bits_are_float32_rounded_once(entry, half):
-    """The backward of rows whose lengths straddle the row sum's lanes and the rounding's
-    chunks, special values at each chunk's edges, into a new array and in place over
-    either input: the float32 kernel's result rounded once (the 16-bit row kernels
-    widen and round chunk by chunk, the row sum's lanes carried across chunks)."""
+def test_rows_in_16_bits_are_float32_rounded_once(entry, half):
+    """The forward and backward of rows whose lengths straddle the row sum's lanes and the
+    rounding's chunks, special values at each chunk's edges, into a new array and in
+    place over each input: the float32 kernel's result rounded once (the 16-bit row
+    kernels widen and round chunk by chunk, the row sum's lanes carried across chunks;
+    the forward maps and rounds a widened row chunk by chunk)."""
     rng = np.random.default_rng(5)
     vals = specials(entry, {}, half)
     for rowlen in ROW_LENGTHS:
@@ -700,11 +701,15 @@ def test_backward_rows_in_16_bits_are_float32_rounded_once(entry, half):
         fwd, bwd = getattr(fastact, entry.name), getattr(fastact, entry.name + "_backward")
         with fastact.config(backend="cython"), np.errstate(all="ignore"):
             y = fwd(x)
+            want_y = fwd(x.astype(np.float32)).astype(half)
             want = bwd(g.astype(np.float32), y.astype(np.float32)).astype(half)
         for conv in _conversions(half):
             for threads in (1, 2):
                 what = f"{entry.name} {half.name} rows of {rowlen} {conv} {threads} threads"
                 with _converting(half, conv), fastact.config(backend="cython", num_threads=threads):
+                    _same_bits(fwd(x), want_y, what + " forward")
+                    x2 = x.copy()
+                    _same_bits(fwd(x2, out=x2), want_y, what + " forward in place")
                     _same_bits(bwd(g, y), want, what)
                     g2, y2 = g.copy(), y.copy()
                     _same_bits(bwd(g2, y, out=g2), want, what + " in place over g")

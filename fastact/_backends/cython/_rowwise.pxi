@@ -17,7 +17,7 @@ cdef extern from "fa_kernels.h" nogil:
     fa_rmap_f32 *FA_RMAP_F32
     fa_rmap_f64 *FA_RMAP_F64
     int FA_ROW_SPLIT
-    int FA_RSTAGES
+    enum: FA_RSTAGES
     int FA_ROP_MAX
     int FA_ROP_LOG
 
