@@ -21,8 +21,10 @@ Kernel signatures (T is float or double):
 
 ``p`` holds the parameters in table order; ``off`` is the flat index of the
 chunk's first element (rrelu's counter-based slopes).  Entries with a channel
-parameter get a second "vector" form in which that parameter is read per
-element from ``p[k]`` (prelu on ``(N, C)`` input).  Each loop is compiled for
+parameter get a second "vector" form (``fwdv``, ``bwdv``, ``bwdpgv``) in which that
+parameter is read per element from ``p[k]``, an array of T (prelu on ``(N, C)``
+input): the weights in the arrays' own type halve the bytes a float32 loop reads
+beside its data and need no conversion (:func:`param_type`).  Each loop is compiled for
 several instruction sets and chosen at load time (``FA_CLONES``).
 """
 
@@ -61,6 +63,8 @@ from .dialect import (
 )
 
 KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv", "bwdv")
+# The kinds with pointer tables: bwdv runs inside bwdpgv only.
+TABLED_KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv")
 # The 16-bit kernels (the float32 kernel's range function on chunks of
 # FA_H16_CHUNK elements widened exactly into float32 and rounded once as
 # stored: fa_convert.h): suffix -> (the copies' attribute, the chunk
@@ -108,6 +112,8 @@ RUN_STORES = ("bf16", "bf16v4")
 def _param_lines(entry: Activation, ctype: str, vector: bool, src: str | None = None) -> list[str]:
     """The parameters as constants, those that ``src`` reads (all without it)."""
     used = None if src is None else free_names(src)
+    if vector and len(entry.parameters) != 1:
+        raise SyntaxError(f"{entry.name}: a vector form's p holds the channel parameter only")
     lines = []
     for j, prm in enumerate(entry.parameters):
         if (vector and prm.name == entry.channel_param) or (
@@ -116,6 +122,12 @@ def _param_lines(entry: Activation, ctype: str, vector: bool, src: str | None = 
             continue
         lines.append(f"    const {ctype} {prm.name} = ({ctype})p[{j}];")
     return lines
+
+
+def param_type(ctype: str, vector: bool) -> str:
+    """The type of ``p``: the kernel's own for a vector form's weight per element, double
+    for the parameters of every other kernel."""
+    return ctype if vector else "double"
 
 
 class _Replace(ast.NodeTransformer):
@@ -198,8 +210,9 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str], bias: bo
     else:
         sig = f"const {ctype} *gp, const {ctype} *sp, {ctype} *out"
         load = f"        const {ctype} g = gp[k];\n        const {ctype} {saved} = sp[k];"
+    ptype = param_type(ctype, vector)
     lines = [
-        f"FA_INLINE void {name}_range({sig}, Py_ssize_t k0, Py_ssize_t k1, const double *p, "
+        f"FA_INLINE void {name}_range({sig}, Py_ssize_t k0, Py_ssize_t k1, const {ptype} *p, "
         "uint64_t seed, int64_t off) {",
         "    (void)seed; (void)off; (void)p;",
         *_param_lines(entry, ctype, vector, src),
@@ -219,7 +232,7 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str], bias: bo
         inner = [ld.strip() for ld in load.split("\n")]
         if vector:
             cp = entry.channel_param
-            inner.append(f"const {ctype} {cp} = ({ctype})p[k];")
+            inner.append(f"const {ctype} {cp} = p[k];")
         if "i" in free_names(formula):
             inner.append("const int64_t i = off + (int64_t)k;")
         inner.append(f"out[k] = {body};")
@@ -235,38 +248,14 @@ def _kernel(entry: Activation, kind: str, sfx: str, helpers: list[str], bias: bo
             "}",
         ]
         return "\n".join(lines)
+    if kind not in TABLED_KINDS:  # bwdv: the loop that bwdpgv runs, nothing calls it alone
+        return "\n".join(lines)
     inputs = ("xp",) if kind in UNARY else ("gp", "sp")
     nt_ok = nt_stores(entry, kind)
     back = nt_ok and not uses_uniform_slope(src)
     forward = "for (Py_ssize_t k = k0; k < k1; k++) {"
     reverse = "for (Py_ssize_t k = k1 - 1; k >= k0; k--) {"
-    if back and vector and ctype == "float":
-        # From the last element to the first (fa_backwards), the per-element parameter
-        # converted to float first, block by block: gcc vectorizes neither a reversed
-        # loop that converts it nor one in blocks of a vector, and its scalar loop
-        # branches on the sign (prelu on 10^6 floats of random sign: 5.1 ms, 0.2 ms so).
-        at = ", ".join(f"{x} + s" for x in (*inputs, "out"))
-        read = f"const {ctype} {entry.channel_param} = ({ctype})p[k];"
-        lines += [
-            ln.replace(f"{name}_range(", f"{name}_rev(")
-            .replace(forward, reverse)
-            .replace("const double *p,", f"const double *p, const {ctype} *pv,")
-            .replace(read, f"const {ctype} {entry.channel_param} = pv[k];")
-            for ln in lines
-        ]
-        lines += [
-            f"FA_INLINE void {name}_back({sig}, Py_ssize_t k0, Py_ssize_t k1, "
-            "const double *p, uint64_t seed, int64_t off) {",
-            f"    {ctype} pv[FA_BACK_BLOCK] FA_ALIGN64;",
-            "    for (Py_ssize_t e = k1; e > k0;) {",
-            "        const Py_ssize_t s = e - k0 > FA_BACK_BLOCK ? e - FA_BACK_BLOCK : k0;",
-            f"        for (Py_ssize_t j = s; j < e; j++) pv[j - s] = ({ctype})p[j];",
-            f"        {name}_rev({at}, 0, e - s, p, pv, seed, off + (int64_t)s);",
-            "        e = s;",
-            "    }",
-            "}",
-        ]
-    elif back:
+    if back:
         # The same loops from the last element to the first (fa_backwards).
         lines += [
             ln.replace(f"{name}_range(", f"{name}_back(").replace(forward, reverse) for ln in lines
@@ -318,7 +307,7 @@ def _driver(
     block = ", ".join(f"{x} + k" for x in inputs)
     pk = "p + k" if vector else "p"
     head = [
-        f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const double *p, "
+        f"FA_CLONES static void {name}({sig}, Py_ssize_t n, const {param_type(ctype, vector)} *p, "
         "uint64_t seed, int64_t off) {",
         f"    const Py_ssize_t h = fa_head(out, n, {size});",
     ]
@@ -1043,7 +1032,7 @@ def _pgrad_loops(
             f"for (; k < {stop}; k++) {{",
             f"    const {ctype} g = {g}[k];",
             f"    const {ctype} {saved} = {s}[k];",
-            *([f"    const {ctype} {cp} = ({ctype})p[k0 + k];"] if reads_cp else []),
+            *([f"    const {ctype} {cp} = p[k0 + k];"] if reads_cp else []),
             f"    acc[k0 + k] += (double)({body});",
             "}",
         ]
@@ -1088,7 +1077,7 @@ def _pgrad_bwd(entry: Activation, sfx: str, helpers: list[str], vector: bool) ->
     body = expr_to_c(entry.param_grad, sfx, helpers, f"{entry.name}.param_grad")
     lines = [
         f"FA_CLONES static void {name}(const {ctype} *gp, const {ctype} *sp, {ctype} *out, "
-        "Py_ssize_t n, const double *p, double *acc) {",
+        f"Py_ssize_t n, const {param_type(ctype, vector)} *p, double *acc) {{",
         *_param_lines(entry, ctype, vector, entry.param_grad),
     ]
     if not vector:
@@ -1125,7 +1114,7 @@ def _half_channel(entry: Activation, kind: str, store: str, helpers: list[str]) 
     vector = kind != "bwdpg"
     name = f"fa_{entry.name}_{kind}_{store}"
     if kind == "fwdv":
-        sig = "const uint16_t *xp, uint16_t *out, Py_ssize_t n, const double *p, uint64_t seed, int64_t off"
+        sig = "const uint16_t *xp, uint16_t *out, Py_ssize_t n, const float *p, uint64_t seed, int64_t off"
         lines = [
             f"{attr}static void {name}({sig}) {{",
             "    float a[FA_H16_CHUNK] FA_ALIGN64, b[FA_H16_CHUNK] FA_ALIGN64;",
@@ -1144,7 +1133,7 @@ def _half_channel(entry: Activation, kind: str, store: str, helpers: list[str]) 
     body = expr_to_c(entry.param_grad, "f32", helpers, f"{entry.name}.param_grad")
     lines = [
         f"{attr}static void {name}(const uint16_t *gp, const uint16_t *sp, uint16_t *out, "
-        "Py_ssize_t n, const double *p, double *acc) {",
+        f"Py_ssize_t n, const {param_type('float', vector)} *p, double *acc) {{",
         *_param_lines(entry, "float", vector, entry.param_grad),
         "    float g_c[FA_H16_CHUNK] FA_ALIGN64, s_c[FA_H16_CHUNK] FA_ALIGN64,"
         " o_c[FA_H16_CHUNK] FA_ALIGN64;",
@@ -1177,7 +1166,7 @@ def _half_channel(entry: Activation, kind: str, store: str, helpers: list[str]) 
 
 
 # The per-channel 16-bit kernels (:func:`_half_channel`) and their signatures.
-HALF_CHANNEL_KINDS = {"fwdv": "unary", "bwdpg": "bwdpg", "bwdpgv": "bwdpg"}
+HALF_CHANNEL_KINDS = {"fwdv": "unaryv", "bwdpg": "bwdpg", "bwdpgv": "bwdpgv"}
 
 
 def _half_channel_kernels(table: tuple[Activation, ...], names: list[str]) -> list[str]:
@@ -1284,6 +1273,19 @@ typedef void (*fa_rowb_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_s
                             Py_ssize_t, const double *);
 typedef void (*fa_bwdpg_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t,
                              const double *, double *);
+/* The vector forms: a weight per element, in the arrays' type (float32 for 16 bits). */
+typedef void (*fa_unaryv_f32)(const float *, float *, Py_ssize_t, const float *, uint64_t,
+                              int64_t);
+typedef void (*fa_unaryv_f64)(const double *, double *, Py_ssize_t, const double *, uint64_t,
+                              int64_t);
+typedef void (*fa_bwdpgv_f32)(const float *, const float *, float *, Py_ssize_t, const float *,
+                              double *);
+typedef void (*fa_bwdpgv_f64)(const double *, const double *, double *, Py_ssize_t,
+                              const double *, double *);
+typedef void (*fa_unaryv_h16)(const uint16_t *, uint16_t *, Py_ssize_t, const float *, uint64_t,
+                              int64_t);
+typedef void (*fa_bwdpgv_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t,
+                              const float *, double *);
 """
 
 
@@ -1364,8 +1366,8 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
             if _has_row_kernel(entry, "fwd"):
                 out.append(_kernel(entry, "fwd", sfx, names, bias=True))
     for sfx in CTYPES:
-        for kind in KINDS:
-            sig = "unary" if kind in UNARY else "binary"
+        for kind in TABLED_KINDS:
+            sig = ("unary" if kind in UNARY else "binary") + ("v" if kind.endswith("v") else "")
             ptrs = []
             for entry in table:
                 has = kernel_formula(entry, kind) is not None
@@ -1385,7 +1387,7 @@ def generate(table: tuple[Activation, ...], helpers: tuple) -> str:
                 f"fa_{e.name}_bwdpg{v}_{sfx}" if e.param_grad is not None else "NULL" for e in table
             ]
             out.append(
-                _pointer_table(f"fa_bwdpg_{sfx}", f"FA_BWDPG{v.upper()}_{sfx.upper()}", ptrs)
+                _pointer_table(f"fa_bwdpg{v}_{sfx}", f"FA_BWDPG{v.upper()}_{sfx.upper()}", ptrs)
             )
     for sfx in CTYPES:
         for kind, has in (

@@ -197,3 +197,27 @@ def test_16_bit_rows_that_fit_are_widened_once_for_all_their_passes():
     assert "float *const s_b = s_c;\n" in ls_map
     assert "        fa_chunk_f16c_v4_widen(s_r + k0, s_b);" in ls_map
     assert "#define FA_H16_ROW_KEPT" in text
+
+
+def test_a_weight_per_element_reaches_the_kernels_in_their_own_type():
+    """The vector forms (prelu on (N, C) input) read float weights in the float32 and
+    16-bit kernels, doubles in the float64 ones; one weight stays in the double
+    parameters; an entry whose vector form would hold other parameters is refused."""
+    import dataclasses
+
+    text = c_kernels.generate(table.TABLE, functions.HELPERS)
+    entry = next(e for e in table.TABLE if e.channel_param)
+    heads = {
+        m.group(1): m.group(2)
+        for m in re.finditer(rf"^\S.* (fa_{entry.name}_\w+)\((.*)\) \{{$", text, re.M)
+    }
+    for kind in ("fwdv", "bwdpgv"):
+        assert "const float *p" in heads[f"fa_{entry.name}_{kind}_f32"], kind
+        assert "const double *p" in heads[f"fa_{entry.name}_{kind}_f64"], kind
+        assert "const float *p" in heads[f"fa_{entry.name}_{kind}_f16"], kind
+    assert "const double *p" in heads[f"fa_{entry.name}_bwdpg_f32"]
+    assert "const double *p" in heads[f"fa_{entry.name}_fwd_f32"]
+    assert "(float)p[k]" not in text.split(f"fa_{entry.name}_fwdv_f32_range", 1)[1][:400]
+    extra = dataclasses.replace(entry, parameters=(*entry.parameters, entry.parameters[0]))
+    with pytest.raises(SyntaxError, match="channel parameter only"):
+        c_kernels._kernel(extra, "fwdv", "f32", list(functions.HELPERS))

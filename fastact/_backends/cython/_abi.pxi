@@ -15,16 +15,12 @@ cdef extern from "fa_kernels.h" nogil:
     ctypedef void (*fa_rowb_f64)(const double *, const double *, double *, Py_ssize_t, Py_ssize_t, const double *) noexcept nogil
     fa_unary_f32 *FA_FWD_F32
     fa_unary_f32 *FA_TFWD_F32
-    fa_unary_f32 *FA_FWDV_F32
     fa_unary_f64 *FA_FWD_F64
     fa_unary_f64 *FA_TFWD_F64
-    fa_unary_f64 *FA_FWDV_F64
     fa_binary_f32 *FA_BWD_F32
     fa_binary_f32 *FA_TBWD_F32
-    fa_binary_f32 *FA_BWDV_F32
     fa_binary_f64 *FA_BWD_F64
     fa_binary_f64 *FA_TBWD_F64
-    fa_binary_f64 *FA_BWDV_F64
     fa_rowf_f32 *FA_RFWD_F32
     fa_rowf_f64 *FA_RFWD_F64
     fa_rowb_f32 *FA_RBWD_F32
@@ -81,13 +77,13 @@ cdef inline int _dtype_index(cnp.ndarray a) noexcept:
 
 
 # Elementwise tables, by what they compute: the plain kernels (FA_FWD/FA_BWD),
-# training mode (rrelu: FA_TFWD/FA_TBWD), one parameter per element (per-channel
-# rows: FA_FWDV/FA_BWDV), and the streaming copy of the benchmarks (kernel 0).
+# training mode (rrelu: FA_TFWD/FA_TBWD), and the streaming copy of the benchmarks
+# (kernel 0).  The forms with a weight per element take it in the arrays' type
+# (_channel.pxi).
 cdef enum:
     PLAIN = 0
     TRAIN = 1
-    VECTOR = 2
-    STREAM = 3
+    STREAM = 2
 
 cdef fa_unary_f32 _STREAM_U32[1]
 cdef fa_unary_f64 _STREAM_U64[1]
@@ -98,25 +94,21 @@ _STREAM_U64[0] = fa_stream_unary_f64
 _STREAM_B32[0] = fa_stream_binary_f32
 _STREAM_B64[0] = fa_stream_binary_f64
 
-cdef fa_unary_f32 *_U32[4]
-cdef fa_unary_f64 *_U64[4]
-cdef fa_binary_f32 *_B32[4]
-cdef fa_binary_f64 *_B64[4]
+cdef fa_unary_f32 *_U32[3]
+cdef fa_unary_f64 *_U64[3]
+cdef fa_binary_f32 *_B32[3]
+cdef fa_binary_f64 *_B64[3]
 _U32[PLAIN] = FA_FWD_F32
 _U32[TRAIN] = FA_TFWD_F32
-_U32[VECTOR] = FA_FWDV_F32
 _U32[STREAM] = _STREAM_U32
 _U64[PLAIN] = FA_FWD_F64
 _U64[TRAIN] = FA_TFWD_F64
-_U64[VECTOR] = FA_FWDV_F64
 _U64[STREAM] = _STREAM_U64
 _B32[PLAIN] = FA_BWD_F32
 _B32[TRAIN] = FA_TBWD_F32
-_B32[VECTOR] = FA_BWDV_F32
 _B32[STREAM] = _STREAM_B32
 _B64[PLAIN] = FA_BWD_F64
 _B64[TRAIN] = FA_TBWD_F64
-_B64[VECTOR] = FA_BWDV_F64
 _B64[STREAM] = _STREAM_B64
 
 

@@ -1,4 +1,7 @@
-# Per-channel entries (prelu) over (outer, C, inner) views, the weight as C doubles.
+# Per-channel entries (prelu) over (outer, C, inner) views, the weight as C doubles
+# and, for the C kernels of float32 and 16-bit arrays, as C floats: a weight per
+# element reaches the kernels in the type they compute in (fastact/_codegen/c_kernels.py,
+# param_type), one weight in the parameters' doubles.
 #
 # Rows of a per-channel entry are cut into segments of at most SEGMENT elements,
 # so that one long row (a single channel) still spreads over threads and the
@@ -19,37 +22,36 @@ DEF BLOCK_ROWS = 16
 cdef extern from "fa_kernels.h" nogil:
     ctypedef void (*fa_bwdpg_f32)(const float *, const float *, float *, Py_ssize_t, const double *, double *) noexcept nogil
     ctypedef void (*fa_bwdpg_f64)(const double *, const double *, double *, Py_ssize_t, const double *, double *) noexcept nogil
+    ctypedef void (*fa_bwdpgv_f32)(const float *, const float *, float *, Py_ssize_t, const float *, double *) noexcept nogil
+    ctypedef void (*fa_bwdpgv_f64)(const double *, const double *, double *, Py_ssize_t, const double *, double *) noexcept nogil
+    ctypedef void (*fa_unaryv_f32)(const float *, float *, Py_ssize_t, const float *, uint64_t, int64_t) noexcept nogil
+    ctypedef void (*fa_unaryv_f64)(const double *, double *, Py_ssize_t, const double *, uint64_t, int64_t) noexcept nogil
     fa_bwdpg_f32 *FA_BWDPG_F32
-    fa_bwdpg_f32 *FA_BWDPGV_F32
+    fa_bwdpgv_f32 *FA_BWDPGV_F32
     fa_bwdpg_f64 *FA_BWDPG_F64
-    fa_bwdpg_f64 *FA_BWDPGV_F64
-
-
-cdef inline void _pgrad_bwd(bint vector, int kid, const real *g, const real *s, real *out,
-                            Py_ssize_t n, const double *p, double *acc) noexcept nogil:
-    """The parameter gradient (summed into ``acc``) and grad-input of ``n`` elements, in one
-    pass: the bits of the parameter-gradient kernel then ``_binary``."""
-    if real is float:
-        (FA_BWDPGV_F32 if vector else FA_BWDPG_F32)[kid](g, s, out, n, p, acc)
-    else:
-        (FA_BWDPGV_F64 if vector else FA_BWDPG_F64)[kid](g, s, out, n, p, acc)
+    fa_bwdpgv_f64 *FA_BWDPGV_F64
+    fa_unaryv_f32 *FA_FWDV_F32
+    fa_unaryv_f64 *FA_FWDV_F64
 
 
 cdef struct Unit:
     Py_ssize_t off       # first element
     Py_ssize_t n         # length
-    const double *p      # parameter pointer handed to the kernel
-    Py_ssize_t acc       # accumulator slot (within a block's C partial sums)
+    const double *p      # one weight: the parameter pointer handed to the kernel
+    Py_ssize_t acc       # accumulator slot (within a block's C partial sums); with a
+                         # weight per element, also the unit's first column
 
 
 cdef struct Geometry:
     Py_ssize_t rows, rowlen, segs, C
-    bint vector          # inner == 1: one weight per element of a row (FWDV, BWDV, PGRADV)
-    const double *w
+    bint vector          # inner == 1: one weight per element of a row (FWDV, BWDPGV)
+    const double *w      # the weights (Numba's kernels, and one weight per unit)
+    const float *wf      # the same as floats: the C kernels' weight per element for
+                         # float32 and 16-bit arrays (NULL for float64)
 
 
 cdef inline Geometry _geometry(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
-                               const double *w) noexcept nogil:
+                               const double *w, const float *wf) noexcept nogil:
     cdef Geometry geo
     geo.vector = inner == 1
     if inner == 1:
@@ -63,6 +65,7 @@ cdef inline Geometry _geometry(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
         geo.segs = 1
     geo.C = C
     geo.w = w
+    geo.wf = wf
     return geo
 
 
@@ -79,6 +82,32 @@ cdef inline Unit _unit(Py_ssize_t u, const Geometry *geo) noexcept nogil:
         t.p = geo.w + (r % geo.C)
         t.acc = r % geo.C
     return t
+
+
+cdef inline void _fwdv(int kid, const real *x, real *out, Py_ssize_t n, const Geometry *geo,
+                       Py_ssize_t c0) noexcept nogil:
+    """The forward of ``n`` elements with a weight per element, from column ``c0`` of the
+    row's weights (in the arrays' type)."""
+    if real is float:
+        FA_FWDV_F32[kid](x, out, n, geo.wf + c0, 0, 0)
+    else:
+        FA_FWDV_F64[kid](x, out, n, geo.w + c0, 0, 0)
+
+
+cdef inline void _pgrad_bwd(int kid, const real *g, const real *s, real *out,
+                            const Geometry *geo, const Unit *t, double *acc) noexcept nogil:
+    """The parameter gradient (summed into ``acc``) and grad-input of unit ``t``, in one
+    pass: the bits of the parameter-gradient kernel then the backward's."""
+    if real is float:
+        if geo.vector:
+            FA_BWDPGV_F32[kid](g, s, out, t.n, geo.wf + t.acc, acc)
+        else:
+            FA_BWDPG_F32[kid](g, s, out, t.n, t.p, acc)
+    else:
+        if geo.vector:
+            FA_BWDPGV_F64[kid](g, s, out, t.n, geo.w + t.acc, acc)
+        else:
+            FA_BWDPG_F64[kid](g, s, out, t.n, t.p, acc)
 
 
 # Per-channel entries (prelu) on Numba's kernels: the units of _channel.pxi, each a
@@ -199,16 +228,18 @@ cdef inline void _units_forward(int kid, const real *x, real *out, Py_ssize_t u0
                                 const Geometry *geo) noexcept nogil:
     cdef Py_ssize_t u
     cdef Unit t
-    cdef int table = VECTOR if geo.vector else PLAIN
     cdef ColumnWalk cw
     if _column_walk(&cw, u0, u1, geo):
         while _column_next(&cw):
             u = cw.u * cw.rowlen + cw.c0
-            _unary(VECTOR, kid, x + u, out + u, cw.m, geo.w + cw.c0, 0, 0)
+            _fwdv(kid, x + u, out + u, cw.m, geo, cw.c0)
         return
     for u in range(u0, u1):
         t = _unit(u, geo)
-        _unary(table, kid, x + t.off, out + t.off, t.n, t.p, 0, 0)
+        if geo.vector:
+            _fwdv(kid, x + t.off, out + t.off, t.n, geo, t.acc)
+        else:
+            _unary(PLAIN, kid, x + t.off, out + t.off, t.n, t.p, 0, 0)
 
 
 cdef inline void _units_backward(int kid, const real *g, const real *s, real *out,
@@ -219,7 +250,7 @@ cdef inline void _units_backward(int kid, const real *g, const real *s, real *ou
     cdef Unit t
     for u in range(u0, u1):
         t = _unit(u, geo)
-        _pgrad_bwd(geo.vector, kid, g + t.off, s + t.off, out + t.off, t.n, t.p, acc + t.acc)
+        _pgrad_bwd(kid, g + t.off, s + t.off, out + t.off, geo, &t, acc + t.acc)
 
 
 cdef void _channel_fwd(int kid, const real *x, real *out, Geometry geo,
@@ -259,11 +290,24 @@ cdef object _reduced(cnp.ndarray partial):
     return total
 
 
+cdef inline cnp.ndarray _as_floats(cnp.ndarray weight):
+    """The weights (doubles rounded to float32 by the caller) as float32, exactly."""
+    return np.ascontiguousarray(weight, dtype=np.float32)
+
+
+cdef inline const float *_float_data(cnp.ndarray wf) noexcept:
+    if wf is None:
+        return NULL
+    return <const float *>cnp.PyArray_DATA(wf)
+
+
 def channel_forward(int kid, cnp.ndarray x, cnp.ndarray out, cnp.ndarray weight,
                     Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, int nthreads=1):
     """Forward of an entry with a per-channel parameter (``weight``: C doubles)."""
     cdef int di = _dtype_index(x)
-    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
+    cdef cnp.ndarray wf = _as_floats(weight) if di == 0 else None
+    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight),
+                                  _float_data(wf))
     cdef const void *xp = cnp.PyArray_DATA(x)
     cdef void *op = cnp.PyArray_DATA(out)
     if di < 0:
@@ -288,7 +332,9 @@ def channel_backward(int kid, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out,
     block order: the same bits for any thread count.
     """
     cdef int di = _dtype_index(g)
-    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
+    cdef cnp.ndarray wf = _as_floats(weight) if di == 0 else None
+    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight),
+                                  _float_data(wf))
     cdef Py_ssize_t units = geo.rows * geo.segs
     cdef Py_ssize_t nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
     cdef const void *gp = cnp.PyArray_DATA(g)
@@ -382,8 +428,19 @@ cdef double *_fast_weight(object weight, cnp.ndarray a, int di, double *stack,
     return w
 
 
+cdef float *_fast_floats(const double *w, Py_ssize_t C, float *stack) noexcept:
+    """The weights ``w`` (rounded to float32) as floats, in ``stack`` (FAST_STACK_W) or
+    from PyMem_Malloc; NULL when out of memory."""
+    cdef float *wf = stack if C <= FAST_STACK_W else <float *>PyMem_Malloc(C * sizeof(float))
+    cdef Py_ssize_t c
+    if wf != NULL:
+        for c in range(C):
+            wf[c] = <float>w[c]
+    return wf
+
+
 cdef void _fast_channel_fwd(int kid, const real *x, real *out, Py_ssize_t n, Py_ssize_t outer,
-                            Py_ssize_t C, const double *w) noexcept nogil:
+                            Py_ssize_t C, const double *w, const float *wf) noexcept nogil:
     cdef Py_ssize_t inner, r
     cdef Geometry geo
     if C == 1:
@@ -391,7 +448,7 @@ cdef void _fast_channel_fwd(int kid, const real *x, real *out, Py_ssize_t n, Py_
         return
     inner = n // (outer * C)
     if inner == 1:
-        geo = _geometry(outer, C, 1, w)
+        geo = _geometry(outer, C, 1, w, wf)
         _units_forward(kid, x, out, 0, geo.rows * geo.segs, &geo)
         return
     for r in range(outer * C):
@@ -434,12 +491,12 @@ cdef void _block_backward(int kid, const chan_t *g, const chan_t *s, chan_t *out
 
 cdef void _fast_channel_part(int kid, const chan_t *g, const chan_t *s, chan_t *out,
                              Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
-                             const double *w, double *blk, double *psum,
+                             const double *w, const float *wf, double *blk, double *psum,
                              const ChanVia *via) noexcept nogil:
     """channel_backward(..., outer, C, inner): grad-input into ``out`` and ``psum`` = its
     blocks' partial sums added in block order (as _reduce_blocks), the blocks on
     ``via.nthreads`` threads where ``via.partial`` holds their sums."""
-    cdef Geometry geo = _geometry(outer, C, inner, w)
+    cdef Geometry geo = _geometry(outer, C, inner, w, wf)
     cdef Py_ssize_t units = geo.rows * geo.segs, nblocks, b, c
     nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
     if via.partial != NULL and geo.rows * geo.rowlen >= 2 * MIN_CHUNK:
@@ -456,7 +513,7 @@ cdef void _fast_channel_part(int kid, const chan_t *g, const chan_t *s, chan_t *
 
 cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *out,
                             Py_ssize_t n, Py_ssize_t outer, Py_ssize_t C, const double *w,
-                            double *buf, double *gw, chan_t *gw_out,
+                            const float *wf, double *buf, double *gw, chan_t *gw_out,
                             const ChanVia *via) noexcept nogil:
     """fastact._api.channel_backward's parts, serial; the weight gradient in ``gw`` and,
     rounded, in ``gw_out`` (float types; NULL for 16-bit arrays, whose caller rounds
@@ -466,21 +523,23 @@ cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *o
     cdef double *blk = buf
     cdef double *psum = buf + most
     cdef double *tiled = buf + 2 * most
+    cdef float tiledf[ROW_RUN]
     if C == 1:
-        _fast_channel_part(kid, g, s, out, 1, 1, n, w, blk, psum, via)
+        _fast_channel_part(kid, g, s, out, 1, 1, n, w, wf, blk, psum, via)
         gw[0] = psum[0]
     else:
         inner = n // (outer * C)
         if inner != 1 or outer < 2 or C >= ROW_RUN:
-            _fast_channel_part(kid, g, s, out, outer, C, inner, w, blk, psum, via)
+            _fast_channel_part(kid, g, s, out, outer, C, inner, w, wf, blk, psum, via)
             for c in range(C):
                 gw[c] = psum[c]
         else:
             # (N, C): runs of ``run`` rows share a tiled weight; their sums are folded
-            run = _tile_rows(w, outer, C, tiled)
+            run = _tile_rows(w, wf, outer, C, tiled, tiledf)
             bulk = (outer // run) * run
             width = run * C
-            _fast_channel_part(kid, g, s, out, bulk // run, width, 1, tiled, blk, psum, via)
+            _fast_channel_part(kid, g, s, out, bulk // run, width, 1, tiled,
+                               tiledf if wf != NULL else NULL, blk, psum, via)
             for c in range(C):
                 gw[c] = 0.0
             for f in range(run):
@@ -488,8 +547,8 @@ cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *o
                     gw[c] += psum[f * C + c]
             if bulk < outer:
                 k = bulk * C
-                _fast_channel_part(kid, g + k, s + k, out + k, outer - bulk, C, 1, w, blk, psum,
-                                   via)
+                _fast_channel_part(kid, g + k, s + k, out + k, outer - bulk, C, 1, w, wf, blk,
+                                   psum, via)
                 for c in range(C):
                     gw[c] += psum[c]
     if chan_t is not uint16_t:
@@ -500,7 +559,7 @@ cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *o
 cdef inline bint _fast_channel_kernels(int di, int kid, bint backward) noexcept:
     if backward:
         return FA_BWDPG_F32[kid] != NULL and FA_BWDPGV_F32[kid] != NULL
-    return _has_unary(di, PLAIN, kid) and _has_unary(di, VECTOR, kid)
+    return _has_unary(di, PLAIN, kid) and (FA_FWDV_F32[kid] if di == 0 else FA_FWDV_F64[kid]) != NULL
 
 
 FAST_ROW_RUN = ROW_RUN  # for fastact._dispatch.explain
@@ -536,27 +595,34 @@ cdef inline Py_ssize_t _rows_per_run(Py_ssize_t outer, Py_ssize_t C) noexcept no
     return outer if outer < ROW_RUN // C else ROW_RUN // C
 
 
-cdef Py_ssize_t _tile_rows(const double *w, Py_ssize_t outer, Py_ssize_t C,
-                           double *tiled) noexcept nogil:
-    """_rows_per_run, the run's weights tiled into ``tiled``."""
+cdef Py_ssize_t _tile_rows(const double *w, const float *wf, Py_ssize_t outer, Py_ssize_t C,
+                           double *tiled, float *tiledf) noexcept nogil:
+    """_rows_per_run, the run's weights tiled into ``tiled`` (and ``wf`` into ``tiledf``,
+    unless NULL)."""
     cdef Py_ssize_t run = _rows_per_run(outer, C), k
     for k in range(run * C):
         tiled[k] = w[k % C]
+    if wf != NULL:
+        for k in range(run * C):
+            tiledf[k] = wf[k % C]
     return run
 
 
 cdef void _fwd_tiled(int kid, int di, const NbChannel *nb, const char *xp, char *op,
-                     Py_ssize_t outer, Py_ssize_t C, const double *w, Py_ssize_t itemsize,
-                     int nthreads) noexcept nogil:
+                     Py_ssize_t outer, Py_ssize_t C, const double *w, const float *wf,
+                     Py_ssize_t itemsize, int nthreads) noexcept nogil:
     """(N, C) forward in runs of rows sharing a tiled weight (on ``nthreads``), then the
     rows left (serial)."""
     cdef double tiled[ROW_RUN]
-    cdef Py_ssize_t run = _tile_rows(w, outer, C, tiled)
+    cdef float tiledf[ROW_RUN]
+    cdef Py_ssize_t run = _tile_rows(w, wf, outer, C, tiled, tiledf)
     cdef Py_ssize_t bulk = (outer // run) * run
-    _fwd_units(kid, di, nb, xp, op, _geometry(bulk // run, run * C, 1, tiled), nthreads)
+    _fwd_units(kid, di, nb, xp, op,
+               _geometry(bulk // run, run * C, 1, tiled, tiledf if wf != NULL else NULL),
+               nthreads)
     if bulk < outer:
         _fwd_units(kid, di, nb, xp + bulk * C * itemsize, op + bulk * C * itemsize,
-                   _geometry(outer - bulk, C, 1, w), 1)
+                   _geometry(outer - bulk, C, 1, w, wf), 1)
 
 
 def fast_channel_forward(int kid, object x, object weight, object out):
@@ -571,7 +637,9 @@ def fast_channel_forward(int kid, object x, object weight, object out):
     cdef bint above, numba, tile
     cdef Py_ssize_t n, C = 1, outer, inner, run
     cdef double stack[FAST_STACK_W]
+    cdef float fstack[FAST_STACK_W]
     cdef double *w
+    cdef float *wf = NULL
     cdef const void *xp
     cdef void *op
     cdef NbChannel nb
@@ -594,6 +662,10 @@ def fast_channel_forward(int kid, object x, object weight, object out):
     if w == NULL:
         return None
     try:
+        if di == 0:
+            wf = _fast_floats(w, C, fstack)
+            if wf == NULL:
+                return None
         outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
         inner = n // (outer * C) if C > 1 else n
         tile = C > 1 and inner == 1 and outer > 1 and C < ROW_RUN
@@ -615,28 +687,30 @@ def fast_channel_forward(int kid, object x, object weight, object out):
         if nthreads > 1:
             nthreads = _par_begin(nthreads)
         if tile and n < GIL_RELEASE_MIN and nthreads == 1:
-            _fwd_tiled(kid, di, via, <const char *>xp, <char *>op, outer, C, w,
+            _fwd_tiled(kid, di, via, <const char *>xp, <char *>op, outer, C, w, wf,
                        cnp.PyArray_ITEMSIZE(a), 1)
         elif tile:
             with nogil:
-                _fwd_tiled(kid, di, via, <const char *>xp, <char *>op, outer, C, w,
+                _fwd_tiled(kid, di, via, <const char *>xp, <char *>op, outer, C, w, wf,
                            cnp.PyArray_ITEMSIZE(a), nthreads)
         elif nthreads > 1 or numba:
             with nogil:
-                _fwd_units(kid, di, via, xp, op, _geometry(outer, C, inner, w), nthreads)
+                _fwd_units(kid, di, via, xp, op, _geometry(outer, C, inner, w, wf), nthreads)
         if nthreads > 1:
             _par_end()
         if tile or nthreads > 1 or numba:
             return o
         with nogil:
             if di == 0:
-                _fast_channel_fwd(kid, <const float *>xp, <float *>op, n, outer, C, w)
+                _fast_channel_fwd(kid, <const float *>xp, <float *>op, n, outer, C, w, wf)
             else:
-                _fast_channel_fwd(kid, <const double *>xp, <double *>op, n, outer, C, w)
+                _fast_channel_fwd(kid, <const double *>xp, <double *>op, n, outer, C, w, wf)
         return o
     finally:
         if w != stack:
             PyMem_Free(w)
+        if wf != fstack:
+            PyMem_Free(wf)
 
 
 def fast_channel_backward(int kid, object g, object s, object weight, object out):
@@ -648,7 +722,9 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
     cdef int di = _fast_dtype(g, kid), nthreads
     cdef Py_ssize_t n, C = 1, outer, most
     cdef double stack[FAST_STACK_W]
+    cdef float fstack[FAST_STACK_W]
     cdef double *w
+    cdef float *wf = NULL
     cdef double *buf = NULL
     cdef cnp.npy_intp wdim[1]
     cdef const void *gp
@@ -675,6 +751,10 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
     if w == NULL:
         return None
     try:
+        if di == 0:
+            wf = _fast_floats(w, C, fstack)
+            if wf == NULL:
+                return None
         res = _fast_out(ga, out, n * cnp.PyArray_ITEMSIZE(ga), s)
         if res is None:
             return None
@@ -704,16 +784,18 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
         with nogil:
             if di == 0:
                 _fast_channel_bwd(kid, <const float *>gp, <const float *>sp, <float *>op, n,
-                                  outer, C, w, buf, buf + 3 * most, <float *>gwp, &via)
+                                  outer, C, w, wf, buf, buf + 3 * most, <float *>gwp, &via)
             else:
                 _fast_channel_bwd(kid, <const double *>gp, <const double *>sp, <double *>op, n,
-                                  outer, C, w, buf, buf + 3 * most, <double *>gwp, &via)
+                                  outer, C, w, wf, buf, buf + 3 * most, <double *>gwp, &via)
         if nthreads > 1:
             _par_end()
         return o, gwa
     finally:
         if w != stack:
             PyMem_Free(w)
+        if wf != fstack:
+            PyMem_Free(wf)
         PyMem_Free(buf)
 
 

@@ -35,10 +35,13 @@ cdef extern from "fa_half.h" nogil:
 cdef extern from "fa_kernels.h" nogil:
     enum: FA_H16_CHUNK
     ctypedef void (*fa_bwdpg_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t, const double *, double *) noexcept nogil
+    ctypedef void (*fa_bwdpgv_h16)(const uint16_t *, const uint16_t *, uint16_t *, Py_ssize_t, const float *, double *) noexcept nogil
+    ctypedef void (*fa_unaryv_h16)(const uint16_t *, uint16_t *, Py_ssize_t, const float *, uint64_t, int64_t) noexcept nogil
 
 cdef extern from "fa_half.h" nogil:
-    fa_bwdpg_h16 fa_half_bwdpg(int fmt, int kid, int vector)
-    fa_unary_h16 fa_half_fwdv(int fmt, int kid)
+    fa_bwdpg_h16 fa_half_bwdpg(int fmt, int kid)
+    fa_bwdpgv_h16 fa_half_bwdpgv(int fmt, int kid)
+    fa_unaryv_h16 fa_half_fwdv(int fmt, int kid)
 
 fa_half_init()
 
@@ -480,17 +483,17 @@ cdef void _half_units_forward(int fmt, int kid, const uint16_t *x, uint16_t *out
     of a row (geo.vector)."""
     cdef Py_ssize_t u
     cdef Unit t
-    cdef fa_unary_h16 fwdv = fa_half_fwdv(fmt, kid) if geo.vector else NULL
+    cdef fa_unaryv_h16 fwdv = fa_half_fwdv(fmt, kid) if geo.vector else NULL
     cdef ColumnWalk cw
     if _column_walk(&cw, u0, u1, geo):
         while _column_next(&cw):
             u = cw.u * cw.rowlen + cw.c0
-            fwdv(x + u, out + u, cw.m, geo.w + cw.c0, 0, 0)
+            fwdv(x + u, out + u, cw.m, geo.wf + cw.c0, 0, 0)
         return
     for u in range(u0, u1):
         t = _unit(u, geo)
         if geo.vector:
-            fwdv(x + t.off, out + t.off, t.n, t.p, 0, 0)
+            fwdv(x + t.off, out + t.off, t.n, geo.wf + t.acc, 0, 0)
         else:
             _half_kernel(fmt, PLAIN, kid, x + t.off, NULL, out + t.off, t.n, t.p, 0, 0)
 
@@ -502,10 +505,14 @@ cdef void _half_units_backward(int fmt, int kid, const uint16_t *g, const uint16
     summed into ``acc`` as _units_backward sums float32's (the same bits)."""
     cdef Py_ssize_t u
     cdef Unit t
-    cdef fa_bwdpg_h16 k = fa_half_bwdpg(fmt, kid, geo.vector)
+    cdef fa_bwdpg_h16 k = fa_half_bwdpg(fmt, kid)
+    cdef fa_bwdpgv_h16 kv = fa_half_bwdpgv(fmt, kid)
     for u in range(u0, u1):
         t = _unit(u, geo)
-        k(g + t.off, s + t.off, out + t.off, t.n, t.p, acc + t.acc)
+        if geo.vector:
+            kv(g + t.off, s + t.off, out + t.off, t.n, geo.wf + t.acc, acc + t.acc)
+        else:
+            k(g + t.off, s + t.off, out + t.off, t.n, t.p, acc + t.acc)
 
 
 cdef void _half_channel_fwd_run(int fmt, int kid, const uint16_t *xp, uint16_t *op,
@@ -528,7 +535,9 @@ def half_channel_forward(int fmt, int kid, cnp.ndarray x, cnp.ndarray out,
                          cnp.ndarray weight, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                          int nthreads=1):
     """channel_forward on 16-bit bits (uint16 views of format ``fmt``), in float32."""
-    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
+    cdef cnp.ndarray wf = _as_floats(weight)
+    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight),
+                                  _float_data(wf))
     if fmt != 1 and fmt != 2:
         raise ValueError("fmt must be 1 (float16) or 2 (bfloat16)")
     _check_half(x, "x")
@@ -545,7 +554,9 @@ def half_channel_backward(int fmt, int kid, cnp.ndarray g, cnp.ndarray s, cnp.nd
                           Py_ssize_t inner, int nthreads=1):
     """channel_backward on 16-bit bits, in float32: the parameter gradient (C doubles)
     from the partial sums of channel_backward's blocks, reduced in block order."""
-    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight))
+    cdef cnp.ndarray wf = _as_floats(weight)
+    cdef Geometry geo = _geometry(outer, C, inner, <const double *>cnp.PyArray_DATA(weight),
+                                  _float_data(wf))
     cdef Py_ssize_t units = geo.rows * geo.segs, blk
     cdef Py_ssize_t nblocks = units if units < PGRAD_BLOCKS else PGRAD_BLOCKS
     if fmt != 1 and fmt != 2:
@@ -586,7 +597,9 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
     cdef bint above, tile, numba
     cdef Py_ssize_t n, C = 1, outer, inner, run
     cdef double stack[FAST_STACK_W]
+    cdef float fstack[FAST_STACK_W]
     cdef double *w
+    cdef float *wf = NULL
     cdef const uint16_t *xp
     cdef uint16_t *op
     cdef NbChannel nb
@@ -605,6 +618,9 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
     if w == NULL:
         return None
     try:
+        wf = _fast_floats(w, C, fstack)
+        if wf == NULL:
+            return None
         outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
         inner = n // (outer * C) if C > 1 else n
         tile = C > 1 and inner == 1 and outer > 1 and C < ROW_RUN
@@ -627,18 +643,21 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
             nthreads = _par_begin(nthreads)
         if tile:
             with nogil:
-                _fwd_tiled(kid, -fmt, via, <const char *>xp, <char *>op, outer, C, w, 2, nthreads)
+                _fwd_tiled(kid, -fmt, via, <const char *>xp, <char *>op, outer, C, w, wf, 2,
+                           nthreads)
         elif n < GIL_RELEASE_MIN and nthreads == 1:
-            _fwd_units(kid, -fmt, via, xp, op, _geometry(outer, C, inner, w), 1)
+            _fwd_units(kid, -fmt, via, xp, op, _geometry(outer, C, inner, w, wf), 1)
         else:
             with nogil:
-                _fwd_units(kid, -fmt, via, xp, op, _geometry(outer, C, inner, w), nthreads)
+                _fwd_units(kid, -fmt, via, xp, op, _geometry(outer, C, inner, w, wf), nthreads)
         if nthreads > 1:
             _par_end()
         return o
     finally:
         if w != stack:
             PyMem_Free(w)
+        if wf != fstack:
+            PyMem_Free(wf)
 
 
 cdef object _fast_half_channel_backward(int kid, object g, object s, object weight,
@@ -647,7 +666,9 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     cdef int fmt = _fast_half_fmt(g, kid)
     cdef Py_ssize_t n, C = 1, outer, most
     cdef double stack[FAST_STACK_W]
+    cdef float fstack[FAST_STACK_W]
     cdef double *w
+    cdef float *wf = NULL
     cdef double *buf = NULL
     cdef const uint16_t *gp
     cdef const uint16_t *sp
@@ -674,6 +695,9 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     if w == NULL:
         return None
     try:
+        wf = _fast_floats(w, C, fstack)
+        if wf == NULL:
+            return None
         res = _fast_out(ga, out, n * 2, s)
         if res is None:
             return None
@@ -697,7 +721,8 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
         if nthreads > 1:
             via.nthreads = _par_begin(nthreads)
         with nogil:
-            _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, buf, gwp, <uint16_t *>NULL, &via)
+            _fast_channel_bwd(kid, gp, sp, op, n, outer, C, w, wf, buf, gwp, <uint16_t *>NULL,
+                              &via)
         if nthreads > 1:
             _par_end()
         big = False
@@ -713,4 +738,6 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     finally:
         if w != stack:
             PyMem_Free(w)
+        if wf != fstack:
+            PyMem_Free(wf)
         PyMem_Free(buf)

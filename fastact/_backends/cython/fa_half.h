@@ -198,12 +198,11 @@ FA_BF16V4 static void fa_narrow_bf16_v4(const float *f, uint16_t *h, Py_ssize_t 
  * or NULL: those rows go through float32 buffers (fastact/_backends/cython/_half.pxi). */
 static fa_rowb_h16 fa_half_rbwd(int fmt, int kid) { return FA_HALF_PICK(FA_RBWD, fmt, kid); }
 /* The per-channel kernels on the format's 16 bits (NULL where kid has no channel
- * parameter): the backward with the parameter gradient (``vector``: a weight per
- * element), and the forward with a weight per element. */
-static fa_bwdpg_h16 fa_half_bwdpg(int fmt, int kid, int vector) {
-    return vector ? FA_HALF_PICK(FA_BWDPGV, fmt, kid) : FA_HALF_PICK(FA_BWDPG, fmt, kid);
-}
-static fa_unary_h16 fa_half_fwdv(int fmt, int kid) { return FA_HALF_PICK(FA_FWDV, fmt, kid); }
+ * parameter): the backward with the parameter gradient, one weight or a weight per
+ * element (float32 weights), and the forward with a weight per element. */
+static fa_bwdpg_h16 fa_half_bwdpg(int fmt, int kid) { return FA_HALF_PICK(FA_BWDPG, fmt, kid); }
+static fa_bwdpgv_h16 fa_half_bwdpgv(int fmt, int kid) { return FA_HALF_PICK(FA_BWDPGV, fmt, kid); }
+static fa_unaryv_h16 fa_half_fwdv(int fmt, int kid) { return FA_HALF_PICK(FA_FWDV, fmt, kid); }
 
 static void fa_half_widen(int fmt, const uint16_t *h, float *f, Py_ssize_t n) {
 #if FA_HAVE_CLONES

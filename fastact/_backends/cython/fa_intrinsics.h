@@ -306,9 +306,6 @@ static inline Py_ssize_t fa_head(const void *out, Py_ssize_t n, size_t size) {
  * where fa_backwards says (fastact/_codegen/c_kernels.py: the driver); the
  * values are the same. */
 #define FA_ALIAS_SPAN 256
-/* The elements of a float32 kernel's backward loop whose per-element parameters
- * are converted to float at a time (fastact/_codegen/c_kernels.py: _rev). */
-#define FA_BACK_BLOCK 512
 
 /* +1 if out starts 1..FA_ALIAS_SPAN bytes after in (modulo a page), -1 if as
  * far before it, 0 otherwise. */
