@@ -428,11 +428,22 @@ cdef double *_fast_weight(object weight, cnp.ndarray a, int di, double *stack,
     return w
 
 
-cdef float *_fast_floats(const double *w, Py_ssize_t C, float *stack) noexcept:
-    """The weights ``w`` (rounded to float32) as floats, in ``stack`` (FAST_STACK_W) or
-    from PyMem_Malloc; NULL when out of memory."""
-    cdef float *wf = stack if C <= FAST_STACK_W else <float *>PyMem_Malloc(C * sizeof(float))
+cdef const float *_fast_floats(object weight, const double *w, Py_ssize_t C, float *stack,
+                               float **owned, cnp.ndarray out) noexcept:
+    """The weights as floats: a float32 weight array's own data (plain, as _fast_weight
+    checked) where it shares no memory with ``out``, else ``w`` (rounded to float32)
+    copied into ``stack`` (FAST_STACK_W) or into memory from PyMem_Malloc, which
+    ``owned`` receives (NULL otherwise); NULL when out of memory."""
+    cdef float *wf
     cdef Py_ssize_t c
+    owned[0] = NULL
+    if (type(weight) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>weight) == cnp.NPY_FLOAT32
+            and _apart(<cnp.ndarray>weight, out)):
+        return <const float *>cnp.PyArray_DATA(<cnp.ndarray>weight)
+    if C <= FAST_STACK_W:
+        wf = stack
+    else:
+        wf = owned[0] = <float *>PyMem_Malloc(C * sizeof(float))
     if wf != NULL:
         for c in range(C):
             wf[c] = <float>w[c]
@@ -639,7 +650,8 @@ def fast_channel_forward(int kid, object x, object weight, object out):
     cdef double stack[FAST_STACK_W]
     cdef float fstack[FAST_STACK_W]
     cdef double *w
-    cdef float *wf = NULL
+    cdef const float *wf = NULL
+    cdef float *wf_owned = NULL
     cdef const void *xp
     cdef void *op
     cdef NbChannel nb
@@ -662,10 +674,6 @@ def fast_channel_forward(int kid, object x, object weight, object out):
     if w == NULL:
         return None
     try:
-        if di == 0:
-            wf = _fast_floats(w, C, fstack)
-            if wf == NULL:
-                return None
         outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
         inner = n // (outer * C) if C > 1 else n
         tile = C > 1 and inner == 1 and outer > 1 and C < ROW_RUN
@@ -677,6 +685,10 @@ def fast_channel_forward(int kid, object x, object weight, object out):
         if res is None:
             return None
         o = <cnp.ndarray>res
+        if di == 0:
+            wf = _fast_floats(weight, w, C, fstack, &wf_owned, o)
+            if wf == NULL:
+                return None
         xp = cnp.PyArray_DATA(a)
         op = cnp.PyArray_DATA(o)
         numba = _numba_runs(0, di, kid, nthreads)
@@ -709,8 +721,7 @@ def fast_channel_forward(int kid, object x, object weight, object out):
     finally:
         if w != stack:
             PyMem_Free(w)
-        if wf != fstack:
-            PyMem_Free(wf)
+        PyMem_Free(wf_owned)
 
 
 def fast_channel_backward(int kid, object g, object s, object weight, object out):
@@ -724,7 +735,8 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
     cdef double stack[FAST_STACK_W]
     cdef float fstack[FAST_STACK_W]
     cdef double *w
-    cdef float *wf = NULL
+    cdef const float *wf = NULL
+    cdef float *wf_owned = NULL
     cdef double *buf = NULL
     cdef cnp.npy_intp wdim[1]
     cdef const void *gp
@@ -751,14 +763,14 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
     if w == NULL:
         return None
     try:
-        if di == 0:
-            wf = _fast_floats(w, C, fstack)
-            if wf == NULL:
-                return None
         res = _fast_out(ga, out, n * cnp.PyArray_ITEMSIZE(ga), s)
         if res is None:
             return None
         o = <cnp.ndarray>res
+        if di == 0:
+            wf = _fast_floats(weight, w, C, fstack, &wf_owned, o)
+            if wf == NULL:
+                return None
         outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
         via.nb = NULL
         if _numba_runs(1, di, kid, nthreads):
@@ -794,8 +806,7 @@ def fast_channel_backward(int kid, object g, object s, object weight, object out
     finally:
         if w != stack:
             PyMem_Free(w)
-        if wf != fstack:
-            PyMem_Free(wf)
+        PyMem_Free(wf_owned)
         PyMem_Free(buf)
 
 

@@ -487,10 +487,7 @@ cdef inline int _fast_bias_geometry(cnp.ndarray a, object bias, object bias_axis
 
 cdef inline bint _fast_bias_apart(object bias, cnp.ndarray o) noexcept:
     """The bias shares no memory with the output."""
-    cdef cnp.ndarray b = <cnp.ndarray>bias
-    cdef char *pb = <char *>cnp.PyArray_DATA(b)
-    cdef char *po = <char *>cnp.PyArray_DATA(o)
-    return (pb + cnp.PyArray_NBYTES(b) <= po or po + cnp.PyArray_NBYTES(o) <= pb)
+    return _apart(<cnp.ndarray>bias, o)
 
 
 cdef void _run_bias_fwd(int di, int table, int kid, const void *xp, const void *bp, void *op,

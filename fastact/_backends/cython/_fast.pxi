@@ -323,6 +323,13 @@ cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b, Py_ssize_t nbytes) noex
     return pa + nbytes <= pb or pb + nbytes <= pa
 
 
+cdef inline bint _apart(cnp.ndarray a, cnp.ndarray b) noexcept:
+    """The bytes of ``a`` and of ``b`` (contiguous) do not overlap."""
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    return pa + cnp.PyArray_NBYTES(a) <= pb or pb + cnp.PyArray_NBYTES(b) <= pa
+
+
 cdef inline bint _plain(object x, int typenum) noexcept:
     """An exact, C-contiguous, aligned ndarray of dtype ``typenum``."""
     if type(x) is not cnp.ndarray:

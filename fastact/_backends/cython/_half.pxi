@@ -599,7 +599,8 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
     cdef double stack[FAST_STACK_W]
     cdef float fstack[FAST_STACK_W]
     cdef double *w
-    cdef float *wf = NULL
+    cdef const float *wf = NULL
+    cdef float *wf_owned = NULL
     cdef const uint16_t *xp
     cdef uint16_t *op
     cdef NbChannel nb
@@ -618,9 +619,6 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
     if w == NULL:
         return None
     try:
-        wf = _fast_floats(w, C, fstack)
-        if wf == NULL:
-            return None
         outer = cnp.PyArray_DIM(a, 0) if C > 1 else 1
         inner = n // (outer * C) if C > 1 else n
         tile = C > 1 and inner == 1 and outer > 1 and C < ROW_RUN
@@ -631,6 +629,9 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
         if res is None:
             return None
         o = <cnp.ndarray>res
+        wf = _fast_floats(weight, w, C, fstack, &wf_owned, o)
+        if wf == NULL:
+            return None
         numba = _numba_runs(0, 0, kid, nthreads)
         # Numba's kernels for the format, as its 16-bit driver runs them
         if numba:
@@ -656,8 +657,7 @@ cdef object _fast_half_channel_forward(int kid, object x, object weight, object 
     finally:
         if w != stack:
             PyMem_Free(w)
-        if wf != fstack:
-            PyMem_Free(wf)
+        PyMem_Free(wf_owned)
 
 
 cdef object _fast_half_channel_backward(int kid, object g, object s, object weight,
@@ -668,7 +668,8 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     cdef double stack[FAST_STACK_W]
     cdef float fstack[FAST_STACK_W]
     cdef double *w
-    cdef float *wf = NULL
+    cdef const float *wf = NULL
+    cdef float *wf_owned = NULL
     cdef double *buf = NULL
     cdef const uint16_t *gp
     cdef const uint16_t *sp
@@ -695,13 +696,13 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     if w == NULL:
         return None
     try:
-        wf = _fast_floats(w, C, fstack)
-        if wf == NULL:
-            return None
         res = _fast_out(ga, out, n * 2, s)
         if res is None:
             return None
         o = <cnp.ndarray>res
+        wf = _fast_floats(weight, w, C, fstack, &wf_owned, o)
+        if wf == NULL:
+            return None
         outer = cnp.PyArray_DIM(ga, 0) if C > 1 else 1
         # Numba's kernels for the format, as its 16-bit driver runs them
         if numba and not _nb_channel(1, N_DTYPES + fmt - 1, kid, o is ga, n // (outer * C) == 1,
@@ -738,6 +739,5 @@ cdef object _fast_half_channel_backward(int kid, object g, object s, object weig
     finally:
         if w != stack:
             PyMem_Free(w)
-        if wf != fstack:
-            PyMem_Free(wf)
+        PyMem_Free(wf_owned)
         PyMem_Free(buf)
