@@ -535,6 +535,8 @@ cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *o
     cdef double *psum = buf + most
     cdef double *tiled = buf + 2 * most
     cdef float tiledf[ROW_RUN]
+    cdef const double *tw
+    cdef const float *twf
     if C == 1:
         _fast_channel_part(kid, g, s, out, 1, 1, n, w, wf, blk, psum, via)
         gw[0] = psum[0]
@@ -546,11 +548,10 @@ cdef void _fast_channel_bwd(int kid, const chan_t *g, const chan_t *s, chan_t *o
                 gw[c] = psum[c]
         else:
             # (N, C): runs of ``run`` rows share a tiled weight; their sums are folded
-            run = _tile_rows(w, wf, outer, C, tiled, tiledf)
+            run = _tile_rows(w, wf, outer, C, tiled, tiledf, &tw, &twf)
             bulk = (outer // run) * run
             width = run * C
-            _fast_channel_part(kid, g, s, out, bulk // run, width, 1, tiled,
-                               tiledf if wf != NULL else NULL, blk, psum, via)
+            _fast_channel_part(kid, g, s, out, bulk // run, width, 1, tw, twf, blk, psum, via)
             for c in range(C):
                 gw[c] = 0.0
             for f in range(run):
@@ -607,15 +608,22 @@ cdef inline Py_ssize_t _rows_per_run(Py_ssize_t outer, Py_ssize_t C) noexcept no
 
 
 cdef Py_ssize_t _tile_rows(const double *w, const float *wf, Py_ssize_t outer, Py_ssize_t C,
-                           double *tiled, float *tiledf) noexcept nogil:
-    """_rows_per_run, the run's weights tiled into ``tiled`` (and ``wf`` into ``tiledf``,
-    unless NULL)."""
-    cdef Py_ssize_t run = _rows_per_run(outer, C), k
-    for k in range(run * C):
-        tiled[k] = w[k % C]
-    if wf != NULL:
-        for k in range(run * C):
-            tiledf[k] = wf[k % C]
+                           double *tiled, float *tiledf, const double **tw,
+                           const float **twf) noexcept nogil:
+    """_rows_per_run, and the run's weights in ``tw`` and ``twf``: ``w`` and ``wf``
+    themselves for a run of one row, else copied row by row into ``tiled`` and ``tiledf``
+    (``twf`` NULL where ``wf`` is)."""
+    cdef Py_ssize_t run = _rows_per_run(outer, C), r
+    tw[0] = w
+    twf[0] = wf
+    if run > 1:
+        for r in range(run):
+            memcpy(tiled + r * C, w, C * sizeof(double))
+        tw[0] = tiled
+        if wf != NULL:
+            for r in range(run):
+                memcpy(tiledf + r * C, wf, C * sizeof(float))
+            twf[0] = tiledf
     return run
 
 
@@ -626,11 +634,11 @@ cdef void _fwd_tiled(int kid, int di, const NbChannel *nb, const char *xp, char 
     rows left (serial)."""
     cdef double tiled[ROW_RUN]
     cdef float tiledf[ROW_RUN]
-    cdef Py_ssize_t run = _tile_rows(w, wf, outer, C, tiled, tiledf)
+    cdef const double *tw
+    cdef const float *twf
+    cdef Py_ssize_t run = _tile_rows(w, wf, outer, C, tiled, tiledf, &tw, &twf)
     cdef Py_ssize_t bulk = (outer // run) * run
-    _fwd_units(kid, di, nb, xp, op,
-               _geometry(bulk // run, run * C, 1, tiled, tiledf if wf != NULL else NULL),
-               nthreads)
+    _fwd_units(kid, di, nb, xp, op, _geometry(bulk // run, run * C, 1, tw, twf), nthreads)
     if bulk < outer:
         _fwd_units(kid, di, nb, xp + bulk * C * itemsize, op + bulk * C * itemsize,
                    _geometry(outer - bulk, C, 1, w, wf), 1)

@@ -26,7 +26,7 @@ where the general path must run.
 cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint16_t, uint64_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from . cimport fa_openmp as openmp
 from .fa_build cimport FA_COMPILER, FA_SIMD_CLONES, FA_SOURCE_KEY
