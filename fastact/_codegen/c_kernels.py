@@ -64,7 +64,7 @@ from .dialect import (
 
 KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv", "bwdv")
 # The kinds with pointer tables: bwdv runs inside bwdpgv only.
-TABLED_KINDS = ("fwd", "bwd", "tfwd", "tbwd", "fwdv")
+TABLED_KINDS = tuple(k for k in KINDS if k != "bwdv")
 # The 16-bit kernels (the float32 kernel's range function on chunks of
 # FA_H16_CHUNK elements widened exactly into float32 and rounded once as
 # stored: fa_convert.h): suffix -> (the copies' attribute, the chunk
@@ -1114,7 +1114,10 @@ def _half_channel(entry: Activation, kind: str, store: str, helpers: list[str]) 
     vector = kind != "bwdpg"
     name = f"fa_{entry.name}_{kind}_{store}"
     if kind == "fwdv":
-        sig = "const uint16_t *xp, uint16_t *out, Py_ssize_t n, const float *p, uint64_t seed, int64_t off"
+        sig = (
+            "const uint16_t *xp, uint16_t *out, Py_ssize_t n, "
+            f"const {param_type('float', vector)} *p, uint64_t seed, int64_t off"
+        )
         lines = [
             f"{attr}static void {name}({sig}) {{",
             "    float a[FA_H16_CHUNK] FA_ALIGN64, b[FA_H16_CHUNK] FA_ALIGN64;",

@@ -485,11 +485,6 @@ cdef inline int _fast_bias_geometry(cnp.ndarray a, object bias, object bias_axis
     return 0
 
 
-cdef inline bint _fast_bias_apart(object bias, cnp.ndarray o) noexcept:
-    """The bias shares no memory with the output."""
-    return _apart(<cnp.ndarray>bias, o)
-
-
 cdef void _run_bias_fwd(int di, int table, int kid, const void *xp, const void *bp, void *op,
                         Py_ssize_t n, Py_ssize_t C, Py_ssize_t inner, const double *p,
                         uint64_t seed, int nthreads) noexcept nogil:
@@ -542,7 +537,7 @@ cdef object _fast_bias_fwd(int table, int kid, object x_, object bias, object bi
     if res is None:
         return None
     o = <cnp.ndarray>res
-    if not _fast_bias_apart(bias, o):
+    if not _apart(<cnp.ndarray>bias, o):  # the bias shares no memory with out
         return None
     cdef const void *xp = cnp.PyArray_DATA(a)
     cdef const void *bp = cnp.PyArray_DATA(<cnp.ndarray>bias)
@@ -586,7 +581,7 @@ cdef object _fast_bias_bwd(int table, int kid, bint recompute, object g_, object
     if res is None:
         return None
     o = <cnp.ndarray>res
-    if not _fast_bias_apart(bias, o):
+    if not _apart(<cnp.ndarray>bias, o):  # the bias shares no memory with out
         return None
     nblocks = _bias_blocks(n, C)
     dims[0] = nblocks
